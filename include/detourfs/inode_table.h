@@ -1,0 +1,170 @@
+// InodeTable: FUSE inode numbers to nodes, with the kernel's lookup counts.
+//
+// A node is a file as the kernel knows it. Its FUSE inode number is a detourfs
+// node id, assigned once and never reused while the daemon runs, so it can stay
+// the same when the overlay later moves the file's backing (copy-up). A
+// secondary index maps the backing file's identity (st_dev, st_ino) to its node,
+// so hard links share one node, as on a local filesystem.
+//
+// No fd is kept per node: a node records where it is reached — its aliases,
+// (parent node, name) pairs the kernel has looked up — and the resolver opens it
+// on demand through a bounded fd cache. A parent stays alive while any alias
+// names it (a pin), so a path can always be rebuilt.
+//
+// Lifetime: a node lives while nlookup > 0 (the kernel holds it), while it is
+// pinned (children's aliases, in-flight path walks) or while files are open on
+// it. Forget() drops nlookup; the node is erased when all three reach zero.
+//
+// Thread safety: every method takes the table mutex; a Node's mutable fields are
+// guarded by it and only read through the table. Lock order: the table mutex is
+// a leaf (nothing else is locked while it is held).
+#pragma once
+
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "detourfs/unique_fd.h"
+
+namespace detourfs {
+
+struct BackingId {
+  dev_t dev = 0;
+  ino_t ino = 0;
+  bool operator==(const BackingId& o) const { return dev == o.dev && ino == o.ino; }
+};
+
+struct BackingIdHash {
+  size_t operator()(const BackingId& id) const noexcept {
+    return std::hash<uint64_t>()(id.ino * 0x9E3779B97F4A7C15ULL ^ id.dev);
+  }
+};
+
+using SharedFd = std::shared_ptr<const UniqueFd>;
+
+class InodeTable;
+
+class Node {
+ public:
+  uint64_t id() const { return id_; }
+  // S_IFMT bits; a node never changes type.
+  mode_t type() const { return type_; }
+  bool is_dir() const { return S_ISDIR(type_); }
+  bool is_symlink() const { return S_ISLNK(type_); }
+
+ private:
+  friend class InodeTable;
+  struct Alias {
+    Node* parent;
+    std::string name;
+  };
+
+  Node(uint64_t id, mode_t type, BackingId backing) : id_(id), type_(type), backing_(backing) {}
+
+  const uint64_t id_;
+  const mode_t type_;
+  BackingId backing_;
+  uint64_t nlookup_ = 0;
+  uint32_t pins_ = 0;
+  bool indexed_ = false;
+  std::vector<Alias> aliases_;
+  std::vector<SharedFd> open_fds_;  // fds of open files, for nodes without a name
+};
+
+// A counted reference that keeps a node alive; move-only.
+class NodePin {
+ public:
+  NodePin() = default;
+  NodePin(InodeTable* table, Node* node) : table_(table), node_(node) {}
+  NodePin(NodePin&& o) noexcept : table_(o.table_), node_(o.node_) { o.node_ = nullptr; }
+  NodePin& operator=(NodePin&& o) noexcept;
+  NodePin(const NodePin&) = delete;
+  NodePin& operator=(const NodePin&) = delete;
+  ~NodePin();
+
+  Node* get() const { return node_; }
+  Node* operator->() const { return node_; }
+
+ private:
+  InodeTable* table_ = nullptr;
+  Node* node_ = nullptr;
+};
+
+// Where a node can be reached: a pinned parent and a name in it.
+struct Location {
+  NodePin parent;
+  std::string name;
+};
+
+class InodeTable {
+ public:
+  static constexpr uint64_t kRootId = 1;  // FUSE_ROOT_ID
+
+  explicit InodeTable(const struct stat& root_st);
+  InodeTable(const InodeTable&) = delete;
+  InodeTable& operator=(const InodeTable&) = delete;
+
+  Node* root() const { return root_; }
+
+  // The node with FUSE inode number `id`, or nullptr. The kernel only names
+  // inodes it holds, so the node stays valid for the request.
+  Node* Find(uint64_t id);
+
+  // The node for `name` in `parent`, whose backing file has stat `st`, found
+  // by identity or created; takes one lookup reference and records the alias.
+  Node* Remember(Node* parent, std::string_view name, const struct stat& st);
+
+  // Drops `n` lookup references; the node is erased once nothing holds it.
+  void Forget(uint64_t id, uint64_t n);
+
+  // Every alias of `node`, parents pinned, most recent first.
+  std::vector<Location> Locations(Node* node);
+
+  // `name` in `parent` no longer names the file with stat `st` (unlinked or
+  // replaced). If that was its last link, its identity is dropped from the
+  // index, since the filesystem may give the inode number to a new file, and
+  // its node id is returned (0 otherwise).
+  uint64_t Unlinked(Node* parent, std::string_view name, const struct stat& st);
+
+  // The file with stat `st` moved from (old_parent, old_name) to
+  // (new_parent, new_name).
+  void Renamed(const struct stat& st, Node* old_parent, std::string_view old_name,
+               Node* new_parent, std::string_view new_name);
+
+  // Open files keep an fd reachable for nodes that lost every name.
+  void AddOpenFd(Node* node, SharedFd fd);
+  void RemoveOpenFd(Node* node, const SharedFd& fd);
+  SharedFd AnyOpenFd(Node* node);
+
+  // The identity of the file backing `node`.
+  BackingId Backing(Node* node);
+
+  NodePin Pin(Node* node);
+  void Unpin(Node* node);
+
+  // Counts for status and tests.
+  size_t size();
+  uint64_t LookupCount(uint64_t id);
+
+ private:
+  Node* NodeByBacking(const struct stat& st);  // requires mu_
+  void AddAlias(Node* node, Node* parent, std::string_view name);  // requires mu_
+  bool RemoveAlias(Node* node, Node* parent, std::string_view name);  // requires mu_
+  void MaybeErase(Node* node);  // requires mu_
+  void Unindex(Node* node);  // requires mu_
+
+  std::mutex mu_;
+  uint64_t next_id_ = kRootId + 1;
+  std::unordered_map<uint64_t, std::unique_ptr<Node>> nodes_;
+  std::unordered_map<BackingId, Node*, BackingIdHash> by_backing_;
+  Node* root_ = nullptr;
+};
+
+}  // namespace detourfs

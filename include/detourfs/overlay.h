@@ -1,0 +1,185 @@
+// Overlay: the namespace the mount serves, as calls that take nodes and names
+// and return Results. The FUSE adapters unpack a request, call one method and
+// reply; everything else lives here and below.
+//
+// Today there is one layer, the volume (the lower directory), so every call is
+// a pass-through to it; the routing, tiers, copy-up and whiteouts of DESIGN.md
+// slot in here without changing the adapters.
+//
+// Ownership: nodes belong to the InodeTable. A method returning an Entry has
+// taken one lookup reference on entry.node for the kernel; the adapter must hand
+// the entry to the kernel or call Forget(entry.node->id(), 1).
+//
+// All methods are thread-safe. The daemon runs as root; files created here are
+// given to the calling process's uid/gid (setgid directories respected) and
+// created under the caller's umask, so default POSIX ACLs apply as on a local
+// filesystem.
+#pragma once
+
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "detourfs/inode_table.h"
+#include "detourfs/result.h"
+#include "detourfs/unique_fd.h"
+
+namespace detourfs {
+
+class Resolver;
+class FdCache;
+
+// The process making a request.
+struct Caller {
+  uid_t uid = 0;
+  gid_t gid = 0;
+  pid_t pid = 0;
+  mode_t umask = 022;
+};
+
+// A node with the attributes to report for it.
+struct Entry {
+  Node* node = nullptr;
+  struct stat attr {};
+};
+
+// An open regular file. `fd` is a real (not O_PATH) fd on the backing file.
+struct FileHandle {
+  Node* node = nullptr;
+  SharedFd fd;
+};
+
+// An open directory: a real fd and the getdents position within it.
+struct DirHandle {
+  Node* node = nullptr;
+  UniqueFd fd;
+  std::mutex mu;
+  std::vector<char> buf;  // guarded by mu: entries read but not yet returned
+  size_t buf_pos = 0;
+  size_t buf_len = 0;
+  off_t offset = 0;  // guarded by mu: the offset the next buffered entry has
+};
+
+// One directory entry for ReadDir. `entry` is set in plus mode, except for
+// "." and "..", which are never looked up.
+struct DirEntry {
+  std::string_view name;
+  ino_t ino = 0;
+  mode_t type = 0;  // S_IFMT bits
+  off_t next_offset = 0;
+  std::optional<Entry> entry;
+};
+
+// Which attributes SetAttr changes; a time's tv_nsec may be UTIME_NOW.
+struct SetAttrRequest {
+  std::optional<mode_t> mode;
+  std::optional<uid_t> uid;
+  std::optional<gid_t> gid;
+  std::optional<off_t> size;
+  std::optional<struct timespec> atime;
+  std::optional<struct timespec> mtime;
+};
+
+struct OverlayOptions {
+  size_t fd_cache_capacity = 4096;
+  // The kernel caches pages (FUSE writeback cache): files opened write-only
+  // are opened read-write below, and O_APPEND is left to the kernel.
+  bool writeback_cache = true;
+};
+
+class Overlay {
+ public:
+  // `lower_fd`: an O_PATH | O_DIRECTORY fd on the volume's root, opened before
+  // the mount hid it.
+  static Result<std::unique_ptr<Overlay>> Open(UniqueFd lower_fd, const OverlayOptions& options);
+  ~Overlay();
+
+  Overlay(const Overlay&) = delete;
+  Overlay& operator=(const Overlay&) = delete;
+
+  InodeTable& table() { return *table_; }
+  size_t cached_fds() const;
+
+  // Namespace.
+  Result<Entry> Lookup(uint64_t parent, std::string_view name);
+  void Forget(uint64_t ino, uint64_t nlookup);
+  Result<Entry> Mknod(uint64_t parent, std::string_view name, mode_t mode, dev_t rdev,
+                      const Caller& caller);
+  Result<Entry> Mkdir(uint64_t parent, std::string_view name, mode_t mode, const Caller& caller);
+  Result<Entry> Symlink(std::string_view target, uint64_t parent, std::string_view name,
+                        const Caller& caller);
+  Result<Entry> Link(uint64_t ino, uint64_t new_parent, std::string_view new_name);
+  Result<void> Unlink(uint64_t parent, std::string_view name);
+  Result<void> Rmdir(uint64_t parent, std::string_view name);
+  // `flags`: 0, RENAME_NOREPLACE or RENAME_EXCHANGE.
+  Result<void> Rename(uint64_t parent, std::string_view name, uint64_t new_parent,
+                      std::string_view new_name, unsigned int flags);
+
+  // Attributes. `fh` is the open file the kernel named, if any.
+  Result<struct stat> GetAttr(uint64_t ino, FileHandle* fh);
+  Result<struct stat> SetAttr(uint64_t ino, const SetAttrRequest& req, FileHandle* fh);
+  Result<std::string> Readlink(uint64_t ino);
+  Result<void> Access(uint64_t ino, int mask, const Caller& caller);
+  Result<struct statvfs> StatFs(uint64_t ino);
+
+  // Files.
+  Result<std::unique_ptr<FileHandle>> Open(uint64_t ino, int flags);
+  Result<std::pair<Entry, std::unique_ptr<FileHandle>>> Create(uint64_t parent,
+                                                               std::string_view name,
+                                                               mode_t mode, int flags,
+                                                               const Caller& caller);
+  void Release(std::unique_ptr<FileHandle> fh);
+  Result<void> Fsync(FileHandle& fh, bool datasync);
+  Result<void> Fallocate(FileHandle& fh, int mode, off_t offset, off_t length);
+  Result<size_t> CopyFileRange(FileHandle& in, off_t off_in, FileHandle& out, off_t off_out,
+                               size_t len, unsigned int flags);
+  Result<off_t> Lseek(FileHandle& fh, off_t off, int whence);
+
+  // Directories. ReadDir calls `emit` for each entry from `offset` on until it
+  // returns false (no room): in plus mode that entry's lookup is undone.
+  Result<std::unique_ptr<DirHandle>> OpenDir(uint64_t ino);
+  Result<void> ReadDir(DirHandle& dh, off_t offset, bool plus,
+                       const std::function<bool(const DirEntry&)>& emit);
+  Result<void> FsyncDir(DirHandle& dh, bool datasync);
+
+  // Extended attributes (POSIX ACLs are system.posix_acl_* xattrs). With
+  // size 0, Get/List return the size needed.
+  Result<size_t> GetXattr(uint64_t ino, const char* name, void* value, size_t size);
+  Result<size_t> ListXattr(uint64_t ino, char* list, size_t size);
+  Result<void> SetXattr(uint64_t ino, const char* name, const void* value, size_t size,
+                        int flags);
+  Result<void> RemoveXattr(uint64_t ino, const char* name);
+
+ private:
+  Overlay(const OverlayOptions& options, std::unique_ptr<InodeTable> table,
+          std::unique_ptr<FdCache> cache, std::unique_ptr<Resolver> resolver, dev_t root_dev);
+
+  Result<Node*> NodeOf(uint64_t ino);
+  Result<SharedFd> FdOf(Node* node);
+  // The reported inode number: the backing one, mixed with the device when a
+  // file lives on another filesystem mounted inside the lower directory.
+  void ReportIno(struct stat& st) const;
+  Result<Entry> Found(Node* parent, std::string_view name, UniqueFd fd, struct stat st);
+  // Gives a node just created by root to the caller (uid, gid per setgid rule).
+  Result<void> GiveToCaller(int fd, int parent_fd, const Caller& caller, struct stat& st);
+  template <typename MakeFn>
+  Result<Entry> MakeNode(uint64_t parent, std::string_view name, const Caller& caller,
+                         MakeFn make);
+  Result<void> Remove(uint64_t parent, std::string_view name, int flags);
+
+  const OverlayOptions options_;
+  std::unique_ptr<InodeTable> table_;
+  std::unique_ptr<FdCache> cache_;
+  std::unique_ptr<Resolver> resolver_;
+  const dev_t root_dev_;
+};
+
+}  // namespace detourfs

@@ -1,0 +1,137 @@
+// Daemon: start-up order, the FUSE session, shutdown.
+#include "daemon/daemon.h"
+
+#include <spdlog/spdlog.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+#include "daemon/mountpoint.h"
+#include "fuse/ops.h"
+
+namespace detourfs {
+namespace {
+
+// fsname is comma-separated in -o: escape commas and backslashes.
+std::string EscapeOption(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == ',' || c == '\\') out.push_back('\\');
+    out.push_back(c);
+  }
+  return out;
+}
+
+std::string MountOptions(const DaemonOptions& o, const std::string& lower) {
+  std::string opts = "fsname=" + EscapeOption(lower) + ",subtype=detourfs";
+  if (::geteuid() == 0) {
+    // Other users reach their files through the mount; the kernel checks
+    // permissions for each of them against the modes and ACLs we report.
+    opts += ",allow_other,default_permissions";
+  }
+  for (const std::string& opt : o.fuse_options) opts += "," + opt;
+  return opts;
+}
+
+// Session, signal handlers and mount, torn down in reverse order.
+struct Session {
+  fuse_session* se = nullptr;
+  bool handlers = false;
+  bool mounted = false;
+  ~Session() {
+    if (mounted) fuse_session_unmount(se);
+    if (handlers) fuse_remove_signal_handlers(se);
+    if (se) fuse_session_destroy(se);
+  }
+};
+
+}  // namespace
+
+int Daemon::Run() {
+  const DaemonOptions& o = options_;
+  if (Status s = CheckMountpoint(o.mountpoint); !s.ok()) {
+    spdlog::error("{}", s.ToString());
+    return kExitMountpoint;
+  }
+  const std::string lower = o.lower.empty() ? o.mountpoint : o.lower;
+  Result<UniqueFd> lower_fd = OpenLower(lower);
+  if (!lower_fd.ok()) {
+    spdlog::error("{}", Status::FromErrno(lower_fd.error(),
+                                          "cannot open lower directory '" + lower + "'")
+                            .ToString());
+    return kExitLower;
+  }
+  const auto fd_limit = RaiseFdLimit();
+
+  OverlayOptions overlay_options;
+  overlay_options.fd_cache_capacity = o.fd_cache;
+  overlay_options.writeback_cache = o.writeback_cache;
+  Result<std::unique_ptr<Overlay>> overlay = Overlay::Open(std::move(*lower_fd), overlay_options);
+  if (!overlay.ok()) {
+    spdlog::error("{}", Status::FromErrno(overlay.error(), "cannot serve '" + lower + "'")
+                            .ToString());
+    return kExitLower;
+  }
+  overlay_ = std::move(*overlay);
+  context_.overlay = overlay_.get();
+  context_.settings.entry_timeout = o.entry_timeout;
+  context_.settings.attr_timeout = o.attr_timeout;
+  context_.settings.negative_timeout = o.negative_timeout;
+  context_.settings.writeback_cache = o.writeback_cache;
+  context_.settings.splice = o.splice;
+
+  std::vector<std::string> args = {"detourfs", "-o", MountOptions(o, lower)};
+  if (o.fuse_debug) args.emplace_back("-d");
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  fuse_args fargs = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
+
+  Session session;
+  session.se = fuse_session_new(&fargs, &fuseops::OpsTable(), sizeof(fuse_lowlevel_ops),
+                                &context_);
+  fuse_opt_free_args(&fargs);
+  if (!session.se) {
+    spdlog::error("cannot create the FUSE session (bad -o option?)");
+    return kExitMount;
+  }
+  if (fuse_set_signal_handlers(session.se) != 0) {
+    spdlog::error("cannot install signal handlers");
+    return kExitMount;
+  }
+  session.handlers = true;
+  if (fuse_session_mount(session.se, o.mountpoint.c_str()) != 0) {
+    spdlog::error("cannot mount on '{}' (is /dev/fuse available, and are you root?)",
+                  o.mountpoint);
+    return kExitMount;
+  }
+  session.mounted = true;
+  spdlog::info("detourfs serving '{}' at '{}' (fd limit {}, fd cache {})", lower, o.mountpoint,
+               fd_limit, o.fd_cache);
+  // Never keep a working directory inside the mount: the daemon would wait
+  // on itself. fuse_daemonize does the same when it forks.
+  if (::chdir("/") != 0) spdlog::warn("cannot chdir to /, ignoring");
+  if (fuse_daemonize(o.foreground ? 1 : 0) != 0) {
+    spdlog::error("cannot daemonize");
+    return kExitMount;
+  }
+  (void)sd_notifyf(0, "READY=1\nSTATUS=Serving %s at %s", lower.c_str(), o.mountpoint.c_str());
+
+  fuse_loop_config* loop = fuse_loop_cfg_create();
+  fuse_loop_cfg_set_max_threads(loop, o.threads);
+  // Keep the workers: creating a thread per burst costs more than it saves.
+  fuse_loop_cfg_set_idle_threads(loop, o.threads);
+  fuse_loop_cfg_set_clone_fd(loop, 1);
+  const int rc = fuse_session_loop_mt(session.se, loop);
+  fuse_loop_cfg_destroy(loop);
+  (void)sd_notify(0, "STOPPING=1");
+  if (rc != 0) {
+    spdlog::error("FUSE session ended with error {}", rc);
+    return kExitRuntime;
+  }
+  spdlog::info("detourfs on '{}' stopped", o.mountpoint);
+  return kExitOk;
+}
+
+}  // namespace detourfs

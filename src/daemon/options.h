@@ -1,0 +1,45 @@
+// DaemonOptions: the detourfs command line, parsed with CLI11.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace detourfs {
+
+// Exit codes of detourfs (documented in docs/detourfs.md and --help).
+enum ExitCode : int {
+  kExitOk = 0,
+  kExitUsage = 1,       // bad command line
+  kExitMountpoint = 2,  // mountpoint missing, not a directory, or already detourfs
+  kExitLower = 3,       // the lower directory cannot be opened
+  kExitMount = 4,       // the FUSE session could not be created or mounted
+  kExitRuntime = 5,     // the session ended with an error
+};
+
+struct DaemonOptions {
+  std::string mountpoint;
+  std::string lower;  // empty: the mountpoint itself, mounted over in place
+  std::vector<std::string> fuse_options;
+  bool foreground = false;
+  bool fuse_debug = false;
+  std::string log_level = "info";
+  std::string log_file;
+  unsigned threads = 8;
+  size_t fd_cache = 4096;
+  double entry_timeout = 60.0;
+  double attr_timeout = 60.0;
+  double negative_timeout = 60.0;
+  bool writeback_cache = true;
+  bool splice = true;
+};
+
+// Parses argv. Returns the options, or the exit code to leave with at once
+// (after --help, --version or a usage error, already printed).
+struct ParsedOptions {
+  std::optional<DaemonOptions> options;
+  int exit_code = kExitOk;
+};
+ParsedOptions ParseOptions(int argc, char** argv);
+
+}  // namespace detourfs

@@ -1,0 +1,24 @@
+// create — Valid replies: fuse_reply_create, fuse_reply_err.
+#include "fuse/ops.h"
+#include "fuse/reply.h"
+
+namespace detourfs::fuseops {
+
+void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
+            fuse_file_info* fi) noexcept {
+  Guarded(req, "create", [&] {
+    Overlay* overlay = FuseContext::From(req).overlay;
+    auto r = overlay->Create(parent, name, mode, fi->flags, CallerOf(req));
+    if (!r.ok()) return ReplyErr(req, r.error(), "create");
+    auto& [entry, fh] = *r;
+    fi->keep_cache = 1;
+    fi->fh = reinterpret_cast<uint64_t>(fh.get());
+    if (ReplyCreate(req, entry, fi)) {
+      fh.release();  // the kernel owns it now; freed in Release
+    } else {
+      overlay->Release(std::move(fh));  // the creator is gone
+    }
+  });
+}
+
+}  // namespace detourfs::fuseops

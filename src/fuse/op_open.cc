@@ -1,0 +1,24 @@
+// open — Valid replies: fuse_reply_open, fuse_reply_err.
+#include "fuse/ops.h"
+#include "fuse/reply.h"
+
+namespace detourfs::fuseops {
+
+void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
+  Guarded(req, "open", [&] {
+    Overlay* overlay = FuseContext::From(req).overlay;
+    Result<std::unique_ptr<FileHandle>> r = overlay->Open(ino, fi->flags);
+    if (!r.ok()) return ReplyErr(req, r.error(), "open");
+    // The page cache stays valid across opens: every change goes through
+    // the mount (see docs/caching.md).
+    fi->keep_cache = 1;
+    fi->fh = reinterpret_cast<uint64_t>(r->get());
+    if (fuse_reply_open(req, fi) == 0) {
+      r->release();
+    } else {
+      overlay->Release(std::move(*r));  // the opener is gone
+    }
+  });
+}
+
+}  // namespace detourfs::fuseops

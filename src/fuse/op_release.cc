@@ -1,0 +1,12 @@
+// release — Valid replies: fuse_reply_err.
+#include "fuse/ops.h"
+#include "fuse/reply.h"
+
+namespace detourfs::fuseops {
+
+void Release(fuse_req_t req, fuse_ino_t /*ino*/, fuse_file_info* fi) noexcept {
+  FuseContext::From(req).overlay->Release(std::unique_ptr<FileHandle>(FileOf(fi)));
+  ReplyOk(req);
+}
+
+}  // namespace detourfs::fuseops

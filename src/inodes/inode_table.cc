@@ -1,0 +1,226 @@
+// InodeTable: node ids, lookup counts, aliases and the backing-identity index.
+#include "detourfs/inode_table.h"
+
+#include <algorithm>
+#include <cassert>
+
+namespace detourfs {
+
+NodePin& NodePin::operator=(NodePin&& o) noexcept {
+  if (this != &o) {
+    if (node_) table_->Unpin(node_);
+    table_ = o.table_;
+    node_ = o.node_;
+    o.node_ = nullptr;
+  }
+  return *this;
+}
+
+NodePin::~NodePin() {
+  if (node_) table_->Unpin(node_);
+}
+
+InodeTable::InodeTable(const struct stat& root_st) {
+  auto root = std::unique_ptr<Node>(
+      new Node(kRootId, S_IFDIR, BackingId{root_st.st_dev, root_st.st_ino}));
+  root->nlookup_ = 1;  // never forgotten
+  root_ = root.get();
+  nodes_.emplace(kRootId, std::move(root));
+}
+
+Node* InodeTable::Find(uint64_t id) {
+  std::lock_guard lock(mu_);
+  auto it = nodes_.find(id);
+  return it == nodes_.end() ? nullptr : it->second.get();
+}
+
+Node* InodeTable::NodeByBacking(const struct stat& st) {
+  auto it = by_backing_.find(BackingId{st.st_dev, st.st_ino});
+  if (it == by_backing_.end()) return nullptr;
+  Node* node = it->second;
+  if (node->type_ == (st.st_mode & S_IFMT)) return node;
+  // The inode number was reused by a file of another type behind our back:
+  // the old node keeps serving its open files but is no longer found by it.
+  Unindex(node);
+  return nullptr;
+}
+
+Node* InodeTable::Remember(Node* parent, std::string_view name, const struct stat& st) {
+  std::lock_guard lock(mu_);
+  Node* node = NodeByBacking(st);
+  if (!node) {
+    auto owned = std::unique_ptr<Node>(
+        new Node(next_id_++, st.st_mode & S_IFMT, BackingId{st.st_dev, st.st_ino}));
+    node = owned.get();
+    nodes_.emplace(node->id_, std::move(owned));
+    by_backing_[node->backing_] = node;
+    node->indexed_ = true;
+  }
+  if (node->is_dir() && !node->aliases_.empty()) {
+    // A directory has one name; finding it under another means it was
+    // renamed underneath the mount. Follow it.
+    Node::Alias& a = node->aliases_.front();
+    if (a.parent != parent || a.name != name) {
+      Node* old_parent = a.parent;
+      node->aliases_.clear();
+      AddAlias(node, parent, name);
+      old_parent->pins_--;
+      MaybeErase(old_parent);
+    }
+  } else {
+    AddAlias(node, parent, name);
+  }
+  node->nlookup_++;
+  return node;
+}
+
+void InodeTable::AddAlias(Node* node, Node* parent, std::string_view name) {
+  auto& aliases = node->aliases_;
+  auto it = std::find_if(aliases.begin(), aliases.end(), [&](const Node::Alias& a) {
+    return a.parent == parent && a.name == name;
+  });
+  if (it != aliases.end()) {
+    // Most recent first: the name the kernel used last is the likeliest valid.
+    std::rotate(aliases.begin(), it, it + 1);
+    return;
+  }
+  aliases.insert(aliases.begin(), Node::Alias{parent, std::string(name)});
+  parent->pins_++;
+}
+
+bool InodeTable::RemoveAlias(Node* node, Node* parent, std::string_view name) {
+  auto& aliases = node->aliases_;
+  auto it = std::find_if(aliases.begin(), aliases.end(), [&](const Node::Alias& a) {
+    return a.parent == parent && a.name == name;
+  });
+  if (it == aliases.end()) return false;
+  aliases.erase(it);
+  parent->pins_--;
+  MaybeErase(parent);
+  return true;
+}
+
+void InodeTable::Unindex(Node* node) {
+  if (!node->indexed_) return;
+  auto it = by_backing_.find(node->backing_);
+  if (it != by_backing_.end() && it->second == node) by_backing_.erase(it);
+  node->indexed_ = false;
+}
+
+void InodeTable::MaybeErase(Node* node) {
+  while (node && node != root_ && node->nlookup_ == 0 && node->pins_ == 0 &&
+         node->open_fds_.empty()) {
+    Unindex(node);
+    std::vector<Node::Alias> aliases = std::move(node->aliases_);
+    nodes_.erase(node->id_);
+    node = nullptr;
+    // Releasing the parents' pins may free them in turn; walk iteratively so
+    // a deep chain cannot overflow the stack.
+    for (size_t i = 0; i < aliases.size(); ++i) {
+      Node* parent = aliases[i].parent;
+      parent->pins_--;
+      if (i + 1 == aliases.size()) {
+        node = parent;
+      } else {
+        MaybeErase(parent);
+      }
+    }
+  }
+}
+
+void InodeTable::Forget(uint64_t id, uint64_t n) {
+  std::lock_guard lock(mu_);
+  auto it = nodes_.find(id);
+  if (it == nodes_.end()) return;
+  Node* node = it->second.get();
+  node->nlookup_ -= std::min(n, node->nlookup_);
+  MaybeErase(node);
+}
+
+std::vector<Location> InodeTable::Locations(Node* node) {
+  std::lock_guard lock(mu_);
+  std::vector<Location> out;
+  out.reserve(node->aliases_.size());
+  for (const Node::Alias& a : node->aliases_) {
+    a.parent->pins_++;
+    out.push_back(Location{NodePin(this, a.parent), a.name});
+  }
+  return out;
+}
+
+uint64_t InodeTable::Unlinked(Node* parent, std::string_view name, const struct stat& st) {
+  std::lock_guard lock(mu_);
+  auto it = by_backing_.find(BackingId{st.st_dev, st.st_ino});
+  if (it == by_backing_.end()) return 0;
+  Node* node = it->second;
+  // A directory's link count includes "." and its subdirectories' "..".
+  bool last_link = S_ISDIR(st.st_mode) || st.st_nlink <= 1;
+  if (last_link) Unindex(node);
+  const uint64_t id = node->id_;
+  node->pins_++;  // keep it while its alias goes
+  RemoveAlias(node, parent, name);
+  node->pins_--;
+  MaybeErase(node);
+  return last_link ? id : 0;
+}
+
+void InodeTable::Renamed(const struct stat& st, Node* old_parent, std::string_view old_name,
+                         Node* new_parent, std::string_view new_name) {
+  std::lock_guard lock(mu_);
+  auto it = by_backing_.find(BackingId{st.st_dev, st.st_ino});
+  if (it == by_backing_.end()) return;
+  Node* node = it->second;
+  node->pins_++;
+  RemoveAlias(node, old_parent, old_name);
+  AddAlias(node, new_parent, new_name);
+  node->pins_--;
+}
+
+void InodeTable::AddOpenFd(Node* node, SharedFd fd) {
+  std::lock_guard lock(mu_);
+  node->open_fds_.push_back(std::move(fd));
+}
+
+void InodeTable::RemoveOpenFd(Node* node, const SharedFd& fd) {
+  std::lock_guard lock(mu_);
+  auto& fds = node->open_fds_;
+  auto it = std::find(fds.begin(), fds.end(), fd);
+  if (it != fds.end()) fds.erase(it);
+  MaybeErase(node);
+}
+
+SharedFd InodeTable::AnyOpenFd(Node* node) {
+  std::lock_guard lock(mu_);
+  return node->open_fds_.empty() ? nullptr : node->open_fds_.front();
+}
+
+BackingId InodeTable::Backing(Node* node) {
+  std::lock_guard lock(mu_);
+  return node->backing_;
+}
+
+NodePin InodeTable::Pin(Node* node) {
+  std::lock_guard lock(mu_);
+  node->pins_++;
+  return NodePin(this, node);
+}
+
+void InodeTable::Unpin(Node* node) {
+  std::lock_guard lock(mu_);
+  assert(node->pins_ > 0);
+  node->pins_--;
+  MaybeErase(node);
+}
+
+size_t InodeTable::size() {
+  std::lock_guard lock(mu_);
+  return nodes_.size();
+}
+
+uint64_t InodeTable::LookupCount(uint64_t id) {
+  std::lock_guard lock(mu_);
+  auto it = nodes_.find(id);
+  return it == nodes_.end() ? 0 : it->second->nlookup_;
+}
+
+}  // namespace detourfs

@@ -1,0 +1,181 @@
+// Overlay: construction, lookup and forget, attributes.
+#include "detourfs/overlay.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "inodes/fd_cache.h"
+#include "inodes/resolver.h"
+#include "sys/sys.h"
+
+namespace detourfs {
+
+Result<std::unique_ptr<Overlay>> Overlay::Open(UniqueFd lower_fd, const OverlayOptions& options) {
+  Result<struct stat> st = sys::Fstat(lower_fd.get());
+  if (!st.ok()) return Errno{st.error()};
+  if (!S_ISDIR(st->st_mode)) return Errno{ENOTDIR};
+  auto table = std::make_unique<InodeTable>(*st);
+  auto cache = std::make_unique<FdCache>(options.fd_cache_capacity);
+  auto resolver = std::make_unique<Resolver>(*table, *cache,
+                                             std::make_shared<const UniqueFd>(std::move(lower_fd)));
+  return std::unique_ptr<Overlay>(new Overlay(options, std::move(table), std::move(cache),
+                                              std::move(resolver), st->st_dev));
+}
+
+Overlay::Overlay(const OverlayOptions& options, std::unique_ptr<InodeTable> table,
+                 std::unique_ptr<FdCache> cache, std::unique_ptr<Resolver> resolver,
+                 dev_t root_dev)
+    : options_(options),
+      table_(std::move(table)),
+      cache_(std::move(cache)),
+      resolver_(std::move(resolver)),
+      root_dev_(root_dev) {}
+
+Overlay::~Overlay() = default;
+
+size_t Overlay::cached_fds() const { return cache_->size(); }
+
+Result<Node*> Overlay::NodeOf(uint64_t ino) {
+  Node* node = table_->Find(ino);
+  if (!node) return Errno{ESTALE};
+  return node;
+}
+
+Result<SharedFd> Overlay::FdOf(Node* node) { return resolver_->Fd(node); }
+
+void Overlay::ReportIno(struct stat& st) const {
+  if (st.st_dev != root_dev_) {
+    // Another filesystem is mounted inside the lower directory: its inode
+    // numbers may repeat ours, so fold its device into the high bits.
+    st.st_ino ^= static_cast<ino_t>(st.st_dev) << 40;
+  }
+}
+
+Result<Entry> Overlay::Found(Node* parent, std::string_view name, UniqueFd fd, struct stat st) {
+  Node* node = table_->Remember(parent, name, st);
+  resolver_->Prime(node, std::move(fd));
+  ReportIno(st);
+  return Entry{node, st};
+}
+
+Result<Entry> Overlay::Lookup(uint64_t parent_ino, std::string_view name) {
+  Result<Node*> parent = NodeOf(parent_ino);
+  if (!parent.ok()) return Errno{parent.error()};
+  Result<SharedFd> pfd = FdOf(*parent);
+  if (!pfd.ok()) return Errno{pfd.error()};
+  const std::string n(name);
+  Result<UniqueFd> fd = sys::OpenBeneath((*pfd)->get(), n.c_str(), O_PATH);
+  if (!fd.ok()) return Errno{fd.error()};
+  Result<struct stat> st = sys::Fstat(fd->get());
+  if (!st.ok()) return Errno{st.error()};
+  return Found(*parent, name, std::move(*fd), *st);
+}
+
+void Overlay::Forget(uint64_t ino, uint64_t nlookup) {
+  table_->Forget(ino, nlookup);
+  // Node ids are never reused, so dropping the fd of a node that a racing
+  // lookup brought back only costs that node a re-resolve.
+  if (!table_->Find(ino)) resolver_->Drop(ino);
+}
+
+Result<struct stat> Overlay::GetAttr(uint64_t ino, FileHandle* fh) {
+  SharedFd fd;
+  if (fh) {
+    fd = fh->fd;
+  } else {
+    Result<Node*> node = NodeOf(ino);
+    if (!node.ok()) return Errno{node.error()};
+    Result<SharedFd> r = FdOf(*node);
+    if (!r.ok()) return Errno{r.error()};
+    fd = *r;
+  }
+  Result<struct stat> st = sys::Fstat(fd->get());
+  if (st.ok()) ReportIno(*st);
+  return st;
+}
+
+Result<struct stat> Overlay::SetAttr(uint64_t ino, const SetAttrRequest& req, FileHandle* fh) {
+  Result<Node*> node = NodeOf(ino);
+  if (!node.ok()) return Errno{node.error()};
+  // An open file's fd is a real one; otherwise an O_PATH fd, reached through
+  // /proc for the calls that need a path.
+  const bool open_fd = fh != nullptr;
+  SharedFd fd;
+  if (open_fd) {
+    fd = fh->fd;
+  } else {
+    Result<SharedFd> r = FdOf(*node);
+    if (!r.ok()) return Errno{r.error()};
+    fd = *r;
+  }
+  const int f = fd->get();
+  if (req.mode) {
+    if ((*node)->is_symlink()) return Errno{EOPNOTSUPP};
+    DETOURFS_TRY(open_fd ? sys::Fchmod(f, *req.mode) : sys::ChmodPath(f, *req.mode));
+  }
+  if (req.uid || req.gid) {
+    DETOURFS_TRY(sys::ChownFd(f, req.uid.value_or(static_cast<uid_t>(-1)),
+                              req.gid.value_or(static_cast<gid_t>(-1))));
+  }
+  if (req.size) {
+    if ((*node)->is_dir()) return Errno{EISDIR};
+    DETOURFS_TRY(open_fd ? sys::Ftruncate(f, *req.size) : sys::TruncatePath(f, *req.size));
+  }
+  if (req.atime || req.mtime) {
+    struct timespec times[2];
+    times[0] = req.atime.value_or(timespec{0, UTIME_OMIT});
+    times[1] = req.mtime.value_or(timespec{0, UTIME_OMIT});
+    if (open_fd) {
+      DETOURFS_TRY(sys::Futimens(f, times));
+    } else if ((*node)->is_symlink()) {
+      // /proc would reach the symlink's target: set the link's own times by
+      // name in its parent.
+      std::vector<Location> locs = table_->Locations(*node);
+      if (locs.empty()) return Errno{ESTALE};
+      Result<SharedFd> pfd = FdOf(locs.front().parent.get());
+      if (!pfd.ok()) return Errno{pfd.error()};
+      DETOURFS_TRY(sys::UtimensAt((*pfd)->get(), locs.front().name.c_str(), times));
+    } else {
+      DETOURFS_TRY(sys::UtimensPath(f, times));
+    }
+  }
+  Result<struct stat> st = sys::Fstat(f);
+  if (st.ok()) ReportIno(*st);
+  return st;
+}
+
+Result<std::string> Overlay::Readlink(uint64_t ino) {
+  Result<Node*> node = NodeOf(ino);
+  if (!node.ok()) return Errno{node.error()};
+  if (!(*node)->is_symlink()) return Errno{EINVAL};
+  Result<SharedFd> fd = FdOf(*node);
+  if (!fd.ok()) return Errno{fd.error()};
+  return sys::ReadlinkFd((*fd)->get());
+}
+
+Result<void> Overlay::Access(uint64_t ino, int mask, const Caller& caller) {
+  Result<struct stat> st = GetAttr(ino, nullptr);
+  if (!st.ok()) return Errno{st.error()};
+  if (mask == F_OK) return {};
+  mode_t granted;
+  if (caller.uid == 0) {
+    // root may read and write anything, and execute what anyone may execute.
+    granted = R_OK | W_OK | ((st->st_mode & 0111) || S_ISDIR(st->st_mode) ? X_OK : 0);
+  } else if (caller.uid == st->st_uid) {
+    granted = (st->st_mode >> 6) & 7;
+  } else if (caller.gid == st->st_gid) {
+    granted = (st->st_mode >> 3) & 7;
+  } else {
+    granted = st->st_mode & 7;
+  }
+  // Supplementary groups and ACLs are the kernel's to check: the mount always
+  // runs with default_permissions, so this only answers for the primary ids.
+  if ((mask & static_cast<int>(granted)) != mask) return Errno{EACCES};
+  return {};
+}
+
+Result<struct statvfs> Overlay::StatFs(uint64_t /*ino*/) {
+  return sys::Fstatvfs(resolver_->root_fd()->get());
+}
+
+}  // namespace detourfs

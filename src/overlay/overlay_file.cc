@@ -1,0 +1,113 @@
+// Overlay: opening, creating and operating on regular files.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "detourfs/overlay.h"
+#include "inodes/resolver.h"
+#include "overlay/caller_umask.h"
+#include "sys/sys.h"
+
+namespace detourfs {
+namespace {
+
+// The flags to open the backing file with for a kernel open with `flags`.
+int BackingFlags(int flags, bool writeback_cache) {
+  // O_DIRECT stays the kernel's business: it sends such I/O uncached, and the
+  // backing file needs no alignment rules of its own. Creation flags are
+  // added by the caller.
+  // openat2 refuses bits it does not know, and the kernel's open flags carry
+  // some (__O_LARGEFILE, FMODE_EXEC): keep only what a backing open needs.
+  constexpr int kPassed = O_ACCMODE | O_APPEND | O_NONBLOCK | O_DSYNC | O_SYNC | O_NOATIME |
+                          O_TRUNC;
+  flags &= kPassed;
+  if (writeback_cache) {
+    // The kernel reads pages to fill partial writes, even for a file opened
+    // write-only, and it applies O_APPEND itself: sending every append at the
+    // offset it computed (passthrough_hp does the same).
+    if ((flags & O_ACCMODE) == O_WRONLY) flags = (flags & ~O_ACCMODE) | O_RDWR;
+    flags &= ~O_APPEND;
+  }
+  return flags;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<FileHandle>> Overlay::Open(uint64_t ino, int flags) {
+  Result<Node*> node = NodeOf(ino);
+  if (!node.ok()) return Errno{node.error()};
+  Result<SharedFd> fd = FdOf(*node);
+  if (!fd.ok()) return Errno{fd.error()};
+  Result<UniqueFd> file = sys::Reopen((*fd)->get(), BackingFlags(flags, options_.writeback_cache));
+  if (!file.ok()) return Errno{file.error()};
+  auto fh = std::make_unique<FileHandle>();
+  fh->node = *node;
+  fh->fd = std::make_shared<const UniqueFd>(std::move(*file));
+  table_->AddOpenFd(*node, fh->fd);
+  return fh;
+}
+
+Result<std::pair<Entry, std::unique_ptr<FileHandle>>> Overlay::Create(uint64_t parent_ino,
+                                                                      std::string_view name,
+                                                                      mode_t mode, int flags,
+                                                                      const Caller& caller) {
+  Result<Node*> parent = NodeOf(parent_ino);
+  if (!parent.ok()) return Errno{parent.error()};
+  Result<SharedFd> pfd = FdOf(*parent);
+  if (!pfd.ok()) return Errno{pfd.error()};
+  const int dirfd = (*pfd)->get();
+  const std::string n(name);
+  const int open_flags = BackingFlags(flags, options_.writeback_cache);
+
+  // Always create exclusively, so that only a file made here is given to the
+  // caller; without O_EXCL an existing file (made behind the mount's back)
+  // is simply opened.
+  bool created = true;
+  Result<UniqueFd> fd = Errno{EEXIST};
+  {
+    ScopedUmask umask(caller.umask);
+    fd = sys::OpenBeneath(dirfd, n.c_str(), open_flags | O_CREAT | O_EXCL, umask.Apply(mode));
+  }
+  if (!fd.ok() && fd.error() == EEXIST && !(flags & O_EXCL)) {
+    created = false;
+    fd = sys::OpenBeneath(dirfd, n.c_str(), open_flags);
+  }
+  if (!fd.ok()) return Errno{fd.error()};
+  Result<struct stat> st = sys::Fstat(fd->get());
+  Result<void> owned = !st.ok()  ? Result<void>(Errno{st.error()})
+                       : created ? GiveToCaller(fd->get(), dirfd, caller, *st)
+                                 : Result<void>();
+  if (!owned.ok()) {
+    if (created) (void)sys::UnlinkAt(dirfd, n.c_str(), 0);
+    return Errno{owned.error()};
+  }
+  // The open fd is not primed into the cache: a cached writable fd would keep
+  // the file busy for exec (ETXTBSY) after the caller closed it.
+  Entry e{table_->Remember(*parent, name, *st), *st};
+  ReportIno(e.attr);
+  auto fh = std::make_unique<FileHandle>();
+  fh->node = e.node;
+  fh->fd = std::make_shared<const UniqueFd>(std::move(*fd));
+  table_->AddOpenFd(e.node, fh->fd);
+  return std::make_pair(e, std::move(fh));
+}
+
+void Overlay::Release(std::unique_ptr<FileHandle> fh) { table_->RemoveOpenFd(fh->node, fh->fd); }
+
+Result<void> Overlay::Fsync(FileHandle& fh, bool datasync) {
+  return sys::Fsync(fh.fd->get(), datasync);
+}
+
+Result<void> Overlay::Fallocate(FileHandle& fh, int mode, off_t offset, off_t length) {
+  return sys::Fallocate(fh.fd->get(), mode, offset, length);
+}
+
+Result<size_t> Overlay::CopyFileRange(FileHandle& in, off_t off_in, FileHandle& out,
+                                      off_t off_out, size_t len, unsigned int flags) {
+  return sys::CopyFileRange(in.fd->get(), off_in, out.fd->get(), off_out, len, flags);
+}
+
+Result<off_t> Overlay::Lseek(FileHandle& fh, off_t off, int whence) {
+  return sys::Lseek(fh.fd->get(), off, whence);
+}
+
+}  // namespace detourfs

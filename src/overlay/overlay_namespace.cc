@@ -1,0 +1,161 @@
+// Overlay: creating, linking, removing and renaming names.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "detourfs/overlay.h"
+#include "inodes/resolver.h"
+#include "overlay/caller_umask.h"
+#include "sys/sys.h"
+
+namespace detourfs {
+
+Result<void> Overlay::GiveToCaller(int fd, int parent_fd, const Caller& caller, struct stat& st) {
+  // The node was created by root: its gid is the parent's when the parent is
+  // setgid (that is the rule to keep), else root's own.
+  static const gid_t daemon_gid = ::getegid();
+  gid_t gid = caller.gid;
+  if (S_ISDIR(st.st_mode) && (st.st_mode & S_ISGID)) {
+    gid = st.st_gid;  // Linux sets S_ISGID on a new directory only in a setgid parent
+  } else if (st.st_gid != daemon_gid) {
+    gid = st.st_gid;
+  } else if (caller.gid != st.st_gid) {
+    Result<struct stat> pst = sys::Fstat(parent_fd);
+    if (!pst.ok()) return Errno{pst.error()};
+    if (pst->st_mode & S_ISGID) gid = pst->st_gid;
+  }
+  if (caller.uid == st.st_uid && gid == st.st_gid) return {};
+  DETOURFS_TRY(sys::ChownFd(fd, caller.uid, gid));
+  // chown clears S_ISUID and S_ISGID on files; the creator asked for them.
+  mode_t keep = st.st_mode & S_ISUID;
+  if (gid == caller.gid) keep |= st.st_mode & S_ISGID;
+  if (S_ISREG(st.st_mode) && keep) DETOURFS_TRY(sys::ChmodPath(fd, st.st_mode & 07777));
+  st.st_uid = caller.uid;
+  st.st_gid = gid;
+  if (S_ISREG(st.st_mode)) st.st_mode = (st.st_mode & ~(S_ISUID | S_ISGID)) | keep;
+  return {};
+}
+
+template <typename MakeFn>
+Result<Entry> Overlay::MakeNode(uint64_t parent_ino, std::string_view name, const Caller& caller,
+                                MakeFn make) {
+  Result<Node*> parent = NodeOf(parent_ino);
+  if (!parent.ok()) return Errno{parent.error()};
+  Result<SharedFd> pfd = FdOf(*parent);
+  if (!pfd.ok()) return Errno{pfd.error()};
+  const int dirfd = (*pfd)->get();
+  const std::string n(name);
+  {
+    ScopedUmask umask(caller.umask);
+    DETOURFS_TRY(make(dirfd, n.c_str(), umask));
+  }
+  Result<UniqueFd> fd = sys::OpenBeneath(dirfd, n.c_str(), O_PATH);
+  Result<struct stat> st = fd.ok() ? sys::Fstat(fd->get()) : Result<struct stat>(Errno{fd.error()});
+  Result<void> owned = st.ok() ? GiveToCaller(fd->get(), dirfd, caller, *st) : Errno{st.error()};
+  if (!owned.ok()) {
+    // Never leave behind a node the caller was told was not made.
+    (void)sys::UnlinkAt(dirfd, n.c_str(), st.ok() && S_ISDIR(st->st_mode) ? AT_REMOVEDIR : 0);
+    return Errno{owned.error()};
+  }
+  return Found(*parent, name, std::move(*fd), *st);
+}
+
+Result<Entry> Overlay::Mknod(uint64_t parent, std::string_view name, mode_t mode, dev_t rdev,
+                             const Caller& caller) {
+  return MakeNode(parent, name, caller, [&](int dirfd, const char* n, const ScopedUmask& um) {
+    return sys::MknodAt(dirfd, n, um.Apply(mode), rdev);
+  });
+}
+
+Result<Entry> Overlay::Mkdir(uint64_t parent, std::string_view name, mode_t mode,
+                             const Caller& caller) {
+  return MakeNode(parent, name, caller, [&](int dirfd, const char* n, const ScopedUmask& um) {
+    return sys::MkdirAt(dirfd, n, um.Apply(mode));
+  });
+}
+
+Result<Entry> Overlay::Symlink(std::string_view target, uint64_t parent, std::string_view name,
+                               const Caller& caller) {
+  const std::string t(target);
+  return MakeNode(parent, name, caller, [&](int dirfd, const char* n, const ScopedUmask&) {
+    return sys::SymlinkAt(t.c_str(), dirfd, n);
+  });
+}
+
+Result<Entry> Overlay::Link(uint64_t ino, uint64_t new_parent_ino, std::string_view new_name) {
+  Result<Node*> node = NodeOf(ino);
+  if (!node.ok()) return Errno{node.error()};
+  Result<Node*> new_parent = NodeOf(new_parent_ino);
+  if (!new_parent.ok()) return Errno{new_parent.error()};
+  Result<SharedFd> fd = FdOf(*node);
+  if (!fd.ok()) return Errno{fd.error()};
+  Result<SharedFd> npfd = FdOf(*new_parent);
+  if (!npfd.ok()) return Errno{npfd.error()};
+  const std::string n(new_name);
+  DETOURFS_TRY(sys::LinkFd((*fd)->get(), (*npfd)->get(), n.c_str()));
+  Result<struct stat> st = sys::Fstat((*fd)->get());
+  if (!st.ok()) return Errno{st.error()};
+  Entry e{table_->Remember(*new_parent, new_name, *st), *st};
+  ReportIno(e.attr);
+  return e;
+}
+
+Result<void> Overlay::Remove(uint64_t parent_ino, std::string_view name, int flags) {
+  Result<Node*> parent = NodeOf(parent_ino);
+  if (!parent.ok()) return Errno{parent.error()};
+  Result<SharedFd> pfd = FdOf(*parent);
+  if (!pfd.ok()) return Errno{pfd.error()};
+  const std::string n(name);
+  Result<struct stat> st = sys::StatAt((*pfd)->get(), n.c_str());
+  if (!st.ok()) return Errno{st.error()};
+  DETOURFS_TRY(sys::UnlinkAt((*pfd)->get(), n.c_str(), flags));
+  // The cached fd of a file whose last link went stays until the kernel
+  // forgets the node: as on a local filesystem, an unlinked inode the kernel
+  // still holds keeps working (it flushes cached times to it, for one).
+  (void)table_->Unlinked(*parent, name, *st);
+  return {};
+}
+
+Result<void> Overlay::Unlink(uint64_t parent, std::string_view name) {
+  return Remove(parent, name, 0);
+}
+
+Result<void> Overlay::Rmdir(uint64_t parent, std::string_view name) {
+  return Remove(parent, name, AT_REMOVEDIR);
+}
+
+Result<void> Overlay::Rename(uint64_t parent_ino, std::string_view name, uint64_t new_parent_ino,
+                             std::string_view new_name, unsigned int flags) {
+  if (flags & ~static_cast<unsigned int>(RENAME_NOREPLACE | RENAME_EXCHANGE)) {
+    return Errno{EINVAL};
+  }
+  Result<Node*> parent = NodeOf(parent_ino);
+  if (!parent.ok()) return Errno{parent.error()};
+  Result<Node*> new_parent = NodeOf(new_parent_ino);
+  if (!new_parent.ok()) return Errno{new_parent.error()};
+  Result<SharedFd> pfd = FdOf(*parent);
+  if (!pfd.ok()) return Errno{pfd.error()};
+  Result<SharedFd> npfd = FdOf(*new_parent);
+  if (!npfd.ok()) return Errno{npfd.error()};
+  const std::string n(name), nn(new_name);
+  const int from = (*pfd)->get(), to = (*npfd)->get();
+
+  Result<struct stat> src = sys::StatAt(from, n.c_str());
+  if (!src.ok()) return Errno{src.error()};
+  Result<struct stat> dst = sys::StatAt(to, nn.c_str());
+  DETOURFS_TRY(sys::RenameAt(from, n.c_str(), to, nn.c_str(), flags));
+
+  if (flags & RENAME_EXCHANGE) {
+    table_->Renamed(*src, *parent, name, *new_parent, new_name);
+    if (dst.ok()) table_->Renamed(*dst, *new_parent, new_name, *parent, name);
+    return {};
+  }
+  if (dst.ok()) {
+    // Two links to one file: rename(2) leaves both in place.
+    if (dst->st_dev == src->st_dev && dst->st_ino == src->st_ino) return {};
+    (void)table_->Unlinked(*new_parent, new_name, *dst);
+  }
+  table_->Renamed(*src, *parent, name, *new_parent, new_name);
+  return {};
+}
+
+}  // namespace detourfs
