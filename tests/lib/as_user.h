@@ -1,0 +1,27 @@
+// AsUser: runs a few syscalls as another user, never as root. Forks; the child
+// drops to the given groups, gid and uid (setgroups, setresgid, setresuid),
+// runs `fn` and sends its result (0 or an errno) back over a pipe.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cerrno>
+#include <functional>
+#include <vector>
+
+namespace detourfs::testing {
+
+constexpr uid_t kUser = 65534;   // nobody
+constexpr gid_t kGroup = 65534;  // nogroup
+constexpr uid_t kOtherUser = 4242;
+constexpr gid_t kOtherGroup = 4242;
+
+// `fn` returns 0 or an errno. AsUser returns that, or -1 if the child failed
+// to switch identity or died.
+int AsUser(uid_t uid, gid_t gid, const std::function<int()>& fn,
+           const std::vector<gid_t>& groups = {});
+
+// Helpers for `fn`: the errno of a failed call, or 0.
+inline int ErrnoOf(long rc) { return rc < 0 ? errno : 0; }  // NOLINT
+
+}  // namespace detourfs::testing

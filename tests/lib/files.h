@@ -1,0 +1,20 @@
+// Small file helpers for tests: whole-file read/write and stat, returning
+// errno values instead of throwing.
+#pragma once
+
+#include <sys/stat.h>
+
+#include <string>
+
+namespace detourfs::testing {
+
+// 0 or errno.
+int WriteFile(const std::string& path, const std::string& data, mode_t mode = 0644);
+// The file's content; `err` (if given) gets 0 or an errno.
+std::string ReadFile(const std::string& path, int* err = nullptr);
+// lstat; st_ino 0 with `err` set on failure.
+struct stat Lstat(const std::string& path, int* err = nullptr);
+// A deterministic pseudo-random string of `n` bytes.
+std::string Pattern(size_t n, unsigned seed);
+
+}  // namespace detourfs::testing
