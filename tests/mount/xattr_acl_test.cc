@@ -1,0 +1,109 @@
+// Extended attributes and POSIX ACLs through a real mount: set, get, list,
+// remove with their errnos; ACL entries enforced for other users; default ACLs
+// inherited by new files (and overriding the umask, as POSIX says).
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <string>
+
+#include "lib/as_user.h"
+#include "lib/files.h"
+#include "lib/mount_test.h"
+
+namespace detourfs::testing {
+namespace {
+
+using XattrAclTest = MountTest;
+
+int Err(long rc) { return rc < 0 ? errno : 0; }  // NOLINT
+
+TEST_P(XattrAclTest, UserXattrsRoundTrip) {
+  ASSERT_EQ(WriteFile(M("f"), "x"), 0);
+  const std::string p = M("f");
+  ASSERT_EQ(::setxattr(p.c_str(), "user.color", "blue", 4, 0), 0);
+  char buf[64] = {};
+  EXPECT_EQ(::getxattr(p.c_str(), "user.color", nullptr, 0), 4);
+  ASSERT_EQ(::getxattr(p.c_str(), "user.color", buf, sizeof(buf)), 4);
+  EXPECT_EQ(std::string(buf, 4), "blue");
+  EXPECT_EQ(Err(::getxattr(p.c_str(), "user.color", buf, 2)), ERANGE);
+  EXPECT_EQ(Err(::setxattr(p.c_str(), "user.color", "red", 3, XATTR_CREATE)), EEXIST);
+  EXPECT_EQ(Err(::setxattr(p.c_str(), "user.size", "1", 1, XATTR_REPLACE)), ENODATA);
+  ASSERT_EQ(::setxattr(p.c_str(), "user.size", "1", 1, 0), 0);
+  char list[256] = {};
+  ssize_t n = ::listxattr(p.c_str(), list, sizeof(list));
+  ASSERT_GT(n, 0);
+  std::string names(list, static_cast<size_t>(n));
+  EXPECT_NE(names.find("user.color"), std::string::npos);
+  EXPECT_NE(names.find("user.size"), std::string::npos);
+  ASSERT_EQ(::removexattr(p.c_str(), "user.color"), 0);
+  EXPECT_EQ(Err(::getxattr(p.c_str(), "user.color", buf, sizeof(buf))), ENODATA);
+  EXPECT_EQ(Err(::removexattr(p.c_str(), "user.color")), ENODATA);
+  // Directories carry xattrs too.
+  ASSERT_EQ(::mkdir(M("d").c_str(), 0755), 0);
+  EXPECT_EQ(::setxattr(M("d").c_str(), "user.k", "v", 1, 0), 0);
+  EXPECT_EQ(::getxattr(M("d").c_str(), "user.k", buf, sizeof(buf)), 1);
+}
+
+TEST_P(XattrAclTest, OnlyTheOwnerMaySetUserXattrs) {
+  ASSERT_EQ(WriteFile(M("f"), "x", 0644), 0);
+  const std::string p = M("f");
+  EXPECT_EQ(AsUser(kUser, kGroup, [&] { return Err(::setxattr(p.c_str(), "user.a", "b", 1, 0)); }),
+            EACCES);
+  EXPECT_EQ(AsUser(kUser, kGroup, [&] { return Err(::setxattr(p.c_str(), "trusted.a", "b", 1, 0)); }),
+            EPERM);
+}
+
+TEST_P(XattrAclTest, AclEntryGrantsAndDeniesOtherUsers) {
+  ASSERT_EQ(WriteFile(M("secret"), "s3cret", 0600), 0);
+  ASSERT_EQ(::chmod(M("secret").c_str(), 0600), 0);
+  const std::string p = M("secret");
+  int err = 0;
+  EXPECT_EQ(AsUser(kUser, kGroup, [&] {
+    int e = 0;
+    ReadFile(p, &e);
+    return e;
+  }), EACCES);
+  ASSERT_EQ(Shell("setfacl -m u:" + std::to_string(kUser) + ":r " + p), 0);
+  EXPECT_EQ(AsUser(kUser, kGroup, [&] {
+    int e = 0;
+    return ReadFile(p, &e) == "s3cret" ? 0 : (e ? e : -1);
+  }), 0);
+  EXPECT_EQ(AsUser(kOtherUser, kOtherGroup, [&] {
+    int e = 0;
+    ReadFile(p, &e);
+    return e;
+  }), EACCES);
+  // The mask limits named entries; the mode's group bits show the mask.
+  ASSERT_EQ(::chmod(p.c_str(), 0600), 0);
+  EXPECT_EQ(AsUser(kUser, kGroup, [&] {
+    int e = 0;
+    ReadFile(p, &e);
+    return e;
+  }), EACCES);
+  (void)err;
+}
+
+TEST_P(XattrAclTest, DefaultAclIsInheritedAndOverridesUmask) {
+  ASSERT_EQ(::mkdir(M("shared").c_str(), 0755), 0);
+  ASSERT_EQ(Shell("setfacl -d -m u::rwx,g::rwx,o::r-x,u:" + std::to_string(kUser) + ":rwx " +
+                  M("shared")),
+            0);
+  const std::string dir = M("shared");
+  // umask 077 would leave nothing for group and other; the default ACL wins.
+  ASSERT_EQ(Shell("sh -c 'umask 077; echo x > " + dir + "/f; mkdir " + dir + "/sub'"), 0);
+  std::string acl = ShellOutput("getfacl -n -c " + dir + "/f 2>/dev/null");
+  EXPECT_NE(acl.find("user:" + std::to_string(kUser) + ":rwx"), std::string::npos) << acl;
+  EXPECT_EQ(Lstat(dir + "/f").st_mode & 0777, 0664U) << acl;
+  std::string sub = ShellOutput("getfacl -n -c " + dir + "/sub 2>/dev/null");
+  EXPECT_NE(sub.find("default:user:" + std::to_string(kUser) + ":rwx"), std::string::npos) << sub;
+  // Without a default ACL the umask applies as usual.
+  ASSERT_EQ(Shell("sh -c 'umask 077; echo x > " + M("plain") + "'"), 0);
+  EXPECT_EQ(Lstat(M("plain")).st_mode & 0777, 0600U);
+}
+
+DETOURFS_MOUNT_TEST_P(XattrAclTest);
+
+}  // namespace
+}  // namespace detourfs::testing
