@@ -152,7 +152,7 @@ bool MountedFs::WaitForMount(std::string* error) {
 }
 
 int MountedFs::Stop() {
-  if (pid_ < 0) return -1;
+  if (pid_ < 0) return exit_code_;
   // A clean unmount: retry while something (a test's leftover fd) is busy.
   for (int i = 0; i < 100 && mounted_; ++i) {
     if (::umount2(tree_.c_str(), 0) == 0) {
@@ -165,8 +165,8 @@ int MountedFs::Stop() {
   int status = 0;
   if (!WaitChild(pid_, std::chrono::seconds(20), &status)) return -1;
   pid_ = -1;
-  if (!WIFEXITED(status)) return -1;
-  return WEXITSTATUS(status);
+  exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return exit_code_;
 }
 
 void MountedFs::ForceCleanup() {

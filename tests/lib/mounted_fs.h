@@ -45,7 +45,7 @@ class MountedFs {
   std::vector<std::string> LogProblems() const;
 
   // Unmounts cleanly and waits for the daemon: its exit code, or -1 if it
-  // had to be killed or died by a signal.
+  // had to be killed or died by a signal. Calling it again returns the same.
   int Stop();
   // Number of fds the daemon holds now.
   int DaemonFdCount() const;
@@ -58,6 +58,7 @@ class MountedFs {
   std::string work_, tree_, ref_, fsroot_;
   bool loop_mounted_ = false;
   pid_t pid_ = -1;
+  int exit_code_ = -1;
   bool mounted_ = false;
 };
 
