@@ -5,6 +5,7 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -126,10 +127,13 @@ int Daemon::Run() {
   const int rc = fuse_session_loop_mt(session.se, loop);
   fuse_loop_cfg_destroy(loop);
   (void)sd_notify(0, "STOPPING=1");
-  if (rc != 0) {
-    spdlog::error("FUSE session ended with error {}", rc);
+  // The loop returns the signal's number after SIGINT/SIGTERM/SIGHUP (in-flight
+  // requests have finished by then), a negative errno on failure.
+  if (rc < 0) {
+    spdlog::error("FUSE session ended with error: {}", std::strerror(-rc));
     return kExitRuntime;
   }
+  if (rc > 0) spdlog::info("signal {} received, unmounting", rc);
   spdlog::info("detourfs on '{}' stopped", o.mountpoint);
   return kExitOk;
 }

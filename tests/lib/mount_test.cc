@@ -38,7 +38,7 @@ void MountTest::SetUp() {
 void MountTest::TearDown() {
   if (!fs_) return;
   if (!HasFailure()) {
-    EXPECT_EQ(fs_->Stop(), 0) << "daemon did not exit cleanly; log:\n" << fs_->Log();
+    EXPECT_EQ(fs_->Stop(), expect_exit_code_) << "daemon exit status; log:\n" << fs_->Log();
     if (expect_clean_log_) {
       for (const std::string& line : fs_->LogProblems()) ADD_FAILURE() << "daemon log: " << line;
     }

@@ -27,6 +27,8 @@ class MountTest : public ::testing::TestWithParam<Backing> {
   std::unique_ptr<MountedFs> fs_;
   // Tests that provoke logged errors on purpose clear this.
   bool expect_clean_log_ = true;
+  // The daemon's exit status TearDown expects (-1: killed by a signal).
+  int expect_exit_code_ = 0;
 };
 
 // True if this machine can run mount tests; otherwise `why` says what lacks.

@@ -155,7 +155,7 @@ int MountedFs::Stop() {
   if (pid_ < 0) return exit_code_;
   // A clean unmount: retry while something (a test's leftover fd) is busy.
   for (int i = 0; i < 100 && mounted_; ++i) {
-    if (::umount2(tree_.c_str(), 0) == 0) {
+    if (!IsFuseMount(tree_) || ::umount2(tree_.c_str(), 0) == 0) {
       mounted_ = false;
     } else {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));

@@ -1,0 +1,102 @@
+// The detourfs process: refusals with their exit codes, clean shutdown on
+// SIGTERM, and a SIGKILLed daemon's mount that `umount -l` clears.
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/vfs.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <string>
+#include <thread>
+
+#include "lib/files.h"
+#include "lib/mount_test.h"
+
+namespace detourfs::testing {
+namespace {
+
+std::string Bin() {
+  const char* b = ::getenv("DETOURFS_BIN");
+  return b ? b : "detourfs";
+}
+
+using DaemonTest = MountTest;
+
+TEST_P(DaemonTest, RefusesToMountOverItself) {
+  int status = 0;
+  std::string out = ShellOutput(Bin() + " -f " + fs_->tree() + " 2>&1", &status);
+  EXPECT_EQ(status, 2);
+  EXPECT_NE(out.find("already a detourfs mount"), std::string::npos) << out;
+}
+
+TEST_P(DaemonTest, DataWrittenBeforeSigtermIsInTheLowerAfterwards) {
+  ASSERT_EQ(WriteFile(M("kept"), "written through the mount"), 0);
+  ASSERT_EQ(::kill(fs_->pid(), SIGTERM), 0);
+  // The daemon unmounts itself and exits 0 (Stop reaps it).
+  for (int i = 0; i < 500; ++i) {
+    struct statfs sfs {};
+    if (::statfs(fs_->tree().c_str(), &sfs) == 0 && sfs.f_type != 0x65735546) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(fs_->Stop(), 0);
+  EXPECT_EQ(ReadFile(M("kept")), "written through the mount");
+}
+
+TEST_P(DaemonTest, KilledDaemonLeavesAMountThatUmountLazyClears) {
+  expect_exit_code_ = -1;  // killed
+  ASSERT_EQ(::kill(fs_->pid(), SIGKILL), 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  int err = 0;
+  Lstat(M("anything"), &err);
+  EXPECT_EQ(err, ENOTCONN);
+  ASSERT_EQ(::umount2(fs_->tree().c_str(), MNT_DETACH), 0);
+  struct statfs sfs {};
+  ASSERT_EQ(::statfs(fs_->tree().c_str(), &sfs), 0);
+  EXPECT_NE(sfs.f_type, 0x65735546);
+  // A fresh daemon mounts over the same directory again.
+  int status = Shell(Bin() + " " + fs_->tree());
+  EXPECT_EQ(status, 0);
+  EXPECT_EQ(Shell("fusermount3 -u " + fs_->tree()), 0);
+}
+
+DETOURFS_MOUNT_TEST_P(DaemonTest);
+
+TEST(DaemonCliTest, RefusesMissingMountpointAndUnreadableLower) {
+  int status = 0;
+  std::string out = ShellOutput(Bin() + " -f /nonexistent/detourfs-test 2>&1", &status);
+  EXPECT_EQ(status, 2) << out;
+  EXPECT_NE(out.find("No such file or directory"), std::string::npos) << out;
+  out = ShellOutput(Bin() + " -f --lower /nonexistent/lower /tmp 2>&1", &status);
+  EXPECT_EQ(status, 3) << out;
+  EXPECT_NE(out.find("cannot open lower directory"), std::string::npos) << out;
+  out = ShellOutput(Bin() + " -f /etc/hostname 2>&1", &status);
+  EXPECT_EQ(status, 2) << out;
+  out = ShellOutput(Bin() + " --bogus /tmp 2>&1", &status);
+  EXPECT_EQ(status, 1) << out;
+  out = ShellOutput(Bin() + " --help 2>&1", &status);
+  EXPECT_EQ(status, 0);
+  EXPECT_NE(out.find("--lower"), std::string::npos);
+}
+
+TEST(DaemonCliTest, BackgroundModeDetachesAndServes) {
+  std::string why;
+  if (!CanMount(&why)) GTEST_SKIP() << why;
+  char tmpl[] = "/tmp/detourfs-bg.XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  ASSERT_EQ(WriteFile(dir + "/f", "bg"), 0);
+  // Without -f the command returns once the mount is up.
+  int status = Shell(Bin() + " " + dir);
+  EXPECT_EQ(status, 0);
+  struct statfs sfs {};
+  ASSERT_EQ(::statfs(dir.c_str(), &sfs), 0);
+  EXPECT_EQ(sfs.f_type, 0x65735546);
+  EXPECT_EQ(ReadFile(dir + "/f"), "bg");
+  EXPECT_EQ(Shell("fusermount3 -u " + dir), 0);
+  Shell("rm -rf " + dir);
+}
+
+}  // namespace
+}  // namespace detourfs::testing
