@@ -135,8 +135,8 @@ class InodeTable {
 
   // The file with stat `st` moved from (old_parent, old_name) to
   // (new_parent, new_name).
-  void Renamed(const struct stat& st, Node* old_parent, std::string_view old_name,
-               Node* new_parent, std::string_view new_name);
+  void Renamed(const struct stat& st, Node* old_parent, std::string_view old_name, Node* new_parent,
+               std::string_view new_name);
 
   // Open files keep an fd reachable for nodes that lost every name.
   void AddOpenFd(Node* node, SharedFd fd);
@@ -154,11 +154,11 @@ class InodeTable {
   uint64_t LookupCount(uint64_t id);
 
  private:
-  Node* NodeByBacking(const struct stat& st);  // requires mu_
-  void AddAlias(Node* node, Node* parent, std::string_view name);  // requires mu_
+  Node* NodeByBacking(const struct stat& st);                         // requires mu_
+  void AddAlias(Node* node, Node* parent, std::string_view name);     // requires mu_
   bool RemoveAlias(Node* node, Node* parent, std::string_view name);  // requires mu_
-  void MaybeErase(Node* node);  // requires mu_
-  void Unindex(Node* node);  // requires mu_
+  void MaybeErase(Node* node);                                        // requires mu_
+  void Unindex(Node* node);                                           // requires mu_
 
   std::mutex mu_;
   uint64_t next_id_ = kRootId + 1;

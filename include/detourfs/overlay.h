@@ -133,9 +133,8 @@ class Overlay {
   // Files.
   Result<std::unique_ptr<FileHandle>> Open(uint64_t ino, int flags);
   Result<std::pair<Entry, std::unique_ptr<FileHandle>>> Create(uint64_t parent,
-                                                               std::string_view name,
-                                                               mode_t mode, int flags,
-                                                               const Caller& caller);
+                                                               std::string_view name, mode_t mode,
+                                                               int flags, const Caller& caller);
   void Release(std::unique_ptr<FileHandle> fh);
   Result<void> Fsync(FileHandle& fh, bool datasync);
   Result<void> Fallocate(FileHandle& fh, int mode, off_t offset, off_t length);
@@ -154,8 +153,7 @@ class Overlay {
   // size 0, Get/List return the size needed.
   Result<size_t> GetXattr(uint64_t ino, const char* name, void* value, size_t size);
   Result<size_t> ListXattr(uint64_t ino, char* list, size_t size);
-  Result<void> SetXattr(uint64_t ino, const char* name, const void* value, size_t size,
-                        int flags);
+  Result<void> SetXattr(uint64_t ino, const char* name, const void* value, size_t size, int flags);
   Result<void> RemoveXattr(uint64_t ino, const char* name);
 
  private:
@@ -171,8 +169,7 @@ class Overlay {
   // Gives a node just created by root to the caller (uid, gid per setgid rule).
   Result<void> GiveToCaller(int fd, int parent_fd, const Caller& caller, struct stat& st);
   template <typename MakeFn>
-  Result<Entry> MakeNode(uint64_t parent, std::string_view name, const Caller& caller,
-                         MakeFn make);
+  Result<Entry> MakeNode(uint64_t parent, std::string_view name, const Caller& caller, MakeFn make);
   Result<void> Remove(uint64_t parent, std::string_view name, int flags);
 
   const OverlayOptions options_;

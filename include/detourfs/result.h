@@ -19,7 +19,7 @@ struct Errno {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : value_(std::move(value)) {}                   // NOLINT: implicit by design
   Result(Errno err) : err_(err.value) { assert(err.value > 0); }  // NOLINT
 
   bool ok() const { return err_ == 0; }
@@ -51,10 +51,10 @@ class [[nodiscard]] Result<void> {
 
 // Returns early from the enclosing function with the error of `expr` when it
 // failed. The enclosing function must return some Result<>.
-#define DETOURFS_TRY(expr)                                   \
-  do {                                                       \
+#define DETOURFS_TRY(expr)                                  \
+  do {                                                      \
     if (auto detourfs_try_r = (expr); !detourfs_try_r.ok()) \
-      return ::detourfs::Errno{detourfs_try_r.error()};      \
+      return ::detourfs::Errno{detourfs_try_r.error()};     \
   } while (0)
 
 }  // namespace detourfs

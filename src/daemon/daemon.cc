@@ -59,9 +59,9 @@ int Daemon::Run() {
   const std::string lower = o.lower.empty() ? o.mountpoint : o.lower;
   Result<UniqueFd> lower_fd = OpenLower(lower);
   if (!lower_fd.ok()) {
-    spdlog::error("{}", Status::FromErrno(lower_fd.error(),
-                                          "cannot open lower directory '" + lower + "'")
-                            .ToString());
+    spdlog::error("{}",
+                  Status::FromErrno(lower_fd.error(), "cannot open lower directory '" + lower + "'")
+                      .ToString());
     return kExitLower;
   }
   const auto fd_limit = RaiseFdLimit();
@@ -71,8 +71,8 @@ int Daemon::Run() {
   overlay_options.writeback_cache = o.writeback_cache;
   Result<std::unique_ptr<Overlay>> overlay = Overlay::Open(std::move(*lower_fd), overlay_options);
   if (!overlay.ok()) {
-    spdlog::error("{}", Status::FromErrno(overlay.error(), "cannot serve '" + lower + "'")
-                            .ToString());
+    spdlog::error("{}",
+                  Status::FromErrno(overlay.error(), "cannot serve '" + lower + "'").ToString());
     return kExitLower;
   }
   overlay_ = std::move(*overlay);
@@ -90,8 +90,7 @@ int Daemon::Run() {
   fuse_args fargs = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
 
   Session session;
-  session.se = fuse_session_new(&fargs, &fuseops::OpsTable(), sizeof(fuse_lowlevel_ops),
-                                &context_);
+  session.se = fuse_session_new(&fargs, &fuseops::OpsTable(), sizeof(fuse_lowlevel_ops), &context_);
   fuse_opt_free_args(&fargs);
   if (!session.se) {
     spdlog::error("cannot create the FUSE session (bad -o option?)");
@@ -103,8 +102,7 @@ int Daemon::Run() {
   }
   session.handlers = true;
   if (fuse_session_mount(session.se, o.mountpoint.c_str()) != 0) {
-    spdlog::error("cannot mount on '{}' (is /dev/fuse available, and are you root?)",
-                  o.mountpoint);
+    spdlog::error("cannot mount on '{}' (is /dev/fuse available, and are you root?)", o.mountpoint);
     return kExitMount;
   }
   session.mounted = true;

@@ -9,8 +9,7 @@ int main(int argc, char** argv) {
   detourfs::ParsedOptions parsed = detourfs::ParseOptions(argc, argv);
   if (!parsed.options) return parsed.exit_code;
   detourfs::DaemonOptions& o = *parsed.options;
-  if (detourfs::Status s = detourfs::SetUpLogging(o.log_level, o.log_file, o.foreground);
-      !s.ok()) {
+  if (detourfs::Status s = detourfs::SetUpLogging(o.log_level, o.log_file, o.foreground); !s.ok()) {
     fprintf(stderr, "detourfs: %s\n", s.ToString().c_str());
     return detourfs::kExitUsage;
   }

@@ -5,8 +5,7 @@
 
 namespace detourfs::fuseops {
 
-void Read(fuse_req_t req, fuse_ino_t /*ino*/, size_t size, off_t off,
-          fuse_file_info* fi) noexcept {
+void Read(fuse_req_t req, fuse_ino_t /*ino*/, size_t size, off_t off, fuse_file_info* fi) noexcept {
   fuse_bufvec buf = FdBufvec(FileOf(fi)->fd->get(), size, off);
   fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 }

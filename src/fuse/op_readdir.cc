@@ -33,8 +33,7 @@ void DoReadDir(fuse_req_t req, size_t size, off_t off, fuse_file_info* fi, bool 
       struct stat st {};
       st.st_ino = e.ino;
       st.st_mode = e.type;
-      n = fuse_add_direntry(req, buf.data() + used, size - used, name.c_str(), &st,
-                            e.next_offset);
+      n = fuse_add_direntry(req, buf.data() + used, size - used, name.c_str(), &st, e.next_offset);
     }
     if (n > size - used) return false;
     used += n;

@@ -29,8 +29,8 @@ SetAttrRequest Unpack(const struct stat& attr, int to_set) {
 void SetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
              fuse_file_info* fi) noexcept {
   Guarded(req, "setattr", [&] {
-    Result<struct stat> r = FuseContext::From(req).overlay->SetAttr(
-        ino, Unpack(*attr, to_set), fi ? FileOf(fi) : nullptr);
+    Result<struct stat> r = FuseContext::From(req).overlay->SetAttr(ino, Unpack(*attr, to_set),
+                                                                    fi ? FileOf(fi) : nullptr);
     if (!r.ok()) return ReplyErr(req, r.error(), "setattr");
     ReplyAttr(req, *r);
   });

@@ -9,6 +9,7 @@ namespace detourfs::fuseops {
 const fuse_lowlevel_ops& OpsTable() {
   static const fuse_lowlevel_ops ops = [] {
     fuse_lowlevel_ops o{};
+    // clang-format off
     o.access          = Access;
     o.copy_file_range = CopyFileRange;
     o.create          = Create;
@@ -43,6 +44,7 @@ const fuse_lowlevel_ops& OpsTable() {
     o.symlink         = Symlink;
     o.unlink          = Unlink;
     o.write_buf       = WriteBuf;
+    // clang-format on
     return o;
   }();
   return ops;

@@ -12,8 +12,18 @@ namespace {
 // failing, full or read-only, or detourfs itself is short of resources.
 bool IsTrouble(int err) {
   switch (err) {
-    case EIO: case ENOSPC: case EDQUOT: case EROFS: case ESTALE: case ENOMEM:
-    case EMFILE: case ENFILE: case EUCLEAN: case EBADF: case EFAULT: case ENOTCONN:
+    case EIO:
+    case ENOSPC:
+    case EDQUOT:
+    case EROFS:
+    case ESTALE:
+    case ENOMEM:
+    case EMFILE:
+    case ENFILE:
+    case EUCLEAN:
+    case EBADF:
+    case EFAULT:
+    case ENOTCONN:
       return true;
     default:
       return false;

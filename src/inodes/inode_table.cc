@@ -21,8 +21,8 @@ NodePin::~NodePin() {
 }
 
 InodeTable::InodeTable(const struct stat& root_st) {
-  auto root = std::unique_ptr<Node>(
-      new Node(kRootId, S_IFDIR, BackingId{root_st.st_dev, root_st.st_ino}));
+  auto root =
+      std::unique_ptr<Node>(new Node(kRootId, S_IFDIR, BackingId{root_st.st_dev, root_st.st_ino}));
   root->nlookup_ = 1;  // never forgotten
   root_ = root.get();
   nodes_.emplace(kRootId, std::move(root));

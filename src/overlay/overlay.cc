@@ -18,13 +18,12 @@ Result<std::unique_ptr<Overlay>> Overlay::Open(UniqueFd lower_fd, const OverlayO
   auto cache = std::make_unique<FdCache>(options.fd_cache_capacity);
   auto resolver = std::make_unique<Resolver>(*table, *cache,
                                              std::make_shared<const UniqueFd>(std::move(lower_fd)));
-  return std::unique_ptr<Overlay>(new Overlay(options, std::move(table), std::move(cache),
-                                              std::move(resolver), st->st_dev));
+  return std::unique_ptr<Overlay>(
+      new Overlay(options, std::move(table), std::move(cache), std::move(resolver), st->st_dev));
 }
 
 Overlay::Overlay(const OverlayOptions& options, std::unique_ptr<InodeTable> table,
-                 std::unique_ptr<FdCache> cache, std::unique_ptr<Resolver> resolver,
-                 dev_t root_dev)
+                 std::unique_ptr<FdCache> cache, std::unique_ptr<Resolver> resolver, dev_t root_dev)
     : options_(options),
       table_(std::move(table)),
       cache_(std::move(cache)),

@@ -17,8 +17,8 @@ int BackingFlags(int flags, bool writeback_cache) {
   // added by the caller.
   // openat2 refuses bits it does not know, and the kernel's open flags carry
   // some (__O_LARGEFILE, FMODE_EXEC): keep only what a backing open needs.
-  constexpr int kPassed = O_ACCMODE | O_APPEND | O_NONBLOCK | O_DSYNC | O_SYNC | O_NOATIME |
-                          O_TRUNC;
+  constexpr int kPassed =
+      O_ACCMODE | O_APPEND | O_NONBLOCK | O_DSYNC | O_SYNC | O_NOATIME | O_TRUNC;
   flags &= kPassed;
   if (writeback_cache) {
     // The kernel reads pages to fill partial writes, even for a file opened
@@ -101,8 +101,8 @@ Result<void> Overlay::Fallocate(FileHandle& fh, int mode, off_t offset, off_t le
   return sys::Fallocate(fh.fd->get(), mode, offset, length);
 }
 
-Result<size_t> Overlay::CopyFileRange(FileHandle& in, off_t off_in, FileHandle& out,
-                                      off_t off_out, size_t len, unsigned int flags) {
+Result<size_t> Overlay::CopyFileRange(FileHandle& in, off_t off_in, FileHandle& out, off_t off_out,
+                                      size_t len, unsigned int flags) {
   return sys::CopyFileRange(in.fd->get(), off_in, out.fd->get(), off_out, len, flags);
 }
 

@@ -103,9 +103,7 @@ Result<void> ChownFd(int fd, uid_t uid, gid_t gid) {
   return Check(::fchownat(fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW));
 }
 
-Result<void> ChmodPath(int fd, mode_t mode) {
-  return Check(::chmod(ProcFdPath(fd).data(), mode));
-}
+Result<void> ChmodPath(int fd, mode_t mode) { return Check(::chmod(ProcFdPath(fd).data(), mode)); }
 
 Result<void> TruncatePath(int fd, off_t size) {
   return Check(::truncate(ProcFdPath(fd).data(), size));

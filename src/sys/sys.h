@@ -29,7 +29,7 @@ Result<UniqueFd> OpenBeneath(int dirfd, const char* name, int flags, mode_t mode
 Result<UniqueFd> Reopen(int fd, int flags);
 Result<UniqueFd> Dup(int fd);
 
-Result<struct stat> Fstat(int fd);  // works on O_PATH fds, symlinks included
+Result<struct stat> Fstat(int fd);                        // works on O_PATH fds, symlinks included
 Result<struct stat> StatAt(int dirfd, const char* name);  // never follows
 
 Result<void> MkdirAt(int dirfd, const char* name, mode_t mode);

@@ -7,8 +7,7 @@
 
 namespace detourfs::testing {
 
-int AsUser(uid_t uid, gid_t gid, const std::function<int()>& fn,
-           const std::vector<gid_t>& groups) {
+int AsUser(uid_t uid, gid_t gid, const std::function<int()>& fn, const std::vector<gid_t>& groups) {
   int pipefd[2];
   if (::pipe(pipefd) != 0) return -1;
   pid_t pid = ::fork();

@@ -36,7 +36,7 @@ bool CanMount(std::string* why);
 
 std::string BackingName(const ::testing::TestParamInfo<Backing>& info);
 
-#define DETOURFS_MOUNT_TEST_P(Fixture)                                                   \
+#define DETOURFS_MOUNT_TEST_P(Fixture)                                                 \
   INSTANTIATE_TEST_SUITE_P(Backings, Fixture,                                          \
                            ::testing::Values(::detourfs::testing::Backing::kPlainDir,  \
                                              ::detourfs::testing::Backing::kExt4Loop), \

@@ -82,9 +82,9 @@ std::unique_ptr<MountedFs> MountedFs::Start(const MountConfig& config, std::stri
   if (config.backing == Backing::kExt4Loop) {
     fs->fsroot_ = fs->work_ + "/ext4";
     const std::string img = fs->work_ + "/disk.img";
-    std::string cmd = "truncate -s " + config.ext4_size + " " + img + " && mkfs.ext4 -q -F " +
-                      img + " >/dev/null 2>&1 && mkdir -p " + fs->fsroot_ +
-                      " && mount -o loop " + img + " " + fs->fsroot_;
+    std::string cmd = "truncate -s " + config.ext4_size + " " + img + " && mkfs.ext4 -q -F " + img +
+                      " >/dev/null 2>&1 && mkdir -p " + fs->fsroot_ + " && mount -o loop " + img +
+                      " " + fs->fsroot_;
     if (Shell(cmd) != 0) {
       *error = "cannot make an ext4 loop filesystem (" + cmd + ")";
       return nullptr;
@@ -137,8 +137,8 @@ bool MountedFs::WaitForMount(std::string* error) {
     int status = 0;
     if (::waitpid(pid_, &status, WNOHANG) == pid_) {
       pid_ = -1;
-      *error = "detourfs exited before mounting (status " + std::to_string(status) +
-               "); log:\n" + Log();
+      *error =
+          "detourfs exited before mounting (status " + std::to_string(status) + "); log:\n" + Log();
       return false;
     }
     if (IsFuseMount(tree_)) {
@@ -208,8 +208,10 @@ std::vector<std::string> MountedFs::LogProblems() const {
   std::istringstream in(Log());
   std::string line;
   while (std::getline(in, line)) {
-    if (line.find(" error: ") != std::string::npos || line.find(" critical: ") != std::string::npos ||
-        line.find("Sanitizer") != std::string::npos || line.find("runtime error:") != std::string::npos) {
+    if (line.find(" error: ") != std::string::npos ||
+        line.find(" critical: ") != std::string::npos ||
+        line.find("Sanitizer") != std::string::npos ||
+        line.find("runtime error:") != std::string::npos) {
       out.push_back(line);
     }
   }

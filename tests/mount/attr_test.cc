@@ -50,13 +50,15 @@ TEST_P(AttrTest, WriteByAnotherUserClearsSetuid) {
   ASSERT_EQ(WriteFile(M("suid"), "x"), 0);
   ASSERT_EQ(::chmod(M("suid").c_str(), 04777), 0);
   const std::string p = M("suid");
-  ASSERT_EQ(AsUser(kUser, kGroup, [&] {
-    int fd = ::open(p.c_str(), O_WRONLY | O_APPEND);
-    if (fd < 0) return errno;
-    int rc = ::write(fd, "y", 1) == 1 ? 0 : errno;
-    ::close(fd);
-    return rc;
-  }), 0);
+  ASSERT_EQ(AsUser(kUser, kGroup,
+                   [&] {
+                     int fd = ::open(p.c_str(), O_WRONLY | O_APPEND);
+                     if (fd < 0) return errno;
+                     int rc = ::write(fd, "y", 1) == 1 ? 0 : errno;
+                     ::close(fd);
+                     return rc;
+                   }),
+            0);
   EXPECT_EQ(Lstat(p).st_mode & 07000, 0U);
 }
 
@@ -99,8 +101,8 @@ TEST_P(AttrTest, TimesOfOthersFilesNeedOwnership) {
             EPERM);
   // touch (UTIME_NOW) needs only write permission.
   ASSERT_EQ(::chmod(p.c_str(), 0666), 0);
-  EXPECT_EQ(AsUser(kUser, kGroup, [&] { return Err(::utimensat(AT_FDCWD, p.c_str(), nullptr, 0)); }),
-            0);
+  EXPECT_EQ(
+      AsUser(kUser, kGroup, [&] { return Err(::utimensat(AT_FDCWD, p.c_str(), nullptr, 0)); }), 0);
 }
 
 TEST_P(AttrTest, AccessFollowsModeBits) {

@@ -1,5 +1,6 @@
 // Many threads creating, writing, renaming and deleting in one directory of a
 // real mount: no lost or extra entries, contents intact, no crash.
+#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -8,8 +9,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <dirent.h>
 
 #include "lib/files.h"
 #include "lib/mount_test.h"
@@ -28,7 +27,8 @@ TEST_P(ConcurrencyTest, ThreadsCreateWriteRenameDeleteInOneDirectory) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < kFiles; ++i) {
         const std::string base = "t" + std::to_string(t) + "_" + std::to_string(i);
-        const std::string data = Pattern(100 + static_cast<size_t>(i), static_cast<unsigned>(t * 1000 + i));
+        const std::string data =
+            Pattern(100 + static_cast<size_t>(i), static_cast<unsigned>(t * 1000 + i));
         if (WriteFile(M(base + ".tmp"), data) != 0) ++failures;
         if (::rename(M(base + ".tmp").c_str(), M(base).c_str()) != 0) ++failures;
         if (i % 3 == 0 && ::unlink(M(base).c_str()) != 0) ++failures;

@@ -46,8 +46,8 @@ TEST_P(FileTest, ReadsAndWritesAtOffsetsMatchAReferenceFile) {
     int fd = ::open(p.c_str(), O_CREAT | O_RDWR, 0644);
     ASSERT_GE(fd, 0);
     ASSERT_EQ(::pwrite(fd, data.data(), data.size(), 0), static_cast<ssize_t>(data.size()));
-    ASSERT_EQ(::pwrite(fd, "XYZ", 3, 4095), 3);                 // across a page
-    ASSERT_EQ(::pwrite(fd, "tail", 4, 5 * 1024 * 1024), 4);     // leaves a hole
+    ASSERT_EQ(::pwrite(fd, "XYZ", 3, 4095), 3);              // across a page
+    ASSERT_EQ(::pwrite(fd, "tail", 4, 5 * 1024 * 1024), 4);  // leaves a hole
     ::close(fd);
   }
   EXPECT_EQ(ReadFile(M("big")), ReadFile(R("big")));
@@ -205,7 +205,8 @@ TEST_P(FileTest, ExecutableWrittenThroughTheMountRuns) {
 }
 
 TEST_P(FileTest, StatfsReportsTheBackingFilesystem) {
-  struct statvfs on_mount {}, on_ref {};
+  struct statvfs on_mount {
+  }, on_ref{};
   ASSERT_EQ(::statvfs(fs_->tree().c_str(), &on_mount), 0);
   ASSERT_EQ(::statvfs(fs_->ref().c_str(), &on_ref), 0);
   EXPECT_EQ(on_mount.f_blocks, on_ref.f_blocks);

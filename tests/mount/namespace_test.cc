@@ -45,11 +45,11 @@ TEST_P(NamespaceTest, LookupOfMissingNameIsENOENT) {
 
 TEST_P(NamespaceTest, NameTooLongIsENAMETOOLONG) {
   const std::string longname(300, 'x');
-  ExpectParity([&](const std::string& r) { return Err(::mkdir((r + "/" + longname).c_str(), 0755)); },
-               "mkdir 300-byte name");
-  ExpectParity([&](const std::string& r) {
-    return WriteFile(r + "/" + longname, "x");
-  }, "create 300-byte name");
+  ExpectParity(
+      [&](const std::string& r) { return Err(::mkdir((r + "/" + longname).c_str(), 0755)); },
+      "mkdir 300-byte name");
+  ExpectParity([&](const std::string& r) { return WriteFile(r + "/" + longname, "x"); },
+               "create 300-byte name");
 }
 
 TEST_P(NamespaceTest, MkdirRmdirAndTheirErrors) {
@@ -91,16 +91,20 @@ TEST_P(NamespaceTest, SymlinkAndReadlink) {
   ASSERT_EQ(::symlink("real", M("s2").c_str()), 0);
   EXPECT_EQ(ReadFile(M("s2")), "through the link");
   ASSERT_EQ(::symlink("loop", M("loop").c_str()), 0);
-  ExpectParity([](const std::string& r) {
-    if (::symlink("loop", (r + "/loop").c_str()) != 0 && errno != EEXIST) return errno;
-    int fd = ::open((r + "/loop").c_str(), O_RDONLY);
-    if (fd >= 0) ::close(fd);
-    return Err(fd);
-  }, "open a symlink loop");
-  ExpectParity([](const std::string& r) {
-    char buf[16];
-    return Err(::readlink(r.c_str(), buf, sizeof(buf)) < 0 ? -1 : 0);
-  }, "readlink of a directory");
+  ExpectParity(
+      [](const std::string& r) {
+        if (::symlink("loop", (r + "/loop").c_str()) != 0 && errno != EEXIST) return errno;
+        int fd = ::open((r + "/loop").c_str(), O_RDONLY);
+        if (fd >= 0) ::close(fd);
+        return Err(fd);
+      },
+      "open a symlink loop");
+  ExpectParity(
+      [](const std::string& r) {
+        char buf[16];
+        return Err(::readlink(r.c_str(), buf, sizeof(buf)) < 0 ? -1 : 0);
+      },
+      "readlink of a directory");
   ExpectParity([](const std::string& r) { return Err(::symlink("x", (r + "/").c_str())); },
                "symlink over existing");
 }
@@ -121,12 +125,15 @@ TEST_P(NamespaceTest, HardLinksShareInodeAndCount) {
     ASSERT_EQ(::mkdir((root + "/dir").c_str(), 0755), 0);
     ASSERT_EQ(WriteFile(root + "/x", ""), 0);
   }
-  ExpectParity([](const std::string& r) { return Err(::link((r + "/dir").c_str(), (r + "/d2").c_str())); },
-               "link a directory");
-  ExpectParity([](const std::string& r) { return Err(::link((r + "/x").c_str(), (r + "/dir").c_str())); },
-               "link over existing");
-  ExpectParity([](const std::string& r) { return Err(::link((r + "/nope").c_str(), (r + "/y").c_str())); },
-               "link missing source");
+  ExpectParity(
+      [](const std::string& r) { return Err(::link((r + "/dir").c_str(), (r + "/d2").c_str())); },
+      "link a directory");
+  ExpectParity(
+      [](const std::string& r) { return Err(::link((r + "/x").c_str(), (r + "/dir").c_str())); },
+      "link over existing");
+  ExpectParity(
+      [](const std::string& r) { return Err(::link((r + "/nope").c_str(), (r + "/y").c_str())); },
+      "link missing source");
 }
 
 TEST_P(NamespaceTest, MknodMakesFifosSocketsFilesAndDevices) {
@@ -144,9 +151,11 @@ TEST_P(NamespaceTest, MknodMakesFifosSocketsFilesAndDevices) {
   // An unprivileged caller may not make devices (the kernel says EPERM).
   ASSERT_EQ(::chmod(fs_->tree().c_str(), 0777), 0);
   const std::string path = M("userdev");
-  EXPECT_EQ(AsUser(kUser, kGroup, [&] { return Err(::mknod(path.c_str(), S_IFCHR | 0600, makedev(1, 3))); }),
+  EXPECT_EQ(AsUser(kUser, kGroup,
+                   [&] { return Err(::mknod(path.c_str(), S_IFCHR | 0600, makedev(1, 3))); }),
             EPERM);
-  EXPECT_EQ(AsUser(kUser, kGroup, [&] { return Err(::mknod((path + "fifo").c_str(), S_IFIFO | 0600, 0)); }),
+  EXPECT_EQ(AsUser(kUser, kGroup,
+                   [&] { return Err(::mknod((path + "fifo").c_str(), S_IFIFO | 0600, 0)); }),
             0);
 }
 
@@ -206,8 +215,9 @@ TEST_P(NamespaceTest, RenameNoreplaceAndExchange) {
   EXPECT_EQ(Lstat(M("z")).st_ino, dir_ino);
   EXPECT_EQ(ReadFile(M("z/f")), "F");
   EXPECT_EQ(ReadFile(M("dir")), "Y");
-  EXPECT_EQ(Err(::renameat2(AT_FDCWD, M("nope").c_str(), AT_FDCWD, M("y").c_str(), RENAME_EXCHANGE)),
-            ENOENT);
+  EXPECT_EQ(
+      Err(::renameat2(AT_FDCWD, M("nope").c_str(), AT_FDCWD, M("y").c_str(), RENAME_EXCHANGE)),
+      ENOENT);
 }
 
 TEST_P(NamespaceTest, RenameErrorsMatchTheLocalFilesystem) {
@@ -218,18 +228,32 @@ TEST_P(NamespaceTest, RenameErrorsMatchTheLocalFilesystem) {
     ASSERT_EQ(::mkdir((root + "/d3").c_str(), 0755), 0);
     ASSERT_EQ(WriteFile(root + "/file", "x"), 0);
   }
-  ExpectParity([](const std::string& r) { return Err(::rename((r + "/d1").c_str(), (r + "/d2").c_str())); },
-               "dir over non-empty dir");
-  ExpectParity([](const std::string& r) { return Err(::rename((r + "/file").c_str(), (r + "/d1").c_str())); },
-               "file over dir");
-  ExpectParity([](const std::string& r) { return Err(::rename((r + "/d1").c_str(), (r + "/file").c_str())); },
-               "dir over file");
-  ExpectParity([](const std::string& r) { return Err(::rename((r + "/d1").c_str(), (r + "/d1/sub").c_str())); },
-               "dir into itself");
-  ExpectParity([](const std::string& r) { return Err(::rename((r + "/missing").c_str(), (r + "/x").c_str())); },
-               "missing source");
-  ExpectParity([](const std::string& r) { return Err(::rename((r + "/d1").c_str(), (r + "/d3").c_str())); },
-               "dir over empty dir");
+  ExpectParity(
+      [](const std::string& r) { return Err(::rename((r + "/d1").c_str(), (r + "/d2").c_str())); },
+      "dir over non-empty dir");
+  ExpectParity(
+      [](const std::string& r) {
+        return Err(::rename((r + "/file").c_str(), (r + "/d1").c_str()));
+      },
+      "file over dir");
+  ExpectParity(
+      [](const std::string& r) {
+        return Err(::rename((r + "/d1").c_str(), (r + "/file").c_str()));
+      },
+      "dir over file");
+  ExpectParity(
+      [](const std::string& r) {
+        return Err(::rename((r + "/d1").c_str(), (r + "/d1/sub").c_str()));
+      },
+      "dir into itself");
+  ExpectParity(
+      [](const std::string& r) {
+        return Err(::rename((r + "/missing").c_str(), (r + "/x").c_str()));
+      },
+      "missing source");
+  ExpectParity(
+      [](const std::string& r) { return Err(::rename((r + "/d1").c_str(), (r + "/d3").c_str())); },
+      "dir over empty dir");
 }
 
 TEST_P(NamespaceTest, RenameBetweenHardLinksOfOneFileLeavesBoth) {

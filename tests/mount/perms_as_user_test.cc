@@ -29,13 +29,15 @@ int Err(int rc) { return rc < 0 ? errno : 0; }
 
 TEST_P(PermsTest, NodesBelongToTheCallingUser) {
   const std::string f = M("f"), d = M("d"), l = M("l"), p = M("p");
-  ASSERT_EQ(AsUser(kUser, kGroup, [&] {
-    if (WriteFile(f, "x") != 0) return errno;
-    if (::mkdir(d.c_str(), 0755) != 0) return errno;
-    if (::symlink("f", l.c_str()) != 0) return errno;
-    if (::mkfifo(p.c_str(), 0600) != 0) return errno;
-    return 0;
-  }), 0);
+  ASSERT_EQ(AsUser(kUser, kGroup,
+                   [&] {
+                     if (WriteFile(f, "x") != 0) return errno;
+                     if (::mkdir(d.c_str(), 0755) != 0) return errno;
+                     if (::symlink("f", l.c_str()) != 0) return errno;
+                     if (::mkfifo(p.c_str(), 0600) != 0) return errno;
+                     return 0;
+                   }),
+            0);
   for (const std::string& path : {f, d, l, p}) {
     struct stat st = Lstat(path);
     EXPECT_EQ(st.st_uid, kUser) << path;
@@ -52,10 +54,13 @@ TEST_P(PermsTest, SetgidDirectoryGivesItsGroup) {
   ASSERT_EQ(::chown(M("team").c_str(), 0, 4000), 0);
   ASSERT_EQ(::chmod(M("team").c_str(), 02777), 0);
   const std::string f = M("team/f"), d = M("team/d");
-  ASSERT_EQ(AsUser(kUser, kGroup, [&] {
-    if (WriteFile(f, "x") != 0) return errno;
-    return Err(::mkdir(d.c_str(), 0755));
-  }, {4000}), 0);
+  ASSERT_EQ(AsUser(kUser, kGroup,
+                   [&] {
+                     if (WriteFile(f, "x") != 0) return errno;
+                     return Err(::mkdir(d.c_str(), 0755));
+                   },
+                   {4000}),
+            0);
   EXPECT_EQ(Lstat(f).st_gid, 4000U);
   EXPECT_EQ(Lstat(f).st_uid, kUser);
   EXPECT_EQ(Lstat(d).st_gid, 4000U);
@@ -75,11 +80,13 @@ TEST_P(PermsTest, ModeBitsAreEnforced) {
   const std::string f = M("rootfile"), c = M("closed/new");
   EXPECT_EQ(AsUser(kUser, kGroup, [&] { return WriteFile(f, "y"); }), EACCES);
   EXPECT_EQ(AsUser(kUser, kGroup, [&] { return WriteFile(c, "y"); }), EACCES);
-  EXPECT_EQ(AsUser(kUser, kGroup, [&] {
-    int e = 0;
-    ReadFile(f, &e);
-    return e;
-  }), 0);
+  EXPECT_EQ(AsUser(kUser, kGroup,
+                   [&] {
+                     int e = 0;
+                     ReadFile(f, &e);
+                     return e;
+                   }),
+            0);
   EXPECT_EQ(ReadFile(f), "x");
 }
 
@@ -110,12 +117,14 @@ TEST_P(PermsTest, CreateOverAnExistingFileKeepsItsOwner) {
   ASSERT_EQ(WriteFile(M("shared"), "root's", 0666), 0);
   ASSERT_EQ(::chmod(M("shared").c_str(), 0666), 0);
   const std::string p = M("shared");
-  ASSERT_EQ(AsUser(kUser, kGroup, [&] {
-    int fd = ::open(p.c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0600);
-    if (fd < 0) return errno;
-    ::close(fd);
-    return 0;
-  }), 0);
+  ASSERT_EQ(AsUser(kUser, kGroup,
+                   [&] {
+                     int fd = ::open(p.c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0600);
+                     if (fd < 0) return errno;
+                     ::close(fd);
+                     return 0;
+                   }),
+            0);
   EXPECT_EQ(Lstat(p).st_uid, 0U);
   EXPECT_EQ(Lstat(p).st_mode & 0777, 0666U);
 }

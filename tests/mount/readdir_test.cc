@@ -123,7 +123,8 @@ TEST_P(ReaddirTest, ConcurrentChangesNeverHideOrRepeatStableNames) {
 }
 
 TEST_P(ReaddirTest, RemovedDirectoryListsNothingAndRmRfWorks) {
-  ASSERT_EQ(Shell("mkdir -p " + M("t/a/b/c") + " && touch " + M("t/a/b/c/f") + " " + M("t/a/x")), 0);
+  ASSERT_EQ(Shell("mkdir -p " + M("t/a/b/c") + " && touch " + M("t/a/b/c/f") + " " + M("t/a/x")),
+            0);
   ASSERT_EQ(Shell("rm -rf " + M("t")), 0);
   int err = 0;
   Lstat(M("t"), &err);

@@ -51,8 +51,9 @@ TEST_P(XattrAclTest, OnlyTheOwnerMaySetUserXattrs) {
   const std::string p = M("f");
   EXPECT_EQ(AsUser(kUser, kGroup, [&] { return Err(::setxattr(p.c_str(), "user.a", "b", 1, 0)); }),
             EACCES);
-  EXPECT_EQ(AsUser(kUser, kGroup, [&] { return Err(::setxattr(p.c_str(), "trusted.a", "b", 1, 0)); }),
-            EPERM);
+  EXPECT_EQ(
+      AsUser(kUser, kGroup, [&] { return Err(::setxattr(p.c_str(), "trusted.a", "b", 1, 0)); }),
+      EPERM);
 }
 
 TEST_P(XattrAclTest, AclEntryGrantsAndDeniesOtherUsers) {
@@ -60,28 +61,36 @@ TEST_P(XattrAclTest, AclEntryGrantsAndDeniesOtherUsers) {
   ASSERT_EQ(::chmod(M("secret").c_str(), 0600), 0);
   const std::string p = M("secret");
   int err = 0;
-  EXPECT_EQ(AsUser(kUser, kGroup, [&] {
-    int e = 0;
-    ReadFile(p, &e);
-    return e;
-  }), EACCES);
+  EXPECT_EQ(AsUser(kUser, kGroup,
+                   [&] {
+                     int e = 0;
+                     ReadFile(p, &e);
+                     return e;
+                   }),
+            EACCES);
   ASSERT_EQ(Shell("setfacl -m u:" + std::to_string(kUser) + ":r " + p), 0);
-  EXPECT_EQ(AsUser(kUser, kGroup, [&] {
-    int e = 0;
-    return ReadFile(p, &e) == "s3cret" ? 0 : (e ? e : -1);
-  }), 0);
-  EXPECT_EQ(AsUser(kOtherUser, kOtherGroup, [&] {
-    int e = 0;
-    ReadFile(p, &e);
-    return e;
-  }), EACCES);
+  EXPECT_EQ(AsUser(kUser, kGroup,
+                   [&] {
+                     int e = 0;
+                     return ReadFile(p, &e) == "s3cret" ? 0 : (e ? e : -1);
+                   }),
+            0);
+  EXPECT_EQ(AsUser(kOtherUser, kOtherGroup,
+                   [&] {
+                     int e = 0;
+                     ReadFile(p, &e);
+                     return e;
+                   }),
+            EACCES);
   // The mask limits named entries; the mode's group bits show the mask.
   ASSERT_EQ(::chmod(p.c_str(), 0600), 0);
-  EXPECT_EQ(AsUser(kUser, kGroup, [&] {
-    int e = 0;
-    ReadFile(p, &e);
-    return e;
-  }), EACCES);
+  EXPECT_EQ(AsUser(kUser, kGroup,
+                   [&] {
+                     int e = 0;
+                     ReadFile(p, &e);
+                     return e;
+                   }),
+            EACCES);
   (void)err;
 }
 

@@ -81,7 +81,8 @@ TEST_P(ToolsTest, GitInitAddCommitStatusGcFsck) {
   const std::string repo = M("repo");
   const std::string git = "git -C " + repo + " -c user.name=t -c user.email=t@t ";
   ASSERT_EQ(Shell("mkdir " + repo + " && " + git + "init -q"), 0);
-  ASSERT_EQ(Shell("cd " + repo + " && for i in $(seq 1 100); do mkdir -p d$((i%7)); "
+  ASSERT_EQ(Shell("cd " + repo +
+                  " && for i in $(seq 1 100); do mkdir -p d$((i%7)); "
                   "echo line $i > d$((i%7))/f$i; done"),
             0);
   ASSERT_EQ(Shell(git + "add -A && " + git + "commit -qm first"), 0);
@@ -110,7 +111,8 @@ TEST_P(ToolsTest, RsyncRoundTripPreservesEverything) {
   EXPECT_EQ(ManifestDiff(src, back, true), "");
   EXPECT_EQ(ManifestDiff(src, M("copy"), true), "");
   // Nothing left to transfer, comparing checksums.
-  EXPECT_EQ(ShellOutput("rsync -aHAXc --modify-window=-1 --dry-run --itemize-changes " + src + "/ " + M("copy") + "/"),
+  EXPECT_EQ(ShellOutput("rsync -aHAXc --modify-window=-1 --dry-run --itemize-changes " + src +
+                        "/ " + M("copy") + "/"),
             "");
 }
 
@@ -121,8 +123,8 @@ TEST_P(ToolsTest, NpmCiOfTheWebappFixtureMatchesTheRawFilesystem) {
   }
   if (Shell("command -v npm >/dev/null") != 0) GTEST_SKIP() << "npm is not installed";
   // The cache is shared between both installs, so the registry is asked once.
-  const std::string npm = "npm ci --no-audit --no-fund --loglevel=error --cache " +
-                          fs_->work() + "/npm-cache";
+  const std::string npm =
+      "npm ci --no-audit --no-fund --loglevel=error --cache " + fs_->work() + "/npm-cache";
   for (const std::string& root : {fs_->tree(), fs_->ref()}) {
     ASSERT_EQ(Shell("cp -r " + fixtures + "/webapp " + root + "/webapp && chmod -R u+w " + root +
                     "/webapp"),

@@ -38,7 +38,8 @@ TEST(StatusTest, FromErrnoNamesContextAndCause) {
   EXPECT_FALSE(s.ok());
   EXPECT_EQ(s.code(), Status::Code::kNotFound);
   EXPECT_EQ(s.err(), ENOENT);
-  EXPECT_EQ(s.ToString(), std::string("cannot open lower directory '/x': ") + std::strerror(ENOENT));
+  EXPECT_EQ(s.ToString(),
+            std::string("cannot open lower directory '/x': ") + std::strerror(ENOENT));
   EXPECT_TRUE(Status::OK().ok());
   EXPECT_EQ(Status::InvalidArgument("bad").ToString(), "bad");
 }
