@@ -55,6 +55,7 @@ struct Entry {
 struct FileHandle {
   Node* node = nullptr;
   SharedFd fd;
+  bool writable = false;
 };
 
 // An open directory: a real fd and the getdents position within it.
@@ -166,6 +167,8 @@ class Overlay {
   // file lives on another filesystem mounted inside the lower directory.
   void ReportIno(struct stat& st) const;
   Result<Entry> Found(Node* parent, std::string_view name, UniqueFd fd, struct stat st);
+  // Looks `name` up in `parent` (whose fd is `parent_fd`) with one fstatat.
+  Result<Entry> Stat(Node* parent, int parent_fd, std::string_view name);
   // Gives a node just created by root to the caller (uid, gid per setgid rule).
   Result<void> GiveToCaller(int fd, int parent_fd, const Caller& caller, struct stat& st);
   template <typename MakeFn>

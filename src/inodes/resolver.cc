@@ -14,6 +14,21 @@ Result<SharedFd> Resolver::Fd(Node* node) {
   // walking names (a file just created is set up this way, e.g. by tar).
   if (SharedFd open = table_.AnyOpenFd(node)) return open;
 
+  Result<UniqueFd> fd = OpenByName(node, O_PATH);
+  if (!fd.ok()) return Errno{fd.error()};
+  auto shared = std::make_shared<const UniqueFd>(std::move(*fd));
+  cache_.Put(node->id(), shared);
+  return shared;
+}
+
+Result<UniqueFd> Resolver::Open(Node* node, int flags) {
+  SharedFd fd = node == table_.root() ? root_fd_ : cache_.Get(node->id());
+  if (!fd) fd = table_.AnyOpenFd(node);
+  if (fd) return sys::Reopen(fd->get(), flags);
+  return OpenByName(node, flags);
+}
+
+Result<UniqueFd> Resolver::OpenByName(Node* node, int flags) {
   const BackingId want = table_.Backing(node);
   int last_err = ESTALE;
   for (Location& loc : table_.Locations(node)) {
@@ -22,7 +37,9 @@ Result<SharedFd> Resolver::Fd(Node* node) {
       last_err = parent.error();
       continue;
     }
-    Result<UniqueFd> fd = sys::OpenBeneath((*parent)->get(), loc.name.c_str(), O_PATH);
+    // O_TRUNC waits for the identity check: never truncate a file that
+    // replaced ours underneath.
+    Result<UniqueFd> fd = sys::OpenBeneath((*parent)->get(), loc.name.c_str(), flags & ~O_TRUNC);
     if (!fd.ok()) {
       last_err = fd.error();
       continue;
@@ -33,9 +50,8 @@ Result<SharedFd> Resolver::Fd(Node* node) {
       last_err = ESTALE;  // the name now holds another file
       continue;
     }
-    auto shared = std::make_shared<const UniqueFd>(std::move(*fd));
-    cache_.Put(node->id(), shared);
-    return shared;
+    if (flags & O_TRUNC) DETOURFS_TRY(sys::Ftruncate(fd->get(), 0));
+    return std::move(*fd);
   }
   // The kernel still holds the node, so "no such file" means it vanished
   // behind the mount's back: tell it the handle is stale.

@@ -21,13 +21,22 @@ class Resolver {
   // ESTALE when the file is gone or was replaced underneath the mount.
   Result<SharedFd> Fd(Node* node);
 
+  // A real fd opened with `flags` on `node`'s file: reopened from a cached or
+  // open fd, else opened by name beneath its parent (checked as in Fd), which
+  // costs no more syscalls than the O_PATH walk would.
+  Result<UniqueFd> Open(Node* node, int flags);
+
   // Caches `fd`, already known to be `node`'s file (from a lookup or create).
   void Prime(Node* node, UniqueFd fd);
   void Drop(uint64_t id) { cache_.Erase(id); }
+  bool Cached(uint64_t id) { return cache_.Get(id) != nullptr; }
 
   const SharedFd& root_fd() const { return root_fd_; }
 
  private:
+  // Opens `node` by one of its names with `flags`, checking its identity.
+  Result<UniqueFd> OpenByName(Node* node, int flags);
+
   InodeTable& table_;
   FdCache& cache_;
   const SharedFd root_fd_;

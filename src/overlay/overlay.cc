@@ -57,17 +57,28 @@ Result<Entry> Overlay::Found(Node* parent, std::string_view name, UniqueFd fd, s
   return Entry{node, st};
 }
 
+Result<Entry> Overlay::Stat(Node* parent, int parent_fd, std::string_view name) {
+  // The kernel sends single components, never "." or ".."; refuse anything
+  // else rather than resolve it.
+  if (name.empty() || name == "." || name == ".." || name.find('/') != std::string_view::npos) {
+    return Errno{EINVAL};
+  }
+  const std::string n(name);
+  Result<struct stat> st = sys::StatAt(parent_fd, n.c_str());
+  if (!st.ok()) return Errno{st.error()};
+  // No fd is opened here: most names looked up (path walks, ls -l, find,
+  // rm -rf) are never opened, and the resolver opens the rest on demand.
+  Entry e{table_->Remember(parent, name, *st), *st};
+  ReportIno(e.attr);
+  return e;
+}
+
 Result<Entry> Overlay::Lookup(uint64_t parent_ino, std::string_view name) {
   Result<Node*> parent = NodeOf(parent_ino);
   if (!parent.ok()) return Errno{parent.error()};
   Result<SharedFd> pfd = FdOf(*parent);
   if (!pfd.ok()) return Errno{pfd.error()};
-  const std::string n(name);
-  Result<UniqueFd> fd = sys::OpenBeneath((*pfd)->get(), n.c_str(), O_PATH);
-  if (!fd.ok()) return Errno{fd.error()};
-  Result<struct stat> st = sys::Fstat(fd->get());
-  if (!st.ok()) return Errno{st.error()};
-  return Found(*parent, name, std::move(*fd), *st);
+  return Stat(*parent, (*pfd)->get(), name);
 }
 
 void Overlay::Forget(uint64_t ino, uint64_t nlookup) {

@@ -24,9 +24,7 @@ bool IsDotOrDotDot(const char* name) {
 Result<std::unique_ptr<DirHandle>> Overlay::OpenDir(uint64_t ino) {
   Result<Node*> node = NodeOf(ino);
   if (!node.ok()) return Errno{node.error()};
-  Result<SharedFd> fd = FdOf(*node);
-  if (!fd.ok()) return Errno{fd.error()};
-  Result<UniqueFd> dir = sys::Reopen((*fd)->get(), O_RDONLY | O_DIRECTORY);
+  Result<UniqueFd> dir = resolver_->Open(*node, O_RDONLY | O_DIRECTORY);
   if (!dir.ok()) return Errno{dir.error()};
   auto dh = std::make_unique<DirHandle>();
   dh->node = *node;
@@ -65,19 +63,16 @@ Result<void> Overlay::ReadDir(DirHandle& dh, off_t offset, bool plus,
     e.type = static_cast<mode_t>(d->d_type) << 12;
     e.next_offset = d->d_off;
     if (plus && !IsDotOrDotDot(d->d_name)) {
-      Result<UniqueFd> fd = sys::OpenBeneath(dh.fd.get(), d->d_name, O_PATH);
-      Result<struct stat> st =
-          fd.ok() ? sys::Fstat(fd->get()) : Result<struct stat>(Errno{fd.error()});
-      if (!st.ok()) {
-        if (st.error() == ENOENT) {  // removed since getdents: skip it
+      Result<Entry> entry = Stat(dh.node, dh.fd.get(), e.name);
+      if (!entry.ok()) {
+        if (entry.error() == ENOENT) {  // removed since getdents: skip it
           dh.buf_pos += d->d_reclen;
           dh.offset = d->d_off;
           continue;
         }
         if (emitted) return {};
-        return Errno{st.error()};
+        return Errno{entry.error()};
       }
-      Result<Entry> entry = Found(dh.node, e.name, std::move(*fd), *st);
       e.entry = *entry;
       e.ino = entry->attr.st_ino;
     }

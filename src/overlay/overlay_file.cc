@@ -35,12 +35,12 @@ int BackingFlags(int flags, bool writeback_cache) {
 Result<std::unique_ptr<FileHandle>> Overlay::Open(uint64_t ino, int flags) {
   Result<Node*> node = NodeOf(ino);
   if (!node.ok()) return Errno{node.error()};
-  Result<SharedFd> fd = FdOf(*node);
-  if (!fd.ok()) return Errno{fd.error()};
-  Result<UniqueFd> file = sys::Reopen((*fd)->get(), BackingFlags(flags, options_.writeback_cache));
+  const int backing_flags = BackingFlags(flags, options_.writeback_cache);
+  Result<UniqueFd> file = resolver_->Open(*node, backing_flags);
   if (!file.ok()) return Errno{file.error()};
   auto fh = std::make_unique<FileHandle>();
   fh->node = *node;
+  fh->writable = (backing_flags & O_ACCMODE) != O_RDONLY;
   fh->fd = std::make_shared<const UniqueFd>(std::move(*file));
   table_->AddOpenFd(*node, fh->fd);
   return fh;
@@ -86,12 +86,25 @@ Result<std::pair<Entry, std::unique_ptr<FileHandle>>> Overlay::Create(uint64_t p
   ReportIno(e.attr);
   auto fh = std::make_unique<FileHandle>();
   fh->node = e.node;
+  fh->writable = true;
   fh->fd = std::make_shared<const UniqueFd>(std::move(*fd));
   table_->AddOpenFd(e.node, fh->fd);
   return std::make_pair(e, std::move(fh));
 }
 
-void Overlay::Release(std::unique_ptr<FileHandle> fh) { table_->RemoveOpenFd(fh->node, fh->fd); }
+void Overlay::Release(std::unique_ptr<FileHandle> fh) {
+  Node* node = fh->node;
+  const uint64_t id = node->id();
+  // The kernel usually comes back for a file just written after close (tar
+  // sets its times and mode): keep an O_PATH fd on it, reopened from the open
+  // one, which needs no path walk and no identity check.
+  if (fh->writable && !resolver_->Cached(id)) {
+    Result<UniqueFd> path_fd = sys::Reopen(fh->fd->get(), O_PATH);
+    if (path_fd.ok()) resolver_->Prime(node, std::move(*path_fd));
+  }
+  table_->RemoveOpenFd(node, fh->fd);
+  if (!table_->Find(id)) resolver_->Drop(id);  // that was the node's last reference
+}
 
 Result<void> Overlay::Fsync(FileHandle& fh, bool datasync) {
   return sys::Fsync(fh.fd->get(), datasync);

@@ -93,12 +93,18 @@ std::unique_ptr<MountedFs> MountedFs::Start(const MountConfig& config, std::stri
   }
   fs->tree_ = fs->fsroot_ + "/tree";
   fs->ref_ = fs->fsroot_ + "/ref";
-  if (::mkdir(fs->tree_.c_str(), 0755) != 0 || ::mkdir(fs->ref_.c_str(), 0755) != 0) {
+  fs->lower_ = config.separate_lower ? fs->fsroot_ + "/lower" : fs->tree_;
+  if (::mkdir(fs->tree_.c_str(), 0755) != 0 || ::mkdir(fs->ref_.c_str(), 0755) != 0 ||
+      (config.separate_lower && ::mkdir(fs->lower_.c_str(), 0755) != 0)) {
     *error = std::string("mkdir: ") + std::strerror(errno);
     return nullptr;
   }
 
   std::vector<std::string> args = {BinaryPath(), fs->tree_, "-f", "--log-level", "info"};
+  if (config.separate_lower) {
+    args.emplace_back("--lower");
+    args.push_back(fs->lower_);
+  }
   args.insert(args.end(), config.extra_args.begin(), config.extra_args.end());
   const std::string log = fs->LogPath();
   pid_t pid = ::fork();

@@ -27,6 +27,9 @@ struct MountConfig {
   std::vector<std::string> extra_args;  // more detourfs options
   long fd_limit = 0;                    // NOLINT: RLIMIT_NOFILE for the daemon; 0 keeps it
   std::string ext4_size = "512M";
+  // Serve a separate directory (`--lower`) instead of mounting in place, so a
+  // test can change it underneath the mount.
+  bool separate_lower = false;
 };
 
 class MountedFs {
@@ -38,6 +41,8 @@ class MountedFs {
   const std::string& work() const { return work_; }
   const std::string& tree() const { return tree_; }  // the mountpoint
   const std::string& ref() const { return ref_; }
+  // The directory served: tree() itself when mounted in place.
+  const std::string& lower() const { return lower_; }
   pid_t pid() const { return pid_; }
   std::string LogPath() const { return work_ + "/daemon.log"; }
   std::string Log() const;
@@ -55,7 +60,7 @@ class MountedFs {
   bool WaitForMount(std::string* error);
   void ForceCleanup();
 
-  std::string work_, tree_, ref_, fsroot_;
+  std::string work_, tree_, ref_, fsroot_, lower_;
   bool loop_mounted_ = false;
   pid_t pid_ = -1;
   int exit_code_ = -1;
