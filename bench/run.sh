@@ -12,6 +12,7 @@
 #   fio-write sequential 1 GiB write, 1 MiB blocks, fsync at the end
 #   fio-read  sequential 1 GiB read, cold caches
 set -euo pipefail
+shopt -s inherit_errexit  # a failing workload inside $(...) stops the run
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 rounds=${ROUNDS:-3}
@@ -69,7 +70,7 @@ mount_target() {
     raw) echo "$src"; return ;;
     detourfs) "$detourfs" "$src" --log-level warn; echo "$src" ;;
     passthrough_ll) "$work/passthrough_ll" -o source="$src",allow_other "$mnt"; echo "$mnt" ;;
-    mergerfs) mergerfs -o allow_other,use_ino,cache.files=partial,dropcacheonclose=true \
+    mergerfs) mergerfs -o allow_other,use_ino,cache.files=partial,dropcacheonclose=true,minfreespace=0 \
                 "$src" "$mnt"; echo "$mnt" ;;
   esac
 }
@@ -89,7 +90,10 @@ drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
 t() {
   local start end
   start=$(date +%s.%N)
-  "$@" >/dev/null
+  if ! "$@" >/dev/null; then
+    echo "bench: failed: $*" >&2
+    return 1
+  fi
   end=$(date +%s.%N)
   echo "$end - $start" | bc -l
 }
