@@ -7,18 +7,14 @@
 
 namespace detourfs::testing {
 
-int AsUser(uid_t uid, gid_t gid, const std::function<int()>& fn, const std::vector<gid_t>& groups) {
+int InChild(const std::function<int()>& fn) {
   int pipefd[2];
   if (::pipe(pipefd) != 0) return -1;
   pid_t pid = ::fork();
   if (pid < 0) return -1;
   if (pid == 0) {
     ::close(pipefd[0]);
-    int result = -1;
-    if (::setgroups(groups.size(), groups.data()) == 0 && ::setresgid(gid, gid, gid) == 0 &&
-        ::setresuid(uid, uid, uid) == 0) {
-      result = fn();
-    }
+    int result = fn();
     (void)!::write(pipefd[1], &result, sizeof(result));
     ::_exit(0);
   }
@@ -29,6 +25,17 @@ int AsUser(uid_t uid, gid_t gid, const std::function<int()>& fn, const std::vect
   int status = 0;
   ::waitpid(pid, &status, 0);
   return result;
+}
+
+int AsUser(uid_t uid, gid_t gid, const std::function<int()>& fn,
+           const std::vector<gid_t>& groups) {
+  return InChild([&] {
+    if (::setgroups(groups.size(), groups.data()) != 0 || ::setresgid(gid, gid, gid) != 0 ||
+        ::setresuid(uid, uid, uid) != 0) {
+      return -1;
+    }
+    return fn();
+  });
 }
 
 }  // namespace detourfs::testing

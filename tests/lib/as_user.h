@@ -16,6 +16,10 @@ constexpr gid_t kGroup = 65534;  // nogroup
 constexpr uid_t kOtherUser = 4242;
 constexpr gid_t kOtherGroup = 4242;
 
+// Runs `fn` in a forked child and returns its result (0 or an errno), or -1
+// if the child died.
+int InChild(const std::function<int()>& fn);
+
 // `fn` returns 0 or an errno. AsUser returns that, or -1 if the child failed
 // to switch identity or died.
 int AsUser(uid_t uid, gid_t gid, const std::function<int()>& fn,

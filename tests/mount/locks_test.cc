@@ -7,6 +7,7 @@
 
 #include <cerrno>
 
+#include "lib/as_user.h"
 #include "lib/files.h"
 #include "lib/mount_test.h"
 
@@ -14,24 +15,6 @@ namespace detourfs::testing {
 namespace {
 
 using LocksTest = MountTest;
-
-// Runs `fn` in a child process and returns its result (0 or errno).
-int InChild(const std::function<int()>& fn) {
-  int pipefd[2];
-  if (::pipe(pipefd) != 0) return -1;
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    int r = fn();
-    (void)!::write(pipefd[1], &r, sizeof(r));
-    ::_exit(0);
-  }
-  ::close(pipefd[1]);
-  int r = -1;
-  if (::read(pipefd[0], &r, sizeof(r)) != sizeof(r)) r = -1;
-  ::close(pipefd[0]);
-  ::waitpid(pid, nullptr, 0);
-  return r;
-}
 
 TEST_P(LocksTest, FlockConflictsBetweenProcesses) {
   ASSERT_EQ(WriteFile(M("lock"), ""), 0);

@@ -19,6 +19,16 @@ using XattrAclTest = MountTest;
 
 int Err(long rc) { return rc < 0 ? errno : 0; }  // NOLINT
 
+// Reads `path` as uid/gid: 0 if it read `expect`, else the errno (or -1).
+int ReadAs(uid_t uid, gid_t gid, const std::string& path, const std::string& expect = "") {
+  return AsUser(uid, gid, [&] {
+    int e = 0;
+    std::string got = ReadFile(path, &e);
+    if (e != 0) return e;
+    return expect.empty() || got == expect ? 0 : -1;
+  });
+}
+
 TEST_P(XattrAclTest, UserXattrsRoundTrip) {
   ASSERT_EQ(WriteFile(M("f"), "x"), 0);
   const std::string p = M("f");
@@ -60,38 +70,13 @@ TEST_P(XattrAclTest, AclEntryGrantsAndDeniesOtherUsers) {
   ASSERT_EQ(WriteFile(M("secret"), "s3cret", 0600), 0);
   ASSERT_EQ(::chmod(M("secret").c_str(), 0600), 0);
   const std::string p = M("secret");
-  int err = 0;
-  EXPECT_EQ(AsUser(kUser, kGroup,
-                   [&] {
-                     int e = 0;
-                     ReadFile(p, &e);
-                     return e;
-                   }),
-            EACCES);
+  EXPECT_EQ(ReadAs(kUser, kGroup, p), EACCES);
   ASSERT_EQ(Shell("setfacl -m u:" + std::to_string(kUser) + ":r " + p), 0);
-  EXPECT_EQ(AsUser(kUser, kGroup,
-                   [&] {
-                     int e = 0;
-                     return ReadFile(p, &e) == "s3cret" ? 0 : (e ? e : -1);
-                   }),
-            0);
-  EXPECT_EQ(AsUser(kOtherUser, kOtherGroup,
-                   [&] {
-                     int e = 0;
-                     ReadFile(p, &e);
-                     return e;
-                   }),
-            EACCES);
+  EXPECT_EQ(ReadAs(kUser, kGroup, p, "s3cret"), 0);
+  EXPECT_EQ(ReadAs(kOtherUser, kOtherGroup, p), EACCES);
   // The mask limits named entries; the mode's group bits show the mask.
   ASSERT_EQ(::chmod(p.c_str(), 0600), 0);
-  EXPECT_EQ(AsUser(kUser, kGroup,
-                   [&] {
-                     int e = 0;
-                     ReadFile(p, &e);
-                     return e;
-                   }),
-            EACCES);
-  (void)err;
+  EXPECT_EQ(ReadAs(kUser, kGroup, p), EACCES);
 }
 
 TEST_P(XattrAclTest, DefaultAclIsInheritedAndOverridesUmask) {
