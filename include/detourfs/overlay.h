@@ -174,6 +174,15 @@ class Overlay {
   template <typename MakeFn>
   Result<Entry> MakeNode(uint64_t parent, std::string_view name, const Caller& caller, MakeFn make);
   Result<void> Remove(uint64_t parent, std::string_view name, int flags);
+  // A file about to lose a name: an O_PATH fd on it and its stat.
+  struct Victim {
+    UniqueFd fd;
+    struct stat st {};
+  };
+  Result<Victim> OpenVictim(int dirfd, const char* name);
+  // After `name` in `parent` stopped naming victim's file: keeps its fd if
+  // that was the file's last link.
+  void KeepIfLastLink(Node* parent, std::string_view name, Victim victim);
 
   const OverlayOptions options_;
   std::unique_ptr<InodeTable> table_;

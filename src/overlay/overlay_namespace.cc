@@ -105,14 +105,30 @@ Result<void> Overlay::Remove(uint64_t parent_ino, std::string_view name, int fla
   Result<SharedFd> pfd = FdOf(*parent);
   if (!pfd.ok()) return Errno{pfd.error()};
   const std::string n(name);
-  Result<struct stat> st = sys::StatAt((*pfd)->get(), n.c_str());
-  if (!st.ok()) return Errno{st.error()};
+  Result<Victim> victim = OpenVictim((*pfd)->get(), n.c_str());
+  if (!victim.ok()) return Errno{victim.error()};
   DETOURFS_TRY(sys::UnlinkAt((*pfd)->get(), n.c_str(), flags));
-  // The cached fd of a file whose last link went stays until the kernel
-  // forgets the node: as on a local filesystem, an unlinked inode the kernel
-  // still holds keeps working (it flushes cached times to it, for one).
-  (void)table_->Unlinked(*parent, name, *st);
+  KeepIfLastLink(*parent, name, std::move(*victim));
   return {};
+}
+
+Result<Overlay::Victim> Overlay::OpenVictim(int dirfd, const char* name) {
+  Result<UniqueFd> fd = sys::OpenBeneath(dirfd, name, O_PATH);
+  if (!fd.ok()) return Errno{fd.error()};
+  Result<struct stat> st = sys::Fstat(fd->get());
+  if (!st.ok()) return Errno{st.error()};
+  return Victim{std::move(*fd), *st};
+}
+
+void Overlay::KeepIfLastLink(Node* parent, std::string_view name, Victim victim) {
+  // The file's last link went, but the kernel still holds its node and uses
+  // it: with the writeback cache it flushes the new ctime right after unlink,
+  // and a removed directory may be some process's cwd. As on a local
+  // filesystem the inode stays usable until the kernel forgets it, through
+  // this fd (dropped on forget).
+  if (uint64_t gone = table_->Unlinked(parent, name, victim.st)) {
+    if (Node* node = table_->Find(gone)) resolver_->Prime(node, std::move(victim.fd));
+  }
 }
 
 Result<void> Overlay::Unlink(uint64_t parent, std::string_view name) {
@@ -141,18 +157,19 @@ Result<void> Overlay::Rename(uint64_t parent_ino, std::string_view name, uint64_
 
   Result<struct stat> src = sys::StatAt(from, n.c_str());
   if (!src.ok()) return Errno{src.error()};
-  Result<struct stat> dst = sys::StatAt(to, nn.c_str());
+  // The file a rename replaces is held open like an unlinked one.
+  Result<Victim> dst = OpenVictim(to, nn.c_str());
   DETOURFS_TRY(sys::RenameAt(from, n.c_str(), to, nn.c_str(), flags));
 
   if (flags & RENAME_EXCHANGE) {
     table_->Renamed(*src, *parent, name, *new_parent, new_name);
-    if (dst.ok()) table_->Renamed(*dst, *new_parent, new_name, *parent, name);
+    if (dst.ok()) table_->Renamed(dst->st, *new_parent, new_name, *parent, name);
     return {};
   }
   if (dst.ok()) {
     // Two links to one file: rename(2) leaves both in place.
-    if (dst->st_dev == src->st_dev && dst->st_ino == src->st_ino) return {};
-    (void)table_->Unlinked(*new_parent, new_name, *dst);
+    if (dst->st.st_dev == src->st_dev && dst->st.st_ino == src->st_ino) return {};
+    KeepIfLastLink(*new_parent, new_name, std::move(*dst));
   }
   table_->Renamed(*src, *parent, name, *new_parent, new_name);
   return {};

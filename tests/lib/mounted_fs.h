@@ -46,7 +46,7 @@ class MountedFs {
   pid_t pid() const { return pid_; }
   std::string LogPath() const { return work_ + "/daemon.log"; }
   std::string Log() const;
-  // Lines of the log that report errors or sanitizer findings.
+  // Lines of the log that report warnings, errors or sanitizer findings.
   std::vector<std::string> LogProblems() const;
 
   // Unmounts cleanly and waits for the daemon: its exit code, or -1 if it

@@ -286,3 +286,43 @@ DETOURFS_MOUNT_TEST_P(NamespaceTest);
 
 }  // namespace
 }  // namespace detourfs::testing
+
+namespace detourfs::testing {
+namespace {
+
+// With a tiny fd cache, removed files are not cached when the kernel comes
+// back for them (it flushes ctime after unlink with the writeback cache): the
+// daemon must still reach them. TearDown fails on any warning in the log.
+class SmallFdCacheTest : public MountTest {
+ protected:
+  MountConfig Config() const override {
+    MountConfig c = MountTest::Config();
+    c.extra_args = {"--fd-cache", "16"};
+    return c;
+  }
+};
+
+TEST_P(SmallFdCacheTest, RemovedAndReplacedFilesStayUsableWhileReferenced) {
+  ASSERT_EQ(::mkdir(M("d").c_str(), 0755), 0);
+  for (int i = 0; i < 300; ++i) ASSERT_EQ(WriteFile(M("d/f" + std::to_string(i)), "x"), 0);
+  for (int i = 0; i < 100; ++i) {
+    ASSERT_EQ(WriteFile(M("d/new" + std::to_string(i)), "new"), 0);
+    ASSERT_EQ(::rename(M("d/new" + std::to_string(i)).c_str(), M("d/f" + std::to_string(i)).c_str()),
+              0);
+  }
+  EXPECT_EQ(ReadFile(M("d/f7")), "new");
+  // A removed directory that is still a process's cwd can still be stat'ed.
+  ASSERT_EQ(::mkdir(M("cwd").c_str(), 0755), 0);
+  int dirfd = ::open(M("cwd").c_str(), O_RDONLY | O_DIRECTORY);
+  ASSERT_GE(dirfd, 0);
+  ASSERT_EQ(::rmdir(M("cwd").c_str()), 0);
+  struct stat st {};
+  EXPECT_EQ(::fstat(dirfd, &st), 0) << std::strerror(errno);
+  ::close(dirfd);
+  ASSERT_EQ(Shell("rm -rf " + M("d")), 0);
+}
+
+DETOURFS_MOUNT_TEST_P(SmallFdCacheTest);
+
+}  // namespace
+}  // namespace detourfs::testing
