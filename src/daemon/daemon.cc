@@ -121,7 +121,9 @@ int Daemon::Run() {
   fuse_loop_cfg_set_max_threads(loop, o.threads);
   // Keep the workers: creating a thread per burst costs more than it saves.
   fuse_loop_cfg_set_idle_threads(loop, o.threads);
-  fuse_loop_cfg_set_clone_fd(loop, getenv("XCLONE") ? atoi(getenv("XCLONE")) : 1);
+  // One /dev/fuse fd shared by the workers: a cloned fd per thread measured
+  // slower here (more wake-ups on 2 cores; docs/benchmarks.md).
+  fuse_loop_cfg_set_clone_fd(loop, 0);
   const int rc = fuse_session_loop_mt(session.se, loop);
   fuse_loop_cfg_destroy(loop);
   (void)sd_notify(0, "STOPPING=1");
