@@ -34,7 +34,7 @@ class [[nodiscard]] Status {
   bool ok() const { return code_ == Code::kOk; }
   Code code() const { return code_; }
   int err() const { return err_; }
-  // "context: strerror(err)" or just the context.
+  // "context: <errno description>" or just the context.
   std::string ToString() const;
 
  private:
@@ -44,5 +44,9 @@ class [[nodiscard]] Status {
   std::string msg_;
   int err_ = 0;
 };
+
+// The description of `err` ("No such file or directory"); thread-safe,
+// unlike strerror.
+const char* ErrnoText(int err);
 
 }  // namespace detourfs

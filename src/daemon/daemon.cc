@@ -86,6 +86,7 @@ int Daemon::Run() {
   std::vector<std::string> args = {"detourfs", "-o", MountOptions(o, lower)};
   if (o.fuse_debug) args.emplace_back("-d");
   std::vector<char*> argv;
+  argv.reserve(args.size());
   for (std::string& a : args) argv.push_back(a.data());
   fuse_args fargs = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
 
@@ -130,7 +131,7 @@ int Daemon::Run() {
   // The loop returns the signal's number after SIGINT/SIGTERM/SIGHUP (in-flight
   // requests have finished by then), a negative errno on failure.
   if (rc < 0) {
-    spdlog::error("FUSE session ended with error: {}", std::strerror(-rc));
+    spdlog::error("FUSE session ended with error: {}", ErrnoText(-rc));
     return kExitRuntime;
   }
   if (rc > 0) spdlog::info("signal {} received, unmounting", rc);

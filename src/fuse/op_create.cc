@@ -14,7 +14,7 @@ void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
     fi->keep_cache = 1;
     fi->fh = reinterpret_cast<uint64_t>(fh.get());
     if (ReplyCreate(req, entry, fi)) {
-      fh.release();  // the kernel owns it now; freed in Release
+      static_cast<void>(fh.release());  // the kernel owns it now; freed in Release
     } else {
       overlay->Release(std::move(fh));  // the creator is gone
     }

@@ -14,7 +14,7 @@ void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
     fi->keep_cache = 1;
     fi->fh = reinterpret_cast<uint64_t>(r->get());
     if (fuse_reply_open(req, fi) == 0) {
-      r->release();
+      static_cast<void>(r->release());  // the kernel owns it now; freed in Release
     } else {
       overlay->Release(std::move(*r));  // the opener is gone
     }

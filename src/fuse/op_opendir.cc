@@ -10,7 +10,9 @@ void OpenDir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
     Result<std::unique_ptr<DirHandle>> r = FuseContext::From(req).overlay->OpenDir(ino);
     if (!r.ok()) return ReplyErr(req, r.error(), "opendir");
     fi->fh = reinterpret_cast<uint64_t>(r->get());
-    if (fuse_reply_open(req, fi) == 0) r->release();
+    if (fuse_reply_open(req, fi) == 0) {
+      static_cast<void>(r->release());  // the kernel owns it now; freed in ReleaseDir
+    }
   });
 }
 

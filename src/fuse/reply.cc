@@ -5,6 +5,8 @@
 
 #include <cstring>
 
+#include "detourfs/status.h"
+
 namespace detourfs::fuseops {
 namespace {
 
@@ -59,9 +61,9 @@ fuse_bufvec FdBufvec(int fd, size_t size, off_t off) {
 
 void ReplyErr(fuse_req_t req, int err, const char* op) {
   if (IsTrouble(err)) {
-    spdlog::warn("{} failed: {} (errno {})", op, std::strerror(err), err);
+    spdlog::warn("{} failed: {} (errno {})", op, ErrnoText(err), err);
   } else {
-    spdlog::debug("{}: {}", op, std::strerror(err));
+    spdlog::debug("{}: {}", op, ErrnoText(err));
   }
   fuse_reply_err(req, err);
 }

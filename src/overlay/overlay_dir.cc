@@ -13,7 +13,7 @@
 namespace detourfs {
 namespace {
 
-constexpr size_t kDirBufSize = 32 * 1024;
+constexpr size_t kDirBufSize = size_t{32} * 1024;
 
 bool IsDotOrDotDot(const char* name) {
   return name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'));

@@ -14,9 +14,9 @@ Result<void> Overlay::GiveToCaller(int fd, int parent_fd, const Caller& caller, 
   // setgid (that is the rule to keep), else root's own.
   static const gid_t daemon_gid = ::getegid();
   gid_t gid = caller.gid;
-  if (S_ISDIR(st.st_mode) && (st.st_mode & S_ISGID)) {
-    gid = st.st_gid;  // Linux sets S_ISGID on a new directory only in a setgid parent
-  } else if (st.st_gid != daemon_gid) {
+  // Linux sets S_ISGID on a new directory only in a setgid parent, and a gid
+  // other than root's can only have come from one.
+  if ((S_ISDIR(st.st_mode) && (st.st_mode & S_ISGID)) || st.st_gid != daemon_gid) {
     gid = st.st_gid;
   } else if (caller.gid != st.st_gid) {
     Result<struct stat> pst = sys::Fstat(parent_fd);

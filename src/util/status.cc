@@ -12,10 +12,15 @@ Status Status::FromErrno(int err, std::string context) {
   return Status(code, std::move(context), err);
 }
 
+const char* ErrnoText(int err) {
+  const char* text = ::strerrordesc_np(err);  // static strings, no shared buffer
+  return text ? text : "unknown error";
+}
+
 std::string Status::ToString() const {
   if (ok()) return "OK";
   if (err_ == 0) return msg_;
-  return msg_ + ": " + std::strerror(err_);
+  return msg_ + ": " + ErrnoText(err_);
 }
 
 }  // namespace detourfs

@@ -27,8 +27,7 @@ int InChild(const std::function<int()>& fn) {
   return result;
 }
 
-int AsUser(uid_t uid, gid_t gid, const std::function<int()>& fn,
-           const std::vector<gid_t>& groups) {
+int AsUser(uid_t uid, gid_t gid, const std::function<int()>& fn, const std::vector<gid_t>& groups) {
   return InChild([&] {
     if (::setgroups(groups.size(), groups.data()) != 0 || ::setresgid(gid, gid, gid) != 0 ||
         ::setresuid(uid, uid, uid) != 0) {

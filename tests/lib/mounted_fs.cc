@@ -214,7 +214,8 @@ std::vector<std::string> MountedFs::LogProblems() const {
   std::istringstream in(Log());
   std::string line;
   while (std::getline(in, line)) {
-    if (line.find(" warning: ") != std::string::npos || line.find(" error: ") != std::string::npos ||
+    if (line.find(" warning: ") != std::string::npos ||
+        line.find(" error: ") != std::string::npos ||
         line.find(" critical: ") != std::string::npos ||
         line.find("Sanitizer") != std::string::npos ||
         line.find("runtime error:") != std::string::npos) {

@@ -307,8 +307,8 @@ TEST_P(SmallFdCacheTest, RemovedAndReplacedFilesStayUsableWhileReferenced) {
   for (int i = 0; i < 300; ++i) ASSERT_EQ(WriteFile(M("d/f" + std::to_string(i)), "x"), 0);
   for (int i = 0; i < 100; ++i) {
     ASSERT_EQ(WriteFile(M("d/new" + std::to_string(i)), "new"), 0);
-    ASSERT_EQ(::rename(M("d/new" + std::to_string(i)).c_str(), M("d/f" + std::to_string(i)).c_str()),
-              0);
+    ASSERT_EQ(
+        ::rename(M("d/new" + std::to_string(i)).c_str(), M("d/f" + std::to_string(i)).c_str()), 0);
   }
   EXPECT_EQ(ReadFile(M("d/f7")), "new");
   // A removed directory that is still a process's cwd can still be stat'ed.
