@@ -44,8 +44,6 @@ Result<UniqueFd> Reopen(int fd, int flags) {
   return CheckFd(::open(ProcFdPath(fd).data(), flags | O_CLOEXEC));
 }
 
-Result<UniqueFd> Dup(int fd) { return CheckFd(::fcntl(fd, F_DUPFD_CLOEXEC, 0)); }
-
 Result<struct stat> Fstat(int fd) {
   struct stat st {};
   if (::fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) return Errno{errno};

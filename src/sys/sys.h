@@ -27,7 +27,6 @@ ProcPath ProcFdPath(int fd);
 Result<UniqueFd> OpenBeneath(int dirfd, const char* name, int flags, mode_t mode = 0);
 // Opens what the O_PATH fd `fd` refers to with real access `flags`.
 Result<UniqueFd> Reopen(int fd, int flags);
-Result<UniqueFd> Dup(int fd);
 
 Result<struct stat> Fstat(int fd);                        // works on O_PATH fds, symlinks included
 Result<struct stat> StatAt(int dirfd, const char* name);  // never follows
