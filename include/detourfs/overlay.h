@@ -163,6 +163,10 @@ class Overlay {
 
   Result<Node*> NodeOf(uint64_t ino);
   Result<SharedFd> FdOf(Node* node);
+  // The open file's fd when the kernel named one, else the node's.
+  Result<SharedFd> FdOf(Node* node, FileHandle* fh);
+  // The fd whose xattrs `ino` has: null for a symlink, which has none here.
+  Result<SharedFd> XattrFd(uint64_t ino);
   // The reported inode number: the backing one, mixed with the device when a
   // file lives on another filesystem mounted inside the lower directory.
   void ReportIno(struct stat& st) const;

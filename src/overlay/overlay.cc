@@ -42,6 +42,11 @@ Result<Node*> Overlay::NodeOf(uint64_t ino) {
 
 Result<SharedFd> Overlay::FdOf(Node* node) { return resolver_->Fd(node); }
 
+Result<SharedFd> Overlay::FdOf(Node* node, FileHandle* fh) {
+  if (fh) return fh->fd;
+  return FdOf(node);
+}
+
 void Overlay::ReportIno(struct stat& st) const {
   if (st.st_dev != root_dev_) {
     // Another filesystem is mounted inside the lower directory: its inode
@@ -89,17 +94,11 @@ void Overlay::Forget(uint64_t ino, uint64_t nlookup) {
 }
 
 Result<struct stat> Overlay::GetAttr(uint64_t ino, FileHandle* fh) {
-  SharedFd fd;
-  if (fh) {
-    fd = fh->fd;
-  } else {
-    Result<Node*> node = NodeOf(ino);
-    if (!node.ok()) return Errno{node.error()};
-    Result<SharedFd> r = FdOf(*node);
-    if (!r.ok()) return Errno{r.error()};
-    fd = *r;
-  }
-  Result<struct stat> st = sys::Fstat(fd->get());
+  Result<Node*> node = NodeOf(ino);
+  if (!node.ok()) return Errno{node.error()};
+  Result<SharedFd> fd = FdOf(*node, fh);
+  if (!fd.ok()) return Errno{fd.error()};
+  Result<struct stat> st = sys::Fstat((*fd)->get());
   if (st.ok()) ReportIno(*st);
   return st;
 }
@@ -110,15 +109,9 @@ Result<struct stat> Overlay::SetAttr(uint64_t ino, const SetAttrRequest& req, Fi
   // An open file's fd is a real one; otherwise an O_PATH fd, reached through
   // /proc for the calls that need a path.
   const bool open_fd = fh != nullptr;
-  SharedFd fd;
-  if (open_fd) {
-    fd = fh->fd;
-  } else {
-    Result<SharedFd> r = FdOf(*node);
-    if (!r.ok()) return Errno{r.error()};
-    fd = *r;
-  }
-  const int f = fd->get();
+  Result<SharedFd> fd = FdOf(*node, fh);
+  if (!fd.ok()) return Errno{fd.error()};
+  const int f = (*fd)->get();
   if (req.mode) {
     if ((*node)->is_symlink()) return Errno{EOPNOTSUPP};
     DETOURFS_TRY(open_fd ? sys::Fchmod(f, *req.mode) : sys::ChmodPath(f, *req.mode));

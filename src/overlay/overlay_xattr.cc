@@ -12,40 +12,39 @@ constexpr int kSymlinkNoXattr = ENODATA;
 
 }  // namespace
 
-Result<size_t> Overlay::GetXattr(uint64_t ino, const char* name, void* value, size_t size) {
+Result<SharedFd> Overlay::XattrFd(uint64_t ino) {
   Result<Node*> node = NodeOf(ino);
   if (!node.ok()) return Errno{node.error()};
-  if ((*node)->is_symlink()) return Errno{kSymlinkNoXattr};
-  Result<SharedFd> fd = FdOf(*node);
+  if ((*node)->is_symlink()) return SharedFd();
+  return FdOf(*node);
+}
+
+Result<size_t> Overlay::GetXattr(uint64_t ino, const char* name, void* value, size_t size) {
+  Result<SharedFd> fd = XattrFd(ino);
   if (!fd.ok()) return Errno{fd.error()};
+  if (!*fd) return Errno{kSymlinkNoXattr};
   return sys::GetXattr((*fd)->get(), name, value, size);
 }
 
 Result<size_t> Overlay::ListXattr(uint64_t ino, char* list, size_t size) {
-  Result<Node*> node = NodeOf(ino);
-  if (!node.ok()) return Errno{node.error()};
-  if ((*node)->is_symlink()) return size_t{0};
-  Result<SharedFd> fd = FdOf(*node);
+  Result<SharedFd> fd = XattrFd(ino);
   if (!fd.ok()) return Errno{fd.error()};
+  if (!*fd) return size_t{0};
   return sys::ListXattr((*fd)->get(), list, size);
 }
 
 Result<void> Overlay::SetXattr(uint64_t ino, const char* name, const void* value, size_t size,
                                int flags) {
-  Result<Node*> node = NodeOf(ino);
-  if (!node.ok()) return Errno{node.error()};
-  if ((*node)->is_symlink()) return Errno{EPERM};
-  Result<SharedFd> fd = FdOf(*node);
+  Result<SharedFd> fd = XattrFd(ino);
   if (!fd.ok()) return Errno{fd.error()};
+  if (!*fd) return Errno{EPERM};
   return sys::SetXattr((*fd)->get(), name, value, size, flags);
 }
 
 Result<void> Overlay::RemoveXattr(uint64_t ino, const char* name) {
-  Result<Node*> node = NodeOf(ino);
-  if (!node.ok()) return Errno{node.error()};
-  if ((*node)->is_symlink()) return Errno{kSymlinkNoXattr};
-  Result<SharedFd> fd = FdOf(*node);
+  Result<SharedFd> fd = XattrFd(ino);
   if (!fd.ok()) return Errno{fd.error()};
+  if (!*fd) return Errno{kSymlinkNoXattr};
   return sys::RemoveXattr((*fd)->get(), name);
 }
 
