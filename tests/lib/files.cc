@@ -1,6 +1,10 @@
 // File helpers for tests.
 #include "lib/files.h"
 
+#include <dirent.h>
+
+#include <algorithm>
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -64,6 +68,19 @@ std::string Pattern(size_t n, unsigned seed) {
     s[i] = static_cast<char>(x);
   }
   return s;
+}
+
+std::vector<std::string> ListDir(const std::string& path) {
+  std::vector<std::string> names;
+  DIR* dir = ::opendir(path.c_str());
+  if (dir == nullptr) return names;
+  while (dirent* e = ::readdir(dir)) {
+    std::string name = e->d_name;
+    if (name != "." && name != "..") names.push_back(name);
+  }
+  ::closedir(dir);
+  std::sort(names.begin(), names.end());
+  return names;
 }
 
 }  // namespace detourfs::testing

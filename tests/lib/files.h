@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include <string>
+#include <vector>
 
 namespace detourfs::testing {
 
@@ -14,6 +15,8 @@ int WriteFile(const std::string& path, const std::string& data, mode_t mode = 06
 std::string ReadFile(const std::string& path, int* err = nullptr);
 // lstat; st_ino 0 with `err` set on failure.
 struct stat Lstat(const std::string& path, int* err = nullptr);
+// The names in a directory, sorted, without "." and ".."; empty on error.
+std::vector<std::string> ListDir(const std::string& path);
 // A deterministic pseudo-random string of `n` bytes.
 std::string Pattern(size_t n, unsigned seed);
 

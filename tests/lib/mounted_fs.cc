@@ -1,6 +1,8 @@
 // MountedFs: start, wait for, stop and clean up a real detourfs mount.
 #include "lib/mounted_fs.h"
 
+#include "lib/process.h"
+
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <signal.h>
@@ -21,25 +23,6 @@
 
 namespace detourfs::testing {
 namespace {
-
-constexpr long kFuseSuperMagic = 0x65735546;  // NOLINT
-
-bool IsFuseMount(const std::string& path) {
-  struct statfs sfs {};
-  return ::statfs(path.c_str(), &sfs) == 0 && sfs.f_type == kFuseSuperMagic;
-}
-
-// Polls waitpid for up to `timeout`; returns true if the child was reaped.
-bool WaitChild(pid_t pid, std::chrono::milliseconds timeout, int* status) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  for (;;) {
-    pid_t r = ::waitpid(pid, status, WNOHANG);
-    if (r == pid) return true;
-    if (r < 0) return true;  // not our child any more
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-}
 
 std::string BinaryPath() {
   const char* bin = ::getenv("DETOURFS_BIN");
@@ -100,61 +83,50 @@ std::unique_ptr<MountedFs> MountedFs::Start(const MountConfig& config, std::stri
     return nullptr;
   }
 
-  std::vector<std::string> args = {BinaryPath(), fs->tree_, "-f", "--log-level", "info"};
-  if (config.separate_lower) {
-    args.emplace_back("--lower");
-    args.push_back(fs->lower_);
+  fs->args_ = {BinaryPath(), fs->tree_, "-f", "--log-level", "info"};
+  if (!config.lower_dir.empty()) fs->lower_ = config.lower_dir;
+  if (config.separate_lower || !config.lower_dir.empty()) {
+    fs->args_.emplace_back("--lower");
+    fs->args_.push_back(fs->lower_);
   }
-  args.insert(args.end(), config.extra_args.begin(), config.extra_args.end());
-  const std::string log = fs->LogPath();
-  pid_t pid = ::fork();
-  if (pid < 0) {
-    *error = std::string("fork: ") + std::strerror(errno);
-    return nullptr;
-  }
-  if (pid == 0) {
-    ::setpgid(0, 0);
-    int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (fd >= 0) {
-      ::dup2(fd, STDOUT_FILENO);
-      ::dup2(fd, STDERR_FILENO);
-    }
-    if (config.fd_limit > 0) {
-      struct rlimit rl {
-        static_cast<rlim_t>(config.fd_limit), static_cast<rlim_t>(config.fd_limit)
-      };
-      ::setrlimit(RLIMIT_NOFILE, &rl);
-    }
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    ::execv(argv[0], argv.data());
-    std::fprintf(stderr, "exec %s: %s\n", argv[0], std::strerror(errno));
-    ::_exit(127);
-  }
-  fs->pid_ = pid;
+  fs->args_.insert(fs->args_.end(), config.extra_args.begin(), config.extra_args.end());
+  fs->fd_limit_ = config.fd_limit;
+  fs->pid_ = SpawnLogged(fs->args_, fs->LogPath(), fs->fd_limit_, error);
+  if (fs->pid_ < 0) return nullptr;
   if (!fs->WaitForMount(error)) return nullptr;
   return fs;
 }
 
 bool MountedFs::WaitForMount(std::string* error) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (std::chrono::steady_clock::now() < deadline) {
-    int status = 0;
-    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-      pid_ = -1;
-      *error =
-          "detourfs exited before mounting (status " + std::to_string(status) + "); log:\n" + Log();
-      return false;
-    }
-    if (IsFuseMount(tree_)) {
-      mounted_ = true;
-      return true;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  if (!WaitForFuseMount(pid_, tree_, LogPath(), std::chrono::seconds(20), error)) {
+    if (!IsFuseMount(tree_)) pid_ = -1;  // it exited (WaitForFuseMount reaped it)
+    return false;
   }
-  *error = "timed out waiting for the mount; log:\n" + Log();
-  return false;
+  mounted_ = true;
+  return true;
+}
+
+void MountedFs::Kill() {
+  if (pid_ > 0) {
+    ::kill(pid_, SIGKILL);
+    int status = 0;
+    WaitChild(pid_, std::chrono::seconds(10), &status);
+    pid_ = -1;
+  }
+  // The kernel keeps the dead connection's mount until it is detached.
+  if (mounted_) {
+    ::umount2(tree_.c_str(), MNT_DETACH);
+    mounted_ = false;
+  }
+}
+
+bool MountedFs::Restart(std::string* error) {
+  if (pid_ > 0 || mounted_) {
+    *error = "Restart: the daemon is still running";
+    return false;
+  }
+  pid_ = SpawnLogged(args_, LogPath(), fd_limit_, error);
+  return pid_ > 0 && WaitForMount(error);
 }
 
 int MountedFs::Stop() {
@@ -180,15 +152,8 @@ void MountedFs::ForceCleanup() {
     ::umount2(tree_.c_str(), MNT_DETACH);
     mounted_ = false;
   }
-  if (pid_ > 0) {
-    int status = 0;
-    ::kill(pid_, SIGTERM);
-    if (!WaitChild(pid_, std::chrono::seconds(10), &status)) {
-      ::kill(pid_, SIGKILL);
-      WaitChild(pid_, std::chrono::seconds(10), &status);
-    }
-    pid_ = -1;
-  }
+  TerminateChild(pid_);
+  pid_ = -1;
 }
 
 MountedFs::~MountedFs() {
@@ -202,12 +167,7 @@ MountedFs::~MountedFs() {
   }
 }
 
-std::string MountedFs::Log() const {
-  std::ifstream in(LogPath());
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+std::string MountedFs::Log() const { return ReadWholeFile(LogPath()); }
 
 std::vector<std::string> MountedFs::LogProblems() const {
   std::vector<std::string> out;

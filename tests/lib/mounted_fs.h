@@ -30,6 +30,8 @@ struct MountConfig {
   // Serve a separate directory (`--lower`) instead of mounting in place, so a
   // test can change it underneath the mount.
   bool separate_lower = false;
+  // Serve this existing directory (`--lower`), e.g. a flakyfs mount.
+  std::string lower_dir;
 };
 
 class MountedFs {
@@ -52,6 +54,10 @@ class MountedFs {
   // Unmounts cleanly and waits for the daemon: its exit code, or -1 if it
   // had to be killed or died by a signal. Calling it again returns the same.
   int Stop();
+  // SIGKILLs the daemon and detaches its dead mount: a crash.
+  void Kill();
+  // Starts the daemon again with the same arguments after Kill or Stop.
+  bool Restart(std::string* error);
   // Number of fds the daemon holds now.
   int DaemonFdCount() const;
 
@@ -61,6 +67,8 @@ class MountedFs {
   void ForceCleanup();
 
   std::string work_, tree_, ref_, fsroot_, lower_;
+  std::vector<std::string> args_;
+  long fd_limit_ = 0;  // NOLINT: as MountConfig::fd_limit
   bool loop_mounted_ = false;
   pid_t pid_ = -1;
   int exit_code_ = -1;
