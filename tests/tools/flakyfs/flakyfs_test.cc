@@ -57,7 +57,8 @@ class FlakyFsTest : public ::testing::Test {
 
   uint64_t TotalInjected() const {
     uint64_t total = 0;
-    for (auto& [kind, n] : flaky_->Counters()["injected"].items()) total += n.get<uint64_t>();
+    const nlohmann::json counters = flaky_->Counters();  // kept alive for the loop
+    for (const auto& [kind, n] : counters["injected"].items()) total += n.get<uint64_t>();
     return total;
   }
 

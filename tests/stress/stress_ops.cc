@@ -1,0 +1,346 @@
+// Generation, execution and comparison of the model checker's operations.
+#include "stress_ops.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <sstream>
+
+namespace detourfs::stress {
+namespace {
+
+constexpr std::array<const char*, static_cast<size_t>(Kind::kCount)> kNames = {
+    "create", "write", "read", "truncate", "rename", "link", "unlink", "mkdir", "rmdir",
+    "symlink", "chmod", "utimens", "fsync", "stat", "list", "hold_open", "hold_write",
+    "hold_read", "hold_close"};
+
+// Relative weights: data operations dominate, as in a build.
+constexpr std::array<int, static_cast<size_t>(Kind::kCount)> kWeights = {
+    8, 12, 8, 4, 6, 3, 5, 4, 3, 2, 2, 2, 2, 6, 3, 3, 6, 4, 2};
+
+constexpr std::array<uint32_t, 5> kModes = {0644, 0600, 0755, 0444, 0700};
+
+std::string Data(uint32_t seed, uint64_t length) {
+  std::string out(length, '\0');
+  uint64_t x = seed * 0x9E3779B97F4A7C15ULL + 1;
+  for (char& c : out) {
+    x ^= x << 13U;
+    x ^= x >> 7U;
+    x ^= x << 17U;
+    c = static_cast<char>(x & 0xFFU);
+  }
+  return out;
+}
+
+// What one side did: the return value, errno, and any data it produced.
+struct Outcome {
+  long long ret = 0;  // NOLINT: syscall results
+  int err = 0;
+  std::string data;
+  bool operator==(const Outcome&) const = default;
+  std::string Describe() const {
+    std::ostringstream out;
+    out << "ret=" << ret;
+    if (err != 0) out << " errno=" << err << " (" << std::strerror(err) << ")";
+    if (!data.empty()) {
+      bool printable = std::all_of(data.begin(), data.end(), [](char c) { return c >= 32 && c < 127; });
+      out << (printable ? " data='" + data + "'" : " data=<" + std::to_string(data.size()) + " bytes>");
+    }
+    return out.str();
+  }
+};
+
+Outcome Syscall(long long r) {  // NOLINT
+  Outcome o;
+  o.ret = r < 0 ? -1 : r;
+  o.err = r < 0 ? errno : 0;
+  return o;
+}
+
+std::string StatLine(const struct stat& st) {
+  std::ostringstream out;
+  char type = S_ISDIR(st.st_mode) ? 'd' : S_ISLNK(st.st_mode) ? 'l' : S_ISREG(st.st_mode) ? 'f' : '?';
+  out << type << " " << std::oct << (st.st_mode & 07777) << std::dec << " nlink " << st.st_nlink;
+  if (!S_ISDIR(st.st_mode)) out << " size " << st.st_size;
+  return out.str();
+}
+
+std::vector<std::string> Names(const std::string& dir, int* err) {
+  std::vector<std::string> names;
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) {
+    *err = errno;
+    return names;
+  }
+  *err = 0;
+  while (dirent* e = ::readdir(d)) {
+    std::string n = e->d_name;
+    if (n != "." && n != "..") names.push_back(n);
+  }
+  ::closedir(d);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+Outcome Run(const Operation& op, Side* side) {
+  const std::string p = side->root + "/" + op.path;
+  const std::string p2 = side->root + "/" + op.path2;
+  switch (op.kind) {
+    case Kind::kCreate: {
+      int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (op.offset != 0 ? O_EXCL : 0);
+      int fd = ::open(p.c_str(), flags, op.mode);
+      if (fd < 0) return Syscall(-1);
+      return Syscall(::close(fd));
+    }
+    case Kind::kWrite: {
+      int fd = ::open(p.c_str(), O_WRONLY | O_CLOEXEC);
+      if (fd < 0) return Syscall(-1);
+      std::string data = Data(op.data_seed, op.length);
+      Outcome o = Syscall(::pwrite(fd, data.data(), data.size(), static_cast<off_t>(op.offset)));
+      if (::close(fd) != 0 && o.err == 0) o = Syscall(-1);
+      return o;
+    }
+    case Kind::kRead: {
+      int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0) return Syscall(-1);
+      std::string buf(op.length, '\0');
+      Outcome o = Syscall(::pread(fd, buf.data(), buf.size(), static_cast<off_t>(op.offset)));
+      if (o.ret > 0) o.data = buf.substr(0, static_cast<size_t>(o.ret));
+      ::close(fd);
+      return o;
+    }
+    case Kind::kTruncate:
+      return Syscall(::truncate(p.c_str(), static_cast<off_t>(op.length)));
+    case Kind::kRename:
+      return Syscall(::rename(p.c_str(), p2.c_str()));
+    case Kind::kLink:
+      return Syscall(::link(p.c_str(), p2.c_str()));
+    case Kind::kUnlink:
+      return Syscall(::unlink(p.c_str()));
+    case Kind::kMkdir:
+      return Syscall(::mkdir(p.c_str(), op.mode));
+    case Kind::kRmdir:
+      return Syscall(::rmdir(p.c_str()));
+    case Kind::kSymlink:
+      return Syscall(::symlink(op.path2.c_str(), p.c_str()));
+    case Kind::kChmod:
+      return Syscall(::chmod(p.c_str(), op.mode));
+    case Kind::kUtimens: {
+      const timespec times[2] = {{op.seconds, 0}, {op.seconds, 500}};
+      Outcome o = Syscall(::utimensat(AT_FDCWD, p.c_str(), times, AT_SYMLINK_NOFOLLOW));
+      struct stat st {};
+      if (o.err == 0 && ::lstat(p.c_str(), &st) == 0) {
+        o.data = std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec);
+      }
+      return o;
+    }
+    case Kind::kFsync: {
+      int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0) return Syscall(-1);
+      Outcome o = Syscall(::fsync(fd));
+      ::close(fd);
+      return o;
+    }
+    case Kind::kStat: {
+      struct stat st {};
+      Outcome o = Syscall(::lstat(p.c_str(), &st));
+      if (o.err == 0) o.data = StatLine(st);
+      return o;
+    }
+    case Kind::kList: {
+      Outcome o;
+      std::vector<std::string> names = Names(p, &o.err);
+      o.ret = o.err != 0 ? -1 : static_cast<long long>(names.size());  // NOLINT
+      for (const std::string& n : names) o.data += n + " ";
+      return o;
+    }
+    case Kind::kHoldOpen: {
+      int& fd = side->fds[op.slot];
+      if (fd >= 0) ::close(fd);
+      fd = ::open(p.c_str(), O_RDWR | O_CLOEXEC);
+      return Syscall(fd < 0 ? -1 : 0);
+    }
+    case Kind::kHoldWrite: {
+      int fd = side->fds[op.slot];
+      if (fd < 0) return Outcome{-1, EBADF, {}};
+      std::string data = Data(op.data_seed, op.length);
+      return Syscall(::pwrite(fd, data.data(), data.size(), static_cast<off_t>(op.offset)));
+    }
+    case Kind::kHoldRead: {
+      int fd = side->fds[op.slot];
+      if (fd < 0) return Outcome{-1, EBADF, {}};
+      std::string buf(op.length, '\0');
+      Outcome o = Syscall(::pread(fd, buf.data(), buf.size(), static_cast<off_t>(op.offset)));
+      if (o.ret > 0) o.data = buf.substr(0, static_cast<size_t>(o.ret));
+      return o;
+    }
+    case Kind::kHoldClose: {
+      int& fd = side->fds[op.slot];
+      if (fd < 0) return Outcome{-1, EBADF, {}};
+      Outcome o = Syscall(::close(fd));
+      fd = -1;
+      return o;
+    }
+    case Kind::kCount:
+      break;
+  }
+  return Outcome{-1, EINVAL, {}};
+}
+
+std::string CompareEntry(const std::string& t, const std::string& r, const std::string& rel) {
+  struct stat ts {};
+  struct stat rs {};
+  if (::lstat(t.c_str(), &ts) != 0) return rel + ": lstat failed under test: " + std::strerror(errno);
+  if (::lstat(r.c_str(), &rs) != 0) return rel + ": lstat failed in the reference";
+  if (StatLine(ts) != StatLine(rs)) {
+    return rel + ": under test '" + StatLine(ts) + "', reference '" + StatLine(rs) + "'";
+  }
+  if (S_ISLNK(ts.st_mode)) {
+    std::array<char, 4096> a{};
+    std::array<char, 4096> b{};
+    ssize_t na = ::readlink(t.c_str(), a.data(), a.size());
+    ssize_t nb = ::readlink(r.c_str(), b.data(), b.size());
+    if (na != nb || std::string(a.data(), static_cast<size_t>(std::max<ssize_t>(na, 0))) !=
+                        std::string(b.data(), static_cast<size_t>(std::max<ssize_t>(nb, 0)))) {
+      return rel + ": symlink targets differ";
+    }
+  } else if (S_ISREG(ts.st_mode)) {
+    auto slurp = [](const std::string& path) {
+      std::string out;
+      int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0) return std::string("<open failed: ") + std::strerror(errno) + ">";
+      std::array<char, 65536> buf{};
+      ssize_t n = 0;
+      while ((n = ::read(fd, buf.data(), buf.size())) > 0) out.append(buf.data(), static_cast<size_t>(n));
+      if (n < 0) out = std::string("<read failed: ") + std::strerror(errno) + ">";
+      ::close(fd);
+      return out;
+    };
+    if (slurp(t) != slurp(r)) return rel + ": contents differ";
+  } else if (S_ISDIR(ts.st_mode)) {
+    int et = 0;
+    int er = 0;
+    std::vector<std::string> nt = Names(t, &et);
+    std::vector<std::string> nr = Names(r, &er);
+    if (et != er || nt != nr) {
+      std::string a;
+      std::string b;
+      for (auto& n : nt) a += n + " ";
+      for (auto& n : nr) b += n + " ";
+      return (rel.empty() ? "." : rel) + ": listing under test [" + a + "], reference [" + b + "]";
+    }
+    for (const std::string& n : nt) {
+      std::string d = CompareEntry(t + "/" + n, r + "/" + n, rel.empty() ? n : rel + "/" + n);
+      if (!d.empty()) return d;
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
+Side::~Side() {
+  for (int& fd : fds) {
+    if (fd >= 0) ::close(fd);
+    fd = -1;
+  }
+}
+
+std::string Operation::Describe() const {
+  std::ostringstream out;
+  out << kNames[static_cast<size_t>(kind)] << " ";
+  bool held = kind == Kind::kHoldWrite || kind == Kind::kHoldRead || kind == Kind::kHoldClose;
+  if (!held) out << path;
+  switch (kind) {
+    case Kind::kRename:
+    case Kind::kLink:
+      out << " -> " << path2;
+      break;
+    case Kind::kSymlink:
+      out << " (target '" << path2 << "')";
+      break;
+    case Kind::kCreate:
+      out << " mode " << std::oct << mode << std::dec << (offset != 0 ? " O_EXCL" : "");
+      break;
+    case Kind::kMkdir:
+    case Kind::kChmod:
+      out << " mode " << std::oct << mode << std::dec;
+      break;
+    case Kind::kWrite:
+    case Kind::kRead:
+      out << " at " << offset << " len " << length;
+      break;
+    case Kind::kTruncate:
+      out << " to " << length;
+      break;
+    case Kind::kUtimens:
+      out << " to " << seconds;
+      break;
+    case Kind::kHoldOpen:
+      out << " as fd#" << slot;
+      break;
+    case Kind::kHoldWrite:
+    case Kind::kHoldRead:
+      out << "fd#" << slot << " at " << offset << " len " << length;
+      break;
+    case Kind::kHoldClose:
+      out << "fd#" << slot;
+      break;
+    default:
+      break;
+  }
+  return out.str();
+}
+
+std::string Generator::RandomPath(bool dir_only) {
+  static constexpr std::array<const char*, 3> kDirs = {"d0", "d1", "d2"};
+  static constexpr std::array<const char*, 9> kLeaves = {"f0", "f1", "f2", "f3", "f4", "f5",
+                                                         "d0", "d1", "d2"};
+  std::string path;
+  uint64_t depth = Below(3);
+  for (uint64_t i = 0; i < depth; ++i) path += std::string(kDirs[Below(kDirs.size())]) + "/";
+  path += dir_only ? kDirs[Below(kDirs.size())] : kLeaves[Below(kLeaves.size())];
+  return path;
+}
+
+Operation Generator::Next() {
+  int total = 0;
+  for (int w : kWeights) total += w;
+  int pick = static_cast<int>(Below(static_cast<uint64_t>(total)));
+  size_t k = 0;
+  while (pick >= kWeights[k]) pick -= kWeights[k++];
+  Operation op;
+  op.kind = static_cast<Kind>(k);
+  bool dir = op.kind == Kind::kMkdir || op.kind == Kind::kRmdir || op.kind == Kind::kList;
+  op.path = RandomPath(dir);
+  op.path2 = RandomPath(false);
+  op.mode = kModes[Below(kModes.size())];
+  op.slot = static_cast<int>(Below(Side::kSlots));
+  op.data_seed = static_cast<uint32_t>(Below(1U << 30U));
+  op.offset = Below(4) == 0 ? 0 : Below(256 * 1024);
+  op.length = Below(4) == 0 ? Below(64) : Below(64 * 1024);
+  op.seconds = 1000000000 + static_cast<int64_t>(Below(100000000));
+  if (op.kind == Kind::kCreate) op.offset = Below(2);
+  if (op.kind == Kind::kMkdir) op.mode = 0755;
+  if (op.kind == Kind::kSymlink) op.path2 = Below(2) == 0 ? "f0" : "../" + op.path2;
+  return op;
+}
+
+std::string ApplyBoth(const Operation& op, Side* test, Side* ref) {
+  Outcome t = Run(op, test);
+  Outcome r = Run(op, ref);
+  if (t == r) return {};
+  return "under test: " + t.Describe() + "; reference: " + r.Describe();
+}
+
+std::string CompareTrees(const std::string& test_root, const std::string& ref_root) {
+  return CompareEntry(test_root, ref_root, "");
+}
+
+}  // namespace detourfs::stress
