@@ -65,6 +65,12 @@ size_t ParseClass(std::string_view pattern, size_t open, int c, bool* matched,
     char ch = pattern[i];
     if (ch == ']' && !first) break;
     first = false;
+    if (ch == '[' && i + 1 < pattern.size() && (pattern[i + 1] == '.' || pattern[i + 1] == '=')) {
+      // POSIX collating symbols and equivalence classes: fnmatch(3) gives them
+      // locale meanings; rather than guess, refuse them.
+      if (error) *error = "'[.' and '[=' inside brackets are not supported (write '\\[')";
+      return kNone;
+    }
     if (ch == '[' && i + 1 < pattern.size() && pattern[i + 1] == ':') {
       size_t end = pattern.find(":]", i + 2);
       if (end == kNone) {

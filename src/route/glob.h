@@ -48,7 +48,6 @@ class Glob {
   std::vector<Segment> segments_;
   bool anchored_ = false;
   bool dir_only_ = false;
-  bool trailing_any_ = false;  // the pattern ends in "/**": needs >= 1 component there
 };
 
 // Splits a relative path into its components (empty components skipped).
