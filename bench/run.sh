@@ -11,6 +11,9 @@
 #   rm        rm -rf of the extracted tree
 #   fio-write sequential 1 GiB write, 1 MiB blocks, fsync at the end
 #   fio-read  sequential 1 GiB read, cold caches
+# WITH_VOLUME=1 adds "volume": the same ext4 behind flakyfs with 1 ms per
+# metadata and write operation (bench/volume.sh), the cross-node volume that
+# detourfs exists to avoid. Slow: minutes per round.
 set -euo pipefail
 shopt -s inherit_errexit  # a failing workload inside $(...) stops the run
 here=$(cd "$(dirname "$0")" && pwd)
@@ -29,6 +32,7 @@ if ! command -v fio >/dev/null || ! command -v mergerfs >/dev/null || ! command 
 fi
 BUILD_DIR=build "$root/scripts/build.sh" >/dev/null
 detourfs=$root/build/src/detourfs
+. "$here/volume.sh"
 
 cleanup() {
   for m in "$work"/mnt-*; do mountpoint -q "$m" 2>/dev/null && umount -l "$m"; done
@@ -75,6 +79,7 @@ mount_target() {
     # detourfs does, at the cost of a GETATTR after each change to a directory.
     passthrough_ll_dp) "$work/passthrough_ll" -o source="$src",allow_other,default_permissions \
                          "$mnt"; echo "$mnt" ;;
+    volume) volume_start "$src" "$mnt" 1ms; echo "$mnt" ;;
     mergerfs) mergerfs -o allow_other,use_ino,cache.files=partial,dropcacheonclose=true,minfreespace=0 \
                 "$src" "$mnt"; echo "$mnt" ;;
   esac
@@ -104,6 +109,7 @@ t() {
 }
 
 targets=(raw detourfs passthrough_ll passthrough_ll_dp mergerfs)
+[ "${WITH_VOLUME:-0}" = 1 ] && targets+=(volume)
 workloads=(extract stat rm fio-write fio-read)
 declare -A samples
 

@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
   # build
   meson ninja-build pkg-config g++ clang clang-format clang-tidy
+  libclang-rt-14-dev  # libFuzzer and clang's sanitizer runtimes (scripts/fuzz.sh)
   libfuse3-dev libboost-filesystem-dev libspdlog-dev libtbb-dev
   libgtest-dev libgmock-dev libbenchmark-dev libtomlplusplus-dev libcli11-dev
   nlohmann-json3-dev libxxhash-dev libsystemd-dev

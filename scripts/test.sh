@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
-# Installs what is needed, builds detourfs, and runs every test: unit, mount
-# and tools suites, first in a normal (-Werror) build, then all again in an
-# ASan+UBSan build. Run as root (the mount suites mount for real).
-#   SANITIZE=0 skips the sanitizer pass.
+# Installs what is needed, builds detourfs, and runs every test:
+#   1. a normal (-Werror) build: every suite (unit, mount, tools, flakyfs,
+#      stress, crash);
+#   2. an ASan+UBSan build: every suite again;
+#   3. a TSan build: the concurrency tests (threads and processes racing in
+#      one directory, locks, readdir under churn, the multi-process model
+#      checker, flakyfs with its control thread);
+#   4. the libFuzzer targets, FUZZ_SECONDS (default 60) each (scripts/fuzz.sh).
+# Run as root (the mount suites mount for real). SANITIZE=0 skips 2 and 3,
+# FUZZ=0 skips 4. Prints "N passed, N failed, N skipped" (gtest counts, a
+# crashed suite counts as one failure) last.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$here/.."
@@ -12,10 +19,12 @@ passed=0
 failed=0
 skipped=0
 
-# Runs every suite in a build directory and adds its gtest counts to the totals.
+# Runs `meson test` in a build directory with the remaining arguments and adds
+# its gtest counts to the totals.
 run_suites() {
   local build_dir=$1 rc=0 log
-  meson test -C "$build_dir" --print-errorlogs --num-processes 1 || rc=$?
+  shift
+  meson test -C "$build_dir" --print-errorlogs --num-processes 1 "$@" || rc=$?
   log=$build_dir/meson-logs/testlog.txt
   sum() { grep -oE "^\[  $1 \] [0-9]+ tests?" "$log" | awk '{s += $(NF-1)} END {print s + 0}'; }
   passed=$((passed + $(sum 'PASSED ')))
@@ -26,12 +35,14 @@ run_suites() {
   return "$rc"
 }
 
-summary() { echo "$passed passed, $failed failed, $skipped skipped"; }
+fuzzed=""
+summary() { echo "$passed passed, $failed failed, $skipped skipped$fuzzed"; }
+fail() { summary; exit 1; }
 
 echo "== build (release flags, -Werror)"
 BUILD_DIR=build "$here/build.sh" >/dev/null
 echo "== tests"
-run_suites build || { summary; exit 1; }
+run_suites build || fail
 
 if [ "${SANITIZE:-1}" != 0 ]; then
   echo "== build (ASan + UBSan)"
@@ -40,6 +51,25 @@ if [ "${SANITIZE:-1}" != 0 ]; then
   # Abort on the first UBSan report, so a finding fails its test.
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
   UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-    run_suites build-asan || { summary; exit 1; }
+    run_suites build-asan || fail
+
+  echo "== build (TSan)"
+  BUILD_DIR=build-tsan "$here/build.sh" -Db_sanitize=thread -Db_lundef=false >/dev/null
+  echo "== concurrency tests under TSan"
+  export TSAN_OPTIONS="halt_on_error=1:suppressions=$PWD/tests/tsan.supp"
+  run_suites build-tsan mount \
+    --test-args='--gtest_filter=*Concurren*:*Lock*:*ConcurrentChanges*' || fail
+  run_suites build-tsan --suite stress --suite flakyfs || fail
+  unset TSAN_OPTIONS
+fi
+
+if [ "${FUZZ:-1}" != 0 ]; then
+  echo "== fuzzing"
+  if "$here/fuzz.sh"; then
+    fuzzed="; fuzz targets clean: glob, config"
+  else
+    failed=$((failed + 1))
+    fail
+  fi
 fi
 summary
