@@ -23,8 +23,8 @@ inline constexpr const char* kDefaultConfigPath = "/etc/detourfs/detourfs.toml";
 
 struct TierConfig {
   TierId id = TierId::kMemory;
-  std::string root;           // absolute path of the tier's directory
-  uint64_t capacity = 0;      // bytes; 0: the filesystem's own size
+  std::string root;              // absolute path of the tier's directory
+  uint64_t capacity = 0;         // bytes; 0: the filesystem's own size
   double high_watermark = 0.90;  // start evicting clean data above this fill
   double low_watermark = 0.75;   // ... down to this fill
   int line = 0;

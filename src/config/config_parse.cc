@@ -23,8 +23,8 @@ class Checker {
 
   void Fail(const toml::source_region& where, const std::string& message) {
     if (failed()) return;
-    status_ = Status::InvalidArgument(source_ + ":" + std::to_string(where.begin.line) + ": " +
-                                      message);
+    status_ =
+        Status::InvalidArgument(source_ + ":" + std::to_string(where.begin.line) + ": " + message);
   }
 
   // Rejects keys of `table` not in `allowed`.
@@ -251,8 +251,8 @@ void ParseRoute(Checker& check, const toml::node& node, size_t index, Config* co
     } else if (value == "never") {
       rule.persist = Persist::kNever;
     } else if (value) {
-      check.Fail(n->source(), where + " persist must be \"batch\" or \"never\", not \"" + *value +
-                                  "\"");
+      check.Fail(n->source(),
+                 where + " persist must be \"batch\" or \"never\", not \"" + *value + "\"");
     }
   }
   if (const toml::node* n = table->get("fallback")) {
@@ -263,8 +263,8 @@ void ParseRoute(Checker& check, const toml::node& node, size_t index, Config* co
       for (const toml::node& element : *array) {
         auto id = tier_of(element, where + " fallback");
         if (!id) break;
-        if (*id == rule.tier || std::find(rule.fallback.begin(), rule.fallback.end(), *id) !=
-                                    rule.fallback.end()) {
+        if (*id == rule.tier ||
+            std::find(rule.fallback.begin(), rule.fallback.end(), *id) != rule.fallback.end()) {
           check.Fail(element.source(),
                      where + " fallback repeats tier '" + std::string(TierName(*id)) + "'");
           break;
@@ -307,7 +307,8 @@ Status ParseConfig(std::string_view text, const std::string& source, Config* out
       if (const toml::node* n = table->get("memory")) {
         ParseTier(check, TierId::kMemory, *n, &config.memory);
       }
-      if (const toml::node* n = table->get("disk")) ParseTier(check, TierId::kDisk, *n, &config.disk);
+      if (const toml::node* n = table->get("disk"))
+        ParseTier(check, TierId::kDisk, *n, &config.disk);
     }
   }
   if (const toml::node* flush = root.get("flush")) ParseFlush(check, *flush, &config.flush);

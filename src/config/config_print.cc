@@ -37,8 +37,8 @@ std::string DescribeConfig(const Config& config) {
         << tier->low_watermark * 100 << "%\n";
   }
   const FlushConfig& f = config.flush;
-  out << "flush: every " << FormatDuration(f.interval) << " or above "
-      << FormatSize(f.dirty_bytes) << " dirty, " << f.concurrency << " in parallel, rate "
+  out << "flush: every " << FormatDuration(f.interval) << " or above " << FormatSize(f.dirty_bytes)
+      << " dirty, " << f.concurrency << " in parallel, rate "
       << (f.rate_limit != 0 ? FormatSize(f.rate_limit) + "/s" : "unlimited") << ", verify "
       << (f.verify ? "on" : "off") << "\n";
   if (config.routes.empty()) out << "routes: none (everything passes through to the volume)\n";

@@ -47,8 +47,7 @@ const NamedClass* FindNamedClass(std::string_view name) {
 // Parses the bracket expression starting at pattern[open] == '['. Returns the
 // index just past its closing ']' (kNone if malformed, with `error` set), and
 // whether byte `c` is in the class (when `c` >= 0).
-size_t ParseClass(std::string_view pattern, size_t open, int c, bool* matched,
-                  std::string* error) {
+size_t ParseClass(std::string_view pattern, size_t open, int c, bool* matched, std::string* error) {
   size_t i = open + 1;
   bool negate = false;
   if (i < pattern.size() && (pattern[i] == '!' || pattern[i] == '^')) {

@@ -67,9 +67,9 @@ bool CrashDriver::StartWorkload(std::string* error) {
   ++ledgers_;
   const std::string ledger = fs_->work() + "/ledger." + std::to_string(ledgers_);
   const std::string dir = mount_dir() + "/run" + std::to_string(ledgers_);
-  workload_ = SpawnLogged({WorkloadBin(), "run", "--dir", dir, "--ledger", ledger,
-                           "--seed", std::to_string(rng_())},
-                          fs_->work() + "/workload.log", 0, error);
+  workload_ = SpawnLogged(
+      {WorkloadBin(), "run", "--dir", dir, "--ledger", ledger, "--seed", std::to_string(rng_())},
+      fs_->work() + "/workload.log", 0, error);
   return workload_ > 0;
 }
 
@@ -119,10 +119,10 @@ std::string CrashDriver::CheckAll(const std::string& dir) const {
   bool bad = false;
   for (int i = 1; i <= ledgers_; ++i) {
     int status = 0;
-    std::string out = ShellOutput(WorkloadBin() + " check --dir '" + dir + "/run" +
-                                      std::to_string(i) + "' --ledger '" +
-                                      fs_->work() + "/ledger." + std::to_string(i) + "' 2>&1",
-                                  &status);
+    std::string out =
+        ShellOutput(WorkloadBin() + " check --dir '" + dir + "/run" + std::to_string(i) +
+                        "' --ledger '" + fs_->work() + "/ledger." + std::to_string(i) + "' 2>&1",
+                    &status);
     report += out;
     bad = bad || status != 0;
   }

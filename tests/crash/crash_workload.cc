@@ -14,7 +14,6 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
 #include <xxhash.h>
 
 #include <CLI/CLI.hpp>
@@ -143,7 +142,8 @@ int Check(const std::string& dir, const std::string& ledger_path) {
   for (const auto& [rel, e] : expect) {
     std::ifstream file(dir + "/" + rel, std::ios::binary);
     if (!file) {
-      std::printf("LOST %s: acknowledged (%s) but cannot be opened\n", rel.c_str(), e.acked.c_str());
+      std::printf("LOST %s: acknowledged (%s) but cannot be opened\n", rel.c_str(),
+                  e.acked.c_str());
       ++bad;
       continue;
     }
@@ -154,7 +154,8 @@ int Check(const std::string& dir, const std::string& ledger_path) {
     std::snprintf(value, sizeof(value), "%zu %016llx", data.size(),
                   static_cast<unsigned long long>(Hash(data)));  // NOLINT
     if (value != e.acked && e.pending.count(value) == 0) {
-      std::printf("CORRUPT %s: holds (%s), acknowledged (%s)\n", rel.c_str(), value, e.acked.c_str());
+      std::printf("CORRUPT %s: holds (%s), acknowledged (%s)\n", rel.c_str(), value,
+                  e.acked.c_str());
       ++bad;
     }
   }

@@ -17,8 +17,8 @@ namespace detourfs::fuzz {
 namespace {
 
 [[noreturn]] void Violated(const char* what, std::string_view a, std::string_view b) {
-  std::fprintf(stderr, "invariant violated: %s: '%.*s' / '%.*s'\n", what, static_cast<int>(a.size()),
-               a.data(), static_cast<int>(b.size()), b.data());
+  std::fprintf(stderr, "invariant violated: %s: '%.*s' / '%.*s'\n", what,
+               static_cast<int>(a.size()), a.data(), static_cast<int>(b.size()), b.data());
   std::abort();
 }
 
@@ -76,7 +76,8 @@ void FuzzConfig(const uint8_t* data, size_t size) {
   Config config;
   Status s = ParseConfig(text, "fuzz.toml", &config);
   if (!s.ok()) {
-    if (s.ToString().rfind("fuzz.toml:", 0) != 0) Violated("error without a line", s.ToString(), "");
+    if (s.ToString().rfind("fuzz.toml:", 0) != 0)
+      Violated("error without a line", s.ToString(), "");
     return;
   }
   (void)DescribeConfig(config);

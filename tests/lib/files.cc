@@ -2,12 +2,10 @@
 #include "lib/files.h"
 
 #include <dirent.h>
-
-#include <algorithm>
-
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 
 namespace detourfs::testing {

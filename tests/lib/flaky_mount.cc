@@ -27,10 +27,14 @@ std::unique_ptr<FlakyMount> FlakyMount::Start(const std::string& source,
   fm->dir_ = tmpl;
   fm->mountpoint_ = mountpoint;
   const char* bin = ::getenv("FLAKYFS_BIN");
-  std::vector<std::string> args = {bin != nullptr ? bin : "flakyfs", mountpoint,
-                                   "--control", fm->dir_ + "/ctl",
-                                   "--seed", std::to_string(config.seed),
-                                   "--cache", std::to_string(config.cache_seconds)};
+  std::vector<std::string> args = {bin != nullptr ? bin : "flakyfs",
+                                   mountpoint,
+                                   "--control",
+                                   fm->dir_ + "/ctl",
+                                   "--seed",
+                                   std::to_string(config.seed),
+                                   "--cache",
+                                   std::to_string(config.cache_seconds)};
   if (source != mountpoint) {
     args.emplace_back("--source");
     args.push_back(source);

@@ -1,8 +1,6 @@
 // MountedFs: start, wait for, stop and clean up a real detourfs mount.
 #include "lib/mounted_fs.h"
 
-#include "lib/process.h"
-
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <signal.h>
@@ -20,6 +18,8 @@
 #include <fstream>
 #include <sstream>
 #include <thread>
+
+#include "lib/process.h"
 
 namespace detourfs::testing {
 namespace {

@@ -23,7 +23,8 @@ bool IsFuseMount(const std::string& path) {
   return ::statfs(path.c_str(), &sfs) == 0 && sfs.f_type == kFuseSuperMagic;
 }
 
-pid_t SpawnLogged(const std::vector<std::string>& args, const std::string& log, long fd_limit,  // NOLINT
+pid_t SpawnLogged(const std::vector<std::string>& args, const std::string& log,
+                  long fd_limit,  // NOLINT
                   std::string* error) {
   pid_t pid = ::fork();
   if (pid < 0) {
@@ -71,8 +72,8 @@ bool WaitForFuseMount(pid_t pid, const std::string& path, const std::string& log
   while (std::chrono::steady_clock::now() < deadline) {
     int status = 0;
     if (::waitpid(pid, &status, WNOHANG) == pid) {
-      *error = "the daemon exited before mounting (status " + std::to_string(status) +
-               "); log:\n" + ReadWholeFile(log);
+      *error = "the daemon exited before mounting (status " + std::to_string(status) + "); log:\n" +
+               ReadWholeFile(log);
       return false;
     }
     if (IsFuseMount(path)) return true;

@@ -16,7 +16,8 @@ bool IsFuseMount(const std::string& path);
 // Forks and execs args[0] in its own process group, stdout and stderr
 // appended to `log`, RLIMIT_NOFILE set to `fd_limit` if > 0. Returns the pid,
 // or -1 with `error` set.
-pid_t SpawnLogged(const std::vector<std::string>& args, const std::string& log, long fd_limit,  // NOLINT
+pid_t SpawnLogged(const std::vector<std::string>& args, const std::string& log,
+                  long fd_limit,  // NOLINT
                   std::string* error);
 
 // Polls waitpid for up to `timeout`; true once the child is reaped (or is not

@@ -133,7 +133,7 @@ int Worker(const Options& o, unsigned index) {
   std::fprintf(stderr,
                "MISMATCH: worker %u (--seed %llu --procs %u, worker seed %llu) after %zu "
                "operations: %s\n",
-               index, static_cast<unsigned long long>(o.seed), o.procs,  // NOLINT
+               index, static_cast<unsigned long long>(o.seed), o.procs,           // NOLINT
                static_cast<unsigned long long>(seed), log.size(), diff.c_str());  // NOLINT
   if (!o.shrink) {
     PrintLog(log, 200);
@@ -142,8 +142,9 @@ int Worker(const Options& o, unsigned index) {
   std::string what;
   std::string shrink_tag = "shrink-" + tag;
   if (!Reproduces(o, shrink_tag, log, &what)) {
-    std::fprintf(stderr, "  not reproduced by this worker alone (a race with other workers?); "
-                         "its log:\n");
+    std::fprintf(stderr,
+                 "  not reproduced by this worker alone (a race with other workers?); "
+                 "its log:\n");
     PrintLog(log, 200);
     return 1;
   }
@@ -159,9 +160,11 @@ int Worker(const Options& o, unsigned index) {
 
 int main(int argc, char** argv) {
   detourfs::stress::Options o;
-  CLI::App app{"detourfs-stress: random operations against a directory under test and a "
-               "reference, compared step by step"};
-  app.add_option("--test", o.test, "Directory under test (e.g. inside a detourfs mount)")->required();
+  CLI::App app{
+      "detourfs-stress: random operations against a directory under test and a "
+      "reference, compared step by step"};
+  app.add_option("--test", o.test, "Directory under test (e.g. inside a detourfs mount)")
+      ->required();
   app.add_option("--ref", o.ref, "Reference directory (tmpfs)")->required();
   app.add_option("--seed", o.seed, "Seed (default 1)");
   app.add_option("--ops", o.ops, "Operations per worker (default 2000)");
@@ -192,7 +195,7 @@ int main(int argc, char** argv) {
   }
   std::fprintf(stderr, "detourfs-stress: seed %llu, %u workers x %llu operations: %s\n",
                static_cast<unsigned long long>(o.seed), o.procs,  // NOLINT
-               static_cast<unsigned long long>(o.ops),             // NOLINT
+               static_cast<unsigned long long>(o.ops),            // NOLINT
                failed == 0 ? "all agreed with the reference" : "MISMATCH");
   return failed == 0 ? 0 : 1;
 }

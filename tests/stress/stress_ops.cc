@@ -16,9 +16,9 @@ namespace detourfs::stress {
 namespace {
 
 constexpr std::array<const char*, static_cast<size_t>(Kind::kCount)> kNames = {
-    "create", "write", "read", "truncate", "rename", "link", "unlink", "mkdir", "rmdir",
-    "symlink", "chmod", "utimens", "fsync", "stat", "list", "hold_open", "hold_write",
-    "hold_read", "hold_close"};
+    "create", "write",     "read",       "truncate",  "rename",    "link",  "unlink",
+    "mkdir",  "rmdir",     "symlink",    "chmod",     "utimens",   "fsync", "stat",
+    "list",   "hold_open", "hold_write", "hold_read", "hold_close"};
 
 // Relative weights: data operations dominate, as in a build.
 constexpr std::array<int, static_cast<size_t>(Kind::kCount)> kWeights = {
@@ -49,8 +49,10 @@ struct Outcome {
     out << "ret=" << ret;
     if (err != 0) out << " errno=" << err << " (" << std::strerror(err) << ")";
     if (!data.empty()) {
-      bool printable = std::all_of(data.begin(), data.end(), [](char c) { return c >= 32 && c < 127; });
-      out << (printable ? " data='" + data + "'" : " data=<" + std::to_string(data.size()) + " bytes>");
+      bool printable =
+          std::all_of(data.begin(), data.end(), [](char c) { return c >= 32 && c < 127; });
+      out << (printable ? " data='" + data + "'"
+                        : " data=<" + std::to_string(data.size()) + " bytes>");
     }
     return out.str();
   }
@@ -65,7 +67,10 @@ Outcome Syscall(long long r) {  // NOLINT
 
 std::string StatLine(const struct stat& st) {
   std::ostringstream out;
-  char type = S_ISDIR(st.st_mode) ? 'd' : S_ISLNK(st.st_mode) ? 'l' : S_ISREG(st.st_mode) ? 'f' : '?';
+  char type = S_ISDIR(st.st_mode)   ? 'd'
+              : S_ISLNK(st.st_mode) ? 'l'
+              : S_ISREG(st.st_mode) ? 'f'
+                                    : '?';
   out << type << " " << std::oct << (st.st_mode & 07777) << std::dec << " nlink " << st.st_nlink;
   if (!S_ISDIR(st.st_mode)) out << " size " << st.st_size;
   return out.str();
@@ -196,7 +201,8 @@ Outcome Run(const Operation& op, Side* side) {
 std::string CompareEntry(const std::string& t, const std::string& r, const std::string& rel) {
   struct stat ts {};
   struct stat rs {};
-  if (::lstat(t.c_str(), &ts) != 0) return rel + ": lstat failed under test: " + std::strerror(errno);
+  if (::lstat(t.c_str(), &ts) != 0)
+    return rel + ": lstat failed under test: " + std::strerror(errno);
   if (::lstat(r.c_str(), &rs) != 0) return rel + ": lstat failed in the reference";
   if (StatLine(ts) != StatLine(rs)) {
     return rel + ": under test '" + StatLine(ts) + "', reference '" + StatLine(rs) + "'";
@@ -217,7 +223,8 @@ std::string CompareEntry(const std::string& t, const std::string& r, const std::
       if (fd < 0) return std::string("<open failed: ") + std::strerror(errno) + ">";
       std::array<char, 65536> buf{};
       ssize_t n = 0;
-      while ((n = ::read(fd, buf.data(), buf.size())) > 0) out.append(buf.data(), static_cast<size_t>(n));
+      while ((n = ::read(fd, buf.data(), buf.size())) > 0)
+        out.append(buf.data(), static_cast<size_t>(n));
       if (n < 0) out = std::string("<read failed: ") + std::strerror(errno) + ">";
       ::close(fd);
       return out;
@@ -300,8 +307,8 @@ std::string Operation::Describe() const {
 
 std::string Generator::RandomPath(bool dir_only) {
   static constexpr std::array<const char*, 3> kDirs = {"d0", "d1", "d2"};
-  static constexpr std::array<const char*, 9> kLeaves = {"f0", "f1", "f2", "f3", "f4", "f5",
-                                                         "d0", "d1", "d2"};
+  static constexpr std::array<const char*, 9> kLeaves = {"f0", "f1", "f2", "f3", "f4",
+                                                         "f5", "d0", "d1", "d2"};
   std::string path;
   uint64_t depth = Below(3);
   for (uint64_t i = 0; i < depth; ++i) path += std::string(kDirs[Below(kDirs.size())]) + "/";

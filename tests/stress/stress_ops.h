@@ -13,8 +13,26 @@
 namespace detourfs::stress {
 
 enum class Kind {
-  kCreate, kWrite, kRead, kTruncate, kRename, kLink, kUnlink, kMkdir, kRmdir, kSymlink,
-  kChmod, kUtimens, kFsync, kStat, kList, kHoldOpen, kHoldWrite, kHoldRead, kHoldClose, kCount
+  kCreate,
+  kWrite,
+  kRead,
+  kTruncate,
+  kRename,
+  kLink,
+  kUnlink,
+  kMkdir,
+  kRmdir,
+  kSymlink,
+  kChmod,
+  kUtimens,
+  kFsync,
+  kStat,
+  kList,
+  kHoldOpen,
+  kHoldWrite,
+  kHoldRead,
+  kHoldClose,
+  kCount
 };
 
 struct Operation {
@@ -25,8 +43,8 @@ struct Operation {
   uint64_t length = 0;
   uint32_t mode = 0644;
   uint32_t data_seed = 0;
-  int slot = 0;            // held fd slot
-  int64_t seconds = 0;     // utimens
+  int slot = 0;         // held fd slot
+  int64_t seconds = 0;  // utimens
   std::string Describe() const;
 };
 

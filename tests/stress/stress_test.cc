@@ -25,8 +25,9 @@ std::string StressBin() {
 // be replayed with the same seed).
 unsigned long long Seed() {  // NOLINT
   const char* s = std::getenv("DETOURFS_STRESS_SEED");
-  unsigned long long seed = s != nullptr ? std::strtoull(s, nullptr, 10)  // NOLINT
-                                         : static_cast<unsigned long long>(std::time(nullptr));  // NOLINT
+  unsigned long long seed = s != nullptr
+                                ? std::strtoull(s, nullptr, 10)                         // NOLINT
+                                : static_cast<unsigned long long>(std::time(nullptr));  // NOLINT
   std::printf("detourfs-stress seed %llu (set DETOURFS_STRESS_SEED to replay)\n", seed);
   return seed;
 }

@@ -120,8 +120,9 @@ INSTANTIATE_TEST_SUITE_P(
                 "low_watermark is above high_watermark"},
         BadCase{"watermark_over_100", "[tiers.memory]\nroot = \"/m\"\nhigh_watermark = \"150%\"",
                 "above 100%"},
-        BadCase{"bad_duration", "[flush]\ninterval = \"30\"", "bad.toml:2: [flush] interval: "
-                                                              "duration needs a unit"},
+        BadCase{"bad_duration", "[flush]\ninterval = \"30\"",
+                "bad.toml:2: [flush] interval: "
+                "duration needs a unit"},
         BadCase{"bad_duration_unit", "[flush]\ninterval = \"3 weeks\"", "unknown duration unit"},
         BadCase{"zero_interval", "[flush]\ninterval = \"0s\"", "must be more than 0"},
         BadCase{"bad_concurrency", "[flush]\nconcurrency = 0", "concurrency must be"},
@@ -129,8 +130,9 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"route_not_array", "route = 5", "route must be an array of tables"},
         BadCase{"route_without_match", "[[route]]\ntier = \"volume\"", "needs match"},
         BadCase{"route_without_tier", "[[route]]\nmatch = \"x\"", "needs tier"},
-        BadCase{"bad_glob", "[tiers.memory]\nroot = \"/m\"\n[[route]]\nmatch = [\"ok\", \"[oops\"]\n"
-                            "tier = \"memory\"",
+        BadCase{"bad_glob",
+                "[tiers.memory]\nroot = \"/m\"\n[[route]]\nmatch = [\"ok\", \"[oops\"]\n"
+                "tier = \"memory\"",
                 "bad.toml:4: [[route]] #1: bad glob '[oops': unclosed '['"},
         BadCase{"unknown_tier", "[[route]]\nmatch = \"x\"\ntier = \"ssd\"",
                 "bad.toml:3: unknown tier 'ssd'"},
@@ -154,8 +156,8 @@ INSTANTIATE_TEST_SUITE_P(
 
 Config WithRoots(const std::string& memory, const std::string& disk) {
   Config c;
-  std::string text = "[tiers.memory]\nroot = \"" + memory + "\"\n[tiers.disk]\nroot = \"" + disk +
-                     "\"\n";
+  std::string text =
+      "[tiers.memory]\nroot = \"" + memory + "\"\n[tiers.disk]\nroot = \"" + disk + "\"\n";
   EXPECT_TRUE(ParseConfig(text, "p.toml", &c).ok());
   return c;
 }

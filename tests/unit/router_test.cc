@@ -23,11 +23,11 @@ RouteRule Rule(std::initializer_list<const char*> patterns, TierId tier,
 class RouterTest : public ::testing::Test {
  protected:
   Router router_{{
-      Rule({"**/node_modules"}, TierId::kMemory),                 // 0
-      Rule({"**/dist", "**/build"}, TierId::kDisk),               // 1
-      Rule({"/.cache"}, TierId::kMemory, Persist::kNever),        // 2
-      Rule({"/keep/build"}, TierId::kVolume),                     // 3: too late for build
-      Rule({"/work/**/out/"}, TierId::kDisk),                     // 4
+      Rule({"**/node_modules"}, TierId::kMemory),           // 0
+      Rule({"**/dist", "**/build"}, TierId::kDisk),         // 1
+      Rule({"/.cache"}, TierId::kMemory, Persist::kNever),  // 2
+      Rule({"/keep/build"}, TierId::kVolume),               // 3: too late for build
+      Rule({"/work/**/out/"}, TierId::kDisk),               // 4
   }};
 };
 

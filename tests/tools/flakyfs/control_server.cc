@@ -85,7 +85,8 @@ void ControlServer::ServeConnection(int fd) {
       pending.erase(0, nl + 1);
       std::string reply;
       std::string error = plan_->Apply(line, &reply);
-      std::string answer = error.empty() ? "ok" + (reply.empty() ? "" : " " + reply) : "error " + error;
+      std::string answer =
+          error.empty() ? "ok" + (reply.empty() ? "" : " " + reply) : "error " + error;
       if (!WriteAll(fd, answer + "\n")) return;
     }
   }

@@ -13,10 +13,10 @@ namespace flakyfs {
 namespace {
 
 constexpr std::array<std::string_view, kOpCount> kOpNames = {
-    "getattr", "readlink", "mknod",  "mkdir",   "unlink",    "rmdir",    "symlink",
-    "rename",  "link",     "chmod",  "chown",   "truncate",  "open",     "read",
-    "write",   "statfs",   "release", "fsync",  "setxattr",  "getxattr", "listxattr",
-    "removexattr", "opendir", "readdir", "create", "utimens", "fallocate"};
+    "getattr",     "readlink", "mknod",   "mkdir",  "unlink",   "rmdir",    "symlink",
+    "rename",      "link",     "chmod",   "chown",  "truncate", "open",     "read",
+    "write",       "statfs",   "release", "fsync",  "setxattr", "getxattr", "listxattr",
+    "removexattr", "opendir",  "readdir", "create", "utimens",  "fallocate"};
 
 constexpr std::array<std::string_view, kFaultKindCount> kKindNames = {
     "eio", "enospc", "erofs", "short_write", "vanish", "lie"};
@@ -76,14 +76,14 @@ std::vector<Op> DefaultOps(FaultKind kind) {
       }
       break;
     case FaultKind::kEnospc:
-      ops = {Op::kMknod, Op::kMkdir, Op::kSymlink, Op::kLink,     Op::kWrite,
-             Op::kCreate, Op::kFallocate, Op::kSetxattr};
+      ops = {Op::kMknod, Op::kMkdir,  Op::kSymlink,   Op::kLink,
+             Op::kWrite, Op::kCreate, Op::kFallocate, Op::kSetxattr};
       break;
     case FaultKind::kErofs:
-      ops = {Op::kMknod, Op::kMkdir,    Op::kUnlink,   Op::kRmdir,     Op::kSymlink,
-             Op::kRename, Op::kLink,    Op::kChmod,    Op::kChown,     Op::kTruncate,
-             Op::kWrite, Op::kCreate,   Op::kUtimens,  Op::kFallocate, Op::kSetxattr,
-             Op::kRemovexattr};
+      ops = {Op::kMknod,   Op::kMkdir,     Op::kUnlink,   Op::kRmdir,
+             Op::kSymlink, Op::kRename,    Op::kLink,     Op::kChmod,
+             Op::kChown,   Op::kTruncate,  Op::kWrite,    Op::kCreate,
+             Op::kUtimens, Op::kFallocate, Op::kSetxattr, Op::kRemovexattr};
       break;
     case FaultKind::kShortWrite:
       ops = {Op::kWrite};
@@ -171,8 +171,8 @@ Decision FaultPlan::Decide(Op op, std::string_view path, size_t size) {
   }
   d.delay = lat.base;
   if (lat.jitter.count() > 0) {
-    d.delay += std::chrono::microseconds(
-        static_cast<int64_t>(Draw(1000, op, path, occurrence) * static_cast<double>(lat.jitter.count())));
+    d.delay += std::chrono::microseconds(static_cast<int64_t>(
+        Draw(1000, op, path, occurrence) * static_cast<double>(lat.jitter.count())));
   }
   if (stall_probability_ > 0 && Draw(1001, op, path, occurrence) < stall_probability_) {
     d.delay += stall_;
@@ -291,7 +291,8 @@ std::string FaultPlan::ParseFault(const std::vector<std::string_view>& words,
     std::string_view key = w.substr(0, eq);
     std::string_view value = w.substr(eq + 1);
     if (key == "prob") {
-      if (!ParseProbability(value, &rule->probability)) return "bad prob '" + std::string(value) + "'";
+      if (!ParseProbability(value, &rule->probability))
+        return "bad prob '" + std::string(value) + "'";
     } else if (key == "glob") {
       detourfs::Glob glob;
       if (auto s = detourfs::Glob::Compile(value, &glob); !s.ok()) return s.ToString();
@@ -320,7 +321,8 @@ std::string FaultPlan::ParseFault(const std::vector<std::string_view>& words,
       std::chrono::microseconds us{};
       if (!ParseMicros(value, &us)) return "bad duration '" + std::string(value) + "'";
       rule->vanish_for = std::chrono::duration_cast<std::chrono::milliseconds>(us);
-      if (rule->vanish_for.count() == 0 && us.count() != 0) rule->vanish_for = std::chrono::milliseconds(1);
+      if (rule->vanish_for.count() == 0 && us.count() != 0)
+        rule->vanish_for = std::chrono::milliseconds(1);
     } else {
       return "unknown key '" + std::string(key) + "'";
     }
@@ -342,13 +344,15 @@ std::string FaultPlan::Apply(std::string_view command, std::string* reply) {
   if (verb == "seed") {
     uint64_t seed = 0;
     if (words.size() != 2 ||
-        std::from_chars(words[1].data(), words[1].data() + words[1].size(), seed).ec != std::errc()) {
+        std::from_chars(words[1].data(), words[1].data() + words[1].size(), seed).ec !=
+            std::errc()) {
       return "usage: seed N";
     }
     seed_ = seed;
     occurrences_.clear();
   } else if (verb == "latency") {
-    if (words.size() < 3 || words.size() > 4) return "usage: latency meta|read|write|fsync|all BASE [JITTER]";
+    if (words.size() < 3 || words.size() > 4)
+      return "usage: latency meta|read|write|fsync|all BASE [JITTER]";
     Latency lat;
     if (!ParseMicros(words[2], &lat.base)) return "bad latency '" + std::string(words[2]) + "'";
     if (words.size() == 4 && !ParseMicros(words[3], &lat.jitter)) {
@@ -361,7 +365,8 @@ std::string FaultPlan::Apply(std::string_view command, std::string* reply) {
         found = true;
       }
     }
-    if (!found) return "unknown class '" + std::string(words[1]) + "' (meta, read, write, fsync, all)";
+    if (!found)
+      return "unknown class '" + std::string(words[1]) + "' (meta, read, write, fsync, all)";
   } else if (verb == "stall") {
     if (words.size() != 3) return "usage: stall PROB DURATION";
     double p = 0;

@@ -28,9 +28,34 @@
 namespace flakyfs {
 
 enum class Op {
-  kGetattr, kReadlink, kMknod, kMkdir, kUnlink, kRmdir, kSymlink, kRename, kLink, kChmod,
-  kChown, kTruncate, kOpen, kRead, kWrite, kStatfs, kRelease, kFsync, kSetxattr, kGetxattr,
-  kListxattr, kRemovexattr, kOpendir, kReaddir, kCreate, kUtimens, kFallocate, kCount
+  kGetattr,
+  kReadlink,
+  kMknod,
+  kMkdir,
+  kUnlink,
+  kRmdir,
+  kSymlink,
+  kRename,
+  kLink,
+  kChmod,
+  kChown,
+  kTruncate,
+  kOpen,
+  kRead,
+  kWrite,
+  kStatfs,
+  kRelease,
+  kFsync,
+  kSetxattr,
+  kGetxattr,
+  kListxattr,
+  kRemovexattr,
+  kOpendir,
+  kReaddir,
+  kCreate,
+  kUtimens,
+  kFallocate,
+  kCount
 };
 constexpr size_t kOpCount = static_cast<size_t>(Op::kCount);
 std::string_view OpName(Op op);

@@ -40,8 +40,8 @@ Decision Gate(Op op, std::string_view rel, size_t size = 0) {
   return d;
 }
 
-#define FLAKY_GATE(op, rel)                 \
-  Decision gate = Gate(op, rel);            \
+#define FLAKY_GATE(op, rel)      \
+  Decision gate = Gate(op, rel); \
   if (gate.error != 0) return -gate.error;
 
 struct Handle {
@@ -152,8 +152,8 @@ int Rename(const char* from, const char* to, unsigned int flags) {
 int Link(const char* from, const char* to) {
   std::string_view rel = Rel(to);
   FLAKY_GATE(Op::kLink, rel);
-  return Neg(linkat(Fs().source_fd, AtName(Rel(from)).c_str(), Fs().source_fd,
-                    AtName(rel).c_str(), 0));
+  return Neg(
+      linkat(Fs().source_fd, AtName(Rel(from)).c_str(), Fs().source_fd, AtName(rel).c_str(), 0));
 }
 
 int ChMod(const char* path, mode_t mode, fuse_file_info* fi) {
@@ -167,8 +167,8 @@ int ChOwn(const char* path, uid_t uid, gid_t gid, fuse_file_info* fi) {
   std::string_view rel = Rel(path);
   FLAKY_GATE(Op::kChown, rel);
   if (fi != nullptr) return Neg(fchown(HandleOf(fi)->fd, uid, gid));
-  return Neg(fchownat(Fs().source_fd, AtName(rel).c_str(), uid, gid,
-                      AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH));
+  return Neg(
+      fchownat(Fs().source_fd, AtName(rel).c_str(), uid, gid, AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH));
 }
 
 int Truncate(const char* path, off_t size, fuse_file_info* fi) {
@@ -215,7 +215,8 @@ int Read(const char* path, char* buf, size_t size, off_t off, fuse_file_info* fi
   if (vanished && vanished->mode == VanishMode::kSize) return 0;
   ssize_t n = pread(HandleOf(fi)->fd, buf, size, off);
   if (n < 0) return -errno;
-  if (vanished && vanished->mode == VanishMode::kContent) std::memset(buf, 0, static_cast<size_t>(n));
+  if (vanished && vanished->mode == VanishMode::kContent)
+    std::memset(buf, 0, static_cast<size_t>(n));
   return static_cast<int>(n);
 }
 
@@ -308,7 +309,8 @@ int WithProcPath(std::string_view rel, F&& f) {
 int SetXattr(const char* path, const char* name, const char* value, size_t size, int flags) {
   std::string_view rel = Rel(path);
   FLAKY_GATE(Op::kSetxattr, rel);
-  return WithProcPath(rel, [&](const char* p) { return Neg(setxattr(p, name, value, size, flags)); });
+  return WithProcPath(rel,
+                      [&](const char* p) { return Neg(setxattr(p, name, value, size, flags)); });
 }
 
 int GetXattr(const char* path, const char* name, char* value, size_t size) {
@@ -336,7 +338,8 @@ int RemoveXattr(const char* path, const char* name) {
 int OpenDir(const char* path, fuse_file_info* fi) {
   std::string_view rel = Rel(path);
   FLAKY_GATE(Op::kOpendir, rel);
-  int fd = openat(Fs().source_fd, AtName(rel).c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  int fd =
+      openat(Fs().source_fd, AtName(rel).c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) return -errno;
   DIR* dir = fdopendir(fd);
   if (dir == nullptr) {

@@ -2,11 +2,10 @@
 // prove it, and nothing fires when it is off.
 #include <dirent.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <cerrno>
 #include <chrono>
@@ -41,7 +40,9 @@ class FlakyFsTest : public ::testing::Test {
     flaky_ = FlakyMount::Start(source_, mnt_, config, &error);
     ASSERT_NE(flaky_, nullptr) << error;
   }
-  void Ok(const std::string& command) { ASSERT_EQ(flaky_->Control(command).rfind("ok", 0), 0U) << command; }
+  void Ok(const std::string& command) {
+    ASSERT_EQ(flaky_->Control(command).rfind("ok", 0), 0U) << command;
+  }
   std::string M(const std::string& rel) const { return mnt_ + "/" + rel; }
   std::string S(const std::string& rel) const { return source_ + "/" + rel; }
 
@@ -187,7 +188,7 @@ TEST_F(FlakyFsTest, VanishAsWrongSizeOrWrongContent) {
   EXPECT_EQ(ReadFile(M("size")), "");
   EXPECT_EQ(ReadFile(M("content")), std::string(5, '\0'));
   EXPECT_EQ(ReadFile(S("content")), "12345");  // underneath it is fine, for a while
-  EXPECT_EQ(ReadFile(S("trunc")), "");          // for good: the source lost it
+  EXPECT_EQ(ReadFile(S("trunc")), "");         // for good: the source lost it
   EXPECT_EQ(flaky_->Injected("vanish"), 3U);
   // Rewriting a file ends its vanish.
   ASSERT_EQ(TryWrite(M("content"), "abc"), 0);

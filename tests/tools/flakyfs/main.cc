@@ -56,7 +56,8 @@ int Serve(const Options& o) {
       return 1;
     }
   }
-  std::string opts = "default_permissions,allow_other,fsname=flakyfs:" + source + ",subtype=flakyfs";
+  std::string opts =
+      "default_permissions,allow_other,fsname=flakyfs:" + source + ",subtype=flakyfs";
   for (const std::string& extra : o.fuse_options) opts += "," + extra;
   std::vector<std::string> argv_s = {"flakyfs", "-o", opts};
   if (o.debug) argv_s.emplace_back("-d");
@@ -106,10 +107,12 @@ int main(int argc, char** argv) {
   app.add_option("mountpoint", o.mountpoint, "Where to mount")->required();
   app.add_option("--source", o.source, "Directory to serve (default: the mountpoint itself)");
   app.add_option("--control", o.control, "Unix socket for run-time commands");
-  app.add_option("--rule", o.rules, "A command applied at start (repeatable), e.g. 'latency all 1ms'");
+  app.add_option("--rule", o.rules,
+                 "A command applied at start (repeatable), e.g. 'latency all 1ms'");
   app.add_option("--seed", o.seed, "Seed of every random draw");
-  app.add_option("--cache", o.cache, "Kernel attribute/entry cache seconds (default 0: every "
-                                     "access reaches flakyfs, so every fault is seen)");
+  app.add_option("--cache", o.cache,
+                 "Kernel attribute/entry cache seconds (default 0: every "
+                 "access reaches flakyfs, so every fault is seen)");
   app.add_option("--threads", o.threads, "Worker threads (default 16)");
   app.add_option("-o", o.fuse_options, "More FUSE mount options")->delimiter(',');
   app.add_flag("-d,--debug", o.debug, "FUSE debug output");
