@@ -118,7 +118,10 @@ std::string ParseDuration(std::string_view text, std::chrono::milliseconds* out)
     } else if (unit.empty()) {
       return "duration needs a unit: '" + std::string(text) + "'" + example;
     } else {
-      return "unknown duration unit '" + unit + "' in '" + std::string(text) + "'" + example;
+      std::string why = "unknown duration unit '" + unit + "' in '";
+      why += text;
+      why += "'" + example;
+      return why;
     }
     total_ms += number * factor;
     s = Trim(s);
