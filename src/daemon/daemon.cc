@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "daemon/config_commands.h"
 #include "daemon/mountpoint.h"
 #include "fuse/ops.h"
 
@@ -55,6 +56,18 @@ int Daemon::Run() {
   if (Status s = CheckMountpoint(o.mountpoint); !s.ok()) {
     spdlog::error("{}", s.ToString());
     return kExitMountpoint;
+  }
+  Config config;
+  if (Status s = LoadDaemonConfig(o, &config); !s.ok()) {
+    spdlog::error("{}", s.ToString());
+    return kExitConfig;
+  }
+  if (!config.routes.empty()) {
+    // Routing to tiers is the next piece of work (docs/config.md): say so
+    // rather than pretend. Everything stays on the volume, as without routes.
+    spdlog::warn("{}: {} route(s) validated but not applied yet: this build passes everything "
+                 "through to the volume",
+                 config.source, config.routes.size());
   }
   const std::string lower = o.lower.empty() ? o.mountpoint : o.lower;
   Result<UniqueFd> lower_fd = OpenLower(lower);

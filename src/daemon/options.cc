@@ -2,6 +2,7 @@
 #include "daemon/options.h"
 
 #include <CLI/CLI.hpp>
+#include <cstdio>
 
 #include "build_config.h"
 
@@ -15,15 +16,26 @@ ParsedOptions ParseOptions(int argc, char** argv) {
       "detourfs"};
   app.footer(
       "Exit codes: 0 ok, 1 usage, 2 bad mountpoint (missing, not a directory, already\n"
-      "detourfs), 3 lower directory cannot be opened, 4 mount failed, 5 session error.\n"
+      "detourfs), 3 lower directory cannot be opened, 4 mount failed, 5 session error,\n"
+      "6 bad config.\n"
       "Unmount with `fusermount3 -u MOUNTPOINT` (or SIGTERM to the daemon); after a crash,\n"
       "`umount -l MOUNTPOINT` clears the dead mount.");
   app.set_version_flag("-V,--version", std::string("detourfs ") + DETOURFS_VERSION);
-  app.add_option("mountpoint", o.mountpoint, "Directory to mount over")->required();
+  app.add_option("mountpoint", o.mountpoint,
+                 "Directory to mount over (optional with --check-config and --explain)");
+  app.add_option("-c,--config", o.config_file,
+                 "Config file (default /etc/detourfs/detourfs.toml if it exists; without one "
+                 "everything passes through)");
+  app.add_flag("--check-config", o.check_config,
+               "Validate the config (against MOUNTPOINT if given), print the effective rules, exit");
+  app.add_option("--explain", o.explain,
+                 "Print which rule and tier PATH (relative to the mount root, or under "
+                 "MOUNTPOINT; a trailing / means a directory) gets and why, then exit");
   app.add_option("--lower", o.lower,
                  "Serve this directory instead of the one under the mountpoint");
   app.add_option("-o", o.fuse_options, "FUSE mount options (comma-separated, repeatable)")
-      ->delimiter(',');
+      ->delimiter(',')
+      ->allow_extra_args(false);  // "-o dev MOUNTPOINT": the mountpoint is not an option value
   app.add_flag("-f,--foreground", o.foreground, "Stay in the foreground (log to stderr)");
   app.add_flag("-d,--fuse-debug", o.fuse_debug, "Print every FUSE request (implies -f)");
   app.add_option("--log-level", o.log_level, "trace, debug, info, warn, error or off")
@@ -57,6 +69,10 @@ ParsedOptions ParseOptions(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     int rc = app.exit(e);
     return ParsedOptions{std::nullopt, rc == 0 ? kExitOk : kExitUsage};
+  }
+  if (o.mountpoint.empty() && !o.check_config && o.explain.empty()) {
+    std::fprintf(stderr, "detourfs: a MOUNTPOINT is required\nRun with --help for more information.\n");
+    return ParsedOptions{std::nullopt, kExitUsage};
   }
   o.writeback_cache = !no_writeback;
   o.splice = !no_splice;

@@ -15,10 +15,14 @@ enum ExitCode : int {
   kExitLower = 3,       // the lower directory cannot be opened
   kExitMount = 4,       // the FUSE session could not be created or mounted
   kExitRuntime = 5,     // the session ended with an error
+  kExitConfig = 6,      // the config file is missing (when named) or invalid
 };
 
 struct DaemonOptions {
-  std::string mountpoint;
+  std::string mountpoint;  // may be empty with --check-config or --explain
+  std::string config_file;  // empty: kDefaultConfigPath, if it exists
+  bool check_config = false;  // validate, print the effective rules, exit
+  std::string explain;        // say which rule and tier this path gets, exit
   std::string lower;  // empty: the mountpoint itself, mounted over in place
   std::vector<std::string> fuse_options;
   bool foreground = false;

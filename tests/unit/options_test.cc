@@ -59,3 +59,29 @@ TEST(OptionsTest, HelpExitsZeroWithoutOptions) {
 
 }  // namespace
 }  // namespace detourfs
+
+namespace detourfs {
+namespace {
+
+TEST(OptionsConfigTest, ConfigCommandsNeedNoMountpoint) {
+  std::vector<std::string> args = {"detourfs", "--check-config", "-c", "/etc/x.toml"};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  ParsedOptions p = ParseOptions(static_cast<int>(argv.size()), argv.data());
+  ASSERT_TRUE(p.options);
+  EXPECT_TRUE(p.options->check_config);
+  EXPECT_EQ(p.options->config_file, "/etc/x.toml");
+  EXPECT_TRUE(p.options->mountpoint.empty());
+}
+
+TEST(OptionsConfigTest, MountingStillNeedsAMountpoint) {
+  std::vector<std::string> args = {"detourfs", "-c", "/etc/x.toml"};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  ParsedOptions p = ParseOptions(static_cast<int>(argv.size()), argv.data());
+  EXPECT_FALSE(p.options);
+  EXPECT_EQ(p.exit_code, kExitUsage);
+}
+
+}  // namespace
+}  // namespace detourfs

@@ -1,0 +1,117 @@
+// The daemon and its config: --check-config and --explain, refusals with exit
+// code 6 naming the line, and a config with routes that (until routing lands)
+// is validated, reported, and passes everything through.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <string>
+
+#include "lib/files.h"
+#include "lib/mount_test.h"
+
+namespace detourfs::testing {
+namespace {
+
+std::string Bin() {
+  const char* b = ::getenv("DETOURFS_BIN");
+  return b ? b : "detourfs";
+}
+
+// The shipped default config, from the source tree.
+std::string DefaultConfig() {
+  const char* root = ::getenv("DETOURFS_SOURCE_ROOT");
+  return std::string(root ? root : ".") + "/config/detourfs.toml";
+}
+
+class ConfigFile {
+ public:
+  explicit ConfigFile(const std::string& text) {
+    char tmpl[] = "/tmp/detourfs-config.XXXXXX.toml";
+    int fd = ::mkstemps(tmpl, 5);
+    path_ = tmpl;
+    if (fd >= 0) ::close(fd);
+    WriteFile(path_, text);
+  }
+  ~ConfigFile() { ::unlink(path_.c_str()); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+TEST(ConfigCliTest, CheckConfigPrintsTheEffectiveRules) {
+  int status = 0;
+  std::string out = ShellOutput(Bin() + " --check-config -c " + DefaultConfig() + " 2>&1", &status);
+  EXPECT_EQ(status, 0) << out;
+  EXPECT_NE(out.find("): **/node_modules, **/.next, **/.nuxt"), std::string::npos) << out;
+  EXPECT_NE(out.find("persist never"), std::string::npos) << out;
+  EXPECT_NE(out.find("config OK"), std::string::npos) << out;
+}
+
+TEST(ConfigCliTest, ExplainSaysWhichRuleAndWhy) {
+  int status = 0;
+  std::string out = ShellOutput(
+      Bin() + " -c " + DefaultConfig() + " --explain app/node_modules/react/index.js 2>&1", &status);
+  EXPECT_EQ(status, 0) << out;
+  EXPECT_NE(out.find("memory tier, persist batch"), std::string::npos) << out;
+  EXPECT_NE(out.find("its parent /app/node_modules"), std::string::npos) << out;
+  // A trailing slash asks about a directory: build/ rules are directory-only.
+  out = ShellOutput(Bin() + " -c " + DefaultConfig() + " --explain app/build/ 2>&1", &status);
+  EXPECT_NE(out.find("disk tier"), std::string::npos) << out;
+  out = ShellOutput(Bin() + " -c " + DefaultConfig() + " --explain app/build 2>&1", &status);
+  EXPECT_NE(out.find("volume (pass-through)"), std::string::npos) << out;
+}
+
+TEST(ConfigCliTest, InvalidConfigExitsSixNamingTheLine) {
+  ConfigFile bad("[tiers.memory]\nroot = \"/run/m\"\n\n[[route]]\nmatch = \"**/node_modules\"\n"
+                 "tier = \"ramdisk\"\n");
+  int status = 0;
+  std::string out = ShellOutput(Bin() + " --check-config -c " + bad.path() + " 2>&1", &status);
+  EXPECT_EQ(status, 6);
+  EXPECT_NE(out.find(bad.path() + ":6: unknown tier 'ramdisk'"), std::string::npos) << out;
+  // The daemon refuses to mount with it, with the same message.
+  out = ShellOutput(Bin() + " -f -c " + bad.path() + " /tmp 2>&1", &status);
+  EXPECT_EQ(status, 6);
+  EXPECT_NE(out.find("unknown tier 'ramdisk'"), std::string::npos) << out;
+}
+
+TEST(ConfigCliTest, MissingNamedConfigExitsSix) {
+  int status = 0;
+  std::string out = ShellOutput(Bin() + " --check-config -c /nonexistent.toml 2>&1", &status);
+  EXPECT_EQ(status, 6);
+  EXPECT_NE(out.find("cannot read config '/nonexistent.toml'"), std::string::npos) << out;
+}
+
+TEST(ConfigCliTest, TierInsideTheMountpointIsRefused) {
+  ConfigFile cfg("[tiers.memory]\nroot = \"/home/coder/.detourfs\"\n");
+  int status = 0;
+  std::string out =
+      ShellOutput(Bin() + " --check-config -c " + cfg.path() + " /home/coder 2>&1", &status);
+  EXPECT_EQ(status, 6);
+  EXPECT_NE(out.find("is inside the mountpoint"), std::string::npos) << out;
+}
+
+class ConfigMountTest : public MountTest {
+ protected:
+  MountConfig Config() const override {
+    MountConfig c = MountTest::Config();
+    c.extra_args = {"-c", DefaultConfig()};
+    return c;
+  }
+};
+
+TEST_P(ConfigMountTest, RoutesAreReportedAndEverythingStillReachesTheVolume) {
+  expect_clean_log_ = false;  // the warning below is the point
+  ASSERT_EQ(::mkdir(M("node_modules").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(M("node_modules/x.js"), "x"), 0);
+  ASSERT_EQ(fs_->Stop(), 0);
+  EXPECT_EQ(ReadFile(fs_->lower() + "/node_modules/x.js"), "x");
+  EXPECT_NE(fs_->Log().find("3 route(s) validated but not applied yet"), std::string::npos)
+      << fs_->Log();
+}
+
+DETOURFS_MOUNT_TEST_P(ConfigMountTest);
+
+}  // namespace
+}  // namespace detourfs::testing
