@@ -65,9 +65,10 @@ int Daemon::Run() {
   if (!config.routes.empty()) {
     // Routing to tiers is the next piece of work (docs/config.md): say so
     // rather than pretend. Everything stays on the volume, as without routes.
-    spdlog::warn("{}: {} route(s) validated but not applied yet: this build passes everything "
-                 "through to the volume",
-                 config.source, config.routes.size());
+    spdlog::warn(
+        "{}: {} route(s) validated but not applied yet: this build passes everything "
+        "through to the volume",
+        config.source, config.routes.size());
   }
   const std::string lower = o.lower.empty() ? o.mountpoint : o.lower;
   Result<UniqueFd> lower_fd = OpenLower(lower);

@@ -26,8 +26,9 @@ ParsedOptions ParseOptions(int argc, char** argv) {
   app.add_option("-c,--config", o.config_file,
                  "Config file (default /etc/detourfs/detourfs.toml if it exists; without one "
                  "everything passes through)");
-  app.add_flag("--check-config", o.check_config,
-               "Validate the config (against MOUNTPOINT if given), print the effective rules, exit");
+  app.add_flag(
+      "--check-config", o.check_config,
+      "Validate the config (against MOUNTPOINT if given), print the effective rules, exit");
   app.add_option("--explain", o.explain,
                  "Print which rule and tier PATH (relative to the mount root, or under "
                  "MOUNTPOINT; a trailing / means a directory) gets and why, then exit");
@@ -71,7 +72,8 @@ ParsedOptions ParseOptions(int argc, char** argv) {
     return ParsedOptions{std::nullopt, rc == 0 ? kExitOk : kExitUsage};
   }
   if (o.mountpoint.empty() && !o.check_config && o.explain.empty()) {
-    std::fprintf(stderr, "detourfs: a MOUNTPOINT is required\nRun with --help for more information.\n");
+    std::fprintf(stderr,
+                 "detourfs: a MOUNTPOINT is required\nRun with --help for more information.\n");
     return ParsedOptions{std::nullopt, kExitUsage};
   }
   o.writeback_cache = !no_writeback;

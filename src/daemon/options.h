@@ -19,11 +19,11 @@ enum ExitCode : int {
 };
 
 struct DaemonOptions {
-  std::string mountpoint;  // may be empty with --check-config or --explain
-  std::string config_file;  // empty: kDefaultConfigPath, if it exists
+  std::string mountpoint;     // may be empty with --check-config or --explain
+  std::string config_file;    // empty: kDefaultConfigPath, if it exists
   bool check_config = false;  // validate, print the effective rules, exit
   std::string explain;        // say which rule and tier this path gets, exit
-  std::string lower;  // empty: the mountpoint itself, mounted over in place
+  std::string lower;          // empty: the mountpoint itself, mounted over in place
   std::vector<std::string> fuse_options;
   bool foreground = false;
   bool fuse_debug = false;

@@ -1,6 +1,10 @@
 // Overlay: extended attributes, POSIX ACLs included (system.posix_acl_*).
+#include <cstring>
+#include <vector>
+
 #include "detourfs/overlay.h"
 #include "inodes/resolver.h"
+#include "overlay/markers.h"
 #include "sys/sys.h"
 
 namespace detourfs {
@@ -20,6 +24,8 @@ Result<SharedFd> Overlay::XattrFd(uint64_t ino) {
 }
 
 Result<size_t> Overlay::GetXattr(uint64_t ino, const char* name, void* value, size_t size) {
+  // detourfs's own markers (markers.h) are not the caller's to see.
+  if (markers::IsReservedXattr(name)) return Errno{ENODATA};
   Result<SharedFd> fd = XattrFd(ino);
   if (!fd.ok()) return Errno{fd.error()};
   if (!*fd) return Errno{kSymlinkNoXattr};
@@ -30,11 +36,30 @@ Result<size_t> Overlay::ListXattr(uint64_t ino, char* list, size_t size) {
   Result<SharedFd> fd = XattrFd(ino);
   if (!fd.ok()) return Errno{fd.error()};
   if (!*fd) return size_t{0};
-  return sys::ListXattr((*fd)->get(), list, size);
+  // The list without detourfs's reserved names, so the size asked for with
+  // size 0 is the size of what will be returned.
+  std::vector<char> all;
+  for (;;) {
+    Result<size_t> need = sys::ListXattr((*fd)->get(), nullptr, 0);
+    if (!need.ok()) return Errno{need.error()};
+    all.resize(*need);
+    if (*need == 0) return size_t{0};
+    Result<size_t> got = sys::ListXattr((*fd)->get(), all.data(), all.size());
+    if (got.ok()) {
+      all.resize(markers::FilterXattrList(all.data(), *got));
+      break;
+    }
+    if (got.error() != ERANGE) return Errno{got.error()};  // ERANGE: it grew, again
+  }
+  if (size == 0) return all.size();
+  if (size < all.size()) return Errno{ERANGE};
+  std::memcpy(list, all.data(), all.size());
+  return all.size();
 }
 
 Result<void> Overlay::SetXattr(uint64_t ino, const char* name, const void* value, size_t size,
                                int flags) {
+  if (markers::IsReservedXattr(name)) return Errno{EPERM};
   Result<SharedFd> fd = XattrFd(ino);
   if (!fd.ok()) return Errno{fd.error()};
   if (!*fd) return Errno{EPERM};
@@ -42,6 +67,7 @@ Result<void> Overlay::SetXattr(uint64_t ino, const char* name, const void* value
 }
 
 Result<void> Overlay::RemoveXattr(uint64_t ino, const char* name) {
+  if (markers::IsReservedXattr(name)) return Errno{EPERM};
   Result<SharedFd> fd = XattrFd(ino);
   if (!fd.ok()) return Errno{fd.error()};
   if (!*fd) return Errno{kSymlinkNoXattr};

@@ -52,7 +52,8 @@ TEST(ConfigCliTest, CheckConfigPrintsTheEffectiveRules) {
 TEST(ConfigCliTest, ExplainSaysWhichRuleAndWhy) {
   int status = 0;
   std::string out = ShellOutput(
-      Bin() + " -c " + DefaultConfig() + " --explain app/node_modules/react/index.js 2>&1", &status);
+      Bin() + " -c " + DefaultConfig() + " --explain app/node_modules/react/index.js 2>&1",
+      &status);
   EXPECT_EQ(status, 0) << out;
   EXPECT_NE(out.find("memory tier, persist batch"), std::string::npos) << out;
   EXPECT_NE(out.find("its parent /app/node_modules"), std::string::npos) << out;
@@ -64,8 +65,9 @@ TEST(ConfigCliTest, ExplainSaysWhichRuleAndWhy) {
 }
 
 TEST(ConfigCliTest, InvalidConfigExitsSixNamingTheLine) {
-  ConfigFile bad("[tiers.memory]\nroot = \"/run/m\"\n\n[[route]]\nmatch = \"**/node_modules\"\n"
-                 "tier = \"ramdisk\"\n");
+  ConfigFile bad(
+      "[tiers.memory]\nroot = \"/run/m\"\n\n[[route]]\nmatch = \"**/node_modules\"\n"
+      "tier = \"ramdisk\"\n");
   int status = 0;
   std::string out = ShellOutput(Bin() + " --check-config -c " + bad.path() + " 2>&1", &status);
   EXPECT_EQ(status, 6);

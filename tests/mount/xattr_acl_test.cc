@@ -97,7 +97,45 @@ TEST_P(XattrAclTest, DefaultAclIsInheritedAndOverridesUmask) {
   EXPECT_EQ(Lstat(M("plain")).st_mode & 0777, 0600U);
 }
 
+// trusted.detourfs.* marks whiteouts and opaque directories on the tiers:
+// no caller may set, remove or even see one, so nothing made through the
+// mount (here: a device 0:0, the overlay's whiteout shape) can pose as one.
+class ReservedXattrTest : public MountTest {
+ protected:
+  MountConfig Config() const override {
+    MountConfig c = MountTest::Config();
+    c.separate_lower = true;  // to set a marker underneath, as a tier would hold one
+    return c;
+  }
+};
+
+TEST_P(ReservedXattrTest, DetourfsMarkerNamesAreReservedAndHidden) {
+  ASSERT_EQ(WriteFile(M("f"), "x"), 0);
+  EXPECT_EQ(Err(::setxattr(M("f").c_str(), "trusted.detourfs.whiteout", "y", 1, 0)), EPERM);
+  EXPECT_EQ(Err(::removexattr(M("f").c_str(), "trusted.detourfs.opaque")), EPERM);
+  ASSERT_EQ(::mknod(M("dev").c_str(), S_IFCHR | 0600, 0), 0);
+  EXPECT_EQ(Err(::setxattr(M("dev").c_str(), "trusted.detourfs.whiteout", "y", 1, 0)), EPERM);
+  // A marker set underneath (as the overlay does on a tier) stays invisible.
+  ASSERT_EQ(::setxattr((fs_->lower() + "/f").c_str(), "trusted.detourfs.opaque", "y", 1, 0), 0);
+  ASSERT_EQ(::setxattr(M("f").c_str(), "user.kept", "1", 1, 0), 0);
+  char value[8];
+  EXPECT_EQ(Err(::getxattr(M("f").c_str(), "trusted.detourfs.opaque", value, sizeof(value))),
+            ENODATA);
+  char list[256];
+  ssize_t need = ::listxattr(M("f").c_str(), nullptr, 0);
+  ssize_t n = ::listxattr(M("f").c_str(), list, sizeof(list));
+  ASSERT_GT(n, 0);
+  EXPECT_EQ(need, n);  // the size asked for is the size of what comes back
+  std::string names(list, static_cast<size_t>(n));
+  EXPECT_NE(names.find("user.kept"), std::string::npos);
+  EXPECT_EQ(names.find("detourfs"), std::string::npos);
+  // Other trusted.* names pass through as before.
+  EXPECT_EQ(::setxattr(M("f").c_str(), "trusted.other", "z", 1, 0), 0);
+  EXPECT_EQ(::getxattr(M("f").c_str(), "trusted.other", value, sizeof(value)), 1);
+}
+
 DETOURFS_MOUNT_TEST_P(XattrAclTest);
+DETOURFS_MOUNT_TEST_P(ReservedXattrTest);
 
 }  // namespace
 }  // namespace detourfs::testing
