@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -49,6 +50,15 @@ struct BackingIdHash {
 
 using SharedFd = std::shared_ptr<const UniqueFd>;
 
+// Where a node's file lives: the volume (the lower directory), or the upper
+// tree of a tier (config.h). A node of a routed subtree starts on the volume
+// when that is where it was found, and moves to its tier on copy-up, keeping
+// its id.
+enum class Layer : uint8_t { kVolume = 0, kMemory = 1, kDisk = 2 };
+inline constexpr size_t kLayerCount = 3;
+// Node::route() of a node no routing rule covers.
+inline constexpr int kNotRouted = -1;
+
 class InodeTable;
 
 class Node {
@@ -58,6 +68,10 @@ class Node {
   mode_t type() const { return type_; }
   bool is_dir() const { return S_ISDIR(type_); }
   bool is_symlink() const { return S_ISLNK(type_); }
+  // The layer holding the node's file now.
+  Layer layer() const { return layer_.load(std::memory_order_acquire); }
+  // The index of the routing rule covering the node, or kNotRouted.
+  int route() const { return route_.load(std::memory_order_acquire); }
 
  private:
   friend class InodeTable;
@@ -71,6 +85,8 @@ class Node {
   const uint64_t id_;
   const mode_t type_;
   BackingId backing_;
+  std::atomic<Layer> layer_{Layer::kVolume};
+  std::atomic<int> route_{kNotRouted};
   uint64_t nlookup_ = 0;
   uint32_t pins_ = 0;
   bool indexed_ = false;
@@ -119,7 +135,18 @@ class InodeTable {
 
   // The node for `name` in `parent`, whose backing file has stat `st`, found
   // by identity or created; takes one lookup reference and records the alias.
-  Node* Remember(Node* parent, std::string_view name, const struct stat& st);
+  // `layer` and `route` describe a node created here (a node found by
+  // identity keeps its own).
+  Node* Remember(Node* parent, std::string_view name, const struct stat& st,
+                 Layer layer = Layer::kVolume, int route = kNotRouted);
+
+  // The node's file is now the one with stat `st` on `layer` (after a
+  // copy-up): the identity index follows, the node id stays.
+  void Rebind(Node* node, const struct stat& st, Layer layer);
+
+  // The node's path from the root ("" for the root), by its most recent
+  // names; empty with `ok` false if it has lost its name.
+  std::string PathOf(Node* node, bool* ok = nullptr);
 
   // Drops `n` lookup references; the node is erased once nothing holds it.
   void Forget(uint64_t id, uint64_t n);

@@ -45,13 +45,16 @@ Node* InodeTable::NodeByBacking(const struct stat& st) {
   return nullptr;
 }
 
-Node* InodeTable::Remember(Node* parent, std::string_view name, const struct stat& st) {
+Node* InodeTable::Remember(Node* parent, std::string_view name, const struct stat& st,
+                           Layer layer, int route) {
   std::lock_guard lock(mu_);
   Node* node = NodeByBacking(st);
   if (!node) {
     auto owned = std::unique_ptr<Node>(
         new Node(next_id_++, st.st_mode & S_IFMT, BackingId{st.st_dev, st.st_ino}));
     node = owned.get();
+    node->layer_.store(layer, std::memory_order_release);
+    node->route_.store(route, std::memory_order_release);
     nodes_.emplace(node->id_, std::move(owned));
     by_backing_[node->backing_] = node;
     node->indexed_ = true;
@@ -98,6 +101,35 @@ bool InodeTable::RemoveAlias(Node* node, Node* parent, std::string_view name) {
   parent->pins_--;
   MaybeErase(parent);
   return true;
+}
+
+void InodeTable::Rebind(Node* node, const struct stat& st, Layer layer) {
+  std::lock_guard lock(mu_);
+  Unindex(node);
+  node->backing_ = BackingId{st.st_dev, st.st_ino};
+  node->layer_.store(layer, std::memory_order_release);
+  if (by_backing_.emplace(node->backing_, node).second) node->indexed_ = true;
+}
+
+std::string InodeTable::PathOf(Node* node, bool* ok) {
+  std::lock_guard lock(mu_);
+  std::vector<const std::string*> names;
+  for (Node* n = node; n != root_;) {
+    if (n->aliases_.empty()) {
+      if (ok) *ok = false;
+      return {};
+    }
+    const Node::Alias& a = n->aliases_.front();  // the most recent name
+    names.push_back(&a.name);
+    n = a.parent;
+  }
+  std::string path;
+  for (auto it = names.rbegin(); it != names.rend(); ++it) {
+    if (!path.empty()) path += '/';
+    path += **it;
+  }
+  if (ok) *ok = true;
+  return path;
 }
 
 void InodeTable::Unindex(Node* node) {

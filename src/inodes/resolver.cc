@@ -7,32 +7,44 @@
 
 namespace detourfs {
 
-Result<SharedFd> Resolver::Fd(Node* node) {
-  if (node == table_.root()) return root_fd_;
-  if (SharedFd fd = cache_.Get(node->id())) return fd;
+Result<SharedFd> Resolver::Fd(Node* node, Layer layer) {
+  if (node == table_.root()) {
+    if (const SharedFd& root = roots_[static_cast<size_t>(layer)]) return root;
+    return Errno{ENOENT};
+  }
+  if (SharedFd fd = cache_.Get(Key(node->id(), layer))) return fd;
+  const bool own = layer == node->layer();
   // A file open through the mount already has an fd: use it rather than
   // walking names (a file just created is set up this way, e.g. by tar).
-  if (SharedFd open = table_.AnyOpenFd(node)) return open;
-
-  Result<UniqueFd> fd = OpenByName(node, O_PATH);
+  if (own) {
+    if (SharedFd open = table_.AnyOpenFd(node)) return open;
+  }
+  Result<UniqueFd> fd = OpenByName(node, layer, O_PATH);
   if (!fd.ok()) return Errno{fd.error()};
   auto shared = std::make_shared<const UniqueFd>(std::move(*fd));
-  cache_.Put(node->id(), shared);
+  cache_.Put(Key(node->id(), layer), shared);
   return shared;
 }
 
 Result<UniqueFd> Resolver::Open(Node* node, int flags) {
-  SharedFd fd = node == table_.root() ? root_fd_ : cache_.Get(node->id());
+  const Layer layer = node->layer();
+  SharedFd fd = node == table_.root() ? roots_[static_cast<size_t>(layer)]
+                                      : cache_.Get(Key(node->id(), layer));
   if (!fd) fd = table_.AnyOpenFd(node);
   if (fd) return sys::Reopen(fd->get(), flags);
-  return OpenByName(node, flags);
+  return OpenByName(node, layer, flags);
 }
 
-Result<UniqueFd> Resolver::OpenByName(Node* node, int flags) {
+void Resolver::Drop(uint64_t id) {
+  for (size_t l = 0; l < kLayerCount; ++l) cache_.Erase(Key(id, static_cast<Layer>(l)));
+}
+
+Result<UniqueFd> Resolver::OpenByName(Node* node, Layer layer, int flags) {
+  const bool own = layer == node->layer();
   const BackingId want = table_.Backing(node);
   int last_err = ESTALE;
   for (Location& loc : table_.Locations(node)) {
-    Result<SharedFd> parent = Fd(loc.parent.get());
+    Result<SharedFd> parent = Fd(loc.parent.get(), layer);
     if (!parent.ok()) {
       last_err = parent.error();
       continue;
@@ -46,20 +58,23 @@ Result<UniqueFd> Resolver::OpenByName(Node* node, int flags) {
     }
     Result<struct stat> st = sys::Fstat(fd->get());
     if (!st.ok()) return Errno{st.error()};
-    if (st->st_dev != want.dev || st->st_ino != want.ino) {
+    if (own ? (st->st_dev != want.dev || st->st_ino != want.ino)
+            : (st->st_mode & S_IFMT) != node->type()) {
       last_err = ESTALE;  // the name now holds another file
       continue;
     }
     if (flags & O_TRUNC) DETOURFS_TRY(sys::Ftruncate(fd->get(), 0));
     return std::move(*fd);
   }
-  // The kernel still holds the node, so "no such file" means it vanished
-  // behind the mount's back: tell it the handle is stale.
+  // The kernel still holds the node, so "no such file" on its own layer
+  // means it vanished behind the mount's back: tell it the handle is stale.
+  // On another layer it just has no counterpart there.
+  if (!own) return Errno{last_err == ESTALE ? ENOENT : last_err};
   return Errno{last_err == ENOENT ? ESTALE : last_err};
 }
 
-void Resolver::Prime(Node* node, UniqueFd fd) {
-  cache_.Put(node->id(), std::make_shared<const UniqueFd>(std::move(fd)));
+void Resolver::Prime(Node* node, Layer layer, UniqueFd fd) {
+  cache_.Put(Key(node->id(), layer), std::make_shared<const UniqueFd>(std::move(fd)));
 }
 
 }  // namespace detourfs

@@ -6,40 +6,63 @@
 // through one of its open files.
 #pragma once
 
+#include <array>
+
 #include "detourfs/inode_table.h"
 #include "detourfs/result.h"
 #include "inodes/fd_cache.h"
 
 namespace detourfs {
 
+// Each layer (the volume, and the upper tree of each configured tier) has its
+// own root fd, and a node is resolved on a layer by the same names: the
+// volume counterpart of a tier directory, or the tier directory of a volume
+// one, is the same path under the other root.
 class Resolver {
  public:
   Resolver(InodeTable& table, FdCache& cache, SharedFd root_fd)
-      : table_(table), cache_(cache), root_fd_(std::move(root_fd)) {}
+      : table_(table), cache_(cache) {
+    roots_[0] = std::move(root_fd);
+  }
+
+  // Adds the root of a tier's upper tree.
+  void SetLayerRoot(Layer layer, SharedFd fd) { roots_[static_cast<size_t>(layer)] = std::move(fd); }
+  bool HasLayer(Layer layer) const { return roots_[static_cast<size_t>(layer)] != nullptr; }
+  const SharedFd& layer_root(Layer layer) const { return roots_[static_cast<size_t>(layer)]; }
 
   // An fd for `node`: O_PATH, or an open file's fd when the node has no name.
   // ESTALE when the file is gone or was replaced underneath the mount.
-  Result<SharedFd> Fd(Node* node);
+  Result<SharedFd> Fd(Node* node) { return Fd(node, node->layer()); }
+  // The same path on another layer: ENOENT when it has no such directory
+  // (a tier only holds what was routed to it, and the scaffolding above).
+  Result<SharedFd> Fd(Node* node, Layer layer);
 
   // A real fd opened with `flags` on `node`'s file: reopened from a cached or
   // open fd, else opened by name beneath its parent (checked as in Fd), which
   // costs no more syscalls than the O_PATH walk would.
   Result<UniqueFd> Open(Node* node, int flags);
 
-  // Caches `fd`, already known to be `node`'s file (from a lookup or create).
-  void Prime(Node* node, UniqueFd fd);
-  void Drop(uint64_t id) { cache_.Erase(id); }
-  bool Cached(uint64_t id) { return cache_.Get(id) != nullptr; }
+  // Caches `fd`, already known to be `node`'s file on its layer (or on
+  // `layer`) from a lookup or create.
+  void Prime(Node* node, UniqueFd fd) { Prime(node, node->layer(), std::move(fd)); }
+  void Prime(Node* node, Layer layer, UniqueFd fd);
+  void Drop(uint64_t id);
+  void Drop(uint64_t id, Layer layer) { cache_.Erase(Key(id, layer)); }
+  bool Cached(uint64_t id) { return cache_.Get(Key(id, Layer::kVolume)) != nullptr; }
 
-  const SharedFd& root_fd() const { return root_fd_; }
+  const SharedFd& root_fd() const { return roots_[0]; }
 
  private:
-  // Opens `node` by one of its names with `flags`, checking its identity.
-  Result<UniqueFd> OpenByName(Node* node, int flags);
+  static uint64_t Key(uint64_t id, Layer layer) {
+    return id * kLayerCount + static_cast<uint64_t>(layer);
+  }
+  // Opens `node` on `layer` by one of its names with `flags`; on the node's
+  // own layer it checks the file's identity, elsewhere only its type.
+  Result<UniqueFd> OpenByName(Node* node, Layer layer, int flags);
 
   InodeTable& table_;
   FdCache& cache_;
-  const SharedFd root_fd_;
+  std::array<SharedFd, kLayerCount> roots_;
 };
 
 }  // namespace detourfs
