@@ -144,6 +144,9 @@ class InodeTable {
   // copy-up): the identity index follows, the node id stays.
   void Rebind(Node* node, const struct stat& st, Layer layer);
 
+  // The node moved under another rule (a rename across routed subtrees).
+  void SetRoute(Node* node, int route) { node->route_.store(route, std::memory_order_release); }
+
   // The node's path from the root ("" for the root), by its most recent
   // names; empty with `ok` false if it has lost its name.
   std::string PathOf(Node* node, bool* ok = nullptr);

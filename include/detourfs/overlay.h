@@ -31,6 +31,7 @@
 #include "detourfs/inode_table.h"
 #include "detourfs/result.h"
 #include "detourfs/unique_fd.h"
+#include "route/router.h"
 
 namespace detourfs {
 
@@ -58,7 +59,17 @@ struct FileHandle {
   bool writable = false;
 };
 
-// An open directory: a real fd and the getdents position within it.
+// One name of a merged directory listing (a directory spanning layers).
+struct MergedName {
+  std::string name;
+  ino_t ino = 0;
+  mode_t type = 0;  // S_IFMT bits
+};
+
+// An open directory: a real fd and the getdents position within it. A
+// directory that spans layers is listed from a snapshot of its merged names
+// taken when reading starts at offset 0; offsets index the snapshot, so they
+// stay valid however the directory changes meanwhile.
 struct DirHandle {
   Node* node = nullptr;
   UniqueFd fd;
@@ -67,6 +78,8 @@ struct DirHandle {
   size_t buf_pos = 0;
   size_t buf_len = 0;
   off_t offset = 0;  // guarded by mu: the offset the next buffered entry has
+  bool merged = false;
+  std::vector<MergedName> names;  // guarded by mu, when merged
 };
 
 // One directory entry for ReadDir. `entry` is set in plus mode, except for
@@ -96,11 +109,21 @@ struct OverlayOptions {
   bool writeback_cache = true;
 };
 
+// A tier the overlay serves routed subtrees from: its layer and an O_PATH fd
+// on the root of its upper tree (which mirrors the mount's paths).
+struct OverlayTier {
+  Layer layer = Layer::kMemory;
+  UniqueFd upper;
+};
+
 class Overlay {
  public:
   // `lower_fd`: an O_PATH | O_DIRECTORY fd on the volume's root, opened before
-  // the mount hid it.
-  static Result<std::unique_ptr<Overlay>> Open(UniqueFd lower_fd, const OverlayOptions& options);
+  // the mount hid it. `router` decides which paths live on which of `tiers`
+  // (every tier a rule names must be given).
+  static Result<std::unique_ptr<Overlay>> Open(UniqueFd lower_fd, const OverlayOptions& options,
+                                               std::vector<OverlayTier> tiers = {},
+                                               Router router = {});
   ~Overlay();
 
   Overlay(const Overlay&) = delete;
@@ -159,10 +182,39 @@ class Overlay {
 
  private:
   Overlay(const OverlayOptions& options, std::unique_ptr<InodeTable> table,
-          std::unique_ptr<FdCache> cache, std::unique_ptr<Resolver> resolver, dev_t root_dev);
+          std::unique_ptr<FdCache> cache, std::unique_ptr<Resolver> resolver, dev_t root_dev,
+          Router router);
+
+  // Routing (overlay_route.cc). The route of child `name` of `parent`: the
+  // parent's when it is routed, else the first rule matching the child's path.
+  int ChildRoute(Node* parent, std::string_view name, bool is_dir);
+  // The tier a route sends data to; kVolume for no route or a volume route.
+  Layer TierOf(int route) const;
+  // Lookup of a child routed to tier `tier`: its upper entry, unless a
+  // whiteout hides it, else the volume's unless the parent is opaque.
+  Result<Entry> LookupRouted(Node* parent, std::string_view name, int route, Layer tier);
+  // The parent's directory on `tier`, made (with the volume directory's
+  // mode, owner and xattrs) along with any missing ancestors.
+  Result<SharedFd> EnsureUpperDir(Node* dir, Layer tier);
+  // Moves a routed node still on the volume to its tier: data, mode, owner,
+  // times, xattrs. Its node id stays. No-op for nodes already up.
+  Result<void> CopyUp(Node* node);
+  // Whether `node` needs a copy-up before it changes.
+  bool NeedsCopyUp(Node* node) const;
+  Result<void> CopyUpIno(uint64_t ino);
+  // The merged names of a directory spanning layers, or false in `merged`
+  // when it lives on one layer only.
+  Result<void> ListMerged(Node* dir, bool* merged, std::vector<MergedName>* names);
+  Result<void> ReadMerged(DirHandle& dh, off_t offset, bool plus,
+                          const std::function<bool(const DirEntry&)>& emit);
+  // Remove / rename of names in a routed directory.
+  Result<void> RemoveRouted(Node* parent, std::string_view name, int flags, int route, Layer tier);
+  Result<void> RenameRouted(Node* parent, std::string_view name, Node* new_parent,
+                            std::string_view new_name, unsigned int flags);
 
   Result<Node*> NodeOf(uint64_t ino);
   Result<SharedFd> FdOf(Node* node);
+  Result<SharedFd> FdOf(Node* node, Layer layer);
   // The open file's fd when the kernel named one, else the node's.
   Result<SharedFd> FdOf(Node* node, FileHandle* fh);
   // The fd whose xattrs `ino` has: null for a symlink, which has none here.
@@ -170,13 +222,26 @@ class Overlay {
   // The reported inode number: the backing one, mixed with the device when a
   // file lives on another filesystem mounted inside the lower directory.
   void ReportIno(struct stat& st) const;
-  Result<Entry> Found(Node* parent, std::string_view name, UniqueFd fd, struct stat st);
+  Result<Entry> Found(Node* parent, std::string_view name, UniqueFd fd, struct stat st,
+                      Layer layer = Layer::kVolume, int route = kNotRouted);
   // Looks `name` up in `parent` (whose fd is `parent_fd`) with one fstatat.
   Result<Entry> Stat(Node* parent, int parent_fd, std::string_view name);
   // Gives a node just created by root to the caller (uid, gid per setgid rule).
   Result<void> GiveToCaller(int fd, int parent_fd, const Caller& caller, struct stat& st);
   template <typename MakeFn>
-  Result<Entry> MakeNode(uint64_t parent, std::string_view name, const Caller& caller, MakeFn make);
+  Result<Entry> MakeNode(uint64_t parent, std::string_view name, const Caller& caller, MakeFn make,
+                         bool is_dir);
+  // Where a new child goes: the directory fd to create it in (the volume's,
+  // or the tier's upper directory, made if needed), its layer and route, and
+  // whether a new directory must be opaque (it replaces a whiteout). EEXIST
+  // when the merged view already has the name.
+  struct Placement {
+    SharedFd dir;
+    Layer layer = Layer::kVolume;
+    int route = kNotRouted;
+    bool opaque = false;
+  };
+  Result<Placement> PlaceNew(Node* parent, std::string_view name, bool is_dir);
   Result<void> Remove(uint64_t parent, std::string_view name, int flags);
   // A file about to lose a name: an O_PATH fd on it and its stat.
   struct Victim {
@@ -189,6 +254,8 @@ class Overlay {
   void KeepIfLastLink(Node* parent, std::string_view name, Victim victim);
 
   const OverlayOptions options_;
+  const Router router_;
+  std::mutex copy_up_mu_;  // one copy-up at a time
   std::unique_ptr<InodeTable> table_;
   std::unique_ptr<FdCache> cache_;
   std::unique_ptr<Resolver> resolver_;

@@ -11,6 +11,7 @@
 
 #include "daemon/config_commands.h"
 #include "daemon/mountpoint.h"
+#include "store/tier_root.h"
 #include "fuse/ops.h"
 
 namespace detourfs {
@@ -62,13 +63,19 @@ int Daemon::Run() {
     spdlog::error("{}", s.ToString());
     return kExitConfig;
   }
-  if (!config.routes.empty()) {
-    // Routing to tiers is the next piece of work (docs/config.md): say so
-    // rather than pretend. Everything stays on the volume, as without routes.
-    spdlog::warn(
-        "{}: {} route(s) validated but not applied yet: this build passes everything "
-        "through to the volume",
-        config.source, config.routes.size());
+  // The tiers routes may send data to: made or adopted, never wiped.
+  std::vector<OverlayTier> tiers;
+  for (const TierConfig* tier : {config.tier(TierId::kMemory), config.tier(TierId::kDisk)}) {
+    if (tier == nullptr) continue;
+    OpenedTier opened;
+    if (Status s = OpenTierRoot(*tier, &opened); !s.ok()) {
+      spdlog::error("{}", s.ToString());
+      return kExitConfig;
+    }
+    spdlog::info("tier {} at '{}'{}", TierName(tier->id), tier->root,
+                 opened.adopted ? " (adopting what it holds)" : " (new)");
+    tiers.push_back(OverlayTier{tier->id == TierId::kMemory ? Layer::kMemory : Layer::kDisk,
+                                std::move(opened.upper)});
   }
   const std::string lower = o.lower.empty() ? o.mountpoint : o.lower;
   Result<UniqueFd> lower_fd = OpenLower(lower);
@@ -83,7 +90,8 @@ int Daemon::Run() {
   OverlayOptions overlay_options;
   overlay_options.fd_cache_capacity = o.fd_cache;
   overlay_options.writeback_cache = o.writeback_cache;
-  Result<std::unique_ptr<Overlay>> overlay = Overlay::Open(std::move(*lower_fd), overlay_options);
+  Result<std::unique_ptr<Overlay>> overlay = Overlay::Open(
+      std::move(*lower_fd), overlay_options, std::move(tiers), Router(config.routes));
   if (!overlay.ok()) {
     spdlog::error("{}",
                   Status::FromErrno(overlay.error(), "cannot serve '" + lower + "'").ToString());

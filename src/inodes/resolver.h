@@ -48,7 +48,7 @@ class Resolver {
   void Prime(Node* node, Layer layer, UniqueFd fd);
   void Drop(uint64_t id);
   void Drop(uint64_t id, Layer layer) { cache_.Erase(Key(id, layer)); }
-  bool Cached(uint64_t id) { return cache_.Get(Key(id, Layer::kVolume)) != nullptr; }
+  bool Cached(Node* node) { return cache_.Get(Key(node->id(), node->layer())) != nullptr; }
 
   const SharedFd& root_fd() const { return roots_[0]; }
 

@@ -10,7 +10,8 @@
 
 namespace detourfs {
 
-Result<std::unique_ptr<Overlay>> Overlay::Open(UniqueFd lower_fd, const OverlayOptions& options) {
+Result<std::unique_ptr<Overlay>> Overlay::Open(UniqueFd lower_fd, const OverlayOptions& options,
+                                               std::vector<OverlayTier> tiers, Router router) {
   Result<struct stat> st = sys::Fstat(lower_fd.get());
   if (!st.ok()) return Errno{st.error()};
   if (!S_ISDIR(st->st_mode)) return Errno{ENOTDIR};
@@ -18,13 +19,24 @@ Result<std::unique_ptr<Overlay>> Overlay::Open(UniqueFd lower_fd, const OverlayO
   auto cache = std::make_unique<FdCache>(options.fd_cache_capacity);
   auto resolver = std::make_unique<Resolver>(*table, *cache,
                                              std::make_shared<const UniqueFd>(std::move(lower_fd)));
-  return std::unique_ptr<Overlay>(
-      new Overlay(options, std::move(table), std::move(cache), std::move(resolver), st->st_dev));
+  for (OverlayTier& tier : tiers) {
+    resolver->SetLayerRoot(tier.layer, std::make_shared<const UniqueFd>(std::move(tier.upper)));
+  }
+  for (const RouteRule& rule : router.rules()) {
+    Layer need = rule.tier == TierId::kMemory ? Layer::kMemory
+                 : rule.tier == TierId::kDisk ? Layer::kDisk
+                                              : Layer::kVolume;
+    if (!resolver->HasLayer(need)) return Errno{EINVAL};  // a rule names a tier not given
+  }
+  return std::unique_ptr<Overlay>(new Overlay(options, std::move(table), std::move(cache),
+                                              std::move(resolver), st->st_dev, std::move(router)));
 }
 
 Overlay::Overlay(const OverlayOptions& options, std::unique_ptr<InodeTable> table,
-                 std::unique_ptr<FdCache> cache, std::unique_ptr<Resolver> resolver, dev_t root_dev)
+                 std::unique_ptr<FdCache> cache, std::unique_ptr<Resolver> resolver, dev_t root_dev,
+                 Router router)
     : options_(options),
+      router_(std::move(router)),
       table_(std::move(table)),
       cache_(std::move(cache)),
       resolver_(std::move(resolver)),
@@ -42,6 +54,8 @@ Result<Node*> Overlay::NodeOf(uint64_t ino) {
 
 Result<SharedFd> Overlay::FdOf(Node* node) { return resolver_->Fd(node); }
 
+Result<SharedFd> Overlay::FdOf(Node* node, Layer layer) { return resolver_->Fd(node, layer); }
+
 Result<SharedFd> Overlay::FdOf(Node* node, FileHandle* fh) {
   if (fh) return fh->fd;
   return FdOf(node);
@@ -55,8 +69,9 @@ void Overlay::ReportIno(struct stat& st) const {
   }
 }
 
-Result<Entry> Overlay::Found(Node* parent, std::string_view name, UniqueFd fd, struct stat st) {
-  Node* node = table_->Remember(parent, name, st);
+Result<Entry> Overlay::Found(Node* parent, std::string_view name, UniqueFd fd, struct stat st,
+                             Layer layer, int route) {
+  Node* node = table_->Remember(parent, name, st, layer, route);
   resolver_->Prime(node, std::move(fd));
   ReportIno(st);
   return Entry{node, st};
@@ -73,7 +88,8 @@ Result<Entry> Overlay::Stat(Node* parent, int parent_fd, std::string_view name) 
   if (!st.ok()) return Errno{st.error()};
   // No fd is opened here: most names looked up (path walks, ls -l, find,
   // rm -rf) are never opened, and the resolver opens the rest on demand.
-  Entry e{table_->Remember(parent, name, *st), *st};
+  const int route = router_.empty() ? kNotRouted : ChildRoute(parent, name, S_ISDIR(st->st_mode));
+  Entry e{table_->Remember(parent, name, *st, Layer::kVolume, route), *st};
   ReportIno(e.attr);
   return e;
 }
@@ -81,7 +97,15 @@ Result<Entry> Overlay::Stat(Node* parent, int parent_fd, std::string_view name) 
 Result<Entry> Overlay::Lookup(uint64_t parent_ino, std::string_view name) {
   Result<Node*> parent = NodeOf(parent_ino);
   if (!parent.ok()) return Errno{parent.error()};
-  Result<SharedFd> pfd = FdOf(*parent);
+  if (!router_.empty()) {
+    if (name.empty() || name == "." || name == ".." || name.find('/') != std::string_view::npos) {
+      return Errno{EINVAL};
+    }
+    const int route = ChildRoute(*parent, name, /*is_dir=*/true);
+    const Layer tier = TierOf(route);
+    if (tier != Layer::kVolume) return LookupRouted(*parent, name, route, tier);
+  }
+  Result<SharedFd> pfd = FdOf(*parent, Layer::kVolume);
   if (!pfd.ok()) return Errno{pfd.error()};
   return Stat(*parent, (*pfd)->get(), name);
 }
@@ -106,6 +130,15 @@ Result<struct stat> Overlay::GetAttr(uint64_t ino, FileHandle* fh) {
 Result<struct stat> Overlay::SetAttr(uint64_t ino, const SetAttrRequest& req, FileHandle* fh) {
   Result<Node*> node = NodeOf(ino);
   if (!node.ok()) return Errno{node.error()};
+  if (NeedsCopyUp(*node)) {
+    if (table_->Locations(*node).empty()) {
+      // Deleted through the mount (a whiteout hides it) yet still on the
+      // volume: nothing to change there. The kernel flushes ctime after
+      // unlink; report the attributes as they are.
+      return GetAttr(ino, fh);
+    }
+    DETOURFS_TRY(CopyUp(*node));
+  }
   // An open file's fd is a real one; otherwise an O_PATH fd, reached through
   // /proc for the calls that need a path.
   const bool open_fd = fh != nullptr;

@@ -29,12 +29,24 @@ Result<std::unique_ptr<DirHandle>> Overlay::OpenDir(uint64_t ino) {
   auto dh = std::make_unique<DirHandle>();
   dh->node = *node;
   dh->fd = std::move(*dir);
+  if (!router_.empty()) {
+    // A directory some tier also holds (routed, or above a routed subtree)
+    // is listed merged.
+    for (Layer tier : {Layer::kMemory, Layer::kDisk}) {
+      if (tier == (*node)->layer() && TierOf((*node)->route()) == tier) {
+        dh->merged = true;  // a routed directory on its tier: its volume part too
+      } else if (resolver_->HasLayer(tier) && resolver_->Fd(*node, tier).ok()) {
+        dh->merged = true;
+      }
+    }
+  }
   return dh;
 }
 
 Result<void> Overlay::ReadDir(DirHandle& dh, off_t offset, bool plus,
                               const std::function<bool(const DirEntry&)>& emit) {
   std::lock_guard lock(dh.mu);
+  if (dh.merged) return ReadMerged(dh, offset, plus, emit);
   if (offset != dh.offset || dh.buf.empty()) {
     // A seek (or the first call): getdents64 offsets are the filesystem's
     // own cookies, stable while entries come and go.

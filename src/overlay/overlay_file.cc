@@ -36,6 +36,10 @@ Result<std::unique_ptr<FileHandle>> Overlay::Open(uint64_t ino, int flags) {
   Result<Node*> node = NodeOf(ino);
   if (!node.ok()) return Errno{node.error()};
   const int backing_flags = BackingFlags(flags, options_.writeback_cache);
+  // A routed file still on the volume moves to its tier before it changes.
+  if ((backing_flags & O_ACCMODE) != O_RDONLY || (backing_flags & O_TRUNC)) {
+    if (NeedsCopyUp(*node)) DETOURFS_TRY(CopyUp(*node));
+  }
   Result<UniqueFd> file = resolver_->Open(*node, backing_flags);
   if (!file.ok()) return Errno{file.error()};
   auto fh = std::make_unique<FileHandle>();
@@ -52,9 +56,34 @@ Result<std::pair<Entry, std::unique_ptr<FileHandle>>> Overlay::Create(uint64_t p
                                                                       const Caller& caller) {
   Result<Node*> parent = NodeOf(parent_ino);
   if (!parent.ok()) return Errno{parent.error()};
-  Result<SharedFd> pfd = FdOf(*parent);
-  if (!pfd.ok()) return Errno{pfd.error()};
-  const int dirfd = (*pfd)->get();
+  if (!router_.empty()) {
+    const int route = ChildRoute(*parent, name, false);
+    const Layer tier = TierOf(route);
+    if (tier != Layer::kVolume) {
+      // An existing name (maybe still on the volume) is opened, copied up
+      // by Open when written.
+      Result<Entry> existing = LookupRouted(*parent, name, route, tier);
+      if (existing.ok()) {
+        Node* node = existing->node;
+        if (flags & O_EXCL) {
+          Forget(node->id(), 1);
+          return Errno{EEXIST};
+        }
+        Result<std::unique_ptr<FileHandle>> fh = Open(node->id(), flags);
+        Result<struct stat> st = fh.ok() ? GetAttr(node->id(), fh->get()) : Errno{fh.error()};
+        if (!st.ok()) {
+          if (fh.ok()) Release(std::move(*fh));
+          Forget(node->id(), 1);
+          return Errno{st.error()};
+        }
+        return std::make_pair(Entry{node, *st}, std::move(*fh));
+      }
+      if (existing.error() != ENOENT) return Errno{existing.error()};
+    }
+  }
+  Result<Placement> place = PlaceNew(*parent, name, false);
+  if (!place.ok()) return Errno{place.error()};
+  const int dirfd = place->dir->get();
   const std::string n(name);
   const int open_flags = BackingFlags(flags, options_.writeback_cache);
 
@@ -82,7 +111,7 @@ Result<std::pair<Entry, std::unique_ptr<FileHandle>>> Overlay::Create(uint64_t p
   }
   // The open fd is not primed into the cache: a cached writable fd would keep
   // the file busy for exec (ETXTBSY) after the caller closed it.
-  Entry e{table_->Remember(*parent, name, *st), *st};
+  Entry e{table_->Remember(*parent, name, *st, place->layer, place->route), *st};
   ReportIno(e.attr);
   auto fh = std::make_unique<FileHandle>();
   fh->node = e.node;
@@ -98,7 +127,7 @@ void Overlay::Release(std::unique_ptr<FileHandle> fh) {
   // The kernel usually comes back for a file just written after close (tar
   // sets its times and mode): keep an O_PATH fd on it, reopened from the open
   // one, which needs no path walk and no identity check.
-  if (fh->writable && !resolver_->Cached(id)) {
+  if (fh->writable && !resolver_->Cached(node)) {
     Result<UniqueFd> path_fd = sys::Reopen(fh->fd->get(), O_PATH);
     if (path_fd.ok()) resolver_->Prime(node, std::move(*path_fd));
   }

@@ -5,6 +5,7 @@
 #include "detourfs/overlay.h"
 #include "inodes/resolver.h"
 #include "overlay/caller_umask.h"
+#include "overlay/markers.h"
 #include "sys/sys.h"
 
 namespace detourfs {
@@ -37,12 +38,12 @@ Result<void> Overlay::GiveToCaller(int fd, int parent_fd, const Caller& caller, 
 
 template <typename MakeFn>
 Result<Entry> Overlay::MakeNode(uint64_t parent_ino, std::string_view name, const Caller& caller,
-                                MakeFn make) {
+                                MakeFn make, bool is_dir) {
   Result<Node*> parent = NodeOf(parent_ino);
   if (!parent.ok()) return Errno{parent.error()};
-  Result<SharedFd> pfd = FdOf(*parent);
-  if (!pfd.ok()) return Errno{pfd.error()};
-  const int dirfd = (*pfd)->get();
+  Result<Placement> place = PlaceNew(*parent, name, is_dir);
+  if (!place.ok()) return Errno{place.error()};
+  const int dirfd = place->dir->get();
   const std::string n(name);
   {
     ScopedUmask umask(caller.umask);
@@ -51,34 +52,76 @@ Result<Entry> Overlay::MakeNode(uint64_t parent_ino, std::string_view name, cons
   Result<UniqueFd> fd = sys::OpenBeneath(dirfd, n.c_str(), O_PATH);
   Result<struct stat> st = fd.ok() ? sys::Fstat(fd->get()) : Result<struct stat>(Errno{fd.error()});
   Result<void> owned = st.ok() ? GiveToCaller(fd->get(), dirfd, caller, *st) : Errno{st.error()};
+  if (owned.ok() && place->opaque && st.ok() && S_ISDIR(st->st_mode)) {
+    owned = markers::SetOpaque(fd->get());
+  }
   if (!owned.ok()) {
     // Never leave behind a node the caller was told was not made.
     (void)sys::UnlinkAt(dirfd, n.c_str(), st.ok() && S_ISDIR(st->st_mode) ? AT_REMOVEDIR : 0);
     return Errno{owned.error()};
   }
-  return Found(*parent, name, std::move(*fd), *st);
+  return Found(*parent, name, std::move(*fd), *st, place->layer, place->route);
+}
+
+Result<Overlay::Placement> Overlay::PlaceNew(Node* parent, std::string_view name, bool is_dir) {
+  Placement p;
+  p.route = router_.empty() ? kNotRouted : ChildRoute(parent, name, is_dir);
+  p.layer = TierOf(p.route);
+  if (p.layer == Layer::kVolume) {
+    Result<SharedFd> pfd = FdOf(parent, Layer::kVolume);
+    if (!pfd.ok()) return Errno{pfd.error()};
+    p.dir = *pfd;
+    return p;
+  }
+  // The merged view decides whether the name is taken.
+  Result<Entry> existing = LookupRouted(parent, name, p.route, p.layer);
+  if (existing.ok()) {
+    Forget(existing->node->id(), 1);
+    return Errno{EEXIST};
+  }
+  if (existing.error() != ENOENT) return Errno{existing.error()};
+  Result<SharedFd> up = EnsureUpperDir(parent, p.layer);
+  if (!up.ok()) return Errno{up.error()};
+  // A whiteout in the way: the new node replaces it, and a new directory
+  // must not show what the volume had there.
+  const std::string n(name);
+  if (sys::StatAt((*up)->get(), n.c_str()).ok()) {
+    DETOURFS_TRY(sys::UnlinkAt((*up)->get(), n.c_str(), 0));
+    p.opaque = true;
+  }
+  p.dir = *up;
+  return p;
 }
 
 Result<Entry> Overlay::Mknod(uint64_t parent, std::string_view name, mode_t mode, dev_t rdev,
                              const Caller& caller) {
-  return MakeNode(parent, name, caller, [&](int dirfd, const char* n, const ScopedUmask& um) {
-    return sys::MknodAt(dirfd, n, um.Apply(mode), rdev);
-  });
+  return MakeNode(
+      parent, name, caller,
+      [&](int dirfd, const char* n, const ScopedUmask& um) {
+        return sys::MknodAt(dirfd, n, um.Apply(mode), rdev);
+      },
+      false);
 }
 
 Result<Entry> Overlay::Mkdir(uint64_t parent, std::string_view name, mode_t mode,
                              const Caller& caller) {
-  return MakeNode(parent, name, caller, [&](int dirfd, const char* n, const ScopedUmask& um) {
-    return sys::MkdirAt(dirfd, n, um.Apply(mode));
-  });
+  return MakeNode(
+      parent, name, caller,
+      [&](int dirfd, const char* n, const ScopedUmask& um) {
+        return sys::MkdirAt(dirfd, n, um.Apply(mode));
+      },
+      true);
 }
 
 Result<Entry> Overlay::Symlink(std::string_view target, uint64_t parent, std::string_view name,
                                const Caller& caller) {
   const std::string t(target);
-  return MakeNode(parent, name, caller, [&](int dirfd, const char* n, const ScopedUmask&) {
-    return sys::SymlinkAt(t.c_str(), dirfd, n);
-  });
+  return MakeNode(
+      parent, name, caller,
+      [&](int dirfd, const char* n, const ScopedUmask&) {
+        return sys::SymlinkAt(t.c_str(), dirfd, n);
+      },
+      false);
 }
 
 Result<Entry> Overlay::Link(uint64_t ino, uint64_t new_parent_ino, std::string_view new_name) {
@@ -86,15 +129,19 @@ Result<Entry> Overlay::Link(uint64_t ino, uint64_t new_parent_ino, std::string_v
   if (!node.ok()) return Errno{node.error()};
   Result<Node*> new_parent = NodeOf(new_parent_ino);
   if (!new_parent.ok()) return Errno{new_parent.error()};
+  // A routed file links within its tier; between layers there is no link
+  // (EXDEV, as between filesystems: package managers then copy).
+  if (NeedsCopyUp(*node)) DETOURFS_TRY(CopyUp(*node));
+  Result<Placement> place = PlaceNew(*new_parent, new_name, false);
+  if (!place.ok()) return Errno{place.error()};
+  if (place->layer != (*node)->layer()) return Errno{EXDEV};
   Result<SharedFd> fd = FdOf(*node);
   if (!fd.ok()) return Errno{fd.error()};
-  Result<SharedFd> npfd = FdOf(*new_parent);
-  if (!npfd.ok()) return Errno{npfd.error()};
   const std::string n(new_name);
-  DETOURFS_TRY(sys::LinkFd((*fd)->get(), (*npfd)->get(), n.c_str()));
+  DETOURFS_TRY(sys::LinkFd((*fd)->get(), place->dir->get(), n.c_str()));
   Result<struct stat> st = sys::Fstat((*fd)->get());
   if (!st.ok()) return Errno{st.error()};
-  Entry e{table_->Remember(*new_parent, new_name, *st), *st};
+  Entry e{table_->Remember(*new_parent, new_name, *st, place->layer, place->route), *st};
   ReportIno(e.attr);
   return e;
 }
@@ -102,6 +149,11 @@ Result<Entry> Overlay::Link(uint64_t ino, uint64_t new_parent_ino, std::string_v
 Result<void> Overlay::Remove(uint64_t parent_ino, std::string_view name, int flags) {
   Result<Node*> parent = NodeOf(parent_ino);
   if (!parent.ok()) return Errno{parent.error()};
+  if (!router_.empty()) {
+    const int route = ChildRoute(*parent, name, (flags & AT_REMOVEDIR) != 0);
+    const Layer tier = TierOf(route);
+    if (tier != Layer::kVolume) return RemoveRouted(*parent, name, flags, route, tier);
+  }
   Result<SharedFd> pfd = FdOf(*parent);
   if (!pfd.ok()) return Errno{pfd.error()};
   const std::string n(name);
@@ -148,6 +200,11 @@ Result<void> Overlay::Rename(uint64_t parent_ino, std::string_view name, uint64_
   if (!parent.ok()) return Errno{parent.error()};
   Result<Node*> new_parent = NodeOf(new_parent_ino);
   if (!new_parent.ok()) return Errno{new_parent.error()};
+  if (!router_.empty() &&
+      (TierOf(ChildRoute(*parent, name, true)) != Layer::kVolume ||
+       TierOf(ChildRoute(*new_parent, new_name, true)) != Layer::kVolume)) {
+    return RenameRouted(*parent, name, *new_parent, new_name, flags);
+  }
   Result<SharedFd> pfd = FdOf(*parent);
   if (!pfd.ok()) return Errno{pfd.error()};
   Result<SharedFd> npfd = FdOf(*new_parent);

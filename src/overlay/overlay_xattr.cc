@@ -16,6 +16,13 @@ constexpr int kSymlinkNoXattr = ENODATA;
 
 }  // namespace
 
+Result<void> Overlay::CopyUpIno(uint64_t ino) {
+  Result<Node*> node = NodeOf(ino);
+  if (!node.ok()) return Errno{node.error()};
+  if (NeedsCopyUp(*node)) return CopyUp(*node);
+  return {};
+}
+
 Result<SharedFd> Overlay::XattrFd(uint64_t ino) {
   Result<Node*> node = NodeOf(ino);
   if (!node.ok()) return Errno{node.error()};
@@ -60,6 +67,7 @@ Result<size_t> Overlay::ListXattr(uint64_t ino, char* list, size_t size) {
 Result<void> Overlay::SetXattr(uint64_t ino, const char* name, const void* value, size_t size,
                                int flags) {
   if (markers::IsReservedXattr(name)) return Errno{EPERM};
+  DETOURFS_TRY(CopyUpIno(ino));
   Result<SharedFd> fd = XattrFd(ino);
   if (!fd.ok()) return Errno{fd.error()};
   if (!*fd) return Errno{EPERM};
@@ -68,6 +76,7 @@ Result<void> Overlay::SetXattr(uint64_t ino, const char* name, const void* value
 
 Result<void> Overlay::RemoveXattr(uint64_t ino, const char* name) {
   if (markers::IsReservedXattr(name)) return Errno{EPERM};
+  DETOURFS_TRY(CopyUpIno(ino));
   Result<SharedFd> fd = XattrFd(ino);
   if (!fd.ok()) return Errno{fd.error()};
   if (!*fd) return Errno{kSymlinkNoXattr};

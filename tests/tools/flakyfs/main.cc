@@ -65,6 +65,7 @@ int Serve(const Options& o) {
   for (std::string& a : argv_s) argv.push_back(a.data());
   fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
   fuse* f = fuse_new(&args, &flakyfs::FlakyOperations(), sizeof(fuse_operations), &fs);
+  fuse_opt_free_args(&args);
   if (f == nullptr) return 1;
   int rc = 1;
   if (fuse_mount(f, o.mountpoint.c_str()) == 0) {

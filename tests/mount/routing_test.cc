@@ -1,0 +1,272 @@
+// Routing on real mounts: a tmpfs memory tier and a directory disk tier under
+// a detourfs mount of a separate volume directory, so each test can look at
+// the volume and the tiers directly. Covers where routed and unrouted writes
+// land, copy-up, whiteouts, opaque directories, merged listings, renames,
+// restart with tier content present, and symlinks planted to escape.
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "lib/files.h"
+#include "lib/mount_test.h"
+#include "lib/tmpfs.h"
+
+namespace detourfs::testing {
+namespace {
+
+class RoutingTest : public MountTest {
+ protected:
+  RoutingTest() {
+    char tmpl[] = "/tmp/detourfs-disk-tier.XXXXXX";
+    disk_ = ::mkdtemp(tmpl) != nullptr ? tmpl : "";
+    char ctmpl[] = "/tmp/detourfs-routing.XXXXXX.toml";
+    int fd = ::mkstemps(ctmpl, 5);
+    if (fd >= 0) ::close(fd);
+    config_ = ctmpl;
+    WriteFile(config_, "[tiers.memory]\nroot = \"" + memory_.path() + "/tier\"\n" +
+                           "[tiers.disk]\nroot = \"" + disk_ + "/tier\"\n" +
+                           "[[route]]\nmatch = \"**/node_modules\"\ntier = \"memory\"\n" +
+                           "[[route]]\nmatch = \"**/dist/\"\ntier = \"disk\"\n" +
+                           "[[route]]\nmatch = \"/.cache\"\ntier = \"memory\"\npersist = \"never\"\n");
+  }
+  ~RoutingTest() override {
+    ::unlink(config_.c_str());
+    if (!disk_.empty()) Shell("rm -rf '" + disk_ + "'");
+  }
+  MountConfig Config() const override {
+    MountConfig c = MountTest::Config();
+    c.separate_lower = true;
+    c.extra_args = {"-c", config_};
+    return c;
+  }
+  std::string V(const std::string& rel) const { return fs_->lower() + "/" + rel; }  // volume
+  std::string Mem(const std::string& rel) const { return memory_.path() + "/tier/upper/" + rel; }
+  std::string Disk(const std::string& rel) const { return disk_ + "/tier/upper/" + rel; }
+  static bool Exists(const std::string& path) {
+    struct stat st {};
+    return ::lstat(path.c_str(), &st) == 0;
+  }
+  void Restart() {
+    ASSERT_EQ(fs_->Stop(), 0);
+    std::string error;
+    ASSERT_TRUE(fs_->Restart(&error)) << error;
+  }
+
+  TmpfsDir memory_{"256M"};
+  std::string disk_;
+  std::string config_;
+};
+
+TEST_P(RoutingTest, RoutedWritesLandInTheirTierAndTheRestOnTheVolume) {
+  ASSERT_TRUE(memory_.ok());
+  ASSERT_EQ(::mkdir(M("app").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(M("app/node_modules").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(M("app/node_modules/react").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(M("app/node_modules/react/index.js"), "module.exports = 1;"), 0);
+  ASSERT_EQ(::mkdir(M("app/dist").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(M("app/dist/bundle.js"), "bundle"), 0);
+  ASSERT_EQ(WriteFile(M("app/main.js"), "main"), 0);
+  // Through the mount everything is there.
+  EXPECT_EQ(ReadFile(M("app/node_modules/react/index.js")), "module.exports = 1;");
+  EXPECT_EQ(ReadFile(M("app/dist/bundle.js")), "bundle");
+  // On the tiers and the volume, each where its rule says.
+  EXPECT_EQ(ReadFile(Mem("app/node_modules/react/index.js")), "module.exports = 1;");
+  EXPECT_FALSE(Exists(V("app/node_modules")));
+  EXPECT_EQ(ReadFile(Disk("app/dist/bundle.js")), "bundle");
+  EXPECT_FALSE(Exists(V("app/dist")));
+  EXPECT_EQ(ReadFile(V("app/main.js")), "main");
+  EXPECT_FALSE(Exists(Mem("app/main.js")));
+  // A file named like a directory-only rule stays on the volume.
+  ASSERT_EQ(WriteFile(M("app/dist2"), "x"), 0);
+  ASSERT_EQ(WriteFile(M("dist"), "a file called dist"), 0);
+  EXPECT_EQ(ReadFile(V("dist")), "a file called dist");
+  // The volume parent lists the routed child that exists only in a tier.
+  EXPECT_EQ(ListDir(M("app")), (std::vector<std::string>{"dist", "dist2", "main.js", "node_modules"}));
+}
+
+TEST_P(RoutingTest, FirstChangeCopiesAVolumeFileUpWithItsMetadata) {
+  ASSERT_EQ(::mkdir(V("node_modules").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(V("node_modules/a.js"), "original"), 0);
+  ASSERT_EQ(::chmod(V("node_modules/a.js").c_str(), 0640), 0);
+  ASSERT_EQ(::chown(V("node_modules/a.js").c_str(), 1234, 2345), 0);
+  ASSERT_EQ(::setxattr(V("node_modules/a.js").c_str(), "user.tag", "t", 1, 0), 0);
+  const struct timespec times[2] = {{1000000000, 0}, {1100000000, 0}};
+  ASSERT_EQ(::utimensat(AT_FDCWD, V("node_modules/a.js").c_str(), times, 0), 0);
+  // Reading does not copy.
+  struct stat before = Lstat(M("node_modules/a.js"));
+  EXPECT_EQ(ReadFile(M("node_modules/a.js")), "original");
+  EXPECT_FALSE(Exists(Mem("node_modules/a.js")));
+  // Changing does; the volume keeps the original until a flush.
+  int fd = ::open(M("node_modules/a.js").c_str(), O_WRONLY | O_APPEND);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::write(fd, "+more", 5), 5);
+  ASSERT_EQ(::close(fd), 0);
+  EXPECT_EQ(ReadFile(M("node_modules/a.js")), "original+more");
+  EXPECT_EQ(ReadFile(V("node_modules/a.js")), "original");
+  EXPECT_EQ(ReadFile(Mem("node_modules/a.js")), "original+more");
+  struct stat up = Lstat(Mem("node_modules/a.js"));
+  EXPECT_EQ(up.st_mode & 07777, 0640U);
+  EXPECT_EQ(up.st_uid, 1234U);
+  EXPECT_EQ(up.st_gid, 2345U);
+  char v[4] = {};
+  EXPECT_EQ(::getxattr(Mem("node_modules/a.js").c_str(), "user.tag", v, sizeof(v)), 1);
+  struct stat after = Lstat(M("node_modules/a.js"));
+  EXPECT_EQ(after.st_uid, before.st_uid);
+  // chmod alone copies up too.
+  ASSERT_EQ(WriteFile(V("node_modules/b.js"), "b"), 0);
+  ASSERT_EQ(::chmod(M("node_modules/b.js").c_str(), 0600), 0);
+  EXPECT_EQ(Lstat(Mem("node_modules/b.js")).st_mode & 07777, 0600U);
+  EXPECT_EQ(Lstat(V("node_modules/b.js")).st_mode & 07777, 0644U);
+}
+
+TEST_P(RoutingTest, DeletingAVolumeEntryLeavesAWhiteoutThatSurvivesRestart) {
+  ASSERT_EQ(::mkdir(V("node_modules").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(V("node_modules/gone.js"), "x"), 0);
+  ASSERT_EQ(WriteFile(V("node_modules/kept.js"), "k"), 0);
+  ASSERT_EQ(::unlink(M("node_modules/gone.js").c_str()), 0);
+  int err = 0;
+  Lstat(M("node_modules/gone.js"), &err);
+  EXPECT_EQ(err, ENOENT);
+  EXPECT_EQ(ListDir(M("node_modules")), std::vector<std::string>{"kept.js"});
+  EXPECT_TRUE(Exists(V("node_modules/gone.js")));  // the volume changes at flush time
+  Restart();
+  Lstat(M("node_modules/gone.js"), &err);
+  EXPECT_EQ(err, ENOENT);
+  EXPECT_EQ(ListDir(M("node_modules")), std::vector<std::string>{"kept.js"});
+  // A name that was whited out can be made again.
+  ASSERT_EQ(WriteFile(M("node_modules/gone.js"), "new"), 0);
+  EXPECT_EQ(ReadFile(M("node_modules/gone.js")), "new");
+}
+
+TEST_P(RoutingTest, RmRfAndMkdirGiveAnOpaqueDirectory) {
+  ASSERT_EQ(::mkdir(V("node_modules").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(V("node_modules/pkg").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(V("node_modules/pkg/old.js"), "old"), 0);
+  ASSERT_EQ(Shell("rm -rf " + M("node_modules/pkg")), 0);
+  int err = 0;
+  Lstat(M("node_modules/pkg"), &err);
+  EXPECT_EQ(err, ENOENT);
+  ASSERT_EQ(::mkdir(M("node_modules/pkg").c_str(), 0755), 0);
+  EXPECT_EQ(ListDir(M("node_modules/pkg")), std::vector<std::string>{});
+  ASSERT_EQ(WriteFile(M("node_modules/pkg/new.js"), "new"), 0);
+  EXPECT_EQ(ListDir(M("node_modules/pkg")), std::vector<std::string>{"new.js"});
+  Lstat(M("node_modules/pkg/old.js"), &err);
+  EXPECT_EQ(err, ENOENT);
+  Restart();
+  EXPECT_EQ(ListDir(M("node_modules/pkg")), std::vector<std::string>{"new.js"});
+  // A user's own device 0:0 is a device, not a whiteout.
+  ASSERT_EQ(::mknod(M("node_modules/dev").c_str(), S_IFCHR | 0600, 0), 0);
+  EXPECT_EQ(ListDir(M("node_modules")), (std::vector<std::string>{"dev", "pkg"}));
+}
+
+TEST_P(RoutingTest, RemovingAWholeRoutedTreeThatSpansLayers) {
+  ASSERT_EQ(::mkdir(V("node_modules").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(V("node_modules/a").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(V("node_modules/a/1.js"), "1"), 0);
+  ASSERT_EQ(::mkdir(M("node_modules/b").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(M("node_modules/b/2.js"), "2"), 0);
+  ASSERT_EQ(WriteFile(M("node_modules/a/3.js"), "3"), 0);
+  EXPECT_EQ(ListDir(M("node_modules/a")), (std::vector<std::string>{"1.js", "3.js"}));
+  EXPECT_EQ(::rmdir(M("node_modules/a").c_str()), -1);
+  EXPECT_EQ(errno, ENOTEMPTY);
+  ASSERT_EQ(Shell("rm -rf " + M("node_modules")), 0);
+  int err = 0;
+  Lstat(M("node_modules"), &err);
+  EXPECT_EQ(err, ENOENT);
+  EXPECT_EQ(ListDir(M("")), std::vector<std::string>{});
+  // npm's next install starts from an empty directory.
+  ASSERT_EQ(::mkdir(M("node_modules").c_str(), 0755), 0);
+  EXPECT_EQ(ListDir(M("node_modules")), std::vector<std::string>{});
+}
+
+TEST_P(RoutingTest, RenamesWithinATierAndAcrossLayers) {
+  ASSERT_EQ(::mkdir(M("node_modules").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(M("node_modules/.staging").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(M("node_modules/.staging/pkg.js"), "p"), 0);
+  // Within the tier: a rename (npm moves staged packages into place).
+  ASSERT_EQ(::rename(M("node_modules/.staging").c_str(), M("node_modules/pkg").c_str()), 0);
+  EXPECT_EQ(ReadFile(M("node_modules/pkg/pkg.js")), "p");
+  EXPECT_EQ(ReadFile(Mem("node_modules/pkg/pkg.js")), "p");
+  // A volume file renamed within the routed tree is copied up first.
+  ASSERT_EQ(::mkdir(V("node_modules").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(V("node_modules/old.js"), "o"), 0);
+  ASSERT_EQ(::rename(M("node_modules/old.js").c_str(), M("node_modules/new.js").c_str()), 0);
+  EXPECT_EQ(ReadFile(M("node_modules/new.js")), "o");
+  int err = 0;
+  Lstat(M("node_modules/old.js"), &err);
+  EXPECT_EQ(err, ENOENT);
+  // Across layers a file or tree moves with mv (rename(2) answers EXDEV for
+  // those today; mv copies and deletes), contents intact.
+  ASSERT_EQ(Shell("mv " + M("node_modules/pkg") + " " + M("pkg-moved")), 0);
+  EXPECT_EQ(ReadFile(M("pkg-moved/pkg.js")), "p");
+  EXPECT_EQ(ReadFile(V("pkg-moved/pkg.js")), "p");
+  ASSERT_EQ(Shell("mv " + M("pkg-moved") + " " + M("node_modules/back")), 0);
+  EXPECT_EQ(ReadFile(Mem("node_modules/back/pkg.js")), "p");
+  EXPECT_FALSE(Exists(V("pkg-moved")));
+}
+
+TEST_P(RoutingTest, HardLinksWithinATierAndEXDEVAcross) {
+  ASSERT_EQ(::mkdir(M("node_modules").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(M(".cache").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(M(".cache/blob"), "content"), 0);
+  // pnpm's store and node_modules on the same tier: a real hard link.
+  ASSERT_EQ(::link(M(".cache/blob").c_str(), M("node_modules/file").c_str()), 0);
+  EXPECT_EQ(Lstat(M("node_modules/file")).st_nlink, 2U);
+  EXPECT_EQ(Lstat(M("node_modules/file")).st_ino, Lstat(M(".cache/blob")).st_ino);
+  EXPECT_EQ(::link(M(".cache/blob").c_str(), M("outside").c_str()), -1);
+  EXPECT_EQ(errno, EXDEV);
+}
+
+TEST_P(RoutingTest, InodeNumbersStayDistinctAcrossLayers) {
+  ASSERT_EQ(::mkdir(M("node_modules").c_str(), 0755), 0);
+  std::vector<ino_t> seen;
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_EQ(WriteFile(M("node_modules/f" + std::to_string(i)), "x"), 0);
+    ASSERT_EQ(WriteFile(M("v" + std::to_string(i)), "x"), 0);
+    seen.push_back(Lstat(M("node_modules/f" + std::to_string(i))).st_ino);
+    seen.push_back(Lstat(M("v" + std::to_string(i))).st_ino);
+  }
+  std::sort(seen.begin(), seen.end());
+  EXPECT_EQ(std::adjacent_find(seen.begin(), seen.end()), seen.end());
+}
+
+TEST_P(RoutingTest, PlantedSymlinksAreNeverFollowed) {
+  // In the volume: node_modules -> /etc. Through the mount it is the user's
+  // symlink (the kernel resolves it for the caller, as anywhere); the daemon
+  // never writes through it into its tier or outside.
+  ASSERT_EQ(::symlink("/etc", V("node_modules").c_str()), 0);
+  EXPECT_EQ(Lstat(M("node_modules")).st_mode & S_IFMT, static_cast<mode_t>(S_IFLNK));
+  ASSERT_EQ(::unlink(M("node_modules").c_str()), 0);
+  EXPECT_TRUE(Exists("/etc/passwd"));
+  ASSERT_EQ(::mkdir(M("node_modules").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(M("node_modules/x"), "x"), 0);
+  EXPECT_FALSE(Exists("/etc/x"));
+  // In the tier: a symlink where the daemon expects its scaffolding.
+  ASSERT_EQ(::mkdir(V("app").c_str(), 0755), 0);
+  ASSERT_EQ(::symlink("/etc", Mem("app").c_str()), 0);
+  EXPECT_NE(::mkdir(M("app/node_modules").c_str(), 0755), 0);
+  EXPECT_FALSE(Exists("/etc/node_modules"));
+  expect_clean_log_ = false;  // the refusal is logged
+}
+
+TEST_P(RoutingTest, TierContentIsAdoptedOnRestart) {
+  ASSERT_EQ(::mkdir(M("node_modules").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(M("node_modules/kept.js"), "kept"), 0);
+  Restart();
+  EXPECT_EQ(ReadFile(M("node_modules/kept.js")), "kept");
+  EXPECT_NE(fs_->Log().find("adopting what it holds"), std::string::npos);
+  struct stat root = Lstat(memory_.path() + "/tier");
+  EXPECT_EQ(root.st_mode & 07777, 0700U);
+  EXPECT_EQ(root.st_uid, 0U);
+}
+
+DETOURFS_MOUNT_TEST_P(RoutingTest);
+
+}  // namespace
+}  // namespace detourfs::testing
