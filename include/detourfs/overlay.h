@@ -38,6 +38,10 @@ namespace detourfs {
 class Resolver;
 class FdCache;
 
+// Copy helpers shared by copy-up and moves across layers (overlay_route.cc).
+Result<void> CopyFileData(int in, int out);
+Result<void> CopyFileXattrs(int from, int to);
+
 // The process making a request.
 struct Caller {
   uid_t uid = 0;
@@ -201,6 +205,8 @@ class Overlay {
   Result<void> CopyUp(Node* node);
   // Whether `node` needs a copy-up before it changes.
   bool NeedsCopyUp(Node* node) const;
+  // st_nlink 1 for a directory whose entries span layers.
+  void MergedDirLinks(Node* node, struct stat& st);
   Result<void> CopyUpIno(uint64_t ino);
   // The merged names of a directory spanning layers, or false in `merged`
   // when it lives on one layer only.
@@ -211,6 +217,15 @@ class Overlay {
   Result<void> RemoveRouted(Node* parent, std::string_view name, int flags, int route, Layer tier);
   Result<void> RenameRouted(Node* parent, std::string_view name, Node* new_parent,
                             std::string_view new_name, unsigned int flags);
+  // Whether a directory has no entries in the merged view.
+  Result<bool> IsEmptyDir(Node* dir);
+  // Copies a routed directory's whole volume part up and marks it opaque.
+  Result<void> DeepCopyUp(Node* dir);
+  // Moves a non-directory between layers: copied to the destination layer,
+  // then the source name removed (whiteout where the volume still has it).
+  Result<void> MoveAcross(Node* node, Node* parent, std::string_view name, Node* new_parent,
+                          std::string_view new_name, int dst_route, Layer dst_tier,
+                          const Entry* dst);
 
   Result<Node*> NodeOf(uint64_t ino);
   Result<SharedFd> FdOf(Node* node);

@@ -11,8 +11,8 @@
 
 #include "daemon/config_commands.h"
 #include "daemon/mountpoint.h"
-#include "store/tier_root.h"
 #include "fuse/ops.h"
+#include "store/tier_root.h"
 
 namespace detourfs {
 namespace {
@@ -90,8 +90,8 @@ int Daemon::Run() {
   OverlayOptions overlay_options;
   overlay_options.fd_cache_capacity = o.fd_cache;
   overlay_options.writeback_cache = o.writeback_cache;
-  Result<std::unique_ptr<Overlay>> overlay = Overlay::Open(
-      std::move(*lower_fd), overlay_options, std::move(tiers), Router(config.routes));
+  Result<std::unique_ptr<Overlay>> overlay =
+      Overlay::Open(std::move(*lower_fd), overlay_options, std::move(tiers), Router(config.routes));
   if (!overlay.ok()) {
     spdlog::error("{}",
                   Status::FromErrno(overlay.error(), "cannot serve '" + lower + "'").ToString());

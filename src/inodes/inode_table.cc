@@ -45,8 +45,8 @@ Node* InodeTable::NodeByBacking(const struct stat& st) {
   return nullptr;
 }
 
-Node* InodeTable::Remember(Node* parent, std::string_view name, const struct stat& st,
-                           Layer layer, int route) {
+Node* InodeTable::Remember(Node* parent, std::string_view name, const struct stat& st, Layer layer,
+                           int route) {
   std::lock_guard lock(mu_);
   Node* node = NodeByBacking(st);
   if (!node) {

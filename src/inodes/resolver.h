@@ -20,13 +20,14 @@ namespace detourfs {
 // one, is the same path under the other root.
 class Resolver {
  public:
-  Resolver(InodeTable& table, FdCache& cache, SharedFd root_fd)
-      : table_(table), cache_(cache) {
+  Resolver(InodeTable& table, FdCache& cache, SharedFd root_fd) : table_(table), cache_(cache) {
     roots_[0] = std::move(root_fd);
   }
 
   // Adds the root of a tier's upper tree.
-  void SetLayerRoot(Layer layer, SharedFd fd) { roots_[static_cast<size_t>(layer)] = std::move(fd); }
+  void SetLayerRoot(Layer layer, SharedFd fd) {
+    roots_[static_cast<size_t>(layer)] = std::move(fd);
+  }
   bool HasLayer(Layer layer) const { return roots_[static_cast<size_t>(layer)] != nullptr; }
   const SharedFd& layer_root(Layer layer) const { return roots_[static_cast<size_t>(layer)]; }
 

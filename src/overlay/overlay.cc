@@ -123,7 +123,10 @@ Result<struct stat> Overlay::GetAttr(uint64_t ino, FileHandle* fh) {
   Result<SharedFd> fd = FdOf(*node, fh);
   if (!fd.ok()) return Errno{fd.error()};
   Result<struct stat> st = sys::Fstat((*fd)->get());
-  if (st.ok()) ReportIno(*st);
+  if (st.ok()) {
+    ReportIno(*st);
+    if (!router_.empty()) MergedDirLinks(*node, *st);
+  }
   return st;
 }
 
@@ -176,7 +179,10 @@ Result<struct stat> Overlay::SetAttr(uint64_t ino, const SetAttrRequest& req, Fi
     }
   }
   Result<struct stat> st = sys::Fstat(f);
-  if (st.ok()) ReportIno(*st);
+  if (st.ok()) {
+    ReportIno(*st);
+    if (!router_.empty()) MergedDirLinks(*node, *st);
+  }
   return st;
 }
 

@@ -89,6 +89,12 @@ Result<Overlay::Placement> Overlay::PlaceNew(Node* parent, std::string_view name
     DETOURFS_TRY(sys::UnlinkAt((*up)->get(), n.c_str(), 0));
     p.opaque = true;
   }
+  // A new directory never shows what the volume has at its path, even when
+  // an opaque ancestor hides that already (it may be renamed out from under it).
+  if (is_dir && !p.opaque) {
+    Result<SharedFd> low = resolver_->Fd(parent, Layer::kVolume);
+    p.opaque = low.ok() && sys::StatAt((*low)->get(), n.c_str()).ok();
+  }
   p.dir = *up;
   return p;
 }
@@ -200,9 +206,8 @@ Result<void> Overlay::Rename(uint64_t parent_ino, std::string_view name, uint64_
   if (!parent.ok()) return Errno{parent.error()};
   Result<Node*> new_parent = NodeOf(new_parent_ino);
   if (!new_parent.ok()) return Errno{new_parent.error()};
-  if (!router_.empty() &&
-      (TierOf(ChildRoute(*parent, name, true)) != Layer::kVolume ||
-       TierOf(ChildRoute(*new_parent, new_name, true)) != Layer::kVolume)) {
+  if (!router_.empty() && (TierOf(ChildRoute(*parent, name, true)) != Layer::kVolume ||
+                           TierOf(ChildRoute(*new_parent, new_name, true)) != Layer::kVolume)) {
     return RenameRouted(*parent, name, *new_parent, new_name, flags);
   }
   Result<SharedFd> pfd = FdOf(*parent);

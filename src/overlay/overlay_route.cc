@@ -89,6 +89,9 @@ Result<void> CopyData(int in, int out) {
 
 }  // namespace
 
+Result<void> CopyFileData(int in, int out) { return CopyData(in, out); }
+Result<void> CopyFileXattrs(int from, int to) { return CopyXattrs(from, to); }
+
 int Overlay::ChildRoute(Node* parent, std::string_view name, bool is_dir) {
   if (router_.empty()) return kNotRouted;
   if (int route = parent->route(); route != kNotRouted) return route;
@@ -115,6 +118,16 @@ Layer Overlay::TierOf(int route) const {
   return Layer::kVolume;
 }
 
+void Overlay::MergedDirLinks(Node* node, struct stat& st) {
+  // A directory spanning layers has subdirectories on both: its link count
+  // is not known without listing it. Like overlayfs and btrfs, report 1
+  // ("not counted"), which tools such as find take as "do not optimise by
+  // link count" rather than a wrong count they would trust.
+  if (!S_ISDIR(st.st_mode) || node->layer() == Layer::kVolume) return;
+  if (TierOf(node->route()) == Layer::kVolume) return;
+  if (resolver_->Fd(node, Layer::kVolume).ok()) st.st_nlink = 1;
+}
+
 bool Overlay::NeedsCopyUp(Node* node) const {
   return node->layer() == Layer::kVolume && TierOf(node->route()) != Layer::kVolume;
 }
@@ -130,6 +143,7 @@ Result<Entry> Overlay::LookupRouted(Node* parent, std::string_view name, int rou
       if (*whiteout) return Errno{ENOENT};
       Entry e{table_->Remember(parent, name, *st, tier, route), *st};
       ReportIno(e.attr);
+      MergedDirLinks(e.node, e.attr);
       return e;
     }
     if (st.error() != ENOENT) return Errno{st.error()};
@@ -266,41 +280,44 @@ Result<void> Overlay::ListMerged(Node* dir, bool* merged, std::vector<MergedName
     }
     Result<struct stat> ust = sys::Fstat(ufd);
     if (!ust.ok()) return Errno{ust.error()};
-    DETOURFS_TRY(ForEachEntry(ufd, [&](std::string_view name, ino_t ino, mode_t type) -> Result<void> {
-      // Above a routed subtree the tier holds scaffolding: only names routed
-      // to this tier count.
-      if (!routed && TierOf(ChildRoute(dir, name, S_ISDIR(type) || type == 0)) != tier) return {};
-      if (!seen.insert(std::string(name)).second) return {};
-      if (S_ISCHR(type)) {
-        const std::string n(name);
-        Result<struct stat> st = sys::StatAt(ufd, n.c_str());
-        if (!st.ok()) return st.error() == ENOENT ? Result<void>() : Errno{st.error()};
-        Result<bool> w = markers::IsWhiteout(ufd, n.c_str(), *st);
-        if (!w.ok()) return Errno{w.error()};
-        if (*w) return {};  // hidden, and hides the volume's
-      }
-      struct stat fake {};
-      fake.st_dev = ust->st_dev;
-      fake.st_ino = ino;
-      ReportIno(fake);
-      names->push_back(MergedName{std::string(name), fake.st_ino, type});
-      return {};
-    }));
+    DETOURFS_TRY(
+        ForEachEntry(ufd, [&](std::string_view name, ino_t ino, mode_t type) -> Result<void> {
+          // Above a routed subtree the tier holds scaffolding: only names routed
+          // to this tier count.
+          if (!routed && TierOf(ChildRoute(dir, name, S_ISDIR(type) || type == 0)) != tier)
+            return {};
+          if (!seen.insert(std::string(name)).second) return {};
+          if (S_ISCHR(type)) {
+            const std::string n(name);
+            Result<struct stat> st = sys::StatAt(ufd, n.c_str());
+            if (!st.ok()) return st.error() == ENOENT ? Result<void>() : Errno{st.error()};
+            Result<bool> w = markers::IsWhiteout(ufd, n.c_str(), *st);
+            if (!w.ok()) return Errno{w.error()};
+            if (*w) return {};  // hidden, and hides the volume's
+          }
+          struct stat fake {};
+          fake.st_dev = ust->st_dev;
+          fake.st_ino = ino;
+          ReportIno(fake);
+          names->push_back(MergedName{std::string(name), fake.st_ino, type});
+          return {};
+        }));
   }
   if (!*merged || opaque) return {};
   Result<SharedFd> low = resolver_->Fd(dir, Layer::kVolume);
   if (!low.ok()) return low.error() == ENOENT ? Result<void>() : Errno{low.error()};
   Result<struct stat> lst = sys::Fstat((*low)->get());
   if (!lst.ok()) return Errno{lst.error()};
-  return ForEachEntry((*low)->get(), [&](std::string_view name, ino_t ino, mode_t type) -> Result<void> {
-    if (seen.count(std::string(name)) != 0) return {};
-    struct stat fake {};
-    fake.st_dev = lst->st_dev;
-    fake.st_ino = ino;
-    ReportIno(fake);
-    names->push_back(MergedName{std::string(name), fake.st_ino, type});
-    return {};
-  });
+  return ForEachEntry((*low)->get(),
+                      [&](std::string_view name, ino_t ino, mode_t type) -> Result<void> {
+                        if (seen.count(std::string(name)) != 0) return {};
+                        struct stat fake {};
+                        fake.st_dev = lst->st_dev;
+                        fake.st_ino = ino;
+                        ReportIno(fake);
+                        names->push_back(MergedName{std::string(name), fake.st_ino, type});
+                        return {};
+                      });
 }
 
 Result<void> Overlay::ReadMerged(DirHandle& dh, off_t offset, bool plus,

@@ -42,6 +42,28 @@ Result<void> ClearWhiteouts(int dirfd) {
 
 }  // namespace
 
+Result<bool> Overlay::IsEmptyDir(Node* dir) {
+  bool merged = false;
+  std::vector<MergedName> names;
+  DETOURFS_TRY(ListMerged(dir, &merged, &names));
+  if (merged) return names.empty();
+  // On one layer only: its own listing decides.
+  Result<SharedFd> fd = resolver_->Fd(dir);
+  if (!fd.ok()) return Errno{fd.error()};
+  Result<UniqueFd> d = sys::Reopen((*fd)->get(), O_RDONLY | O_DIRECTORY);
+  if (!d.ok()) return Errno{d.error()};
+  DIR* listing = ::fdopendir(d->get());
+  if (listing == nullptr) return Errno{errno};
+  (void)d->Release();
+  bool empty = true;
+  while (dirent* e = ::readdir(listing)) {
+    std::string_view en(e->d_name);
+    if (en != "." && en != "..") empty = false;
+  }
+  ::closedir(listing);
+  return empty;
+}
+
 Result<void> Overlay::RemoveRouted(Node* parent, std::string_view name, int flags, int route,
                                    Layer tier) {
   const std::string n(name);
@@ -57,26 +79,9 @@ Result<void> Overlay::RemoveRouted(Node* parent, std::string_view name, int flag
   if (rmdir && !node->is_dir()) return Errno{ENOTDIR};
   if (!rmdir && node->is_dir()) return Errno{EISDIR};
   if (rmdir) {
-    bool merged = false;
-    std::vector<MergedName> names;
-    DETOURFS_TRY(ListMerged(node, &merged, &names));
-    if (!merged) {
-      // Only on the volume so far: its own listing decides.
-      Result<SharedFd> vol = resolver_->Fd(node, Layer::kVolume);
-      if (!vol.ok()) return Errno{vol.error()};
-      Result<UniqueFd> d = sys::Reopen((*vol)->get(), O_RDONLY | O_DIRECTORY);
-      if (!d.ok()) return Errno{d.error()};
-      DIR* dir = ::fdopendir(d->Release());
-      bool empty = true;
-      while (dirent* e = ::readdir(dir)) {
-        std::string_view en(e->d_name);
-        if (en != "." && en != "..") empty = false;
-      }
-      ::closedir(dir);
-      if (!empty) return Errno{ENOTEMPTY};
-    } else if (!names.empty()) {
-      return Errno{ENOTEMPTY};
-    }
+    Result<bool> empty = IsEmptyDir(node);
+    if (!empty.ok()) return Errno{empty.error()};
+    if (!*empty) return Errno{ENOTEMPTY};
   }
   // Does the volume still have the name (not hidden by an opaque parent)?
   bool on_volume = node->layer() == Layer::kVolume;
@@ -155,16 +160,23 @@ Result<void> Overlay::RenameRouted(Node* parent, std::string_view name, Node* ne
     if (dst->node->is_dir() && !node->is_dir()) return Errno{EISDIR};
     if (!dst->node->is_dir() && node->is_dir()) return Errno{ENOTDIR};
     if (dst->node->is_dir()) {
-      bool merged = false;
-      std::vector<MergedName> names;
-      DETOURFS_TRY(ListMerged(dst->node, &merged, &names));
-      if (!names.empty()) return Errno{ENOTEMPTY};
+      Result<bool> empty = IsEmptyDir(dst->node);
+      if (!empty.ok()) return Errno{empty.error()};
+      if (!*empty) return Errno{ENOTEMPTY};
     }
   }
-  if (src_tier != dst_tier || node->layer() != src_tier) {
-    // Across layers (or a directory still on the volume): not yet moved as
-    // a rename. EXDEV makes mv and package managers copy and delete instead.
-    if (node->is_dir() || src_tier != dst_tier) return Errno{EXDEV};
+  if (src_tier != dst_tier) {
+    // Across layers a file's data moves; a directory is not moved yet:
+    // EXDEV, on which mv and package managers copy and delete instead.
+    if (node->is_dir()) return Errno{EXDEV};
+    return MoveAcross(node, parent, name, new_parent, new_name, dst_route, dst_tier,
+                      dst ? &*dst : nullptr);
+  }
+  // Within one tier: what the volume has of the source comes up first, so
+  // that the rename is one rename in the tier.
+  if (node->is_dir()) {
+    DETOURFS_TRY(DeepCopyUp(node));
+  } else if (node->layer() != src_tier) {
     DETOURFS_TRY(CopyUp(node));
   }
   // Both names on one tier, the file or directory in its upper tree.
@@ -189,9 +201,11 @@ Result<void> Overlay::RenameRouted(Node* parent, std::string_view name, Node* ne
       DETOURFS_TRY(ClearWhiteouts(d->get()));
     }
   }
-  if (dst && dst->node->layer() == Layer::kVolume) {
-    dst_on_volume = true;
-    needs_opaque = node->is_dir();
+  if (dst && dst->node->layer() == Layer::kVolume) dst_on_volume = true;
+  if (node->is_dir() && !needs_opaque) {
+    // Whatever the volume has at the new path must not show through.
+    Result<SharedFd> low = resolver_->Fd(new_parent, Layer::kVolume);
+    needs_opaque = low.ok() && sys::StatAt((*low)->get(), nn.c_str()).ok();
   }
   // Does the source name exist on the volume too (it will need a whiteout)?
   bool src_on_volume = false;
@@ -206,8 +220,8 @@ Result<void> Overlay::RenameRouted(Node* parent, std::string_view name, Node* ne
   Result<Victim> victim = OpenVictim((*to)->get(), nn.c_str());
   Result<struct stat> st = sys::StatAt((*from)->get(), n.c_str());
   if (!st.ok()) return Errno{st.error()};
-  DETOURFS_TRY(sys::RenameAt((*from)->get(), n.c_str(), (*to)->get(), nn.c_str(),
-                             flags & RENAME_NOREPLACE));
+  DETOURFS_TRY(
+      sys::RenameAt((*from)->get(), n.c_str(), (*to)->get(), nn.c_str(), flags & RENAME_NOREPLACE));
   if (needs_opaque) {
     Result<UniqueFd> d = sys::OpenBeneath((*to)->get(), nn.c_str(), O_PATH | O_DIRECTORY);
     if (d.ok()) DETOURFS_TRY(markers::SetOpaque(d->get()));
@@ -216,6 +230,113 @@ Result<void> Overlay::RenameRouted(Node* parent, std::string_view name, Node* ne
   if (victim.ok() && !dst_on_volume) KeepIfLastLink(new_parent, new_name, std::move(*victim));
   table_->Renamed(*st, parent, name, new_parent, new_name);
   if (dst_route != node->route()) table_->SetRoute(node, dst_route);
+  return {};
+}
+
+Result<void> Overlay::DeepCopyUp(Node* dir) {
+  const Layer tier = TierOf(dir->route());
+  Result<SharedFd> up = EnsureUpperDir(dir, tier);
+  if (!up.ok()) return Errno{up.error()};
+  if (!resolver_->Fd(dir, Layer::kVolume).ok()) return {};  // nothing beneath
+  Result<bool> opaque = markers::IsOpaque((*up)->get());
+  if (opaque.ok() && *opaque) return {};
+  bool merged = false;
+  std::vector<MergedName> names;
+  DETOURFS_TRY(ListMerged(dir, &merged, &names));
+  for (const MergedName& m : names) {
+    Result<Entry> child = Lookup(dir->id(), m.name);
+    if (!child.ok()) {
+      if (child.error() == ENOENT) continue;
+      return Errno{child.error()};
+    }
+    Node* node = child->node;
+    Result<void> r = node->is_dir() ? DeepCopyUp(node) : CopyUp(node);
+    Forget(node->id(), 1);
+    if (!r.ok()) return r;
+  }
+  // Everything is in the tier now: the volume's part must stay hidden, as it
+  // will not follow the directory's rename.
+  return markers::SetOpaque((*up)->get());
+}
+
+Result<void> Overlay::MoveAcross(Node* node, Node* parent, std::string_view name, Node* new_parent,
+                                 std::string_view new_name, int dst_route, Layer dst_tier,
+                                 const Entry* dst) {
+  const Layer src_layer = node->layer();
+  Result<SharedFd> to = dst_tier == Layer::kVolume ? resolver_->Fd(new_parent, Layer::kVolume)
+                                                   : EnsureUpperDir(new_parent, dst_tier);
+  if (!to.ok()) return Errno{to.error()};
+  const int tofd = (*to)->get();
+  Result<SharedFd> src = resolver_->Fd(node);
+  if (!src.ok()) return Errno{src.error()};
+  Result<struct stat> st = sys::Fstat((*src)->get());
+  if (!st.ok()) return Errno{st.error()};
+  const std::string nn(new_name);
+  // A whiteout at the destination goes; a file there is replaced atomically.
+  if (Result<struct stat> there = sys::StatAt(tofd, nn.c_str()); there.ok()) {
+    Result<bool> w = markers::IsWhiteout(tofd, nn.c_str(), *there);
+    if (w.ok() && *w) DETOURFS_TRY(sys::UnlinkAt(tofd, nn.c_str(), 0));
+  }
+  const std::string tmp_name = ".detourfs-move." + std::to_string(node->id());
+  if (S_ISREG(st->st_mode)) {
+    int tmp = ::openat(tofd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (tmp < 0) return Errno{errno};
+    UniqueFd out(tmp);
+    Result<UniqueFd> in = sys::Reopen((*src)->get(), O_RDONLY);
+    if (!in.ok()) return Errno{in.error()};
+    DETOURFS_TRY(CopyFileData(in->get(), out.get()));
+    DETOURFS_TRY(sys::ChownFd(out.get(), st->st_uid, st->st_gid));
+    DETOURFS_TRY(sys::Fchmod(out.get(), st->st_mode & 07777));
+    DETOURFS_TRY(CopyFileXattrs((*src)->get(), out.get()));
+    const struct timespec times[2] = {st->st_atim, st->st_mtim};
+    DETOURFS_TRY(sys::Futimens(out.get(), times));
+    DETOURFS_TRY(sys::LinkFd(out.get(), tofd, tmp_name.c_str()));
+  } else if (S_ISLNK(st->st_mode)) {
+    Result<std::string> target = sys::ReadlinkFd((*src)->get());
+    if (!target.ok()) return Errno{target.error()};
+    DETOURFS_TRY(sys::SymlinkAt(target->c_str(), tofd, tmp_name.c_str()));
+  } else {
+    DETOURFS_TRY(sys::MknodAt(tofd, tmp_name.c_str(), st->st_mode, st->st_rdev));
+  }
+  Result<void> placed = sys::RenameAt(tofd, tmp_name.c_str(), tofd, nn.c_str(), 0);
+  if (!placed.ok()) {
+    (void)sys::UnlinkAt(tofd, tmp_name.c_str(), 0);
+    return placed;
+  }
+  Result<UniqueFd> fd = sys::OpenBeneath(tofd, nn.c_str(), O_PATH);
+  if (!fd.ok()) return Errno{fd.error()};
+  Result<struct stat> nst = sys::Fstat(fd->get());
+  if (!nst.ok()) return Errno{nst.error()};
+  // The node is the moved file now; then the source name goes.
+  table_->Rebind(node, *nst, dst_tier);
+  resolver_->Drop(node->id());
+  resolver_->Prime(node, dst_tier, std::move(*fd));
+  const std::string n(name);
+  if (src_layer == Layer::kVolume) {
+    Result<SharedFd> from = resolver_->Fd(parent, Layer::kVolume);
+    if (!from.ok()) return Errno{from.error()};
+    const int src_route = ChildRoute(parent, name, false);
+    const Layer src_tier = TierOf(src_route);
+    if (src_tier == Layer::kVolume) {
+      DETOURFS_TRY(sys::UnlinkAt((*from)->get(), n.c_str(), 0));
+    } else {
+      // A routed name still on the volume: hidden by a whiteout until a flush.
+      Result<SharedFd> wup = EnsureUpperDir(parent, src_tier);
+      if (!wup.ok()) return Errno{wup.error()};
+      DETOURFS_TRY(markers::MakeWhiteout((*wup)->get(), n.c_str()));
+    }
+  } else {
+    Result<SharedFd> from = resolver_->Fd(parent, src_layer);
+    if (!from.ok()) return Errno{from.error()};
+    DETOURFS_TRY(sys::UnlinkAt((*from)->get(), n.c_str(), 0));
+    Result<SharedFd> low = resolver_->Fd(parent, Layer::kVolume);
+    if (low.ok() && sys::StatAt((*low)->get(), n.c_str()).ok()) {
+      DETOURFS_TRY(markers::MakeWhiteout((*from)->get(), n.c_str()));
+    }
+  }
+  (void)dst;
+  table_->Renamed(*nst, parent, name, new_parent, new_name);
+  table_->SetRoute(node, dst_route);
   return {};
 }
 

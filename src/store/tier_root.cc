@@ -22,7 +22,8 @@ Status OpenTierRoot(const TierConfig& tier, OpenedTier* out) {
   const std::filesystem::path root(tier.root);
   std::error_code ec;
   if (root.has_parent_path()) std::filesystem::create_directories(root.parent_path(), ec);
-  if (ec) return Status::FromErrno(ec.value(), "cannot create '" + root.parent_path().string() + "'");
+  if (ec)
+    return Status::FromErrno(ec.value(), "cannot create '" + root.parent_path().string() + "'");
   if (::mkdir(tier.root.c_str(), 0700) != 0 && errno != EEXIST) {
     return Status::FromErrno(errno, "cannot create tier root '" + tier.root + "'");
   }
@@ -34,7 +35,8 @@ Status OpenTierRoot(const TierConfig& tier, OpenedTier* out) {
   out->root = UniqueFd(fd);
   struct stat st {};
   if (::fstat(fd, &st) != 0) return Status::FromErrno(errno, "cannot stat '" + tier.root + "'");
-  if (st.st_uid != ::geteuid()) return Unsafe(tier, "is owned by another user (uid " + std::to_string(st.st_uid) + ")");
+  if (st.st_uid != ::geteuid())
+    return Unsafe(tier, "is owned by another user (uid " + std::to_string(st.st_uid) + ")");
   if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
     return Unsafe(tier, "is writable by group or others: chmod go-w it, or let detourfs create it");
   }
@@ -44,7 +46,8 @@ Status OpenTierRoot(const TierConfig& tier, OpenedTier* out) {
   }
   int upper = ::openat(fd, "upper", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (upper < 0) {
-    if (errno == ELOOP || errno == ENOTDIR) return Unsafe(tier, "holds 'upper', which is a symlink or not a directory");
+    if (errno == ELOOP || errno == ENOTDIR)
+      return Unsafe(tier, "holds 'upper', which is a symlink or not a directory");
     return Status::FromErrno(errno, "cannot open '" + tier.root + "/upper'");
   }
   out->upper = UniqueFd(upper);

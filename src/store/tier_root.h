@@ -16,8 +16,8 @@
 namespace detourfs {
 
 struct OpenedTier {
-  UniqueFd root;   // O_PATH on <root>
-  UniqueFd upper;  // O_PATH on <root>/upper
+  UniqueFd root;         // O_PATH on <root>
+  UniqueFd upper;        // O_PATH on <root>/upper
   bool adopted = false;  // the upper tree existed already
 };
 

@@ -110,7 +110,8 @@ TEST(ConfigCliTest, UnsafeTierRootsAreRefused) {
     ConfigFile cfg("[tiers.memory]\nroot = \"" + root + "\"\n[[route]]\nmatch = \"x\"\n" +
                    "tier = \"memory\"\n");
     int status = 0;
-    std::string out = ShellOutput(Bin() + " -f -c " + cfg.path() + " " + dir + "/mnt 2>&1", &status);
+    std::string out =
+        ShellOutput(Bin() + " -f -c " + cfg.path() + " " + dir + "/mnt 2>&1", &status);
     EXPECT_EQ(status, 6) << out;
     EXPECT_NE(out.find("tier memory root '" + root + "'"), std::string::npos) << out;
   }

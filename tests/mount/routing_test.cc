@@ -29,11 +29,12 @@ class RoutingTest : public MountTest {
     int fd = ::mkstemps(ctmpl, 5);
     if (fd >= 0) ::close(fd);
     config_ = ctmpl;
-    WriteFile(config_, "[tiers.memory]\nroot = \"" + memory_.path() + "/tier\"\n" +
-                           "[tiers.disk]\nroot = \"" + disk_ + "/tier\"\n" +
-                           "[[route]]\nmatch = \"**/node_modules\"\ntier = \"memory\"\n" +
-                           "[[route]]\nmatch = \"**/dist/\"\ntier = \"disk\"\n" +
-                           "[[route]]\nmatch = \"/.cache\"\ntier = \"memory\"\npersist = \"never\"\n");
+    WriteFile(config_,
+              "[tiers.memory]\nroot = \"" + memory_.path() + "/tier\"\n" +
+                  "[tiers.disk]\nroot = \"" + disk_ + "/tier\"\n" +
+                  "[[route]]\nmatch = \"**/node_modules\"\ntier = \"memory\"\n" +
+                  "[[route]]\nmatch = \"**/dist/\"\ntier = \"disk\"\n" +
+                  "[[route]]\nmatch = \"/.cache\"\ntier = \"memory\"\npersist = \"never\"\n");
   }
   ~RoutingTest() override {
     ::unlink(config_.c_str());
@@ -87,7 +88,8 @@ TEST_P(RoutingTest, RoutedWritesLandInTheirTierAndTheRestOnTheVolume) {
   ASSERT_EQ(WriteFile(M("dist"), "a file called dist"), 0);
   EXPECT_EQ(ReadFile(V("dist")), "a file called dist");
   // The volume parent lists the routed child that exists only in a tier.
-  EXPECT_EQ(ListDir(M("app")), (std::vector<std::string>{"dist", "dist2", "main.js", "node_modules"}));
+  EXPECT_EQ(ListDir(M("app")),
+            (std::vector<std::string>{"dist", "dist2", "main.js", "node_modules"}));
 }
 
 TEST_P(RoutingTest, FirstChangeCopiesAVolumeFileUpWithItsMetadata) {

@@ -30,7 +30,24 @@ struct Options {
   uint64_t check_every = 100;
   bool shrink = true;
   unsigned shrink_seconds = 120;
+  // Content made directly in this directory (the volume under --test, for a
+  // mount with routes) and in the reference before the run, so operations
+  // meet files that exist beneath the overlay.
+  std::string prefill;
+  uint64_t prefill_ops = 300;
 };
+
+// Applies the prefill sequence to <prefill>/<dir> and <ref>/<dir>.
+void Prefill(const Options& o, const std::string& dir, uint64_t seed) {
+  if (o.prefill.empty()) return;
+  Side vol{o.prefill + "/" + dir, {-1, -1}};
+  Side ref{o.ref + "/" + dir, {-1, -1}};
+  std::error_code ec;
+  std::filesystem::create_directories(vol.root, ec);
+  std::filesystem::create_directories(ref.root, ec);
+  Generator gen(seed ^ 0x5EED5EEDULL);
+  for (uint64_t i = 0; i < o.prefill_ops; ++i) (void)ApplyBoth(gen.Next(), &vol, &ref);
+}
 
 // Replays `ops` in fresh directories; true if a mismatch shows.
 // Each replay gets directories of its own: a faulty file system under test may
@@ -42,6 +59,7 @@ bool Reproduces(const Options& o, const std::string& tag, const std::vector<Oper
   Side test{o.test + "/" + dir, {-1, -1}};
   Side ref{o.ref + "/" + dir, {-1, -1}};
   std::error_code ec;
+  Prefill(o, dir, 0);
   std::filesystem::create_directory(test.root, ec);
   std::filesystem::create_directory(ref.root, ec);
   bool found = false;
@@ -110,6 +128,7 @@ int Worker(const Options& o, unsigned index) {
   Side test{o.test + "/" + tag, {-1, -1}};
   Side ref{o.ref + "/" + tag, {-1, -1}};
   std::error_code ec;
+  Prefill(o, tag, 0);
   std::filesystem::create_directories(test.root, ec);
   std::filesystem::create_directories(ref.root, ec);
   Generator gen(seed);
@@ -172,6 +191,10 @@ int main(int argc, char** argv) {
   app.add_option("--check-every", o.check_every, "Compare whole trees every N operations");
   app.add_option("--shrink-seconds", o.shrink_seconds, "Time budget for shrinking (default 120)");
   app.add_flag("!--no-shrink", o.shrink, "Print the log without shrinking it");
+  app.add_option("--prefill", o.prefill,
+                 "Before each run, make content directly in this directory (the volume "
+                 "beneath --test) and in the reference");
+  app.add_option("--prefill-ops", o.prefill_ops, "Operations of the prefill (default 300)");
   CLI11_PARSE(app, argc, argv);
   if (o.procs == 0 || o.check_every == 0) {
     std::fprintf(stderr, "--procs and --check-every must be at least 1\n");

@@ -48,6 +48,40 @@ TEST_P(StressTest, RandomOperationsAgreeWithTmpfs) {
 
 DETOURFS_MOUNT_TEST_P(StressTest);
 
+// The same checker inside a subtree routed to a memory tier, over content
+// made directly on the volume first (--prefill): lookups through both layers,
+// copy-up, whiteouts, opaque directories, merged listings and renames all
+// meet each other.
+TEST(RoutedStressTest, RoutedSubtreeOverVolumeContentAgreesWithTmpfs) {
+  std::string why;
+  if (!CanMount(&why)) GTEST_SKIP() << why;
+  TmpfsDir ref("512M");
+  TmpfsDir memory("512M");
+  ASSERT_TRUE(ref.ok() && memory.ok());
+  const std::string config = memory.path() + "/detourfs.toml";
+  ASSERT_EQ(Shell("printf '[tiers.memory]\\nroot = \"" + memory.path() +
+                  "/tier\"\\n[[route]]\\nmatch = \"**/node_modules\"\\ntier = \"memory\"\\n' > " +
+                  config),
+            0);
+  MountConfig mc;
+  mc.separate_lower = true;
+  mc.extra_args = {"-c", config};
+  std::string error;
+  auto fs = MountedFs::Start(mc, &error);
+  ASSERT_NE(fs, nullptr) << error;
+  ASSERT_EQ(Shell("mkdir " + fs->lower() + "/node_modules"), 0);
+  const std::string cmd = StressBin() + " --test " + fs->tree() + "/node_modules --ref " +
+                          ref.path() + " --prefill " + fs->lower() +
+                          "/node_modules --procs 2 --ops 4000 --check-every 200 --seed " +
+                          std::to_string(Seed()) + " 2>&1";
+  int status = 0;
+  std::string out = ShellOutput(cmd, &status);
+  EXPECT_EQ(status, 0) << out;
+  EXPECT_NE(out.find("all agreed with the reference"), std::string::npos) << out;
+  EXPECT_EQ(fs->Stop(), 0);
+  EXPECT_EQ(fs->LogProblems(), std::vector<std::string>{});
+}
+
 TEST(StressCheckerTest, CatchesALyingVolumeAndShrinksTheLog) {
   TmpfsDir ref;
   TmpfsDir source;
