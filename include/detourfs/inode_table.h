@@ -92,6 +92,10 @@ class Node {
   bool indexed_ = false;
   std::vector<Alias> aliases_;
   std::vector<SharedFd> open_fds_;  // fds of open files, for nodes without a name
+  // The fd of a file that lost its last name while the kernel still holds
+  // its node: kept here, not in the bounded cache, so no eviction makes the
+  // node unreachable. Dropped with the node; does not keep it alive.
+  SharedFd orphan_fd_;
 };
 
 // A counted reference that keeps a node alive; move-only.
@@ -159,8 +163,9 @@ class InodeTable {
 
   // `name` in `parent` no longer names the file with stat `st` (unlinked or
   // replaced). If that was its last link, its identity is dropped from the
-  // index, since the filesystem may give the inode number to a new file, and
-  // its node id is returned (0 otherwise).
+  // index, since the filesystem may give the inode number to a new file. The
+  // node id is returned when the node has no known name left (its last link,
+  // or other links never looked up), so the caller keeps an fd on it; else 0.
   uint64_t Unlinked(Node* parent, std::string_view name, const struct stat& st);
 
   // The file with stat `st` moved from (old_parent, old_name) to
@@ -172,6 +177,8 @@ class InodeTable {
   void AddOpenFd(Node* node, SharedFd fd);
   void RemoveOpenFd(Node* node, const SharedFd& fd);
   SharedFd AnyOpenFd(Node* node);
+  // Keeps `fd` as the way to reach `node`, which lost its last name.
+  void SetOrphanFd(Node* node, SharedFd fd);
 
   // The identity of the file backing `node`.
   BackingId Backing(Node* node);

@@ -191,9 +191,12 @@ uint64_t InodeTable::Unlinked(Node* parent, std::string_view name, const struct 
   const uint64_t id = node->id_;
   node->pins_++;  // keep it while its alias goes
   RemoveAlias(node, parent, name);
+  // Without a name we know (its other links never looked up), the node is
+  // reachable only through the caller's fd, as after its last link.
+  const bool nameless = node->aliases_.empty();
   node->pins_--;
   MaybeErase(node);
-  return last_link ? id : 0;
+  return last_link || nameless ? id : 0;
 }
 
 void InodeTable::Renamed(const struct stat& st, Node* old_parent, std::string_view old_name,
@@ -223,7 +226,12 @@ void InodeTable::RemoveOpenFd(Node* node, const SharedFd& fd) {
 
 SharedFd InodeTable::AnyOpenFd(Node* node) {
   std::lock_guard lock(mu_);
-  return node->open_fds_.empty() ? nullptr : node->open_fds_.front();
+  return node->open_fds_.empty() ? node->orphan_fd_ : node->open_fds_.front();
+}
+
+void InodeTable::SetOrphanFd(Node* node, SharedFd fd) {
+  std::lock_guard lock(mu_);
+  node->orphan_fd_ = std::move(fd);
 }
 
 BackingId InodeTable::Backing(Node* node) {

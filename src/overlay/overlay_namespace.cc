@@ -185,7 +185,9 @@ void Overlay::KeepIfLastLink(Node* parent, std::string_view name, Victim victim)
   // filesystem the inode stays usable until the kernel forgets it, through
   // this fd (dropped on forget).
   if (uint64_t gone = table_->Unlinked(parent, name, victim.st)) {
-    if (Node* node = table_->Find(gone)) resolver_->Prime(node, std::move(victim.fd));
+    if (Node* node = table_->Find(gone)) {
+      table_->SetOrphanFd(node, std::make_shared<const UniqueFd>(std::move(victim.fd)));
+    }
   }
 }
 

@@ -71,6 +71,24 @@ TEST_P(UnderneathTest, AFileDeletedUnderneathDisappearsThroughTheMount) {
   expect_clean_log_ = false;  // the daemon may warn about the stale handle
 }
 
+// A file with a second link the mount never looked up: unlinking the name it
+// knows leaves the node without a known name, yet the kernel still uses it
+// (its ctime flush after unlink, an open fd). Found by npm ci over a tree
+// where esbuild's binary is hard-linked.
+TEST_P(UnderneathTest, UnlinkingTheOnlyKnownLinkOfAHardLinkedFile) {
+  ASSERT_EQ(WriteFile(fs_->lower() + "/a", "shared"), 0);
+  ASSERT_EQ(::link((fs_->lower() + "/a").c_str(), (fs_->lower() + "/b").c_str()), 0);
+  int fd = ::open(M("a").c_str(), O_RDWR);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::unlink(M("a").c_str()), 0);
+  EXPECT_EQ(::fchmod(fd, 0600), 0);
+  struct stat st {};
+  EXPECT_EQ(::fstat(fd, &st), 0);
+  EXPECT_EQ(st.st_nlink, 1U);
+  ::close(fd);
+  EXPECT_EQ(ReadFile(M("b")), "shared");
+}
+
 DETOURFS_MOUNT_TEST_P(UnderneathTest);
 
 }  // namespace

@@ -9,6 +9,7 @@
 
 #include "lib/files.h"
 #include "lib/mount_test.h"
+#include "lib/tmpfs.h"
 
 namespace detourfs::testing {
 namespace {
@@ -142,6 +143,65 @@ TEST_P(ToolsTest, NpmCiOfTheWebappFixtureMatchesTheRawFilesystem) {
 }
 
 DETOURFS_MOUNT_TEST_P(ToolsTest);
+
+// npm with node_modules routed to a memory tier, over a volume that already
+// holds an older install (the devpod case): npm ci removes it (whiteouts,
+// an opaque directory) and installs into the tier; the tree must equal a
+// plain npm ci on a local disk, and the volume must be left alone.
+class RoutedToolsTest : public MountTest {
+ protected:
+  RoutedToolsTest() {
+    config_ = memory_.path() + "/detourfs.toml";
+    WriteFile(config_, "[tiers.memory]\nroot = \"" + memory_.path() +
+                           "/tier\"\n[[route]]\nmatch = \"**/node_modules\"\ntier = \"memory\"\n");
+  }
+  MountConfig Config() const override {
+    MountConfig c = MountTest::Config();
+    c.separate_lower = true;
+    c.extra_args = {"-c", config_};
+    return c;
+  }
+  TmpfsDir memory_{"2G"};
+  std::string config_;
+};
+
+TEST_P(RoutedToolsTest, NpmCiIntoAMemoryTierMatchesPlainNpmCi) {
+  const std::string fixtures = FixturesDir();
+  if (fixtures.empty() || ::access((fixtures + "/webapp/package-lock.json").c_str(), R_OK) != 0) {
+    GTEST_FAIL() << "fixture not found: set DETOURFS_FIXTURES (../shared/fixtures)";
+  }
+  if (Shell("command -v npm >/dev/null") != 0) GTEST_SKIP() << "npm is not installed";
+  ASSERT_TRUE(memory_.ok());
+  const std::string npm =
+      "npm ci --no-audit --no-fund --loglevel=error --cache " + fs_->work() + "/npm-cache";
+  const std::string volume = fs_->lower();
+  for (const std::string& root : {volume, fs_->ref()}) {
+    ASSERT_EQ(Shell("cp -r " + fixtures + "/webapp " + root + "/webapp && chmod -R u+w " + root +
+                    "/webapp"),
+              0);
+  }
+  // The reference, and an older install already on the volume.
+  ASSERT_EQ(Shell("cd " + R("webapp") + " && " + npm + " >/dev/null"), 0)
+      << "npm ci failed on the raw filesystem: is the registry reachable?";
+  ASSERT_EQ(Shell("cp -a " + R("webapp/node_modules") + " " + volume + "/webapp/node_modules && " +
+                  "echo stale > " + volume + "/webapp/node_modules/stale-file"),
+            0);
+  const std::string before = ShellOutput("cd " + volume + " && find webapp/node_modules | wc -l");
+  ASSERT_EQ(Shell("cd " + M("webapp") + " && " + npm), 0);
+  EXPECT_EQ(Shell("cd " + M("webapp") + " && npm ls --all >/dev/null"), 0);
+  EXPECT_EQ(ManifestDiff(M("webapp/node_modules"), R("webapp/node_modules"), false), "");
+  EXPECT_EQ(Shell("cd " + M("webapp") + " && npx --no-install tsc --version >/dev/null"), 0);
+  // The install went to the tier; the volume still has the old one (a flush
+  // would replace it).
+  EXPECT_EQ(::access((memory_.path() + "/tier/upper/webapp/node_modules/typescript").c_str(), F_OK),
+            0);
+  EXPECT_EQ(ShellOutput("cd " + volume + " && find webapp/node_modules | wc -l"), before);
+  EXPECT_NE(::access(M("webapp/node_modules/stale-file").c_str(), F_OK), 0);
+  EXPECT_EQ(Shell("rm -rf " + M("webapp/node_modules")), 0);
+  EXPECT_NE(::access(M("webapp/node_modules").c_str(), F_OK), 0);
+}
+
+DETOURFS_MOUNT_TEST_P(RoutedToolsTest);
 
 }  // namespace
 }  // namespace detourfs::testing
