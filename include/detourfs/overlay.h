@@ -219,6 +219,10 @@ class Overlay {
                             std::string_view new_name, unsigned int flags);
   // Whether a directory has no entries in the merged view.
   Result<bool> IsEmptyDir(Node* dir);
+  // Moves the tier parts (scaffolding and routed subtrees) of a volume
+  // directory being renamed; `flags` as rename's (RENAME_EXCHANGE swaps).
+  Result<void> CarryTierParts(Node* parent, std::string_view name, Node* new_parent,
+                              std::string_view new_name, unsigned int flags);
   // Copies a routed directory's whole volume part up and marks it opaque.
   Result<void> DeepCopyUp(Node* dir);
   // Moves a non-directory between layers: copied to the destination layer,

@@ -223,7 +223,17 @@ Result<void> Overlay::Rename(uint64_t parent_ino, std::string_view name, uint64_
   if (!src.ok()) return Errno{src.error()};
   // The file a rename replaces is held open like an unlinked one.
   Result<Victim> dst = OpenVictim(to, nn.c_str());
-  DETOURFS_TRY(sys::RenameAt(from, n.c_str(), to, nn.c_str(), flags));
+  // A volume directory may have routed subtrees on the tiers (app/ holding
+  // app/node_modules): their part moves with it, first, and back if the
+  // volume refuses the rename.
+  const bool carry = !router_.empty() && S_ISDIR(src->st_mode);
+  if (carry) DETOURFS_TRY(CarryTierParts(*parent, name, *new_parent, new_name, flags));
+  if (Result<void> r = sys::RenameAt(from, n.c_str(), to, nn.c_str(), flags); !r.ok()) {
+    if (carry) {
+      (void)CarryTierParts(*new_parent, new_name, *parent, name, flags & RENAME_EXCHANGE);
+    }
+    return r;
+  }
 
   if (flags & RENAME_EXCHANGE) {
     table_->Renamed(*src, *parent, name, *new_parent, new_name);

@@ -233,6 +233,38 @@ Result<void> Overlay::RenameRouted(Node* parent, std::string_view name, Node* ne
   return {};
 }
 
+Result<void> Overlay::CarryTierParts(Node* parent, std::string_view name, Node* new_parent,
+                                     std::string_view new_name, unsigned int flags) {
+  const std::string n(name), nn(new_name);
+  for (Layer tier : {Layer::kMemory, Layer::kDisk}) {
+    if (!resolver_->HasLayer(tier)) continue;
+    Result<SharedFd> from = resolver_->Fd(parent, tier);
+    if (!from.ok()) {
+      if (from.error() == ENOENT) continue;
+      return Errno{from.error()};
+    }
+    const bool here = sys::StatAt((*from)->get(), n.c_str()).ok();
+    Result<SharedFd> to_existing = resolver_->Fd(new_parent, tier);
+    const bool there = to_existing.ok() && sys::StatAt((*to_existing)->get(), nn.c_str()).ok();
+    if (!here && !(there && (flags & RENAME_EXCHANGE))) continue;
+    if (!here) {
+      // An exchange with nothing here: the other side's part comes over.
+      DETOURFS_TRY(sys::RenameAt((*to_existing)->get(), nn.c_str(), (*from)->get(), n.c_str(), 0));
+      continue;
+    }
+    Result<SharedFd> to = EnsureUpperDir(new_parent, tier);
+    if (!to.ok()) return Errno{to.error()};
+    if (there && !(flags & RENAME_EXCHANGE)) {
+      // The replaced directory's tier part: only whiteouts may be left in it.
+      Result<UniqueFd> d = sys::OpenBeneath((*to)->get(), nn.c_str(), O_PATH | O_DIRECTORY);
+      if (d.ok()) DETOURFS_TRY(ClearWhiteouts(d->get()));
+    }
+    DETOURFS_TRY(sys::RenameAt((*from)->get(), n.c_str(), (*to)->get(), nn.c_str(),
+                               there && (flags & RENAME_EXCHANGE) ? RENAME_EXCHANGE : 0));
+  }
+  return {};
+}
+
 Result<void> Overlay::DeepCopyUp(Node* dir) {
   const Layer tier = TierOf(dir->route());
   Result<SharedFd> up = EnsureUpperDir(dir, tier);

@@ -213,6 +213,25 @@ TEST_P(RoutingTest, RenamesWithinATierAndAcrossLayers) {
   EXPECT_FALSE(Exists(V("pkg-moved")));
 }
 
+// mv of an ordinary project directory takes its routed node_modules along:
+// the tier's part moves with the volume's.
+TEST_P(RoutingTest, RenamingAProjectCarriesItsRoutedSubtree) {
+  ASSERT_EQ(::mkdir(M("proj").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(M("proj/package.json"), "{}"), 0);
+  ASSERT_EQ(::mkdir(M("proj/node_modules").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(M("proj/node_modules/dep.js"), "dep"), 0);
+  ASSERT_EQ(::rename(M("proj").c_str(), M("proj2").c_str()), 0);
+  EXPECT_EQ(ReadFile(M("proj2/node_modules/dep.js")), "dep");
+  EXPECT_EQ(ReadFile(M("proj2/package.json")), "{}");
+  EXPECT_EQ(ListDir(M("proj2")), (std::vector<std::string>{"node_modules", "package.json"}));
+  EXPECT_EQ(ReadFile(Mem("proj2/node_modules/dep.js")), "dep");
+  EXPECT_FALSE(Exists(Mem("proj")));
+  EXPECT_FALSE(Exists(V("proj")));
+  EXPECT_EQ(ReadFile(V("proj2/package.json")), "{}");
+  Restart();
+  EXPECT_EQ(ReadFile(M("proj2/node_modules/dep.js")), "dep");
+}
+
 TEST_P(RoutingTest, HardLinksWithinATierAndEXDEVAcross) {
   ASSERT_EQ(::mkdir(M("node_modules").c_str(), 0755), 0);
   ASSERT_EQ(::mkdir(M(".cache").c_str(), 0755), 0);
