@@ -38,9 +38,11 @@ namespace detourfs {
 class Resolver;
 class FdCache;
 
-// Copy helpers shared by copy-up and moves across layers (overlay_route.cc).
-Result<void> CopyFileData(int in, int out);
-Result<void> CopyFileXattrs(int from, int to);
+// Copies the file `src` (an O_PATH fd with stat `st`) to `name` in `dirfd`:
+// a regular file's data (unnamed until complete), owner, mode, xattrs and
+// times; a symlink's target; a device or fifo. For copy-up and moves across
+// layers (overlay_route.cc).
+Result<void> CopyNodeInto(int src, const struct stat& st, int dirfd, const char* name);
 
 // The process making a request.
 struct Caller {

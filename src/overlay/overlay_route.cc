@@ -89,8 +89,36 @@ Result<void> CopyData(int in, int out) {
 
 }  // namespace
 
-Result<void> CopyFileData(int in, int out) { return CopyData(in, out); }
-Result<void> CopyFileXattrs(int from, int to) { return CopyXattrs(from, to); }
+Result<void> CopyNodeInto(int src, const struct stat& st, int dirfd, const char* name) {
+  if (S_ISREG(st.st_mode)) {
+    // Built unnamed (O_TMPFILE) and linked into place complete: a crash or
+    // failure never leaves a partial copy under the name.
+    int tmp = ::openat(dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (tmp < 0) return Errno{errno};
+    UniqueFd out(tmp);
+    Result<UniqueFd> in = sys::Reopen(src, O_RDONLY);
+    if (!in.ok()) return Errno{in.error()};
+    DETOURFS_TRY(CopyData(in->get(), out.get()));
+    DETOURFS_TRY(sys::ChownFd(out.get(), st.st_uid, st.st_gid));
+    DETOURFS_TRY(sys::Fchmod(out.get(), st.st_mode & 07777));
+    DETOURFS_TRY(CopyXattrs(src, out.get()));
+    const struct timespec times[2] = {st.st_atim, st.st_mtim};
+    DETOURFS_TRY(sys::Futimens(out.get(), times));
+    return sys::LinkFd(out.get(), dirfd, name);
+  }
+  if (S_ISLNK(st.st_mode)) {
+    Result<std::string> target = sys::ReadlinkFd(src);
+    if (!target.ok()) return Errno{target.error()};
+    DETOURFS_TRY(sys::SymlinkAt(target->c_str(), dirfd, name));
+  } else {
+    DETOURFS_TRY(sys::MknodAt(dirfd, name, st.st_mode, st.st_rdev));
+  }
+  Result<UniqueFd> fd = sys::OpenBeneath(dirfd, name, O_PATH);
+  if (!fd.ok()) return Errno{fd.error()};
+  DETOURFS_TRY(sys::ChownFd(fd->get(), st.st_uid, st.st_gid));
+  if (!S_ISLNK(st.st_mode)) DETOURFS_TRY(sys::ChmodPath(fd->get(), st.st_mode & 07777));
+  return {};
+}
 
 int Overlay::ChildRoute(Node* parent, std::string_view name, bool is_dir) {
   if (router_.empty()) return kNotRouted;
@@ -221,34 +249,9 @@ Result<void> Overlay::CopyUp(Node* node) {
   Result<struct stat> st = sys::Fstat((*src)->get());
   if (!st.ok()) return Errno{st.error()};
   const char* name = loc.name.c_str();
-  if (S_ISREG(st->st_mode)) {
-    // Built unnamed (O_TMPFILE) and linked into place complete: a crash or
-    // failure never leaves a partial copy under the real name.
-    int tmp = ::openat(pfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-    if (tmp < 0) return Errno{errno};
-    UniqueFd out(tmp);
-    Result<UniqueFd> in = sys::Reopen((*src)->get(), O_RDONLY);
-    if (!in.ok()) return Errno{in.error()};
-    DETOURFS_TRY(CopyData(in->get(), out.get()));
-    DETOURFS_TRY(sys::ChownFd(out.get(), st->st_uid, st->st_gid));
-    DETOURFS_TRY(sys::Fchmod(out.get(), st->st_mode & 07777));
-    DETOURFS_TRY(CopyXattrs((*src)->get(), out.get()));
-    const struct timespec times[2] = {st->st_atim, st->st_mtim};
-    DETOURFS_TRY(sys::Futimens(out.get(), times));
-    DETOURFS_TRY(sys::LinkFd(out.get(), pfd, name));
-  } else if (S_ISLNK(st->st_mode)) {
-    Result<std::string> target = sys::ReadlinkFd((*src)->get());
-    if (!target.ok()) return Errno{target.error()};
-    DETOURFS_TRY(sys::SymlinkAt(target->c_str(), pfd, name));
-  } else {
-    DETOURFS_TRY(sys::MknodAt(pfd, name, st->st_mode, st->st_rdev));
-  }
+  DETOURFS_TRY(CopyNodeInto((*src)->get(), *st, pfd, name));
   Result<UniqueFd> fd = sys::OpenBeneath(pfd, name, O_PATH);
   if (!fd.ok()) return Errno{fd.error()};
-  if (!S_ISREG(st->st_mode)) {
-    DETOURFS_TRY(sys::ChownFd(fd->get(), st->st_uid, st->st_gid));
-    if (!S_ISLNK(st->st_mode)) DETOURFS_TRY(sys::ChmodPath(fd->get(), st->st_mode & 07777));
-  }
   Result<struct stat> ust = sys::Fstat(fd->get());
   if (!ust.ok()) return Errno{ust.error()};
   table_->Rebind(node, *ust, tier);

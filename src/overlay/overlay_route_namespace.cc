@@ -40,6 +40,21 @@ Result<void> ClearWhiteouts(int dirfd) {
   return result;
 }
 
+// Drops, on scope exit, the lookup reference an operation took on a node.
+class LookupRef {
+ public:
+  LookupRef(Overlay* overlay, Node* node) : overlay_(overlay), node_(node) {}
+  ~LookupRef() {
+    if (node_ != nullptr) overlay_->Forget(node_->id(), 1);
+  }
+  LookupRef(const LookupRef&) = delete;
+  LookupRef& operator=(const LookupRef&) = delete;
+
+ private:
+  Overlay* overlay_;
+  Node* node_;
+};
+
 }  // namespace
 
 Result<bool> Overlay::IsEmptyDir(Node* dir) {
@@ -70,11 +85,7 @@ Result<void> Overlay::RemoveRouted(Node* parent, std::string_view name, int flag
   Result<Entry> found = LookupRouted(parent, name, route, tier);
   if (!found.ok()) return Errno{found.error()};
   Node* node = found->node;
-  struct ForgetOnExit {
-    Overlay* o;
-    Node* n;
-    ~ForgetOnExit() { o->Forget(n->id(), 1); }
-  } forget{this, node};
+  LookupRef ref(this, node);
   const bool rmdir = (flags & AT_REMOVEDIR) != 0;
   if (rmdir && !node->is_dir()) return Errno{ENOTDIR};
   if (!rmdir && node->is_dir()) return Errno{EISDIR};
@@ -126,11 +137,7 @@ Result<void> Overlay::RenameRouted(Node* parent, std::string_view name, Node* ne
                                                  : LookupRouted(parent, name, src_route, src_tier);
   if (!src.ok()) return Errno{src.error()};
   Node* node = src->node;
-  struct ForgetOnExit {
-    Overlay* o;
-    Node* n;
-    ~ForgetOnExit() { o->Forget(n->id(), 1); }
-  } forget{this, node};
+  LookupRef ref(this, node);
   const int dst_route = ChildRoute(new_parent, new_name, node->is_dir());
   const Layer dst_tier = TierOf(dst_route);
   if (parent == new_parent && name == new_name) return {};
@@ -147,13 +154,7 @@ Result<void> Overlay::RenameRouted(Node* parent, std::string_view name, Node* ne
       return Errno{d.error()};
     }
   }
-  struct ForgetDst {
-    Overlay* o;
-    std::optional<Entry>* d;
-    ~ForgetDst() {
-      if (*d) o->Forget((*d)->node->id(), 1);
-    }
-  } forget_dst{this, &dst};
+  LookupRef dst_ref(this, dst ? dst->node : nullptr);
   if (dst) {
     if (flags & RENAME_NOREPLACE) return Errno{EEXIST};
     if (dst->node == node) return {};  // two links to one file
@@ -310,26 +311,7 @@ Result<void> Overlay::MoveAcross(Node* node, Node* parent, std::string_view name
     if (w.ok() && *w) DETOURFS_TRY(sys::UnlinkAt(tofd, nn.c_str(), 0));
   }
   const std::string tmp_name = ".detourfs-move." + std::to_string(node->id());
-  if (S_ISREG(st->st_mode)) {
-    int tmp = ::openat(tofd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-    if (tmp < 0) return Errno{errno};
-    UniqueFd out(tmp);
-    Result<UniqueFd> in = sys::Reopen((*src)->get(), O_RDONLY);
-    if (!in.ok()) return Errno{in.error()};
-    DETOURFS_TRY(CopyFileData(in->get(), out.get()));
-    DETOURFS_TRY(sys::ChownFd(out.get(), st->st_uid, st->st_gid));
-    DETOURFS_TRY(sys::Fchmod(out.get(), st->st_mode & 07777));
-    DETOURFS_TRY(CopyFileXattrs((*src)->get(), out.get()));
-    const struct timespec times[2] = {st->st_atim, st->st_mtim};
-    DETOURFS_TRY(sys::Futimens(out.get(), times));
-    DETOURFS_TRY(sys::LinkFd(out.get(), tofd, tmp_name.c_str()));
-  } else if (S_ISLNK(st->st_mode)) {
-    Result<std::string> target = sys::ReadlinkFd((*src)->get());
-    if (!target.ok()) return Errno{target.error()};
-    DETOURFS_TRY(sys::SymlinkAt(target->c_str(), tofd, tmp_name.c_str()));
-  } else {
-    DETOURFS_TRY(sys::MknodAt(tofd, tmp_name.c_str(), st->st_mode, st->st_rdev));
-  }
+  DETOURFS_TRY(CopyNodeInto((*src)->get(), *st, tofd, tmp_name.c_str()));
   Result<void> placed = sys::RenameAt(tofd, tmp_name.c_str(), tofd, nn.c_str(), 0);
   if (!placed.ok()) {
     (void)sys::UnlinkAt(tofd, tmp_name.c_str(), 0);
