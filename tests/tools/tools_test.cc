@@ -42,6 +42,13 @@ std::string ManifestDiff(const std::string& a, const std::string& b, bool mtimes
   return diff;
 }
 
+// npm's cache: $DETOURFS_NPM_CACHE (one per build directory, so each test
+// run asks the registry once), else one per test.
+std::string NpmCache(const std::string& fallback) {
+  const char* d = ::getenv("DETOURFS_NPM_CACHE");
+  return d ? d : fallback;
+}
+
 std::string FixturesDir() {
   const char* d = ::getenv("DETOURFS_FIXTURES");
   return d ? d : "";
@@ -124,8 +131,8 @@ TEST_P(ToolsTest, NpmCiOfTheWebappFixtureMatchesTheRawFilesystem) {
   }
   if (Shell("command -v npm >/dev/null") != 0) GTEST_SKIP() << "npm is not installed";
   // The cache is shared between both installs, so the registry is asked once.
-  const std::string npm =
-      "npm ci --no-audit --no-fund --loglevel=error --cache " + fs_->work() + "/npm-cache";
+  const std::string npm = "npm ci --no-audit --no-fund --loglevel=error --cache " +
+                          NpmCache(fs_->work() + "/npm-cache");
   for (const std::string& root : {fs_->tree(), fs_->ref()}) {
     ASSERT_EQ(Shell("cp -r " + fixtures + "/webapp " + root + "/webapp && chmod -R u+w " + root +
                     "/webapp"),
@@ -172,8 +179,8 @@ TEST_P(RoutedToolsTest, NpmCiIntoAMemoryTierMatchesPlainNpmCi) {
   }
   if (Shell("command -v npm >/dev/null") != 0) GTEST_SKIP() << "npm is not installed";
   ASSERT_TRUE(memory_.ok());
-  const std::string npm =
-      "npm ci --no-audit --no-fund --loglevel=error --cache " + fs_->work() + "/npm-cache";
+  const std::string npm = "npm ci --no-audit --no-fund --loglevel=error --cache " +
+                          NpmCache(fs_->work() + "/npm-cache");
   const std::string volume = fs_->lower();
   for (const std::string& root : {volume, fs_->ref()}) {
     ASSERT_EQ(Shell("cp -r " + fixtures + "/webapp " + root + "/webapp && chmod -R u+w " + root +
