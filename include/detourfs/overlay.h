@@ -26,6 +26,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <vector>
 
 #include "detourfs/inode_table.h"
@@ -166,6 +167,7 @@ class Overlay {
                                                                std::string_view name, mode_t mode,
                                                                int flags, const Caller& caller);
   void Release(std::unique_ptr<FileHandle> fh);
+  void ReleaseDir(std::unique_ptr<DirHandle> dh);
   Result<void> Fsync(FileHandle& fh, bool datasync);
   Result<void> Fallocate(FileHandle& fh, int mode, off_t offset, off_t length);
   Result<size_t> CopyFileRange(FileHandle& in, off_t off_in, FileHandle& out, off_t off_out,
@@ -273,6 +275,15 @@ class Overlay {
   // After `name` in `parent` stopped naming victim's file: keeps its fd if
   // that was the file's last link.
   void KeepIfLastLink(Node* parent, std::string_view name, Victim victim);
+
+  // Handles given out and not yet released. The kernel releases them
+  // asynchronously, and not at all once the session ends: what is left is
+  // freed with the overlay.
+  void Track(FileHandle* fh);
+  void Track(DirHandle* dh);
+  std::mutex handles_mu_;
+  std::unordered_set<FileHandle*> files_;
+  std::unordered_set<DirHandle*> dirs_;
 
   const OverlayOptions options_;
   const Router router_;

@@ -12,12 +12,14 @@ void OpenDir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
     fi->fh = reinterpret_cast<uint64_t>(r->get());
     if (fuse_reply_open(req, fi) == 0) {
       static_cast<void>(r->release());  // the kernel owns it now; freed in ReleaseDir
+    } else {
+      FuseContext::From(req).overlay->ReleaseDir(std::move(*r));  // the opener is gone
     }
   });
 }
 
 void ReleaseDir(fuse_req_t req, fuse_ino_t /*ino*/, fuse_file_info* fi) noexcept {
-  delete DirOf(fi);
+  FuseContext::From(req).overlay->ReleaseDir(std::unique_ptr<DirHandle>(DirOf(fi)));
   ReplyOk(req);
 }
 

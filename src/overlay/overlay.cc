@@ -42,7 +42,25 @@ Overlay::Overlay(const OverlayOptions& options, std::unique_ptr<InodeTable> tabl
       resolver_(std::move(resolver)),
       root_dev_(root_dev) {}
 
-Overlay::~Overlay() = default;
+Overlay::~Overlay() {
+  for (FileHandle* fh : files_) delete fh;  // NOLINT: owned by a session now gone
+  for (DirHandle* dh : dirs_) delete dh;    // NOLINT
+}
+
+void Overlay::Track(FileHandle* fh) {
+  std::lock_guard lock(handles_mu_);
+  files_.insert(fh);
+}
+
+void Overlay::Track(DirHandle* dh) {
+  std::lock_guard lock(handles_mu_);
+  dirs_.insert(dh);
+}
+
+void Overlay::ReleaseDir(std::unique_ptr<DirHandle> dh) {
+  std::lock_guard lock(handles_mu_);
+  dirs_.erase(dh.get());
+}
 
 size_t Overlay::cached_fds() const { return cache_->size(); }
 

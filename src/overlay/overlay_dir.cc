@@ -40,6 +40,7 @@ Result<std::unique_ptr<DirHandle>> Overlay::OpenDir(uint64_t ino) {
       }
     }
   }
+  Track(dh.get());
   return dh;
 }
 

@@ -47,6 +47,7 @@ Result<std::unique_ptr<FileHandle>> Overlay::Open(uint64_t ino, int flags) {
   fh->writable = (backing_flags & O_ACCMODE) != O_RDONLY;
   fh->fd = std::make_shared<const UniqueFd>(std::move(*file));
   table_->AddOpenFd(*node, fh->fd);
+  Track(fh.get());
   return fh;
 }
 
@@ -118,10 +119,15 @@ Result<std::pair<Entry, std::unique_ptr<FileHandle>>> Overlay::Create(uint64_t p
   fh->writable = true;
   fh->fd = std::make_shared<const UniqueFd>(std::move(*fd));
   table_->AddOpenFd(e.node, fh->fd);
+  Track(fh.get());
   return std::make_pair(e, std::move(fh));
 }
 
 void Overlay::Release(std::unique_ptr<FileHandle> fh) {
+  {
+    std::lock_guard lock(handles_mu_);
+    files_.erase(fh.get());
+  }
   Node* node = fh->node;
   const uint64_t id = node->id();
   // The kernel usually comes back for a file just written after close (tar
