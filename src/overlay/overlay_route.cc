@@ -337,6 +337,7 @@ Result<void> Overlay::ReadMerged(DirHandle& dh, off_t offset, bool plus,
     dh.names.insert(dh.names.begin(), {MergedName{".", self->st_ino, S_IFDIR},
                                        MergedName{"..", self->st_ino, S_IFDIR}});
   }
+  bool emitted = false;
   for (size_t i = static_cast<size_t>(offset); i < dh.names.size(); ++i) {
     const MergedName& m = dh.names[i];
     DirEntry e;
@@ -348,6 +349,9 @@ Result<void> Overlay::ReadMerged(DirHandle& dh, off_t offset, bool plus,
       Result<Entry> entry = Lookup(dh.node->id(), m.name);
       if (!entry.ok()) {
         if (entry.error() == ENOENT) continue;  // removed since the snapshot
+        // As the single-layer listing does: entries already handed over are
+        // replied; the error comes with the next call.
+        if (emitted) return {};
         return Errno{entry.error()};
       }
       e.entry = *entry;
@@ -357,6 +361,7 @@ Result<void> Overlay::ReadMerged(DirHandle& dh, off_t offset, bool plus,
       if (e.entry) Forget(e.entry->node->id(), 1);
       return {};
     }
+    emitted = true;
   }
   return {};
 }
