@@ -44,6 +44,9 @@ class FdCache;
 // times; a symlink's target; a device or fifo. For copy-up and moves across
 // layers (overlay_route.cc).
 Result<void> CopyNodeInto(int src, const struct stat& st, int dirfd, const char* name);
+// Copies the xattrs of `from` to `to` (both O_PATH fds), reserved ones and
+// those the target refuses as unsupported excepted.
+Result<void> CopyXattrs(int from, int to);
 
 // The process making a request.
 struct Caller {
@@ -234,6 +237,23 @@ class Overlay {
   Result<void> MoveAcross(Node* node, Node* parent, std::string_view name, Node* new_parent,
                           std::string_view new_name, int dst_route, Layer dst_tier,
                           const Entry* dst);
+  // Moves a directory between layers (overlay_move_tree.cc): its merged
+  // tree copied under a hidden name on the destination layer, renamed into
+  // place, then the source removed; its nodes follow. `dst` is the empty
+  // directory it replaces, if any.
+  Result<void> MoveDirAcross(Node* node, Node* parent, std::string_view name, Node* new_parent,
+                             std::string_view new_name, int dst_route, Layer dst_tier,
+                             const Entry* dst);
+  struct TreeCopy;
+  Result<void> CopyTreeInto(Node* dir, int dirfd, const char* name, TreeCopy* copy);
+  // The names of a directory in the merged view.
+  Result<std::vector<std::string>> ChildNames(Node* dir);
+  // Removes `name` from `parent` on every layer: the tiers' parts, and the
+  // volume's (a whiteout instead when the name is routed).
+  Result<void> RemoveEverywhere(Node* parent, std::string_view name, int route);
+  // RENAME_EXCHANGE where either name is routed.
+  Result<void> ExchangeRouted(Node* parent, std::string_view name, Node* new_parent,
+                              std::string_view new_name);
 
   Result<Node*> NodeOf(uint64_t ino);
   Result<SharedFd> FdOf(Node* node);

@@ -11,35 +11,12 @@
 
 #include "detourfs/overlay.h"
 #include "inodes/resolver.h"
+#include "overlay/dir_entries.h"
 #include "overlay/markers.h"
 #include "sys/sys.h"
 
 namespace detourfs {
-namespace {
 
-// Calls `fn(name, d_ino, d_type)` for each entry of the directory `dirfd`
-// (an O_PATH fd: reopened for reading), "." and ".." skipped.
-template <typename Fn>
-Result<void> ForEachEntry(int dirfd, Fn fn) {
-  Result<UniqueFd> dir = sys::Reopen(dirfd, O_RDONLY | O_DIRECTORY);
-  if (!dir.ok()) return Errno{dir.error()};
-  std::vector<char> buf(size_t{32} * 1024);
-  for (;;) {
-    long n = ::syscall(SYS_getdents64, dir->get(), buf.data(), buf.size());
-    if (n < 0) return Errno{errno};
-    if (n == 0) return {};
-    for (long pos = 0; pos < n;) {
-      auto* d = reinterpret_cast<struct dirent64*>(buf.data() + pos);
-      pos += d->d_reclen;
-      std::string_view name(d->d_name);
-      if (name == "." || name == "..") continue;
-      DETOURFS_TRY(fn(name, d->d_ino, static_cast<mode_t>(d->d_type) << 12));
-    }
-  }
-}
-
-// Copies the xattrs of `from` to `to` (both O_PATH fds), reserved ones and
-// those the target refuses as unsupported excepted.
 Result<void> CopyXattrs(int from, int to) {
   Result<size_t> need = sys::ListXattr(from, nullptr, 0);
   if (!need.ok()) return need.error() == ENOTSUP ? Result<void>() : Errno{need.error()};
@@ -60,6 +37,8 @@ Result<void> CopyXattrs(int from, int to) {
   }
   return {};
 }
+
+namespace {
 
 // Copies the data of `in` to `out` (open fds), sparse-unaware.
 Result<void> CopyData(int in, int out) {

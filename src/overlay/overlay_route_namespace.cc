@@ -5,6 +5,10 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cstring>
+
+#include <spdlog/spdlog.h>
+
 #include "detourfs/overlay.h"
 #include "inodes/resolver.h"
 #include "overlay/markers.h"
@@ -130,7 +134,7 @@ Result<void> Overlay::RemoveRouted(Node* parent, std::string_view name, int flag
 
 Result<void> Overlay::RenameRouted(Node* parent, std::string_view name, Node* new_parent,
                                    std::string_view new_name, unsigned int flags) {
-  if (flags & RENAME_EXCHANGE) return Errno{EXDEV};  // not across layers; see docs/overlay.md
+  if (flags & RENAME_EXCHANGE) return ExchangeRouted(parent, name, new_parent, new_name);
   const int src_route = ChildRoute(parent, name, true);
   const Layer src_tier = TierOf(src_route);
   Result<Entry> src = src_tier == Layer::kVolume ? Lookup(parent->id(), name)
@@ -167,9 +171,11 @@ Result<void> Overlay::RenameRouted(Node* parent, std::string_view name, Node* ne
     }
   }
   if (src_tier != dst_tier) {
-    // Across layers a file's data moves; a directory is not moved yet:
-    // EXDEV, on which mv and package managers copy and delete instead.
-    if (node->is_dir()) return Errno{EXDEV};
+    // Across layers the data moves.
+    if (node->is_dir()) {
+      return MoveDirAcross(node, parent, name, new_parent, new_name, dst_route, dst_tier,
+                           dst ? &*dst : nullptr);
+    }
     return MoveAcross(node, parent, name, new_parent, new_name, dst_route, dst_tier,
                       dst ? &*dst : nullptr);
   }
@@ -231,6 +237,68 @@ Result<void> Overlay::RenameRouted(Node* parent, std::string_view name, Node* ne
   if (victim.ok() && !dst_on_volume) KeepIfLastLink(new_parent, new_name, std::move(*victim));
   table_->Renamed(*st, parent, name, new_parent, new_name);
   if (dst_route != node->route()) table_->SetRoute(node, dst_route);
+  return {};
+}
+
+Result<void> Overlay::ExchangeRouted(Node* parent, std::string_view name, Node* new_parent,
+                                     std::string_view new_name) {
+  Result<Entry> a = Lookup(parent->id(), name);
+  if (!a.ok()) return Errno{a.error()};
+  LookupRef a_ref(this, a->node);
+  Result<Entry> b = Lookup(new_parent->id(), new_name);
+  if (!b.ok()) return Errno{b.error()};
+  LookupRef b_ref(this, b->node);
+  if (a->node == b->node) return {};
+  Node* x = a->node;
+  Node* y = b->node;
+  const Layer x_tier = TierOf(ChildRoute(parent, name, x->is_dir()));
+  const Layer y_tier = TierOf(ChildRoute(new_parent, new_name, y->is_dir()));
+  const int x_route = ChildRoute(new_parent, new_name, x->is_dir());
+  const int y_route = ChildRoute(parent, name, y->is_dir());
+  if (x_tier == y_tier && x_tier != Layer::kVolume && TierOf(x_route) == x_tier &&
+      TierOf(y_route) == x_tier) {
+    // Both names on one tier, before and after: bring both up, swap there.
+    for (Node* n : {x, y}) {
+      Result<void> up = n->is_dir() ? DeepCopyUp(n) : n->layer() != x_tier ? CopyUp(n) : Result<void>();
+      if (!up.ok()) return up;
+    }
+    Result<SharedFd> from = EnsureUpperDir(parent, x_tier);
+    if (!from.ok()) return Errno{from.error()};
+    Result<SharedFd> to = EnsureUpperDir(new_parent, x_tier);
+    if (!to.ok()) return Errno{to.error()};
+    const std::string n(name), nn(new_name);
+    Result<struct stat> xst = sys::StatAt((*from)->get(), n.c_str());
+    if (!xst.ok()) return Errno{xst.error()};
+    Result<struct stat> yst = sys::StatAt((*to)->get(), nn.c_str());
+    if (!yst.ok()) return Errno{yst.error()};
+    DETOURFS_TRY(
+        sys::RenameAt((*from)->get(), n.c_str(), (*to)->get(), nn.c_str(), RENAME_EXCHANGE));
+    table_->Renamed(*xst, parent, name, new_parent, new_name);
+    table_->Renamed(*yst, new_parent, new_name, parent, name);
+    table_->SetRoute(x, x_route);
+    table_->SetRoute(y, y_route);
+    return {};
+  }
+  // Across layers no single call swaps: x steps aside under a hidden name, y
+  // takes its place, x takes y's. Each step moves data as rename does; for a
+  // moment the hidden name shows instead of `name`.
+  const std::string aside = ".detourfs-exchange." + std::to_string(x->id());
+  DETOURFS_TRY(Rename(parent->id(), name, parent->id(), aside, RENAME_NOREPLACE));
+  if (Result<void> r = Rename(new_parent->id(), new_name, parent->id(), name, RENAME_NOREPLACE);
+      !r.ok()) {
+    if (Result<void> back = Rename(parent->id(), aside, parent->id(), name, RENAME_NOREPLACE);
+        !back.ok()) {
+      spdlog::error("exchange across layers: {} left as {}: {}", std::string(name), aside,
+                    std::strerror(back.error()));
+    }
+    return r;
+  }
+  if (Result<void> r = Rename(parent->id(), aside, new_parent->id(), new_name, RENAME_NOREPLACE);
+      !r.ok()) {
+    spdlog::error("exchange across layers: {} left as {}: {}", std::string(new_name), aside,
+                  std::strerror(r.error()));
+    return r;
+  }
   return {};
 }
 

@@ -1,0 +1,40 @@
+// Listing a backing directory with getdents64: the overlay's merged listings
+// and tree moves walk tiers and the volume with it.
+#pragma once
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <string_view>
+#include <vector>
+
+#include "detourfs/result.h"
+#include "detourfs/unique_fd.h"
+#include "sys/sys.h"
+
+namespace detourfs {
+
+// Calls `fn(name, d_ino, d_type)` for each entry of the directory `dirfd`
+// (an O_PATH fd: reopened for reading), "." and ".." skipped.
+template <typename Fn>
+Result<void> ForEachEntry(int dirfd, Fn fn) {
+  Result<UniqueFd> dir = sys::Reopen(dirfd, O_RDONLY | O_DIRECTORY);
+  if (!dir.ok()) return Errno{dir.error()};
+  std::vector<char> buf(size_t{32} * 1024);
+  for (;;) {
+    long n = ::syscall(SYS_getdents64, dir->get(), buf.data(), buf.size());
+    if (n < 0) return Errno{errno};
+    if (n == 0) return {};
+    for (long pos = 0; pos < n;) {
+      auto* d = reinterpret_cast<struct dirent64*>(buf.data() + pos);
+      pos += d->d_reclen;
+      std::string_view name(d->d_name);
+      if (name == "." || name == "..") continue;
+      DETOURFS_TRY(fn(name, d->d_ino, static_cast<mode_t>(d->d_type) << 12));
+    }
+  }
+}
+
+}  // namespace detourfs

@@ -1,0 +1,165 @@
+// Renames across layers on real mounts, through rename(2) and renameat2(2)
+// themselves (mv would hide an EXDEV by copying): whole trees between the
+// volume and a tier both ways, between two tiers, onto empty directories,
+// and RENAME_EXCHANGE within a tier and across layers. Contents, modes, links
+// and symlinks are compared as listings before and after.
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+#include "lib/files.h"
+#include "mount/routing_fixture.h"
+
+namespace detourfs::testing {
+namespace {
+
+class RoutedRenameTest : public RoutingTest {
+ protected:
+  // A tree with what a package holds: nested directories, files with modes,
+  // a symlink, two hard links to one file, an xattr.
+  void MakeTree(const std::string& dir) {
+    ASSERT_EQ(::mkdir(dir.c_str(), 0755), 0);
+    ASSERT_EQ(::mkdir((dir + "/pkg").c_str(), 0750), 0);
+    ASSERT_EQ(::mkdir((dir + "/pkg/lib").c_str(), 0755), 0);
+    ASSERT_EQ(WriteFile(dir + "/pkg/index.js", "module.exports = 1;\n"), 0);
+    ASSERT_EQ(WriteFile(dir + "/pkg/lib/big.bin", Pattern(300000, 7)), 0);
+    ASSERT_EQ(WriteFile(dir + "/pkg/cli.js", "#!/usr/bin/env node\n", 0755), 0);
+    ASSERT_EQ(::symlink("../pkg/cli.js", (dir + "/pkg/lib/cli").c_str()), 0);
+    ASSERT_EQ(::link((dir + "/pkg/index.js").c_str(), (dir + "/pkg/main.js").c_str()), 0);
+    ASSERT_EQ(::setxattr((dir + "/pkg/index.js").c_str(), "user.integrity", "sha", 3, 0), 0);
+  }
+  // Paths, types and modes; sizes, link counts, symlink targets and
+  // checksums of what is not a directory (a directory's size and link count
+  // depend on the filesystem and on how its entries spread over layers).
+  static std::string Describe(const std::string& dir) {
+    return ShellOutput("cd '" + dir +
+                       "' && find . -printf '%P %y %m\\n' | sort && "
+                       "find . ! -type d -printf '%P %s %n %l\\n' | sort && "
+                       "find . -type f -print0 | sort -z | xargs -0 -r md5sum");
+  }
+  static int Exchange(const std::string& a, const std::string& b) {
+    return ::renameat2(AT_FDCWD, a.c_str(), AT_FDCWD, b.c_str(), RENAME_EXCHANGE);
+  }
+};
+
+TEST_P(RoutedRenameTest, RoutedTreeMovesToTheVolumeAndBack) {
+  // Volume content under node_modules, then changes through the mount: a new
+  // tree on the tier, a volume file deleted (a whiteout).
+  ASSERT_EQ(::mkdir(V("node_modules").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(V("node_modules/from-volume.js"), "v"), 0);
+  ASSERT_EQ(WriteFile(V("node_modules/deleted.js"), "d"), 0);
+  ASSERT_EQ(::unlink(M("node_modules/deleted.js").c_str()), 0);
+  MakeTree(M("node_modules/tree"));
+  const std::string before = Describe(M("node_modules"));
+  ASSERT_NE(before.find("from-volume.js"), std::string::npos);
+  ASSERT_EQ(before.find("deleted.js"), std::string::npos);
+
+  // mv node_modules node_modules.old: a routed root leaves its tier.
+  ASSERT_EQ(::rename(M("node_modules").c_str(), M("node_modules.old").c_str()), 0)
+      << strerror(errno);
+  EXPECT_EQ(Describe(M("node_modules.old")), before);
+  EXPECT_EQ(Describe(V("node_modules.old")), before);  // all of it on the volume
+  int err = 0;
+  Lstat(M("node_modules"), &err);
+  EXPECT_EQ(err, ENOENT);
+  EXPECT_FALSE(Exists(Mem("node_modules")) && !ListDir(Mem("node_modules")).empty());
+
+  // And back: onto the tier again, nothing left behind on the volume.
+  ASSERT_EQ(::rename(M("node_modules.old").c_str(), M("node_modules").c_str()), 0)
+      << strerror(errno);
+  EXPECT_EQ(Describe(M("node_modules")), before);
+  EXPECT_EQ(Describe(Mem("node_modules")), before);
+  EXPECT_FALSE(Exists(V("node_modules.old")));
+  Lstat(M("node_modules.old"), &err);
+  EXPECT_EQ(err, ENOENT);
+
+  Restart();
+  EXPECT_EQ(Describe(M("node_modules")), before);
+  Lstat(M("node_modules/deleted.js"), &err);
+  EXPECT_EQ(err, ENOENT);
+}
+
+TEST_P(RoutedRenameTest, VolumeTreeMovesIntoARoutedPath) {
+  // A project's vendored copy becomes node_modules: volume to memory tier,
+  // and its own routed node_modules (already on the tier) comes along.
+  ASSERT_EQ(::mkdir(M("app").c_str(), 0755), 0);
+  MakeTree(M("app/vendor"));
+  ASSERT_EQ(::mkdir(M("app/vendor/node_modules").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(M("app/vendor/node_modules/nested.js"), "n"), 0);
+  ASSERT_TRUE(Exists(Mem("app/vendor/node_modules/nested.js")));
+  const std::string before = Describe(M("app/vendor"));
+  ASSERT_EQ(::rename(M("app/vendor").c_str(), M("app/node_modules").c_str()), 0)
+      << strerror(errno);
+  EXPECT_EQ(Describe(M("app/node_modules")), before);
+  EXPECT_EQ(Describe(Mem("app/node_modules")), before);
+  EXPECT_FALSE(Exists(V("app/vendor")));
+  EXPECT_FALSE(Exists(Mem("app/vendor")));
+  EXPECT_EQ(ListDir(M("app")), std::vector<std::string>{"node_modules"});
+}
+
+TEST_P(RoutedRenameTest, TreeMovesBetweenTiers) {
+  MakeTree(M("node_modules"));
+  const std::string before = Describe(M("node_modules/pkg"));
+  ASSERT_EQ(::mkdir(M("dist").c_str(), 0755), 0);
+  ASSERT_EQ(::rename(M("node_modules/pkg").c_str(), M("dist/pkg").c_str()), 0) << strerror(errno);
+  EXPECT_EQ(Describe(M("dist/pkg")), before);
+  EXPECT_EQ(Describe(Disk("dist/pkg")), before);
+  EXPECT_FALSE(Exists(Mem("node_modules/pkg")));
+  // The moved files are writable where they are now.
+  ASSERT_EQ(WriteFile(M("dist/pkg/index.js"), "changed"), 0);
+  EXPECT_EQ(ReadFile(Disk("dist/pkg/main.js")), "changed");  // still one file, two links
+}
+
+TEST_P(RoutedRenameTest, TreeReplacesAnEmptyDirectoryAcrossLayers) {
+  MakeTree(M("node_modules"));
+  const std::string before = Describe(M("node_modules"));
+  ASSERT_EQ(::mkdir(M("old").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(M("old/x"), "x"), 0);
+  EXPECT_EQ(::rename(M("node_modules").c_str(), M("old").c_str()), -1);
+  EXPECT_EQ(errno, ENOTEMPTY);
+  EXPECT_EQ(Describe(M("node_modules")), before);  // untouched
+  ASSERT_EQ(::unlink(M("old/x").c_str()), 0);
+  ASSERT_EQ(::rename(M("node_modules").c_str(), M("old").c_str()), 0) << strerror(errno);
+  EXPECT_EQ(Describe(M("old")), before);
+  // A file never replaces a directory, nor a directory a file.
+  ASSERT_EQ(WriteFile(M("file"), "f"), 0);
+  EXPECT_EQ(::rename(M("old").c_str(), M("file").c_str()), -1);
+  EXPECT_EQ(errno, ENOTDIR);
+}
+
+TEST_P(RoutedRenameTest, ExchangeWithinATierAndAcrossLayers) {
+  // Within the tier, one side still on the volume.
+  ASSERT_EQ(::mkdir(V("node_modules").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(V("node_modules/a.js"), "a"), 0);
+  ASSERT_EQ(WriteFile(M("node_modules/b.js"), "b"), 0);
+  ASSERT_EQ(Exchange(M("node_modules/a.js"), M("node_modules/b.js")), 0) << strerror(errno);
+  EXPECT_EQ(ReadFile(M("node_modules/a.js")), "b");
+  EXPECT_EQ(ReadFile(M("node_modules/b.js")), "a");
+  // Across layers: a routed tree and a volume directory swap places.
+  MakeTree(M("node_modules/tree"));
+  const std::string tree = Describe(M("node_modules/tree"));
+  ASSERT_EQ(::mkdir(M("plain").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(M("plain/readme"), "r"), 0);
+  const std::string plain = Describe(M("plain"));
+  ASSERT_EQ(Exchange(M("node_modules/tree"), M("plain")), 0) << strerror(errno);
+  EXPECT_EQ(Describe(M("plain")), tree);
+  EXPECT_EQ(Describe(M("node_modules/tree")), plain);
+  EXPECT_EQ(Describe(V("plain")), tree);
+  EXPECT_EQ(Describe(Mem("node_modules/tree")), plain);
+  EXPECT_EQ(ListDir(M("node_modules")), (std::vector<std::string>{"a.js", "b.js", "tree"}));
+  // A file and a directory across layers too.
+  ASSERT_EQ(WriteFile(M("note"), "note"), 0);
+  ASSERT_EQ(Exchange(M("note"), M("node_modules/tree")), 0) << strerror(errno);
+  EXPECT_EQ(ReadFile(M("node_modules/tree")), "note");
+  EXPECT_EQ(Describe(M("note")), plain);
+}
+
+DETOURFS_MOUNT_TEST_P(RoutedRenameTest);
+
+}  // namespace
+}  // namespace detourfs::testing
