@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -27,6 +28,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_set>
+#include <shared_mutex>
 #include <vector>
 
 #include "detourfs/inode_table.h"
@@ -38,6 +40,7 @@ namespace detourfs {
 
 class Resolver;
 class FdCache;
+class TierSpace;
 
 // Copies the file `src` (an O_PATH fd with stat `st`) to `name` in `dirfd`:
 // a regular file's data (unnamed until complete), owner, mode, xattrs and
@@ -63,10 +66,14 @@ struct Entry {
 };
 
 // An open regular file. `fd` is a real (not O_PATH) fd on the backing file.
+// A request using `fd` holds `mu` shared; moving the file to another layer
+// (a spill from a full tier) holds it exclusively while it copies the data
+// and points `fd` at the new file, so no write lands in the old copy.
 struct FileHandle {
   Node* node = nullptr;
-  SharedFd fd;
+  SharedFd fd;  // guarded by mu
   bool writable = false;
+  std::shared_mutex mu;
 };
 
 // One name of a merged directory listing (a directory spanning layers).
@@ -119,11 +126,14 @@ struct OverlayOptions {
   bool writeback_cache = true;
 };
 
-// A tier the overlay serves routed subtrees from: its layer and an O_PATH fd
-// on the root of its upper tree (which mirrors the mount's paths).
+// A tier the overlay serves routed subtrees from: its layer, an O_PATH fd
+// on the root of its upper tree (which mirrors the mount's paths), and how
+// much it may hold (0: its filesystem's size).
 struct OverlayTier {
   Layer layer = Layer::kMemory;
   UniqueFd upper;
+  uint64_t capacity = 0;
+  double high_watermark = 0.90;
 };
 
 class Overlay {
@@ -170,6 +180,12 @@ class Overlay {
                                                                std::string_view name, mode_t mode,
                                                                int flags, const Caller& caller);
   void Release(std::unique_ptr<FileHandle> fh);
+  // Writes `size` bytes at `off` through `write(fd, off, size)` (which
+  // returns bytes written or -errno, and continues where it stopped when
+  // called again). A tier that is full or at its capacity does not fail the
+  // write: the file spills to the volume and the write goes on there.
+  using WriteFn = std::function<ssize_t(int fd, off_t off, size_t size)>;
+  Result<size_t> Write(FileHandle& fh, off_t off, size_t size, const WriteFn& write);
   void ReleaseDir(std::unique_ptr<DirHandle> dh);
   Result<void> Fsync(FileHandle& fh, bool datasync);
   Result<void> Fallocate(FileHandle& fh, int mode, off_t offset, off_t length);
@@ -251,6 +267,32 @@ class Overlay {
   // Removes `name` from `parent` on every layer: the tiers' parts, and the
   // volume's (a whiteout instead when the name is routed).
   Result<void> RemoveEverywhere(Node* parent, std::string_view name, int route);
+  // Capacity (overlay_spill.cc). The space of a tier, null for the volume.
+  TierSpace* SpaceOf(Layer layer) const;
+  // Moves a file from its full tier to the volume (same path, parents made),
+  // with every open handle pointed at the new file. ENOSPC when it cannot
+  // (a directory, a file with several links, one no longer named).
+  Result<void> Spill(Node* node);
+  // Copy-up before a change, unless the tier is full: then the file is
+  // changed where it is, on the volume.
+  Result<void> PrepareChange(Node* node);
+  // The volume's directory for `dir`, made (like its tier copy) with any
+  // missing ancestors.
+  Result<SharedFd> EnsureLowerDir(Node* dir);
+  // Open handles held still while their file moves between layers: taken
+  // under handles_mu_ (so none is released meanwhile), each exclusively.
+  struct HeldHandles {
+    std::vector<FileHandle*> handles;
+    std::vector<std::unique_lock<std::shared_mutex>> locks;
+  };
+  // Adds the open handles of `node` to `held`, locked. Requires handles_mu_.
+  void HoldHandles(Node* node, HeldHandles* held);
+  // Points the held handles of `node` at its backing file now (after a move),
+  // with the same access mode and flags. Requires handles_mu_.
+  Result<void> RepointHandles(Node* node, HeldHandles& held);
+  // Makes an opaque upper directory transparent again: a whiteout for each
+  // volume entry it hid, then the marker goes.
+  Result<void> UnhideVolume(Node* dir, int upper_fd);
   // RENAME_EXCHANGE where either name is routed.
   Result<void> ExchangeRouted(Node* parent, std::string_view name, Node* new_parent,
                               std::string_view new_name);
@@ -312,6 +354,7 @@ class Overlay {
   std::unique_ptr<FdCache> cache_;
   std::unique_ptr<Resolver> resolver_;
   const dev_t root_dev_;
+  std::array<std::unique_ptr<TierSpace>, 3> spaces_;  // by Layer; none for the volume
 };
 
 }  // namespace detourfs

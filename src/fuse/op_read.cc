@@ -6,7 +6,9 @@
 namespace detourfs::fuseops {
 
 void Read(fuse_req_t req, fuse_ino_t /*ino*/, size_t size, off_t off, fuse_file_info* fi) noexcept {
-  fuse_bufvec buf = FdBufvec(FileOf(fi)->fd->get(), size, off);
+  FileHandle* fh = FileOf(fi);
+  std::shared_lock lock(fh->mu);  // a spill waits until the data is sent
+  fuse_bufvec buf = FdBufvec(fh->fd->get(), size, off);
   fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 }
 

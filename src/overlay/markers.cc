@@ -72,4 +72,9 @@ Result<void> SetOpaque(int dir_fd) {
 
 Result<bool> IsOpaque(int dir_fd) { return HasMarker(dir_fd, kOpaqueXattr); }
 
+Result<void> ClearOpaque(int dir_fd) {
+  Result<void> r = sys::RemoveXattr(dir_fd, kOpaqueXattr);
+  return !r.ok() && r.error() == ENODATA ? Result<void>() : r;
+}
+
 }  // namespace detourfs::markers

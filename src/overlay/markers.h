@@ -42,5 +42,7 @@ Result<bool> IsWhiteout(int dirfd, const char* name, const struct stat& st);
 // Marks the directory open as `dir_fd` (O_PATH is fine) opaque, or asks.
 Result<void> SetOpaque(int dir_fd);
 Result<bool> IsOpaque(int dir_fd);
+// Removes the opaque marker (no-op without one).
+Result<void> ClearOpaque(int dir_fd);
 
 }  // namespace detourfs::markers

@@ -6,6 +6,7 @@
 
 #include "inodes/fd_cache.h"
 #include "inodes/resolver.h"
+#include "store/tier_space.h"
 #include "sys/sys.h"
 
 namespace detourfs {
@@ -19,8 +20,12 @@ Result<std::unique_ptr<Overlay>> Overlay::Open(UniqueFd lower_fd, const OverlayO
   auto cache = std::make_unique<FdCache>(options.fd_cache_capacity);
   auto resolver = std::make_unique<Resolver>(*table, *cache,
                                              std::make_shared<const UniqueFd>(std::move(lower_fd)));
+  std::array<std::unique_ptr<TierSpace>, 3> spaces;
   for (OverlayTier& tier : tiers) {
-    resolver->SetLayerRoot(tier.layer, std::make_shared<const UniqueFd>(std::move(tier.upper)));
+    auto upper = std::make_shared<const UniqueFd>(std::move(tier.upper));
+    resolver->SetLayerRoot(tier.layer, upper);
+    spaces[static_cast<size_t>(tier.layer)] =
+        std::make_unique<TierSpace>(upper, tier.capacity, tier.high_watermark);
   }
   for (const RouteRule& rule : router.rules()) {
     Layer need = rule.tier == TierId::kMemory ? Layer::kMemory
@@ -28,8 +33,10 @@ Result<std::unique_ptr<Overlay>> Overlay::Open(UniqueFd lower_fd, const OverlayO
                                               : Layer::kVolume;
     if (!resolver->HasLayer(need)) return Errno{EINVAL};  // a rule names a tier not given
   }
-  return std::unique_ptr<Overlay>(new Overlay(options, std::move(table), std::move(cache),
-                                              std::move(resolver), st->st_dev, std::move(router)));
+  auto overlay = std::unique_ptr<Overlay>(new Overlay(
+      options, std::move(table), std::move(cache), std::move(resolver), st->st_dev, std::move(router)));
+  overlay->spaces_ = std::move(spaces);
+  return overlay;
 }
 
 Overlay::Overlay(const OverlayOptions& options, std::unique_ptr<InodeTable> table,
@@ -75,7 +82,10 @@ Result<SharedFd> Overlay::FdOf(Node* node) { return resolver_->Fd(node); }
 Result<SharedFd> Overlay::FdOf(Node* node, Layer layer) { return resolver_->Fd(node, layer); }
 
 Result<SharedFd> Overlay::FdOf(Node* node, FileHandle* fh) {
-  if (fh) return fh->fd;
+  if (fh) {
+    std::shared_lock lock(fh->mu);
+    return fh->fd;
+  }
   return FdOf(node);
 }
 
@@ -158,7 +168,7 @@ Result<struct stat> Overlay::SetAttr(uint64_t ino, const SetAttrRequest& req, Fi
       // unlink; report the attributes as they are.
       return GetAttr(ino, fh);
     }
-    DETOURFS_TRY(CopyUp(*node));
+    DETOURFS_TRY(PrepareChange(*node));
   }
   // An open file's fd is a real one; otherwise an O_PATH fd, reached through
   // /proc for the calls that need a path.
@@ -234,7 +244,12 @@ Result<void> Overlay::Access(uint64_t ino, int mask, const Caller& caller) {
   return {};
 }
 
-Result<struct statvfs> Overlay::StatFs(uint64_t /*ino*/) {
+Result<struct statvfs> Overlay::StatFs(uint64_t ino) {
+  // A routed path reports its tier: capacity and what is left of it. The
+  // rest reports the volume.
+  if (Result<Node*> node = NodeOf(ino); node.ok() && !router_.empty()) {
+    if (TierSpace* space = SpaceOf(TierOf((*node)->route()))) return space->StatFs();
+  }
   return sys::Fstatvfs(resolver_->root_fd()->get());
 }
 

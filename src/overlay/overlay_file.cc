@@ -38,7 +38,7 @@ Result<std::unique_ptr<FileHandle>> Overlay::Open(uint64_t ino, int flags) {
   const int backing_flags = BackingFlags(flags, options_.writeback_cache);
   // A routed file still on the volume moves to its tier before it changes.
   if ((backing_flags & O_ACCMODE) != O_RDONLY || (backing_flags & O_TRUNC)) {
-    if (NeedsCopyUp(*node)) DETOURFS_TRY(CopyUp(*node));
+    DETOURFS_TRY(PrepareChange(*node));
   }
   Result<UniqueFd> file = resolver_->Open(*node, backing_flags);
   if (!file.ok()) return Errno{file.error()};
@@ -142,19 +142,38 @@ void Overlay::Release(std::unique_ptr<FileHandle> fh) {
 }
 
 Result<void> Overlay::Fsync(FileHandle& fh, bool datasync) {
+  std::shared_lock lock(fh.mu);
   return sys::Fsync(fh.fd->get(), datasync);
 }
 
 Result<void> Overlay::Fallocate(FileHandle& fh, int mode, off_t offset, off_t length) {
-  return sys::Fallocate(fh.fd->get(), mode, offset, length);
+  for (bool spilled = false;; spilled = true) {
+    std::shared_lock lock(fh.mu);
+    const bool on_tier = fh.node->layer() != Layer::kVolume;
+    Result<void> r = sys::Fallocate(fh.fd->get(), mode, offset, length);
+    if (r.ok() || !on_tier || spilled || (r.error() != ENOSPC && r.error() != EDQUOT)) return r;
+    lock.unlock();
+    if (!Spill(fh.node).ok()) return r;  // a full tier: the file moves on
+  }
 }
 
 Result<size_t> Overlay::CopyFileRange(FileHandle& in, off_t off_in, FileHandle& out, off_t off_out,
                                       size_t len, unsigned int flags) {
-  return sys::CopyFileRange(in.fd->get(), off_in, out.fd->get(), off_out, len, flags);
+  for (bool spilled = false;; spilled = true) {
+    std::shared_lock out_lock(out.mu);
+    std::shared_lock<std::shared_mutex> in_lock;
+    if (&in != &out) in_lock = std::shared_lock(in.mu);
+    const bool on_tier = out.node->layer() != Layer::kVolume;
+    Result<size_t> r = sys::CopyFileRange(in.fd->get(), off_in, out.fd->get(), off_out, len, flags);
+    if (r.ok() || !on_tier || spilled || (r.error() != ENOSPC && r.error() != EDQUOT)) return r;
+    out_lock.unlock();
+    if (in_lock.owns_lock()) in_lock.unlock();
+    if (!Spill(out.node).ok()) return r;  // a full tier: the file moves on
+  }
 }
 
 Result<off_t> Overlay::Lseek(FileHandle& fh, off_t off, int whence) {
+  std::shared_lock lock(fh.mu);
   return sys::Lseek(fh.fd->get(), off, whence);
 }
 

@@ -66,6 +66,7 @@ struct Overlay::TreeCopy {
   };
   std::vector<Moved> moved;
   std::unordered_map<uint64_t, UniqueFd> links;  // node id → O_PATH fd of its copy
+  HeldHandles held;  // open files in the tree: still until they follow their copy
 };
 
 Result<std::vector<std::string>> Overlay::ChildNames(Node* dir) {
@@ -106,6 +107,7 @@ Result<void> Overlay::CopyTreeInto(Node* dir, int dirfd, const char* name, TreeC
     }
     Node* node = child->node;  // the reference is the copy's until it is done
     copy->moved.push_back({node, dir, n, {}});
+    if (!node->is_dir()) HoldHandles(node, &copy->held);
     const size_t at = copy->moved.size() - 1;
     if (node->is_dir()) {
       DETOURFS_TRY(CopyTreeInto(node, out->get(), n.c_str(), copy));
@@ -172,6 +174,7 @@ Result<void> Overlay::MoveDirAcross(Node* node, Node* parent, std::string_view n
   const int tofd = (*to)->get();
   Result<std::string> tmp = FreshName(tofd, node->id());
   if (!tmp.ok()) return Errno{tmp.error()};
+  std::lock_guard handles_lock(handles_mu_);
   TreeCopy copy;
   copy.moved.push_back({node, parent, std::string(name), {}});
   // The references the copy took (all but the moved directory's, which is
@@ -225,6 +228,10 @@ Result<void> Overlay::MoveDirAcross(Node* node, Node* parent, std::string_view n
   for (size_t i = 1; i < copy.moved.size(); ++i) {
     const TreeCopy::Moved& m = copy.moved[i];
     table_->SetRoute(m.node, ChildRoute(m.parent, m.name, m.node->is_dir()));
+  }
+  // Open files follow their copies.
+  for (size_t i = 1; i < copy.moved.size(); ++i) {
+    if (!copy.moved[i].node->is_dir()) DETOURFS_TRY(RepointHandles(copy.moved[i].node, copy.held));
   }
   return {};
 }

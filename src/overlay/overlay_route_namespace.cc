@@ -378,6 +378,10 @@ Result<void> Overlay::MoveAcross(Node* node, Node* parent, std::string_view name
     Result<bool> w = markers::IsWhiteout(tofd, nn.c_str(), *there);
     if (w.ok() && *w) DETOURFS_TRY(sys::UnlinkAt(tofd, nn.c_str(), 0));
   }
+  // Open handles wait while the data moves, then follow it.
+  std::lock_guard handles_lock(handles_mu_);
+  HeldHandles held;
+  HoldHandles(node, &held);
   const std::string tmp_name = ".detourfs-move." + std::to_string(node->id());
   DETOURFS_TRY(CopyNodeInto((*src)->get(), *st, tofd, tmp_name.c_str()));
   Result<void> placed = sys::RenameAt(tofd, tmp_name.c_str(), tofd, nn.c_str(), 0);
@@ -419,7 +423,7 @@ Result<void> Overlay::MoveAcross(Node* node, Node* parent, std::string_view name
   (void)dst;
   table_->Renamed(*nst, parent, name, new_parent, new_name);
   table_->SetRoute(node, dst_route);
-  return {};
+  return RepointHandles(node, held);
 }
 
 }  // namespace detourfs

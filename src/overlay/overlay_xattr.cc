@@ -19,8 +19,7 @@ constexpr int kSymlinkNoXattr = ENODATA;
 Result<void> Overlay::CopyUpIno(uint64_t ino) {
   Result<Node*> node = NodeOf(ino);
   if (!node.ok()) return Errno{node.error()};
-  if (NeedsCopyUp(*node)) return CopyUp(*node);
-  return {};
+  return PrepareChange(*node);
 }
 
 Result<SharedFd> Overlay::XattrFd(uint64_t ino) {

@@ -159,6 +159,35 @@ TEST_P(RoutedRenameTest, ExchangeWithinATierAndAcrossLayers) {
   EXPECT_EQ(Describe(M("note")), plain);
 }
 
+TEST_P(RoutedRenameTest, OpenFilesFollowTheirDataAcrossLayers) {
+  ASSERT_EQ(::mkdir(M("node_modules").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(M("node_modules/build.log"), "start\n"), 0);
+  int log = ::open(M("node_modules/build.log").c_str(), O_WRONLY | O_APPEND);
+  ASSERT_GE(log, 0);
+  // A whole tree moves to the volume while a file in it is open.
+  ASSERT_EQ(::rename(M("node_modules").c_str(), M("node_modules.old").c_str()), 0)
+      << strerror(errno);
+  ASSERT_EQ(::write(log, "after\n", 6), 6);
+  ASSERT_EQ(::fsync(log), 0);
+  ASSERT_EQ(::close(log), 0);
+  EXPECT_EQ(ReadFile(M("node_modules.old/build.log")), "start\nafter\n");
+  EXPECT_EQ(ReadFile(V("node_modules.old/build.log")), "start\nafter\n");
+  // A single file moves onto the tier while open for reading and writing.
+  int fd = ::open(M("node_modules.old/build.log").c_str(), O_RDWR);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::mkdir(M("node_modules").c_str(), 0755), 0);
+  ASSERT_EQ(::rename(M("node_modules.old/build.log").c_str(), M("node_modules/build.log").c_str()),
+            0)
+      << strerror(errno);
+  ASSERT_EQ(::pwrite(fd, "START", 5, 0), 5);
+  ASSERT_EQ(::fsync(fd), 0);
+  char buf[16] = {};
+  ASSERT_EQ(::pread(fd, buf, sizeof(buf), 0), 12);
+  EXPECT_EQ(std::string(buf, 12), "START\nafter\n");
+  ASSERT_EQ(::close(fd), 0);
+  EXPECT_EQ(ReadFile(Mem("node_modules/build.log")), "START\nafter\n");
+}
+
 DETOURFS_MOUNT_TEST_P(RoutedRenameTest);
 
 }  // namespace

@@ -1,0 +1,196 @@
+// Tier capacity on real mounts: a 64 MiB tmpfs memory tier and a directory
+// disk tier configured to 16 MiB. Writing past either never fails and loses
+// nothing (files move to the volume); statfs on a routed path reports the
+// tier's capacity and what is left.
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+#include "lib/files.h"
+#include "lib/mount_test.h"
+#include "lib/tmpfs.h"
+
+namespace detourfs::testing {
+namespace {
+
+constexpr size_t kMiB = size_t{1} << 20;
+
+class CapacityTest : public MountTest {
+ protected:
+  CapacityTest() {
+    char tmpl[] = "/tmp/detourfs-disk-tier.XXXXXX";
+    disk_ = ::mkdtemp(tmpl) != nullptr ? tmpl : "";
+    char ctmpl[] = "/tmp/detourfs-capacity.XXXXXX.toml";
+    int fd = ::mkstemps(ctmpl, 5);
+    if (fd >= 0) ::close(fd);
+    config_ = ctmpl;
+    WriteFile(config_, "[tiers.memory]\nroot = \"" + memory_.path() + "/tier\"\n" +
+                           "[tiers.disk]\nroot = \"" + disk_ + "/tier\"\ncapacity = \"16MiB\"\n" +
+                           "[[route]]\nmatch = \"**/node_modules\"\ntier = \"memory\"\n" +
+                           "[[route]]\nmatch = \"**/dist/\"\ntier = \"disk\"\n");
+  }
+  ~CapacityTest() override {
+    ::unlink(config_.c_str());
+    if (!disk_.empty()) Shell("rm -rf '" + disk_ + "'");
+  }
+  MountConfig Config() const override {
+    MountConfig c = MountTest::Config();
+    c.separate_lower = true;
+    c.extra_args = {"-c", config_};
+    return c;
+  }
+  std::string V(const std::string& rel) const { return fs_->lower() + "/" + rel; }
+  static uint64_t UsedBytes(const std::string& path) {
+    struct statvfs s {};
+    if (::statvfs(path.c_str(), &s) != 0) return 0;
+    return static_cast<uint64_t>(s.f_blocks - s.f_bfree) * s.f_frsize;
+  }
+  // Writes `size` bytes of Pattern(size, seed) to `path` in 1 MiB writes.
+  static int WriteBig(const std::string& path, size_t size, unsigned seed) {
+    const std::string data = Pattern(size, seed);
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) return errno;
+    for (size_t off = 0; off < size; off += kMiB) {
+      const size_t n = std::min(kMiB, size - off);
+      if (::write(fd, data.data() + off, n) != static_cast<ssize_t>(n)) {
+        int err = errno;
+        ::close(fd);
+        return err;
+      }
+    }
+    return ::close(fd) == 0 ? 0 : errno;
+  }
+  void Restart() {
+    ASSERT_EQ(fs_->Stop(), 0);
+    std::string error;
+    ASSERT_TRUE(fs_->Restart(&error)) << error;
+  }
+
+  TmpfsDir memory_{"64M"};
+  std::string disk_;
+  std::string config_;
+};
+
+TEST_P(CapacityTest, TwoHundredMiBIntoASixtyFourMiBTierLosesNothing) {
+  ASSERT_TRUE(memory_.ok());
+  ASSERT_EQ(::mkdir(M("app").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(M("app/node_modules").c_str(), 0755), 0);
+  // 120 packages of 1 MiB, then one 80 MiB file: more than the tier holds,
+  // and one file larger than the whole tier.
+  for (int i = 0; i < 120; ++i) {
+    const std::string dir = M("app/node_modules/pkg" + std::to_string(i));
+    ASSERT_EQ(::mkdir(dir.c_str(), 0755), 0);
+    ASSERT_EQ(WriteBig(dir + "/index.js", kMiB, static_cast<unsigned>(i)), 0) << "package " << i;
+  }
+  ASSERT_EQ(WriteBig(M("app/node_modules/huge.bin"), 80 * kMiB, 999), 0) << strerror(errno);
+  auto check = [&] {
+    for (int i = 0; i < 120; ++i) {
+      const std::string file = M("app/node_modules/pkg" + std::to_string(i) + "/index.js");
+      ASSERT_EQ(ReadFile(file), Pattern(kMiB, static_cast<unsigned>(i))) << file;
+    }
+    ASSERT_EQ(ReadFile(M("app/node_modules/huge.bin")), Pattern(80 * kMiB, 999));
+  };
+  check();
+  // The tier stayed within its size; the volume took the rest.
+  EXPECT_LE(UsedBytes(memory_.path()), 64 * kMiB);
+  EXPECT_EQ(ReadFile(V("app/node_modules/huge.bin")), Pattern(80 * kMiB, 999));
+  EXPECT_EQ(ListDir(M("app/node_modules")).size(), 121U);
+  Restart();
+  check();
+  EXPECT_NE(fs_->Log().find("moved to the volume"), std::string::npos);
+}
+
+TEST_P(CapacityTest, ConfiguredCapacityBoundsATierOnABigFilesystem) {
+  ASSERT_EQ(::mkdir(M("dist").c_str(), 0755), 0);
+  for (int i = 0; i < 40; ++i) {
+    ASSERT_EQ(WriteBig(M("dist/chunk" + std::to_string(i) + ".js"), kMiB, static_cast<unsigned>(i)),
+              0);
+  }
+  for (int i = 0; i < 40; ++i) {
+    ASSERT_EQ(ReadFile(M("dist/chunk" + std::to_string(i) + ".js")),
+              Pattern(kMiB, static_cast<unsigned>(i)));
+  }
+  // At most the capacity (and a refresh interval's worth) landed on the tier.
+  const std::string tier = disk_ + "/tier/upper/dist";
+  EXPECT_LE(std::stoull(ShellOutput("du -sb '" + tier + "' | cut -f1")), 20 * kMiB);
+  EXPECT_GE(ListDir(V("dist")).size(), 20U);
+}
+
+TEST_P(CapacityTest, AFileSpillsWhileItIsOpenAndKeepsItsWrites) {
+  ASSERT_EQ(::mkdir(M("node_modules").c_str(), 0755), 0);
+  // Fill most of the tier, then grow one file through one fd past the rest.
+  ASSERT_EQ(WriteBig(M("node_modules/filler"), 56 * kMiB, 1), 0);
+  const std::string data = Pattern(24 * kMiB, 2);
+  int fd = ::open(M("node_modules/growing").c_str(), O_RDWR | O_CREAT, 0600);
+  ASSERT_GE(fd, 0);
+  for (size_t off = 0; off < data.size(); off += kMiB) {
+    ASSERT_EQ(::pwrite(fd, data.data() + off, kMiB, static_cast<off_t>(off)),
+              static_cast<ssize_t>(kMiB))
+        << strerror(errno);
+    ASSERT_EQ(::fsync(fd), 0) << strerror(errno);  // each write reaches the daemon now
+  }
+  // Read back through the same fd, then by name.
+  std::string back(data.size(), '\0');
+  ASSERT_EQ(::pread(fd, back.data(), back.size(), 0), static_cast<ssize_t>(back.size()));
+  EXPECT_TRUE(back == data);
+  ASSERT_EQ(::close(fd), 0);
+  EXPECT_EQ(ReadFile(M("node_modules/growing")), data);
+  EXPECT_EQ(Lstat(M("node_modules/growing")).st_mode & 07777, 0600U);
+}
+
+TEST_P(CapacityTest, SpillingUnderAnOpaqueDirectoryKeepsTheOldContentHidden) {
+  ASSERT_EQ(::mkdir(V("node_modules").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(V("node_modules/stale.js"), "old install"), 0);
+  ASSERT_EQ(Shell("rm -rf '" + M("node_modules") + "'"), 0);
+  ASSERT_EQ(::mkdir(M("node_modules").c_str(), 0755), 0);  // opaque over the volume's
+  for (int i = 0; i < 80; ++i) {
+    ASSERT_EQ(WriteBig(M("node_modules/f" + std::to_string(i)), kMiB, static_cast<unsigned>(i)), 0);
+  }
+  std::vector<std::string> names = ListDir(M("node_modules"));
+  EXPECT_EQ(names.size(), 80U);
+  int err = 0;
+  Lstat(M("node_modules/stale.js"), &err);
+  EXPECT_EQ(err, ENOENT);
+  for (int i = 0; i < 80; ++i) {
+    ASSERT_EQ(ReadFile(M("node_modules/f" + std::to_string(i))),
+              Pattern(kMiB, static_cast<unsigned>(i)));
+  }
+  Restart();
+  Lstat(M("node_modules/stale.js"), &err);
+  EXPECT_EQ(err, ENOENT);
+  EXPECT_EQ(ListDir(M("node_modules")).size(), 80U);
+}
+
+TEST_P(CapacityTest, StatfsOnARoutedPathReportsItsTier) {
+  ASSERT_EQ(::mkdir(M("dist").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(M("node_modules").c_str(), 0755), 0);
+  struct statvfs dist {}, nm {}, root {}, volume {}, tmpfs {};
+  ASSERT_EQ(::statvfs(M("dist").c_str(), &dist), 0);
+  ASSERT_EQ(::statvfs(M("node_modules").c_str(), &nm), 0);
+  ASSERT_EQ(::statvfs(M("").c_str(), &root), 0);
+  ASSERT_EQ(::statvfs(V("").c_str(), &volume), 0);
+  ASSERT_EQ(::statvfs(memory_.path().c_str(), &tmpfs), 0);
+  // The disk tier: its configured 16 MiB.
+  EXPECT_EQ(static_cast<uint64_t>(dist.f_blocks) * dist.f_frsize, 16 * kMiB);
+  EXPECT_LE(static_cast<uint64_t>(dist.f_bavail) * dist.f_frsize, 16 * kMiB);
+  // The memory tier: the tmpfs's size.
+  EXPECT_EQ(static_cast<uint64_t>(nm.f_blocks) * nm.f_frsize,
+            static_cast<uint64_t>(tmpfs.f_blocks) * tmpfs.f_frsize);
+  // Elsewhere: the volume.
+  EXPECT_EQ(root.f_blocks * root.f_frsize, volume.f_blocks * volume.f_frsize);
+  // Writing into the tier shows in its free space.
+  ASSERT_EQ(WriteBig(M("dist/a.bin"), 4 * kMiB, 3), 0);
+  struct statvfs after {};
+  ASSERT_EQ(::statvfs(M("dist").c_str(), &after), 0);
+  EXPECT_LE(static_cast<uint64_t>(after.f_bavail) * after.f_frsize, 12 * kMiB + kMiB);
+}
+
+DETOURFS_MOUNT_TEST_P(CapacityTest);
+
+}  // namespace
+}  // namespace detourfs::testing
