@@ -72,6 +72,9 @@ class Node {
   Layer layer() const { return layer_.load(std::memory_order_acquire); }
   // The index of the routing rule covering the node, or kNotRouted.
   int route() const { return route_.load(std::memory_order_acquire); }
+  // The inode number reported through the mount when it is not the backing
+  // file's (a file copied up keeps its volume number); 0 otherwise.
+  uint64_t ino() const { return ino_.load(std::memory_order_acquire); }
 
  private:
   friend class InodeTable;
@@ -87,6 +90,7 @@ class Node {
   BackingId backing_;
   std::atomic<Layer> layer_{Layer::kVolume};
   std::atomic<int> route_{kNotRouted};
+  std::atomic<uint64_t> ino_{0};
   uint64_t nlookup_ = 0;
   uint32_t pins_ = 0;
   bool indexed_ = false;
@@ -140,9 +144,9 @@ class InodeTable {
   // The node for `name` in `parent`, whose backing file has stat `st`, found
   // by identity or created; takes one lookup reference and records the alias.
   // `layer` and `route` describe a node created here (a node found by
-  // identity keeps its own).
+  // identity keeps its own). `created`, if given, says which it was.
   Node* Remember(Node* parent, std::string_view name, const struct stat& st,
-                 Layer layer = Layer::kVolume, int route = kNotRouted);
+                 Layer layer = Layer::kVolume, int route = kNotRouted, bool* created = nullptr);
 
   // The node's file is now the one with stat `st` on `layer` (after a
   // copy-up): the identity index follows, the node id stays.
@@ -150,6 +154,8 @@ class InodeTable {
 
   // The node moved under another rule (a rename across routed subtrees).
   void SetRoute(Node* node, int route) { node->route_.store(route, std::memory_order_release); }
+  // Pins the inode number reported for `node` (0: its backing file's).
+  void KeepIno(Node* node, uint64_t ino) { node->ino_.store(ino, std::memory_order_release); }
 
   // The node's path from the root ("" for the root), by its most recent
   // names; empty with `ok` false if it has lost its name.

@@ -226,6 +226,9 @@ class Overlay {
   // Moves a routed node still on the volume to its tier: data, mode, owner,
   // times, xattrs. Its node id stays. No-op for nodes already up.
   Result<void> CopyUp(Node* node);
+  // Pins the inode number a tier file copied up from the volume recorded
+  // (`name` in `dirfd`), for a node just created for it.
+  void KeepOrigin(Node* node, int dirfd, const char* name);
   // Whether `node` needs a copy-up before it changes.
   bool NeedsCopyUp(Node* node) const;
   // st_nlink 1 for a directory whose entries span layers.
@@ -307,6 +310,9 @@ class Overlay {
   // The reported inode number: the backing one, mixed with the device when a
   // file lives on another filesystem mounted inside the lower directory.
   void ReportIno(struct stat& st) const;
+  // The attributes to report for `node`: its pinned inode number if it has
+  // one (kept across copy-up), else as ReportIno.
+  void Report(Node* node, struct stat& st) const;
   Result<Entry> Found(Node* parent, std::string_view name, UniqueFd fd, struct stat st,
                       Layer layer = Layer::kVolume, int route = kNotRouted);
   // Looks `name` up in `parent` (whose fd is `parent_fd`) with one fstatat.

@@ -46,9 +46,10 @@ Node* InodeTable::NodeByBacking(const struct stat& st) {
 }
 
 Node* InodeTable::Remember(Node* parent, std::string_view name, const struct stat& st, Layer layer,
-                           int route) {
+                           int route, bool* created) {
   std::lock_guard lock(mu_);
   Node* node = NodeByBacking(st);
+  if (created) *created = node == nullptr;
   if (!node) {
     auto owned = std::unique_ptr<Node>(
         new Node(next_id_++, st.st_mode & S_IFMT, BackingId{st.st_dev, st.st_ino}));

@@ -25,6 +25,9 @@ namespace detourfs::markers {
 
 inline constexpr const char* kWhiteoutXattr = "trusted.detourfs.whiteout";
 inline constexpr const char* kOpaqueXattr = "trusted.detourfs.opaque";
+// On a file copied up: the inode number (8 bytes, host order) it had through
+// the mount, which it keeps.
+inline constexpr const char* kOriginXattr = "trusted.detourfs.origin";
 
 // True for the xattr names detourfs keeps for itself.
 bool IsReservedXattr(std::string_view name);

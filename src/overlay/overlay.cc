@@ -97,11 +97,16 @@ void Overlay::ReportIno(struct stat& st) const {
   }
 }
 
+void Overlay::Report(Node* node, struct stat& st) const {
+  ReportIno(st);
+  if (uint64_t pinned = node->ino(); pinned != 0) st.st_ino = static_cast<ino_t>(pinned);
+}
+
 Result<Entry> Overlay::Found(Node* parent, std::string_view name, UniqueFd fd, struct stat st,
                              Layer layer, int route) {
   Node* node = table_->Remember(parent, name, st, layer, route);
   resolver_->Prime(node, std::move(fd));
-  ReportIno(st);
+  Report(node, st);
   return Entry{node, st};
 }
 
@@ -118,7 +123,7 @@ Result<Entry> Overlay::Stat(Node* parent, int parent_fd, std::string_view name) 
   // rm -rf) are never opened, and the resolver opens the rest on demand.
   const int route = router_.empty() ? kNotRouted : ChildRoute(parent, name, S_ISDIR(st->st_mode));
   Entry e{table_->Remember(parent, name, *st, Layer::kVolume, route), *st};
-  ReportIno(e.attr);
+  Report(e.node, e.attr);
   return e;
 }
 
@@ -152,7 +157,7 @@ Result<struct stat> Overlay::GetAttr(uint64_t ino, FileHandle* fh) {
   if (!fd.ok()) return Errno{fd.error()};
   Result<struct stat> st = sys::Fstat((*fd)->get());
   if (st.ok()) {
-    ReportIno(*st);
+    Report(*node, *st);
     if (!router_.empty()) MergedDirLinks(*node, *st);
   }
   return st;
@@ -208,7 +213,7 @@ Result<struct stat> Overlay::SetAttr(uint64_t ino, const SetAttrRequest& req, Fi
   }
   Result<struct stat> st = sys::Fstat(f);
   if (st.ok()) {
-    ReportIno(*st);
+    Report(*node, *st);
     if (!router_.empty()) MergedDirLinks(*node, *st);
   }
   return st;

@@ -113,7 +113,7 @@ Result<std::pair<Entry, std::unique_ptr<FileHandle>>> Overlay::Create(uint64_t p
   // The open fd is not primed into the cache: a cached writable fd would keep
   // the file busy for exec (ETXTBSY) after the caller closed it.
   Entry e{table_->Remember(*parent, name, *st, place->layer, place->route), *st};
-  ReportIno(e.attr);
+  Report(e.node, e.attr);
   auto fh = std::make_unique<FileHandle>();
   fh->node = e.node;
   fh->writable = true;

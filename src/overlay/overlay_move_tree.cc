@@ -221,6 +221,7 @@ Result<void> Overlay::MoveDirAcross(Node* node, Node* parent, std::string_view n
   DETOURFS_TRY(RemoveEverywhere(parent, name, src_route));
   for (const TreeCopy::Moved& m : copy.moved) {
     table_->Rebind(m.node, m.st, dst_tier);
+    table_->KeepIno(m.node, 0);  // a new file, as mv across filesystems makes
     resolver_->Drop(m.node->id());
   }
   table_->Renamed(copy.moved[0].st, parent, name, new_parent, new_name);

@@ -148,7 +148,7 @@ Result<Entry> Overlay::Link(uint64_t ino, uint64_t new_parent_ino, std::string_v
   Result<struct stat> st = sys::Fstat((*fd)->get());
   if (!st.ok()) return Errno{st.error()};
   Entry e{table_->Remember(*new_parent, new_name, *st, place->layer, place->route), *st};
-  ReportIno(e.attr);
+  Report(e.node, e.attr);
   return e;
 }
 

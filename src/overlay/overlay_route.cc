@@ -148,8 +148,11 @@ Result<Entry> Overlay::LookupRouted(Node* parent, std::string_view name, int rou
       Result<bool> whiteout = markers::IsWhiteout((*up)->get(), n.c_str(), *st);
       if (!whiteout.ok()) return Errno{whiteout.error()};
       if (*whiteout) return Errno{ENOENT};
-      Entry e{table_->Remember(parent, name, *st, tier, route), *st};
-      ReportIno(e.attr);
+      bool created = false;
+      Entry e{table_->Remember(parent, name, *st, tier, route, &created), *st};
+      // A file copied up before the kernel last forgot it: its volume number.
+      if (created && S_ISREG(st->st_mode)) KeepOrigin(e.node, (*up)->get(), n.c_str());
+      Report(e.node, e.attr);
       MergedDirLinks(e.node, e.attr);
       return e;
     }
@@ -169,8 +172,17 @@ Result<Entry> Overlay::LookupRouted(Node* parent, std::string_view name, int rou
   // Directory-only rules ("dist/") do not cover a file of that name.
   const int actual = S_ISDIR(st->st_mode) ? route : ChildRoute(parent, name, false);
   Entry e{table_->Remember(parent, name, *st, Layer::kVolume, actual), *st};
-  ReportIno(e.attr);
+  Report(e.node, e.attr);
   return e;
+}
+
+void Overlay::KeepOrigin(Node* node, int dirfd, const char* name) {
+  Result<UniqueFd> fd = sys::OpenBeneath(dirfd, name, O_PATH | O_NOFOLLOW);
+  if (!fd.ok()) return;
+  uint64_t ino = 0;
+  Result<size_t> got = sys::GetXattr(fd->get(), markers::kOriginXattr, &ino, sizeof(ino));
+  if (got.ok() && *got == sizeof(ino) && ino != 0) table_->KeepIno(node, ino);
+  resolver_->Prime(node, std::move(*fd));
 }
 
 Result<SharedFd> Overlay::EnsureUpperDir(Node* dir, Layer tier) {
@@ -233,6 +245,20 @@ Result<void> Overlay::CopyUp(Node* node) {
   if (!fd.ok()) return Errno{fd.error()};
   Result<struct stat> ust = sys::Fstat(fd->get());
   if (!ust.ok()) return Errno{ust.error()};
+  // The copy keeps the inode number the volume file had through the mount,
+  // recorded on it for when the kernel has forgotten the node. The volume
+  // file stays (until a flush replaces it), so no other file gets that
+  // number — unless it has other links, which keep showing it.
+  if (st->st_nlink == 1) {
+    struct stat seen = *st;
+    Report(node, seen);
+    const uint64_t ino = seen.st_ino;
+    if (Result<void> r = sys::SetXattr(fd->get(), markers::kOriginXattr, &ino, sizeof(ino), 0);
+        !r.ok() && r.error() != ENOTSUP) {
+      return r;
+    }
+    table_->KeepIno(node, ino);
+  }
   table_->Rebind(node, *ust, tier);
   resolver_->Drop(node->id(), Layer::kVolume);
   resolver_->Prime(node, tier, std::move(*fd));

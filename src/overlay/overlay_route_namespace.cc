@@ -395,6 +395,7 @@ Result<void> Overlay::MoveAcross(Node* node, Node* parent, std::string_view name
   if (!nst.ok()) return Errno{nst.error()};
   // The node is the moved file now; then the source name goes.
   table_->Rebind(node, *nst, dst_tier);
+  table_->KeepIno(node, 0);  // a new file, as mv across filesystems makes
   resolver_->Drop(node->id());
   resolver_->Prime(node, dst_tier, std::move(*fd));
   const std::string n(name);

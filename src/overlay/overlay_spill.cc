@@ -112,6 +112,7 @@ Result<void> Overlay::Spill(Node* node) {
   if (!nst.ok()) return Errno{nst.error()};
   DETOURFS_TRY(sys::UnlinkAt(upfd, name, 0));
   table_->Rebind(node, *nst, Layer::kVolume);
+  table_->KeepIno(node, 0);  // the tier's number is free for reuse now
   resolver_->Drop(node->id());
   resolver_->Prime(node, Layer::kVolume, std::move(*fd));
   DETOURFS_TRY(RepointHandles(node, held));

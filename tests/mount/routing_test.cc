@@ -9,6 +9,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -75,6 +76,16 @@ TEST_P(RoutingTest, FirstChangeCopiesAVolumeFileUpWithItsMetadata) {
   EXPECT_EQ(::getxattr(Mem("node_modules/a.js").c_str(), "user.tag", v, sizeof(v)), 1);
   struct stat after = Lstat(M("node_modules/a.js"));
   EXPECT_EQ(after.st_uid, before.st_uid);
+  // The inode number stays, now and after the kernel forgot the file.
+  EXPECT_EQ(after.st_ino, before.st_ino);
+  Restart();
+  EXPECT_EQ(Lstat(M("node_modules/a.js")).st_ino, before.st_ino);
+  EXPECT_EQ(ReadFile(M("node_modules/a.js")), "original+more");
+  // The record of it is not visible through the mount.
+  char names[256] = {};
+  const ssize_t len = ::listxattr(M("node_modules/a.js").c_str(), names, sizeof(names));
+  EXPECT_EQ(std::string(names, static_cast<size_t>(std::max<ssize_t>(len, 0))).find("detourfs"),
+            std::string::npos);
   // chmod alone copies up too.
   ASSERT_EQ(WriteFile(V("node_modules/b.js"), "b"), 0);
   ASSERT_EQ(::chmod(M("node_modules/b.js").c_str(), 0600), 0);
