@@ -50,6 +50,9 @@ Result<void> CopyNodeInto(int src, const struct stat& st, int dirfd, const char*
 // Copies the xattrs of `from` to `to` (both O_PATH fds), reserved ones and
 // those the target refuses as unsupported excepted.
 Result<void> CopyXattrs(int from, int to);
+// Copies the data of `in` to `out` (open fds, from their current offsets),
+// sparse-unaware; across filesystems by plain reads and writes.
+Result<void> CopyData(int in, int out);
 
 // The process making a request.
 struct Caller {
@@ -185,6 +188,8 @@ class Overlay {
   // called again). A tier that is full or at its capacity does not fail the
   // write: the file spills to the volume and the write goes on there.
   using WriteFn = std::function<ssize_t(int fd, off_t off, size_t size)>;
+  // The handle's fd now (a spill may point the handle at another file later).
+  SharedFd FdOf(FileHandle& fh) const;
   Result<size_t> Write(FileHandle& fh, off_t off, size_t size, const WriteFn& write);
   void ReleaseDir(std::unique_ptr<DirHandle> dh);
   Result<void> Fsync(FileHandle& fh, bool datasync);
@@ -229,6 +234,11 @@ class Overlay {
   // Pins the inode number a tier file copied up from the volume recorded
   // (`name` in `dirfd`), for a node just created for it.
   void KeepOrigin(Node* node, int dirfd, const char* name);
+  // During copy-up of a file with several names: links the copy (`first_name`
+  // in `first_dir`) under each other name in `locs`, when all are routed to
+  // `tier`.
+  Result<void> LinkUpOtherNames(Node* node, const std::vector<Location>& locs, int first_dir,
+                                const char* first_name, Layer tier);
   // Whether `node` needs a copy-up before it changes.
   bool NeedsCopyUp(Node* node) const;
   // st_nlink 1 for a directory whose entries span layers.
@@ -276,9 +286,17 @@ class Overlay {
   // with every open handle pointed at the new file. ENOSPC when it cannot
   // (a directory, a file with several links, one no longer named).
   Result<void> Spill(Node* node);
+  // Spill of a file unlinked while open (`src`, stat `st`): to an unnamed
+  // file on the volume's filesystem.
+  Result<void> SpillUnnamed(Node* node, const UniqueFd& src, const struct stat& st);
   // Copy-up before a change, unless the tier is full: then the file is
   // changed where it is, on the volume.
   Result<void> PrepareChange(Node* node);
+  // The volume's directory for routed `parent`, ready to serve `name` from
+  // the volume: nothing on `tier` hides it (an opaque parent becomes
+  // whiteouts, a whiteout goes), and a stale volume entry under the name,
+  // which the tier hid, is removed.
+  Result<SharedFd> VolumeSideOf(Node* parent, const std::string& name, Layer tier);
   // The volume's directory for `dir`, made (like its tier copy) with any
   // missing ancestors.
   Result<SharedFd> EnsureLowerDir(Node* dir);

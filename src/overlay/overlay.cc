@@ -204,7 +204,8 @@ Result<struct stat> Overlay::SetAttr(uint64_t ino, const SetAttrRequest& req, Fi
       // name in its parent.
       std::vector<Location> locs = table_->Locations(*node);
       if (locs.empty()) return Errno{ESTALE};
-      Result<SharedFd> pfd = FdOf(locs.front().parent.get());
+      // The parent's directory on the layer the file is on.
+      Result<SharedFd> pfd = FdOf(locs.front().parent.get(), (*node)->layer());
       if (!pfd.ok()) return Errno{pfd.error()};
       DETOURFS_TRY(sys::UtimensAt((*pfd)->get(), locs.front().name.c_str(), times));
     } else {

@@ -47,7 +47,24 @@ Result<std::unique_ptr<FileHandle>> Overlay::Open(uint64_t ino, int flags) {
   fh->writable = (backing_flags & O_ACCMODE) != O_RDONLY;
   fh->fd = std::make_shared<const UniqueFd>(std::move(*file));
   table_->AddOpenFd(*node, fh->fd);
-  Track(fh.get());
+  {
+    // Tracked from here on, the handle follows spills and moves. One that
+    // ran since the fd was opened has rebound the node: reopen.
+    std::lock_guard lock(handles_mu_);
+    files_.insert(fh.get());
+    Result<struct stat> st = sys::Fstat(fh->fd->get());
+    const BackingId now = table_->Backing(*node);
+    if (st.ok() && (st->st_dev != now.dev || st->st_ino != now.ino)) {
+      table_->RemoveOpenFd(*node, fh->fd);  // or the resolver would hand it back
+      Result<UniqueFd> again = resolver_->Open(*node, backing_flags & ~O_TRUNC);
+      if (!again.ok()) {
+        files_.erase(fh.get());
+        return Errno{again.error()};
+      }
+      fh->fd = std::make_shared<const UniqueFd>(std::move(*again));
+      table_->AddOpenFd(*node, fh->fd);
+    }
+  }
   return fh;
 }
 
@@ -139,6 +156,11 @@ void Overlay::Release(std::unique_ptr<FileHandle> fh) {
   }
   table_->RemoveOpenFd(node, fh->fd);
   if (!table_->Find(id)) resolver_->Drop(id);  // that was the node's last reference
+}
+
+SharedFd Overlay::FdOf(FileHandle& fh) const {
+  std::shared_lock lock(fh.mu);
+  return fh.fd;
 }
 
 Result<void> Overlay::Fsync(FileHandle& fh, bool datasync) {

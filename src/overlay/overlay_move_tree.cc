@@ -17,29 +17,12 @@
 
 #include "detourfs/overlay.h"
 #include "inodes/resolver.h"
-#include "overlay/dir_entries.h"
+#include "overlay/backing_tree.h"
 #include "overlay/markers.h"
 #include "sys/sys.h"
 
 namespace detourfs {
 namespace {
-
-// Removes `name` in `dirfd` and, for a directory, everything beneath it —
-// on one backing filesystem, never following a symlink.
-Result<void> RemoveTreeAt(int dirfd, const char* name) {
-  Result<UniqueFd> dir = sys::OpenBeneath(dirfd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW);
-  if (!dir.ok()) {
-    if (dir.error() != ENOTDIR && dir.error() != ELOOP) return Errno{dir.error()};
-    return sys::UnlinkAt(dirfd, name, 0);
-  }
-  std::vector<std::string> names;
-  DETOURFS_TRY(ForEachEntry(dir->get(), [&](std::string_view n, ino_t, mode_t) -> Result<void> {
-    names.emplace_back(n);
-    return {};
-  }));
-  for (const std::string& n : names) DETOURFS_TRY(RemoveTreeAt(dir->get(), n.c_str()));
-  return sys::UnlinkAt(dirfd, name, AT_REMOVEDIR);
-}
 
 // A name in `dirfd` that does not exist yet, for building something unseen.
 Result<std::string> FreshName(int dirfd, uint64_t id) {

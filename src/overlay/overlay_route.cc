@@ -11,7 +11,7 @@
 
 #include "detourfs/overlay.h"
 #include "inodes/resolver.h"
-#include "overlay/dir_entries.h"
+#include "overlay/backing_tree.h"
 #include "overlay/markers.h"
 #include "sys/sys.h"
 
@@ -38,9 +38,6 @@ Result<void> CopyXattrs(int from, int to) {
   return {};
 }
 
-namespace {
-
-// Copies the data of `in` to `out` (open fds), sparse-unaware.
 Result<void> CopyData(int in, int out) {
   for (;;) {
     ssize_t n = ::copy_file_range(in, nullptr, out, nullptr, size_t{1} << 30, 0);
@@ -66,7 +63,7 @@ Result<void> CopyData(int in, int out) {
   }
 }
 
-}  // namespace
+
 
 Result<void> CopyNodeInto(int src, const struct stat& st, int dirfd, const char* name) {
   if (S_ISREG(st.st_mode)) {
@@ -221,6 +218,25 @@ Result<SharedFd> Overlay::EnsureUpperDir(Node* dir, Layer tier) {
   return shared;
 }
 
+Result<void> Overlay::LinkUpOtherNames(Node* node, const std::vector<Location>& locs, int first_dir,
+                                       const char* first_name, Layer tier) {
+  for (size_t i = 1; i < locs.size(); ++i) {
+    if (TierOf(ChildRoute(locs[i].parent.get(), locs[i].name, false)) != tier) return {};
+  }
+  Result<UniqueFd> copy = sys::OpenBeneath(first_dir, first_name, O_PATH | O_NOFOLLOW);
+  if (!copy.ok()) return Errno{copy.error()};
+  for (size_t i = 1; i < locs.size(); ++i) {
+    Result<SharedFd> dir = EnsureUpperDir(locs[i].parent.get(), tier);
+    if (!dir.ok()) return Errno{dir.error()};
+    const char* n = locs[i].name.c_str();
+    // A name already on the tier is another file's: leave it be.
+    if (sys::StatAt((*dir)->get(), n).ok()) continue;
+    DETOURFS_TRY(sys::LinkFd(copy->get(), (*dir)->get(), n));
+  }
+  (void)node;
+  return {};
+}
+
 Result<void> Overlay::CopyUp(Node* node) {
   std::lock_guard lock(copy_up_mu_);
   if (!NeedsCopyUp(node)) return {};
@@ -241,6 +257,13 @@ Result<void> Overlay::CopyUp(Node* node) {
   if (!st.ok()) return Errno{st.error()};
   const char* name = loc.name.c_str();
   DETOURFS_TRY(CopyNodeInto((*src)->get(), *st, pfd, name));
+  // A file with several names on the volume keeps them linked when the table
+  // knows them all and all are routed to this tier: each becomes a link to
+  // the copy (the volume's names stay, hidden). Otherwise the copy is this
+  // name's alone, as in overlayfs without an index.
+  if (st->st_nlink > 1 && locs.size() >= st->st_nlink) {
+    DETOURFS_TRY(LinkUpOtherNames(node, locs, pfd, name, tier));
+  }
   Result<UniqueFd> fd = sys::OpenBeneath(pfd, name, O_PATH);
   if (!fd.ok()) return Errno{fd.error()};
   Result<struct stat> ust = sys::Fstat(fd->get());

@@ -97,6 +97,25 @@ Result<void> Overlay::RemoveRouted(Node* parent, std::string_view name, int flag
     Result<bool> empty = IsEmptyDir(node);
     if (!empty.ok()) return Errno{empty.error()};
     if (!*empty) return Errno{ENOTEMPTY};
+  } else if (NeedsCopyUp(node)) {
+    // One name of a volume file with several goes: its other names must see
+    // the link count drop, which a whiteout alone would not show. Up to the
+    // tier with all its names first; with the tier full, the name goes from
+    // the volume itself (as every change to such a file does then).
+    Result<SharedFd> vfd = resolver_->Fd(node, Layer::kVolume);
+    Result<struct stat> vst = vfd.ok() ? sys::Fstat((*vfd)->get()) : Errno{vfd.error()};
+    if (vst.ok() && vst->st_nlink > 1) {
+      DETOURFS_TRY(PrepareChange(node));
+      if (node->layer() == Layer::kVolume) {
+        Result<SharedFd> low = resolver_->Fd(parent, Layer::kVolume);
+        if (!low.ok()) return Errno{low.error()};
+        Result<Victim> victim = OpenVictim((*low)->get(), n.c_str());
+        if (!victim.ok()) return Errno{victim.error()};
+        DETOURFS_TRY(sys::UnlinkAt((*low)->get(), n.c_str(), 0));
+        KeepIfLastLink(parent, name, std::move(*victim));
+        return {};
+      }
+    }
   }
   // Does the volume still have the name (not hidden by an opaque parent)?
   bool on_volume = node->layer() == Layer::kVolume;

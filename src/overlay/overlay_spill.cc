@@ -9,13 +9,14 @@
 #include <algorithm>
 #include <cstring>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 
 #include <spdlog/spdlog.h>
 
 #include "detourfs/overlay.h"
 #include "inodes/resolver.h"
-#include "overlay/dir_entries.h"
+#include "overlay/backing_tree.h"
 #include "overlay/markers.h"
 #include "store/tier_space.h"
 #include "sys/sys.h"
@@ -68,55 +69,114 @@ Result<size_t> Overlay::Write(FileHandle& fh, off_t off, size_t size, const Writ
   return done;
 }
 
+Result<SharedFd> Overlay::VolumeSideOf(Node* parent, const std::string& name, Layer tier) {
+  Result<SharedFd> up = resolver_->Fd(parent, tier);
+  if (up.ok()) {
+    const int upfd = (*up)->get();
+    // Nothing on the tier may hide the volume's entry: not an opaque parent,
+    // not a whiteout.
+    if (Result<bool> opaque = markers::IsOpaque(upfd); opaque.ok() && *opaque) {
+      DETOURFS_TRY(UnhideVolume(parent, upfd));
+    }
+    if (Result<struct stat> st = sys::StatAt(upfd, name.c_str()); st.ok()) {
+      Result<bool> w = markers::IsWhiteout(upfd, name.c_str(), *st);
+      if (w.ok() && *w) DETOURFS_TRY(sys::UnlinkAt(upfd, name.c_str(), 0));
+    }
+  } else if (up.error() != ENOENT) {
+    return Errno{up.error()};
+  }
+  Result<SharedFd> low = EnsureLowerDir(parent);
+  if (!low.ok()) return low;
+  // A stale volume entry under the name was hidden by the tier: it goes.
+  if (Result<struct stat> st = sys::StatAt((*low)->get(), name.c_str()); st.ok()) {
+    DETOURFS_TRY(RemoveTreeAt((*low)->get(), name.c_str()));
+  }
+  return low;
+}
+
 Result<void> Overlay::Spill(Node* node) {
   std::lock_guard copy_lock(copy_up_mu_);
   const Layer tier = node->layer();
   if (tier == Layer::kVolume) return {};  // another writer moved it meanwhile
   if (node->is_dir()) return Errno{ENOSPC};
-  std::vector<Location> locs = table_->Locations(node);
-  if (locs.size() != 1) return Errno{ENOSPC};  // unnamed, or hard links on the tier
-  const Location& loc = locs.front();
-  Node* parent = loc.parent.get();
-  const char* name = loc.name.c_str();
   Result<SharedFd> src = resolver_->Fd(node, tier);
   if (!src.ok()) return Errno{src.error()};
   Result<struct stat> st = sys::Fstat((*src)->get());
   if (!st.ok()) return Errno{st.error()};
-  if (st->st_nlink > 1) return Errno{ENOSPC};
-  Result<SharedFd> up = resolver_->Fd(parent, tier);
-  if (!up.ok()) return Errno{up.error()};
-  const int upfd = (*up)->get();
-  // Once the tier's copy goes, the volume's must show: not hidden by an
-  // opaque parent.
-  if (Result<bool> opaque = markers::IsOpaque(upfd); opaque.ok() && *opaque) {
-    DETOURFS_TRY(UnhideVolume(parent, upfd));
-  }
-  Result<SharedFd> low = EnsureLowerDir(parent);
-  if (!low.ok()) return Errno{low.error()};
-  const int lowfd = (*low)->get();
+  // Every name of the file moves with it; one the table does not know (the
+  // kernel never looked it up) could not be found.
+  std::vector<Location> locs = table_->Locations(node);
+  if (locs.empty() && st->st_nlink == 0) return SpillUnnamed(node, **src, *st);
+  if (locs.empty() || locs.size() < st->st_nlink) return Errno{ENOSPC};
 
   // Every open handle of the file waits while its data moves.
   std::lock_guard handles_lock(handles_mu_);
   HeldHandles held;
   HoldHandles(node, &held);
   const std::string tmp = ".detourfs-spill." + std::to_string(node->id());
-  DETOURFS_TRY(CopyNodeInto((*src)->get(), *st, lowfd, tmp.c_str()));
-  // Over whatever stale file the volume had under the name (the tier's hid it).
-  if (Result<void> r = sys::RenameAt(lowfd, tmp.c_str(), lowfd, name, 0); !r.ok()) {
-    (void)sys::UnlinkAt(lowfd, tmp.c_str(), 0);
-    return r;
+  std::optional<UniqueFd> moved;  // the volume copy, once made
+  for (const Location& loc : locs) {
+    Result<SharedFd> low = VolumeSideOf(loc.parent.get(), loc.name, tier);
+    if (!low.ok()) return Errno{low.error()};
+    const int lowfd = (*low)->get();
+    Result<void> made = moved ? sys::LinkFd(moved->get(), lowfd, tmp.c_str())
+                              : CopyNodeInto((*src)->get(), *st, lowfd, tmp.c_str());
+    if (made.ok()) made = sys::RenameAt(lowfd, tmp.c_str(), lowfd, loc.name.c_str(), 0);
+    if (!made.ok()) {
+      (void)sys::UnlinkAt(lowfd, tmp.c_str(), 0);
+      return made;  // the tier's copy stays: nothing lost
+    }
+    if (!moved) {
+      Result<UniqueFd> fd = sys::OpenBeneath(lowfd, loc.name.c_str(), O_PATH | O_NOFOLLOW);
+      if (!fd.ok()) return Errno{fd.error()};
+      moved = std::move(*fd);
+    }
   }
-  Result<UniqueFd> fd = sys::OpenBeneath(lowfd, name, O_PATH | O_NOFOLLOW);
-  if (!fd.ok()) return Errno{fd.error()};
-  Result<struct stat> nst = sys::Fstat(fd->get());
+  Result<struct stat> nst = sys::Fstat(moved->get());
   if (!nst.ok()) return Errno{nst.error()};
-  DETOURFS_TRY(sys::UnlinkAt(upfd, name, 0));
+  // The volume has every name now: the tier's go.
+  for (const Location& loc : locs) {
+    Result<SharedFd> up = resolver_->Fd(loc.parent.get(), tier);
+    if (!up.ok()) return Errno{up.error()};
+    DETOURFS_TRY(sys::UnlinkAt((*up)->get(), loc.name.c_str(), 0));
+  }
   table_->Rebind(node, *nst, Layer::kVolume);
   table_->KeepIno(node, 0);  // the tier's number is free for reuse now
   resolver_->Drop(node->id());
-  resolver_->Prime(node, Layer::kVolume, std::move(*fd));
+  resolver_->Prime(node, Layer::kVolume, std::move(*moved));
   DETOURFS_TRY(RepointHandles(node, held));
-  spdlog::info("tier full: '{}' ({} bytes) moved to the volume", loc.name, nst->st_size);
+  spdlog::info("tier full: '{}' ({} bytes) moved to the volume", locs.front().name, nst->st_size);
+  return {};
+}
+
+Result<void> Overlay::SpillUnnamed(Node* node, const UniqueFd& src, const struct stat& st) {
+  // Unlinked while open: its data moves to an unnamed file on the volume's
+  // filesystem, which lives as long as the handles do.
+  std::lock_guard handles_lock(handles_mu_);
+  HeldHandles held;
+  HoldHandles(node, &held);
+  int tmp = ::openat(resolver_->root_fd()->get(), ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  if (tmp < 0) return Errno{errno};
+  UniqueFd out(tmp);
+  Result<UniqueFd> in = sys::Reopen(src.get(), O_RDONLY);
+  if (!in.ok()) return Errno{in.error()};
+  DETOURFS_TRY(CopyData(in->get(), out.get()));
+  DETOURFS_TRY(sys::Fchmod(out.get(), st.st_mode & 07777));
+  DETOURFS_TRY(sys::ChownFd(out.get(), st.st_uid, st.st_gid));
+  Result<struct stat> nst = sys::Fstat(out.get());
+  if (!nst.ok()) return Errno{nst.error()};
+  for (FileHandle* fh : held.handles) {
+    Result<UniqueFd> f = sys::Reopen(out.get(), ReopenFlags(fh->fd->get()));
+    if (!f.ok()) return Errno{f.error()};
+    table_->RemoveOpenFd(node, fh->fd);
+    fh->fd = std::make_shared<const UniqueFd>(std::move(*f));
+    table_->AddOpenFd(node, fh->fd);
+  }
+  table_->Rebind(node, *nst, Layer::kVolume);
+  table_->KeepIno(node, 0);
+  resolver_->Drop(node->id());
+  table_->SetOrphanFd(node, std::make_shared<const UniqueFd>(std::move(out)));
+  spdlog::info("tier full: an unlinked open file ({} bytes) moved to the volume", st.st_size);
   return {};
 }
 
@@ -186,6 +246,13 @@ Result<SharedFd> Overlay::EnsureLowerDir(Node* dir) {
   Result<void> made = sys::MkdirAt(pfd, loc.name.c_str(), 0700);
   if (!made.ok() && made.error() != EEXIST) return Errno{made.error()};
   Result<UniqueFd> fd = sys::OpenBeneath(pfd, loc.name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW);
+  if (!fd.ok() && (fd.error() == ENOTDIR || fd.error() == ELOOP)) {
+    // A stale non-directory, hidden by the tier's directory, holds the name.
+    DETOURFS_TRY(sys::UnlinkAt(pfd, loc.name.c_str(), 0));
+    made = sys::MkdirAt(pfd, loc.name.c_str(), 0700);
+    if (!made.ok()) return Errno{made.error()};
+    fd = sys::OpenBeneath(pfd, loc.name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW);
+  }
   if (!fd.ok()) return Errno{fd.error()};
   if (made.ok()) {
     DETOURFS_TRY(sys::ChownFd(fd->get(), st->st_uid, st->st_gid));

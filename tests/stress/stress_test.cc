@@ -52,16 +52,18 @@ DETOURFS_MOUNT_TEST_P(StressTest);
 // made directly on the volume first (--prefill): lookups through both layers,
 // copy-up, whiteouts, opaque directories, merged listings and renames all
 // meet each other.
-TEST(RoutedStressTest, RoutedSubtreeOverVolumeContentAgreesWithTmpfs) {
+// Runs the checker inside node_modules routed to a memory tier, over volume
+// content made first; `capacity` (a config size, or empty) bounds the tier.
+void RunRouted(const std::string& capacity, int ops) {
   std::string why;
   if (!CanMount(&why)) GTEST_SKIP() << why;
   TmpfsDir ref("512M");
   TmpfsDir memory("512M");
   ASSERT_TRUE(ref.ok() && memory.ok());
   const std::string config = memory.path() + "/detourfs.toml";
-  ASSERT_EQ(Shell("printf '[tiers.memory]\\nroot = \"" + memory.path() +
-                  "/tier\"\\n[[route]]\\nmatch = \"**/node_modules\"\\ntier = \"memory\"\\n' > " +
-                  config),
+  const std::string cap = capacity.empty() ? "" : "capacity = \"" + capacity + "\"\\n";
+  ASSERT_EQ(Shell("printf '[tiers.memory]\\nroot = \"" + memory.path() + "/tier\"\\n" + cap +
+                  "[[route]]\\nmatch = \"**/node_modules\"\\ntier = \"memory\"\\n' > " + config),
             0);
   MountConfig mc;
   mc.separate_lower = true;
@@ -72,8 +74,8 @@ TEST(RoutedStressTest, RoutedSubtreeOverVolumeContentAgreesWithTmpfs) {
   ASSERT_EQ(Shell("mkdir " + fs->lower() + "/node_modules"), 0);
   const std::string cmd = StressBin() + " --test " + fs->tree() + "/node_modules --ref " +
                           ref.path() + " --prefill " + fs->lower() +
-                          "/node_modules --procs 2 --ops 4000 --check-every 200 --seed " +
-                          std::to_string(Seed()) + " 2>&1";
+                          "/node_modules --procs 2 --ops " + std::to_string(ops) +
+                          " --check-every 200 --seed " + std::to_string(Seed()) + " 2>&1";
   int status = 0;
   std::string out = ShellOutput(cmd, &status);
   EXPECT_EQ(status, 0) << out;
@@ -81,6 +83,8 @@ TEST(RoutedStressTest, RoutedSubtreeOverVolumeContentAgreesWithTmpfs) {
   EXPECT_EQ(fs->Stop(), 0);
   EXPECT_EQ(fs->LogProblems(), std::vector<std::string>{});
 }
+
+TEST(RoutedStressTest, RoutedSubtreeOverVolumeContentAgreesWithTmpfs) { RunRouted("", 4000); }
 
 TEST(StressCheckerTest, CatchesALyingVolumeAndShrinksTheLog) {
   TmpfsDir ref;

@@ -1,5 +1,6 @@
-// Listing a backing directory with getdents64: the overlay's merged listings
-// and tree moves walk tiers and the volume with it.
+// Walking trees on one backing filesystem (a tier or the volume): listing a
+// directory with getdents64, removing a whole subtree. For merged listings,
+// tree moves and spills.
 #pragma once
 
 #include <dirent.h>
@@ -36,5 +37,9 @@ Result<void> ForEachEntry(int dirfd, Fn fn) {
     }
   }
 }
+
+// Removes `name` in `dirfd` and, for a directory, everything beneath it,
+// never following a symlink.
+Result<void> RemoveTreeAt(int dirfd, const char* name);
 
 }  // namespace detourfs
