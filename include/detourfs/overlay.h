@@ -25,10 +25,10 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <unordered_set>
-#include <shared_mutex>
 #include <vector>
 
 #include "detourfs/inode_table.h"

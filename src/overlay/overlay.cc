@@ -33,8 +33,9 @@ Result<std::unique_ptr<Overlay>> Overlay::Open(UniqueFd lower_fd, const OverlayO
                                               : Layer::kVolume;
     if (!resolver->HasLayer(need)) return Errno{EINVAL};  // a rule names a tier not given
   }
-  auto overlay = std::unique_ptr<Overlay>(new Overlay(
-      options, std::move(table), std::move(cache), std::move(resolver), st->st_dev, std::move(router)));
+  auto overlay =
+      std::unique_ptr<Overlay>(new Overlay(options, std::move(table), std::move(cache),
+                                           std::move(resolver), st->st_dev, std::move(router)));
   overlay->spaces_ = std::move(spaces);
   return overlay;
 }

@@ -6,14 +6,13 @@
 // name appear whole, and for a moment both names; a crash in between leaves
 // both, never neither.
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <cstring>
 #include <string>
 #include <unordered_map>
 #include <vector>
-
-#include <spdlog/spdlog.h>
 
 #include "detourfs/overlay.h"
 #include "inodes/resolver.h"
@@ -130,7 +129,8 @@ Result<void> Overlay::RemoveEverywhere(Node* parent, std::string_view name, int 
       if (up.error() == ENOENT) continue;
       return Errno{up.error()};
     }
-    if (sys::StatAt((*up)->get(), n.c_str()).ok()) DETOURFS_TRY(RemoveTreeAt((*up)->get(), n.c_str()));
+    if (sys::StatAt((*up)->get(), n.c_str()).ok())
+      DETOURFS_TRY(RemoveTreeAt((*up)->get(), n.c_str()));
   }
   Result<SharedFd> low = resolver_->Fd(parent, Layer::kVolume);
   if (!low.ok()) return low.error() == ENOENT ? Result<void>() : Errno{low.error()};

@@ -63,8 +63,6 @@ Result<void> CopyData(int in, int out) {
   }
 }
 
-
-
 Result<void> CopyNodeInto(int src, const struct stat& st, int dirfd, const char* name) {
   if (S_ISREG(st.st_mode)) {
     // Built unnamed (O_TMPFILE) and linked into place complete: a crash or

@@ -3,11 +3,10 @@
 // tier or (for files) across layers.
 #include <dirent.h>
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <cstring>
-
-#include <spdlog/spdlog.h>
 
 #include "detourfs/overlay.h"
 #include "inodes/resolver.h"
@@ -278,7 +277,9 @@ Result<void> Overlay::ExchangeRouted(Node* parent, std::string_view name, Node* 
       TierOf(y_route) == x_tier) {
     // Both names on one tier, before and after: bring both up, swap there.
     for (Node* n : {x, y}) {
-      Result<void> up = n->is_dir() ? DeepCopyUp(n) : n->layer() != x_tier ? CopyUp(n) : Result<void>();
+      Result<void> up = n->is_dir()            ? DeepCopyUp(n)
+                        : n->layer() != x_tier ? CopyUp(n)
+                                               : Result<void>();
       if (!up.ok()) return up;
     }
     Result<SharedFd> from = EnsureUpperDir(parent, x_tier);

@@ -4,6 +4,7 @@
 // volume file that would be copied up into a full tier is changed where it
 // is. The volume is the last link of every route's fallback chain.
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,8 +12,6 @@
 #include <mutex>
 #include <optional>
 #include <shared_mutex>
-
-#include <spdlog/spdlog.h>
 
 #include "detourfs/overlay.h"
 #include "inodes/resolver.h"

@@ -200,7 +200,8 @@ TEST_P(CapacityTest, ConcurrentWritersSpillWithoutLoss) {
 TEST_P(CapacityTest, StatfsOnARoutedPathReportsItsTier) {
   ASSERT_EQ(::mkdir(M("dist").c_str(), 0755), 0);
   ASSERT_EQ(::mkdir(M("node_modules").c_str(), 0755), 0);
-  struct statvfs dist {}, nm {}, root {}, volume {}, tmpfs {};
+  struct statvfs dist {
+  }, nm{}, root{}, volume{}, tmpfs{};
   ASSERT_EQ(::statvfs(M("dist").c_str(), &dist), 0);
   ASSERT_EQ(::statvfs(M("node_modules").c_str(), &nm), 0);
   ASSERT_EQ(::statvfs(M("").c_str(), &root), 0);

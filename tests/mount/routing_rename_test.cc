@@ -93,8 +93,7 @@ TEST_P(RoutedRenameTest, VolumeTreeMovesIntoARoutedPath) {
   ASSERT_EQ(WriteFile(M("app/vendor/node_modules/nested.js"), "n"), 0);
   ASSERT_TRUE(Exists(Mem("app/vendor/node_modules/nested.js")));
   const std::string before = Describe(M("app/vendor"));
-  ASSERT_EQ(::rename(M("app/vendor").c_str(), M("app/node_modules").c_str()), 0)
-      << strerror(errno);
+  ASSERT_EQ(::rename(M("app/vendor").c_str(), M("app/node_modules").c_str()), 0) << strerror(errno);
   EXPECT_EQ(Describe(M("app/node_modules")), before);
   EXPECT_EQ(Describe(Mem("app/node_modules")), before);
   EXPECT_FALSE(Exists(V("app/vendor")));
