@@ -9,12 +9,12 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
-#include <cstring>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
 #include "detourfs/overlay.h"
+#include "detourfs/status.h"
 #include "inodes/resolver.h"
 #include "overlay/backing_tree.h"
 #include "overlay/markers.h"
@@ -195,7 +195,7 @@ Result<void> Overlay::MoveDirAcross(Node* node, Node* parent, std::string_view n
   if (!built.ok()) {
     if (Result<void> r = RemoveTreeAt(tofd, tmp->c_str()); !r.ok() && r.error() != ENOENT) {
       spdlog::warn("move of a directory across layers: leftover {} not removed: {}", *tmp,
-                   std::strerror(r.error()));
+                   ErrnoText(r.error()));
     }
     return built;
   }

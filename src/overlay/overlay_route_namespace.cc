@@ -1,15 +1,18 @@
 // Overlay: removing and renaming names in routed directories — whiteouts for
-// what the volume still has, merged emptiness for rmdir, and renames within a
-// tier or (for files) across layers.
-#include <dirent.h>
+// what the volume still has, merged emptiness for rmdir, renames within a
+// tier and across layers (files here; whole trees in overlay_move_tree.cc),
+// and RENAME_EXCHANGE.
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
-#include <cstring>
+#include <string>
+#include <vector>
 
 #include "detourfs/overlay.h"
+#include "detourfs/status.h"
 #include "inodes/resolver.h"
+#include "overlay/backing_tree.h"
 #include "overlay/markers.h"
 #include "sys/sys.h"
 
@@ -19,28 +22,20 @@ namespace {
 // Removes the whiteouts in the upper directory `dirfd` (they only hid volume
 // entries of a directory about to go); fails ENOTEMPTY on anything else.
 Result<void> ClearWhiteouts(int dirfd) {
-  Result<UniqueFd> dir = sys::Reopen(dirfd, O_RDONLY | O_DIRECTORY);
-  if (!dir.ok()) return Errno{dir.error()};
-  DIR* d = ::fdopendir(dir->get());
-  if (d == nullptr) return Errno{errno};
-  (void)dir->Release();  // the DIR owns it now
-  Result<void> result;
-  while (dirent* e = ::readdir(d)) {
-    std::string_view name(e->d_name);
-    if (name == "." || name == "..") continue;
-    Result<struct stat> st = sys::StatAt(dirfd, e->d_name);
-    Result<bool> w = st.ok() ? markers::IsWhiteout(dirfd, e->d_name, *st) : Errno{st.error()};
-    if (!w.ok() || !*w) {
-      result = Errno{w.ok() ? ENOTEMPTY : w.error()};
-      break;
-    }
-    if (Result<void> r = sys::UnlinkAt(dirfd, e->d_name, 0); !r.ok()) {
-      result = r;
-      break;
-    }
+  std::vector<std::string> names;
+  DETOURFS_TRY(ForEachEntry(dirfd, [&](std::string_view name, ino_t, mode_t) -> Result<void> {
+    names.emplace_back(name);
+    return {};
+  }));
+  for (const std::string& n : names) {
+    Result<struct stat> st = sys::StatAt(dirfd, n.c_str());
+    if (!st.ok()) return Errno{st.error()};
+    Result<bool> w = markers::IsWhiteout(dirfd, n.c_str(), *st);
+    if (!w.ok()) return Errno{w.error()};
+    if (!*w) return Errno{ENOTEMPTY};
+    DETOURFS_TRY(sys::UnlinkAt(dirfd, n.c_str(), 0));
   }
-  ::closedir(d);
-  return result;
+  return {};
 }
 
 // Drops, on scope exit, the lookup reference an operation took on a node.
@@ -68,17 +63,11 @@ Result<bool> Overlay::IsEmptyDir(Node* dir) {
   // On one layer only: its own listing decides.
   Result<SharedFd> fd = resolver_->Fd(dir);
   if (!fd.ok()) return Errno{fd.error()};
-  Result<UniqueFd> d = sys::Reopen((*fd)->get(), O_RDONLY | O_DIRECTORY);
-  if (!d.ok()) return Errno{d.error()};
-  DIR* listing = ::fdopendir(d->get());
-  if (listing == nullptr) return Errno{errno};
-  (void)d->Release();
   bool empty = true;
-  while (dirent* e = ::readdir(listing)) {
-    std::string_view en(e->d_name);
-    if (en != "." && en != "..") empty = false;
-  }
-  ::closedir(listing);
+  DETOURFS_TRY(ForEachEntry((*fd)->get(), [&](std::string_view, ino_t, mode_t) -> Result<void> {
+    empty = false;
+    return {};
+  }));
   return empty;
 }
 
@@ -309,14 +298,14 @@ Result<void> Overlay::ExchangeRouted(Node* parent, std::string_view name, Node* 
     if (Result<void> back = Rename(parent->id(), aside, parent->id(), name, RENAME_NOREPLACE);
         !back.ok()) {
       spdlog::error("exchange across layers: {} left as {}: {}", std::string(name), aside,
-                    std::strerror(back.error()));
+                    ErrnoText(back.error()));
     }
     return r;
   }
   if (Result<void> r = Rename(parent->id(), aside, new_parent->id(), new_name, RENAME_NOREPLACE);
       !r.ok()) {
     spdlog::error("exchange across layers: {} left as {}: {}", std::string(new_name), aside,
-                  std::strerror(r.error()));
+                  ErrnoText(r.error()));
     return r;
   }
   return {};

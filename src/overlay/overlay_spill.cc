@@ -8,12 +8,12 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstring>
 #include <mutex>
 #include <optional>
 #include <shared_mutex>
 
 #include "detourfs/overlay.h"
+#include "detourfs/status.h"
 #include "inodes/resolver.h"
 #include "overlay/backing_tree.h"
 #include "overlay/markers.h"
@@ -59,7 +59,7 @@ Result<size_t> Overlay::Write(FileHandle& fh, off_t off, size_t size, const Writ
     }
     if (Result<void> r = Spill(fh.node); !r.ok()) {
       spdlog::warn("tier full, and node {} cannot move to the volume: {}", fh.node->id(),
-                   std::strerror(r.error()));
+                   ErrnoText(r.error()));
       if (done > 0) return done;
       return Errno{ENOSPC};
     }
@@ -206,7 +206,7 @@ Result<void> Overlay::RepointHandles(Node* node, HeldHandles& held) {
       fh->fd = std::make_shared<const UniqueFd>(std::move(*f));
     } else {
       spdlog::error("node {} moved, but an open handle cannot follow it: {}", node->id(),
-                    std::strerror(f.error()));
+                    ErrnoText(f.error()));
       result = Errno{f.error()};
     }
     table_->AddOpenFd(node, fh->fd);
