@@ -27,6 +27,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -140,6 +141,8 @@ class InodeTable {
   // The node with FUSE inode number `id`, or nullptr. The kernel only names
   // inodes it holds, so the node stays valid for the request.
   Node* Find(uint64_t id);
+  // The layer of node `id` if it is still in the table (safe for any id).
+  std::optional<Layer> LayerOf(uint64_t id);
 
   // The node for `name` in `parent`, whose backing file has stat `st`, found
   // by identity or created; takes one lookup reference and records the alias.

@@ -39,6 +39,14 @@ void FdCache::Erase(uint64_t id) {
   map_.erase(it);
 }
 
+std::vector<uint64_t> FdCache::Keys() {
+  std::lock_guard lock(mu_);
+  std::vector<uint64_t> keys;
+  keys.reserve(map_.size());
+  for (const Entry& e : lru_) keys.push_back(e.first);
+  return keys;
+}
+
 size_t FdCache::size() {
   std::lock_guard lock(mu_);
   return map_.size();

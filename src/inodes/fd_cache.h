@@ -9,6 +9,7 @@
 #include <list>
 #include <mutex>
 #include <unordered_map>
+#include <vector>
 
 #include "detourfs/inode_table.h"
 
@@ -21,6 +22,8 @@ class FdCache {
   SharedFd Get(uint64_t id);
   void Put(uint64_t id, SharedFd fd);
   void Erase(uint64_t id);
+  // The ids cached now (a snapshot).
+  std::vector<uint64_t> Keys();
   size_t size();
   size_t capacity() const { return capacity_; }
 

@@ -34,6 +34,13 @@ Node* InodeTable::Find(uint64_t id) {
   return it == nodes_.end() ? nullptr : it->second.get();
 }
 
+std::optional<Layer> InodeTable::LayerOf(uint64_t id) {
+  std::lock_guard lock(mu_);
+  auto it = nodes_.find(id);
+  if (it == nodes_.end()) return std::nullopt;
+  return it->second->layer();
+}
+
 Node* InodeTable::NodeByBacking(const struct stat& st) {
   auto it = by_backing_.find(BackingId{st.st_dev, st.st_ino});
   if (it == by_backing_.end()) return nullptr;

@@ -35,6 +35,15 @@ Result<UniqueFd> Resolver::Open(Node* node, int flags) {
   return OpenByName(node, layer, flags);
 }
 
+void Resolver::DropOtherLayers() {
+  for (uint64_t key : cache_.Keys()) {
+    const std::optional<Layer> layer = table_.LayerOf(key / kLayerCount);
+    if (!layer || static_cast<uint64_t>(*layer) != key % kLayerCount) {
+      cache_.Erase(key);
+    }
+  }
+}
+
 void Resolver::Drop(uint64_t id) {
   for (size_t l = 0; l < kLayerCount; ++l) cache_.Erase(Key(id, static_cast<Layer>(l)));
 }

@@ -50,6 +50,10 @@ class Resolver {
   void Drop(uint64_t id);
   void Drop(uint64_t id, Layer layer) { cache_.Erase(Key(id, layer)); }
   bool Cached(Node* node) { return cache_.Get(Key(node->id(), node->layer())) != nullptr; }
+  // Forgets the fds cached for nodes on layers other than their own. Those
+  // were found by path, not checked by identity: after a directory moves or
+  // a tree goes on some layer, the same path may name something else.
+  void DropOtherLayers();
 
   const SharedFd& root_fd() const { return roots_[0]; }
 

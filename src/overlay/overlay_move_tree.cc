@@ -213,6 +213,8 @@ Result<void> Overlay::MoveDirAcross(Node* node, Node* parent, std::string_view n
     const TreeCopy::Moved& m = copy.moved[i];
     table_->SetRoute(m.node, ChildRoute(m.parent, m.name, m.node->is_dir()));
   }
+  // Paths below the moved tree changed on every layer.
+  resolver_->DropOtherLayers();
   // Open files follow their copies.
   for (size_t i = 1; i < copy.moved.size(); ++i) {
     if (!copy.moved[i].node->is_dir()) DETOURFS_TRY(RepointHandles(copy.moved[i].node, copy.held));

@@ -235,6 +235,8 @@ Result<void> Overlay::Rename(uint64_t parent_ino, std::string_view name, uint64_
     return r;
   }
 
+  // Paths below a moved directory changed on every layer.
+  if (carry) resolver_->DropOtherLayers();
   if (flags & RENAME_EXCHANGE) {
     table_->Renamed(*src, *parent, name, *new_parent, new_name);
     if (dst.ok()) table_->Renamed(dst->st, *new_parent, new_name, *parent, name);

@@ -244,6 +244,8 @@ Result<void> Overlay::RenameRouted(Node* parent, std::string_view name, Node* ne
   if (victim.ok() && !dst_on_volume) KeepIfLastLink(new_parent, new_name, std::move(*victim));
   table_->Renamed(*st, parent, name, new_parent, new_name);
   if (dst_route != node->route()) table_->SetRoute(node, dst_route);
+  // Paths below a moved directory changed on every layer.
+  if (node->is_dir()) resolver_->DropOtherLayers();
   return {};
 }
 
@@ -286,6 +288,7 @@ Result<void> Overlay::ExchangeRouted(Node* parent, std::string_view name, Node* 
     table_->Renamed(*yst, new_parent, new_name, parent, name);
     table_->SetRoute(x, x_route);
     table_->SetRoute(y, y_route);
+    if (x->is_dir() || y->is_dir()) resolver_->DropOtherLayers();
     return {};
   }
   // Across layers no single call swaps: x steps aside under a hidden name, y

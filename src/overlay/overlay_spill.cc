@@ -89,6 +89,7 @@ Result<SharedFd> Overlay::VolumeSideOf(Node* parent, const std::string& name, La
   // A stale volume entry under the name was hidden by the tier: it goes.
   if (Result<struct stat> st = sys::StatAt((*low)->get(), name.c_str()); st.ok()) {
     DETOURFS_TRY(RemoveTreeAt((*low)->get(), name.c_str()));
+    if (S_ISDIR(st->st_mode)) resolver_->DropOtherLayers();  // fds found by its paths
   }
   return low;
 }
