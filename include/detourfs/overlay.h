@@ -253,6 +253,10 @@ class Overlay {
   Result<void> RemoveRouted(Node* parent, std::string_view name, int flags, int route, Layer tier);
   Result<void> RenameRouted(Node* parent, std::string_view name, Node* new_parent,
                             std::string_view new_name, unsigned int flags);
+  // Before a name of `node` (a routed file still on the volume) goes: if the
+  // file has other names, brings it up with all of them, or — the tier full —
+  // removes that name on the volume itself (true). False: nothing to do.
+  Result<bool> DropVolumeLink(Node* node, Node* parent, std::string_view name);
   // Whether a directory has no entries in the merged view.
   Result<bool> IsEmptyDir(Node* dir);
   // Moves the tier parts (scaffolding and routed subtrees) of a volume

@@ -85,25 +85,10 @@ Result<void> Overlay::RemoveRouted(Node* parent, std::string_view name, int flag
     Result<bool> empty = IsEmptyDir(node);
     if (!empty.ok()) return Errno{empty.error()};
     if (!*empty) return Errno{ENOTEMPTY};
-  } else if (NeedsCopyUp(node)) {
-    // One name of a volume file with several goes: its other names must see
-    // the link count drop, which a whiteout alone would not show. Up to the
-    // tier with all its names first; with the tier full, the name goes from
-    // the volume itself (as every change to such a file does then).
-    Result<SharedFd> vfd = resolver_->Fd(node, Layer::kVolume);
-    Result<struct stat> vst = vfd.ok() ? sys::Fstat((*vfd)->get()) : Errno{vfd.error()};
-    if (vst.ok() && vst->st_nlink > 1) {
-      DETOURFS_TRY(PrepareChange(node));
-      if (node->layer() == Layer::kVolume) {
-        Result<SharedFd> low = resolver_->Fd(parent, Layer::kVolume);
-        if (!low.ok()) return Errno{low.error()};
-        Result<Victim> victim = OpenVictim((*low)->get(), n.c_str());
-        if (!victim.ok()) return Errno{victim.error()};
-        DETOURFS_TRY(sys::UnlinkAt((*low)->get(), n.c_str(), 0));
-        KeepIfLastLink(parent, name, std::move(*victim));
-        return {};
-      }
-    }
+  } else {
+    Result<bool> dropped = DropVolumeLink(node, parent, name);
+    if (!dropped.ok()) return Errno{dropped.error()};
+    if (*dropped) return {};
   }
   // Does the volume still have the name (not hidden by an opaque parent)?
   bool on_volume = node->layer() == Layer::kVolume;
@@ -137,6 +122,27 @@ Result<void> Overlay::RemoveRouted(Node* parent, std::string_view name, int flag
     if (victim) KeepIfLastLink(parent, name, std::move(*victim));
   }
   return {};
+}
+
+Result<bool> Overlay::DropVolumeLink(Node* node, Node* parent, std::string_view name) {
+  if (!NeedsCopyUp(node)) return false;
+  // One name of a volume file with several goes: its other names must see
+  // the link count drop, which a whiteout alone would not show. Up to the
+  // tier with all its names first; with the tier full, the name goes from
+  // the volume itself (as every change to such a file does then).
+  Result<SharedFd> vfd = resolver_->Fd(node, Layer::kVolume);
+  Result<struct stat> vst = vfd.ok() ? sys::Fstat((*vfd)->get()) : Errno{vfd.error()};
+  if (!vst.ok() || vst->st_nlink <= 1) return false;
+  DETOURFS_TRY(PrepareChange(node));
+  if (node->layer() != Layer::kVolume) return false;
+  Result<SharedFd> low = resolver_->Fd(parent, Layer::kVolume);
+  if (!low.ok()) return Errno{low.error()};
+  const std::string n(name);
+  Result<Victim> victim = OpenVictim((*low)->get(), n.c_str());
+  if (!victim.ok()) return Errno{victim.error()};
+  DETOURFS_TRY(sys::UnlinkAt((*low)->get(), n.c_str(), 0));
+  KeepIfLastLink(parent, name, std::move(*victim));
+  return true;
 }
 
 Result<void> Overlay::RenameRouted(Node* parent, std::string_view name, Node* new_parent,
@@ -176,6 +182,11 @@ Result<void> Overlay::RenameRouted(Node* parent, std::string_view name, Node* ne
       if (!empty.ok()) return Errno{empty.error()};
       if (!*empty) return Errno{ENOTEMPTY};
     }
+  }
+  // A replaced volume file with other names must see its link count drop
+  // (a name shadowed on the tier would not): as when that name is removed.
+  if (dst && !dst->node->is_dir() && src_tier == dst_tier && dst_tier != Layer::kVolume) {
+    DETOURFS_TRY(DropVolumeLink(dst->node, new_parent, new_name));
   }
   if (src_tier != dst_tier) {
     // Across layers the data moves.

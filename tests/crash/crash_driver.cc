@@ -8,6 +8,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
 #include <thread>
 
 #include "lib/process.h"
@@ -79,6 +80,12 @@ size_t CrashDriver::Acks() const {
   std::string line;
   while (std::getline(in, line)) n += line.rfind("ack ", 0) == 0 ? 1 : 0;
   return n;
+}
+
+std::string CrashDriver::Logs() const {
+  std::ifstream in(fs_->work() + "/workload.log");
+  std::string workload((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return "workload log:\n" + workload + "daemon log:\n" + fs_->Log();
 }
 
 bool CrashDriver::WaitForAcks(size_t n, std::chrono::seconds timeout) {

@@ -38,6 +38,8 @@ class CrashDriver {
   // The chosen moment: waits until the current workload acknowledged `n`
   // files (false after `timeout` or if it stopped first).
   bool WaitForAcks(size_t n, std::chrono::seconds timeout);
+  // What the workload and the daemon logged, for a failure message.
+  std::string Logs() const;
   // A random moment: sleeps a seeded delay in [min, max].
   void SleepRandom(std::chrono::milliseconds min, std::chrono::milliseconds max);
   // SIGKILLs the daemon, detaches its mount, and reaps the workload (which

@@ -28,7 +28,8 @@ TEST_P(CrashTest, KillAfterAcknowledgedWritesLosesNothing) {
   ASSERT_NE(d, nullptr) << error;
   for (size_t round = 1; round <= 3; ++round) {
     ASSERT_TRUE(d->StartWorkload(&error)) << error;
-    ASSERT_TRUE(d->WaitForAcks(40 * round, std::chrono::seconds(120))) << "round " << round;
+    ASSERT_TRUE(d->WaitForAcks(40 * round, std::chrono::seconds(120))) << "round " << round << "\n"
+                                                                       << d->Logs();
     d->KillDaemon();
     ASSERT_TRUE(d->RestartDaemon(&error)) << error;
     EXPECT_EQ(d->CheckAll(d->mount_dir()), "") << "after round " << round;
@@ -50,7 +51,7 @@ TEST_P(CrashTest, KillAtRandomMomentsWhileTheVolumeStalls) {
   ASSERT_NE(d, nullptr) << error;
   for (int round = 0; round < 3; ++round) {
     ASSERT_TRUE(d->StartWorkload(&error)) << error;
-    ASSERT_TRUE(d->WaitForAcks(1, std::chrono::seconds(60)));
+    ASSERT_TRUE(d->WaitForAcks(1, std::chrono::seconds(60))) << d->Logs();
     d->SleepRandom(std::chrono::milliseconds(50), std::chrono::milliseconds(800));
     d->KillDaemon();
     ASSERT_TRUE(d->RestartDaemon(&error)) << error;
@@ -70,7 +71,7 @@ TEST_P(CrashTest, CheckerReportsALostFile) {
   auto d = CrashDriver::Start(config, &error);
   ASSERT_NE(d, nullptr) << error;
   ASSERT_TRUE(d->StartWorkload(&error)) << error;
-  ASSERT_TRUE(d->WaitForAcks(5, std::chrono::seconds(60)));
+  ASSERT_TRUE(d->WaitForAcks(5, std::chrono::seconds(60))) << d->Logs();
   d->KillDaemon();
   ASSERT_EQ(::unlink((d->volume_dir() + "/run1/d0/f0").c_str()), 0);
   ASSERT_EQ(::truncate((d->volume_dir() + "/run1/d1/f1").c_str(), 1), 0);
