@@ -165,17 +165,12 @@ Result<void> Overlay::SpillUnnamed(Node* node, const UniqueFd& src, const struct
   DETOURFS_TRY(sys::ChownFd(out.get(), st.st_uid, st.st_gid));
   Result<struct stat> nst = sys::Fstat(out.get());
   if (!nst.ok()) return Errno{nst.error()};
-  for (FileHandle* fh : held.handles) {
-    Result<UniqueFd> f = sys::Reopen(out.get(), ReopenFlags(fh->fd->get()));
-    if (!f.ok()) return Errno{f.error()};
-    table_->RemoveOpenFd(node, fh->fd);
-    fh->fd = std::make_shared<const UniqueFd>(std::move(*f));
-    table_->AddOpenFd(node, fh->fd);
-  }
   table_->Rebind(node, *nst, Layer::kVolume);
   table_->KeepIno(node, 0);
   resolver_->Drop(node->id());
+  // The node is reached through this fd now; the handles reopen it.
   table_->SetOrphanFd(node, std::make_shared<const UniqueFd>(std::move(out)));
+  DETOURFS_TRY(RepointHandles(node, held));
   spdlog::info("tier full: an unlinked open file ({} bytes) moved to the volume", st.st_size);
   return {};
 }
