@@ -14,39 +14,19 @@
 #include <vector>
 
 #include "lib/files.h"
-#include "lib/mount_test.h"
-#include "lib/tmpfs.h"
+#include "mount/routing_fixture.h"
 
 namespace detourfs::testing {
 namespace {
 
 constexpr size_t kMiB = size_t{1} << 20;
 
-class CapacityTest : public MountTest {
+class CapacityTest : public TieredMountTest {
  protected:
-  CapacityTest() {
-    char tmpl[] = "/tmp/detourfs-disk-tier.XXXXXX";
-    disk_ = ::mkdtemp(tmpl) != nullptr ? tmpl : "";
-    char ctmpl[] = "/tmp/detourfs-capacity.XXXXXX.toml";
-    int fd = ::mkstemps(ctmpl, 5);
-    if (fd >= 0) ::close(fd);
-    config_ = ctmpl;
-    WriteFile(config_, "[tiers.memory]\nroot = \"" + memory_.path() + "/tier\"\n" +
-                           "[tiers.disk]\nroot = \"" + disk_ + "/tier\"\ncapacity = \"16MiB\"\n" +
-                           "[[route]]\nmatch = \"**/node_modules\"\ntier = \"memory\"\n" +
-                           "[[route]]\nmatch = \"**/dist/\"\ntier = \"disk\"\n");
-  }
-  ~CapacityTest() override {
-    ::unlink(config_.c_str());
-    if (!disk_.empty()) Shell("rm -rf '" + disk_ + "'");
-  }
-  MountConfig Config() const override {
-    MountConfig c = MountTest::Config();
-    c.separate_lower = true;
-    c.extra_args = {"-c", config_};
-    return c;
-  }
-  std::string V(const std::string& rel) const { return fs_->lower() + "/" + rel; }
+  CapacityTest()
+      : TieredMountTest("64M", "capacity = \"16MiB\"\n",
+                        "[[route]]\nmatch = \"**/node_modules\"\ntier = \"memory\"\n"
+                        "[[route]]\nmatch = \"**/dist/\"\ntier = \"disk\"\n") {}
   static uint64_t UsedBytes(const std::string& path) {
     struct statvfs s {};
     if (::statvfs(path.c_str(), &s) != 0) return 0;
@@ -67,15 +47,6 @@ class CapacityTest : public MountTest {
     }
     return ::close(fd) == 0 ? 0 : errno;
   }
-  void Restart() {
-    ASSERT_EQ(fs_->Stop(), 0);
-    std::string error;
-    ASSERT_TRUE(fs_->Restart(&error)) << error;
-  }
-
-  TmpfsDir memory_{"64M"};
-  std::string disk_;
-  std::string config_;
 };
 
 TEST_P(CapacityTest, TwoHundredMiBIntoASixtyFourMiBTierLosesNothing) {

@@ -1,7 +1,6 @@
-// The fixture of the routing mount tests: a detourfs mount of a separate
-// volume directory with a tmpfs memory tier and a directory disk tier, so a
-// test can look at the volume and the tiers directly. Rules: **/node_modules
-// to memory, **/dist/ to disk, /.cache to memory (never persisted).
+// Fixtures of the routing and capacity mount tests: a detourfs mount of a
+// separate volume directory with a tmpfs memory tier and a directory disk
+// tier, so a test can look at the volume and the tiers directly.
 #pragma once
 
 #include <stdlib.h>
@@ -16,23 +15,24 @@
 
 namespace detourfs::testing {
 
-class RoutingTest : public MountTest {
+// A mount over a separate volume directory with a tmpfs memory tier of
+// `memory_size` and a directory disk tier; `disk_extra` is added to the disk
+// tier's section, `routes` after the tiers.
+class TieredMountTest : public MountTest {
  protected:
-  RoutingTest() {
+  TieredMountTest(const std::string& memory_size, const std::string& disk_extra,
+                  const std::string& routes)
+      : memory_(memory_size) {
     char tmpl[] = "/tmp/detourfs-disk-tier.XXXXXX";
     disk_ = ::mkdtemp(tmpl) != nullptr ? tmpl : "";
-    char ctmpl[] = "/tmp/detourfs-routing.XXXXXX.toml";
+    char ctmpl[] = "/tmp/detourfs-tiers.XXXXXX.toml";
     int fd = ::mkstemps(ctmpl, 5);
     if (fd >= 0) ::close(fd);
     config_ = ctmpl;
-    WriteFile(config_,
-              "[tiers.memory]\nroot = \"" + memory_.path() + "/tier\"\n" +
-                  "[tiers.disk]\nroot = \"" + disk_ + "/tier\"\n" +
-                  "[[route]]\nmatch = \"**/node_modules\"\ntier = \"memory\"\n" +
-                  "[[route]]\nmatch = \"**/dist/\"\ntier = \"disk\"\n" +
-                  "[[route]]\nmatch = \"/.cache\"\ntier = \"memory\"\npersist = \"never\"\n");
+    WriteFile(config_, "[tiers.memory]\nroot = \"" + memory_.path() + "/tier\"\n" +
+                           "[tiers.disk]\nroot = \"" + disk_ + "/tier\"\n" + disk_extra + routes);
   }
-  ~RoutingTest() override {
+  ~TieredMountTest() override {
     ::unlink(config_.c_str());
     if (!disk_.empty()) Shell("rm -rf '" + disk_ + "'");
   }
@@ -55,9 +55,21 @@ class RoutingTest : public MountTest {
     ASSERT_TRUE(fs_->Restart(&error)) << error;
   }
 
-  TmpfsDir memory_{"256M"};
+  TmpfsDir memory_;
   std::string disk_;
   std::string config_;
+};
+
+// The routing tests' tiers: **/node_modules to memory, **/dist/ to disk,
+// /.cache to memory (never persisted).
+class RoutingTest : public TieredMountTest {
+ protected:
+  RoutingTest()
+      : TieredMountTest(
+            "256M", "",
+            "[[route]]\nmatch = \"**/node_modules\"\ntier = \"memory\"\n"
+            "[[route]]\nmatch = \"**/dist/\"\ntier = \"disk\"\n"
+            "[[route]]\nmatch = \"/.cache\"\ntier = \"memory\"\npersist = \"never\"\n") {}
 };
 
 }  // namespace detourfs::testing
