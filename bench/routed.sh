@@ -39,6 +39,7 @@ done
 BUILD_DIR=build "$root/scripts/build.sh" >/dev/null
 detourfs=$root/build/src/detourfs
 . "$here/volume.sh"
+. "$here/lib.sh"
 
 cleanup() {
   local m
@@ -117,19 +118,6 @@ unmount_target() {
   rm -rf "${work:?}/ext4/$name"
 }
 
-drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
-
-# t CMD...: wall-clock seconds of CMD.
-t() {
-  local start end
-  start=$(date +%s.%N)
-  if ! "$@" >/dev/null; then
-    echo "bench: failed: $*" >&2
-    return 1
-  fi
-  end=$(date +%s.%N)
-  echo "$end - $start" | bc -l
-}
 
 npm_ci() {
   (cd "$1" && npm ci --prefer-offline --no-audit --no-fund --loglevel=error --cache "$cache")
@@ -153,8 +141,6 @@ for round in $(seq 1 "$rounds"); do
     echo "round $round: $target done" >&2
   done
 done
-
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 {
   echo "# detourfs routing benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')"

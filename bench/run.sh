@@ -33,6 +33,7 @@ fi
 BUILD_DIR=build "$root/scripts/build.sh" >/dev/null
 detourfs=$root/build/src/detourfs
 . "$here/volume.sh"
+. "$here/lib.sh"
 
 cleanup() {
   for m in "$work"/mnt-*; do mountpoint -q "$m" 2>/dev/null && umount -l "$m"; done
@@ -94,19 +95,6 @@ unmount_target() {
   esac
 }
 
-drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
-
-# t CMD...: wall-clock seconds of CMD.
-t() {
-  local start end
-  start=$(date +%s.%N)
-  if ! "$@" >/dev/null; then
-    echo "bench: failed: $*" >&2
-    return 1
-  fi
-  end=$(date +%s.%N)
-  echo "$end - $start" | bc -l
-}
 
 targets=(raw detourfs passthrough_ll passthrough_ll_dp mergerfs)
 [ "${WITH_VOLUME:-0}" = 1 ] && targets+=(volume)
@@ -132,8 +120,6 @@ for round in $(seq 1 "$rounds"); do
     echo "round $round: $target done" >&2
   done
 done
-
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 {
   echo "# detourfs benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')"
