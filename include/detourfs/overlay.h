@@ -257,6 +257,10 @@ class Overlay {
   // file has other names, brings it up with all of them, or — the tier full —
   // removes that name on the volume itself (true). False: nothing to do.
   Result<bool> DropVolumeLink(Node* node, Node* parent, std::string_view name);
+  // After a directory was renamed to `name` in `parent` on its tier (whose
+  // directory there is `upper_parent`): its subdirectories whose new paths
+  // the volume has become opaque (HideVolumeBeneath).
+  Result<void> HideVolumeAt(Node* parent, const std::string& name, int upper_parent);
   // Whether a directory has no entries in the merged view.
   Result<bool> IsEmptyDir(Node* dir);
   // Moves the tier parts (scaffolding and routed subtrees) of a volume

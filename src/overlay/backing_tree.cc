@@ -2,8 +2,11 @@
 #include "overlay/backing_tree.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 
 #include <string>
+
+#include "overlay/markers.h"
 
 namespace detourfs {
 
@@ -20,6 +23,26 @@ Result<void> RemoveTreeAt(int dirfd, const char* name) {
   }));
   for (const std::string& n : names) DETOURFS_TRY(RemoveTreeAt(dir->get(), n.c_str()));
   return sys::UnlinkAt(dirfd, name, AT_REMOVEDIR);
+}
+
+Result<void> HideVolumeBeneath(int upper_dir, int volume_dir) {
+  std::vector<std::string> dirs;
+  DETOURFS_TRY(ForEachEntry(upper_dir, [&](std::string_view n, ino_t, mode_t type) -> Result<void> {
+    if (S_ISDIR(type) || type == 0) dirs.emplace_back(n);
+    return {};
+  }));
+  for (const std::string& n : dirs) {
+    Result<struct stat> vst = sys::StatAt(volume_dir, n.c_str());
+    if (!vst.ok()) continue;  // nothing of the volume's there
+    Result<UniqueFd> up = sys::OpenBeneath(upper_dir, n.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW);
+    if (!up.ok()) continue;  // not a directory after all
+    DETOURFS_TRY(markers::SetOpaque(up->get()));
+    if (!S_ISDIR(vst->st_mode)) continue;
+    Result<UniqueFd> low =
+        sys::OpenBeneath(volume_dir, n.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW);
+    if (low.ok()) DETOURFS_TRY(HideVolumeBeneath(up->get(), low->get()));
+  }
+  return {};
 }
 
 }  // namespace detourfs

@@ -42,4 +42,10 @@ Result<void> ForEachEntry(int dirfd, Fn fn) {
 // never following a symlink.
 Result<void> RemoveTreeAt(int dirfd, const char* name);
 
+// After a directory tree lands at a new path on a tier (`upper_dir`), with
+// `volume_dir` the volume's directory at that path: each subdirectory whose
+// name the volume also has becomes opaque, at every depth, so none of the
+// volume's old content there shows through.
+Result<void> HideVolumeBeneath(int upper_dir, int volume_dir);
+
 }  // namespace detourfs

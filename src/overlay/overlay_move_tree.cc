@@ -181,6 +181,9 @@ Result<void> Overlay::MoveDirAcross(Node* node, Node* parent, std::string_view n
     if (low.ok() && sys::StatAt((*low)->get(), nn.c_str()).ok()) {
       Result<UniqueFd> d = sys::OpenBeneath(tofd, tmp->c_str(), O_PATH | O_DIRECTORY);
       built = d.ok() ? markers::SetOpaque(d->get()) : Result<void>(Errno{d.error()});
+      Result<UniqueFd> v =
+          sys::OpenBeneath((*low)->get(), nn.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW);
+      if (built.ok() && d.ok() && v.ok()) built = HideVolumeBeneath(d->get(), v->get());
     }
   }
   // The destination, an empty directory in the merged view, goes first.

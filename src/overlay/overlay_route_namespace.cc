@@ -124,6 +124,18 @@ Result<void> Overlay::RemoveRouted(Node* parent, std::string_view name, int flag
   return {};
 }
 
+Result<void> Overlay::HideVolumeAt(Node* parent, const std::string& name, int upper_parent) {
+  Result<SharedFd> low = resolver_->Fd(parent, Layer::kVolume);
+  if (!low.ok()) return low.error() == ENOENT ? Result<void>() : Errno{low.error()};
+  Result<UniqueFd> v =
+      sys::OpenBeneath((*low)->get(), name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW);
+  if (!v.ok()) return {};  // no volume directory there
+  Result<UniqueFd> up =
+      sys::OpenBeneath(upper_parent, name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW);
+  if (!up.ok()) return Errno{up.error()};
+  return HideVolumeBeneath(up->get(), v->get());
+}
+
 Result<bool> Overlay::DropVolumeLink(Node* node, Node* parent, std::string_view name) {
   if (!NeedsCopyUp(node)) return false;
   // One name of a volume file with several goes: its other names must see
@@ -251,6 +263,7 @@ Result<void> Overlay::RenameRouted(Node* parent, std::string_view name, Node* ne
     Result<UniqueFd> d = sys::OpenBeneath((*to)->get(), nn.c_str(), O_PATH | O_DIRECTORY);
     if (d.ok()) DETOURFS_TRY(markers::SetOpaque(d->get()));
   }
+  if (node->is_dir()) DETOURFS_TRY(HideVolumeAt(new_parent, nn, (*to)->get()));
   if (src_on_volume) DETOURFS_TRY(markers::MakeWhiteout((*from)->get(), n.c_str()));
   if (victim.ok() && !dst_on_volume) KeepIfLastLink(new_parent, new_name, std::move(*victim));
   table_->Renamed(*st, parent, name, new_parent, new_name);

@@ -187,6 +187,24 @@ TEST_P(RoutedRenameTest, OpenFilesFollowTheirDataAcrossLayers) {
   EXPECT_EQ(ReadFile(Mem("node_modules/build.log")), "START\nafter\n");
 }
 
+// Found by the model checker: a directory made on the tier (not opaque: the
+// volume had nothing at its path) renamed to where the volume has a directory
+// must not show that directory's old content.
+TEST_P(RoutedRenameTest, ARenamedTreeHidesTheVolumesContentAtItsNewPathAtEveryDepth) {
+  ASSERT_EQ(::mkdir(V("node_modules").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(V("node_modules/old").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(V("node_modules/old/sub").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(V("node_modules/old/sub/stale.js"), "stale"), 0);
+  ASSERT_EQ(::mkdir(M("node_modules/new").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(M("node_modules/new/sub").c_str(), 0755), 0);
+  ASSERT_EQ(::rename(M("node_modules/old").c_str(), M("node_modules/moved").c_str()), 0);
+  ASSERT_EQ(::rename(M("node_modules/new").c_str(), M("node_modules/old").c_str()), 0);
+  EXPECT_EQ(ListDir(M("node_modules/old/sub")), std::vector<std::string>{});
+  EXPECT_EQ(ReadFile(M("node_modules/moved/sub/stale.js")), "stale");
+  Restart();
+  EXPECT_EQ(ListDir(M("node_modules/old/sub")), std::vector<std::string>{});
+}
+
 DETOURFS_MOUNT_TEST_P(RoutedRenameTest);
 
 }  // namespace
