@@ -7,7 +7,7 @@ packages=(
   # build
   meson ninja-build pkg-config g++ clang clang-format clang-tidy
   libclang-rt-14-dev  # libFuzzer and clang's sanitizer runtimes (scripts/fuzz.sh)
-  libfuse3-dev libboost-filesystem-dev libspdlog-dev libtbb-dev
+  libfuse3-dev liburing-dev libboost-filesystem-dev libspdlog-dev libtbb-dev
   libgtest-dev libgmock-dev libbenchmark-dev libtomlplusplus-dev libcli11-dev
   nlohmann-json3-dev libxxhash-dev libsystemd-dev
   # run

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs what is needed, builds detourfs, and runs every test:
 #   1. a normal (-Werror) build: every suite (unit, mount, tools, flakyfs,
-#      stress, crash);
+#      stress, crash); then the mount and stress suites again with the
+#      kernel's FUSE-over-io-uring switch on, when the kernel has one (the
+#      daemon then serves requests through per-CPU rings; the switch is put
+#      back afterwards);
 #   2. an ASan+UBSan build: every suite again;
 #   3. a TSan build: the concurrency tests (threads and processes racing in
 #      one directory, locks, readdir under churn, the multi-process model
@@ -45,6 +48,17 @@ BUILD_DIR=build "$here/build.sh" >/dev/null
 echo "== tests"
 run_suites build || fail
 
+uring_switch=/sys/module/fuse/parameters/enable_uring
+if [ -w "$uring_switch" ]; then
+  echo "== mount and stress tests with FUSE over io_uring"
+  uring_was=$(cat "$uring_switch")
+  echo Y >"$uring_switch"
+  rc=0
+  run_suites build --no-rebuild --suite mount --suite stress || rc=$?
+  echo "$uring_was" >"$uring_switch"
+  [ "$rc" -eq 0 ] || fail
+fi
+
 if [ "${SANITIZE:-1}" != 0 ]; then
   echo "== build (ASan + UBSan)"
   BUILD_DIR=build-asan "$here/build.sh" -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
@@ -64,7 +78,7 @@ if [ "${SANITIZE:-1}" != 0 ]; then
   echo "== concurrency tests under TSan"
   export TSAN_OPTIONS="halt_on_error=1:suppressions=$PWD/tests/tsan.supp"
   run_suites build-tsan --no-rebuild mount \
-    --test-args='--gtest_filter=*Concurren*:*Lock*:*ConcurrentChanges*' || fail
+    --test-args='--gtest_filter=*Concurren*:*Lock*:*ConcurrentChanges*:*Uring*' || fail
   run_suites build-tsan --no-rebuild --suite stress --suite flakyfs || fail
   unset TSAN_OPTIONS
 fi

@@ -129,6 +129,17 @@ int Daemon::Run() {
     return kExitMount;
   }
   session.mounted = true;
+  if (o.io_uring && fuseops::UringTransport::KernelEnabled()) {
+    fuseops::UringTransport::Options uo;
+    uo.max_write = context_.settings.max_write;
+    transport_ = std::make_unique<fuseops::UringTransport>(uo);
+    if (Status s = transport_->Install(session.se); !s.ok()) {
+      spdlog::warn("{}; using /dev/fuse", s.ToString());
+      transport_.reset();
+    } else {
+      context_.transport = transport_.get();
+    }
+  }
   spdlog::info("detourfs serving '{}' at '{}' (fd limit {}, fd cache {})", lower, o.mountpoint,
                fd_limit, o.fd_cache);
   // Never keep a working directory inside the mount: the daemon would wait
@@ -140,6 +151,9 @@ int Daemon::Run() {
   }
   (void)sd_notifyf(0, "READY=1\nSTATUS=Serving %s at %s", lower.c_str(), o.mountpoint.c_str());
 
+  if (transport_) {
+    if (Status s = transport_->Start(); !s.ok()) spdlog::warn("{}; using /dev/fuse", s.ToString());
+  }
   fuse_loop_config* loop = fuse_loop_cfg_create();
   fuse_loop_cfg_set_max_threads(loop, o.threads);
   // Keep the workers: creating a thread per burst costs more than it saves.
@@ -149,6 +163,10 @@ int Daemon::Run() {
   fuse_loop_cfg_set_clone_fd(loop, 0);
   const int rc = fuse_session_loop_mt(session.se, loop);
   fuse_loop_cfg_destroy(loop);
+  if (transport_) {
+    transport_->Stop();
+    spdlog::info("io_uring: {} requests served through rings", transport_->served());
+  }
   (void)sd_notify(0, "STOPPING=1");
   // The loop returns the signal's number after SIGINT/SIGTERM/SIGHUP (in-flight
   // requests have finished by then), a negative errno on failure.

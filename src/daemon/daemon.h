@@ -8,6 +8,7 @@
 #include "daemon/options.h"
 #include "detourfs/overlay.h"
 #include "fuse/fuse_context.h"
+#include "fuse/uring_transport.h"
 
 namespace detourfs {
 
@@ -25,6 +26,7 @@ class Daemon {
   DaemonOptions options_;
   std::unique_ptr<Overlay> overlay_;
   fuseops::FuseContext context_;
+  std::unique_ptr<fuseops::UringTransport> transport_;
 };
 
 }  // namespace detourfs

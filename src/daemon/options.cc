@@ -61,10 +61,13 @@ ParsedOptions ParseOptions(int argc, char** argv) {
                  "Seconds the kernel caches that a name does not exist")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
-  bool no_writeback = false, no_splice = false;
+  bool no_writeback = false, no_splice = false, no_io_uring = false;
   app.add_flag("--no-writeback-cache", no_writeback,
                "Send every write to the daemon at once (slower; see docs/caching.md)");
   app.add_flag("--no-splice", no_splice, "Copy request data instead of splicing it");
+  app.add_flag("--no-io-uring", no_io_uring,
+               "Read requests from /dev/fuse even when the kernel offers io_uring "
+               "(/sys/module/fuse/parameters/enable_uring; see docs/caching.md)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -78,6 +81,7 @@ ParsedOptions ParseOptions(int argc, char** argv) {
   }
   o.writeback_cache = !no_writeback;
   o.splice = !no_splice;
+  o.io_uring = !no_io_uring;
   if (o.fuse_debug) o.foreground = true;
   return ParsedOptions{o, kExitOk};
 }

@@ -36,6 +36,7 @@ struct DaemonOptions {
   double negative_timeout = 60.0;
   bool writeback_cache = true;
   bool splice = true;
+  bool io_uring = true;  // serve through io_uring when the kernel allows it
 };
 
 // Parses argv. Returns the options, or the exit code to leave with at once

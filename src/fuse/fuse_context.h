@@ -18,8 +18,11 @@ struct FuseSettings {
   unsigned max_write = 1U << 20;
 };
 
+class UringTransport;
+
 struct FuseContext {
   Overlay* overlay = nullptr;
+  UringTransport* transport = nullptr;  // set when requests may come through io_uring
   FuseSettings settings;
 
   static FuseContext& From(fuse_req_t req) {
