@@ -5,7 +5,11 @@
 #   npm-ci   npm ci --prefer-offline of the fixture with a warm cache
 # Targets:
 #   tmpfs           raw tmpfs (the baseline every ratio is against)
-#   detourfs        mounted over the volume, node_modules routed to a tmpfs tier
+#   detourfs        mounted over the volume, node_modules routed to a tmpfs tier;
+#                   requests through io_uring when the kernel has it (the
+#                   script turns /sys/module/fuse/parameters/enable_uring on
+#                   for the run and puts it back)
+#   detourfs-devfuse  the same with --no-io-uring: requests through /dev/fuse
 #   fuse-overlayfs  upper and work dir on tmpfs, the volume as lower
 #   unionfs-fuse    tmpfs RW over the volume RO, copy-on-write
 #   mergerfs        tmpfs branch first (creates land there), the volume second
@@ -49,7 +53,11 @@ cleanup() {
   mountpoint -q "$work/ext4" 2>/dev/null && umount -l "$work/ext4"
   true
 }
-trap cleanup EXIT
+uring_switch=/sys/module/fuse/parameters/enable_uring
+uring_was=$(cat "$uring_switch" 2>/dev/null || true)
+[ -w "$uring_switch" ] && echo Y >"$uring_switch"
+restore_switch() { [ -n "$uring_was" ] && echo "$uring_was" >"$uring_switch"; true; }
+trap 'cleanup; restore_switch' EXIT
 cleanup
 rm -rf "$work"
 mkdir -p "$work"
@@ -78,7 +86,7 @@ mount_target() {
   mount -t tmpfs -o size=4G tmpfs "$fast"
   case $name in
     tmpfs) mkdir -p "$fast/app"; echo "$fast/app" ;;
-    detourfs)
+    detourfs | detourfs-devfuse)
       cat >"$work/detourfs.toml" <<EOF
 [tiers.memory]
 root = "$fast/memory"
@@ -88,7 +96,9 @@ match = "**/node_modules"
 tier = "memory"
 EOF
       mkdir -p "$vol/app"
-      "$detourfs" "$vol" -c "$work/detourfs.toml" --log-level warn
+      local transport=()
+      [ "$name" = detourfs-devfuse ] && transport=(--no-io-uring)
+      "$detourfs" "$vol" -c "$work/detourfs.toml" --log-level warn "${transport[@]}"
       echo "$vol/app" ;;
     fuse-overlayfs)
       mkdir -p "$fast/upper" "$fast/work" "$vol/app"
@@ -111,7 +121,7 @@ unmount_target() {
   local name=$1
   case $name in
     tmpfs) ;;
-    detourfs) fusermount3 -u "$work/ext4/$name" ;;
+    detourfs | detourfs-devfuse) fusermount3 -u "$work/ext4/$name" ;;
     *) fusermount3 -u "$work/mnt-$name" ;;
   esac
   umount "$work/tmpfs-$name"
@@ -123,7 +133,7 @@ npm_ci() {
   (cd "$1" && npm ci --prefer-offline --no-audit --no-fund --loglevel=error --cache "$cache")
 }
 
-read -r -a targets <<<"${TARGETS:-tmpfs detourfs fuse-overlayfs unionfs-fuse mergerfs volume}"
+read -r -a targets <<<"${TARGETS:-tmpfs detourfs detourfs-devfuse fuse-overlayfs unionfs-fuse mergerfs volume}"
 workloads=(extract npm-ci)
 declare -A samples
 
@@ -146,6 +156,7 @@ done
   echo "# detourfs routing benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo
   echo "Machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, kernel $(uname -r)."
+  echo "FUSE over io_uring: $( [ -n "$uring_was" ] && echo "available (switched on for the run)" || echo "not in this kernel")."
   echo "Workload: webapp node_modules, $files files, $size MB tarball; npm ci --prefer-offline,"
   echo "warm cache. Median of $rounds rounds ($volume_rounds for volume), seconds (lower is"
   echo "better); ratio to raw tmpfs in brackets."
