@@ -268,7 +268,17 @@ class Overlay {
   Result<void> CarryTierParts(Node* parent, std::string_view name, Node* new_parent,
                               std::string_view new_name, unsigned int flags);
   // Copies a routed directory's whole volume part up and marks it opaque.
+  // ENOSPC when it does not fit within the tier's capacity.
   Result<void> DeepCopyUp(Node* dir);
+  // CopyUp of a file, ENOSPC when it would take `tier` past its capacity.
+  Result<void> CopyUpWithin(Node* node, Layer tier);
+  // Rename of a routed directory within its tier when its volume part does
+  // not fit there: the tier's part and the volume's part each move with a
+  // rename on their own layer (a crash between the two leaves the content
+  // split across the two names, nothing lost).
+  Result<void> RenameDirOnBothLayers(Node* node, Node* parent, std::string_view name,
+                                     Node* new_parent, std::string_view new_name, Layer tier,
+                                     int dst_route);
   // Moves a non-directory between layers: copied to the destination layer,
   // then the source name removed (whiteout where the volume still has it).
   Result<void> MoveAcross(Node* node, Node* parent, std::string_view name, Node* new_parent,
@@ -301,9 +311,9 @@ class Overlay {
   // changed where it is, on the volume.
   Result<void> PrepareChange(Node* node);
   // The volume's directory for routed `parent`, ready to serve `name` from
-  // the volume: nothing on `tier` hides it (an opaque parent becomes
-  // whiteouts, a whiteout goes), and a stale volume entry under the name,
-  // which the tier hid, is removed.
+  // the volume: nothing on `tier` hides it (an opaque parent or ancestor
+  // becomes whiteouts, a whiteout goes), and a stale volume entry under the
+  // name, which the tier hid, is removed.
   Result<SharedFd> VolumeSideOf(Node* parent, const std::string& name, Layer tier);
   // The volume's directory for `dir`, made (like its tier copy) with any
   // missing ancestors.

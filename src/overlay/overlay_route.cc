@@ -246,6 +246,12 @@ Result<void> Overlay::CopyUp(Node* node) {
   std::vector<Location> locs = table_->Locations(node);
   if (locs.empty()) return Errno{ESTALE};
   Location& loc = locs.front();
+  // Handles open on the volume file (opened while the tier was full, or
+  // read-only) wait while the data is copied, then follow it: a write
+  // through one must not land in the file the mount no longer shows.
+  std::lock_guard handles_lock(handles_mu_);
+  HeldHandles held;
+  HoldHandles(node, &held);
   Result<SharedFd> parent_up = EnsureUpperDir(loc.parent.get(), tier);
   if (!parent_up.ok()) return Errno{parent_up.error()};
   const int pfd = (*parent_up)->get();
@@ -283,7 +289,7 @@ Result<void> Overlay::CopyUp(Node* node) {
   table_->Rebind(node, *ust, tier);
   resolver_->Drop(node->id(), Layer::kVolume);
   resolver_->Prime(node, tier, std::move(*fd));
-  return {};
+  return RepointHandles(node, held);
 }
 
 Result<void> Overlay::ListMerged(Node* dir, bool* merged, std::vector<MergedName>* names) {

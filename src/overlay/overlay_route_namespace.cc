@@ -210,9 +210,14 @@ Result<void> Overlay::RenameRouted(Node* parent, std::string_view name, Node* ne
                       dst ? &*dst : nullptr);
   }
   // Within one tier: what the volume has of the source comes up first, so
-  // that the rename is one rename in the tier.
+  // that the rename is one rename in the tier. A directory whose volume part
+  // does not fit on the tier moves on both layers instead.
   if (node->is_dir()) {
-    DETOURFS_TRY(DeepCopyUp(node));
+    Result<void> up = DeepCopyUp(node);
+    if (!up.ok() && (up.error() == ENOSPC || up.error() == EDQUOT)) {
+      return RenameDirOnBothLayers(node, parent, name, new_parent, new_name, src_tier, dst_route);
+    }
+    DETOURFS_TRY(up);
   } else if (node->layer() != src_tier) {
     DETOURFS_TRY(CopyUp(node));
   }
@@ -370,6 +375,52 @@ Result<void> Overlay::CarryTierParts(Node* parent, std::string_view name, Node* 
   return {};
 }
 
+Result<void> Overlay::RenameDirOnBothLayers(Node* node, Node* parent, std::string_view name,
+                                            Node* new_parent, std::string_view new_name, Layer tier,
+                                            int dst_route) {
+  const std::string n(name), nn(new_name);
+  DETOURFS_TRY(EnsureUpperDir(node, tier));
+  Result<SharedFd> from = resolver_->Fd(parent, tier);
+  if (!from.ok()) return Errno{from.error()};
+  Result<SharedFd> low_from = resolver_->Fd(parent, Layer::kVolume);
+  if (!low_from.ok()) return Errno{low_from.error()};
+  Result<struct stat> low_st = sys::StatAt((*low_from)->get(), n.c_str());
+  if (!low_st.ok()) return Errno{low_st.error()};
+  if (!S_ISDIR(low_st->st_mode)) return Errno{ENOSPC};  // no volume directory to move
+  // The destination on the volume: parents made, nothing on the tier hiding
+  // it, a stale or empty directory there removed (the merged view has the
+  // destination empty or absent, checked by the caller).
+  Result<SharedFd> low_to = VolumeSideOf(new_parent, nn, tier);
+  if (!low_to.ok()) return Errno{low_to.error()};
+  Result<SharedFd> to = EnsureUpperDir(new_parent, tier);
+  if (!to.ok()) return Errno{to.error()};
+  if (Result<struct stat> there = sys::StatAt((*to)->get(), nn.c_str());
+      there.ok() && S_ISDIR(there->st_mode)) {
+    Result<UniqueFd> d = sys::OpenBeneath((*to)->get(), nn.c_str(), O_PATH | O_DIRECTORY);
+    if (!d.ok()) return Errno{d.error()};
+    DETOURFS_TRY(ClearWhiteouts(d->get()));
+  }
+  Result<struct stat> st = sys::StatAt((*from)->get(), n.c_str());
+  if (!st.ok()) return Errno{st.error()};
+  DETOURFS_TRY(sys::RenameAt((*from)->get(), n.c_str(), (*to)->get(), nn.c_str(), 0));
+  if (Result<void> r =
+          sys::RenameAt((*low_from)->get(), n.c_str(), (*low_to)->get(), nn.c_str(), 0);
+      !r.ok()) {
+    // Put the tier's part back: the directory stays whole where it was.
+    if (!sys::RenameAt((*to)->get(), nn.c_str(), (*from)->get(), n.c_str(), 0).ok()) {
+      spdlog::error(
+          "rename of directory node {}: the volume part stayed (error {}), the tier "
+          "part could not come back; its content shows at both names",
+          node->id(), r.error());
+    }
+    return r;
+  }
+  table_->Renamed(*st, parent, name, new_parent, new_name);
+  if (dst_route != node->route()) table_->SetRoute(node, dst_route);
+  resolver_->DropOtherLayers();  // paths below it changed on both layers
+  return {};
+}
+
 Result<void> Overlay::DeepCopyUp(Node* dir) {
   const Layer tier = TierOf(dir->route());
   Result<SharedFd> up = EnsureUpperDir(dir, tier);
@@ -387,7 +438,7 @@ Result<void> Overlay::DeepCopyUp(Node* dir) {
       return Errno{child.error()};
     }
     Node* node = child->node;
-    Result<void> r = node->is_dir() ? DeepCopyUp(node) : CopyUp(node);
+    Result<void> r = node->is_dir() ? DeepCopyUp(node) : CopyUpWithin(node, tier);
     Forget(node->id(), 1);
     if (!r.ok()) return r;
   }

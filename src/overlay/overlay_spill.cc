@@ -69,14 +69,33 @@ Result<size_t> Overlay::Write(FileHandle& fh, off_t off, size_t size, const Writ
 }
 
 Result<SharedFd> Overlay::VolumeSideOf(Node* parent, const std::string& name, Layer tier) {
-  Result<SharedFd> up = resolver_->Fd(parent, tier);
-  if (up.ok()) {
-    const int upfd = (*up)->get();
-    // Nothing on the tier may hide the volume's entry: not an opaque parent,
-    // not a whiteout.
-    if (Result<bool> opaque = markers::IsOpaque(upfd); opaque.ok() && *opaque) {
-      DETOURFS_TRY(UnhideVolume(parent, upfd));
+  Result<SharedFd> low = EnsureLowerDir(parent);
+  if (!low.ok()) return low;
+  // Nothing on the tier may hide the volume's entry: no opaque directory on
+  // the way down (any ancestor's marker hides the whole volume subtree), no
+  // whiteout under the name. Top down: unhiding a directory makes opaque
+  // those of its subdirectories the volume has stale copies of.
+  std::vector<Node*> chain;
+  for (Node* dir = parent; dir != table_->root();) {
+    chain.push_back(dir);
+    std::vector<Location> locs = table_->Locations(dir);
+    if (locs.empty()) return Errno{ESTALE};
+    dir = locs.front().parent.get();
+  }
+  chain.push_back(table_->root());
+  bool unhidden = false;
+  for (auto it = chain.rbegin(); it != chain.rend(); ++it) {
+    Result<SharedFd> up = resolver_->Fd(*it, tier);
+    if (!up.ok() && up.error() != ENOENT) return Errno{up.error()};
+    if (!up.ok()) continue;
+    if (Result<bool> opaque = markers::IsOpaque((*up)->get()); opaque.ok() && *opaque) {
+      DETOURFS_TRY(UnhideVolume(*it, (*up)->get()));
+      unhidden = true;
     }
+  }
+  if (unhidden) resolver_->DropOtherLayers();  // volume paths now reachable
+  if (Result<SharedFd> up = resolver_->Fd(parent, tier); up.ok()) {
+    const int upfd = (*up)->get();
     if (Result<struct stat> st = sys::StatAt(upfd, name.c_str()); st.ok()) {
       Result<bool> w = markers::IsWhiteout(upfd, name.c_str(), *st);
       if (w.ok() && *w) DETOURFS_TRY(sys::UnlinkAt(upfd, name.c_str(), 0));
@@ -84,8 +103,6 @@ Result<SharedFd> Overlay::VolumeSideOf(Node* parent, const std::string& name, La
   } else if (up.error() != ENOENT) {
     return Errno{up.error()};
   }
-  Result<SharedFd> low = EnsureLowerDir(parent);
-  if (!low.ok()) return low;
   // A stale volume entry under the name was hidden by the tier: it goes.
   if (Result<struct stat> st = sys::StatAt((*low)->get(), name.c_str()); st.ok()) {
     DETOURFS_TRY(RemoveTreeAt((*low)->get(), name.c_str()));
@@ -210,18 +227,23 @@ Result<void> Overlay::RepointHandles(Node* node, HeldHandles& held) {
   return result;
 }
 
-Result<void> Overlay::PrepareChange(Node* node) {
+Result<void> Overlay::CopyUpWithin(Node* node, Layer tier) {
   if (!NeedsCopyUp(node)) return {};
-  TierSpace* space = SpaceOf(TierOf(node->route()));
-  if (space != nullptr && !node->is_dir()) {
+  if (TierSpace* space = SpaceOf(tier); space != nullptr) {
     Result<SharedFd> fd = resolver_->Fd(node, Layer::kVolume);
     if (!fd.ok()) return Errno{fd.error()};
     Result<struct stat> st = sys::Fstat((*fd)->get());
     if (!st.ok()) return Errno{st.error()};
-    if (!space->Admit(static_cast<uint64_t>(st->st_size))) return {};  // changed in place
+    if (!space->Admit(static_cast<uint64_t>(st->st_size))) return Errno{ENOSPC};
   }
-  Result<void> r = CopyUp(node);
-  if (!r.ok() && IsFull(r.error()) && !node->is_dir()) return {};
+  return CopyUp(node);
+}
+
+Result<void> Overlay::PrepareChange(Node* node) {
+  if (!NeedsCopyUp(node)) return {};
+  if (node->is_dir()) return CopyUp(node);
+  Result<void> r = CopyUpWithin(node, TierOf(node->route()));
+  if (!r.ok() && IsFull(r.error())) return {};  // the tier is full: changed in place
   return r;
 }
 
@@ -261,10 +283,17 @@ Result<void> Overlay::UnhideVolume(Node* dir, int upper_fd) {
   Result<SharedFd> low = resolver_->Fd(dir, Layer::kVolume);
   if (low.ok()) {
     DETOURFS_TRY(
-        ForEachEntry((*low)->get(), [&](std::string_view name, ino_t, mode_t) -> Result<void> {
+        ForEachEntry((*low)->get(), [&](std::string_view name, ino_t, mode_t type) -> Result<void> {
           const std::string n(name);
-          if (sys::StatAt(upper_fd, n.c_str()).ok()) return {};
-          return markers::MakeWhiteout(upper_fd, n.c_str());
+          Result<struct stat> up = sys::StatAt(upper_fd, n.c_str());
+          if (!up.ok()) return markers::MakeWhiteout(upper_fd, n.c_str());
+          // A directory on both: the volume's copy is stale, and stays hidden.
+          if (S_ISDIR(up->st_mode) && (S_ISDIR(type) || type == 0)) {
+            Result<UniqueFd> sub = sys::OpenBeneath(upper_fd, n.c_str(), O_PATH | O_DIRECTORY);
+            if (!sub.ok()) return Errno{sub.error()};
+            return markers::SetOpaque(sub->get());
+          }
+          return {};
         }));
   } else if (low.error() != ENOENT) {
     return Errno{low.error()};

@@ -86,6 +86,10 @@ void RunRouted(const std::string& capacity, int ops) {
 
 TEST(RoutedStressTest, RoutedSubtreeOverVolumeContentAgreesWithTmpfs) { RunRouted("", 4000); }
 
+// A 1 MiB tier: files spill to the volume all the time, under hard links,
+// open handles and renames of directories whose volume part is stale.
+TEST(RoutedStressTest, SpillsThroughAOneMiBTierAgreeWithTmpfs) { RunRouted("1MiB", 4000); }
+
 TEST(StressCheckerTest, CatchesALyingVolumeAndShrinksTheLog) {
   TmpfsDir ref;
   TmpfsDir source;
