@@ -89,25 +89,48 @@ int Run(const std::string& dir, const std::string& ledger_path, uint64_t seed, u
   }
   std::mt19937_64 rng(seed);
   std::vector<std::string> acked;
+  // Stops at the first failure, saying which step failed and why (after a
+  // kill that is ENOTCONN; anything else explains a run that ended early).
+  auto failed = [](const char* step, const std::string& path) {
+    std::fprintf(stderr, "workload stops: %s %s: %s\n", step, path.c_str(), std::strerror(errno));
+  };
   for (uint64_t i = 0; i < files; ++i) {
     std::string subdir = "d" + std::to_string(i % 8);
-    if (::mkdir((dir + "/" + subdir).c_str(), 0755) != 0 && errno != EEXIST) break;
+    if (::mkdir((dir + "/" + subdir).c_str(), 0755) != 0 && errno != EEXIST) {
+      failed("mkdir", subdir);
+      break;
+    }
     std::string data = Content(rng);
     if (i % 4 == 3 && !acked.empty()) {
       // Atomic replacement of an acknowledged file.
       std::string rel = acked[rng() % acked.size()];
       std::string tmp = dir + "/" + rel + ".tmp";
-      if (!WriteDurably(tmp, data)) break;
+      if (!WriteDurably(tmp, data)) {
+        failed("write", tmp);
+        break;
+      }
       Record(ledger, "pending", rel, data);
-      if (::rename(tmp.c_str(), (dir + "/" + rel).c_str()) != 0) break;
-      if (!FsyncDir(dir + "/" + rel.substr(0, rel.find('/')))) break;
+      if (::rename(tmp.c_str(), (dir + "/" + rel).c_str()) != 0) {
+        failed("rename", tmp);
+        break;
+      }
+      if (!FsyncDir(dir + "/" + rel.substr(0, rel.find('/')))) {
+        failed("fsync directory of", rel);
+        break;
+      }
       Record(ledger, "ack", rel, data);
       continue;
     }
     std::string rel = subdir + "/f" + std::to_string(i);
-    if (!WriteDurably(dir + "/" + rel, data)) break;
+    if (!WriteDurably(dir + "/" + rel, data)) {
+      failed("write", rel);
+      break;
+    }
     // A new name is durable once its directory is.
-    if (!FsyncDir(dir + "/" + subdir)) break;
+    if (!FsyncDir(dir + "/" + subdir)) {
+      failed("fsync directory", subdir);
+      break;
+    }
     Record(ledger, "ack", rel, data);
     acked.push_back(rel);
   }
