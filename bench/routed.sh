@@ -18,7 +18,8 @@
 # The "volume" is an ext4 loop device. ROUNDS rounds (default 3; VOLUME_ROUNDS,
 # default 1, for the slow volume target); TARGETS picks targets (tmpfs and
 # detourfs first, always); medians and ratios to tmpfs go to
-# bench/results/routed-<time>.md. Run as root on a quiet machine.
+# bench/results/routed-<time>.md; WORKLOADS picks workloads (default both).
+# Run as root on a quiet machine.
 set -euo pipefail
 shopt -s inherit_errexit
 here=$(cd "$(dirname "$0")" && pwd)
@@ -134,19 +135,25 @@ npm_ci() {
 }
 
 read -r -a targets <<<"${TARGETS:-tmpfs detourfs detourfs-devfuse fuse-overlayfs unionfs-fuse mergerfs volume}"
-workloads=(extract npm-ci)
+read -r -a workloads <<<"${WORKLOADS:-extract npm-ci}"
 declare -A samples
 
 for round in $(seq 1 "$rounds"); do
   for target in "${targets[@]}"; do
     [ "$target" = volume ] && [ "$round" -gt "$volume_rounds" ] && continue
     dir=$(mount_target "$target")
-    drop_caches
-    samples[$target,extract]+=" $(t tar -C "$dir" -xf "$tarball")"
-    rm -rf "$dir/node_modules"
-    cp "$fixtures/webapp/package.json" "$fixtures/webapp/package-lock.json" "$dir/"
-    drop_caches
-    samples[$target,npm-ci]+=" $(t npm_ci "$dir")"
+    for w in "${workloads[@]}"; do
+      drop_caches
+      case $w in
+        extract)
+          samples[$target,extract]+=" $(t tar -C "$dir" -xf "$tarball")"
+          rm -rf "$dir/node_modules" ;;
+        npm-ci)
+          cp "$fixtures/webapp/package.json" "$fixtures/webapp/package-lock.json" "$dir/"
+          samples[$target,npm-ci]+=" $(t npm_ci "$dir")" ;;
+        *) echo "routed.sh: unknown workload $w" >&2; exit 1 ;;
+      esac
+    done
     unmount_target "$target"
     echo "round $round: $target done" >&2
   done
