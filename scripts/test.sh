@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs what is needed, builds detourfs, and runs every test:
 #   1. a normal (-Werror) build: every suite (unit, mount, tools, flakyfs,
-#      stress, crash); then the mount and stress suites again with the
-#      kernel's FUSE-over-io-uring switch on, when the kernel has one (the
-#      daemon then serves requests through per-CPU rings; the switch is put
-#      back afterwards);
-#   2. an ASan+UBSan build: every suite again, but npm ci only into a routed
-#      memory tier (the plain npm ci tests take minutes under ASan and
-#      exercise nothing the routed one does not);
+#      stress, crash), requests through /dev/fuse;
+#   2. an ASan+UBSan build: every suite again, with the kernel's
+#      FUSE-over-io-uring switch on when the kernel has one (the daemon then
+#      serves requests through per-CPU rings; the switch is put back
+#      afterwards), and npm ci only into a routed memory tier (the plain
+#      npm ci tests take minutes under ASan and exercise nothing the routed
+#      one does not). With SANITIZE=0 the mount and stress suites run a
+#      second time in the normal build with the switch on instead;
 #   3. a TSan build: the concurrency tests (threads and processes racing in
 #      one directory, locks, readdir under churn, the multi-process model
 #      checker, flakyfs with its control thread);
@@ -41,6 +42,22 @@ run_suites() {
   return "$rc"
 }
 
+# Runs "$@" with the kernel's FUSE-over-io-uring switch on (when this kernel
+# has one), then puts the switch back as it was.
+uring_switch=/sys/module/fuse/parameters/enable_uring
+with_io_uring() {
+  if [ ! -w "$uring_switch" ]; then
+    "$@"
+    return
+  fi
+  local was rc=0
+  was=$(cat "$uring_switch")
+  echo Y >"$uring_switch"
+  "$@" || rc=$?
+  echo "$was" >"$uring_switch"
+  return "$rc"
+}
+
 fuzzed=""
 summary() { echo "$passed passed, $failed failed, $skipped skipped$fuzzed"; }
 fail() { summary; exit 1; }
@@ -50,25 +67,16 @@ BUILD_DIR=build "$here/build.sh" >/dev/null
 echo "== tests"
 run_suites build || fail
 
-uring_switch=/sys/module/fuse/parameters/enable_uring
-if [ -w "$uring_switch" ]; then
-  echo "== mount and stress tests with FUSE over io_uring"
-  uring_was=$(cat "$uring_switch")
-  echo Y >"$uring_switch"
-  rc=0
-  run_suites build --no-rebuild --suite mount --suite stress || rc=$?
-  echo "$uring_was" >"$uring_switch"
-  [ "$rc" -eq 0 ] || fail
-fi
-
 if [ "${SANITIZE:-1}" != 0 ]; then
   echo "== build (ASan + UBSan)"
   BUILD_DIR=build-asan "$here/build.sh" -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
-  echo "== tests under ASan + UBSan"
+  echo "== tests under ASan + UBSan, requests through FUSE over io_uring"
   # Abort on the first UBSan report, so a finding fails its test.
-  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-    run_suites build-asan --test-args='--gtest_filter=-Backings/ToolsTest.NpmCi*' || fail
+  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+  export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+  with_io_uring run_suites build-asan --test-args='--gtest_filter=-Backings/ToolsTest.NpmCi*' ||
+    fail
+  unset ASAN_OPTIONS UBSAN_OPTIONS
 
   echo "== build (TSan)"
   if [ ! -f build-tsan/build.ninja ]; then
@@ -83,6 +91,9 @@ if [ "${SANITIZE:-1}" != 0 ]; then
     --test-args='--gtest_filter=*Concurren*:*Lock*:*ConcurrentChanges*:*Uring*' || fail
   run_suites build-tsan --no-rebuild --suite stress --suite flakyfs || fail
   unset TSAN_OPTIONS
+else
+  echo "== mount and stress tests with FUSE over io_uring"
+  with_io_uring run_suites build --no-rebuild --suite mount --suite stress || fail
 fi
 
 if [ "${FUZZ:-1}" != 0 ]; then

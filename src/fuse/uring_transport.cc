@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -35,13 +36,16 @@ static_assert(kPrefix >= sizeof(fuse_in_header) + abi::kOpInSize);
 // The highest CPU number the kernel may ever use, plus one: the kernel keeps
 // a queue per possible CPU and serves through rings only once each has an entry.
 unsigned PossibleCpus() {
-  std::ifstream in("/sys/devices/system/cpu/possible");
+  const unsigned fallback = std::max(1U, std::thread::hardware_concurrency());
+  std::ifstream in("/sys/devices/system/cpu/possible");  // e.g. "0-1"
   std::string line;
-  if (!std::getline(in, line) || line.empty()) return std::thread::hardware_concurrency();
-  const size_t dash = line.find_last_of("-,");
-  return static_cast<unsigned>(
-             std::stoul(dash == std::string::npos ? line : line.substr(dash + 1))) +
-         1;
+  if (!std::getline(in, line) || line.empty()) return fallback;
+  const size_t at = line.find_last_of("-,");
+  const std::string last = at == std::string::npos ? line : line.substr(at + 1);
+  unsigned cpu = 0;
+  const auto [end, ec] = std::from_chars(last.data(), last.data() + last.size(), cpu);
+  if (ec != std::errc() || end == last.data() || cpu >= 4096) return fallback;
+  return cpu + 1;
 }
 
 }  // namespace
