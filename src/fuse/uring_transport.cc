@@ -79,6 +79,14 @@ struct UringTransport::Entry {
     if (area != nullptr) ::munmap(area, kPrefix + payload_size);
   }
 
+  // Stores an error reply to request `unique` for the commit.
+  void StoreError(uint64_t unique, int error) {
+    fuse_out_header out{};
+    out.unique = unique;
+    out.error = error;
+    StoreReply(out, nullptr, 0);
+  }
+
   // Stores a reply (fuse_out_header, then its arguments) for the commit.
   void StoreReply(const fuse_out_header& out, const char* args, size_t len) {
     fuse_out_header h = out;
@@ -291,10 +299,7 @@ uint64_t UringTransport::Serve(Entry* e) {
       in.len - sizeof(in) - payload > abi::kOpInSize) {
     spdlog::error("io_uring: malformed request {} (opcode {}, length {}, payload {})", in.unique,
                   in.opcode, in.len, payload);
-    fuse_out_header out{};
-    out.unique = in.unique;
-    out.error = -EIO;
-    e->StoreReply(out, nullptr, 0);
+    e->StoreError(in.unique, -EIO);
     return commit_id;
   }
   // Rebuild the request as /dev/fuse delivers it, just before the payload.
@@ -311,10 +316,7 @@ uint64_t UringTransport::Serve(Entry* e) {
   if (!e->replied) {
     spdlog::error("io_uring: request {} (opcode {}) got no reply; answering EIO", in.unique,
                   in.opcode);
-    fuse_out_header out{};
-    out.unique = in.unique;
-    out.error = -EIO;
-    e->StoreReply(out, nullptr, 0);
+    e->StoreError(in.unique, -EIO);
   }
   return commit_id;
 }
@@ -382,8 +384,7 @@ ssize_t UringTransport::SpliceSend(int fdin, off_t* offin, int fdout, off_t* off
   if (got < len) {
     spdlog::error("io_uring: reply to request {}: got {} of {} bytes from the pipe", out.unique,
                   got, len);
-    out.error = -EIO;
-    e->StoreReply(out, nullptr, 0);
+    e->StoreError(out.unique, -EIO);
     return static_cast<ssize_t>(len);
   }
   e->StoreReply(out, e->payload(), len - sizeof(out));
