@@ -34,6 +34,7 @@
 #include "detourfs/inode_table.h"
 #include "detourfs/result.h"
 #include "detourfs/unique_fd.h"
+#include "overlay/layer_lock.h"
 #include "route/router.h"
 
 namespace detourfs {
@@ -339,8 +340,16 @@ class Overlay {
   Result<Node*> NodeOf(uint64_t ino);
   Result<SharedFd> FdOf(Node* node);
   Result<SharedFd> FdOf(Node* node, Layer layer);
-  // The open file's fd when the kernel named one, else the node's.
+  // The open file's fd when the kernel named one, else the node's; the
+  // caller holds HoldBacking(fh).
   Result<SharedFd> FdOf(Node* node, FileHandle* fh);
+  // Keeps the backing file a request acts on in place: the handle's lock
+  // when the kernel named an open file, else the layer lock, shared.
+  struct BackingHold {
+    std::shared_lock<std::shared_mutex> handle;
+    std::optional<LayerLock::Hold> layers;
+  };
+  BackingHold HoldBacking(FileHandle* fh);
   // The fd whose xattrs `ino` has: null for a symlink, which has none here.
   Result<SharedFd> XattrFd(uint64_t ino);
   // The reported inode number: the backing one, mixed with the device when a
@@ -392,6 +401,7 @@ class Overlay {
   const OverlayOptions options_;
   const Router router_;
   std::mutex copy_up_mu_;  // one copy-up at a time
+  LayerLock layers_;       // nodes stay on their layers (layer_lock.h)
   std::unique_ptr<InodeTable> table_;
   std::unique_ptr<FdCache> cache_;
   std::unique_ptr<Resolver> resolver_;

@@ -83,11 +83,18 @@ Result<SharedFd> Overlay::FdOf(Node* node) { return resolver_->Fd(node); }
 Result<SharedFd> Overlay::FdOf(Node* node, Layer layer) { return resolver_->Fd(node, layer); }
 
 Result<SharedFd> Overlay::FdOf(Node* node, FileHandle* fh) {
-  if (fh) {
-    std::shared_lock lock(fh->mu);
-    return fh->fd;
-  }
+  if (fh) return fh->fd;
   return FdOf(node);
+}
+
+Overlay::BackingHold Overlay::HoldBacking(FileHandle* fh) {
+  BackingHold hold;
+  if (fh) {
+    hold.handle = std::shared_lock(fh->mu);
+  } else {
+    hold.layers.emplace(layers_.Shared());
+  }
+  return hold;
 }
 
 void Overlay::ReportIno(struct stat& st) const {
@@ -118,6 +125,7 @@ Result<Entry> Overlay::Stat(Node* parent, int parent_fd, std::string_view name) 
     return Errno{EINVAL};
   }
   const std::string n(name);
+  LayerLock::Hold layers = layers_.Shared();
   Result<struct stat> st = sys::StatAt(parent_fd, n.c_str());
   if (!st.ok()) return Errno{st.error()};
   // No fd is opened here: most names looked up (path walks, ls -l, find,
@@ -154,6 +162,7 @@ void Overlay::Forget(uint64_t ino, uint64_t nlookup) {
 Result<struct stat> Overlay::GetAttr(uint64_t ino, FileHandle* fh) {
   Result<Node*> node = NodeOf(ino);
   if (!node.ok()) return Errno{node.error()};
+  BackingHold hold = HoldBacking(fh);
   Result<SharedFd> fd = FdOf(*node, fh);
   if (!fd.ok()) return Errno{fd.error()};
   Result<struct stat> st = sys::Fstat((*fd)->get());
@@ -179,6 +188,7 @@ Result<struct stat> Overlay::SetAttr(uint64_t ino, const SetAttrRequest& req, Fi
   // An open file's fd is a real one; otherwise an O_PATH fd, reached through
   // /proc for the calls that need a path.
   const bool open_fd = fh != nullptr;
+  BackingHold hold = HoldBacking(fh);
   Result<SharedFd> fd = FdOf(*node, fh);
   if (!fd.ok()) return Errno{fd.error()};
   const int f = (*fd)->get();

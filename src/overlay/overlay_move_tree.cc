@@ -204,6 +204,7 @@ Result<void> Overlay::MoveDirAcross(Node* node, Node* parent, std::string_view n
   }
   // The new tree is in place: the old one goes, then the nodes follow their
   // data (parents before children, so each route is the new path's).
+  LayerLock::Hold layers = layers_.Exclusive();
   DETOURFS_TRY(RemoveEverywhere(parent, name, src_route));
   for (const TreeCopy::Moved& m : copy.moved) {
     table_->Rebind(m.node, m.st, dst_tier);

@@ -140,6 +140,7 @@ Result<Entry> Overlay::Link(uint64_t ino, uint64_t new_parent_ino, std::string_v
   if (NeedsCopyUp(*node)) DETOURFS_TRY(CopyUp(*node));
   Result<Placement> place = PlaceNew(*new_parent, new_name, false);
   if (!place.ok()) return Errno{place.error()};
+  LayerLock::Hold layers = layers_.Shared();
   if (place->layer != (*node)->layer()) return Errno{EXDEV};
   Result<SharedFd> fd = FdOf(*node);
   if (!fd.ok()) return Errno{fd.error()};

@@ -136,6 +136,7 @@ bool Overlay::NeedsCopyUp(Node* node) const {
 
 Result<Entry> Overlay::LookupRouted(Node* parent, std::string_view name, int route, Layer tier) {
   const std::string n(name);
+  LayerLock::Hold layers = layers_.Shared();
   Result<SharedFd> up = resolver_->Fd(parent, tier);
   if (up.ok()) {
     Result<struct stat> st = sys::StatAt((*up)->get(), n.c_str());
@@ -193,6 +194,11 @@ Result<SharedFd> Overlay::EnsureUpperDir(Node* dir, Layer tier) {
   Result<struct stat> vst = sys::Fstat((*vol)->get());
   if (!vst.ok()) return Errno{vst.error()};
   const int pfd = (*parent_up)->get();
+  // A routed directory moves to its tier here: no lookup may see the new
+  // directory before the node is rebound to it.
+  const bool moves = dir->layer() == Layer::kVolume && TierOf(dir->route()) == tier;
+  std::optional<LayerLock::Hold> layers;
+  if (moves) layers.emplace(layers_.Exclusive());
   Result<void> made = sys::MkdirAt(pfd, loc.name.c_str(), 0700);
   if (!made.ok() && made.error() != EEXIST) return Errno{made.error()};
   Result<UniqueFd> fd = sys::OpenBeneath(pfd, loc.name.c_str(), O_PATH | O_DIRECTORY);
@@ -208,9 +214,7 @@ Result<SharedFd> Overlay::EnsureUpperDir(Node* dir, Layer tier) {
   if (!ust.ok()) return Errno{ust.error()};
   // A routed directory now lives on its tier (its volume part stays visible
   // beneath it); a directory above a routed subtree is only scaffolding.
-  if (dir->layer() == Layer::kVolume && TierOf(dir->route()) == tier) {
-    table_->Rebind(dir, *ust, tier);
-  }
+  if (moves) table_->Rebind(dir, *ust, tier);
   auto shared = std::make_shared<const UniqueFd>(std::move(*fd));
   resolver_->Prime(dir, tier, UniqueFd(::dup(shared->get())));
   return shared;
@@ -252,6 +256,7 @@ Result<void> Overlay::CopyUp(Node* node) {
   std::lock_guard handles_lock(handles_mu_);
   HeldHandles held;
   HoldHandles(node, &held);
+  LayerLock::Hold layers = layers_.Exclusive();
   Result<SharedFd> parent_up = EnsureUpperDir(loc.parent.get(), tier);
   if (!parent_up.ok()) return Errno{parent_up.error()};
   const int pfd = (*parent_up)->get();

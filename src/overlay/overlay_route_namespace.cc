@@ -469,6 +469,7 @@ Result<void> Overlay::MoveAcross(Node* node, Node* parent, std::string_view name
   std::lock_guard handles_lock(handles_mu_);
   HeldHandles held;
   HoldHandles(node, &held);
+  LayerLock::Hold layers = layers_.Exclusive();
   const std::string tmp_name = ".detourfs-move." + std::to_string(node->id());
   DETOURFS_TRY(CopyNodeInto((*src)->get(), *st, tofd, tmp_name.c_str()));
   Result<void> placed = sys::RenameAt(tofd, tmp_name.c_str(), tofd, nn.c_str(), 0);

@@ -130,6 +130,7 @@ Result<void> Overlay::Spill(Node* node) {
   std::lock_guard handles_lock(handles_mu_);
   HeldHandles held;
   HoldHandles(node, &held);
+  LayerLock::Hold layers = layers_.Exclusive();
   const std::string tmp = ".detourfs-spill." + std::to_string(node->id());
   std::optional<UniqueFd> moved;  // the volume copy, once made
   for (const Location& loc : locs) {
@@ -172,6 +173,7 @@ Result<void> Overlay::SpillUnnamed(Node* node, const UniqueFd& src, const struct
   std::lock_guard handles_lock(handles_mu_);
   HeldHandles held;
   HoldHandles(node, &held);
+  LayerLock::Hold layers = layers_.Exclusive();
   int tmp = ::openat(resolver_->root_fd()->get(), ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
   if (tmp < 0) return Errno{errno};
   UniqueFd out(tmp);

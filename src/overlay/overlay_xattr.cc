@@ -67,6 +67,7 @@ Result<void> Overlay::SetXattr(uint64_t ino, const char* name, const void* value
                                int flags) {
   if (markers::IsReservedXattr(name)) return Errno{EPERM};
   DETOURFS_TRY(CopyUpIno(ino));
+  LayerLock::Hold layers = layers_.Shared();
   Result<SharedFd> fd = XattrFd(ino);
   if (!fd.ok()) return Errno{fd.error()};
   if (!*fd) return Errno{EPERM};
@@ -76,6 +77,7 @@ Result<void> Overlay::SetXattr(uint64_t ino, const char* name, const void* value
 Result<void> Overlay::RemoveXattr(uint64_t ino, const char* name) {
   if (markers::IsReservedXattr(name)) return Errno{EPERM};
   DETOURFS_TRY(CopyUpIno(ino));
+  LayerLock::Hold layers = layers_.Shared();
   Result<SharedFd> fd = XattrFd(ino);
   if (!fd.ok()) return Errno{fd.error()};
   if (!*fd) return Errno{kSymlinkNoXattr};

@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstring>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -204,6 +206,96 @@ TEST_P(CapacityTest, ConcurrentWritersSpillWithoutLoss) {
   }
 }
 
+// Stats and lookups of files while they spill: with no attribute or entry
+// caching, every stat and path walk reaches the daemon, some in the middle
+// of a spill. Each must see the live file — never a failure, a file with no
+// links, or another file (which the kernel would answer with EIO).
+class SpillRaceTest : public CapacityTest {
+ protected:
+  MountConfig Config() const override {
+    MountConfig c = CapacityTest::Config();
+    c.extra_args.insert(c.extra_args.end(), {"--attr-timeout", "0", "--entry-timeout", "0"});
+    return c;
+  }
+};
+
+TEST_P(SpillRaceTest, StatsAndLookupsDuringSpillsSeeTheLiveFile) {
+  ASSERT_EQ(::mkdir(M("dist").c_str(), 0755), 0);
+  // Fill the 16 MiB disk tier to within 1 MiB: every file written next
+  // starts on the tier and spills part way through.
+  for (int i = 0; i < 15; ++i) {
+    ASSERT_EQ(WriteBig(M("dist/fill" + std::to_string(i)), kMiB, static_cast<unsigned>(i)), 0);
+  }
+  constexpr int kFiles = 24;
+  constexpr size_t kSize = 3 * kMiB;
+  std::atomic<int> current{-1};
+  std::atomic<bool> done{false};
+  std::atomic<int> stats{0};
+  std::vector<std::string> problems;
+  std::mutex problems_mu;
+  auto problem = [&](const std::string& what) {
+    std::lock_guard lock(problems_mu);
+    if (problems.size() < 10) problems.push_back(what);
+  };
+  std::vector<std::thread> statters;
+  for (int t = 0; t < 2; ++t) {
+    statters.emplace_back([&] {
+      while (!done.load()) {
+        const int i = current.load();
+        if (i < 0) {
+          std::this_thread::yield();
+          continue;
+        }
+        const std::string path = M("dist/f" + std::to_string(i));
+        struct statx stx {};
+        if (::statx(AT_FDCWD, path.c_str(), AT_STATX_FORCE_SYNC, STATX_BASIC_STATS, &stx) != 0) {
+          if (errno != ENOENT || current.load() == i) {
+            problem("stat " + path + ": " + std::strerror(errno));
+          }
+          continue;
+        }
+        stats++;
+        if ((stx.stx_nlink != 1 || !S_ISREG(stx.stx_mode)) && current.load() == i) {
+          problem("stat " + path + ": nlink " + std::to_string(stx.stx_nlink) + " mode " +
+                  std::to_string(stx.stx_mode));
+        }
+      }
+    });
+  }
+  for (int i = 0; i < kFiles; ++i) {
+    const std::string path = M("dist/f" + std::to_string(i));
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
+    ASSERT_GE(fd, 0) << strerror(errno);
+    current.store(i);
+    const std::string data = Pattern(kSize, static_cast<unsigned>(100 + i));
+    for (size_t off = 0; off < kSize; off += 64 * 1024) {
+      ASSERT_EQ(::pwrite(fd, data.data() + off, 64 * 1024, static_cast<off_t>(off)), 64 * 1024)
+          << strerror(errno);
+      // Written back now, so the spill happens while the stats run.
+      if (off % kMiB == 0) {
+        ASSERT_EQ(::fdatasync(fd), 0) << strerror(errno);
+      }
+    }
+    ASSERT_EQ(::close(fd), 0);
+    EXPECT_EQ(ReadFile(path), data) << path;
+    // The tier has room again for the next file to start there.
+    current.store(-1);
+    ASSERT_EQ(::unlink(path.c_str()), 0);
+  }
+  done.store(true);
+  for (std::thread& t : statters) t.join();
+  EXPECT_TRUE(problems.empty()) << problems.front();
+  EXPECT_GT(stats.load(), 0);
+  // Every file spilled: each started on the tier and outgrew it.
+  size_t spills = 0;
+  const std::string log = fs_->Log();
+  for (size_t at = log.find("moved to the volume"); at != std::string::npos;
+       at = log.find("moved to the volume", at + 1)) {
+    ++spills;
+  }
+  EXPECT_GE(spills, static_cast<size_t>(kFiles));
+}
+
 TEST_P(CapacityTest, StatfsOnARoutedPathReportsItsTier) {
   ASSERT_EQ(::mkdir(M("dist").c_str(), 0755), 0);
   ASSERT_EQ(::mkdir(M("node_modules").c_str(), 0755), 0);
@@ -230,6 +322,7 @@ TEST_P(CapacityTest, StatfsOnARoutedPathReportsItsTier) {
 }
 
 DETOURFS_MOUNT_TEST_P(CapacityTest);
+DETOURFS_MOUNT_TEST_P(SpillRaceTest);
 
 }  // namespace
 }  // namespace detourfs::testing
