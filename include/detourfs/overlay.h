@@ -333,6 +333,9 @@ class Overlay {
   // Makes an opaque upper directory transparent again: a whiteout for each
   // volume entry it hid, then the marker goes.
   Result<void> UnhideVolume(Node* dir, int upper_fd);
+  // Rename, the caller holding names_mu_.
+  Result<void> RenameHeld(uint64_t parent, std::string_view name, uint64_t new_parent,
+                          std::string_view new_name, unsigned int flags);
   // RENAME_EXCHANGE where either name is routed.
   Result<void> ExchangeRouted(Node* parent, std::string_view name, Node* new_parent,
                               std::string_view new_name);
@@ -400,6 +403,12 @@ class Overlay {
 
   const OverlayOptions options_;
   const Router router_;
+  // Requests that change names (create, link, unlink, rename...) hold this
+  // shared; a spill, which moves every name of a file to the volume, holds
+  // it exclusively, so a name cannot go or change while its file spills
+  // (writeback sends the WRITE that spills concurrently with the writer's
+  // next unlink or rename). Taken before every other overlay lock.
+  std::shared_mutex names_mu_;
   std::mutex copy_up_mu_;  // one copy-up at a time
   LayerLock layers_;       // nodes stay on their layers (layer_lock.h)
   std::unique_ptr<InodeTable> table_;

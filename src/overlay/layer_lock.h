@@ -13,7 +13,7 @@
 // Exclusive holds nest on one thread, and Shared() passes through on a
 // thread holding the lock exclusively, so a move may make directories and
 // look names up. A thread holding it shared must not ask for it exclusively.
-// Lock order: taken after Overlay's copy_up_mu_, handles_mu_ and handle
+// Lock order: taken after Overlay's names_mu_, copy_up_mu_, handles_mu_ and handle
 // locks; only leaf locks (the inode table's, the fd cache's) after it.
 #pragma once
 

@@ -74,6 +74,7 @@ Result<std::pair<Entry, std::unique_ptr<FileHandle>>> Overlay::Create(uint64_t p
                                                                       const Caller& caller) {
   Result<Node*> parent = NodeOf(parent_ino);
   if (!parent.ok()) return Errno{parent.error()};
+  std::shared_lock names(names_mu_);
   if (!router_.empty()) {
     const int route = ChildRoute(*parent, name, false);
     const Layer tier = TierOf(route);

@@ -41,6 +41,7 @@ Result<Entry> Overlay::MakeNode(uint64_t parent_ino, std::string_view name, cons
                                 MakeFn make, bool is_dir) {
   Result<Node*> parent = NodeOf(parent_ino);
   if (!parent.ok()) return Errno{parent.error()};
+  std::shared_lock names(names_mu_);
   Result<Placement> place = PlaceNew(*parent, name, is_dir);
   if (!place.ok()) return Errno{place.error()};
   const int dirfd = place->dir->get();
@@ -131,6 +132,7 @@ Result<Entry> Overlay::Symlink(std::string_view target, uint64_t parent, std::st
 }
 
 Result<Entry> Overlay::Link(uint64_t ino, uint64_t new_parent_ino, std::string_view new_name) {
+  std::shared_lock names(names_mu_);
   Result<Node*> node = NodeOf(ino);
   if (!node.ok()) return Errno{node.error()};
   Result<Node*> new_parent = NodeOf(new_parent_ino);
@@ -193,15 +195,24 @@ void Overlay::KeepIfLastLink(Node* parent, std::string_view name, Victim victim)
 }
 
 Result<void> Overlay::Unlink(uint64_t parent, std::string_view name) {
+  std::shared_lock names(names_mu_);
   return Remove(parent, name, 0);
 }
 
 Result<void> Overlay::Rmdir(uint64_t parent, std::string_view name) {
+  std::shared_lock names(names_mu_);
   return Remove(parent, name, AT_REMOVEDIR);
 }
 
-Result<void> Overlay::Rename(uint64_t parent_ino, std::string_view name, uint64_t new_parent_ino,
+Result<void> Overlay::Rename(uint64_t parent, std::string_view name, uint64_t new_parent,
                              std::string_view new_name, unsigned int flags) {
+  std::shared_lock names(names_mu_);
+  return RenameHeld(parent, name, new_parent, new_name, flags);
+}
+
+Result<void> Overlay::RenameHeld(uint64_t parent_ino, std::string_view name,
+                                 uint64_t new_parent_ino, std::string_view new_name,
+                                 unsigned int flags) {
   if (flags & ~static_cast<unsigned int>(RENAME_NOREPLACE | RENAME_EXCHANGE)) {
     return Errno{EINVAL};
   }

@@ -324,17 +324,18 @@ Result<void> Overlay::ExchangeRouted(Node* parent, std::string_view name, Node* 
   // takes its place, x takes y's. Each step moves data as rename does; for a
   // moment the hidden name shows instead of `name`.
   const std::string aside = ".detourfs-exchange." + std::to_string(x->id());
-  DETOURFS_TRY(Rename(parent->id(), name, parent->id(), aside, RENAME_NOREPLACE));
-  if (Result<void> r = Rename(new_parent->id(), new_name, parent->id(), name, RENAME_NOREPLACE);
+  DETOURFS_TRY(RenameHeld(parent->id(), name, parent->id(), aside, RENAME_NOREPLACE));
+  if (Result<void> r = RenameHeld(new_parent->id(), new_name, parent->id(), name, RENAME_NOREPLACE);
       !r.ok()) {
-    if (Result<void> back = Rename(parent->id(), aside, parent->id(), name, RENAME_NOREPLACE);
+    if (Result<void> back = RenameHeld(parent->id(), aside, parent->id(), name, RENAME_NOREPLACE);
         !back.ok()) {
       spdlog::error("exchange across layers: {} left as {}: {}", std::string(name), aside,
                     ErrnoText(back.error()));
     }
     return r;
   }
-  if (Result<void> r = Rename(parent->id(), aside, new_parent->id(), new_name, RENAME_NOREPLACE);
+  if (Result<void> r =
+          RenameHeld(parent->id(), aside, new_parent->id(), new_name, RENAME_NOREPLACE);
       !r.ok()) {
     spdlog::error("exchange across layers: {} left as {}: {}", std::string(new_name), aside,
                   ErrnoText(r.error()));

@@ -112,6 +112,7 @@ Result<SharedFd> Overlay::VolumeSideOf(Node* parent, const std::string& name, La
 }
 
 Result<void> Overlay::Spill(Node* node) {
+  std::lock_guard names(names_mu_);  // no name of the file changes meanwhile
   std::lock_guard copy_lock(copy_up_mu_);
   const Layer tier = node->layer();
   if (tier == Layer::kVolume) return {};  // another writer moved it meanwhile
