@@ -10,8 +10,8 @@
 #      one does not). With SANITIZE=0 the mount and stress suites run a
 #      second time in the normal build with the switch on instead;
 #   3. a TSan build: the concurrency tests (threads and processes racing in
-#      one directory, locks, readdir under churn, the multi-process model
-#      checker, flakyfs with its control thread);
+#      one directory, locks, readdir under churn, stats racing spills, the
+#      multi-process model checker, flakyfs with its control thread);
 #   4. the libFuzzer targets, FUZZ_SECONDS (default 45 here) each (scripts/fuzz.sh).
 # Run as root (the mount suites mount for real). SANITIZE=0 skips 2 and 3,
 # FUZZ=0 skips 4; FUZZ_SECONDS sets the fuzzing time per target (CI: 45).
@@ -88,7 +88,7 @@ if [ "${SANITIZE:-1}" != 0 ]; then
   echo "== concurrency tests under TSan"
   export TSAN_OPTIONS="halt_on_error=1:suppressions=$PWD/tests/tsan.supp"
   run_suites build-tsan --no-rebuild mount \
-    --test-args='--gtest_filter=*Concurren*:*Lock*:*ConcurrentChanges*:*Uring*' || fail
+    --test-args='--gtest_filter=*Concurren*:*Lock*:*ConcurrentChanges*:*Uring*:*SpillRace*' || fail
   run_suites build-tsan --no-rebuild --suite stress --suite flakyfs || fail
   unset TSAN_OPTIONS
 else
