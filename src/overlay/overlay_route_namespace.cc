@@ -38,6 +38,14 @@ Result<void> ClearWhiteouts(int dirfd) {
   return {};
 }
 
+// ClearWhiteouts of the directory `name` in `dirfd`: a replaced directory's
+// tier part, which the kernel has seen empty.
+Result<void> ClearWhiteoutsAt(int dirfd, const char* name) {
+  Result<UniqueFd> d = sys::OpenBeneath(dirfd, name, O_PATH | O_DIRECTORY);
+  if (!d.ok()) return Errno{d.error()};
+  return ClearWhiteouts(d->get());
+}
+
 // Drops, on scope exit, the lookup reference an operation took on a node.
 class LookupRef {
  public:
@@ -238,9 +246,7 @@ Result<void> Overlay::RenameRouted(Node* parent, std::string_view name, Node* ne
       DETOURFS_TRY(sys::UnlinkAt((*to)->get(), nn.c_str(), 0));
       needs_opaque = node->is_dir();
     } else if (S_ISDIR(dst_st->st_mode)) {
-      Result<UniqueFd> d = sys::OpenBeneath((*to)->get(), nn.c_str(), O_PATH | O_DIRECTORY);
-      if (!d.ok()) return Errno{d.error()};
-      DETOURFS_TRY(ClearWhiteouts(d->get()));
+      DETOURFS_TRY(ClearWhiteoutsAt((*to)->get(), nn.c_str()));
     }
   }
   if (dst && dst->node->layer() == Layer::kVolume) dst_on_volume = true;
@@ -271,11 +277,16 @@ Result<void> Overlay::RenameRouted(Node* parent, std::string_view name, Node* ne
   if (node->is_dir()) DETOURFS_TRY(HideVolumeAt(new_parent, nn, (*to)->get()));
   if (src_on_volume) DETOURFS_TRY(markers::MakeWhiteout((*from)->get(), n.c_str()));
   if (victim.ok() && !dst_on_volume) KeepIfLastLink(new_parent, new_name, std::move(*victim));
-  table_->Renamed(*st, parent, name, new_parent, new_name);
+  Renamed(node, *st, parent, name, new_parent, new_name, dst_route);
+  return {};
+}
+
+void Overlay::Renamed(Node* node, const struct stat& st, Node* parent, std::string_view name,
+                      Node* new_parent, std::string_view new_name, int dst_route) {
+  table_->Renamed(st, parent, name, new_parent, new_name);
   if (dst_route != node->route()) table_->SetRoute(node, dst_route);
   // Paths below a moved directory changed on every layer.
   if (node->is_dir()) resolver_->DropOtherLayers();
-  return {};
 }
 
 Result<void> Overlay::ExchangeRouted(Node* parent, std::string_view name, Node* new_parent,
@@ -367,8 +378,7 @@ Result<void> Overlay::CarryTierParts(Node* parent, std::string_view name, Node* 
     if (!to.ok()) return Errno{to.error()};
     if (there && !(flags & RENAME_EXCHANGE)) {
       // The replaced directory's tier part: only whiteouts may be left in it.
-      Result<UniqueFd> d = sys::OpenBeneath((*to)->get(), nn.c_str(), O_PATH | O_DIRECTORY);
-      if (d.ok()) DETOURFS_TRY(ClearWhiteouts(d->get()));
+      DETOURFS_TRY(ClearWhiteoutsAt((*to)->get(), nn.c_str()));
     }
     DETOURFS_TRY(sys::RenameAt((*from)->get(), n.c_str(), (*to)->get(), nn.c_str(),
                                there && (flags & RENAME_EXCHANGE) ? RENAME_EXCHANGE : 0));
@@ -397,9 +407,7 @@ Result<void> Overlay::RenameDirOnBothLayers(Node* node, Node* parent, std::strin
   if (!to.ok()) return Errno{to.error()};
   if (Result<struct stat> there = sys::StatAt((*to)->get(), nn.c_str());
       there.ok() && S_ISDIR(there->st_mode)) {
-    Result<UniqueFd> d = sys::OpenBeneath((*to)->get(), nn.c_str(), O_PATH | O_DIRECTORY);
-    if (!d.ok()) return Errno{d.error()};
-    DETOURFS_TRY(ClearWhiteouts(d->get()));
+    DETOURFS_TRY(ClearWhiteoutsAt((*to)->get(), nn.c_str()));
   }
   Result<struct stat> st = sys::StatAt((*from)->get(), n.c_str());
   if (!st.ok()) return Errno{st.error()};
@@ -416,9 +424,7 @@ Result<void> Overlay::RenameDirOnBothLayers(Node* node, Node* parent, std::strin
     }
     return r;
   }
-  table_->Renamed(*st, parent, name, new_parent, new_name);
-  if (dst_route != node->route()) table_->SetRoute(node, dst_route);
-  resolver_->DropOtherLayers();  // paths below it changed on both layers
+  Renamed(node, *st, parent, name, new_parent, new_name, dst_route);
   return {};
 }
 
@@ -511,8 +517,7 @@ Result<void> Overlay::MoveAcross(Node* node, Node* parent, std::string_view name
     }
   }
   (void)dst;
-  table_->Renamed(*nst, parent, name, new_parent, new_name);
-  table_->SetRoute(node, dst_route);
+  Renamed(node, *nst, parent, name, new_parent, new_name, dst_route);
   return RepointHandles(node, held);
 }
 
