@@ -4,6 +4,7 @@
 
 #include <sys/stat.h>
 
+#include <cerrno>
 #include <string>
 #include <vector>
 
@@ -19,5 +20,7 @@ struct stat Lstat(const std::string& path, int* err = nullptr);
 std::vector<std::string> ListDir(const std::string& path);
 // A deterministic pseudo-random string of `n` bytes.
 std::string Pattern(size_t n, unsigned seed);
+// 0 for a syscall's non-negative result, else errno.
+inline int Err(long rc) { return rc < 0 ? errno : 0; }  // NOLINT(google-runtime-int)
 
 }  // namespace detourfs::testing

@@ -22,14 +22,10 @@
 #include "lib/process.h"
 
 namespace detourfs::testing {
-namespace {
-
-std::string BinaryPath() {
+std::string DetourfsBinary() {
   const char* bin = ::getenv("DETOURFS_BIN");
   return bin ? bin : "detourfs";
 }
-
-}  // namespace
 
 int Shell(const std::string& command) {
   int st = std::system(command.c_str());
@@ -83,7 +79,7 @@ std::unique_ptr<MountedFs> MountedFs::Start(const MountConfig& config, std::stri
     return nullptr;
   }
 
-  fs->args_ = {BinaryPath(), fs->tree_, "-f", "--log-level", "info"};
+  fs->args_ = {DetourfsBinary(), fs->tree_, "-f", "--log-level", "info"};
   if (!config.lower_dir.empty()) fs->lower_ = config.lower_dir;
   if (config.separate_lower || !config.lower_dir.empty()) {
     fs->args_.emplace_back("--lower");

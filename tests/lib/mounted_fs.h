@@ -75,6 +75,9 @@ class MountedFs {
   bool mounted_ = false;
 };
 
+// The detourfs binary under test: $DETOURFS_BIN, else from PATH.
+std::string DetourfsBinary();
+
 // Runs `command` with /bin/sh; returns its exit status (-1 on a signal).
 int Shell(const std::string& command);
 // Runs `command`, returning its stdout; `status` gets the exit status.

@@ -15,8 +15,6 @@ namespace {
 
 using AttrTest = MountTest;
 
-int Err(int rc) { return rc < 0 ? errno : 0; }
-
 TEST_P(AttrTest, ChmodAndChown) {
   ASSERT_EQ(WriteFile(M("f"), "x"), 0);
   ASSERT_EQ(::chmod(M("f").c_str(), 04751), 0);

@@ -13,11 +13,6 @@
 namespace detourfs::testing {
 namespace {
 
-std::string Bin() {
-  const char* b = ::getenv("DETOURFS_BIN");
-  return b ? b : "detourfs";
-}
-
 // The shipped default config, from the source tree.
 std::string DefaultConfig() {
   const char* root = ::getenv("DETOURFS_SOURCE_ROOT");
@@ -42,7 +37,8 @@ class ConfigFile {
 
 TEST(ConfigCliTest, CheckConfigPrintsTheEffectiveRules) {
   int status = 0;
-  std::string out = ShellOutput(Bin() + " --check-config -c " + DefaultConfig() + " 2>&1", &status);
+  std::string out =
+      ShellOutput(DetourfsBinary() + " --check-config -c " + DefaultConfig() + " 2>&1", &status);
   EXPECT_EQ(status, 0) << out;
   EXPECT_NE(out.find("): **/node_modules, **/.next, **/.nuxt"), std::string::npos) << out;
   EXPECT_NE(out.find("persist never"), std::string::npos) << out;
@@ -51,16 +47,18 @@ TEST(ConfigCliTest, CheckConfigPrintsTheEffectiveRules) {
 
 TEST(ConfigCliTest, ExplainSaysWhichRuleAndWhy) {
   int status = 0;
-  std::string out = ShellOutput(
-      Bin() + " -c " + DefaultConfig() + " --explain app/node_modules/react/index.js 2>&1",
-      &status);
+  std::string out = ShellOutput(DetourfsBinary() + " -c " + DefaultConfig() +
+                                    " --explain app/node_modules/react/index.js 2>&1",
+                                &status);
   EXPECT_EQ(status, 0) << out;
   EXPECT_NE(out.find("memory tier, persist batch"), std::string::npos) << out;
   EXPECT_NE(out.find("its parent /app/node_modules"), std::string::npos) << out;
   // A trailing slash asks about a directory: build/ rules are directory-only.
-  out = ShellOutput(Bin() + " -c " + DefaultConfig() + " --explain app/build/ 2>&1", &status);
+  out = ShellOutput(DetourfsBinary() + " -c " + DefaultConfig() + " --explain app/build/ 2>&1",
+                    &status);
   EXPECT_NE(out.find("disk tier"), std::string::npos) << out;
-  out = ShellOutput(Bin() + " -c " + DefaultConfig() + " --explain app/build 2>&1", &status);
+  out = ShellOutput(DetourfsBinary() + " -c " + DefaultConfig() + " --explain app/build 2>&1",
+                    &status);
   EXPECT_NE(out.find("volume (pass-through)"), std::string::npos) << out;
 }
 
@@ -69,18 +67,20 @@ TEST(ConfigCliTest, InvalidConfigExitsSixNamingTheLine) {
       "[tiers.memory]\nroot = \"/run/m\"\n\n[[route]]\nmatch = \"**/node_modules\"\n"
       "tier = \"ramdisk\"\n");
   int status = 0;
-  std::string out = ShellOutput(Bin() + " --check-config -c " + bad.path() + " 2>&1", &status);
+  std::string out =
+      ShellOutput(DetourfsBinary() + " --check-config -c " + bad.path() + " 2>&1", &status);
   EXPECT_EQ(status, 6);
   EXPECT_NE(out.find(bad.path() + ":6: unknown tier 'ramdisk'"), std::string::npos) << out;
   // The daemon refuses to mount with it, with the same message.
-  out = ShellOutput(Bin() + " -f -c " + bad.path() + " /tmp 2>&1", &status);
+  out = ShellOutput(DetourfsBinary() + " -f -c " + bad.path() + " /tmp 2>&1", &status);
   EXPECT_EQ(status, 6);
   EXPECT_NE(out.find("unknown tier 'ramdisk'"), std::string::npos) << out;
 }
 
 TEST(ConfigCliTest, MissingNamedConfigExitsSix) {
   int status = 0;
-  std::string out = ShellOutput(Bin() + " --check-config -c /nonexistent.toml 2>&1", &status);
+  std::string out =
+      ShellOutput(DetourfsBinary() + " --check-config -c /nonexistent.toml 2>&1", &status);
   EXPECT_EQ(status, 6);
   EXPECT_NE(out.find("cannot read config '/nonexistent.toml'"), std::string::npos) << out;
 }
@@ -88,8 +88,8 @@ TEST(ConfigCliTest, MissingNamedConfigExitsSix) {
 TEST(ConfigCliTest, TierInsideTheMountpointIsRefused) {
   ConfigFile cfg("[tiers.memory]\nroot = \"/home/coder/.detourfs\"\n");
   int status = 0;
-  std::string out =
-      ShellOutput(Bin() + " --check-config -c " + cfg.path() + " /home/coder 2>&1", &status);
+  std::string out = ShellOutput(
+      DetourfsBinary() + " --check-config -c " + cfg.path() + " /home/coder 2>&1", &status);
   EXPECT_EQ(status, 6);
   EXPECT_NE(out.find("is inside the mountpoint"), std::string::npos) << out;
 }
@@ -111,7 +111,7 @@ TEST(ConfigCliTest, UnsafeTierRootsAreRefused) {
                    "tier = \"memory\"\n");
     int status = 0;
     std::string out =
-        ShellOutput(Bin() + " -f -c " + cfg.path() + " " + dir + "/mnt 2>&1", &status);
+        ShellOutput(DetourfsBinary() + " -f -c " + cfg.path() + " " + dir + "/mnt 2>&1", &status);
     EXPECT_EQ(status, 6) << out;
     EXPECT_NE(out.find("tier memory root '" + root + "'"), std::string::npos) << out;
   }

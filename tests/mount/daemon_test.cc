@@ -17,16 +17,11 @@
 namespace detourfs::testing {
 namespace {
 
-std::string Bin() {
-  const char* b = ::getenv("DETOURFS_BIN");
-  return b ? b : "detourfs";
-}
-
 using DaemonTest = MountTest;
 
 TEST_P(DaemonTest, RefusesToMountOverItself) {
   int status = 0;
-  std::string out = ShellOutput(Bin() + " -f " + fs_->tree() + " 2>&1", &status);
+  std::string out = ShellOutput(DetourfsBinary() + " -f " + fs_->tree() + " 2>&1", &status);
   EXPECT_EQ(status, 2);
   EXPECT_NE(out.find("already a detourfs mount"), std::string::npos) << out;
 }
@@ -56,7 +51,7 @@ TEST_P(DaemonTest, KilledDaemonLeavesAMountThatUmountLazyClears) {
   ASSERT_EQ(::statfs(fs_->tree().c_str(), &sfs), 0);
   EXPECT_NE(sfs.f_type, 0x65735546);
   // A fresh daemon mounts over the same directory again.
-  int status = Shell(Bin() + " " + fs_->tree());
+  int status = Shell(DetourfsBinary() + " " + fs_->tree());
   EXPECT_EQ(status, 0);
   EXPECT_EQ(Shell("fusermount3 -u " + fs_->tree()), 0);
 }
@@ -65,17 +60,17 @@ DETOURFS_MOUNT_TEST_P(DaemonTest);
 
 TEST(DaemonCliTest, RefusesMissingMountpointAndUnreadableLower) {
   int status = 0;
-  std::string out = ShellOutput(Bin() + " -f /nonexistent/detourfs-test 2>&1", &status);
+  std::string out = ShellOutput(DetourfsBinary() + " -f /nonexistent/detourfs-test 2>&1", &status);
   EXPECT_EQ(status, 2) << out;
   EXPECT_NE(out.find("No such file or directory"), std::string::npos) << out;
-  out = ShellOutput(Bin() + " -f --lower /nonexistent/lower /tmp 2>&1", &status);
+  out = ShellOutput(DetourfsBinary() + " -f --lower /nonexistent/lower /tmp 2>&1", &status);
   EXPECT_EQ(status, 3) << out;
   EXPECT_NE(out.find("cannot open lower directory"), std::string::npos) << out;
-  out = ShellOutput(Bin() + " -f /etc/hostname 2>&1", &status);
+  out = ShellOutput(DetourfsBinary() + " -f /etc/hostname 2>&1", &status);
   EXPECT_EQ(status, 2) << out;
-  out = ShellOutput(Bin() + " --bogus /tmp 2>&1", &status);
+  out = ShellOutput(DetourfsBinary() + " --bogus /tmp 2>&1", &status);
   EXPECT_EQ(status, 1) << out;
-  out = ShellOutput(Bin() + " --help 2>&1", &status);
+  out = ShellOutput(DetourfsBinary() + " --help 2>&1", &status);
   EXPECT_EQ(status, 0);
   EXPECT_NE(out.find("--lower"), std::string::npos);
 }
@@ -88,7 +83,7 @@ TEST(DaemonCliTest, BackgroundModeDetachesAndServes) {
   const std::string dir = tmpl;
   ASSERT_EQ(WriteFile(dir + "/f", "bg"), 0);
   // Without -f the command returns once the mount is up.
-  int status = Shell(Bin() + " " + dir);
+  int status = Shell(DetourfsBinary() + " " + dir);
   EXPECT_EQ(status, 0);
   struct statfs sfs {};
   ASSERT_EQ(::statfs(dir.c_str(), &sfs), 0);

@@ -17,8 +17,6 @@ namespace {
 
 using XattrAclTest = MountTest;
 
-int Err(long rc) { return rc < 0 ? errno : 0; }  // NOLINT
-
 // Reads `path` as uid/gid: 0 if it read `expect`, else the errno (or -1).
 int ReadAs(uid_t uid, gid_t gid, const std::string& path, const std::string& expect = "") {
   return AsUser(uid, gid, [&] {
