@@ -69,11 +69,7 @@ run_suites build || fail
 
 if [ "${SANITIZE:-1}" != 0 ]; then
   echo "== build (ASan + UBSan)"
-  # The sanitizer builds compile as unity builds (a few sources per compiler
-  # run): half the build time; the normal build above keeps every source
-  # compiling on its own.
-  BUILD_DIR=build-asan "$here/build.sh" -Db_sanitize=address,undefined -Db_lundef=false \
-    --unity on >/dev/null
+  BUILD_DIR=build-asan "$here/build.sh" -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
   echo "== tests under ASan + UBSan, requests through FUSE over io_uring"
   # Abort on the first UBSan report, so a finding fails its test.
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
@@ -84,7 +80,7 @@ if [ "${SANITIZE:-1}" != 0 ]; then
 
   echo "== build (TSan)"
   if [ ! -f build-tsan/build.ninja ]; then
-    meson setup build-tsan -Dwerror=true -Db_sanitize=thread -Db_lundef=false --unity on >/dev/null
+    meson setup build-tsan -Dwerror=true -Db_sanitize=thread -Db_lundef=false >/dev/null
   fi
   # Only what the concurrency tests run.
   ninja -C build-tsan src/detourfs tests/tools/flakyfs/flakyfs tests/stress/detourfs-stress \

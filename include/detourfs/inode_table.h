@@ -177,6 +177,13 @@ class InodeTable {
   // or other links never looked up), so the caller keeps an fd on it; else 0.
   uint64_t Unlinked(Node* parent, std::string_view name, const struct stat& st);
 
+  // The file with stat `st` is gone from its filesystem, removed by detourfs
+  // along with a whole subtree (stale volume content the overlay hid, the
+  // source of a move): a node still bound to it loses its names and its
+  // place in the index, so a file given the same inode number later is a
+  // new node, never mistaken for it. Ignored for a file with links left.
+  void Removed(const struct stat& st);
+
   // The file with stat `st` moved from (old_parent, old_name) to
   // (new_parent, new_name).
   void Renamed(const struct stat& st, Node* old_parent, std::string_view old_name, Node* new_parent,

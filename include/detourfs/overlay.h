@@ -303,6 +303,8 @@ class Overlay {
   // Removes `name` from `parent` on every layer: the tiers' parts, and the
   // volume's (a whiteout instead when the name is routed).
   Result<void> RemoveEverywhere(Node* parent, std::string_view name, int route);
+  // For RemoveTreeAt: nodes bound to the files removed let go of them.
+  std::function<void(const struct stat&)> Unbinder();
   // Capacity (overlay_spill.cc). The space of a tier, null for the volume.
   TierSpace* SpaceOf(Layer layer) const;
   // Moves a file from its full tier to the volume (same path, parents made),
@@ -395,6 +397,12 @@ class Overlay {
   // After `name` in `parent` stopped naming victim's file: keeps its fd if
   // that was the file's last link.
   void KeepIfLastLink(Node* parent, std::string_view name, Victim victim);
+  // The file a rename replaces (`dst`, `new_name` in `new_parent`; none when
+  // null), to hold like an unlinked one: on the destination's layer
+  // (`dirfd`), or on the volume beneath a tier, where it stays hidden until
+  // removed, its node bound to it until then.
+  Result<Victim> OpenReplaced(const Entry* dst, Node* new_parent, const std::string& new_name,
+                              int dirfd);
 
   // Handles given out and not yet released. The kernel releases them
   // asynchronously, and not at all once the session ends: what is left is

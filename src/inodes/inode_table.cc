@@ -207,6 +207,22 @@ uint64_t InodeTable::Unlinked(Node* parent, std::string_view name, const struct 
   return last_link || nameless ? id : 0;
 }
 
+void InodeTable::Removed(const struct stat& st) {
+  if (!S_ISDIR(st.st_mode) && st.st_nlink > 1) return;
+  std::lock_guard lock(mu_);
+  auto it = by_backing_.find(BackingId{st.st_dev, st.st_ino});
+  if (it == by_backing_.end()) return;
+  Node* node = it->second;
+  Unindex(node);
+  node->pins_++;  // keep it while its aliases go
+  while (!node->aliases_.empty()) {
+    const Node::Alias a = node->aliases_.back();
+    RemoveAlias(node, a.parent, a.name);
+  }
+  node->pins_--;
+  MaybeErase(node);
+}
+
 void InodeTable::Renamed(const struct stat& st, Node* old_parent, std::string_view old_name,
                          Node* new_parent, std::string_view new_name) {
   std::lock_guard lock(mu_);

@@ -8,6 +8,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <functional>
 #include <string_view>
 #include <vector>
 
@@ -39,8 +40,11 @@ Result<void> ForEachEntry(int dirfd, Fn fn) {
 }
 
 // Removes `name` in `dirfd` and, for a directory, everything beneath it,
-// never following a symlink.
-Result<void> RemoveTreeAt(int dirfd, const char* name);
+// never following a symlink. `removed`, if given, is told the stat of each
+// entry removed (so nodes bound to those files can let go of them before
+// the filesystem gives their inode numbers to new files).
+using RemovedFn = std::function<void(const struct stat&)>;
+Result<void> RemoveTreeAt(int dirfd, const char* name, const RemovedFn& removed = nullptr);
 
 // After a directory tree lands at a new path on a tier (`upper_dir`), with
 // `volume_dir` the volume's directory at that path: each subdirectory whose

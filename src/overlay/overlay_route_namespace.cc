@@ -237,7 +237,6 @@ Result<void> Overlay::RenameRouted(Node* parent, std::string_view name, Node* ne
   const std::string n(name), nn(new_name);
   // What the destination name holds on the tier: a whiteout goes, a
   // directory loses its whiteouts so the kernel sees it empty.
-  bool dst_on_volume = false;
   bool needs_opaque = false;
   if (Result<struct stat> dst_st = sys::StatAt((*to)->get(), nn.c_str()); dst_st.ok()) {
     Result<bool> w = markers::IsWhiteout((*to)->get(), nn.c_str(), *dst_st);
@@ -249,7 +248,6 @@ Result<void> Overlay::RenameRouted(Node* parent, std::string_view name, Node* ne
       DETOURFS_TRY(ClearWhiteoutsAt((*to)->get(), nn.c_str()));
     }
   }
-  if (dst && dst->node->layer() == Layer::kVolume) dst_on_volume = true;
   if (node->is_dir() && !needs_opaque) {
     // Whatever the volume has at the new path must not show through.
     Result<SharedFd> low = resolver_->Fd(new_parent, Layer::kVolume);
@@ -265,7 +263,7 @@ Result<void> Overlay::RenameRouted(Node* parent, std::string_view name, Node* ne
     }
     src_on_volume = !opaque && sys::StatAt((*low)->get(), n.c_str()).ok();
   }
-  Result<Victim> victim = OpenVictim((*to)->get(), nn.c_str());
+  Result<Victim> victim = OpenReplaced(dst ? &*dst : nullptr, new_parent, nn, (*to)->get());
   Result<struct stat> st = sys::StatAt((*from)->get(), n.c_str());
   if (!st.ok()) return Errno{st.error()};
   DETOURFS_TRY(
@@ -276,9 +274,18 @@ Result<void> Overlay::RenameRouted(Node* parent, std::string_view name, Node* ne
   }
   if (node->is_dir()) DETOURFS_TRY(HideVolumeAt(new_parent, nn, (*to)->get()));
   if (src_on_volume) DETOURFS_TRY(markers::MakeWhiteout((*from)->get(), n.c_str()));
-  if (victim.ok() && !dst_on_volume) KeepIfLastLink(new_parent, new_name, std::move(*victim));
+  if (victim.ok()) KeepIfLastLink(new_parent, new_name, std::move(*victim));
   Renamed(node, *st, parent, name, new_parent, new_name, dst_route);
   return {};
+}
+
+Result<Overlay::Victim> Overlay::OpenReplaced(const Entry* dst, Node* new_parent,
+                                              const std::string& new_name, int dirfd) {
+  if (dst == nullptr) return Errno{ENOENT};
+  if (dst->node->layer() != Layer::kVolume) return OpenVictim(dirfd, new_name.c_str());
+  Result<SharedFd> low = resolver_->Fd(new_parent, Layer::kVolume);
+  if (!low.ok()) return Errno{low.error()};
+  return OpenVictim((*low)->get(), new_name.c_str());
 }
 
 void Overlay::Renamed(Node* node, const struct stat& st, Node* parent, std::string_view name,
@@ -478,6 +485,7 @@ Result<void> Overlay::MoveAcross(Node* node, Node* parent, std::string_view name
   HoldHandles(node, &held);
   LayerLock::Hold layers = layers_.Exclusive();
   const std::string tmp_name = ".detourfs-move." + std::to_string(node->id());
+  Result<Victim> victim = OpenReplaced(dst, new_parent, nn, tofd);
   DETOURFS_TRY(CopyNodeInto((*src)->get(), *st, tofd, tmp_name.c_str()));
   Result<void> placed = sys::RenameAt(tofd, tmp_name.c_str(), tofd, nn.c_str(), 0);
   if (!placed.ok()) {
@@ -516,7 +524,7 @@ Result<void> Overlay::MoveAcross(Node* node, Node* parent, std::string_view name
       DETOURFS_TRY(markers::MakeWhiteout((*from)->get(), n.c_str()));
     }
   }
-  (void)dst;
+  if (victim.ok()) KeepIfLastLink(new_parent, new_name, std::move(*victim));
   Renamed(node, *nst, parent, name, new_parent, new_name, dst_route);
   return RepointHandles(node, held);
 }

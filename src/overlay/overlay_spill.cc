@@ -34,6 +34,10 @@ int ReopenFlags(int fd) {
 
 }  // namespace
 
+RemovedFn Overlay::Unbinder() {
+  return [this](const struct stat& st) { table_->Removed(st); };
+}
+
 TierSpace* Overlay::SpaceOf(Layer layer) const { return spaces_[static_cast<size_t>(layer)].get(); }
 
 Result<size_t> Overlay::Write(FileHandle& fh, off_t off, size_t size, const WriteFn& write) {
@@ -105,7 +109,7 @@ Result<SharedFd> Overlay::VolumeSideOf(Node* parent, const std::string& name, La
   }
   // A stale volume entry under the name was hidden by the tier: it goes.
   if (Result<struct stat> st = sys::StatAt((*low)->get(), name.c_str()); st.ok()) {
-    DETOURFS_TRY(RemoveTreeAt((*low)->get(), name.c_str()));
+    DETOURFS_TRY(RemoveTreeAt((*low)->get(), name.c_str(), Unbinder()));
     if (S_ISDIR(st->st_mode)) resolver_->DropOtherLayers();  // fds found by its paths
   }
   return low;

@@ -88,6 +88,24 @@ TEST_F(InodeTableTest, LastUnlinkDropsIdentitySoAReusedInodeNumberIsANewNode) {
   EXPECT_TRUE(table_.Locations(a).empty());
 }
 
+TEST_F(InodeTableTest, RemovedTreeDropsIdentityAndNamesSoReusedInodeNumbersAreNewNodes) {
+  // d/f on a layer, looked up; then the whole of d is removed by the daemon.
+  Node* d = table_.Remember(table_.root(), "d", Stat(20, S_IFDIR));
+  Node* f = table_.Remember(d, "f", Stat(21, S_IFREG));
+  Node* g = table_.Remember(d, "g", Stat(22, S_IFREG, 2));  // has a link elsewhere
+  table_.Removed(Stat(21, S_IFREG));
+  table_.Removed(Stat(22, S_IFREG, 2));
+  table_.Removed(Stat(20, S_IFDIR));
+  EXPECT_TRUE(table_.Locations(f).empty());
+  EXPECT_TRUE(table_.Locations(d).empty());
+  EXPECT_EQ(table_.Locations(g).size(), 1U);  // a file with links left is not gone
+  // New files given the freed inode numbers, of the same types, are new nodes.
+  EXPECT_NE(table_.Remember(table_.root(), "d", Stat(20, S_IFDIR)), d);
+  EXPECT_NE(table_.Remember(table_.root(), "x", Stat(21, S_IFREG)), f);
+  // The kernel still holds the old nodes until it forgets them.
+  EXPECT_EQ(table_.Find(f->id()), f);
+}
+
 TEST_F(InodeTableTest, UnlinkOfOneHardLinkKeepsIdentity) {
   Node* a = table_.Remember(table_.root(), "a", Stat(10, S_IFREG, 2));
   table_.Remember(table_.root(), "b", Stat(10, S_IFREG, 2));
