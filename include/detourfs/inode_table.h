@@ -188,6 +188,9 @@ class InodeTable {
   // (new_parent, new_name).
   void Renamed(const struct stat& st, Node* old_parent, std::string_view old_name, Node* new_parent,
                std::string_view new_name);
+  // The same for a node in hand (its identity need not be indexed).
+  void Renamed(Node* node, Node* old_parent, std::string_view old_name, Node* new_parent,
+               std::string_view new_name);
 
   // Open files keep an fd reachable for nodes that lost every name.
   void AddOpenFd(Node* node, SharedFd fd);
@@ -210,8 +213,10 @@ class InodeTable {
   Node* NodeByBacking(const struct stat& st);                         // requires mu_
   void AddAlias(Node* node, Node* parent, std::string_view name);     // requires mu_
   bool RemoveAlias(Node* node, Node* parent, std::string_view name);  // requires mu_
-  void MaybeErase(Node* node);                                        // requires mu_
-  void Unindex(Node* node);                                           // requires mu_
+  void MoveAlias(Node* node, Node* old_parent, std::string_view old_name, Node* new_parent,
+                 std::string_view new_name);  // requires mu_
+  void MaybeErase(Node* node);                // requires mu_
+  void Unindex(Node* node);                   // requires mu_
 
   std::mutex mu_;
   uint64_t next_id_ = kRootId + 1;

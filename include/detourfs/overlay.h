@@ -254,10 +254,10 @@ class Overlay {
   Result<void> RemoveRouted(Node* parent, std::string_view name, int flags, int route, Layer tier);
   Result<void> RenameRouted(Node* parent, std::string_view name, Node* new_parent,
                             std::string_view new_name, unsigned int flags);
-  // After `node` was renamed (its stat now `st`): the table follows, with
-  // the route of the new path; a directory's cached paths below it go.
-  void Renamed(Node* node, const struct stat& st, Node* parent, std::string_view name,
-               Node* new_parent, std::string_view new_name, int dst_route);
+  // After `node` was renamed: the table follows, with the route of the new
+  // path; a directory's cached paths below it go.
+  void Renamed(Node* node, Node* parent, std::string_view name, Node* new_parent,
+               std::string_view new_name, int dst_route);
   // Before a name of `node` (a routed file still on the volume) goes: if the
   // file has other names, brings it up with all of them, or — the tier full —
   // removes that name on the volume itself (true). False: nothing to do.

@@ -228,7 +228,17 @@ void InodeTable::Renamed(const struct stat& st, Node* old_parent, std::string_vi
   std::lock_guard lock(mu_);
   auto it = by_backing_.find(BackingId{st.st_dev, st.st_ino});
   if (it == by_backing_.end()) return;
-  Node* node = it->second;
+  MoveAlias(it->second, old_parent, old_name, new_parent, new_name);
+}
+
+void InodeTable::Renamed(Node* node, Node* old_parent, std::string_view old_name, Node* new_parent,
+                         std::string_view new_name) {
+  std::lock_guard lock(mu_);
+  MoveAlias(node, old_parent, old_name, new_parent, new_name);
+}
+
+void InodeTable::MoveAlias(Node* node, Node* old_parent, std::string_view old_name,
+                           Node* new_parent, std::string_view new_name) {
   node->pins_++;
   RemoveAlias(node, old_parent, old_name);
   AddAlias(node, new_parent, new_name);

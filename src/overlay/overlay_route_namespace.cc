@@ -275,7 +275,7 @@ Result<void> Overlay::RenameRouted(Node* parent, std::string_view name, Node* ne
   if (node->is_dir()) DETOURFS_TRY(HideVolumeAt(new_parent, nn, (*to)->get()));
   if (src_on_volume) DETOURFS_TRY(markers::MakeWhiteout((*from)->get(), n.c_str()));
   if (victim.ok()) KeepIfLastLink(new_parent, new_name, std::move(*victim));
-  Renamed(node, *st, parent, name, new_parent, new_name, dst_route);
+  Renamed(node, parent, name, new_parent, new_name, dst_route);
   return {};
 }
 
@@ -288,9 +288,9 @@ Result<Overlay::Victim> Overlay::OpenReplaced(const Entry* dst, Node* new_parent
   return OpenVictim((*low)->get(), new_name.c_str());
 }
 
-void Overlay::Renamed(Node* node, const struct stat& st, Node* parent, std::string_view name,
-                      Node* new_parent, std::string_view new_name, int dst_route) {
-  table_->Renamed(st, parent, name, new_parent, new_name);
+void Overlay::Renamed(Node* node, Node* parent, std::string_view name, Node* new_parent,
+                      std::string_view new_name, int dst_route) {
+  table_->Renamed(node, parent, name, new_parent, new_name);
   if (dst_route != node->route()) table_->SetRoute(node, dst_route);
   // Paths below a moved directory changed on every layer.
   if (node->is_dir()) resolver_->DropOtherLayers();
@@ -431,7 +431,7 @@ Result<void> Overlay::RenameDirOnBothLayers(Node* node, Node* parent, std::strin
     }
     return r;
   }
-  Renamed(node, *st, parent, name, new_parent, new_name, dst_route);
+  Renamed(node, parent, name, new_parent, new_name, dst_route);
   return {};
 }
 
@@ -525,7 +525,7 @@ Result<void> Overlay::MoveAcross(Node* node, Node* parent, std::string_view name
     }
   }
   if (victim.ok()) KeepIfLastLink(new_parent, new_name, std::move(*victim));
-  Renamed(node, *nst, parent, name, new_parent, new_name, dst_route);
+  Renamed(node, parent, name, new_parent, new_name, dst_route);
   return RepointHandles(node, held);
 }
 

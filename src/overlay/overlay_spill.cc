@@ -157,10 +157,17 @@ Result<void> Overlay::Spill(Node* node) {
   }
   Result<struct stat> nst = sys::Fstat(moved->get());
   if (!nst.ok()) return Errno{nst.error()};
-  // The volume has every name now: the tier's go.
+  // The volume has every name now: the tier's go — each only if it still
+  // names this file (never another file's, whatever the table believed).
   for (const Location& loc : locs) {
     Result<SharedFd> up = resolver_->Fd(loc.parent.get(), tier);
     if (!up.ok()) return Errno{up.error()};
+    Result<struct stat> now = sys::StatAt((*up)->get(), loc.name.c_str());
+    if (!now.ok() || now->st_dev != st->st_dev || now->st_ino != st->st_ino) {
+      spdlog::error("spill of node {}: '{}' on the tier is not the file being moved; left as is",
+                    node->id(), loc.name);
+      continue;
+    }
     DETOURFS_TRY(sys::UnlinkAt((*up)->get(), loc.name.c_str(), 0));
   }
   table_->Rebind(node, *nst, Layer::kVolume);
