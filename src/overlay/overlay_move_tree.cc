@@ -211,7 +211,7 @@ Result<void> Overlay::MoveDirAcross(Node* node, Node* parent, std::string_view n
     table_->KeepIno(m.node, 0);  // a new file, as mv across filesystems makes
     resolver_->Drop(m.node->id());
   }
-  table_->Renamed(copy.moved[0].st, parent, name, new_parent, new_name);
+  table_->Renamed(node, parent, name, new_parent, new_name);
   table_->SetRoute(node, dst_route);
   for (size_t i = 1; i < copy.moved.size(); ++i) {
     const TreeCopy::Moved& m = copy.moved[i];

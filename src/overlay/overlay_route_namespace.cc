@@ -331,8 +331,8 @@ Result<void> Overlay::ExchangeRouted(Node* parent, std::string_view name, Node* 
     if (!yst.ok()) return Errno{yst.error()};
     DETOURFS_TRY(
         sys::RenameAt((*from)->get(), n.c_str(), (*to)->get(), nn.c_str(), RENAME_EXCHANGE));
-    table_->Renamed(*xst, parent, name, new_parent, new_name);
-    table_->Renamed(*yst, new_parent, new_name, parent, name);
+    table_->Renamed(x, parent, name, new_parent, new_name);
+    table_->Renamed(y, new_parent, new_name, parent, name);
     table_->SetRoute(x, x_route);
     table_->SetRoute(y, y_route);
     if (x->is_dir() || y->is_dir()) resolver_->DropOtherLayers();
