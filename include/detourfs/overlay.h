@@ -121,6 +121,9 @@ struct SetAttrRequest {
   std::optional<off_t> size;
   std::optional<struct timespec> atime;
   std::optional<struct timespec> mtime;
+  // Clear S_ISUID, and S_ISGID if the group may execute, as a write,
+  // truncate or chown by a caller without CAP_FSETID does (regular files).
+  bool kill_suidgid = false;
 };
 
 struct OverlayOptions {
@@ -174,6 +177,9 @@ class Overlay {
   // Attributes. `fh` is the open file the kernel named, if any.
   Result<struct stat> GetAttr(uint64_t ino, FileHandle* fh);
   Result<struct stat> SetAttr(uint64_t ino, const SetAttrRequest& req, FileHandle* fh);
+  // SetAttr with only kill_suidgid: before a write, or after an open that
+  // truncated, by a caller without CAP_FSETID.
+  Result<void> KillSuidgid(uint64_t ino, FileHandle* fh);
   Result<std::string> Readlink(uint64_t ino);
   Result<void> Access(uint64_t ino, int mask, const Caller& caller);
   Result<struct statvfs> StatFs(uint64_t ino);

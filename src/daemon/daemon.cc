@@ -129,12 +129,15 @@ int Daemon::Run() {
     return kExitMount;
   }
   session.mounted = true;
-  if (o.io_uring && fuseops::UringTransport::KernelEnabled()) {
+  // The transport's hooks see every request (they carry the kernel's
+  // setuid marks through libfuse); its rings only where io_uring is on.
+  {
     fuseops::UringTransport::Options uo;
+    uo.rings = o.io_uring && fuseops::UringTransport::KernelEnabled();
     uo.max_write = context_.settings.max_write;
     transport_ = std::make_unique<fuseops::UringTransport>(uo);
     if (Status s = transport_->Install(session.se); !s.ok()) {
-      spdlog::warn("{}; using /dev/fuse", s.ToString());
+      spdlog::warn("{}; using /dev/fuse, the kernel clears setuid bits", s.ToString());
       transport_.reset();
     } else {
       context_.transport = transport_.get();
@@ -165,7 +168,8 @@ int Daemon::Run() {
   fuse_loop_cfg_destroy(loop);
   if (transport_) {
     transport_->Stop();
-    spdlog::info("io_uring: {} requests served through rings", transport_->served());
+    if (transport_->rings())
+      spdlog::info("io_uring: {} requests served through rings", transport_->served());
   }
   (void)sd_notify(0, "STOPPING=1");
   // The loop returns the signal's number after SIGINT/SIGTERM/SIGHUP (in-flight

@@ -1,4 +1,5 @@
 // create — Valid replies: fuse_reply_create, fuse_reply_err.
+#include "fuse/kill_suidgid.h"
 #include "fuse/ops.h"
 #include "fuse/reply.h"
 
@@ -8,6 +9,10 @@ void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
             fuse_file_info* fi) noexcept {
   Guarded(req, "create", [&] {
     Overlay* overlay = FuseContext::From(req).overlay;
+    // The kill mark comes with any O_TRUNC by a caller without CAP_FSETID;
+    // it concerns only a file that exists, and the file made here gets the
+    // mode asked for.
+    static_cast<void>(TakeKillSuidgid(fi));
     auto r = overlay->Create(parent, name, mode, fi->flags, CallerOf(req));
     if (!r.ok()) return ReplyErr(req, r.error(), "create");
     auto& [entry, fh] = *r;

@@ -16,14 +16,17 @@ void Want(fuse_conn_info* conn, unsigned cap) {
 }  // namespace
 
 void Init(void* userdata, fuse_conn_info* conn) {
-  const FuseSettings& s = static_cast<FuseContext*>(userdata)->settings;
+  const FuseContext& context = *static_cast<FuseContext*>(userdata);
+  const FuseSettings& s = context.settings;
   // Page cache for writes: the kernel merges small writes into large ones and
   // answers reads of fresh data itself. The kernel then owns mtime and size.
   if (s.writeback_cache) Want(conn, FUSE_CAP_WRITEBACK_CACHE);
   // Data moves between the kernel and the backing file by splice, without a
-  // copy through this process.
+  // copy through this process. Requests are read whole when the transport's
+  // hooks must see them (kill_suidgid.h): replies still splice, and writes
+  // measured no slower read into memory (docs/benchmarks.md).
   if (s.splice) {
-    Want(conn, FUSE_CAP_SPLICE_READ);
+    if (context.transport == nullptr) Want(conn, FUSE_CAP_SPLICE_READ);
     Want(conn, FUSE_CAP_SPLICE_WRITE);
     Want(conn, FUSE_CAP_SPLICE_MOVE);
   }
@@ -45,7 +48,9 @@ void Init(void* userdata, fuse_conn_info* conn) {
   Want(conn, FUSE_CAP_POSIX_ACL);
   Want(conn, FUSE_CAP_DONT_MASK);
   // Requests run as root, so the backing filesystem would keep S_ISUID on a
-  // write; without HANDLE_KILLPRIV the kernel clears the bits itself.
+  // write. Not HANDLE_KILLPRIV: the kernel then clears the bits itself, or,
+  // with HANDLE_KILLPRIV_V2 (accepted by the transport), asks us to
+  // (kill_suidgid.h).
   conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
   // Locks (flock and POSIX byte ranges) are not implemented here on purpose:
   // the kernel then keeps them locally, which is exact for a mount that is

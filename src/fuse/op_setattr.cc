@@ -1,4 +1,5 @@
 // setattr — Valid replies: fuse_reply_attr, fuse_reply_err.
+#include "fuse/kill_suidgid.h"
 #include "fuse/ops.h"
 #include "fuse/reply.h"
 
@@ -21,6 +22,7 @@ SetAttrRequest Unpack(const struct stat& attr, int to_set) {
   } else if (to_set & FUSE_SET_ATTR_MTIME) {
     r.mtime = attr.st_mtim;
   }
+  r.kill_suidgid = TakeKillSuidgid(attr, to_set);
   return r;
 }
 

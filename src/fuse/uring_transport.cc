@@ -19,6 +19,7 @@
 #include <string>
 
 #include "fuse/fuse_context.h"
+#include "fuse/kill_suidgid.h"
 #include "fuse/uring_abi.h"
 
 namespace detourfs::fuseops {
@@ -166,6 +167,7 @@ Status UringTransport::Install(fuse_session* se) {
 }
 
 Status UringTransport::Start() {
+  if (!options_.rings) return Status::OK();
   const unsigned cpus = PossibleCpus();
   std::lock_guard lock(mu_);
   for (unsigned qid = 0; qid < cpus; ++qid) {
@@ -310,6 +312,7 @@ uint64_t UringTransport::Serve(Entry* e) {
   fuse_buf buf{};
   buf.mem = start;
   buf.size = in.len;
+  CarryKillSuidgid(start, in.len);
   tls_serving = e;
   fuse_session_process_buf(se_, &buf);
   tls_serving = nullptr;
@@ -325,7 +328,10 @@ uint64_t UringTransport::Serve(Entry* e) {
 
 ssize_t UringTransport::Read(int fd, void* buf, size_t len, void* userdata) {
   const ssize_t n = ::read(fd, buf, len);
-  if (n > 0) From(userdata)->NoteInitRequest(buf, static_cast<size_t>(n));
+  if (n > 0) {
+    From(userdata)->NoteInitRequest(buf, static_cast<size_t>(n));
+    CarryKillSuidgid(buf, static_cast<size_t>(n));
+  }
   return n;
 }
 
@@ -401,17 +407,25 @@ void UringTransport::NoteInitRequest(const void* buf, size_t len) {
   uint64_t flags = init.flags;
   if (flags & FUSE_INIT_EXT) flags |= static_cast<uint64_t>(init.flags2) << 32;
   kernel_offers_ = (flags & abi::kOverIoUring) != 0;
+  kernel_offers_killpriv_v2_ = (flags & kHandleKillprivV2) != 0;
   init_unique_ = in.unique;
 }
 
 void UringTransport::AcceptInInitReply(iovec* iov, int count) {
   auto* out = static_cast<fuse_out_header*>(iov[0].iov_base);
-  if (!kernel_offers_ || out->error != 0 || count < 2 ||
+  if (out->error != 0 || count < 2 ||
       iov[1].iov_len < offsetof(fuse_init_out, flags2) + sizeof(uint32_t)) {
-    if (!kernel_offers_) spdlog::info("io_uring: not offered by the kernel, using /dev/fuse");
     return;
   }
   auto* init = static_cast<fuse_init_out*>(iov[1].iov_base);
+  // Setuid and setgid are cleared here, on the marks the hooks carry
+  // through libfuse (kill_suidgid.h).
+  if (kernel_offers_killpriv_v2_) init->flags |= kHandleKillprivV2;
+  if (!options_.rings) return;
+  if (!kernel_offers_) {
+    spdlog::info("io_uring: not offered by the kernel, using /dev/fuse");
+    return;
+  }
   if ((init->flags & FUSE_INIT_EXT) == 0) return;
   init->flags2 |= static_cast<uint32_t>(abi::kOverIoUring >> 32);
   accepted_ = true;

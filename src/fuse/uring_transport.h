@@ -10,7 +10,11 @@
 //
 // How, with libfuse 3.14 (which predates io_uring): the session gets custom
 // io hooks. The /dev/fuse hooks pass everything through, except that they
-// accept the kernel's io_uring offer in the INIT reply. Ring threads then
+// accept the kernel's io_uring and HANDLE_KILLPRIV_V2 offers in the INIT
+// reply, and carry the kill marks of each request through libfuse
+// (kill_suidgid.h; so requests are read from /dev/fuse whole, never
+// spliced). The hooks are installed even when io_uring is off (`rings`
+// false) or not offered. Ring threads then
 // register one entry each and hand every request they get to libfuse as a
 // buffer (fuse_session_process_buf), exactly as /dev/fuse would have
 // delivered it; the reply libfuse writes is caught on the same thread and
@@ -39,6 +43,7 @@ namespace detourfs::fuseops {
 class UringTransport {
  public:
   struct Options {
+    bool rings = true;             // false: /dev/fuse only (the hooks still rewrite)
     unsigned threads_per_cpu = 2;  // a slow request does not hold up its CPU's queue
     size_t max_write = 1U << 20;   // the session's max_write: sizes the payload buffers
   };
@@ -54,12 +59,13 @@ class UringTransport {
   // Installs the hooks on a mounted session whose userdata is a FuseContext
   // pointing at this transport.
   Status Install(fuse_session* se);
-  // Starts the ring threads (after fuse_daemonize: threads do not survive a
+  // Starts the ring threads (none without `rings`) (after fuse_daemonize: threads do not survive a
   // fork); they register once the INIT reply has accepted io_uring.
   Status Start();
   // Wakes and joins the ring threads. Idempotent.
   void Stop();
 
+  bool rings() const { return options_.rings; }
   // Requests served through the rings so far (0: all went through /dev/fuse).
   uint64_t served() const { return served_.load(std::memory_order_relaxed); }
 
@@ -86,6 +92,7 @@ class UringTransport {
   int fd_ = -1;
   std::atomic<uint64_t> init_unique_{0};
   std::atomic<bool> kernel_offers_{false};
+  std::atomic<bool> kernel_offers_killpriv_v2_{false};
   std::atomic<bool> accepted_{false};
   std::atomic<uint64_t> served_{0};
 

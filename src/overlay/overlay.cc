@@ -173,6 +173,25 @@ Result<struct stat> Overlay::GetAttr(uint64_t ino, FileHandle* fh) {
   return st;
 }
 
+namespace {
+
+// What the VFS does before a write by a caller without CAP_FSETID: S_ISUID
+// goes, and S_ISGID when the group may execute (without g+x the bit marks
+// mandatory locking, not a privilege). The daemon's own writes keep both (it
+// has CAP_FSETID), so the kernel asks for this (kill_suidgid.h).
+Result<void> ClearSuidgid(int f, bool open_fd) {
+  Result<struct stat> st = sys::Fstat(f);
+  if (!st.ok()) return Errno{st.error()};
+  if (!S_ISREG(st->st_mode)) return {};
+  const mode_t mode = st->st_mode & 07777;
+  mode_t killed = mode & ~S_ISUID;
+  if (killed & S_IXGRP) killed &= ~S_ISGID;
+  if (killed == mode) return {};
+  return open_fd ? sys::Fchmod(f, killed) : sys::ChmodPath(f, killed);
+}
+
+}  // namespace
+
 Result<struct stat> Overlay::SetAttr(uint64_t ino, const SetAttrRequest& req, FileHandle* fh) {
   Result<Node*> node = NodeOf(ino);
   if (!node.ok()) return Errno{node.error()};
@@ -204,6 +223,7 @@ Result<struct stat> Overlay::SetAttr(uint64_t ino, const SetAttrRequest& req, Fi
     if ((*node)->is_dir()) return Errno{EISDIR};
     DETOURFS_TRY(open_fd ? sys::Ftruncate(f, *req.size) : sys::TruncatePath(f, *req.size));
   }
+  if (req.kill_suidgid) DETOURFS_TRY(ClearSuidgid(f, open_fd));
   if (req.atime || req.mtime) {
     struct timespec times[2];
     times[0] = req.atime.value_or(timespec{0, UTIME_OMIT});
@@ -229,6 +249,14 @@ Result<struct stat> Overlay::SetAttr(uint64_t ino, const SetAttrRequest& req, Fi
     if (!router_.empty()) MergedDirLinks(*node, *st);
   }
   return st;
+}
+
+Result<void> Overlay::KillSuidgid(uint64_t ino, FileHandle* fh) {
+  SetAttrRequest req;
+  req.kill_suidgid = true;
+  Result<struct stat> st = SetAttr(ino, req, fh);
+  if (!st.ok()) return Errno{st.error()};
+  return {};
 }
 
 Result<std::string> Overlay::Readlink(uint64_t ino) {

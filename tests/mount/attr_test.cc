@@ -1,10 +1,14 @@
 // Attributes through a real mount: chmod, chown, utimensat with explicit
-// times, UTIME_NOW and UTIME_OMIT, symlink times, access.
+// times, UTIME_NOW and UTIME_OMIT, symlink times, access, and what writes,
+// truncates and chowns leave of setuid, setgid and file capabilities.
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
+#include <string>
 
 #include "lib/as_user.h"
 #include "lib/files.h"
@@ -44,20 +48,119 @@ TEST_P(AttrTest, UnprivilegedChownAndChmodOfOthersFilesAreRefused) {
   EXPECT_EQ(Lstat(mine).st_mode & 0777, 0600U);
 }
 
+// What a write, a truncate or a chown leaves of S_ISUID and S_ISGID, as on a
+// local filesystem: a caller without CAP_FSETID clears both (S_ISGID only with
+// group execute: without it the bit marks mandatory locking and stays); root
+// keeps them on a write; a chown clears them whoever does it.
+int WriteAsUser(const std::string& p) {
+  return AsUser(kUser, kGroup, [&] {
+    int fd = ::open(p.c_str(), O_WRONLY | O_APPEND);
+    if (fd < 0) return errno;
+    int rc = ::write(fd, "y", 1) == 1 ? 0 : errno;
+    ::close(fd);
+    return rc;
+  });
+}
+
+std::string MakeFileWithMode(const std::string& p, mode_t mode) {
+  EXPECT_EQ(WriteFile(p, "x"), 0);
+  EXPECT_EQ(::chmod(p.c_str(), mode), 0);
+  return p;
+}
+
 TEST_P(AttrTest, WriteByAnotherUserClearsSetuid) {
-  ASSERT_EQ(WriteFile(M("suid"), "x"), 0);
-  ASSERT_EQ(::chmod(M("suid").c_str(), 04777), 0);
-  const std::string p = M("suid");
-  ASSERT_EQ(AsUser(kUser, kGroup,
+  const std::string p = MakeFileWithMode(M("suid"), 04777);
+  ASSERT_EQ(WriteAsUser(p), 0);
+  EXPECT_EQ(Lstat(p).st_mode & 07777, 0777U);
+  // Again after the kernel has seen the file written without privileges to
+  // clear (it stops checking until the mode or a security xattr changes).
+  ASSERT_EQ(::chmod(p.c_str(), 04777), 0);
+  ASSERT_EQ(WriteAsUser(p), 0);
+  EXPECT_EQ(Lstat(p).st_mode & 07777, 0777U);
+}
+
+TEST_P(AttrTest, WriteByAnotherUserClearsSetgidOnlyWithGroupExecute) {
+  const std::string gx = MakeFileWithMode(M("sgid-gx"), 02777);
+  const std::string locking = MakeFileWithMode(M("sgid-locking"), 02666);
+  ASSERT_EQ(WriteAsUser(gx), 0);
+  ASSERT_EQ(WriteAsUser(locking), 0);
+  EXPECT_EQ(Lstat(gx).st_mode & 07777, 0777U);
+  EXPECT_EQ(Lstat(locking).st_mode & 07777, 02666U) << "setgid without g+x is not a privilege";
+}
+
+TEST_P(AttrTest, WriteByRootKeepsSetuidAndSetgid) {
+  const std::string p = MakeFileWithMode(M("suid"), 06755);
+  int fd = ::open(p.c_str(), O_WRONLY | O_APPEND);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::write(fd, "y", 1), 1);
+  ASSERT_EQ(::fsync(fd), 0);
+  ::close(fd);
+  EXPECT_EQ(Lstat(p).st_mode & 07777, 06755U);
+  EXPECT_EQ(Lstat(p).st_size, 2);
+}
+
+TEST_P(AttrTest, TruncateByAnotherUserClearsSetuid) {
+  const std::string by_path = MakeFileWithMode(M("by-path"), 06777);
+  const std::string by_fd = MakeFileWithMode(M("by-fd"), 06777);
+  const std::string by_open = MakeFileWithMode(M("by-open"), 06777);
+  EXPECT_EQ(AsUser(kUser, kGroup, [&] { return Err(::truncate(by_path.c_str(), 1)); }), 0);
+  EXPECT_EQ(AsUser(kUser, kGroup,
                    [&] {
-                     int fd = ::open(p.c_str(), O_WRONLY | O_APPEND);
+                     int fd = ::open(by_fd.c_str(), O_WRONLY);
                      if (fd < 0) return errno;
-                     int rc = ::write(fd, "y", 1) == 1 ? 0 : errno;
+                     int rc = Err(::ftruncate(fd, 0));
                      ::close(fd);
                      return rc;
                    }),
             0);
-  EXPECT_EQ(Lstat(p).st_mode & 07000, 0U);
+  EXPECT_EQ(AsUser(kUser, kGroup,
+                   [&] {
+                     int fd = ::open(by_open.c_str(), O_WRONLY | O_TRUNC);
+                     if (fd < 0) return errno;
+                     ::close(fd);
+                     return 0;
+                   }),
+            0);
+  for (const std::string& p : {by_path, by_fd, by_open}) {
+    EXPECT_EQ(Lstat(p).st_mode & 07777, 0777U) << p;
+  }
+  EXPECT_EQ(Lstat(by_open).st_size, 0);
+}
+
+TEST_P(AttrTest, ChownClearsSetuidEvenByRoot) {
+  const std::string p = MakeFileWithMode(M("suid"), 06755);
+  ASSERT_EQ(::chown(p.c_str(), 1234, 1234), 0);
+  EXPECT_EQ(Lstat(p).st_mode & 07777, 0755U);
+  const std::string locking = MakeFileWithMode(M("sgid-locking"), 02644);
+  ASSERT_EQ(::chown(locking.c_str(), 1234, 1234), 0);
+  EXPECT_EQ(Lstat(locking).st_mode & 07777, 02644U);
+  ASSERT_EQ(::mkdir(M("dir").c_str(), 02755), 0);
+  ASSERT_EQ(::chmod(M("dir").c_str(), 02755), 0);
+  ASSERT_EQ(::chown(M("dir").c_str(), 1234, 1234), 0);
+  EXPECT_EQ(Lstat(M("dir")).st_mode & 07777, 02755U) << "a directory keeps its setgid";
+}
+
+TEST_P(AttrTest, WriteDropsFileCapabilities) {
+  const std::string p = MakeFileWithMode(M("capped"), 0755);
+  // A vfs_cap_data, revision 2, with CAP_NET_RAW permitted.
+  const uint32_t cap[5] = {0x02000000, 1U << 13, 0, 0, 0};
+  ASSERT_EQ(::setxattr(p.c_str(), "security.capability", cap, sizeof(cap), 0), 0);
+  char buf[64];
+  ASSERT_EQ(::getxattr(p.c_str(), "security.capability", buf, sizeof(buf)), 20);
+  auto append = [&p] {
+    int fd = ::open(p.c_str(), O_WRONLY | O_APPEND);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::write(fd, "y", 1), 1);
+    ::close(fd);
+  };
+  append();
+  EXPECT_EQ(::getxattr(p.c_str(), "security.capability", buf, sizeof(buf)), -1);
+  EXPECT_EQ(errno, ENODATA);
+  // Set again on a file already written: the next write still drops it.
+  ASSERT_EQ(::setxattr(p.c_str(), "security.capability", cap, sizeof(cap), 0), 0);
+  append();
+  EXPECT_EQ(::getxattr(p.c_str(), "security.capability", buf, sizeof(buf)), -1);
+  EXPECT_EQ(errno, ENODATA);
 }
 
 TEST_P(AttrTest, UtimensExplicitNowAndOmit) {

@@ -1,0 +1,73 @@
+// kill_suidgid — see kill_suidgid.h.
+#include "fuse/kill_suidgid.h"
+
+#include <linux/fuse.h>
+
+#include <cstring>
+
+namespace detourfs::fuseops {
+namespace {
+
+// Reads the fixed argument of type T after the header, lets `change` edit
+// it, and writes it back (the buffer need not be aligned for T).
+template <typename T, typename Fn>
+void EditArgument(void* request, size_t len, Fn change) {
+  if (len < sizeof(fuse_in_header) + sizeof(T)) return;
+  char* at = static_cast<char*>(request) + sizeof(fuse_in_header);
+  T arg;
+  std::memcpy(&arg, at, sizeof(arg));
+  if (change(arg)) std::memcpy(at, &arg, sizeof(arg));
+}
+
+}  // namespace
+
+void CarryKillSuidgid(void* request, size_t len) {
+  if (len < sizeof(fuse_in_header)) return;
+  fuse_in_header in;
+  std::memcpy(&in, request, sizeof(in));
+  switch (in.opcode) {
+    case FUSE_WRITE:
+      EditArgument<fuse_write_in>(request, len, [](fuse_write_in& w) {
+        if ((w.write_flags & FUSE_WRITE_KILL_SUIDGID) == 0) return false;
+        w.flags |= static_cast<uint32_t>(kKillSuidgidFlag);
+        return true;
+      });
+      break;
+    case FUSE_OPEN:
+      EditArgument<fuse_open_in>(request, len, [](fuse_open_in& o) {
+        if ((o.open_flags & FUSE_OPEN_KILL_SUIDGID) == 0) return false;
+        o.flags |= static_cast<uint32_t>(kKillSuidgidFlag);
+        return true;
+      });
+      break;
+    case FUSE_CREATE:
+      EditArgument<fuse_create_in>(request, len, [](fuse_create_in& c) {
+        if ((c.open_flags & FUSE_OPEN_KILL_SUIDGID) == 0) return false;
+        c.flags |= static_cast<uint32_t>(kKillSuidgidFlag);
+        return true;
+      });
+      break;
+    case FUSE_SETATTR:
+      EditArgument<fuse_setattr_in>(request, len, [](fuse_setattr_in& s) {
+        // An explicit mode wins over the mark (the kernel never sends both).
+        if ((s.valid & FATTR_KILL_SUIDGID) == 0 || (s.valid & FATTR_MODE) != 0) return false;
+        s.mode = kKillSuidgidMode;
+        return true;
+      });
+      break;
+    default:
+      break;
+  }
+}
+
+bool TakeKillSuidgid(fuse_file_info* fi) {
+  if ((fi->flags & kKillSuidgidFlag) == 0) return false;
+  fi->flags &= ~kKillSuidgidFlag;
+  return true;
+}
+
+bool TakeKillSuidgid(const struct stat& attr, int to_set) {
+  return (to_set & FUSE_SET_ATTR_MODE) == 0 && attr.st_mode == kKillSuidgidMode;
+}
+
+}  // namespace detourfs::fuseops
