@@ -134,7 +134,11 @@ npm_ci() {
   (cd "$1" && npm ci --prefer-offline --no-audit --no-fund --loglevel=error --cache "$cache")
 }
 
-read -r -a targets <<<"${TARGETS:-tmpfs detourfs detourfs-devfuse fuse-overlayfs unionfs-fuse mergerfs volume}"
+read -r -a picked <<<"${TARGETS:-detourfs-devfuse fuse-overlayfs unionfs-fuse mergerfs volume}"
+targets=(tmpfs detourfs)  # the baseline and the subject come first, always
+for target in "${picked[@]}"; do
+  [ "$target" = tmpfs ] || [ "$target" = detourfs ] || targets+=("$target")
+done
 read -r -a workloads <<<"${WORKLOADS:-extract npm-ci}"
 declare -A samples
 

@@ -101,6 +101,9 @@ class Node {
   // its node: kept here, not in the bounded cache, so no eviction makes the
   // node unreachable. Dropped with the node; does not keep it alive.
   SharedFd orphan_fd_;
+  // Instead of orphan_fd_ past the table's budget: the file's attributes when
+  // it lost its last name, which the node answers with from then on.
+  std::unique_ptr<struct stat> last_attr_;
 };
 
 // A counted reference that keeps a node alive; move-only.
@@ -196,8 +199,21 @@ class InodeTable {
   void AddOpenFd(Node* node, SharedFd fd);
   void RemoveOpenFd(Node* node, const SharedFd& fd);
   SharedFd AnyOpenFd(Node* node);
-  // Keeps `fd` as the way to reach `node`, which lost its last name.
+  // Keeps `fd` as the way to reach `node`, which lost its last name (an open
+  // file moved off its tier: always kept).
   void SetOrphanFd(Node* node, SharedFd fd);
+  // The same for a file just unlinked or replaced, whose stat was `st` — but
+  // only while fewer orphans than the budget hold an fd: rm -rf runs ahead of
+  // the kernel's FORGETs, and an fd per removed file would exhaust the fd
+  // limit. Past the budget the fd is closed and the node answers from `st`
+  // (LastAttr; nothing but the kernel can reach the file any more). Returns
+  // whether the fd was kept.
+  bool KeepOrphan(Node* node, SharedFd fd, const struct stat& st);
+  void SetOrphanBudget(size_t budget);
+  size_t orphan_fds();
+  // The attributes of an orphan without an fd, and their update by a setattr.
+  std::optional<struct stat> LastAttr(Node* node);
+  void SetLastAttr(Node* node, const struct stat& st);
 
   // The identity of the file backing `node`.
   BackingId Backing(Node* node);
@@ -223,6 +239,8 @@ class InodeTable {
   std::unordered_map<uint64_t, std::unique_ptr<Node>> nodes_;
   std::unordered_map<BackingId, Node*, BackingIdHash> by_backing_;
   Node* root_ = nullptr;
+  size_t orphan_budget_ = 4096;
+  size_t orphan_fds_ = 0;  // nodes holding an orphan_fd_
 };
 
 }  // namespace detourfs

@@ -131,6 +131,9 @@ struct OverlayOptions {
   // The kernel caches pages (FUSE writeback cache): files opened write-only
   // are opened read-write below, and O_APPEND is left to the kernel.
   bool writeback_cache = true;
+  // Seconds "this directory has no side on that layer" is trusted without
+  // looking again (as the kernel trusts "no such name"; 0: never cached).
+  double negative_timeout = 60.0;
 };
 
 // A tier the overlay serves routed subtrees from: its layer, an O_PATH fd
@@ -231,7 +234,16 @@ class Overlay {
   Layer TierOf(int route) const;
   // Lookup of a child routed to tier `tier`: its upper entry, unless a
   // whiteout hides it, else the volume's unless the parent is opaque.
-  Result<Entry> LookupRouted(Node* parent, std::string_view name, int route, Layer tier);
+  // Create's answer for a name a routed directory already has.
+  Result<std::pair<Entry, std::unique_ptr<FileHandle>>> OpenExistingRouted(Node* parent,
+                                                                           std::string_view name,
+                                                                           int flags);
+  // What a node that lost its fd and every name (past the orphan budget)
+  // answers, when resolving it failed with `error`.
+  Result<struct stat> LastAttrOf(Node* node, int error);
+  // `whiteout`, if given, is set when the tier holds a whiteout by that name.
+  Result<Entry> LookupRouted(Node* parent, std::string_view name, int route, Layer tier,
+                             bool* whiteout = nullptr);
   // The parent's directory on `tier`, made (with the volume directory's
   // mode, owner and xattrs) along with any missing ancestors.
   Result<SharedFd> EnsureUpperDir(Node* dir, Layer tier);

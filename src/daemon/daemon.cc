@@ -90,6 +90,7 @@ int Daemon::Run() {
   OverlayOptions overlay_options;
   overlay_options.fd_cache_capacity = o.fd_cache;
   overlay_options.writeback_cache = o.writeback_cache;
+  overlay_options.negative_timeout = o.negative_timeout;
   Result<std::unique_ptr<Overlay>> overlay =
       Overlay::Open(std::move(*lower_fd), overlay_options, std::move(tiers), Router(config.routes));
   if (!overlay.ok()) {

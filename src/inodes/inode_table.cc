@@ -152,6 +152,7 @@ void InodeTable::MaybeErase(Node* node) {
          node->open_fds_.empty()) {
     Unindex(node);
     std::vector<Node::Alias> aliases = std::move(node->aliases_);
+    if (node->orphan_fd_) --orphan_fds_;
     nodes_.erase(node->id_);
     node = nullptr;
     // Releasing the parents' pins may free them in turn; walk iteratively so
@@ -265,7 +266,44 @@ SharedFd InodeTable::AnyOpenFd(Node* node) {
 
 void InodeTable::SetOrphanFd(Node* node, SharedFd fd) {
   std::lock_guard lock(mu_);
+  if (node->orphan_fd_) --orphan_fds_;
   node->orphan_fd_ = std::move(fd);
+  if (node->orphan_fd_) ++orphan_fds_;
+}
+
+bool InodeTable::KeepOrphan(Node* node, SharedFd fd, const struct stat& st) {
+  std::lock_guard lock(mu_);
+  if (node->orphan_fd_ || orphan_fds_ < orphan_budget_) {
+    if (!node->orphan_fd_) ++orphan_fds_;
+    node->orphan_fd_ = std::move(fd);
+    return true;
+  }
+  node->last_attr_ = std::make_unique<struct stat>(st);
+  // The name just removed no longer counts (links never looked up may remain).
+  nlink_t& links = node->last_attr_->st_nlink;
+  links = S_ISDIR(st.st_mode) || links == 0 ? 0 : links - 1;
+  return false;
+}
+
+void InodeTable::SetOrphanBudget(size_t budget) {
+  std::lock_guard lock(mu_);
+  orphan_budget_ = budget;
+}
+
+size_t InodeTable::orphan_fds() {
+  std::lock_guard lock(mu_);
+  return orphan_fds_;
+}
+
+std::optional<struct stat> InodeTable::LastAttr(Node* node) {
+  std::lock_guard lock(mu_);
+  if (!node->last_attr_) return std::nullopt;
+  return *node->last_attr_;
+}
+
+void InodeTable::SetLastAttr(Node* node, const struct stat& st) {
+  std::lock_guard lock(mu_);
+  if (node->last_attr_) *node->last_attr_ = st;
 }
 
 BackingId InodeTable::Backing(Node* node) {

@@ -12,15 +12,22 @@ Result<SharedFd> Resolver::Fd(Node* node, Layer layer) {
     if (const SharedFd& root = roots_[static_cast<size_t>(layer)]) return root;
     return Errno{ENOENT};
   }
-  if (SharedFd fd = cache_.Get(Key(node->id(), layer))) return fd;
+  const uint64_t key = Key(node->id(), layer);
+  if (SharedFd fd = cache_.Get(key)) return fd;
   const bool own = layer == node->layer();
   // A file open through the mount already has an fd: use it rather than
   // walking names (a file just created is set up this way, e.g. by tar).
   if (own) {
     if (SharedFd open = table_.AnyOpenFd(node)) return open;
+  } else if (KnownAbsent(key)) {
+    return Errno{ENOENT};
   }
+  const uint64_t epoch = epoch_.load(std::memory_order_acquire);
   Result<UniqueFd> fd = OpenByName(node, layer, O_PATH);
-  if (!fd.ok()) return Errno{fd.error()};
+  if (!fd.ok()) {
+    if (!own && fd.error() == ENOENT) NoteAbsent(key, epoch);
+    return Errno{fd.error()};
+  }
   auto shared = std::make_shared<const UniqueFd>(std::move(*fd));
   cache_.Put(Key(node->id(), layer), shared);
   return shared;
@@ -35,7 +42,28 @@ Result<UniqueFd> Resolver::Open(Node* node, int flags) {
   return OpenByName(node, layer, flags);
 }
 
+bool Resolver::KnownAbsent(uint64_t key) {
+  std::lock_guard lock(absent_mu_);
+  auto it = absent_.find(key);
+  if (it == absent_.end()) return false;
+  if (it->second.epoch == epoch_.load(std::memory_order_acquire) &&
+      std::chrono::steady_clock::now() < it->second.expires) {
+    return true;
+  }
+  absent_.erase(it);
+  return false;
+}
+
+void Resolver::NoteAbsent(uint64_t key, uint64_t epoch) {
+  if (absent_ttl_ <= std::chrono::steady_clock::duration::zero()) return;
+  const auto expires = std::chrono::steady_clock::now() + absent_ttl_;
+  std::lock_guard lock(absent_mu_);
+  if (absent_.size() >= kMaxAbsent) absent_.clear();
+  absent_[key] = Absent{epoch, expires};
+}
+
 void Resolver::DropOtherLayers() {
+  NewPaths();
   for (uint64_t key : cache_.Keys()) {
     const std::optional<Layer> layer = table_.LayerOf(key / kLayerCount);
     if (!layer || static_cast<uint64_t>(*layer) != key % kLayerCount) {
@@ -45,7 +73,11 @@ void Resolver::DropOtherLayers() {
 }
 
 void Resolver::Drop(uint64_t id) {
-  for (size_t l = 0; l < kLayerCount; ++l) cache_.Erase(Key(id, static_cast<Layer>(l)));
+  std::lock_guard lock(absent_mu_);
+  for (size_t l = 0; l < kLayerCount; ++l) {
+    cache_.Erase(Key(id, static_cast<Layer>(l)));
+    absent_.erase(Key(id, static_cast<Layer>(l)));
+  }
 }
 
 Result<UniqueFd> Resolver::OpenByName(Node* node, Layer layer, int flags) {

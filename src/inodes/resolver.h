@@ -7,6 +7,10 @@
 #pragma once
 
 #include <array>
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <unordered_map>
 
 #include "detourfs/inode_table.h"
 #include "detourfs/result.h"
@@ -18,9 +22,21 @@ namespace detourfs {
 // own root fd, and a node is resolved on a layer by the same names: the
 // volume counterpart of a tier directory, or the tier directory of a volume
 // one, is the same path under the other root.
+//
+// "No such path on that layer" is remembered too: a directory made on a tier
+// has no volume counterpart, and every lookup and create beneath it would
+// otherwise try to open one. Those answers hold for a while (the mount's
+// negative timeout) or until NewPaths(), which the
+// overlay calls after anything that can make a path appear on a layer where a
+// node had none: a directory made for a spill or a copy-up, a rename, a tree
+// moved between layers (DropOtherLayers calls it).
 class Resolver {
  public:
-  Resolver(InodeTable& table, FdCache& cache, SharedFd root_fd) : table_(table), cache_(cache) {
+  // `absent_ttl`: how long a "no such path" answer is trusted (0: never
+  // kept) — changes made underneath the mount show after that.
+  Resolver(InodeTable& table, FdCache& cache, SharedFd root_fd,
+           std::chrono::steady_clock::duration absent_ttl = std::chrono::seconds(60))
+      : table_(table), cache_(cache), absent_ttl_(absent_ttl) {
     roots_[0] = std::move(root_fd);
   }
 
@@ -54,6 +70,9 @@ class Resolver {
   // were found by path, not checked by identity: after a directory moves or
   // a tree goes on some layer, the same path may name something else.
   void DropOtherLayers();
+  // Forgets every "no such path" answer. Call after the change, so that a
+  // resolution racing with it cannot store an answer from before it.
+  void NewPaths() { epoch_.fetch_add(1, std::memory_order_acq_rel); }
 
   const SharedFd& root_fd() const { return roots_[0]; }
 
@@ -64,10 +83,24 @@ class Resolver {
   // Opens `node` on `layer` by one of its names with `flags`; on the node's
   // own layer it checks the file's identity, elsewhere only its type.
   Result<UniqueFd> OpenByName(Node* node, Layer layer, int flags);
+  bool KnownAbsent(uint64_t key);
+  void NoteAbsent(uint64_t key, uint64_t epoch);
 
   InodeTable& table_;
   FdCache& cache_;
   std::array<SharedFd, kLayerCount> roots_;
+
+  // Keys found to have no path on their layer, with the epoch they were
+  // found in; valid while the epoch is current and until they expire.
+  struct Absent {
+    uint64_t epoch;
+    std::chrono::steady_clock::time_point expires;
+  };
+  static constexpr size_t kMaxAbsent = 1 << 16;  // then start over
+  const std::chrono::steady_clock::duration absent_ttl_;
+  std::atomic<uint64_t> epoch_{0};
+  std::mutex absent_mu_;
+  std::unordered_map<uint64_t, Absent> absent_;  // guarded by absent_mu_
 };
 
 }  // namespace detourfs

@@ -17,9 +17,13 @@ Result<std::unique_ptr<Overlay>> Overlay::Open(UniqueFd lower_fd, const OverlayO
   if (!st.ok()) return Errno{st.error()};
   if (!S_ISDIR(st->st_mode)) return Errno{ENOTDIR};
   auto table = std::make_unique<InodeTable>(*st);
+  // Removed files the kernel still holds get as many fds as the cache.
+  table->SetOrphanBudget(options.fd_cache_capacity);
   auto cache = std::make_unique<FdCache>(options.fd_cache_capacity);
-  auto resolver = std::make_unique<Resolver>(*table, *cache,
-                                             std::make_shared<const UniqueFd>(std::move(lower_fd)));
+  auto resolver = std::make_unique<Resolver>(
+      *table, *cache, std::make_shared<const UniqueFd>(std::move(lower_fd)),
+      std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+          std::chrono::duration<double>(options.negative_timeout)));
   std::array<std::unique_ptr<TierSpace>, 3> spaces;
   for (OverlayTier& tier : tiers) {
     auto upper = std::make_shared<const UniqueFd>(std::move(tier.upper));
@@ -164,7 +168,7 @@ Result<struct stat> Overlay::GetAttr(uint64_t ino, FileHandle* fh) {
   if (!node.ok()) return Errno{node.error()};
   BackingHold hold = HoldBacking(fh);
   Result<SharedFd> fd = FdOf(*node, fh);
-  if (!fd.ok()) return Errno{fd.error()};
+  if (!fd.ok()) return LastAttrOf(*node, fd.error());
   Result<struct stat> st = sys::Fstat((*fd)->get());
   if (st.ok()) {
     Report(*node, *st);
@@ -173,21 +177,46 @@ Result<struct stat> Overlay::GetAttr(uint64_t ino, FileHandle* fh) {
   return st;
 }
 
+Result<struct stat> Overlay::LastAttrOf(Node* node, int error) {
+  std::optional<struct stat> st = error == ESTALE ? table_->LastAttr(node) : std::nullopt;
+  if (!st) return Errno{error};
+  Report(node, *st);
+  return *st;
+}
+
 namespace {
+
+// `st` with the changes `req` asks for, as the filesystem would make them.
+struct stat Applied(const SetAttrRequest& req, struct stat st) {
+  struct timespec now {};
+  ::clock_gettime(CLOCK_REALTIME, &now);
+  auto time = [&now](const struct timespec& t) { return t.tv_nsec == UTIME_NOW ? now : t; };
+  if (req.mode) st.st_mode = (st.st_mode & S_IFMT) | *req.mode;
+  if (req.uid) st.st_uid = *req.uid;
+  if (req.gid) st.st_gid = *req.gid;
+  if (req.size) st.st_size = *req.size;
+  if (req.atime && req.atime->tv_nsec != UTIME_OMIT) st.st_atim = time(*req.atime);
+  if (req.mtime && req.mtime->tv_nsec != UTIME_OMIT) st.st_mtim = time(*req.mtime);
+  st.st_ctim = now;
+  return st;
+}
 
 // What the VFS does before a write by a caller without CAP_FSETID: S_ISUID
 // goes, and S_ISGID when the group may execute (without g+x the bit marks
 // mandatory locking, not a privilege). The daemon's own writes keep both (it
 // has CAP_FSETID), so the kernel asks for this (kill_suidgid.h).
-Result<void> ClearSuidgid(int f, bool open_fd) {
-  Result<struct stat> st = sys::Fstat(f);
-  if (!st.ok()) return Errno{st.error()};
+// `st` is the file's, and is brought up to date.
+Result<void> ClearSuidgid(int f, bool open_fd, struct stat* st) {
   if (!S_ISREG(st->st_mode)) return {};
   const mode_t mode = st->st_mode & 07777;
   mode_t killed = mode & ~S_ISUID;
   if (killed & S_IXGRP) killed &= ~S_ISGID;
   if (killed == mode) return {};
-  return open_fd ? sys::Fchmod(f, killed) : sys::ChmodPath(f, killed);
+  DETOURFS_TRY(open_fd ? sys::Fchmod(f, killed) : sys::ChmodPath(f, killed));
+  Result<struct stat> now = sys::Fstat(f);
+  if (!now.ok()) return Errno{now.error()};
+  *st = *now;
+  return {};
 }
 
 }  // namespace
@@ -209,7 +238,14 @@ Result<struct stat> Overlay::SetAttr(uint64_t ino, const SetAttrRequest& req, Fi
   const bool open_fd = fh != nullptr;
   BackingHold hold = HoldBacking(fh);
   Result<SharedFd> fd = FdOf(*node, fh);
-  if (!fd.ok()) return Errno{fd.error()};
+  if (!fd.ok()) {
+    // A removed file only the kernel still knows (past the orphan budget):
+    // the change is to attributes nobody else can see; keep it there.
+    Result<struct stat> last = LastAttrOf(*node, fd.error());
+    if (!last.ok()) return last;
+    table_->SetLastAttr(*node, Applied(req, *last));
+    return LastAttrOf(*node, ESTALE);
+  }
   const int f = (*fd)->get();
   if (req.mode) {
     if ((*node)->is_symlink()) return Errno{EOPNOTSUPP};
@@ -223,7 +259,6 @@ Result<struct stat> Overlay::SetAttr(uint64_t ino, const SetAttrRequest& req, Fi
     if ((*node)->is_dir()) return Errno{EISDIR};
     DETOURFS_TRY(open_fd ? sys::Ftruncate(f, *req.size) : sys::TruncatePath(f, *req.size));
   }
-  if (req.kill_suidgid) DETOURFS_TRY(ClearSuidgid(f, open_fd));
   if (req.atime || req.mtime) {
     struct timespec times[2];
     times[0] = req.atime.value_or(timespec{0, UTIME_OMIT});
@@ -244,6 +279,7 @@ Result<struct stat> Overlay::SetAttr(uint64_t ino, const SetAttrRequest& req, Fi
     }
   }
   Result<struct stat> st = sys::Fstat(f);
+  if (st.ok() && req.kill_suidgid) DETOURFS_TRY(ClearSuidgid(f, open_fd, &*st));
   if (st.ok()) {
     Report(*node, *st);
     if (!router_.empty()) MergedDirLinks(*node, *st);

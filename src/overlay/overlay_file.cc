@@ -75,32 +75,12 @@ Result<std::pair<Entry, std::unique_ptr<FileHandle>>> Overlay::Create(uint64_t p
   Result<Node*> parent = NodeOf(parent_ino);
   if (!parent.ok()) return Errno{parent.error()};
   std::shared_lock names(names_mu_);
-  if (!router_.empty()) {
-    const int route = ChildRoute(*parent, name, false);
-    const Layer tier = TierOf(route);
-    if (tier != Layer::kVolume) {
-      // An existing name (maybe still on the volume) is opened, copied up
-      // by Open when written.
-      Result<Entry> existing = LookupRouted(*parent, name, route, tier);
-      if (existing.ok()) {
-        Node* node = existing->node;
-        if (flags & O_EXCL) {
-          Forget(node->id(), 1);
-          return Errno{EEXIST};
-        }
-        Result<std::unique_ptr<FileHandle>> fh = Open(node->id(), flags);
-        Result<struct stat> st = fh.ok() ? GetAttr(node->id(), fh->get()) : Errno{fh.error()};
-        if (!st.ok()) {
-          if (fh.ok()) Release(std::move(*fh));
-          Forget(node->id(), 1);
-          return Errno{st.error()};
-        }
-        return std::make_pair(Entry{node, *st}, std::move(*fh));
-      }
-      if (existing.error() != ENOENT) return Errno{existing.error()};
-    }
-  }
   Result<Placement> place = PlaceNew(*parent, name, false);
+  // A name a routed directory already has (maybe still on the volume) is
+  // opened, and copied up by Open when written.
+  if (!place.ok() && place.error() == EEXIST && !(flags & O_EXCL)) {
+    return OpenExistingRouted(*parent, name, flags);
+  }
   if (!place.ok()) return Errno{place.error()};
   const int dirfd = place->dir->get();
   const std::string n(name);
@@ -139,6 +119,22 @@ Result<std::pair<Entry, std::unique_ptr<FileHandle>>> Overlay::Create(uint64_t p
   table_->AddOpenFd(e.node, fh->fd);
   Track(fh.get());
   return std::make_pair(e, std::move(fh));
+}
+
+Result<std::pair<Entry, std::unique_ptr<FileHandle>>> Overlay::OpenExistingRouted(
+    Node* parent, std::string_view name, int flags) {
+  const int route = ChildRoute(parent, name, false);
+  Result<Entry> existing = LookupRouted(parent, name, route, TierOf(route));
+  if (!existing.ok()) return Errno{existing.error()};
+  Node* node = existing->node;
+  Result<std::unique_ptr<FileHandle>> fh = Open(node->id(), flags);
+  Result<struct stat> st = fh.ok() ? GetAttr(node->id(), fh->get()) : Errno{fh.error()};
+  if (!st.ok()) {
+    if (fh.ok()) Release(std::move(*fh));
+    Forget(node->id(), 1);
+    return Errno{st.error()};
+  }
+  return std::make_pair(Entry{node, *st}, std::move(*fh));
 }
 
 void Overlay::Release(std::unique_ptr<FileHandle> fh) {

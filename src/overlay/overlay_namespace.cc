@@ -75,7 +75,8 @@ Result<Overlay::Placement> Overlay::PlaceNew(Node* parent, std::string_view name
     return p;
   }
   // The merged view decides whether the name is taken.
-  Result<Entry> existing = LookupRouted(parent, name, p.route, p.layer);
+  bool whiteout = false;
+  Result<Entry> existing = LookupRouted(parent, name, p.route, p.layer, &whiteout);
   if (existing.ok()) {
     Forget(existing->node->id(), 1);
     return Errno{EEXIST};
@@ -86,7 +87,7 @@ Result<Overlay::Placement> Overlay::PlaceNew(Node* parent, std::string_view name
   // A whiteout in the way: the new node replaces it, and a new directory
   // must not show what the volume had there.
   const std::string n(name);
-  if (sys::StatAt((*up)->get(), n.c_str()).ok()) {
+  if (whiteout) {
     DETOURFS_TRY(sys::UnlinkAt((*up)->get(), n.c_str(), 0));
     p.opaque = true;
   }
@@ -187,9 +188,10 @@ void Overlay::KeepIfLastLink(Node* parent, std::string_view name, Victim victim)
   // and a removed directory may be some process's cwd. As on a local
   // filesystem the inode stays usable until the kernel forgets it, through
   // this fd (dropped on forget).
+  // Past the orphan budget it answers from its last attributes instead.
   if (uint64_t gone = table_->Unlinked(parent, name, victim.st)) {
     if (Node* node = table_->Find(gone)) {
-      table_->SetOrphanFd(node, std::make_shared<const UniqueFd>(std::move(victim.fd)));
+      table_->KeepOrphan(node, std::make_shared<const UniqueFd>(std::move(victim.fd)), victim.st);
     }
   }
 }
@@ -207,7 +209,11 @@ Result<void> Overlay::Rmdir(uint64_t parent, std::string_view name) {
 Result<void> Overlay::Rename(uint64_t parent, std::string_view name, uint64_t new_parent,
                              std::string_view new_name, unsigned int flags) {
   std::shared_lock names(names_mu_);
-  return RenameHeld(parent, name, new_parent, new_name, flags);
+  Result<void> r = RenameHeld(parent, name, new_parent, new_name, flags);
+  // Paths below what moved (or half-moved, on failure) may now exist on
+  // layers where they did not.
+  resolver_->NewPaths();
+  return r;
 }
 
 Result<void> Overlay::RenameHeld(uint64_t parent_ino, std::string_view name,

@@ -134,16 +134,21 @@ bool Overlay::NeedsCopyUp(Node* node) const {
   return node->layer() == Layer::kVolume && TierOf(node->route()) != Layer::kVolume;
 }
 
-Result<Entry> Overlay::LookupRouted(Node* parent, std::string_view name, int route, Layer tier) {
+Result<Entry> Overlay::LookupRouted(Node* parent, std::string_view name, int route, Layer tier,
+                                    bool* whiteout) {
   const std::string n(name);
   LayerLock::Hold layers = layers_.Shared();
   Result<SharedFd> up = resolver_->Fd(parent, tier);
+  bool check_opaque = false;
   if (up.ok()) {
     Result<struct stat> st = sys::StatAt((*up)->get(), n.c_str());
     if (st.ok()) {
-      Result<bool> whiteout = markers::IsWhiteout((*up)->get(), n.c_str(), *st);
-      if (!whiteout.ok()) return Errno{whiteout.error()};
-      if (*whiteout) return Errno{ENOENT};
+      Result<bool> is_whiteout = markers::IsWhiteout((*up)->get(), n.c_str(), *st);
+      if (!is_whiteout.ok()) return Errno{is_whiteout.error()};
+      if (*is_whiteout) {
+        if (whiteout != nullptr) *whiteout = true;
+        return Errno{ENOENT};
+      }
       bool created = false;
       Entry e{table_->Remember(parent, name, *st, tier, route, &created), *st};
       // A file copied up before the kernel last forgot it: its volume number.
@@ -153,15 +158,18 @@ Result<Entry> Overlay::LookupRouted(Node* parent, std::string_view name, int rou
       return e;
     }
     if (st.error() != ENOENT) return Errno{st.error()};
-    // An opaque directory hides what the volume has under it.
-    if (parent->route() != kNotRouted) {
-      Result<bool> opaque = markers::IsOpaque((*up)->get());
-      if (opaque.ok() && *opaque) return Errno{ENOENT};
-    }
+    check_opaque = parent->route() != kNotRouted;
   } else if (up.error() != ENOENT) {
     return Errno{up.error()};
   }
   Result<SharedFd> low = resolver_->Fd(parent, Layer::kVolume);
+  // An opaque directory hides what the volume has under it. Asked only when
+  // the volume may have a directory there: a directory made on the tier has
+  // none (the resolver remembers that), and nothing is left to hide.
+  if (check_opaque && (low.ok() || low.error() != ENOENT)) {
+    Result<bool> opaque = markers::IsOpaque((*up)->get());
+    if (opaque.ok() && *opaque) return Errno{ENOENT};
+  }
   if (!low.ok()) return Errno{low.error()};
   Result<struct stat> st = sys::StatAt((*low)->get(), n.c_str());
   if (!st.ok()) return Errno{st.error()};
@@ -204,6 +212,7 @@ Result<SharedFd> Overlay::EnsureUpperDir(Node* dir, Layer tier) {
   Result<UniqueFd> fd = sys::OpenBeneath(pfd, loc.name.c_str(), O_PATH | O_DIRECTORY);
   if (!fd.ok()) return Errno{fd.error()};
   if (made.ok()) {
+    resolver_->NewPaths();  // `dir` has a side on the tier now
     // The copy looks like the volume's directory: owner, mode (setgid and
     // sticky bits included), xattrs (default ACLs keep applying).
     DETOURFS_TRY(sys::ChownFd(fd->get(), vst->st_uid, vst->st_gid));

@@ -285,6 +285,7 @@ Result<SharedFd> Overlay::EnsureLowerDir(Node* dir) {
     fd = sys::OpenBeneath(pfd, loc.name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW);
   }
   if (!fd.ok()) return Errno{fd.error()};
+  resolver_->NewPaths();  // `dir` has a volume side now
   if (made.ok()) {
     DETOURFS_TRY(sys::ChownFd(fd->get(), st->st_uid, st->st_gid));
     DETOURFS_TRY(sys::ChmodPath(fd->get(), st->st_mode & 07777));

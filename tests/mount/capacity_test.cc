@@ -118,6 +118,25 @@ TEST_P(CapacityTest, AFileSpillsWhileItIsOpenAndKeepsItsWrites) {
   EXPECT_EQ(Lstat(M("node_modules/growing")).st_mode & 07777, 0600U);
 }
 
+// Directories made on the tier have no volume side, and the daemon remembers
+// that; a spill gives them one, which lookups must then find.
+TEST_P(CapacityTest, SpilledFilesAreFoundByNameAfterTheKernelForgetsThem) {
+  ASSERT_EQ(::mkdir(M("node_modules").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(M("node_modules/pkg").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(M("node_modules/pkg/small.js"), "s"), 0);
+  ASSERT_EQ(WriteBig(M("node_modules/pkg/big.bin"), 80 * kMiB, 7), 0);
+  ASSERT_TRUE(Exists(V("node_modules/pkg/big.bin")));
+  // The kernel forgets the files' names (the open directory keeps the
+  // directories known); each is looked up again.
+  const int dir = ::open(M("node_modules/pkg").c_str(), O_RDONLY | O_DIRECTORY);
+  ASSERT_GE(dir, 0);
+  ASSERT_EQ(Shell("sync && echo 2 > /proc/sys/vm/drop_caches"), 0);
+  EXPECT_TRUE(ReadFile(M("node_modules/pkg/big.bin")) == Pattern(80 * kMiB, 7));
+  EXPECT_EQ(ReadFile(M("node_modules/pkg/small.js")), "s");
+  EXPECT_EQ(ListDir(M("node_modules/pkg")), (std::vector<std::string>{"big.bin", "small.js"}));
+  ::close(dir);
+}
+
 TEST_P(CapacityTest, SpillingUnderAnOpaqueDirectoryKeepsTheOldContentHidden) {
   ASSERT_EQ(::mkdir(V("node_modules").c_str(), 0755), 0);
   ASSERT_EQ(WriteFile(V("node_modules/stale.js"), "old install"), 0);

@@ -154,7 +154,9 @@ TEST_P(RoutingTest, RemovingAWholeRoutedTreeThatSpansLayers) {
 }
 
 TEST_P(RoutingTest, RenamesWithinATierAndAcrossLayers) {
-  ASSERT_EQ(::mkdir(M("node_modules").c_str(), 0755), 0);
+  // On the volume before the mount looks (a node_modules from before detourfs).
+  ASSERT_EQ(::mkdir(V("node_modules").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(V("node_modules/old.js"), "o"), 0);
   ASSERT_EQ(::mkdir(M("node_modules/.staging").c_str(), 0755), 0);
   ASSERT_EQ(WriteFile(M("node_modules/.staging/pkg.js"), "p"), 0);
   // Within the tier: a rename (npm moves staged packages into place).
@@ -162,8 +164,6 @@ TEST_P(RoutingTest, RenamesWithinATierAndAcrossLayers) {
   EXPECT_EQ(ReadFile(M("node_modules/pkg/pkg.js")), "p");
   EXPECT_EQ(ReadFile(Mem("node_modules/pkg/pkg.js")), "p");
   // A volume file renamed within the routed tree is copied up first.
-  ASSERT_EQ(::mkdir(V("node_modules").c_str(), 0755), 0);
-  ASSERT_EQ(WriteFile(V("node_modules/old.js"), "o"), 0);
   ASSERT_EQ(::rename(M("node_modules/old.js").c_str(), M("node_modules/new.js").c_str()), 0);
   EXPECT_EQ(ReadFile(M("node_modules/new.js")), "o");
   int err = 0;
@@ -177,6 +177,30 @@ TEST_P(RoutingTest, RenamesWithinATierAndAcrossLayers) {
   ASSERT_EQ(Shell("mv " + M("pkg-moved") + " " + M("node_modules/back")), 0);
   EXPECT_EQ(ReadFile(Mem("node_modules/back/pkg.js")), "p");
   EXPECT_FALSE(Exists(V("pkg-moved")));
+}
+
+// With --negative-timeout 0 nothing "not there" is remembered, by the kernel
+// or by the daemon: a volume directory made underneath the mount, beneath a
+// directory the tier made, shows at once.
+class RoutingUncachedTest : public RoutingTest {
+ protected:
+  MountConfig Config() const override {
+    MountConfig c = RoutingTest::Config();
+    c.extra_args.insert(c.extra_args.end(), {"--negative-timeout", "0"});
+    return c;
+  }
+};
+
+TEST_P(RoutingUncachedTest, VolumeDirectoryMadeUnderneathShowsAtOnce) {
+  ASSERT_EQ(::mkdir(M("node_modules").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(M("node_modules/a.js"), "a"), 0);
+  int err = 0;
+  Lstat(M("node_modules/b.js"), &err);
+  ASSERT_EQ(err, ENOENT);
+  ASSERT_EQ(::mkdir(V("node_modules").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(V("node_modules/b.js"), "b"), 0);
+  EXPECT_EQ(ReadFile(M("node_modules/b.js")), "b");
+  EXPECT_EQ(ReadFile(M("node_modules/a.js")), "a");
 }
 
 // mv of an ordinary project directory takes its routed node_modules along:
@@ -254,6 +278,7 @@ TEST_P(RoutingTest, TierContentIsAdoptedOnRestart) {
 }
 
 DETOURFS_MOUNT_TEST_P(RoutingTest);
+DETOURFS_MOUNT_TEST_P(RoutingUncachedTest);
 
 }  // namespace
 }  // namespace detourfs::testing

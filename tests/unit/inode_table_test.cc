@@ -3,6 +3,10 @@
 
 #include <gtest/gtest.h>
 
+#include <memory>
+#include <string>
+#include <vector>
+
 namespace detourfs {
 namespace {
 
@@ -161,6 +165,41 @@ TEST_F(InodeTableTest, PinKeepsNodeUntilReleased) {
     EXPECT_EQ(table_.Find(id), a);
   }
   EXPECT_EQ(table_.Find(id), nullptr);
+}
+
+// Removed files the kernel still holds keep an fd only up to the budget; past
+// it they keep their last attributes, and a forgotten one frees its place.
+TEST_F(InodeTableTest, OrphanFdsStopAtTheBudgetAndLeaveAttributes) {
+  table_.SetOrphanBudget(2);
+  std::vector<uint64_t> ids;
+  for (ino_t ino = 30; ino < 33; ++ino) {
+    const std::string name = "f" + std::to_string(ino);
+    Node* n = table_.Remember(table_.root(), name, Stat(ino, S_IFREG));
+    ids.push_back(table_.Unlinked(table_.root(), name, Stat(ino, S_IFREG)));
+    ASSERT_EQ(ids.back(), n->id());
+  }
+  auto fd = [] { return std::make_shared<const UniqueFd>(); };
+  EXPECT_TRUE(table_.KeepOrphan(table_.Find(ids[0]), fd(), Stat(30, S_IFREG)));
+  EXPECT_TRUE(table_.KeepOrphan(table_.Find(ids[1]), fd(), Stat(31, S_IFREG)));
+  EXPECT_FALSE(table_.KeepOrphan(table_.Find(ids[2]), fd(), Stat(32, S_IFREG, 3)));
+  EXPECT_EQ(table_.orphan_fds(), 2U);
+  EXPECT_FALSE(table_.LastAttr(table_.Find(ids[0])).has_value());
+  std::optional<struct stat> last = table_.LastAttr(table_.Find(ids[2]));
+  ASSERT_TRUE(last.has_value());
+  EXPECT_EQ(last->st_ino, 32U);
+  EXPECT_EQ(last->st_nlink, 2U) << "the removed name no longer counts";
+  struct stat changed = *last;
+  changed.st_mode = S_IFREG | 0600;
+  table_.SetLastAttr(table_.Find(ids[2]), changed);
+  EXPECT_EQ(table_.LastAttr(table_.Find(ids[2]))->st_mode, S_IFREG | 0600U);
+
+  table_.Forget(ids[0], 1);  // the kernel forgets one: its fd goes
+  EXPECT_EQ(table_.Find(ids[0]), nullptr);
+  EXPECT_EQ(table_.orphan_fds(), 1U);
+  Node* d = table_.Remember(table_.root(), "d", Stat(40, S_IFDIR));
+  ASSERT_EQ(table_.Unlinked(table_.root(), "d", Stat(40, S_IFDIR, 2)), d->id());
+  EXPECT_TRUE(table_.KeepOrphan(d, fd(), Stat(40, S_IFDIR, 2)));
+  EXPECT_EQ(table_.orphan_fds(), 2U);
 }
 
 }  // namespace
