@@ -58,13 +58,14 @@ ParsedOptions ParseOptions(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   app.add_option("--negative-timeout", o.negative_timeout,
-                 "Seconds the kernel caches that a name does not exist")
+                 "Seconds the kernel caches that a name does not exist (and the daemon "
+                 "that a tier directory has no volume side)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   bool no_writeback = false, no_splice = false, no_io_uring = false;
   app.add_flag("--no-writeback-cache", no_writeback,
                "Send every write to the daemon at once (slower; see docs/caching.md)");
-  app.add_flag("--no-splice", no_splice, "Copy request data instead of splicing it");
+  app.add_flag("--no-splice", no_splice, "Copy read data to the kernel instead of splicing it");
   app.add_flag("--no-io-uring", no_io_uring,
                "Read requests from /dev/fuse even when the kernel offers io_uring "
                "(/sys/module/fuse/parameters/enable_uring; see docs/caching.md)");
