@@ -22,7 +22,7 @@ class UringTransport;
 
 struct FuseContext {
   Overlay* overlay = nullptr;
-  UringTransport* transport = nullptr;  // set when requests may come through io_uring
+  UringTransport* transport = nullptr;  // the session's io hooks (and io_uring rings), if installed
   FuseSettings settings;
 
   static FuseContext& From(fuse_req_t req) {

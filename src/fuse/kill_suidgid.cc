@@ -19,6 +19,16 @@ void EditArgument(void* request, size_t len, Fn change) {
   if (change(arg)) std::memcpy(at, &arg, sizeof(arg));
 }
 
+// OPEN and CREATE: the mark is in open_flags, the carrier in the open flags.
+template <typename T>
+void CarryOpenMark(void* request, size_t len) {
+  EditArgument<T>(request, len, [](T& o) {
+    if ((o.open_flags & FUSE_OPEN_KILL_SUIDGID) == 0) return false;
+    o.flags |= static_cast<uint32_t>(kKillSuidgidFlag);
+    return true;
+  });
+}
+
 }  // namespace
 
 void CarryKillSuidgid(void* request, size_t len) {
@@ -34,18 +44,10 @@ void CarryKillSuidgid(void* request, size_t len) {
       });
       break;
     case FUSE_OPEN:
-      EditArgument<fuse_open_in>(request, len, [](fuse_open_in& o) {
-        if ((o.open_flags & FUSE_OPEN_KILL_SUIDGID) == 0) return false;
-        o.flags |= static_cast<uint32_t>(kKillSuidgidFlag);
-        return true;
-      });
+      CarryOpenMark<fuse_open_in>(request, len);
       break;
     case FUSE_CREATE:
-      EditArgument<fuse_create_in>(request, len, [](fuse_create_in& c) {
-        if ((c.open_flags & FUSE_OPEN_KILL_SUIDGID) == 0) return false;
-        c.flags |= static_cast<uint32_t>(kKillSuidgidFlag);
-        return true;
-      });
+      CarryOpenMark<fuse_create_in>(request, len);
       break;
     case FUSE_SETATTR:
       EditArgument<fuse_setattr_in>(request, len, [](fuse_setattr_in& s) {
