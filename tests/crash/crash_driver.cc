@@ -108,7 +108,10 @@ void CrashDriver::SleepRandom(std::chrono::milliseconds min, std::chrono::millis
 }
 
 void CrashDriver::KillDaemon() {
-  fs_->Kill();
+  // The workload must stop on the dead mount (ENOTCONN) before it is
+  // detached: after that its paths would reach the volume directly, and it
+  // would write there unchecked until the disk filled.
+  fs_->KillKeepingMount();
   if (workload_ > 0) {
     int status = 0;
     if (!WaitChild(workload_, std::chrono::seconds(20), &status)) {
@@ -117,6 +120,7 @@ void CrashDriver::KillDaemon() {
     }
     workload_ = -1;
   }
+  fs_->Detach();
 }
 
 bool CrashDriver::RestartDaemon(std::string* error) { return fs_->Restart(error); }

@@ -102,13 +102,16 @@ bool MountedFs::WaitForMount(std::string* error) {
   return true;
 }
 
-void MountedFs::Kill() {
+void MountedFs::KillKeepingMount() {
   if (pid_ > 0) {
     ::kill(pid_, SIGKILL);
     int status = 0;
     WaitChild(pid_, std::chrono::seconds(10), &status);
     pid_ = -1;
   }
+}
+
+void MountedFs::Detach() {
   // The kernel keeps the dead connection's mount until it is detached.
   if (mounted_) {
     ::umount2(tree_.c_str(), MNT_DETACH);

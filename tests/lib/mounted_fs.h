@@ -55,7 +55,15 @@ class MountedFs {
   // had to be killed or died by a signal. Calling it again returns the same.
   int Stop();
   // SIGKILLs the daemon and detaches its dead mount: a crash.
-  void Kill();
+  void Kill() {
+    KillKeepingMount();
+    Detach();
+  }
+  // SIGKILLs the daemon but leaves its dead mount in place, so every call
+  // through it fails (ENOTCONN) instead of reaching the directory beneath
+  // (mounted in place, the mountpoint is that directory once detached).
+  void KillKeepingMount();
+  void Detach();
   // Starts the daemon again with the same arguments after Kill or Stop.
   bool Restart(std::string* error);
   // Number of fds the daemon holds now.
