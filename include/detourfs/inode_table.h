@@ -230,9 +230,10 @@ class InodeTable {
   void AddAlias(Node* node, Node* parent, std::string_view name);     // requires mu_
   bool RemoveAlias(Node* node, Node* parent, std::string_view name);  // requires mu_
   void MoveAlias(Node* node, Node* old_parent, std::string_view old_name, Node* new_parent,
-                 std::string_view new_name);  // requires mu_
-  void MaybeErase(Node* node);                // requires mu_
-  void Unindex(Node* node);                   // requires mu_
+                 std::string_view new_name);   // requires mu_
+  void MaybeErase(Node* node);                 // requires mu_
+  void HoldOrphanFd(Node* node, SharedFd fd);  // requires mu_; counts orphan_fds_
+  void Unindex(Node* node);                    // requires mu_
 
   std::mutex mu_;
   uint64_t next_id_ = kRootId + 1;

@@ -59,7 +59,7 @@ class UringTransport {
   // Installs the hooks on a mounted session whose userdata is a FuseContext
   // pointing at this transport.
   Status Install(fuse_session* se);
-  // Starts the ring threads (none without `rings`) (after fuse_daemonize: threads do not survive a
+  // Starts the ring threads, if `rings` (after fuse_daemonize: threads do not survive a
   // fork); they register once the INIT reply has accepted io_uring.
   Status Start();
   // Wakes and joins the ring threads. Idempotent.

@@ -264,18 +264,21 @@ SharedFd InodeTable::AnyOpenFd(Node* node) {
   return node->open_fds_.empty() ? node->orphan_fd_ : node->open_fds_.front();
 }
 
-void InodeTable::SetOrphanFd(Node* node, SharedFd fd) {
-  std::lock_guard lock(mu_);
+void InodeTable::HoldOrphanFd(Node* node, SharedFd fd) {
   if (node->orphan_fd_) --orphan_fds_;
   node->orphan_fd_ = std::move(fd);
   if (node->orphan_fd_) ++orphan_fds_;
 }
 
+void InodeTable::SetOrphanFd(Node* node, SharedFd fd) {
+  std::lock_guard lock(mu_);
+  HoldOrphanFd(node, std::move(fd));
+}
+
 bool InodeTable::KeepOrphan(Node* node, SharedFd fd, const struct stat& st) {
   std::lock_guard lock(mu_);
   if (node->orphan_fd_ || orphan_fds_ < orphan_budget_) {
-    if (!node->orphan_fd_) ++orphan_fds_;
-    node->orphan_fd_ = std::move(fd);
+    HoldOrphanFd(node, std::move(fd));
     return true;
   }
   node->last_attr_ = std::make_unique<struct stat>(st);

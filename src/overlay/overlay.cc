@@ -240,11 +240,14 @@ Result<struct stat> Overlay::SetAttr(uint64_t ino, const SetAttrRequest& req, Fi
   Result<SharedFd> fd = FdOf(*node, fh);
   if (!fd.ok()) {
     // A removed file only the kernel still knows (past the orphan budget):
-    // the change is to attributes nobody else can see; keep it there.
-    Result<struct stat> last = LastAttrOf(*node, fd.error());
-    if (!last.ok()) return last;
-    table_->SetLastAttr(*node, Applied(req, *last));
-    return LastAttrOf(*node, ESTALE);
+    // the change is to attributes nobody else can see; keep it there (as
+    // the filesystem reported them: Report is applied once, on the way out).
+    std::optional<struct stat> last = fd.error() == ESTALE ? table_->LastAttr(*node) : std::nullopt;
+    if (!last) return Errno{fd.error()};
+    struct stat changed = Applied(req, *last);
+    table_->SetLastAttr(*node, changed);
+    Report(*node, changed);
+    return changed;
   }
   const int f = (*fd)->get();
   if (req.mode) {
