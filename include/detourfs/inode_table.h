@@ -76,6 +76,10 @@ class Node {
   // The inode number reported through the mount when it is not the backing
   // file's (a file copied up keeps its volume number); 0 otherwise.
   uint64_t ino() const { return ino_.load(std::memory_order_acquire); }
+  // For a memory-tier file whose data spilled to the disk tier's spill
+  // store: the store's token (its file on the tier is an empty stub that
+  // keeps its names); 0 otherwise.
+  uint64_t spilled() const { return spilled_.load(std::memory_order_acquire); }
 
  private:
   friend class InodeTable;
@@ -92,6 +96,7 @@ class Node {
   std::atomic<Layer> layer_{Layer::kVolume};
   std::atomic<int> route_{kNotRouted};
   std::atomic<uint64_t> ino_{0};
+  std::atomic<uint64_t> spilled_{0};
   uint64_t nlookup_ = 0;
   uint32_t pins_ = 0;
   bool indexed_ = false;
@@ -155,11 +160,16 @@ class InodeTable {
                  Layer layer = Layer::kVolume, int route = kNotRouted, bool* created = nullptr);
 
   // The node's file is now the one with stat `st` on `layer` (after a
-  // copy-up): the identity index follows, the node id stays.
+  // copy-up): the identity index follows, the node id stays. A new file
+  // holds its own data: the spill token goes.
   void Rebind(Node* node, const struct stat& st, Layer layer);
 
   // The node moved under another rule (a rename across routed subtrees).
   void SetRoute(Node* node, int route) { node->route_.store(route, std::memory_order_release); }
+  // The node's data lives in the spill store under `token` (0: in its file).
+  void SetSpilled(Node* node, uint64_t token) {
+    node->spilled_.store(token, std::memory_order_release);
+  }
   // Pins the inode number reported for `node` (0: its backing file's).
   void KeepIno(Node* node, uint64_t ino) { node->ino_.store(ino, std::memory_order_release); }
 

@@ -42,6 +42,7 @@ namespace detourfs {
 class Resolver;
 class FdCache;
 class TierSpace;
+class SpillStore;
 
 // Copies the file `src` (an O_PATH fd with stat `st`) to `name` in `dirfd`:
 // a regular file's data (unnamed until complete), owner, mode, xattrs and
@@ -142,6 +143,9 @@ struct OverlayOptions {
 struct OverlayTier {
   Layer layer = Layer::kMemory;
   UniqueFd upper;
+  // The disk tier's spill store (spill_store.h), where memory routes that
+  // fall back to disk spill their files' data; ignored for the memory tier.
+  UniqueFd spill;
   uint64_t capacity = 0;
   double high_watermark = 0.90;
 };
@@ -322,16 +326,48 @@ class Overlay {
   // volume's (a whiteout instead when the name is routed).
   Result<void> RemoveEverywhere(Node* parent, std::string_view name, int route);
   // For RemoveTreeAt: nodes bound to the files removed let go of them.
-  std::function<void(const struct stat&)> Unbinder();
+  std::function<void(int, const char*, const struct stat&)> Unbinder();
   // Capacity (overlay_spill.cc). The space of a tier, null for the volume.
   TierSpace* SpaceOf(Layer layer) const;
-  // Moves a file from its full tier to the volume (same path, parents made),
-  // with every open handle pointed at the new file. ENOSPC when it cannot
-  // (a directory, a file with several links, one no longer named).
-  Result<void> Spill(Node* node);
+  // Moves a file from its full tier on along its route's fallback chain: a
+  // memory file's data to the disk tier's spill store (SpillToStore), else
+  // the file to the volume (same path, parents made); every open handle is
+  // pointed at the new file. ENOSPC when it cannot (a directory, a file with
+  // several links, one no longer named). `full`: the layer the caller found
+  // full (DataLayer); nothing to do if the file moved on from it meanwhile.
+  Result<void> Spill(Node* node, Layer full);
+  // Spill store (overlay_spill_store.cc). Whether `route` (a memory route)
+  // falls back to the disk tier before the volume.
+  bool FallsBackToDisk(int route) const;
+  // The layer whose space a node's data takes: the disk tier for a spilled
+  // file, else its own.
+  Layer DataLayer(Node* node) const;
+  // Moves a memory file's data to the spill store; its file stays, emptied,
+  // as the stub that keeps its names and inode number. ENOSPC when the disk
+  // tier is full too or the file has several links. Requires names_mu_ and
+  // copy_up_mu_.
+  Result<void> SpillToStore(Node* node);
+  // LookupRouted of `name` in the tier directory `dirfd`, whose stat `st`
+  // may be a spilled file's stub: the entry for it with its data's
+  // attributes, or nullopt when it is an ordinary file.
+  Result<std::optional<Entry>> LookupSpilled(Node* parent, std::string_view name, int dirfd,
+                                             const struct stat& st, Layer tier, int route);
+  // Removes the store's data of `token`, logging a failure (a leftover is
+  // removed at the next start).
+  void DropSpilledData(uint64_t token);
+  // For RemoveTreeAt on a tier: the store's data of each stub removed goes
+  // with it.
+  std::function<void(int, const char*, const struct stat&)> SpilledDataDropper();
+  // At start: removes store data no stub on the memory tier refers to (left
+  // by a crash, or a memory tier emptied by a reboot). Returns how many.
+  Result<size_t> CollectSpillGarbage();
   // Spill of a file unlinked while open (`src`, stat `st`): to an unnamed
-  // file on the volume's filesystem.
+  // file on the disk tier's filesystem (a memory file falling back to it)
+  // or the volume's.
   Result<void> SpillUnnamed(Node* node, const UniqueFd& src, const struct stat& st);
+  // An unnamed copy (O_TMPFILE in `dirfd`'s filesystem) of `src`: data,
+  // mode, owner.
+  Result<UniqueFd> CopyUnnamed(const UniqueFd& src, const struct stat& st, int dirfd);
   // Copy-up before a change, unless the tier is full: then the file is
   // changed where it is, on the volume.
   Result<void> PrepareChange(Node* node);
@@ -415,6 +451,9 @@ class Overlay {
   // After `name` in `parent` stopped naming victim's file: keeps its fd if
   // that was the file's last link.
   void KeepIfLastLink(Node* parent, std::string_view name, Victim victim);
+  // The victim of an unlink or rename, when it is a stub losing its last
+  // name: its data leaves the store (open fds keep it) and stands in for it.
+  void ReleaseSpilled(Victim* victim);
   // The file a rename replaces (`dst`, `new_name` in `new_parent`; none when
   // null), to hold like an unlinked one: on the destination's layer
   // (`dirfd`), or on the volume beneath a tier, where it stays hidden until
@@ -446,6 +485,7 @@ class Overlay {
   std::unique_ptr<Resolver> resolver_;
   const dev_t root_dev_;
   std::array<std::unique_ptr<TierSpace>, 3> spaces_;  // by Layer; none for the volume
+  std::unique_ptr<SpillStore> spill_store_;           // the disk tier's, if configured
 };
 
 }  // namespace detourfs

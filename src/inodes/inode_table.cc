@@ -116,6 +116,7 @@ void InodeTable::Rebind(Node* node, const struct stat& st, Layer layer) {
   Unindex(node);
   node->backing_ = BackingId{st.st_dev, st.st_ino};
   node->layer_.store(layer, std::memory_order_release);
+  node->spilled_.store(0, std::memory_order_release);
   if (by_backing_.emplace(node->backing_, node).second) node->indexed_ = true;
 }
 

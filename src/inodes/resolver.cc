@@ -3,6 +3,10 @@
 
 #include <fcntl.h>
 
+#include <spdlog/spdlog.h>
+
+#include "detourfs/status.h"
+#include "store/spill_store.h"
 #include "sys/sys.h"
 
 namespace detourfs {
@@ -91,8 +95,9 @@ Result<UniqueFd> Resolver::OpenByName(Node* node, Layer layer, int flags) {
       continue;
     }
     // O_TRUNC waits for the identity check: never truncate a file that
-    // replaced ours underneath.
-    Result<UniqueFd> fd = sys::OpenBeneath((*parent)->get(), loc.name.c_str(), flags & ~O_TRUNC);
+    // replaced ours underneath. A spilled file's name holds only its stub.
+    const int name_flags = own && node->spilled() != 0 ? O_PATH : flags & ~O_TRUNC;
+    Result<UniqueFd> fd = sys::OpenBeneath((*parent)->get(), loc.name.c_str(), name_flags);
     if (!fd.ok()) {
       last_err = fd.error();
       continue;
@@ -104,6 +109,11 @@ Result<UniqueFd> Resolver::OpenByName(Node* node, Layer layer, int flags) {
       last_err = ESTALE;  // the name now holds another file
       continue;
     }
+    if (const uint64_t token = own ? node->spilled() : 0; token != 0) {
+      Result<UniqueFd> data = SpilledData(token, flags & ~O_TRUNC);
+      if (!data.ok()) return Errno{data.error()};
+      fd = std::move(data);
+    }
     if (flags & O_TRUNC) DETOURFS_TRY(sys::Ftruncate(fd->get(), 0));
     return std::move(*fd);
   }
@@ -112,6 +122,16 @@ Result<UniqueFd> Resolver::OpenByName(Node* node, Layer layer, int flags) {
   // On another layer it just has no counterpart there.
   if (!own) return Errno{last_err == ESTALE ? ENOENT : last_err};
   return Errno{last_err == ENOENT ? ESTALE : last_err};
+}
+
+Result<UniqueFd> Resolver::SpilledData(uint64_t token, int flags) {
+  Result<UniqueFd> data =
+      spill_ != nullptr ? spill_->Open(token, flags) : Result<UniqueFd>(Errno{ENOENT});
+  if (data.ok()) return data;
+  // The stub is there, its data is not: never answer with the empty stub.
+  spdlog::error("spilled data {} is missing from the disk tier's spill store: {}",
+                SpillStore::NameOf(token), ErrnoText(data.error()));
+  return Errno{EIO};
 }
 
 void Resolver::Prime(Node* node, Layer layer, UniqueFd fd) {

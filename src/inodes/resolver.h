@@ -18,6 +18,8 @@
 
 namespace detourfs {
 
+class SpillStore;
+
 // Each layer (the volume, and the upper tree of each configured tier) has its
 // own root fd, and a node is resolved on a layer by the same names: the
 // volume counterpart of a tier directory, or the tier directory of a volume
@@ -44,6 +46,9 @@ class Resolver {
   void SetLayerRoot(Layer layer, SharedFd fd) {
     roots_[static_cast<size_t>(layer)] = std::move(fd);
   }
+  // The disk tier's spill store, where spilled nodes' data is (their own
+  // layer's name holds a stub, checked by identity; the fd is the data's).
+  void SetSpillStore(const SpillStore* store) { spill_ = store; }
   bool HasLayer(Layer layer) const { return roots_[static_cast<size_t>(layer)] != nullptr; }
   const SharedFd& layer_root(Layer layer) const { return roots_[static_cast<size_t>(layer)]; }
 
@@ -83,12 +88,15 @@ class Resolver {
   // Opens `node` on `layer` by one of its names with `flags`; on the node's
   // own layer it checks the file's identity, elsewhere only its type.
   Result<UniqueFd> OpenByName(Node* node, Layer layer, int flags);
+  // The data of a spilled node (EIO, logged, when the store lacks it).
+  Result<UniqueFd> SpilledData(uint64_t token, int flags);
   bool KnownAbsent(uint64_t key);
   void NoteAbsent(uint64_t key, uint64_t epoch);
 
   InodeTable& table_;
   FdCache& cache_;
   std::array<SharedFd, kLayerCount> roots_;
+  const SpillStore* spill_ = nullptr;
 
   // Keys found to have no path on their layer, with the epoch they were
   // found in; valid while the epoch is current and until they expire.

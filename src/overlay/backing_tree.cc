@@ -10,25 +10,25 @@
 
 namespace detourfs {
 
-Result<void> RemoveTreeAt(int dirfd, const char* name, const RemovedFn& removed) {
+Result<void> RemoveTreeAt(int dirfd, const char* name, const RemovedFn& removing) {
   Result<UniqueFd> dir = sys::OpenBeneath(dirfd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW);
   if (!dir.ok()) {
     if (dir.error() != ENOTDIR && dir.error() != ELOOP) return Errno{dir.error()};
-    Result<struct stat> st = removed ? sys::StatAt(dirfd, name) : Errno{ENOENT};
-    DETOURFS_TRY(sys::UnlinkAt(dirfd, name, 0));
-    if (st.ok()) removed(*st);
-    return {};
+    if (removing) {
+      if (Result<struct stat> st = sys::StatAt(dirfd, name); st.ok()) removing(dirfd, name, *st);
+    }
+    return sys::UnlinkAt(dirfd, name, 0);
   }
   std::vector<std::string> names;
   DETOURFS_TRY(ForEachEntry(dir->get(), [&](std::string_view n, ino_t, mode_t) -> Result<void> {
     names.emplace_back(n);
     return {};
   }));
-  for (const std::string& n : names) DETOURFS_TRY(RemoveTreeAt(dir->get(), n.c_str(), removed));
-  Result<struct stat> st = removed ? sys::Fstat(dir->get()) : Errno{ENOENT};
-  DETOURFS_TRY(sys::UnlinkAt(dirfd, name, AT_REMOVEDIR));
-  if (st.ok()) removed(*st);
-  return {};
+  for (const std::string& n : names) DETOURFS_TRY(RemoveTreeAt(dir->get(), n.c_str(), removing));
+  if (removing) {
+    if (Result<struct stat> st = sys::Fstat(dir->get()); st.ok()) removing(dirfd, name, *st);
+  }
+  return sys::UnlinkAt(dirfd, name, AT_REMOVEDIR);
 }
 
 Result<void> HideVolumeBeneath(int upper_dir, int volume_dir) {

@@ -40,11 +40,12 @@ Result<void> ForEachEntry(int dirfd, Fn fn) {
 }
 
 // Removes `name` in `dirfd` and, for a directory, everything beneath it,
-// never following a symlink. `removed`, if given, is told the stat of each
-// entry removed (so nodes bound to those files can let go of them before
-// the filesystem gives their inode numbers to new files).
-using RemovedFn = std::function<void(const struct stat&)>;
-Result<void> RemoveTreeAt(int dirfd, const char* name, const RemovedFn& removed = nullptr);
+// never following a symlink. `removing`, if given, is told each entry just
+// before it goes — its directory, name and stat — so nodes bound to those
+// files can let go of them before the filesystem gives their inode numbers
+// to new files, and a stub's spilled data can go with it.
+using RemovedFn = std::function<void(int dirfd, const char* name, const struct stat&)>;
+Result<void> RemoveTreeAt(int dirfd, const char* name, const RemovedFn& removing = nullptr);
 
 // After a directory tree lands at a new path on a tier (`upper_dir`), with
 // `volume_dir` the volume's directory at that path: each subdirectory whose

@@ -77,4 +77,16 @@ Result<void> ClearOpaque(int dir_fd) {
   return !r.ok() && r.error() == ENODATA ? Result<void>() : r;
 }
 
+Result<uint64_t> SpilledToken(int fd) {
+  uint64_t token = 0;
+  Result<size_t> n = sys::GetXattr(fd, kSpilledXattr, &token, sizeof(token));
+  if (n.ok()) return *n == sizeof(token) ? token : 0;
+  if (n.error() == ENODATA || n.error() == ERANGE) return uint64_t{0};
+  return Errno{n.error()};
+}
+
+Result<void> MarkSpilled(int fd, uint64_t token) {
+  return sys::SetXattr(fd, kSpilledXattr, &token, sizeof(token), 0);
+}
+
 }  // namespace detourfs::markers

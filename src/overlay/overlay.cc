@@ -4,8 +4,12 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <spdlog/spdlog.h>
+
+#include "detourfs/status.h"
 #include "inodes/fd_cache.h"
 #include "inodes/resolver.h"
+#include "store/spill_store.h"
 #include "store/tier_space.h"
 #include "sys/sys.h"
 
@@ -25,11 +29,17 @@ Result<std::unique_ptr<Overlay>> Overlay::Open(UniqueFd lower_fd, const OverlayO
       std::chrono::duration_cast<std::chrono::steady_clock::duration>(
           std::chrono::duration<double>(options.negative_timeout)));
   std::array<std::unique_ptr<TierSpace>, 3> spaces;
+  std::unique_ptr<SpillStore> spill_store;
   for (OverlayTier& tier : tiers) {
     auto upper = std::make_shared<const UniqueFd>(std::move(tier.upper));
     resolver->SetLayerRoot(tier.layer, upper);
     spaces[static_cast<size_t>(tier.layer)] =
         std::make_unique<TierSpace>(upper, tier.capacity, tier.high_watermark);
+    if (tier.layer == Layer::kDisk && tier.spill.get() >= 0) {
+      spill_store =
+          std::make_unique<SpillStore>(std::make_shared<const UniqueFd>(std::move(tier.spill)));
+      resolver->SetSpillStore(spill_store.get());
+    }
   }
   for (const RouteRule& rule : router.rules()) {
     Layer need = rule.tier == TierId::kMemory ? Layer::kMemory
@@ -41,6 +51,12 @@ Result<std::unique_ptr<Overlay>> Overlay::Open(UniqueFd lower_fd, const OverlayO
       std::unique_ptr<Overlay>(new Overlay(options, std::move(table), std::move(cache),
                                            std::move(resolver), st->st_dev, std::move(router)));
   overlay->spaces_ = std::move(spaces);
+  overlay->spill_store_ = std::move(spill_store);
+  if (Result<size_t> gone = overlay->CollectSpillGarbage(); !gone.ok()) {
+    spdlog::warn("spill store: leftovers not collected: {}", ErrnoText(gone.error()));
+  } else if (*gone > 0) {
+    spdlog::info("spill store: removed {} spilled files no stub refers to", *gone);
+  }
   return overlay;
 }
 

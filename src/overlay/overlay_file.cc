@@ -166,28 +166,34 @@ Result<void> Overlay::Fsync(FileHandle& fh, bool datasync) {
 }
 
 Result<void> Overlay::Fallocate(FileHandle& fh, int mode, off_t offset, off_t length) {
-  for (bool spilled = false;; spilled = true) {
+  for (size_t spills = 0;; ++spills) {
     std::shared_lock lock(fh.mu);
-    const bool on_tier = fh.node->layer() != Layer::kVolume;
+    const Layer layer = DataLayer(fh.node);
     Result<void> r = sys::Fallocate(fh.fd->get(), mode, offset, length);
-    if (r.ok() || !on_tier || spilled || (r.error() != ENOSPC && r.error() != EDQUOT)) return r;
+    if (r.ok() || layer == Layer::kVolume || spills == kLayerCount ||
+        (r.error() != ENOSPC && r.error() != EDQUOT)) {
+      return r;
+    }
     lock.unlock();
-    if (!Spill(fh.node).ok()) return r;  // a full tier: the file moves on
+    if (!Spill(fh.node, layer).ok()) return r;  // a full tier: the file moves on
   }
 }
 
 Result<size_t> Overlay::CopyFileRange(FileHandle& in, off_t off_in, FileHandle& out, off_t off_out,
                                       size_t len, unsigned int flags) {
-  for (bool spilled = false;; spilled = true) {
+  for (size_t spills = 0;; ++spills) {
     std::shared_lock out_lock(out.mu);
     std::shared_lock<std::shared_mutex> in_lock;
     if (&in != &out) in_lock = std::shared_lock(in.mu);
-    const bool on_tier = out.node->layer() != Layer::kVolume;
+    const Layer layer = DataLayer(out.node);
     Result<size_t> r = sys::CopyFileRange(in.fd->get(), off_in, out.fd->get(), off_out, len, flags);
-    if (r.ok() || !on_tier || spilled || (r.error() != ENOSPC && r.error() != EDQUOT)) return r;
+    if (r.ok() || layer == Layer::kVolume || spills == kLayerCount ||
+        (r.error() != ENOSPC && r.error() != EDQUOT)) {
+      return r;
+    }
     out_lock.unlock();
     if (in_lock.owns_lock()) in_lock.unlock();
-    if (!Spill(out.node).ok()) return r;  // a full tier: the file moves on
+    if (!Spill(out.node, layer).ok()) return r;  // a full tier: the file moves on
   }
 }
 

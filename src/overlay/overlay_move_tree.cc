@@ -130,7 +130,7 @@ Result<void> Overlay::RemoveEverywhere(Node* parent, std::string_view name, int 
       return Errno{up.error()};
     }
     if (sys::StatAt((*up)->get(), n.c_str()).ok())
-      DETOURFS_TRY(RemoveTreeAt((*up)->get(), n.c_str()));
+      DETOURFS_TRY(RemoveTreeAt((*up)->get(), n.c_str(), SpilledDataDropper()));
   }
   Result<SharedFd> low = resolver_->Fd(parent, Layer::kVolume);
   if (!low.ok()) return low.error() == ENOENT ? Result<void>() : Errno{low.error()};

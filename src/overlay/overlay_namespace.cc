@@ -144,7 +144,8 @@ Result<Entry> Overlay::Link(uint64_t ino, uint64_t new_parent_ino, std::string_v
   Result<Placement> place = PlaceNew(*new_parent, new_name, false);
   if (!place.ok()) return Errno{place.error()};
   LayerLock::Hold layers = layers_.Shared();
-  if (place->layer != (*node)->layer()) return Errno{EXDEV};
+  // A spilled file's data is on the disk tier: a link would need it back.
+  if (place->layer != (*node)->layer() || (*node)->spilled() != 0) return Errno{EXDEV};
   Result<SharedFd> fd = FdOf(*node);
   if (!fd.ok()) return Errno{fd.error()};
   const std::string n(new_name);
@@ -183,6 +184,7 @@ Result<Overlay::Victim> Overlay::OpenVictim(int dirfd, const char* name) {
 }
 
 void Overlay::KeepIfLastLink(Node* parent, std::string_view name, Victim victim) {
+  ReleaseSpilled(&victim);  // a stub's data goes with its last name
   // The file's last link went, but the kernel still holds its node and uses
   // it: with the writeback cache it flushes the new ctime right after unlink,
   // and a removed directory may be some process's cwd. As on a local

@@ -149,6 +149,12 @@ Result<Entry> Overlay::LookupRouted(Node* parent, std::string_view name, int rou
         if (whiteout != nullptr) *whiteout = true;
         return Errno{ENOENT};
       }
+      if (markers::MaybeSpilled(*st)) {
+        Result<std::optional<Entry>> spilled =
+            LookupSpilled(parent, name, (*up)->get(), *st, tier, route);
+        if (!spilled.ok()) return Errno{spilled.error()};
+        if (*spilled) return **spilled;
+      }
       bool created = false;
       Entry e{table_->Remember(parent, name, *st, tier, route, &created), *st};
       // A file copied up before the kernel last forgot it: its volume number.

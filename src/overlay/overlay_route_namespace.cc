@@ -465,6 +465,7 @@ Result<void> Overlay::MoveAcross(Node* node, Node* parent, std::string_view name
                                  std::string_view new_name, int dst_route, Layer dst_tier,
                                  const Entry* dst) {
   const Layer src_layer = node->layer();
+  const uint64_t spilled = node->spilled();  // its data, once copied, goes
   Result<SharedFd> to = dst_tier == Layer::kVolume ? resolver_->Fd(new_parent, Layer::kVolume)
                                                    : EnsureUpperDir(new_parent, dst_tier);
   if (!to.ok()) return Errno{to.error()};
@@ -526,7 +527,9 @@ Result<void> Overlay::MoveAcross(Node* node, Node* parent, std::string_view name
   }
   if (victim.ok()) KeepIfLastLink(new_parent, new_name, std::move(*victim));
   Renamed(node, parent, name, new_parent, new_name, dst_route);
-  return RepointHandles(node, held);
+  Result<void> repointed = RepointHandles(node, held);
+  if (spilled != 0) DropSpilledData(spilled);
+  return repointed;
 }
 
 }  // namespace detourfs

@@ -1,8 +1,10 @@
 // Overlay: capacity. A tier that is full, or at the capacity its config
-// gives, never fails a write: the file being written moves to the volume at
-// the same path (its open handles follow) and the write goes on there; a
-// volume file that would be copied up into a full tier is changed where it
-// is. The volume is the last link of every route's fallback chain.
+// gives, never fails a write: the file being written moves on along its
+// route's fallback chain — a memory file's data to the disk tier's spill
+// store (overlay_spill_store.cc), else the file to the volume at the same
+// path (its open handles follow) — and the write goes on there; a volume
+// file that would be copied up into a full tier is changed where it is. The
+// volume is the last link of every route's fallback chain.
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -17,6 +19,7 @@
 #include "inodes/resolver.h"
 #include "overlay/backing_tree.h"
 #include "overlay/markers.h"
+#include "store/spill_store.h"
 #include "store/tier_space.h"
 #include "sys/sys.h"
 
@@ -35,17 +38,18 @@ int ReopenFlags(int fd) {
 }  // namespace
 
 RemovedFn Overlay::Unbinder() {
-  return [this](const struct stat& st) { table_->Removed(st); };
+  return [this](int, const char*, const struct stat& st) { table_->Removed(st); };
 }
 
 TierSpace* Overlay::SpaceOf(Layer layer) const { return spaces_[static_cast<size_t>(layer)].get(); }
 
 Result<size_t> Overlay::Write(FileHandle& fh, off_t off, size_t size, const WriteFn& write) {
   size_t done = 0;
-  bool spilled = false;
+  size_t spills = 0;  // at most one per link of the chain
   while (done < size) {
     std::shared_lock lock(fh.mu);
-    TierSpace* space = SpaceOf(fh.node->layer());
+    const Layer layer = DataLayer(fh.node);
+    TierSpace* space = SpaceOf(layer);
     int err = ENOSPC;
     if (space == nullptr || space->Admit(size - done)) {
       ssize_t n = write(fh.fd->get(), off + static_cast<off_t>(done), size - done);
@@ -57,17 +61,17 @@ Result<size_t> Overlay::Write(FileHandle& fh, off_t off, size_t size, const Writ
       err = static_cast<int>(-n);
     }
     lock.unlock();
-    if (!IsFull(err) || space == nullptr || spilled) {
+    if (!IsFull(err) || space == nullptr || spills == kLayerCount) {
       if (done > 0) return done;
       return Errno{err};
     }
-    if (Result<void> r = Spill(fh.node); !r.ok()) {
-      spdlog::warn("tier full, and node {} cannot move to the volume: {}", fh.node->id(),
+    if (Result<void> r = Spill(fh.node, layer); !r.ok()) {
+      spdlog::warn("tier full, and node {} cannot move on: {}", fh.node->id(),
                    ErrnoText(r.error()));
       if (done > 0) return done;
       return Errno{ENOSPC};
     }
-    spilled = true;
+    ++spills;
   }
   return done;
 }
@@ -115,12 +119,21 @@ Result<SharedFd> Overlay::VolumeSideOf(Node* parent, const std::string& name, La
   return low;
 }
 
-Result<void> Overlay::Spill(Node* node) {
+Result<void> Overlay::Spill(Node* node, Layer full) {
   std::lock_guard names(names_mu_);  // no name of the file changes meanwhile
   std::lock_guard copy_lock(copy_up_mu_);
   const Layer tier = node->layer();
-  if (tier == Layer::kVolume) return {};  // another writer moved it meanwhile
+  // Another writer moved it meanwhile (concurrent writes find a tier full
+  // together): try the new place first.
+  if (DataLayer(node) != full || tier == Layer::kVolume) return {};
   if (node->is_dir()) return Errno{ENOSPC};
+  if (node->spilled() == 0 && tier == Layer::kMemory && FallsBackToDisk(node->route())) {
+    Result<void> stored = SpillToStore(node);
+    if (stored.ok() || !IsFull(stored.error())) return stored;
+  }
+  // A spilled file's names are stubs on `tier`, its data (`src`) in the store.
+  const uint64_t token = node->spilled();
+  const BackingId identity = table_->Backing(node);
   Result<SharedFd> src = resolver_->Fd(node, tier);
   if (!src.ok()) return Errno{src.error()};
   Result<struct stat> st = sys::Fstat((*src)->get());
@@ -163,7 +176,7 @@ Result<void> Overlay::Spill(Node* node) {
     Result<SharedFd> up = resolver_->Fd(loc.parent.get(), tier);
     if (!up.ok()) return Errno{up.error()};
     Result<struct stat> now = sys::StatAt((*up)->get(), loc.name.c_str());
-    if (!now.ok() || now->st_dev != st->st_dev || now->st_ino != st->st_ino) {
+    if (!now.ok() || now->st_dev != identity.dev || now->st_ino != identity.ino) {
       spdlog::error("spill of node {}: '{}' on the tier is not the file being moved; left as is",
                     node->id(), loc.name);
       continue;
@@ -175,18 +188,44 @@ Result<void> Overlay::Spill(Node* node) {
   resolver_->Drop(node->id());
   resolver_->Prime(node, Layer::kVolume, std::move(*moved));
   DETOURFS_TRY(RepointHandles(node, held));
+  if (token != 0) DropSpilledData(token);  // after the handles let go of it
   spdlog::info("tier full: '{}' ({} bytes) moved to the volume", locs.front().name, nst->st_size);
   return {};
 }
 
 Result<void> Overlay::SpillUnnamed(Node* node, const UniqueFd& src, const struct stat& st) {
-  // Unlinked while open: its data moves to an unnamed file on the volume's
-  // filesystem, which lives as long as the handles do.
+  // Unlinked while open: its data moves to an unnamed file, which lives as
+  // long as the handles do, on the disk tier if the route falls back to it
+  // and it has room, else on the volume's filesystem.
   std::lock_guard handles_lock(handles_mu_);
   HeldHandles held;
   HoldHandles(node, &held);
   LayerLock::Hold layers = layers_.Exclusive();
-  int tmp = ::openat(resolver_->root_fd()->get(), ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  const bool to_disk = node->layer() == Layer::kMemory && FallsBackToDisk(node->route()) &&
+                       SpaceOf(Layer::kDisk)->Admit(static_cast<uint64_t>(st.st_size));
+  Result<UniqueFd> out = Errno{ENOSPC};
+  Layer layer = Layer::kDisk;
+  if (to_disk) out = CopyUnnamed(src, st, spill_store_->dir());
+  if (!out.ok() && IsFull(out.error())) {
+    layer = Layer::kVolume;
+    out = CopyUnnamed(src, st, resolver_->root_fd()->get());
+  }
+  if (!out.ok()) return Errno{out.error()};
+  Result<struct stat> nst = sys::Fstat(out->get());
+  if (!nst.ok()) return Errno{nst.error()};
+  table_->Rebind(node, *nst, layer);
+  table_->KeepIno(node, 0);
+  resolver_->Drop(node->id());
+  // The node is reached through this fd now; the handles reopen it.
+  table_->SetOrphanFd(node, std::make_shared<const UniqueFd>(std::move(*out)));
+  DETOURFS_TRY(RepointHandles(node, held));
+  spdlog::info("tier full: an unlinked open file ({} bytes) moved to the {}", st.st_size,
+               layer == Layer::kDisk ? "disk tier" : "volume");
+  return {};
+}
+
+Result<UniqueFd> Overlay::CopyUnnamed(const UniqueFd& src, const struct stat& st, int dirfd) {
+  int tmp = ::openat(dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
   if (tmp < 0) return Errno{errno};
   UniqueFd out(tmp);
   Result<UniqueFd> in = sys::Reopen(src.get(), O_RDONLY);
@@ -194,16 +233,7 @@ Result<void> Overlay::SpillUnnamed(Node* node, const UniqueFd& src, const struct
   DETOURFS_TRY(CopyData(in->get(), out.get()));
   DETOURFS_TRY(sys::Fchmod(out.get(), st.st_mode & 07777));
   DETOURFS_TRY(sys::ChownFd(out.get(), st.st_uid, st.st_gid));
-  Result<struct stat> nst = sys::Fstat(out.get());
-  if (!nst.ok()) return Errno{nst.error()};
-  table_->Rebind(node, *nst, Layer::kVolume);
-  table_->KeepIno(node, 0);
-  resolver_->Drop(node->id());
-  // The node is reached through this fd now; the handles reopen it.
-  table_->SetOrphanFd(node, std::make_shared<const UniqueFd>(std::move(out)));
-  DETOURFS_TRY(RepointHandles(node, held));
-  spdlog::info("tier full: an unlinked open file ({} bytes) moved to the volume", st.st_size);
-  return {};
+  return out;
 }
 
 void Overlay::HoldHandles(Node* node, HeldHandles* held) {

@@ -52,6 +52,16 @@ Status OpenTierRoot(const TierConfig& tier, OpenedTier* out) {
   }
   out->upper = UniqueFd(upper);
   out->adopted = !created;
+  if (::mkdirat(fd, "spill", 0700) != 0 && errno != EEXIST) {
+    return Status::FromErrno(errno, "cannot create '" + tier.root + "/spill'");
+  }
+  int spill = ::openat(fd, "spill", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (spill < 0) {
+    if (errno == ELOOP || errno == ENOTDIR)
+      return Unsafe(tier, "holds 'spill', which is a symlink or not a directory");
+    return Status::FromErrno(errno, "cannot open '" + tier.root + "/spill'");
+  }
+  out->spill = UniqueFd(spill);
   return Status::OK();
 }
 

@@ -3,7 +3,8 @@
 // restart keeps a pod's emptyDir volumes, memory-backed ones included).
 //
 // Layout: <root>/upper mirrors the mount's paths for the routed subtrees (and
-// the directories above them). The root is root-owned and 0700: users reach
+// the directories above them); <root>/spill holds the data of files another
+// tier spilled here (spill_store.h). The root is root-owned and 0700: users reach
 // tier data only through the mount.
 #pragma once
 
@@ -18,6 +19,7 @@ namespace detourfs {
 struct OpenedTier {
   UniqueFd root;         // O_PATH on <root>
   UniqueFd upper;        // O_PATH on <root>/upper
+  UniqueFd spill;        // O_PATH on <root>/spill
   bool adopted = false;  // the upper tree existed already
 };
 

@@ -42,6 +42,8 @@ void MountTest::TearDown() {
     if (expect_clean_log_) {
       for (const std::string& line : fs_->LogProblems()) ADD_FAILURE() << "daemon log: " << line;
     }
+  } else if (std::getenv("DETOURFS_TEST_LOG") != nullptr) {
+    std::fprintf(stderr, "daemon log:\n%s\n", fs_->Log().c_str());
   }
   fs_.reset();
 }

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <memory>
 #include <string>
 
 #include "lib/files.h"
@@ -16,15 +17,21 @@
 namespace detourfs::testing {
 
 // A mount over a separate volume directory with a tmpfs memory tier of
-// `memory_size` and a directory disk tier; `disk_extra` is added to the disk
-// tier's section, `routes` after the tiers.
+// `memory_size` and a disk tier — a directory, or a tmpfs of `disk_size`
+// (a filesystem of its own, so its fullness is the tier's); `disk_extra` is
+// added to the disk tier's section, `routes` after the tiers.
 class TieredMountTest : public MountTest {
  protected:
   TieredMountTest(const std::string& memory_size, const std::string& disk_extra,
-                  const std::string& routes)
+                  const std::string& routes, const std::string& disk_size = "")
       : memory_(memory_size) {
-    char tmpl[] = "/tmp/detourfs-disk-tier.XXXXXX";
-    disk_ = ::mkdtemp(tmpl) != nullptr ? tmpl : "";
+    if (!disk_size.empty()) {
+      disk_tmpfs_ = std::make_unique<TmpfsDir>(disk_size);
+      disk_ = disk_tmpfs_->ok() ? disk_tmpfs_->path() : "";
+    } else {
+      char tmpl[] = "/tmp/detourfs-disk-tier.XXXXXX";
+      disk_ = ::mkdtemp(tmpl) != nullptr ? tmpl : "";
+    }
     char ctmpl[] = "/tmp/detourfs-tiers.XXXXXX.toml";
     int fd = ::mkstemps(ctmpl, 5);
     if (fd >= 0) ::close(fd);
@@ -34,7 +41,7 @@ class TieredMountTest : public MountTest {
   }
   ~TieredMountTest() override {
     ::unlink(config_.c_str());
-    if (!disk_.empty()) Shell("rm -rf '" + disk_ + "'");
+    if (!disk_.empty() && !disk_tmpfs_) Shell("rm -rf '" + disk_ + "'");
   }
   MountConfig Config() const override {
     MountConfig c = MountTest::Config();
@@ -56,6 +63,7 @@ class TieredMountTest : public MountTest {
   }
 
   TmpfsDir memory_;
+  std::unique_ptr<TmpfsDir> disk_tmpfs_;
   std::string disk_;
   std::string config_;
 };
