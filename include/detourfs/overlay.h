@@ -358,6 +358,15 @@ class Overlay {
   // For RemoveTreeAt on a tier: the store's data of each stub removed goes
   // with it.
   std::function<void(int, const char*, const struct stat&)> SpilledDataDropper();
+  // The stub of spilled `node`, found by one of its names (O_PATH).
+  Result<UniqueFd> StubOf(Node* node);
+  // A spilled file's link count is its stub's: `st` (its data's attributes)
+  // is given it.
+  void SpilledLinks(Node* node, struct stat& st);
+  // Link of a spilled file: its stub gets the new name `new_name` in `dirfd`
+  // (on `layer`, under `route`).
+  Result<Entry> LinkSpilled(Node* node, Node* new_parent, std::string_view new_name, int dirfd,
+                            Layer layer, int route);
   // At start: removes store data no stub on the memory tier refers to (left
   // by a crash, or a memory tier emptied by a reboot). Returns how many.
   Result<size_t> CollectSpillGarbage();

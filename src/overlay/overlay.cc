@@ -189,6 +189,7 @@ Result<struct stat> Overlay::GetAttr(uint64_t ino, FileHandle* fh) {
   if (st.ok()) {
     Report(*node, *st);
     if (!router_.empty()) MergedDirLinks(*node, *st);
+    SpilledLinks(*node, *st);
   }
   return st;
 }
@@ -302,6 +303,7 @@ Result<struct stat> Overlay::SetAttr(uint64_t ino, const SetAttrRequest& req, Fi
   if (st.ok()) {
     Report(*node, *st);
     if (!router_.empty()) MergedDirLinks(*node, *st);
+    SpilledLinks(*node, *st);
   }
   return st;
 }

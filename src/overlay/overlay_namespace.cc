@@ -144,8 +144,10 @@ Result<Entry> Overlay::Link(uint64_t ino, uint64_t new_parent_ino, std::string_v
   Result<Placement> place = PlaceNew(*new_parent, new_name, false);
   if (!place.ok()) return Errno{place.error()};
   LayerLock::Hold layers = layers_.Shared();
-  // A spilled file's data is on the disk tier: a link would need it back.
-  if (place->layer != (*node)->layer() || (*node)->spilled() != 0) return Errno{EXDEV};
+  if (place->layer != (*node)->layer()) return Errno{EXDEV};
+  if ((*node)->spilled() != 0) {
+    return LinkSpilled(*node, *new_parent, new_name, place->dir->get(), place->layer, place->route);
+  }
   Result<SharedFd> fd = FdOf(*node);
   if (!fd.ok()) return Errno{fd.error()};
   const std::string n(new_name);

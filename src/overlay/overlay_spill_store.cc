@@ -48,9 +48,9 @@ Result<void> Overlay::SpillToStore(Node* node) {
   if (!src.ok()) return Errno{src.error()};
   Result<struct stat> st = sys::Fstat((*src)->get());
   if (!st.ok()) return Errno{st.error()};
-  // A stub keeps one name's worth of truth: files with several links (or
-  // none: SpillUnnamed) move on whole.
-  if (st->st_nlink != 1 || !S_ISREG(st->st_mode)) return Errno{ENOSPC};
+  // The stub keeps every name (they are its links); a file with none left
+  // moves on whole (SpillUnnamed).
+  if (st->st_nlink == 0 || !S_ISREG(st->st_mode)) return Errno{ENOSPC};
   if (!SpaceOf(Layer::kDisk)->Admit(static_cast<uint64_t>(st->st_size))) return Errno{ENOSPC};
 
   std::lock_guard handles_lock(handles_mu_);
@@ -126,8 +126,51 @@ Result<std::optional<Entry>> Overlay::LookupSpilled(Node* parent, std::string_vi
   }
   resolver_->Prime(node, std::move(*data));
   Entry e{node, *dst};
+  e.attr.st_nlink = st.st_nlink;  // the stub's names are the file's
   Report(node, e.attr);
   return std::optional<Entry>(e);
+}
+
+Result<UniqueFd> Overlay::StubOf(Node* node) {
+  const BackingId want = table_->Backing(node);
+  for (const Location& loc : table_->Locations(node)) {
+    Result<SharedFd> dir = resolver_->Fd(loc.parent.get(), node->layer());
+    if (!dir.ok()) continue;
+    Result<UniqueFd> stub =
+        sys::OpenBeneath((*dir)->get(), loc.name.c_str(), O_PATH | O_NOFOLLOW);
+    if (!stub.ok()) continue;
+    Result<struct stat> st = sys::Fstat(stub->get());
+    if (st.ok() && st->st_dev == want.dev && st->st_ino == want.ino) return stub;
+  }
+  return Errno{ESTALE};
+}
+
+void Overlay::SpilledLinks(Node* node, struct stat& st) {
+  if (node->spilled() == 0 || st.st_nlink == 0) return;
+  Result<UniqueFd> stub = StubOf(node);
+  if (!stub.ok()) return;
+  if (Result<struct stat> sst = sys::Fstat(stub->get()); sst.ok()) st.st_nlink = sst->st_nlink;
+}
+
+Result<Entry> Overlay::LinkSpilled(Node* node, Node* new_parent, std::string_view new_name,
+                                   int dirfd, Layer layer, int route) {
+  Result<UniqueFd> stub = StubOf(node);
+  if (!stub.ok()) return Errno{stub.error()};
+  const std::string n(new_name);
+  DETOURFS_TRY(sys::LinkFd(stub->get(), dirfd, n.c_str()));
+  Result<struct stat> sst = sys::Fstat(stub->get());
+  if (!sst.ok()) return Errno{sst.error()};
+  Entry e{table_->Remember(new_parent, new_name, *sst, layer, route), {}};
+  Result<SharedFd> data = FdOf(node);
+  Result<struct stat> st = data.ok() ? sys::Fstat((*data)->get()) : Errno{data.error()};
+  if (!st.ok()) {
+    Forget(e.node->id(), 1);
+    return Errno{st.error()};
+  }
+  e.attr = *st;
+  e.attr.st_nlink = sst->st_nlink;
+  Report(e.node, e.attr);
+  return e;
 }
 
 void Overlay::ReleaseSpilled(Victim* victim) {

@@ -101,10 +101,17 @@ TEST_P(DiskFallbackTest, AFileOutgrowingTheMemoryTierMovesToDiskNotToTheVolume) 
   ASSERT_EQ(::rename(M("node_modules/big.bin").c_str(), M("node_modules/moved.bin").c_str()), 0);
   EXPECT_EQ(ReadFile(M("node_modules/moved.bin")), want);
   EXPECT_EQ(Stored().size(), 1U);
-  // A hard link would need the data on the memory tier: EXDEV, as across
-  // filesystems (package managers copy instead).
-  EXPECT_EQ(::link(M("node_modules/moved.bin").c_str(), M("node_modules/link.bin").c_str()), -1);
-  EXPECT_EQ(errno, EXDEV);
+  // A hard link is a link of the stub: one file, two names, one copy of
+  // the data; the data stays while a name is left.
+  ASSERT_EQ(::link(M("node_modules/moved.bin").c_str(), M("node_modules/link.bin").c_str()), 0);
+  st = Lstat(M("node_modules/link.bin"));
+  EXPECT_EQ(st.st_ino, ino);
+  EXPECT_EQ(st.st_nlink, 2U);
+  EXPECT_EQ(Lstat(M("node_modules/moved.bin")).st_nlink, 2U);
+  EXPECT_EQ(ReadFile(M("node_modules/link.bin")), want);
+  ASSERT_EQ(::unlink(M("node_modules/link.bin").c_str()), 0);
+  EXPECT_EQ(Stored().size(), 1U);
+  EXPECT_EQ(Lstat(M("node_modules/moved.bin")).st_nlink, 1U);
   // A restart adopts stub and data as they are.
   Restart();
   EXPECT_EQ(ReadFile(M("node_modules/moved.bin")), want);
@@ -117,6 +124,28 @@ TEST_P(DiskFallbackTest, AFileOutgrowingTheMemoryTierMovesToDiskNotToTheVolume) 
   EXPECT_TRUE(Stored().empty());
   EXPECT_FALSE(Exists(Mem("node_modules/moved.bin")));
   EXPECT_TRUE(ListDir(M("node_modules")).empty());
+}
+
+TEST_P(DiskFallbackTest, AFileWithTwoNamesSpillsWithBoth) {
+  ASSERT_EQ(::mkdir(M("node_modules").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(M("node_modules/b").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(M("node_modules/a"), "start"), 0);
+  ASSERT_EQ(::link(M("node_modules/a").c_str(), M("node_modules/b/a").c_str()), 0);
+  int fd = ::open(M("node_modules/b/a").c_str(), O_WRONLY | O_APPEND);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(WriteAll(fd, 10 * kMiB, 4), 0);
+  ASSERT_EQ(::close(fd), 0);
+  const std::string want = "start" + Pattern(10 * kMiB, 4);
+  EXPECT_EQ(ReadFile(M("node_modules/a")), want);
+  EXPECT_EQ(ReadFile(M("node_modules/b/a")), want);
+  EXPECT_EQ(Stored().size(), 1U);
+  EXPECT_EQ(Lstat(M("node_modules/a")).st_nlink, 2U);
+  EXPECT_EQ(Lstat(M("node_modules/a")).st_ino, Lstat(M("node_modules/b/a")).st_ino);
+  ASSERT_EQ(::unlink(M("node_modules/a").c_str()), 0);
+  EXPECT_EQ(Stored().size(), 1U);
+  EXPECT_EQ(ReadFile(M("node_modules/b/a")), want);
+  ASSERT_EQ(::unlink(M("node_modules/b/a").c_str()), 0);
+  EXPECT_TRUE(Stored().empty());
 }
 
 TEST_P(DiskFallbackTest, AnOpenFileKeepsItsDataAfterItsLastNameGoes) {

@@ -54,16 +54,24 @@ DETOURFS_MOUNT_TEST_P(StressTest);
 // meet each other.
 // Runs the checker inside node_modules routed to a memory tier, over volume
 // content made first; `capacity` (a config size, or empty) bounds the tier.
-void RunRouted(const std::string& capacity, int ops) {
+// With `disk_capacity`, a disk tier of that size (a tmpfs of its own) is the
+// memory tier's fallback before the volume.
+void RunRouted(const std::string& capacity, int ops, const std::string& disk_capacity = "") {
   std::string why;
   if (!CanMount(&why)) GTEST_SKIP() << why;
   TmpfsDir ref("512M");
   TmpfsDir memory("512M");
-  ASSERT_TRUE(ref.ok() && memory.ok());
+  TmpfsDir disk("512M");
+  ASSERT_TRUE(ref.ok() && memory.ok() && disk.ok());
   const std::string config = memory.path() + "/detourfs.toml";
   const std::string cap = capacity.empty() ? "" : "capacity = \"" + capacity + "\"\\n";
+  const std::string disk_tier =
+      disk_capacity.empty() ? ""
+                            : "[tiers.disk]\\nroot = \"" + disk.path() + "/tier\"\\ncapacity = \"" +
+                                  disk_capacity + "\"\\n";
   ASSERT_EQ(Shell("printf '[tiers.memory]\\nroot = \"" + memory.path() + "/tier\"\\n" + cap +
-                  "[[route]]\\nmatch = \"**/node_modules\"\\ntier = \"memory\"\\n' > " + config),
+                  disk_tier + "[[route]]\\nmatch = \"**/node_modules\"\\ntier = \"memory\"\\n' > " +
+                  config),
             0);
   MountConfig mc;
   mc.separate_lower = true;
@@ -82,6 +90,11 @@ void RunRouted(const std::string& capacity, int ops) {
   EXPECT_NE(out.find("all agreed with the reference"), std::string::npos) << out;
   EXPECT_EQ(fs->Stop(), 0);
   EXPECT_EQ(fs->LogProblems(), std::vector<std::string>{});
+  if (!disk_capacity.empty()) {
+    // The chain was walked: data went to the disk tier, and on to the volume.
+    EXPECT_NE(fs->Log().find("moved to the disk tier"), std::string::npos);
+    EXPECT_NE(fs->Log().find("moved to the volume"), std::string::npos);
+  }
 }
 
 TEST(RoutedStressTest, RoutedSubtreeOverVolumeContentAgreesWithTmpfs) { RunRouted("", 4000); }
@@ -89,6 +102,12 @@ TEST(RoutedStressTest, RoutedSubtreeOverVolumeContentAgreesWithTmpfs) { RunRoute
 // A 1 MiB tier: files spill to the volume all the time, under hard links,
 // open handles and renames of directories whose volume part is stale.
 TEST(RoutedStressTest, SpillsThroughAOneMiBTierAgreeWithTmpfs) { RunRouted("1MiB", 4000); }
+
+// The whole chain: a 1 MiB memory tier spills files' data to a 1 MiB disk
+// tier, which moves them on to the volume when it fills too.
+TEST(RoutedStressTest, SpillsThroughMemoryThenDiskAgreeWithTmpfs) {
+  RunRouted("1MiB", 4000, "1MiB");
+}
 
 TEST(StressCheckerTest, CatchesALyingVolumeAndShrinksTheLog) {
   TmpfsDir ref;
