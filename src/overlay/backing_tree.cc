@@ -5,6 +5,8 @@
 #include <sys/stat.h>
 
 #include <string>
+#include <unordered_set>
+#include <vector>
 
 #include "overlay/markers.h"
 
@@ -29,6 +31,36 @@ Result<void> RemoveTreeAt(int dirfd, const char* name, const RemovedFn& removing
     if (Result<struct stat> st = sys::Fstat(dir->get()); st.ok()) removing(dirfd, name, *st);
   }
   return sys::UnlinkAt(dirfd, name, AT_REMOVEDIR);
+}
+
+namespace {
+
+Result<void> AddUsage(int dirfd, std::unordered_set<ino_t>* linked, uint64_t* bytes) {
+  std::vector<std::string> dirs;
+  DETOURFS_TRY(ForEachEntry(dirfd, [&](std::string_view n, ino_t, mode_t) -> Result<void> {
+    const std::string name(n);
+    Result<struct stat> st = sys::StatAt(dirfd, name.c_str());
+    if (!st.ok()) return st.error() == ENOENT ? Result<void>() : Errno{st.error()};
+    if (S_ISDIR(st->st_mode)) dirs.push_back(name);
+    if (!S_ISDIR(st->st_mode) && st->st_nlink > 1 && !linked->insert(st->st_ino).second) return {};
+    *bytes += static_cast<uint64_t>(st->st_blocks) * 512;
+    return {};
+  }));
+  for (const std::string& d : dirs) {
+    Result<UniqueFd> sub = sys::OpenBeneath(dirfd, d.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW);
+    if (!sub.ok()) continue;  // gone meanwhile
+    DETOURFS_TRY(AddUsage(sub->get(), linked, bytes));
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<uint64_t> DiskUsage(int dirfd) {
+  std::unordered_set<ino_t> linked;
+  uint64_t bytes = 0;
+  DETOURFS_TRY(AddUsage(dirfd, &linked, &bytes));
+  return bytes;
 }
 
 Result<void> HideVolumeBeneath(int upper_dir, int volume_dir) {

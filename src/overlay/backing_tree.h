@@ -47,6 +47,10 @@ Result<void> ForEachEntry(int dirfd, Fn fn) {
 using RemovedFn = std::function<void(int dirfd, const char* name, const struct stat&)>;
 Result<void> RemoveTreeAt(int dirfd, const char* name, const RemovedFn& removing = nullptr);
 
+// The bytes the tree under the directory `dirfd` takes on its filesystem
+// (st_blocks, each file once however many links it has), as du counts.
+Result<uint64_t> DiskUsage(int dirfd);
+
 // After a directory tree lands at a new path on a tier (`upper_dir`), with
 // `volume_dir` the volume's directory at that path: each subdirectory whose
 // name the volume also has becomes opaque, at every depth, so none of the

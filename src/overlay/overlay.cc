@@ -9,6 +9,7 @@
 #include "detourfs/status.h"
 #include "inodes/fd_cache.h"
 #include "inodes/resolver.h"
+#include "overlay/backing_tree.h"
 #include "store/spill_store.h"
 #include "store/tier_space.h"
 #include "sys/sys.h"
@@ -33,13 +34,27 @@ Result<std::unique_ptr<Overlay>> Overlay::Open(UniqueFd lower_fd, const OverlayO
   for (OverlayTier& tier : tiers) {
     auto upper = std::make_shared<const UniqueFd>(std::move(tier.upper));
     resolver->SetLayerRoot(tier.layer, upper);
-    spaces[static_cast<size_t>(tier.layer)] =
-        std::make_unique<TierSpace>(upper, tier.capacity, tier.high_watermark);
+    auto space = std::make_unique<TierSpace>(upper, tier.capacity, tier.high_watermark);
     if (tier.layer == Layer::kDisk && tier.spill.get() >= 0) {
       spill_store =
           std::make_unique<SpillStore>(std::make_shared<const UniqueFd>(std::move(tier.spill)));
       resolver->SetSpillStore(spill_store.get());
     }
+    if (space->MayShareFilesystem()) {
+      // A capacity on a filesystem holding more than the tier (a node's
+      // disk): the tier's usage is what its trees take, not the whole disk's.
+      Result<uint64_t> own = DiskUsage(upper->get());
+      if (own.ok() && tier.layer == Layer::kDisk && spill_store) {
+        Result<uint64_t> spilled = DiskUsage(spill_store->dir());
+        own = spilled.ok() ? Result<uint64_t>(*own + *spilled) : spilled;
+      }
+      Result<void> set = own.ok() ? space->SetOwnUsage(*own) : Result<void>(Errno{own.error()});
+      if (!set.ok()) {
+        spdlog::warn("tier {}: cannot measure what it holds ({}); its filesystem's usage counts",
+                     static_cast<int>(tier.layer), ErrnoText(set.error()));
+      }
+    }
+    spaces[static_cast<size_t>(tier.layer)] = std::move(space);
   }
   for (const RouteRule& rule : router.rules()) {
     Layer need = rule.tier == TierId::kMemory ? Layer::kMemory

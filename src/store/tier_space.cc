@@ -33,7 +33,8 @@ Result<TierSpace::Usage> TierSpace::RefreshLocked(bool force) {
   u.block_size = vfs->f_frsize != 0 ? vfs->f_frsize : 4096;
   const uint64_t size = static_cast<uint64_t>(vfs->f_blocks) * u.block_size;
   u.capacity = configured_ != 0 ? std::min(configured_, size) : size;
-  u.used = static_cast<uint64_t>(vfs->f_blocks - vfs->f_bfree) * u.block_size;
+  const uint64_t fs_used = static_cast<uint64_t>(vfs->f_blocks - vfs->f_bfree) * u.block_size;
+  u.used = fs_used - std::min(fs_used, others_);
   u.fs_free = static_cast<uint64_t>(vfs->f_bavail) * u.block_size;
   u.files = vfs->f_files;
   u.files_free = vfs->f_ffree;
@@ -42,6 +43,24 @@ Result<TierSpace::Usage> TierSpace::RefreshLocked(bool force) {
   read_at_ = now;
   read_ = true;
   return u;
+}
+
+bool TierSpace::MayShareFilesystem() {
+  if (configured_ == 0) return false;
+  Result<struct statvfs> vfs = sys::Fstatvfs(root_->get());
+  const uint64_t block = vfs.ok() && vfs->f_frsize != 0 ? vfs->f_frsize : 4096;
+  return vfs.ok() && configured_ < static_cast<uint64_t>(vfs->f_blocks) * block;
+}
+
+Result<void> TierSpace::SetOwnUsage(uint64_t own) {
+  std::lock_guard lock(mu_);
+  others_ = 0;
+  Result<Usage> u = RefreshLocked(true);
+  if (!u.ok()) return Errno{u.error()};
+  others_ = u->used - std::min(u->used, own);
+  since_refresh_ = 0;
+  read_ = false;  // the next read counts without them
+  return {};
 }
 
 Result<TierSpace::Usage> TierSpace::Read() {

@@ -41,6 +41,13 @@ class TierSpace {
   // The tier's numbers in statvfs form: blocks = capacity, free = what is
   // left of it (never more than the filesystem has).
   Result<struct statvfs> StatFs();
+  // Whether the tier may share its filesystem: a capacity is set and is
+  // smaller than the filesystem. Its usage is then not the filesystem's.
+  bool MayShareFilesystem();
+  // The tier's own trees take `own` bytes now (DiskUsage at start): the
+  // rest of what the filesystem holds is someone else's, and is not counted
+  // as the tier's from now on (what the filesystem gains later is).
+  Result<void> SetOwnUsage(uint64_t own);
 
  private:
   Result<Usage> RefreshLocked(bool force);  // requires mu_
@@ -49,6 +56,7 @@ class TierSpace {
   const uint64_t configured_;
   const double high_watermark_;
   std::mutex mu_;
+  uint64_t others_ = 0;                            // guarded by mu_: bytes not the tier's
   Usage usage_;                                    // guarded by mu_
   uint64_t since_refresh_ = 0;                     // guarded by mu_: bytes admitted since
   std::chrono::steady_clock::time_point read_at_;  // guarded by mu_

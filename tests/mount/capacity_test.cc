@@ -1,6 +1,7 @@
 // Tier capacity on real mounts: a 64 MiB tmpfs memory tier and a directory
-// disk tier configured to 16 MiB. Writing past either never fails and loses
-// nothing (files move to the volume); statfs on a routed path reports the
+// disk tier configured to 16 MiB (on a filesystem it shares). Writing past
+// either never fails and loses nothing (memory files' data moves to the disk
+// tier, then files move to the volume); statfs on a routed path reports the
 // tier's capacity and what is left.
 #include <fcntl.h>
 #include <stdlib.h>
@@ -90,9 +91,13 @@ TEST_P(CapacityTest, ConfiguredCapacityBoundsATierOnABigFilesystem) {
     ASSERT_EQ(ReadFile(M("dist/chunk" + std::to_string(i) + ".js")),
               Pattern(kMiB, static_cast<unsigned>(i)));
   }
-  // At most the capacity (and a refresh interval's worth) landed on the tier.
+  // At most the capacity (and a refresh interval's worth) landed on the
+  // tier — and about that much did: the tier's usage is what it holds, not
+  // what the filesystem it shares holds.
   const std::string tier = disk_ + "/tier/upper/dist";
-  EXPECT_LE(std::stoull(ShellOutput("du -sb '" + tier + "' | cut -f1")), 20 * kMiB);
+  const uint64_t on_tier = std::stoull(ShellOutput("du -sb '" + tier + "' | cut -f1"));
+  EXPECT_LE(on_tier, 20 * kMiB);
+  EXPECT_GE(on_tier, 12 * kMiB);
   EXPECT_GE(ListDir(V("dist")).size(), 20U);
 }
 
@@ -166,22 +171,25 @@ TEST_P(CapacityTest, SpillingUnderAnOpaqueDirectoryKeepsTheOldContentHidden) {
 // a later rename of the tree lost them), the stale content stays hidden, and
 // both survive a rename of the tree and a restart.
 TEST_P(CapacityTest, SpillingBelowAnOpaqueAncestorKeepsFilesVisibleAndOldContentHidden) {
+  // More than the memory tier (64 MiB) and the disk tier (16 MiB) hold:
+  // files spill to both.
+  constexpr int kFiles = 100;
   ASSERT_EQ(Shell("mkdir -p '" + V("node_modules/pkg/lib") + "'"), 0);
   ASSERT_EQ(WriteFile(V("node_modules/pkg/lib/stale.js"), "old"), 0);
   ASSERT_EQ(WriteFile(V("node_modules/pkg/stale.json"), "old"), 0);
   ASSERT_EQ(WriteFile(V("node_modules/gone.js"), "old"), 0);
   ASSERT_EQ(Shell("rm -rf '" + M("node_modules") + "'"), 0);
   ASSERT_EQ(Shell("mkdir -p '" + M("node_modules/pkg/lib") + "'"), 0);  // opaque at the top
-  for (int i = 0; i < 80; ++i) {
+  for (int i = 0; i < kFiles; ++i) {
     ASSERT_EQ(
         WriteBig(M("node_modules/pkg/lib/f" + std::to_string(i)), kMiB, static_cast<unsigned>(i)),
         0);
   }
   auto check = [&](const std::string& root) {
-    EXPECT_EQ(ListDir(M(root + "/pkg/lib")).size(), 80U) << root;
+    EXPECT_EQ(ListDir(M(root + "/pkg/lib")).size(), static_cast<size_t>(kFiles)) << root;
     EXPECT_EQ(ListDir(M(root + "/pkg")), std::vector<std::string>{"lib"}) << root;
     EXPECT_EQ(ListDir(M(root)), std::vector<std::string>{"pkg"}) << root;
-    for (int i = 0; i < 80; ++i) {
+    for (int i = 0; i < kFiles; ++i) {
       ASSERT_EQ(ReadFile(M(root + "/pkg/lib/f" + std::to_string(i))),
                 Pattern(kMiB, static_cast<unsigned>(i)))
           << root << " f" << i;
@@ -189,6 +197,7 @@ TEST_P(CapacityTest, SpillingBelowAnOpaqueAncestorKeepsFilesVisibleAndOldContent
   };
   check("node_modules");
   EXPECT_GE(ListDir(V("node_modules/pkg/lib")).size(), 10U);  // some did spill
+  EXPECT_GE(ListDir(disk_ + "/tier/spill").size(), 5U);       // to disk, first
   ASSERT_EQ(::rename(M("node_modules/pkg").c_str(), M("node_modules/moved").c_str()), 0);
   ASSERT_EQ(::rename(M("node_modules/moved").c_str(), M("node_modules/pkg").c_str()), 0);
   check("node_modules");

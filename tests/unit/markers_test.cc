@@ -92,5 +92,31 @@ TEST(ReservedXattrTest, FilterDropsReservedNamesKeepingTheRest) {
   EXPECT_EQ(FilterXattrList(list.data(), 0), 0U);
 }
 
+TEST_F(MarkersTest, ASpilledStubCarriesItsToken) {
+  const std::string path = dir_ + "/stub";
+  ASSERT_EQ(::close(::open(path.c_str(), O_CREAT | O_WRONLY, 0)), 0);
+  int fd = ::open(path.c_str(), O_PATH);
+  ASSERT_GE(fd, 0);
+  EXPECT_TRUE(MaybeSpilled(Lstat("stub")));
+  Result<uint64_t> none = SpilledToken(fd);
+  ASSERT_TRUE(none.ok());
+  EXPECT_EQ(*none, 0U);  // an empty mode-0000 file alone is not a stub
+  ASSERT_TRUE(MarkSpilled(fd, 0x1234abcdULL).ok());
+  Result<uint64_t> token = SpilledToken(fd);
+  ASSERT_TRUE(token.ok());
+  EXPECT_EQ(*token, 0x1234abcdULL);
+  EXPECT_TRUE(IsReservedXattr(kSpilledXattr));
+  ::close(fd);
+}
+
+TEST_F(MarkersTest, OnlyModeZeroRegularFilesMayBeStubs) {
+  ASSERT_EQ(::close(::openat(fd_, "f", O_CREAT | O_WRONLY, 0644)), 0);
+  EXPECT_FALSE(MaybeSpilled(Lstat("f")));
+  ASSERT_EQ(::mkdirat(fd_, "d", 0), 0);
+  EXPECT_FALSE(MaybeSpilled(Lstat("d")));
+  ASSERT_EQ(::mknodat(fd_, "c", S_IFCHR, makedev(0, 0)), 0);
+  EXPECT_FALSE(MaybeSpilled(Lstat("c")));
+}
+
 }  // namespace
 }  // namespace detourfs::markers
