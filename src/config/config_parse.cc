@@ -269,6 +269,19 @@ void ParseRoute(Checker& check, const toml::node& node, size_t index, Config* co
                      where + " fallback repeats tier '" + std::string(TierName(*id)) + "'");
           break;
         }
+        // Data only moves down the chain memory -> disk -> volume.
+        const bool after_volume = !rule.fallback.empty() && rule.fallback.back() == TierId::kVolume;
+        if (after_volume || (rule.tier == TierId::kDisk && *id == TierId::kMemory) ||
+            (!rule.fallback.empty() && rule.fallback.back() == TierId::kDisk &&
+             *id == TierId::kMemory)) {
+          check.Fail(element.source(), where + " fallback cannot go from '" +
+                                           std::string(TierName(rule.fallback.empty()
+                                                                    ? rule.tier
+                                                                    : rule.fallback.back())) +
+                                           "' to '" + std::string(TierName(*id)) +
+                                           "': data only moves memory -> disk -> volume");
+          break;
+        }
         rule.fallback.push_back(*id);
       }
     }

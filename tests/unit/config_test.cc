@@ -146,6 +146,14 @@ INSTANTIATE_TEST_SUITE_P(
                 "[tiers.memory]\nroot = \"/m\"\n[[route]]\nmatch = \"x\"\ntier = \"memory\"\n"
                 "fallback = [\"memory\"]",
                 "fallback repeats tier 'memory'"},
+        BadCase{"fallback_upwards",
+                "[tiers.memory]\nroot = \"/m\"\n[tiers.disk]\nroot = \"/d\"\n[[route]]\n"
+                "match = \"x\"\ntier = \"disk\"\nfallback = [\"memory\"]",
+                "bad.toml:8: [[route]] #1 fallback cannot go from 'disk' to 'memory'"},
+        BadCase{"fallback_past_the_volume",
+                "[tiers.memory]\nroot = \"/m\"\n[tiers.disk]\nroot = \"/d\"\n[[route]]\n"
+                "match = \"x\"\ntier = \"memory\"\nfallback = [\"volume\", \"disk\"]",
+                "fallback cannot go from 'volume' to 'disk'"},
         BadCase{"match_wrong_type", "[[route]]\nmatch = 3\ntier = \"volume\"",
                 "match (a string or a list of strings) must be a string"},
         BadCase{"empty_match_list", "[[route]]\nmatch = []\ntier = \"volume\"",
