@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "crash_driver.h"
+#include "lib/files.h"
 #include "lib/mount_test.h"
 
 namespace detourfs::testing {
@@ -60,6 +61,41 @@ TEST_P(CrashTest, KillAtRandomMomentsWhileTheVolumeStalls) {
   EXPECT_GT(d->flaky()->Counters()["stalls"].get<uint64_t>(), 0U);
   EXPECT_EQ(d->fs().Stop(), 0);
   EXPECT_EQ(d->CheckAll(d->volume_dir()), "");
+}
+
+// Kill at random moments while files spill from a 1 MiB memory tier to a
+// 2 MiB disk tier (data to its spill store, stubs left behind) and on to the
+// volume: after each restart every acknowledged file reads back whole
+// through the mount, wherever its data ended up.
+TEST_P(CrashTest, KillWhileFilesSpillThroughTheTiersLosesNothing) {
+  TmpfsDir memory("64M");
+  TmpfsDir disk("64M");
+  ASSERT_TRUE(memory.ok() && disk.ok());
+  const std::string tiers = memory.path() + "/detourfs.toml";
+  ASSERT_EQ(WriteFile(tiers, "[tiers.memory]\nroot = \"" + memory.path() +
+                                 "/tier\"\ncapacity = \"1MiB\"\n[tiers.disk]\nroot = \"" +
+                                 disk.path() +
+                                 "/tier\"\ncapacity = \"2MiB\"\n[[route]]\nmatch = \"/work\"\n"
+                                 "tier = \"memory\"\n"),
+            0);
+  CrashConfig config;
+  config.mount.backing = GetParam();
+  config.mount.extra_args = {"-c", tiers};
+  config.seed = 31;
+  std::string error;
+  auto d = CrashDriver::Start(config, &error);
+  ASSERT_NE(d, nullptr) << error;
+  for (size_t round = 1; round <= 3; ++round) {
+    ASSERT_TRUE(d->StartWorkload(&error)) << error;
+    ASSERT_TRUE(d->WaitForAcks(20 * round, std::chrono::seconds(120))) << d->Logs();
+    d->SleepRandom(std::chrono::milliseconds(20), std::chrono::milliseconds(400));
+    d->KillDaemon();
+    ASSERT_TRUE(d->RestartDaemon(&error)) << error;
+    EXPECT_EQ(d->CheckAll(d->mount_dir()), "") << "after round " << round;
+  }
+  EXPECT_EQ(d->fs().Stop(), 0);
+  EXPECT_NE(d->fs().Log().find("moved to the disk tier"), std::string::npos);
+  EXPECT_NE(d->fs().Log().find("moved to the volume"), std::string::npos);
 }
 
 // The checker is not vacuous: damage one acknowledged file on the volume and
