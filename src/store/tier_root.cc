@@ -16,6 +16,24 @@ Status Unsafe(const TierConfig& tier, const std::string& why) {
                                  "' " + why);
 }
 
+// Makes (if missing) and opens the directory `name` in the tier root `root`;
+// `created` says which.
+Status OpenSubdir(const TierConfig& tier, int root, const char* name, mode_t mode, UniqueFd* out,
+                  bool* created) {
+  const std::string path = tier.root + "/" + name;
+  *created = ::mkdirat(root, name, mode) == 0;
+  if (!*created && errno != EEXIST) return Status::FromErrno(errno, "cannot create '" + path + "'");
+  int fd = ::openat(root, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ELOOP || errno == ENOTDIR) {
+      return Unsafe(tier, "holds '" + std::string(name) + "', which is a symlink or not a directory");
+    }
+    return Status::FromErrno(errno, "cannot open '" + path + "'");
+  }
+  *out = UniqueFd(fd);
+  return Status::OK();
+}
+
 }  // namespace
 
 Status OpenTierRoot(const TierConfig& tier, OpenedTier* out) {
@@ -40,29 +58,10 @@ Status OpenTierRoot(const TierConfig& tier, OpenedTier* out) {
   if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
     return Unsafe(tier, "is writable by group or others: chmod go-w it, or let detourfs create it");
   }
-  bool created = ::mkdirat(fd, "upper", 0755) == 0;
-  if (!created && errno != EEXIST) {
-    return Status::FromErrno(errno, "cannot create '" + tier.root + "/upper'");
-  }
-  int upper = ::openat(fd, "upper", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (upper < 0) {
-    if (errno == ELOOP || errno == ENOTDIR)
-      return Unsafe(tier, "holds 'upper', which is a symlink or not a directory");
-    return Status::FromErrno(errno, "cannot open '" + tier.root + "/upper'");
-  }
-  out->upper = UniqueFd(upper);
+  bool created = false;
+  if (Status s = OpenSubdir(tier, fd, "upper", 0755, &out->upper, &created); !s.ok()) return s;
   out->adopted = !created;
-  if (::mkdirat(fd, "spill", 0700) != 0 && errno != EEXIST) {
-    return Status::FromErrno(errno, "cannot create '" + tier.root + "/spill'");
-  }
-  int spill = ::openat(fd, "spill", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (spill < 0) {
-    if (errno == ELOOP || errno == ENOTDIR)
-      return Unsafe(tier, "holds 'spill', which is a symlink or not a directory");
-    return Status::FromErrno(errno, "cannot open '" + tier.root + "/spill'");
-  }
-  out->spill = UniqueFd(spill);
-  return Status::OK();
+  return OpenSubdir(tier, fd, "spill", 0700, &out->spill, &created);
 }
 
 }  // namespace detourfs

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "inodes/fd_cache.h"
+#include "unit/scratch_dir.h"
 
 namespace detourfs {
 namespace {
@@ -21,14 +22,12 @@ namespace {
 class ResolverTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/detourfs-resolver.XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
+    ASSERT_TRUE(scratch_.ok());
+    dir_ = scratch_.path();
     ASSERT_EQ(::mkdir((dir_ + "/volume").c_str(), 0700), 0);
     ASSERT_EQ(::mkdir((dir_ + "/tier").c_str(), 0700), 0);
     ASSERT_EQ(::mkdir((dir_ + "/tier/pkg").c_str(), 0700), 0);
   }
-  void TearDown() override { (void)::system(("rm -rf '" + dir_ + "'").c_str()); }
 
   SharedFd OpenDir(const std::string& rel) const {
     return std::make_shared<const UniqueFd>(
@@ -49,6 +48,7 @@ class ResolverTest : public ::testing::Test {
   bool OnVolume() { return resolver_->Fd(pkg_, Layer::kVolume).ok(); }
   void MakeOnVolume() { ASSERT_EQ(::mkdir((dir_ + "/volume/pkg").c_str(), 0700), 0); }
 
+  ScratchDir scratch_{"/tmp/detourfs-resolver"};
   std::string dir_;
   FdCache cache_{16};
   std::unique_ptr<InodeTable> table_;

@@ -7,11 +7,11 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <string>
 
 #include "overlay/backing_tree.h"
 #include "store/tier_space.h"
+#include "unit/scratch_dir.h"
 
 namespace detourfs {
 namespace {
@@ -19,15 +19,11 @@ namespace {
 class SpillStoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/dev/shm/detourfs-spill-store.XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
+    ASSERT_TRUE(scratch_.ok());
+    dir_ = scratch_.path();
     int fd = ::open(dir_.c_str(), O_PATH | O_DIRECTORY);
     ASSERT_GE(fd, 0);
     fd_ = std::make_shared<const UniqueFd>(fd);
-  }
-  void TearDown() override {
-    if (!dir_.empty()) std::system(("rm -rf '" + dir_ + "'").c_str());
   }
   void Put(const std::string& name, size_t size) {
     int fd = ::open((dir_ + "/" + name).c_str(), O_CREAT | O_WRONLY, 0600);
@@ -36,6 +32,7 @@ class SpillStoreTest : public ::testing::Test {
     ASSERT_EQ(::write(fd, data.data(), data.size()), static_cast<ssize_t>(data.size()));
     ::close(fd);
   }
+  ScratchDir scratch_{"/dev/shm/detourfs-spill-store"};
   std::string dir_;
   SharedFd fd_;
 };
