@@ -223,7 +223,10 @@ class Overlay {
   // size 0, Get/List return the size needed.
   Result<size_t> GetXattr(uint64_t ino, const char* name, void* value, size_t size);
   Result<size_t> ListXattr(uint64_t ino, char* list, size_t size);
-  Result<void> SetXattr(uint64_t ino, const char* name, const void* value, size_t size, int flags);
+  // `kill_sgid`: the caller may not keep S_ISGID when setting the access
+  // ACL (outside the file's group, without CAP_FSETID): it is cleared.
+  Result<void> SetXattr(uint64_t ino, const char* name, const void* value, size_t size, int flags,
+                        bool kill_sgid = false);
   Result<void> RemoveXattr(uint64_t ino, const char* name);
 
  private:

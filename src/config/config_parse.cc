@@ -270,15 +270,11 @@ void ParseRoute(Checker& check, const toml::node& node, size_t index, Config* co
           break;
         }
         // Data only moves down the chain memory -> disk -> volume.
-        const bool after_volume = !rule.fallback.empty() && rule.fallback.back() == TierId::kVolume;
-        if (after_volume || (rule.tier == TierId::kDisk && *id == TierId::kMemory) ||
-            (!rule.fallback.empty() && rule.fallback.back() == TierId::kDisk &&
-             *id == TierId::kMemory)) {
+        const TierId from = rule.fallback.empty() ? rule.tier : rule.fallback.back();
+        if (from == TierId::kVolume || (from == TierId::kDisk && *id == TierId::kMemory)) {
           check.Fail(element.source(), where + " fallback cannot go from '" +
-                                           std::string(TierName(rule.fallback.empty()
-                                                                    ? rule.tier
-                                                                    : rule.fallback.back())) +
-                                           "' to '" + std::string(TierName(*id)) +
+                                           std::string(TierName(from)) + "' to '" +
+                                           std::string(TierName(*id)) +
                                            "': data only moves memory -> disk -> volume");
           break;
         }

@@ -3,6 +3,7 @@
 
 #include <linux/fuse.h>
 
+#include <cstddef>
 #include <cstring>
 
 namespace detourfs::fuseops {
@@ -29,10 +30,29 @@ void CarryOpenMark(void* request, size_t len) {
   });
 }
 
+// SETXATTR in the extended layout: {size, flags, setxattr_flags, padding},
+// name, value. libfuse 3.14 reads {size, flags}, name, value.
+size_t CarrySetxattrMark(void* request, size_t len) {
+  constexpr size_t kCompat = offsetof(fuse_setxattr_in, setxattr_flags);
+  constexpr size_t kShorter = sizeof(fuse_setxattr_in) - kCompat;
+  if (len < sizeof(fuse_in_header) + sizeof(fuse_setxattr_in)) return len;
+  char* at = static_cast<char*>(request) + sizeof(fuse_in_header);
+  fuse_setxattr_in x;
+  std::memcpy(&x, at, sizeof(x));
+  if (x.setxattr_flags & FUSE_SETXATTR_ACL_KILL_SGID) x.flags |= kAclKillSgidFlag;
+  std::memcpy(at, &x, kCompat);
+  std::memmove(at + kCompat, at + sizeof(x), len - sizeof(fuse_in_header) - sizeof(x));
+  fuse_in_header in;
+  std::memcpy(&in, request, sizeof(in));
+  in.len -= static_cast<uint32_t>(kShorter);
+  std::memcpy(request, &in, sizeof(in));
+  return len - kShorter;
+}
+
 }  // namespace
 
-void CarryKillSuidgid(void* request, size_t len) {
-  if (len < sizeof(fuse_in_header)) return;
+size_t CarryKillSuidgid(void* request, size_t len, bool setxattr_ext) {
+  if (len < sizeof(fuse_in_header)) return len;
   fuse_in_header in;
   std::memcpy(&in, request, sizeof(in));
   switch (in.opcode) {
@@ -49,6 +69,9 @@ void CarryKillSuidgid(void* request, size_t len) {
     case FUSE_CREATE:
       CarryOpenMark<fuse_create_in>(request, len);
       break;
+    case FUSE_SETXATTR:
+      if (setxattr_ext) return CarrySetxattrMark(request, len);
+      break;
     case FUSE_SETATTR:
       EditArgument<fuse_setattr_in>(request, len, [](fuse_setattr_in& s) {
         // An explicit mode wins over the mark (the kernel never sends both).
@@ -60,11 +83,18 @@ void CarryKillSuidgid(void* request, size_t len) {
     default:
       break;
   }
+  return len;
 }
 
 bool TakeKillSuidgid(fuse_file_info* fi) {
   if ((fi->flags & kKillSuidgidFlag) == 0) return false;
   fi->flags &= ~kKillSuidgidFlag;
+  return true;
+}
+
+bool TakeAclKillSgid(int* flags) {
+  if ((*flags & kAclKillSgidFlag) == 0) return false;
+  *flags &= ~kAclKillSgidFlag;
   return true;
 }
 

@@ -2,6 +2,7 @@
 // fuse_reply_buf and fuse_reply_xattr (get/list), fuse_reply_err.
 #include <vector>
 
+#include "fuse/kill_suidgid.h"
 #include "fuse/ops.h"
 #include "fuse/reply.h"
 
@@ -9,7 +10,9 @@ namespace detourfs::fuseops {
 
 void SetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size,
               int flags) noexcept {
-  Result<void> r = FuseContext::From(req).overlay->SetXattr(ino, name, value, size, flags);
+  const bool kill_sgid = TakeAclKillSgid(&flags);
+  Result<void> r =
+      FuseContext::From(req).overlay->SetXattr(ino, name, value, size, flags, kill_sgid);
   if (!r.ok()) return ReplyErr(req, r.error(), "setxattr");
   ReplyOk(req);
 }

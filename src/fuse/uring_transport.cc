@@ -311,8 +311,7 @@ uint64_t UringTransport::Serve(Entry* e) {
   std::memcpy(start + sizeof(in), h.op_in, op);
   fuse_buf buf{};
   buf.mem = start;
-  buf.size = in.len;
-  CarryKillSuidgid(start, in.len);
+  buf.size = CarryKillSuidgid(start, in.len, setxattr_ext_.load(std::memory_order_acquire));
   tls_serving = e;
   fuse_session_process_buf(se_, &buf);
   tls_serving = nullptr;
@@ -329,8 +328,10 @@ uint64_t UringTransport::Serve(Entry* e) {
 ssize_t UringTransport::Read(int fd, void* buf, size_t len, void* userdata) {
   const ssize_t n = ::read(fd, buf, len);
   if (n > 0) {
-    From(userdata)->NoteInitRequest(buf, static_cast<size_t>(n));
-    CarryKillSuidgid(buf, static_cast<size_t>(n));
+    UringTransport* t = From(userdata);
+    t->NoteInitRequest(buf, static_cast<size_t>(n));
+    return static_cast<ssize_t>(CarryKillSuidgid(buf, static_cast<size_t>(n),
+                                                 t->setxattr_ext_.load(std::memory_order_acquire)));
   }
   return n;
 }
@@ -408,6 +409,7 @@ void UringTransport::NoteInitRequest(const void* buf, size_t len) {
   if (flags & FUSE_INIT_EXT) flags |= static_cast<uint64_t>(init.flags2) << 32;
   kernel_offers_ = (flags & abi::kOverIoUring) != 0;
   kernel_offers_killpriv_v2_ = (flags & kHandleKillprivV2) != 0;
+  kernel_offers_setxattr_ext_ = (flags & kSetxattrExt) != 0;
   init_unique_ = in.unique;
 }
 
@@ -421,6 +423,12 @@ void UringTransport::AcceptInInitReply(iovec* iov, int count) {
   // Setuid and setgid are cleared here, on the marks the hooks carry
   // through libfuse (kill_suidgid.h).
   if (kernel_offers_killpriv_v2_) init->flags |= kHandleKillprivV2;
+  // ... and setgid on setting an ACL; SETXATTR then comes in the extended
+  // layout, which the hooks turn back into the old one for libfuse.
+  if (kernel_offers_setxattr_ext_) {
+    init->flags |= kSetxattrExt;
+    setxattr_ext_.store(true, std::memory_order_release);
+  }
   if (!options_.rings) return;
   if (!kernel_offers_) {
     spdlog::info("io_uring: not offered by the kernel, using /dev/fuse");

@@ -93,6 +93,9 @@ class UringTransport {
   std::atomic<uint64_t> init_unique_{0};
   std::atomic<bool> kernel_offers_{false};
   std::atomic<bool> kernel_offers_killpriv_v2_{false};
+  std::atomic<bool> kernel_offers_setxattr_ext_{false};
+  // FUSE_SETXATTR_EXT accepted: SETXATTR requests come extended.
+  std::atomic<bool> setxattr_ext_{false};
   std::atomic<bool> accepted_{false};
   std::atomic<uint64_t> served_{0};
 

@@ -2,7 +2,6 @@
 #include "inodes/resolver.h"
 
 #include <fcntl.h>
-
 #include <spdlog/spdlog.h>
 
 #include "detourfs/status.h"

@@ -2,9 +2,8 @@
 #include "detourfs/overlay.h"
 
 #include <fcntl.h>
-#include <unistd.h>
-
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include "detourfs/status.h"
 #include "inodes/fd_cache.h"

@@ -136,8 +136,7 @@ Result<UniqueFd> Overlay::StubOf(Node* node) {
   for (const Location& loc : table_->Locations(node)) {
     Result<SharedFd> dir = resolver_->Fd(loc.parent.get(), node->layer());
     if (!dir.ok()) continue;
-    Result<UniqueFd> stub =
-        sys::OpenBeneath((*dir)->get(), loc.name.c_str(), O_PATH | O_NOFOLLOW);
+    Result<UniqueFd> stub = sys::OpenBeneath((*dir)->get(), loc.name.c_str(), O_PATH | O_NOFOLLOW);
     if (!stub.ok()) continue;
     Result<struct stat> st = sys::Fstat(stub->get());
     if (st.ok() && st->st_dev == want.dev && st->st_ino == want.ino) return stub;

@@ -64,14 +64,22 @@ Result<size_t> Overlay::ListXattr(uint64_t ino, char* list, size_t size) {
 }
 
 Result<void> Overlay::SetXattr(uint64_t ino, const char* name, const void* value, size_t size,
-                               int flags) {
+                               int flags, bool kill_sgid) {
   if (markers::IsReservedXattr(name)) return Errno{EPERM};
   DETOURFS_TRY(CopyUpIno(ino));
   LayerLock::Hold layers = layers_.Shared();
   Result<SharedFd> fd = XattrFd(ino);
   if (!fd.ok()) return Errno{fd.error()};
   if (!*fd) return Errno{EPERM};
-  return sys::SetXattr((*fd)->get(), name, value, size, flags);
+  const int f = (*fd)->get();
+  DETOURFS_TRY(sys::SetXattr(f, name, value, size, flags));
+  // Setting the access ACL updated the mode's group bits as root, who keeps
+  // S_ISGID; the caller, outside the file's group, would not have.
+  if (!kill_sgid || std::strcmp(name, "system.posix_acl_access") != 0) return {};
+  Result<struct stat> st = sys::Fstat(f);
+  if (!st.ok()) return Errno{st.error()};
+  if ((st->st_mode & S_ISGID) == 0) return {};
+  return sys::ChmodPath(f, st->st_mode & 07777 & ~S_ISGID);
 }
 
 Result<void> Overlay::RemoveXattr(uint64_t ino, const char* name) {

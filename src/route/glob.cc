@@ -101,6 +101,12 @@ size_t ParseClass(std::string_view pattern, size_t open, int c, bool* matched, s
     unsigned char hi = lo;
     if (i + 1 < pattern.size() && pattern[i] == '-' && pattern[i + 1] != ']') {
       size_t h = i + 1;
+      if (pattern[h] == '[' && h + 1 < pattern.size() &&
+          (pattern[h + 1] == '.' || pattern[h + 1] == '=' || pattern[h + 1] == ':')) {
+        // fnmatch(3) reads a collating element or class there, not '['.
+        if (error) *error = "a range cannot end in '[.', '[=' or '[:' (write '\\[')";
+        return kNone;
+      }
       if (pattern[h] == '\\') {
         if (h + 1 >= pattern.size()) {
           if (error) *error = "trailing '\\'";

@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "detourfs/result.h"
 #include "detourfs/inode_table.h"
+#include "detourfs/result.h"
 #include "detourfs/unique_fd.h"
 
 namespace detourfs {

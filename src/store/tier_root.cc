@@ -26,7 +26,8 @@ Status OpenSubdir(const TierConfig& tier, int root, const char* name, mode_t mod
   int fd = ::openat(root, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) {
     if (errno == ELOOP || errno == ENOTDIR) {
-      return Unsafe(tier, "holds '" + std::string(name) + "', which is a symlink or not a directory");
+      return Unsafe(tier,
+                    "holds '" + std::string(name) + "', which is a symlink or not a directory");
     }
     return Status::FromErrno(errno, "cannot open '" + path + "'");
   }

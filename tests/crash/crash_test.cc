@@ -72,12 +72,12 @@ TEST_P(CrashTest, KillWhileFilesSpillThroughTheTiersLosesNothing) {
   TmpfsDir disk("64M");
   ASSERT_TRUE(memory.ok() && disk.ok());
   const std::string tiers = memory.path() + "/detourfs.toml";
-  ASSERT_EQ(WriteFile(tiers, "[tiers.memory]\nroot = \"" + memory.path() +
-                                 "/tier\"\ncapacity = \"1MiB\"\n[tiers.disk]\nroot = \"" +
-                                 disk.path() +
-                                 "/tier\"\ncapacity = \"2MiB\"\n[[route]]\nmatch = \"/work\"\n"
-                                 "tier = \"memory\"\n"),
-            0);
+  ASSERT_EQ(
+      WriteFile(tiers, "[tiers.memory]\nroot = \"" + memory.path() +
+                           "/tier\"\ncapacity = \"1MiB\"\n[tiers.disk]\nroot = \"" + disk.path() +
+                           "/tier\"\ncapacity = \"2MiB\"\n[[route]]\nmatch = \"/work\"\n"
+                           "tier = \"memory\"\n"),
+      0);
   CrashConfig config;
   config.mount.backing = GetParam();
   config.mount.extra_args = {"-c", tiers};

@@ -95,6 +95,28 @@ TEST_P(XattrAclTest, DefaultAclIsInheritedAndOverridesUmask) {
   EXPECT_EQ(Lstat(M("plain")).st_mode & 0777, 0600U);
 }
 
+// Setting an access ACL as the file's owner from outside its group clears
+// S_ISGID, as on a local filesystem: the kernel marks the request
+// (FUSE_SETXATTR_ACL_KILL_SGID) and the daemon, which sets the ACL as root,
+// clears the bit. An owner in the file's group keeps it.
+TEST_P(XattrAclTest, SettingAnAclOutsideTheFilesGroupClearsSetgid) {
+  const std::string p = M("tool");
+  ASSERT_EQ(WriteFile(p, "#!/bin/sh\n", 0755), 0);
+  ASSERT_EQ(::chown(p.c_str(), kUser, kOtherGroup), 0);
+  ASSERT_EQ(::chmod(p.c_str(), 02775), 0);
+  auto as_owner_in = [](gid_t gid) {
+    return "setpriv --reuid=" + std::to_string(kUser) + " --regid=" + std::to_string(gid) +
+           " --clear-groups setfacl -m u:" + std::to_string(kOtherUser) + ":r ";
+  };
+  ASSERT_EQ(Shell(as_owner_in(kGroup) + p), 0);
+  EXPECT_EQ(Lstat(p).st_mode & 07777, 0775U);
+  EXPECT_NE(ShellOutput("getfacl -n -c " + p).find("user:" + std::to_string(kOtherUser) + ":r--"),
+            std::string::npos);
+  ASSERT_EQ(::chmod(p.c_str(), 02775), 0);
+  ASSERT_EQ(Shell(as_owner_in(kOtherGroup) + p), 0);
+  EXPECT_EQ(Lstat(p).st_mode & 07777, 02775U);
+}
+
 // trusted.detourfs.* marks whiteouts and opaque directories on the tiers:
 // no caller may set, remove or even see one, so nothing made through the
 // mount (here: a device 0:0, the overlay's whiteout shape) can pose as one.

@@ -65,14 +65,14 @@ void RunRouted(const std::string& capacity, int ops, const std::string& disk_cap
   ASSERT_TRUE(ref.ok() && memory.ok() && disk.ok());
   const std::string config = memory.path() + "/detourfs.toml";
   const std::string cap = capacity.empty() ? "" : "capacity = \"" + capacity + "\"\\n";
-  const std::string disk_tier =
-      disk_capacity.empty() ? ""
-                            : "[tiers.disk]\\nroot = \"" + disk.path() + "/tier\"\\ncapacity = \"" +
-                                  disk_capacity + "\"\\n";
-  ASSERT_EQ(Shell("printf '[tiers.memory]\\nroot = \"" + memory.path() + "/tier\"\\n" + cap +
-                  disk_tier + "[[route]]\\nmatch = \"**/node_modules\"\\ntier = \"memory\"\\n' > " +
-                  config),
-            0);
+  const std::string disk_tier = disk_capacity.empty()
+                                    ? ""
+                                    : "[tiers.disk]\\nroot = \"" + disk.path() +
+                                          "/tier\"\\ncapacity = \"" + disk_capacity + "\"\\n";
+  ASSERT_EQ(
+      Shell("printf '[tiers.memory]\\nroot = \"" + memory.path() + "/tier\"\\n" + cap + disk_tier +
+            "[[route]]\\nmatch = \"**/node_modules\"\\ntier = \"memory\"\\n' > " + config),
+      0);
   MountConfig mc;
   mc.separate_lower = true;
   mc.extra_args = {"-c", config};

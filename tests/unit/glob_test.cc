@@ -112,7 +112,8 @@ TEST_P(BadGlobTest, IsRejectedWithAReason) {
 INSTANTIATE_TEST_SUITE_P(Table, BadGlobTest,
                          ::testing::Values("", "/", "//", "a//b", "[abc", "a[", "x\\", "[z-a]",
                                            "[[:nope:]]", "a/./b", "../x", "a/..",
-                                           "[[:alpha:", "[[.a.]]", "[[=a=]]"));
+                                           "[[:alpha:", "[[.a.]]", "[[=a=]]", "[a=..-[=]",
+                                           "[.-[.a.]]", "[a-[:alpha:]]"));
 
 TEST(GlobTest, LongPathsWithManyStarsStayFast) {
   // Greedy matching: no exponential backtracking on adversarial patterns.

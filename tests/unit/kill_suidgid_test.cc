@@ -8,10 +8,14 @@
 #include <linux/fuse.h>
 
 #include <cstring>
+#include <string>
 #include <vector>
 
 namespace detourfs::fuseops {
 namespace {
+
+// setxattr(2)'s XATTR_REPLACE.
+constexpr uint32_t kXattrReplace = 2;
 
 // A raw request as /dev/fuse delivers it: header, then the fixed argument.
 template <typename Arg>
@@ -45,7 +49,7 @@ TEST(KillSuidgidTest, MarkedWriteReachesTheAdapterAndLeavesTheOpenFlags) {
   w.write_flags = FUSE_WRITE_KILL_SUIDGID;
   w.size = 4096;
   std::vector<char> buf = Request(FUSE_WRITE, w);
-  CarryKillSuidgid(buf.data(), buf.size());
+  EXPECT_EQ(CarryKillSuidgid(buf.data(), buf.size(), true), buf.size());
   const auto carried = ArgumentOf<fuse_write_in>(buf);
   EXPECT_EQ(carried.size, 4096U);
   fuse_file_info fi = FileInfo(carried.flags);
@@ -60,7 +64,7 @@ TEST(KillSuidgidTest, UnmarkedWriteIsUntouched) {
   w.write_flags = FUSE_WRITE_CACHE;
   std::vector<char> buf = Request(FUSE_WRITE, w);
   const std::vector<char> before = buf;
-  CarryKillSuidgid(buf.data(), buf.size());
+  EXPECT_EQ(CarryKillSuidgid(buf.data(), buf.size(), true), buf.size());
   EXPECT_EQ(buf, before);
   fuse_file_info fi = FileInfo(ArgumentOf<fuse_write_in>(buf).flags);
   EXPECT_FALSE(TakeKillSuidgid(&fi));
@@ -71,7 +75,7 @@ TEST(KillSuidgidTest, MarkedOpenAndCreateCarryTheMark) {
   o.flags = O_WRONLY | O_TRUNC;
   o.open_flags = FUSE_OPEN_KILL_SUIDGID;
   std::vector<char> open_req = Request(FUSE_OPEN, o);
-  CarryKillSuidgid(open_req.data(), open_req.size());
+  EXPECT_EQ(CarryKillSuidgid(open_req.data(), open_req.size(), true), open_req.size());
   fuse_file_info fi = FileInfo(ArgumentOf<fuse_open_in>(open_req).flags);
   EXPECT_TRUE(TakeKillSuidgid(&fi));
   EXPECT_EQ(fi.flags, O_WRONLY | O_TRUNC);
@@ -81,7 +85,7 @@ TEST(KillSuidgidTest, MarkedOpenAndCreateCarryTheMark) {
   c.mode = S_IFREG | 04755;
   c.open_flags = FUSE_OPEN_KILL_SUIDGID;
   std::vector<char> create_req = Request(FUSE_CREATE, c);
-  CarryKillSuidgid(create_req.data(), create_req.size());
+  EXPECT_EQ(CarryKillSuidgid(create_req.data(), create_req.size(), true), create_req.size());
   const auto carried = ArgumentOf<fuse_create_in>(create_req);
   EXPECT_EQ(carried.mode, static_cast<uint32_t>(S_IFREG | 04755)) << "the mode asked for stays";
   fi = FileInfo(carried.flags);
@@ -94,7 +98,7 @@ TEST(KillSuidgidTest, MarkedSetattrCarriesTheMarkInTheUnusedMode) {
   s.valid = FATTR_SIZE | FATTR_KILL_SUIDGID;
   s.size = 7;
   std::vector<char> buf = Request(FUSE_SETATTR, s);
-  CarryKillSuidgid(buf.data(), buf.size());
+  EXPECT_EQ(CarryKillSuidgid(buf.data(), buf.size(), true), buf.size());
   const auto carried = ArgumentOf<fuse_setattr_in>(buf);
   EXPECT_EQ(carried.size, 7U);
   struct stat attr {};
@@ -106,7 +110,7 @@ TEST(KillSuidgidTest, SetattrWithoutTheMarkOrWithAModeCarriesNothing) {
   fuse_setattr_in plain{};
   plain.valid = FATTR_SIZE;
   std::vector<char> buf = Request(FUSE_SETATTR, plain);
-  CarryKillSuidgid(buf.data(), buf.size());
+  EXPECT_EQ(CarryKillSuidgid(buf.data(), buf.size(), true), buf.size());
   struct stat attr {};
   attr.st_mode = ArgumentOf<fuse_setattr_in>(buf).mode;
   EXPECT_FALSE(TakeKillSuidgid(attr, FUSE_SET_ATTR_SIZE));
@@ -117,7 +121,7 @@ TEST(KillSuidgidTest, SetattrWithoutTheMarkOrWithAModeCarriesNothing) {
   chmod.mode = S_IFREG | 06000;
   buf = Request(FUSE_SETATTR, chmod);
   const std::vector<char> before = buf;
-  CarryKillSuidgid(buf.data(), buf.size());
+  EXPECT_EQ(CarryKillSuidgid(buf.data(), buf.size(), true), buf.size());
   EXPECT_EQ(buf, before);
   attr.st_mode = kKillSuidgidMode;
   EXPECT_FALSE(TakeKillSuidgid(attr, FUSE_SET_ATTR_MODE));
@@ -129,15 +133,71 @@ TEST(KillSuidgidTest, ShortRequestsAndOtherOpcodesAreLeftAlone) {
   std::vector<char> buf = Request(FUSE_WRITE, w);
   buf.resize(sizeof(fuse_in_header) + 8);  // cut inside the argument
   std::vector<char> before = buf;
-  CarryKillSuidgid(buf.data(), buf.size());
+  EXPECT_EQ(CarryKillSuidgid(buf.data(), buf.size(), true), buf.size());
   EXPECT_EQ(buf, before);
-  CarryKillSuidgid(buf.data(), 3);  // not even a header
+  EXPECT_EQ(CarryKillSuidgid(buf.data(), 3, true), 3U);  // not even a header
   EXPECT_EQ(buf, before);
 
   buf = Request(FUSE_GETATTR, w);  // the same bytes under another opcode
   before = buf;
-  CarryKillSuidgid(buf.data(), buf.size());
+  EXPECT_EQ(CarryKillSuidgid(buf.data(), buf.size(), true), buf.size());
   EXPECT_EQ(buf, before);
+}
+
+// An extended SETXATTR (FUSE_SETXATTR_EXT): header, {size, flags,
+// setxattr_flags, padding}, name, value.
+std::vector<char> ExtendedSetxattr(uint32_t flags, uint32_t setxattr_flags, const std::string& name,
+                                   const std::string& value) {
+  fuse_setxattr_in x{};
+  x.size = static_cast<uint32_t>(value.size());
+  x.flags = flags;
+  x.setxattr_flags = setxattr_flags;
+  fuse_in_header in{};
+  in.opcode = FUSE_SETXATTR;
+  in.len = static_cast<uint32_t>(sizeof(in) + sizeof(x) + name.size() + 1 + value.size());
+  std::vector<char> buf(in.len);
+  std::memcpy(buf.data(), &in, sizeof(in));
+  std::memcpy(buf.data() + sizeof(in), &x, sizeof(x));
+  std::memcpy(buf.data() + sizeof(in) + sizeof(x), name.c_str(), name.size() + 1);
+  std::memcpy(buf.data() + sizeof(in) + sizeof(x) + name.size() + 1, value.data(), value.size());
+  return buf;
+}
+
+TEST(KillSuidgidTest, AnExtendedSetxattrBecomesTheOldLayoutWithItsMark) {
+  const std::string value("\x02\x00\x00\x00acl", 7);
+  std::vector<char> buf = ExtendedSetxattr(kXattrReplace, FUSE_SETXATTR_ACL_KILL_SGID,
+                                           "system.posix_acl_access", value);
+  const size_t len = CarryKillSuidgid(buf.data(), buf.size(), true);
+  ASSERT_EQ(len, buf.size() - 8);
+  fuse_in_header in;
+  std::memcpy(&in, buf.data(), sizeof(in));
+  EXPECT_EQ(in.len, len);
+  // What libfuse 3.14 reads: {size, flags}, then name and value.
+  uint32_t compat[2];
+  std::memcpy(compat, buf.data() + sizeof(in), sizeof(compat));
+  EXPECT_EQ(compat[0], value.size());
+  int flags = static_cast<int>(compat[1]);
+  EXPECT_TRUE(TakeAclKillSgid(&flags));
+  EXPECT_EQ(flags, kXattrReplace);
+  const char* name = buf.data() + sizeof(in) + sizeof(compat);
+  EXPECT_STREQ(name, "system.posix_acl_access");
+  EXPECT_EQ(std::string(name + std::strlen(name) + 1, value.size()), value);
+}
+
+TEST(KillSuidgidTest, AnUnmarkedExtendedSetxattrKeepsItsFlags) {
+  std::vector<char> buf = ExtendedSetxattr(0, 0, "user.k", "v");
+  const size_t len = CarryKillSuidgid(buf.data(), buf.size(), true);
+  ASSERT_EQ(len, buf.size() - 8);
+  uint32_t compat[2];
+  std::memcpy(compat, buf.data() + sizeof(fuse_in_header), sizeof(compat));
+  int flags = static_cast<int>(compat[1]);
+  EXPECT_FALSE(TakeAclKillSgid(&flags));
+  EXPECT_EQ(flags, 0);
+  // Without FUSE_SETXATTR_EXT the kernel sends the old layout: left alone.
+  std::vector<char> old = buf;
+  EXPECT_EQ(CarryKillSuidgid(old.data(), len, false), len);
+  EXPECT_EQ(std::vector<char>(old.begin(), old.begin() + static_cast<long>(len)),
+            std::vector<char>(buf.begin(), buf.begin() + static_cast<long>(len)));
 }
 
 }  // namespace

@@ -41,9 +41,9 @@ TEST_F(SpillStoreTest, NamesAndTokensRoundTrip) {
   EXPECT_EQ(SpillStore::NameOf(0xabcULL), "0000000000000abc");
   EXPECT_EQ(SpillStore::TokenOf("0000000000000abc"), 0xabcULL);
   EXPECT_EQ(SpillStore::TokenOf(SpillStore::NameOf(~0ULL)), ~0ULL);
-  EXPECT_EQ(SpillStore::TokenOf("abc"), 0U);                // too short
-  EXPECT_EQ(SpillStore::TokenOf("000000000000ABCD"), 0U);   // not ours
-  EXPECT_EQ(SpillStore::TokenOf("00000000000000g1"), 0U);   // not hex
+  EXPECT_EQ(SpillStore::TokenOf("abc"), 0U);               // too short
+  EXPECT_EQ(SpillStore::TokenOf("000000000000ABCD"), 0U);  // not ours
+  EXPECT_EQ(SpillStore::TokenOf("00000000000000g1"), 0U);  // not hex
   for (int i = 0; i < 100; ++i) EXPECT_NE(SpillStore::NewToken(), 0U);
   EXPECT_NE(SpillStore::NewToken(), SpillStore::NewToken());
 }
