@@ -50,7 +50,7 @@ Result<std::unique_ptr<Overlay>> Overlay::Open(UniqueFd lower_fd, const OverlayO
       Result<void> set = own.ok() ? space->SetOwnUsage(*own) : Result<void>(Errno{own.error()});
       if (!set.ok()) {
         spdlog::warn("tier {}: cannot measure what it holds ({}); its filesystem's usage counts",
-                     static_cast<int>(tier.layer), ErrnoText(set.error()));
+                     tier.layer == Layer::kMemory ? "memory" : "disk", ErrnoText(set.error()));
       }
     }
     spaces[static_cast<size_t>(tier.layer)] = std::move(space);

@@ -164,7 +164,7 @@ std::vector<char> ExtendedSetxattr(uint32_t flags, uint32_t setxattr_flags, cons
 }
 
 TEST(KillSuidgidTest, AnExtendedSetxattrBecomesTheOldLayoutWithItsMark) {
-  const std::string value("\x02\x00\x00\x00acl", 7);
+  const std::string value = std::string("\x02\0\0\0", 4) + "acl";
   std::vector<char> buf = ExtendedSetxattr(kXattrReplace, FUSE_SETXATTR_ACL_KILL_SGID,
                                            "system.posix_acl_access", value);
   const size_t len = CarryKillSuidgid(buf.data(), buf.size(), true);
