@@ -49,6 +49,9 @@ class SpillStore;
 // times; a symlink's target; a device or fifo. For copy-up and moves across
 // layers (overlay_route.cc).
 Result<void> CopyNodeInto(int src, const struct stat& st, int dirfd, const char* name);
+// The inode number a file copied up from the volume recorded
+// (markers::kOriginXattr on `fd`, O_PATH is fine); 0 if none.
+uint64_t OriginIno(int fd);
 // Copies the xattrs of `from` to `to` (both O_PATH fds), reserved ones and
 // those the target refuses as unsupported excepted.
 Result<void> CopyXattrs(int from, int to);
@@ -361,8 +364,6 @@ class Overlay {
   // For RemoveTreeAt on a tier: the store's data of each stub removed goes
   // with it.
   std::function<void(int, const char*, const struct stat&)> SpilledDataDropper();
-  // The stub of spilled `node`, found by one of its names (O_PATH).
-  Result<UniqueFd> StubOf(Node* node);
   // A spilled file's link count is its stub's: `st` (its data's attributes)
   // is given it.
   void SpilledLinks(Node* node, struct stat& st);
@@ -466,6 +467,9 @@ class Overlay {
   // The victim of an unlink or rename, when it is a stub losing its last
   // name: its data leaves the store (open fds keep it) and stands in for it.
   void ReleaseSpilled(Victim* victim);
+  // The stub of spilled `node`, found by one of its names: an O_PATH fd and
+  // its stat.
+  Result<Victim> StubOf(Node* node);
   // The file a rename replaces (`dst`, `new_name` in `new_parent`; none when
   // null), to hold like an unlinked one: on the destination's layer
   // (`dirfd`), or on the volume beneath a tier, where it stays hidden until

@@ -186,12 +186,16 @@ Result<Entry> Overlay::LookupRouted(Node* parent, std::string_view name, int rou
   return e;
 }
 
+uint64_t OriginIno(int fd) {
+  uint64_t ino = 0;
+  Result<size_t> got = sys::GetXattr(fd, markers::kOriginXattr, &ino, sizeof(ino));
+  return got.ok() && *got == sizeof(ino) ? ino : 0;
+}
+
 void Overlay::KeepOrigin(Node* node, int dirfd, const char* name) {
   Result<UniqueFd> fd = sys::OpenBeneath(dirfd, name, O_PATH | O_NOFOLLOW);
   if (!fd.ok()) return;
-  uint64_t ino = 0;
-  Result<size_t> got = sys::GetXattr(fd->get(), markers::kOriginXattr, &ino, sizeof(ino));
-  if (got.ok() && *got == sizeof(ino) && ino != 0) table_->KeepIno(node, ino);
+  if (uint64_t ino = OriginIno(fd->get()); ino != 0) table_->KeepIno(node, ino);
   resolver_->Prime(node, std::move(*fd));
 }
 

@@ -115,9 +115,8 @@ Result<std::optional<Entry>> Overlay::LookupSpilled(Node* parent, std::string_vi
   if (created) {
     // Its number: the volume's if it was copied up from there, else the
     // stub's own, which it had before it spilled.
-    uint64_t origin = 0;
-    Result<size_t> got = sys::GetXattr(stub->get(), markers::kOriginXattr, &origin, sizeof(origin));
-    if (!got.ok() || *got != sizeof(origin) || origin == 0) {
+    uint64_t origin = OriginIno(stub->get());
+    if (origin == 0) {
       struct stat reported = st;
       ReportIno(reported);
       origin = static_cast<uint64_t>(reported.st_ino);
@@ -131,7 +130,7 @@ Result<std::optional<Entry>> Overlay::LookupSpilled(Node* parent, std::string_vi
   return std::optional<Entry>(e);
 }
 
-Result<UniqueFd> Overlay::StubOf(Node* node) {
+Result<Overlay::Victim> Overlay::StubOf(Node* node) {
   const BackingId want = table_->Backing(node);
   for (const Location& loc : table_->Locations(node)) {
     Result<SharedFd> dir = resolver_->Fd(loc.parent.get(), node->layer());
@@ -139,25 +138,25 @@ Result<UniqueFd> Overlay::StubOf(Node* node) {
     Result<UniqueFd> stub = sys::OpenBeneath((*dir)->get(), loc.name.c_str(), O_PATH | O_NOFOLLOW);
     if (!stub.ok()) continue;
     Result<struct stat> st = sys::Fstat(stub->get());
-    if (st.ok() && st->st_dev == want.dev && st->st_ino == want.ino) return stub;
+    if (st.ok() && st->st_dev == want.dev && st->st_ino == want.ino) {
+      return Victim{std::move(*stub), *st};
+    }
   }
   return Errno{ESTALE};
 }
 
 void Overlay::SpilledLinks(Node* node, struct stat& st) {
   if (node->spilled() == 0 || st.st_nlink == 0) return;
-  Result<UniqueFd> stub = StubOf(node);
-  if (!stub.ok()) return;
-  if (Result<struct stat> sst = sys::Fstat(stub->get()); sst.ok()) st.st_nlink = sst->st_nlink;
+  if (Result<Victim> stub = StubOf(node); stub.ok()) st.st_nlink = stub->st.st_nlink;
 }
 
 Result<Entry> Overlay::LinkSpilled(Node* node, Node* new_parent, std::string_view new_name,
                                    int dirfd, Layer layer, int route) {
-  Result<UniqueFd> stub = StubOf(node);
+  Result<Victim> stub = StubOf(node);
   if (!stub.ok()) return Errno{stub.error()};
   const std::string n(new_name);
-  DETOURFS_TRY(sys::LinkFd(stub->get(), dirfd, n.c_str()));
-  Result<struct stat> sst = sys::Fstat(stub->get());
+  DETOURFS_TRY(sys::LinkFd(stub->fd.get(), dirfd, n.c_str()));
+  Result<struct stat> sst = sys::Fstat(stub->fd.get());  // its link count now
   if (!sst.ok()) return Errno{sst.error()};
   Entry e{table_->Remember(new_parent, new_name, *sst, layer, route), {}};
   Result<SharedFd> data = FdOf(node);
@@ -180,15 +179,14 @@ void Overlay::ReleaseSpilled(Victim* victim) {
   Result<UniqueFd> data = spill_store_->Open(*token, O_PATH);
   if (data.ok()) {
     if (Result<struct stat> dst = sys::Fstat(data->get()); dst.ok()) {
+      // The data's attributes, with the stub's identity and link count (the
+      // table finds the node by them).
+      const struct stat stub = victim->st;
       victim->fd = std::move(*data);
-      victim->st.st_size = dst->st_size;
-      victim->st.st_mode = dst->st_mode;
-      victim->st.st_uid = dst->st_uid;
-      victim->st.st_gid = dst->st_gid;
-      victim->st.st_blocks = dst->st_blocks;
-      victim->st.st_atim = dst->st_atim;
-      victim->st.st_mtim = dst->st_mtim;
-      victim->st.st_ctim = dst->st_ctim;
+      victim->st = *dst;
+      victim->st.st_dev = stub.st_dev;
+      victim->st.st_ino = stub.st_ino;
+      victim->st.st_nlink = stub.st_nlink;
     }
   }
   DropSpilledData(*token);
