@@ -259,7 +259,9 @@ class Overlay {
   Result<SharedFd> EnsureUpperDir(Node* dir, Layer tier);
   // Moves a routed node still on the volume to its tier: data, mode, owner,
   // times, xattrs. Its node id stays. No-op for nodes already up.
-  Result<void> CopyUp(Node* node);
+  // `data_to_store`: a file's data goes to the spill store instead, its name
+  // on the (full memory) tier to a stub (CopyUpToStore).
+  Result<void> CopyUp(Node* node, bool data_to_store = false);
   // Pins the inode number a tier file copied up from the volume recorded
   // (`name` in `dirfd`), for a node just created for it.
   void KeepOrigin(Node* node, int dirfd, const char* name);
@@ -371,6 +373,10 @@ class Overlay {
   // (on `layer`, under `route`).
   Result<Entry> LinkSpilled(Node* node, Node* new_parent, std::string_view new_name, int dirfd,
                             Layer layer, int route);
+  // For CopyUp into a full memory tier: copies the volume file `src` (stat
+  // `st`) into the spill store, then makes its stub `name` in `dirfd`.
+  // Returns the data's token.
+  Result<uint64_t> CopyUpToStore(int src, const struct stat& st, int dirfd, const char* name);
   // At start: removes store data no stub on the memory tier refers to (left
   // by a crash, or a memory tier emptied by a reboot). Returns how many.
   Result<size_t> CollectSpillGarbage();

@@ -13,6 +13,7 @@
 #include "inodes/resolver.h"
 #include "overlay/backing_tree.h"
 #include "overlay/markers.h"
+#include "store/spill_store.h"
 #include "sys/sys.h"
 
 namespace detourfs {
@@ -258,7 +259,7 @@ Result<void> Overlay::LinkUpOtherNames(Node* node, const std::vector<Location>& 
   return {};
 }
 
-Result<void> Overlay::CopyUp(Node* node) {
+Result<void> Overlay::CopyUp(Node* node, bool data_to_store) {
   std::lock_guard lock(copy_up_mu_);
   if (!NeedsCopyUp(node)) return {};
   const Layer tier = TierOf(node->route());
@@ -284,7 +285,14 @@ Result<void> Overlay::CopyUp(Node* node) {
   Result<struct stat> st = sys::Fstat((*src)->get());
   if (!st.ok()) return Errno{st.error()};
   const char* name = loc.name.c_str();
-  DETOURFS_TRY(CopyNodeInto((*src)->get(), *st, pfd, name));
+  uint64_t token = 0;  // the copy's data in the spill store, its file a stub
+  if (data_to_store) {
+    Result<uint64_t> stored = CopyUpToStore((*src)->get(), *st, pfd, name);
+    if (!stored.ok()) return Errno{stored.error()};
+    token = *stored;
+  } else {
+    DETOURFS_TRY(CopyNodeInto((*src)->get(), *st, pfd, name));
+  }
   // A file with several names on the volume keeps them linked when the table
   // knows them all and all are routed to this tier: each becomes a link to
   // the copy (the volume's names stay, hidden). Otherwise the copy is this
@@ -312,6 +320,12 @@ Result<void> Overlay::CopyUp(Node* node) {
   }
   table_->Rebind(node, *ust, tier);
   resolver_->Drop(node->id(), Layer::kVolume);
+  if (token != 0) {
+    table_->SetSpilled(node, token);
+    Result<UniqueFd> data = spill_store_->Open(token, O_PATH);
+    if (!data.ok()) return Errno{data.error()};
+    fd = std::move(data);
+  }
   resolver_->Prime(node, tier, std::move(*fd));
   return RepointHandles(node, held);
 }

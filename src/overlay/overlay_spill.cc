@@ -2,9 +2,10 @@
 // gives, never fails a write: the file being written moves on along its
 // route's fallback chain — a memory file's data to the disk tier's spill
 // store (overlay_spill_store.cc), else the file to the volume at the same
-// path (its open handles follow) — and the write goes on there; a volume
-// file that would be copied up into a full tier is changed where it is. The
-// volume is the last link of every route's fallback chain.
+// path (its open handles follow) — and the write goes on there. A volume
+// file that would be copied up into a full tier follows the same chain: its
+// data to the spill store (a stub on the memory tier), else it is changed
+// where it is. The volume is the last link of every route's fallback chain.
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -286,9 +287,17 @@ Result<void> Overlay::CopyUpWithin(Node* node, Layer tier) {
 Result<void> Overlay::PrepareChange(Node* node) {
   if (!NeedsCopyUp(node)) return {};
   if (node->is_dir()) return CopyUp(node);
-  Result<void> r = CopyUpWithin(node, TierOf(node->route()));
-  if (!r.ok() && IsFull(r.error())) return {};  // the tier is full: changed in place
-  return r;
+  const Layer tier = TierOf(node->route());
+  Result<void> r = CopyUpWithin(node, tier);
+  if (r.ok() || !IsFull(r.error())) return r;
+  // The tier is full: the next link of the route's chain — the disk tier's
+  // spill store for a memory route that falls back to it, else the volume,
+  // where the file is changed in place.
+  if (tier == Layer::kMemory && FallsBackToDisk(node->route())) {
+    r = CopyUp(node, true);
+    if (r.ok() || !IsFull(r.error())) return r;
+  }
+  return {};
 }
 
 Result<SharedFd> Overlay::EnsureLowerDir(Node* dir) {

@@ -92,6 +92,30 @@ Result<void> Overlay::SpillToStore(Node* node) {
   return repointed;
 }
 
+Result<uint64_t> Overlay::CopyUpToStore(int src, const struct stat& st, int dirfd,
+                                        const char* name) {
+  if (!S_ISREG(st.st_mode)) return Errno{ENOSPC};  // nothing to put elsewhere
+  if (!SpaceOf(Layer::kDisk)->Admit(static_cast<uint64_t>(st.st_size))) return Errno{ENOSPC};
+  const uint64_t token = SpillStore::NewToken();
+  const std::string data = SpillStore::NameOf(token);
+  // As in SpillToStore: the data complete first, then the stub — built
+  // unnamed, marked, and linked in whole. A crash in between leaves only
+  // store data no stub refers to, which the next start removes.
+  DETOURFS_TRY(CopyNodeInto(src, st, spill_store_->dir(), data.c_str()));
+  Result<UniqueFd> stub = sys::OpenBeneath(dirfd, ".", O_TMPFILE | O_RDWR, 0);
+  Result<void> made = stub.ok() ? sys::ChownFd(stub->get(), st.st_uid, st.st_gid)
+                                : Result<void>(Errno{stub.error()});
+  if (made.ok()) made = markers::MarkSpilled(stub->get(), token);
+  if (made.ok()) made = sys::LinkFd(stub->get(), dirfd, name);
+  if (!made.ok()) {
+    DropSpilledData(token);
+    return Errno{made.error()};
+  }
+  spdlog::info("memory tier full: '{}' ({} bytes) copied up with its data on the disk tier", name,
+               st.st_size);
+  return token;
+}
+
 Result<std::optional<Entry>> Overlay::LookupSpilled(Node* parent, std::string_view name, int dirfd,
                                                     const struct stat& st, Layer tier, int route) {
   const std::string n(name);

@@ -1,9 +1,10 @@
 // The memory tier's fallback to the disk tier, on real mounts: a 4 MiB tmpfs
 // memory tier, a tmpfs disk tier of its own, node_modules routed to memory
 // (default chain: memory -> disk -> volume). A file that outgrows the full
-// memory tier keeps its names, inode number and attributes; its data lands
-// in the disk tier's spill store, never on the volume, survives a restart,
-// and leaves the store with its last name.
+// memory tier — or a volume file changed while it would not fit there —
+// keeps its names, inode number and attributes; its data lands in the disk
+// tier's spill store, never on the volume, survives a restart, and leaves
+// the store with its last name.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
@@ -246,6 +247,51 @@ TEST_P(DiskFallbackTest, AnEmptyModeZeroFileIsNotTakenForAStub) {
   EXPECT_EQ(ReadFile(M("node_modules/empty")), "");
 }
 
+TEST_P(DiskFallbackTest, AVolumeFileTooBigForTheMemoryTierIsCopiedUpToDisk) {
+  // On the volume before it is first seen: bigger than the whole memory tier.
+  ASSERT_EQ(::mkdir(V("node_modules").c_str(), 0755), 0);
+  const std::string old = Pattern(6 * kMiB, 3);
+  ASSERT_EQ(WriteFile(V("node_modules/old.bin"), old, 0640), 0);
+  ASSERT_EQ(::setxattr(V("node_modules/old.bin").c_str(), "user.k", "v", 1, 0), 0);
+  const ino_t ino = Lstat(M("node_modules/old.bin")).st_ino;
+  {
+    int fd = ::open(M("node_modules/old.bin").c_str(), O_WRONLY | O_APPEND);
+    ASSERT_GE(fd, 0) << strerror(errno);
+    ASSERT_EQ(::write(fd, "tail", 4), 4);
+    ASSERT_EQ(::close(fd), 0);
+  }
+  // The volume's copy is untouched (the change went to the tiers); the
+  // memory tier holds a stub, the disk tier's store the data.
+  EXPECT_EQ(ReadFile(V("node_modules/old.bin")), old);
+  struct stat stub = Lstat(Mem("node_modules/old.bin"));
+  EXPECT_EQ(stub.st_size, 0);
+  EXPECT_EQ(stub.st_mode & 07777, 0U);
+  std::vector<std::pair<std::string, off_t>> stored = Stored();
+  ASSERT_EQ(stored.size(), 1U);
+  EXPECT_EQ(stored[0].second, static_cast<off_t>(6 * kMiB + 4));
+  EXPECT_NE(fs_->Log().find("copied up with its data on the disk tier"), std::string::npos);
+  // Through the mount: the same file, changed — number, mode, xattr kept.
+  const std::string want = old + "tail";
+  auto check = [&] {
+    EXPECT_EQ(ReadFile(M("node_modules/old.bin")), want);
+    struct stat st = Lstat(M("node_modules/old.bin"));
+    EXPECT_EQ(st.st_ino, ino);
+    EXPECT_EQ(st.st_mode & 07777, 0640U);
+    EXPECT_EQ(st.st_nlink, 1U);
+    char v = 0;
+    EXPECT_EQ(::getxattr(M("node_modules/old.bin").c_str(), "user.k", &v, 1), 1);
+  };
+  check();
+  Restart();
+  check();
+  EXPECT_EQ(Stored().size(), 1U);
+  // Removed: the data goes, and the volume's old copy stays hidden.
+  ASSERT_EQ(::unlink(M("node_modules/old.bin").c_str()), 0);
+  EXPECT_TRUE(Stored().empty());
+  EXPECT_FALSE(Exists(M("node_modules/old.bin")));
+  EXPECT_TRUE(ListDir(M("node_modules")).empty());
+}
+
 // A disk tier too small for the file: it moves on to the volume, whole.
 class DiskFullFallbackTest : public DiskFallbackTest {
  protected:
@@ -262,6 +308,24 @@ TEST_P(DiskFullFallbackTest, AFileTooBigForBothTiersEndsOnTheVolume) {
   EXPECT_FALSE(Exists(Mem("node_modules/huge.bin")));
   Restart();
   EXPECT_EQ(ReadFile(M("node_modules/huge.bin")), Pattern(24 * kMiB, 9));
+}
+
+TEST_P(DiskFullFallbackTest, AVolumeFileTooBigForBothTiersIsChangedOnTheVolume) {
+  ASSERT_EQ(::mkdir(V("node_modules").c_str(), 0755), 0);
+  const std::string old = Pattern(12 * kMiB, 5);
+  ASSERT_EQ(WriteFile(V("node_modules/old.bin"), old, 0640), 0);
+  const ino_t ino = Lstat(M("node_modules/old.bin")).st_ino;
+  {
+    int fd = ::open(M("node_modules/old.bin").c_str(), O_WRONLY | O_APPEND);
+    ASSERT_GE(fd, 0) << strerror(errno);
+    ASSERT_EQ(::write(fd, "tail", 4), 4);
+    ASSERT_EQ(::close(fd), 0);
+  }
+  EXPECT_EQ(ReadFile(V("node_modules/old.bin")), old + "tail");
+  EXPECT_FALSE(Exists(Mem("node_modules/old.bin")));
+  EXPECT_TRUE(Stored().empty());
+  EXPECT_EQ(Lstat(M("node_modules/old.bin")).st_ino, ino);
+  EXPECT_EQ(ReadFile(M("node_modules/old.bin")), old + "tail");
 }
 
 DETOURFS_MOUNT_TEST_P(DiskFallbackTest);
