@@ -196,9 +196,13 @@ class Overlay {
 
   // Files.
   Result<std::unique_ptr<FileHandle>> Open(uint64_t ino, int flags);
+  // Creates and opens `name`; without O_EXCL a file that exists is opened
+  // (and, with `kill_suidgid` — an O_TRUNC by a caller without CAP_FSETID —
+  // loses setuid and setgid as Open's caller would make it).
   Result<std::pair<Entry, std::unique_ptr<FileHandle>>> Create(uint64_t parent,
                                                                std::string_view name, mode_t mode,
-                                                               int flags, const Caller& caller);
+                                                               int flags, const Caller& caller,
+                                                               bool kill_suidgid = false);
   void Release(std::unique_ptr<FileHandle> fh);
   // Writes `size` bytes at `off` through `write(fd, off, size)` (which
   // returns bytes written or -errno, and continues where it stopped when
@@ -247,7 +251,8 @@ class Overlay {
   // Create's answer for a name a routed directory already has.
   Result<std::pair<Entry, std::unique_ptr<FileHandle>>> OpenExistingRouted(Node* parent,
                                                                            std::string_view name,
-                                                                           int flags);
+                                                                           int flags,
+                                                                           bool kill_suidgid);
   // What a node that lost its fd and every name (past the orphan budget)
   // answers, when resolving it failed with `error`.
   Result<struct stat> LastAttrOf(Node* node, int error);

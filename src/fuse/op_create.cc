@@ -10,10 +10,10 @@ void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
   Guarded(req, "create", [&] {
     Overlay* overlay = FuseContext::From(req).overlay;
     // The kill mark comes with any O_TRUNC by a caller without CAP_FSETID;
-    // it concerns only a file that exists, and the file made here gets the
-    // mode asked for.
-    static_cast<void>(TakeKillSuidgid(fi));
-    auto r = overlay->Create(parent, name, mode, fi->flags, CallerOf(req));
+    // it concerns only a file that exists (the kernel's "no such name" was
+    // stale), and a file made here gets the mode asked for.
+    const bool kill_suidgid = TakeKillSuidgid(fi);
+    auto r = overlay->Create(parent, name, mode, fi->flags, CallerOf(req), kill_suidgid);
     if (!r.ok()) return ReplyErr(req, r.error(), "create");
     auto& [entry, fh] = *r;
     fi->keep_cache = 1;

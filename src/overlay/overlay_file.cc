@@ -71,7 +71,8 @@ Result<std::unique_ptr<FileHandle>> Overlay::Open(uint64_t ino, int flags) {
 Result<std::pair<Entry, std::unique_ptr<FileHandle>>> Overlay::Create(uint64_t parent_ino,
                                                                       std::string_view name,
                                                                       mode_t mode, int flags,
-                                                                      const Caller& caller) {
+                                                                      const Caller& caller,
+                                                                      bool kill_suidgid) {
   Result<Node*> parent = NodeOf(parent_ino);
   if (!parent.ok()) return Errno{parent.error()};
   std::shared_lock names(names_mu_);
@@ -79,7 +80,7 @@ Result<std::pair<Entry, std::unique_ptr<FileHandle>>> Overlay::Create(uint64_t p
   // A name a routed directory already has (maybe still on the volume) is
   // opened, and copied up by Open when written.
   if (!place.ok() && place.error() == EEXIST && !(flags & O_EXCL)) {
-    return OpenExistingRouted(*parent, name, flags);
+    return OpenExistingRouted(*parent, name, flags, kill_suidgid);
   }
   if (!place.ok()) return Errno{place.error()};
   const int dirfd = place->dir->get();
@@ -118,17 +119,38 @@ Result<std::pair<Entry, std::unique_ptr<FileHandle>>> Overlay::Create(uint64_t p
   fh->fd = std::make_shared<const UniqueFd>(std::move(*fd));
   table_->AddOpenFd(e.node, fh->fd);
   Track(fh.get());
+  if (!created && kill_suidgid) {
+    // An existing file (made behind the kernel's cached "no such name")
+    // truncated by a caller without CAP_FSETID, as Open does.
+    names.unlock();
+    SetAttrRequest kill;
+    kill.kill_suidgid = true;
+    Result<struct stat> now = SetAttr(e.node->id(), kill, fh.get());
+    if (!now.ok()) {
+      Release(std::move(fh));
+      Forget(e.node->id(), 1);
+      return Errno{now.error()};
+    }
+    e.attr = *now;
+  }
   return std::make_pair(e, std::move(fh));
 }
 
 Result<std::pair<Entry, std::unique_ptr<FileHandle>>> Overlay::OpenExistingRouted(
-    Node* parent, std::string_view name, int flags) {
+    Node* parent, std::string_view name, int flags, bool kill_suidgid) {
   const int route = ChildRoute(parent, name, false);
   Result<Entry> existing = LookupRouted(parent, name, route, TierOf(route));
   if (!existing.ok()) return Errno{existing.error()};
   Node* node = existing->node;
   Result<std::unique_ptr<FileHandle>> fh = Open(node->id(), flags);
-  Result<struct stat> st = fh.ok() ? GetAttr(node->id(), fh->get()) : Errno{fh.error()};
+  Result<struct stat> st = Errno{EIO};
+  if (fh.ok() && kill_suidgid) {
+    SetAttrRequest kill;
+    kill.kill_suidgid = true;
+    st = SetAttr(node->id(), kill, fh->get());
+  } else {
+    st = fh.ok() ? GetAttr(node->id(), fh->get()) : Errno{fh.error()};
+  }
   if (!st.ok()) {
     if (fh.ok()) Release(std::move(*fh));
     Forget(node->id(), 1);

@@ -127,6 +127,41 @@ TEST_P(AttrTest, TruncateByAnotherUserClearsSetuid) {
   EXPECT_EQ(Lstat(by_open).st_size, 0);
 }
 
+// The kernel trusts "no such name" for a while; a file made behind the
+// mount meanwhile (on a separate volume directory here) reaches the daemon
+// as a CREATE without O_EXCL, which opens it: an O_TRUNC by another user
+// must clear setuid and setgid as an open of the known file does.
+class AttrBehindTheMountTest : public MountTest {
+ protected:
+  MountConfig Config() const override {
+    MountConfig c = MountTest::Config();
+    c.separate_lower = true;
+    return c;
+  }
+};
+
+TEST_P(AttrBehindTheMountTest, TruncatingCreateOfAFileMadeBehindTheMountClearsSetuid) {
+  ASSERT_EQ(::mkdir(M("d").c_str(), 0777), 0);
+  ASSERT_EQ(::chmod(M("d").c_str(), 0777), 0);
+  const std::string p = M("d/late");
+  ASSERT_NE(::access(p.c_str(), F_OK), 0);  // cached by the kernel: no such name
+  const std::string behind = fs_->lower() + "/d/late";
+  ASSERT_EQ(WriteFile(behind, "x"), 0);
+  ASSERT_EQ(::chmod(behind.c_str(), 06777), 0);
+  EXPECT_EQ(AsUser(kUser, kGroup,
+                   [&] {
+                     int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+                     if (fd < 0) return errno;
+                     ::close(fd);
+                     return 0;
+                   }),
+            0);
+  struct stat st = Lstat(p);
+  EXPECT_EQ(st.st_mode & 07777, 0777U);
+  EXPECT_EQ(st.st_size, 0);
+  EXPECT_EQ(Lstat(behind).st_mode & 07777, 0777U);
+}
+
 TEST_P(AttrTest, ChownClearsSetuidEvenByRoot) {
   const std::string p = MakeFileWithMode(M("suid"), 06755);
   ASSERT_EQ(::chown(p.c_str(), 1234, 1234), 0);
@@ -217,6 +252,7 @@ TEST_P(AttrTest, AccessFollowsModeBits) {
 }
 
 DETOURFS_MOUNT_TEST_P(AttrTest);
+DETOURFS_MOUNT_TEST_P(AttrBehindTheMountTest);
 
 }  // namespace
 }  // namespace detourfs::testing

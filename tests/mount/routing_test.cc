@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "lib/as_user.h"
 #include "lib/files.h"
 #include "mount/routing_fixture.h"
 
@@ -91,6 +92,31 @@ TEST_P(RoutingTest, FirstChangeCopiesAVolumeFileUpWithItsMetadata) {
   ASSERT_EQ(::chmod(M("node_modules/b.js").c_str(), 0600), 0);
   EXPECT_EQ(Lstat(Mem("node_modules/b.js")).st_mode & 07777, 0600U);
   EXPECT_EQ(Lstat(V("node_modules/b.js")).st_mode & 07777, 0644U);
+}
+
+TEST_P(RoutingTest, TruncatingCreateOfAVolumeFileTheKernelThoughtMissingClearsSetuid) {
+  // The kernel caches "no such name"; the volume gets the file meanwhile
+  // (behind the mount), so the open below reaches the daemon as a CREATE
+  // that meets it: copied up, truncated, and cleared as for a known file.
+  ASSERT_EQ(::mkdir(V("node_modules").c_str(), 0777), 0);
+  ASSERT_EQ(::chmod(V("node_modules").c_str(), 0777), 0);
+  ASSERT_NE(::access(M("node_modules/late").c_str(), F_OK), 0);
+  ASSERT_EQ(WriteFile(V("node_modules/late"), "old"), 0);
+  ASSERT_EQ(::chmod(V("node_modules/late").c_str(), 06777), 0);
+  const std::string p = M("node_modules/late");
+  EXPECT_EQ(AsUser(kUser, kGroup,
+                   [&] {
+                     int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+                     if (fd < 0) return errno;
+                     ::close(fd);
+                     return 0;
+                   }),
+            0);
+  struct stat st = Lstat(p);
+  EXPECT_EQ(st.st_mode & 07777, 0777U);
+  EXPECT_EQ(st.st_size, 0);
+  EXPECT_EQ(Lstat(Mem("node_modules/late")).st_mode & 07777, 0777U);
+  EXPECT_EQ(ReadFile(V("node_modules/late")), "old");  // the volume's copy waits for a flush
 }
 
 TEST_P(RoutingTest, DeletingAVolumeEntryLeavesAWhiteoutThatSurvivesRestart) {
