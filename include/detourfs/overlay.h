@@ -2,9 +2,11 @@
 // and return Results. The FUSE adapters unpack a request, call one method and
 // reply; everything else lives here and below.
 //
-// Today there is one layer, the volume (the lower directory), so every call is
-// a pass-through to it; the routing, tiers, copy-up and whiteouts of DESIGN.md
-// slot in here without changing the adapters.
+// Layers: the volume (the lower directory), where unrouted names pass
+// straight through, and the memory and disk tiers, whose upper trees routed
+// subtrees live in, overlaid on the volume (copy-up, whiteouts, opaque
+// directories, merged listings, moves across layers, capacity and spills).
+// docs/overlay.md describes the behaviour; the .cc files split it by concern.
 //
 // Ownership: nodes belong to the InodeTable. A method returning an Entry has
 // taken one lookup reference on entry.node for the kernel; the adapter must hand
@@ -20,6 +22,7 @@
 #include <sys/statvfs.h>
 
 #include <array>
+#include <cerrno>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -340,7 +343,10 @@ class Overlay {
   Result<void> RemoveEverywhere(Node* parent, std::string_view name, int route);
   // For RemoveTreeAt: nodes bound to the files removed let go of them.
   std::function<void(int, const char*, const struct stat&)> Unbinder();
-  // Capacity (overlay_spill.cc). The space of a tier, null for the volume.
+  // Capacity (overlay_spill.cc). Whether an errno says a filesystem is
+  // full: out of blocks, or of the owner's quota.
+  static bool IsFull(int err) { return err == ENOSPC || err == EDQUOT; }
+  // The space of a tier, null for the volume.
   TierSpace* SpaceOf(Layer layer) const;
   // Moves a file from its full tier on along its route's fallback chain: a
   // memory file's data to the disk tier's spill store (SpillToStore), else

@@ -193,7 +193,7 @@ Result<void> Overlay::Fallocate(FileHandle& fh, int mode, off_t offset, off_t le
     const Layer layer = DataLayer(fh.node);
     Result<void> r = sys::Fallocate(fh.fd->get(), mode, offset, length);
     if (r.ok() || layer == Layer::kVolume || spills == kLayerCount ||
-        (r.error() != ENOSPC && r.error() != EDQUOT)) {
+        !IsFull(r.error())) {
       return r;
     }
     lock.unlock();
@@ -210,7 +210,7 @@ Result<size_t> Overlay::CopyFileRange(FileHandle& in, off_t off_in, FileHandle& 
     const Layer layer = DataLayer(out.node);
     Result<size_t> r = sys::CopyFileRange(in.fd->get(), off_in, out.fd->get(), off_out, len, flags);
     if (r.ok() || layer == Layer::kVolume || spills == kLayerCount ||
-        (r.error() != ENOSPC && r.error() != EDQUOT)) {
+        !IsFull(r.error())) {
       return r;
     }
     out_lock.unlock();

@@ -222,7 +222,7 @@ Result<void> Overlay::RenameRouted(Node* parent, std::string_view name, Node* ne
   // does not fit on the tier moves on both layers instead.
   if (node->is_dir()) {
     Result<void> up = DeepCopyUp(node);
-    if (!up.ok() && (up.error() == ENOSPC || up.error() == EDQUOT)) {
+    if (!up.ok() && IsFull(up.error())) {
       return RenameDirOnBothLayers(node, parent, name, new_parent, new_name, src_tier, dst_route);
     }
     DETOURFS_TRY(up);

@@ -27,8 +27,6 @@
 namespace detourfs {
 namespace {
 
-bool IsFull(int err) { return err == ENOSPC || err == EDQUOT; }
-
 // The open flags worth keeping when a handle is pointed at a new file.
 int ReopenFlags(int fd) {
   const int flags = ::fcntl(fd, F_GETFL);
