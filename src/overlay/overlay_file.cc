@@ -192,8 +192,7 @@ Result<void> Overlay::Fallocate(FileHandle& fh, int mode, off_t offset, off_t le
     std::shared_lock lock(fh.mu);
     const Layer layer = DataLayer(fh.node);
     Result<void> r = sys::Fallocate(fh.fd->get(), mode, offset, length);
-    if (r.ok() || layer == Layer::kVolume || spills == kLayerCount ||
-        !IsFull(r.error())) {
+    if (r.ok() || layer == Layer::kVolume || spills == kLayerCount || !IsFull(r.error())) {
       return r;
     }
     lock.unlock();
@@ -209,8 +208,7 @@ Result<size_t> Overlay::CopyFileRange(FileHandle& in, off_t off_in, FileHandle& 
     if (&in != &out) in_lock = std::shared_lock(in.mu);
     const Layer layer = DataLayer(out.node);
     Result<size_t> r = sys::CopyFileRange(in.fd->get(), off_in, out.fd->get(), off_out, len, flags);
-    if (r.ok() || layer == Layer::kVolume || spills == kLayerCount ||
-        !IsFull(r.error())) {
+    if (r.ok() || layer == Layer::kVolume || spills == kLayerCount || !IsFull(r.error())) {
       return r;
     }
     out_lock.unlock();
