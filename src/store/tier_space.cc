@@ -19,7 +19,7 @@ constexpr uint64_t kRefreshAfterBytes = uint64_t{8} << 20;
 TierSpace::TierSpace(SharedFd root, uint64_t capacity, double high_watermark)
     : root_(std::move(root)), configured_(capacity), high_watermark_(high_watermark) {}
 
-Result<TierSpace::Usage> TierSpace::RefreshLocked(bool force) {
+Result<TierSpace::Usage> TierSpace::RefreshLocked(bool force, struct statvfs* raw) {
   const auto now = std::chrono::steady_clock::now();
   if (read_ && !force && now - read_at_ < kRefreshEvery && since_refresh_ < kRefreshAfterBytes) {
     Usage u = usage_;
@@ -29,6 +29,7 @@ Result<TierSpace::Usage> TierSpace::RefreshLocked(bool force) {
   }
   Result<struct statvfs> vfs = sys::Fstatvfs(root_->get());
   if (!vfs.ok()) return Errno{vfs.error()};
+  if (raw != nullptr) *raw = *vfs;
   Usage u;
   u.block_size = vfs->f_frsize != 0 ? vfs->f_frsize : 4096;
   const uint64_t size = static_cast<uint64_t>(vfs->f_blocks) * u.block_size;
@@ -91,15 +92,13 @@ bool TierSpace::AboveHighWatermark() {
 }
 
 Result<struct statvfs> TierSpace::StatFs() {
-  Result<struct statvfs> vfs = sys::Fstatvfs(root_->get());
-  if (!vfs.ok()) return Errno{vfs.error()};
+  struct statvfs out {};
   Result<Usage> u = [&] {
     std::lock_guard lock(mu_);
-    return RefreshLocked(true);
+    return RefreshLocked(true, &out);
   }();
   if (!u.ok()) return Errno{u.error()};
   const uint64_t left = std::min(u->capacity - std::min(u->capacity, u->used), u->fs_free);
-  struct statvfs out = *vfs;
   out.f_frsize = u->block_size;
   out.f_blocks = u->capacity / u->block_size;
   out.f_bfree = left / u->block_size;

@@ -50,7 +50,8 @@ class TierSpace {
   Result<void> SetOwnUsage(uint64_t own);
 
  private:
-  Result<Usage> RefreshLocked(bool force);  // requires mu_
+  // Requires mu_. `raw`, if given, gets the statvfs read (force reads one).
+  Result<Usage> RefreshLocked(bool force, struct statvfs* raw = nullptr);
 
   const SharedFd root_;
   const uint64_t configured_;
