@@ -1,6 +1,7 @@
 // AsUser: fork, drop privileges, report the errno back.
 #include "lib/as_user.h"
 
+#include <fcntl.h>
 #include <grp.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -34,6 +35,15 @@ int AsUser(uid_t uid, gid_t gid, const std::function<int()>& fn, const std::vect
       return -1;
     }
     return fn();
+  });
+}
+
+int OpenAsUser(uid_t uid, gid_t gid, const std::string& path, int flags, mode_t mode) {
+  return AsUser(uid, gid, [&] {
+    int fd = ::open(path.c_str(), flags, mode);
+    if (fd < 0) return errno;
+    ::close(fd);
+    return 0;
   });
 }
 

@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <functional>
+#include <string>
 #include <vector>
 
 namespace detourfs::testing {
@@ -24,6 +25,10 @@ int InChild(const std::function<int()>& fn);
 // to switch identity or died.
 int AsUser(uid_t uid, gid_t gid, const std::function<int()>& fn,
            const std::vector<gid_t>& groups = {});
+
+// Opens `path` with `flags` (and `mode`, for O_CREAT) as `uid`/`gid` and
+// closes it: 0, or the errno of the open.
+int OpenAsUser(uid_t uid, gid_t gid, const std::string& path, int flags, mode_t mode = 0644);
 
 // Helpers for `fn`: the errno of a failed call, or 0.
 inline int ErrnoOf(long rc) { return rc < 0 ? errno : 0; }  // NOLINT

@@ -31,6 +31,18 @@ class MountTest : public ::testing::TestWithParam<Backing> {
   int expect_exit_code_ = 0;
 };
 
+// A mount of a separate volume directory (not in place): a test can change
+// the volume behind the mount's back, through L().
+class SeparateLowerMountTest : public MountTest {
+ protected:
+  MountConfig Config() const override {
+    MountConfig c = MountTest::Config();
+    c.separate_lower = true;
+    return c;
+  }
+  std::string L(const std::string& rel) const { return fs_->lower() + "/" + rel; }
+};
+
 // True if this machine can run mount tests; otherwise `why` says what lacks.
 bool CanMount(std::string* why);
 

@@ -113,14 +113,7 @@ TEST_P(AttrTest, TruncateByAnotherUserClearsSetuid) {
                      return rc;
                    }),
             0);
-  EXPECT_EQ(AsUser(kUser, kGroup,
-                   [&] {
-                     int fd = ::open(by_open.c_str(), O_WRONLY | O_TRUNC);
-                     if (fd < 0) return errno;
-                     ::close(fd);
-                     return 0;
-                   }),
-            0);
+  EXPECT_EQ(OpenAsUser(kUser, kGroup, by_open, O_WRONLY | O_TRUNC), 0);
   for (const std::string& p : {by_path, by_fd, by_open}) {
     EXPECT_EQ(Lstat(p).st_mode & 07777, 0777U) << p;
   }
@@ -131,31 +124,17 @@ TEST_P(AttrTest, TruncateByAnotherUserClearsSetuid) {
 // mount meanwhile (on a separate volume directory here) reaches the daemon
 // as a CREATE without O_EXCL, which opens it: an O_TRUNC by another user
 // must clear setuid and setgid as an open of the known file does.
-class AttrBehindTheMountTest : public MountTest {
- protected:
-  MountConfig Config() const override {
-    MountConfig c = MountTest::Config();
-    c.separate_lower = true;
-    return c;
-  }
-};
+using AttrBehindTheMountTest = SeparateLowerMountTest;
 
 TEST_P(AttrBehindTheMountTest, TruncatingCreateOfAFileMadeBehindTheMountClearsSetuid) {
   ASSERT_EQ(::mkdir(M("d").c_str(), 0777), 0);
   ASSERT_EQ(::chmod(M("d").c_str(), 0777), 0);
   const std::string p = M("d/late");
   ASSERT_NE(::access(p.c_str(), F_OK), 0);  // cached by the kernel: no such name
-  const std::string behind = fs_->lower() + "/d/late";
+  const std::string behind = L("d/late");
   ASSERT_EQ(WriteFile(behind, "x"), 0);
   ASSERT_EQ(::chmod(behind.c_str(), 06777), 0);
-  EXPECT_EQ(AsUser(kUser, kGroup,
-                   [&] {
-                     int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-                     if (fd < 0) return errno;
-                     ::close(fd);
-                     return 0;
-                   }),
-            0);
+  EXPECT_EQ(OpenAsUser(kUser, kGroup, p, O_WRONLY | O_CREAT | O_TRUNC), 0);
   struct stat st = Lstat(p);
   EXPECT_EQ(st.st_mode & 07777, 0777U);
   EXPECT_EQ(st.st_size, 0);

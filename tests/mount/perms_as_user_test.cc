@@ -117,14 +117,7 @@ TEST_P(PermsTest, CreateOverAnExistingFileKeepsItsOwner) {
   ASSERT_EQ(WriteFile(M("shared"), "root's", 0666), 0);
   ASSERT_EQ(::chmod(M("shared").c_str(), 0666), 0);
   const std::string p = M("shared");
-  ASSERT_EQ(AsUser(kUser, kGroup,
-                   [&] {
-                     int fd = ::open(p.c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0600);
-                     if (fd < 0) return errno;
-                     ::close(fd);
-                     return 0;
-                   }),
-            0);
+  ASSERT_EQ(OpenAsUser(kUser, kGroup, p, O_CREAT | O_WRONLY | O_TRUNC, 0600), 0);
   EXPECT_EQ(Lstat(p).st_uid, 0U);
   EXPECT_EQ(Lstat(p).st_mode & 0777, 0666U);
 }

@@ -104,14 +104,7 @@ TEST_P(RoutingTest, TruncatingCreateOfAVolumeFileTheKernelThoughtMissingClearsSe
   ASSERT_EQ(WriteFile(V("node_modules/late"), "old"), 0);
   ASSERT_EQ(::chmod(V("node_modules/late").c_str(), 06777), 0);
   const std::string p = M("node_modules/late");
-  EXPECT_EQ(AsUser(kUser, kGroup,
-                   [&] {
-                     int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-                     if (fd < 0) return errno;
-                     ::close(fd);
-                     return 0;
-                   }),
-            0);
+  EXPECT_EQ(OpenAsUser(kUser, kGroup, p, O_WRONLY | O_CREAT | O_TRUNC), 0);
   struct stat st = Lstat(p);
   EXPECT_EQ(st.st_mode & 07777, 0777U);
   EXPECT_EQ(st.st_size, 0);

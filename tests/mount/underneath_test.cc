@@ -15,15 +15,7 @@
 namespace detourfs::testing {
 namespace {
 
-class UnderneathTest : public MountTest {
- protected:
-  MountConfig Config() const override {
-    MountConfig c = MountTest::Config();
-    c.separate_lower = true;
-    return c;
-  }
-  std::string L(const std::string& rel) const { return fs_->lower() + "/" + rel; }
-};
+using UnderneathTest = SeparateLowerMountTest;
 
 TEST_P(UnderneathTest, LowerServesItsFilesAndReceivesWrites) {
   ASSERT_EQ(WriteFile(L("existing"), "from below"), 0);
