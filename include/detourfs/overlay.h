@@ -256,6 +256,10 @@ class Overlay {
                                                                            std::string_view name,
                                                                            int flags,
                                                                            bool kill_suidgid);
+  // The attributes of file `ino` just opened through `fh`; with
+  // `kill_suidgid` (an O_TRUNC by a caller without CAP_FSETID) after setuid
+  // and setgid were cleared, as SetAttr clears them.
+  Result<struct stat> OpenedAttr(uint64_t ino, FileHandle* fh, bool kill_suidgid);
   // What a node that lost its fd and every name (past the orphan budget)
   // answers, when resolving it failed with `error`.
   Result<struct stat> LastAttrOf(Node* node, int error);

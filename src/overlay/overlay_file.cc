@@ -123,9 +123,7 @@ Result<std::pair<Entry, std::unique_ptr<FileHandle>>> Overlay::Create(uint64_t p
     // An existing file (made behind the kernel's cached "no such name")
     // truncated by a caller without CAP_FSETID, as Open does.
     names.unlock();
-    SetAttrRequest kill;
-    kill.kill_suidgid = true;
-    Result<struct stat> now = SetAttr(e.node->id(), kill, fh.get());
+    Result<struct stat> now = OpenedAttr(e.node->id(), fh.get(), true);
     if (!now.ok()) {
       Release(std::move(fh));
       Forget(e.node->id(), 1);
@@ -143,20 +141,21 @@ Result<std::pair<Entry, std::unique_ptr<FileHandle>>> Overlay::OpenExistingRoute
   if (!existing.ok()) return Errno{existing.error()};
   Node* node = existing->node;
   Result<std::unique_ptr<FileHandle>> fh = Open(node->id(), flags);
-  Result<struct stat> st = Errno{EIO};
-  if (fh.ok() && kill_suidgid) {
-    SetAttrRequest kill;
-    kill.kill_suidgid = true;
-    st = SetAttr(node->id(), kill, fh->get());
-  } else {
-    st = fh.ok() ? GetAttr(node->id(), fh->get()) : Errno{fh.error()};
-  }
+  Result<struct stat> st =
+      fh.ok() ? OpenedAttr(node->id(), fh->get(), kill_suidgid) : Errno{fh.error()};
   if (!st.ok()) {
     if (fh.ok()) Release(std::move(*fh));
     Forget(node->id(), 1);
     return Errno{st.error()};
   }
   return std::make_pair(Entry{node, *st}, std::move(*fh));
+}
+
+Result<struct stat> Overlay::OpenedAttr(uint64_t ino, FileHandle* fh, bool kill_suidgid) {
+  if (!kill_suidgid) return GetAttr(ino, fh);
+  SetAttrRequest kill;
+  kill.kill_suidgid = true;
+  return SetAttr(ino, kill, fh);
 }
 
 void Overlay::Release(std::unique_ptr<FileHandle> fh) {

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <optional>
 #include <unordered_set>
 
 #include "detourfs/overlay.h"
@@ -286,10 +287,16 @@ Result<void> Overlay::CopyUp(Node* node, bool data_to_store) {
   if (!st.ok()) return Errno{st.error()};
   const char* name = loc.name.c_str();
   uint64_t token = 0;  // the copy's data in the spill store, its file a stub
+  std::optional<UniqueFd> data;
   if (data_to_store) {
     Result<uint64_t> stored = CopyUpToStore((*src)->get(), *st, pfd, name);
     if (!stored.ok()) return Errno{stored.error()};
     token = *stored;
+    // Opened now: past the rebinding below, nothing may fail before the
+    // handles follow.
+    Result<UniqueFd> opened = spill_store_->Open(token, O_PATH);
+    if (!opened.ok()) return Errno{opened.error()};
+    data = std::move(*opened);
   } else {
     DETOURFS_TRY(CopyNodeInto((*src)->get(), *st, pfd, name));
   }
@@ -320,13 +327,8 @@ Result<void> Overlay::CopyUp(Node* node, bool data_to_store) {
   }
   table_->Rebind(node, *ust, tier);
   resolver_->Drop(node->id(), Layer::kVolume);
-  if (token != 0) {
-    table_->SetSpilled(node, token);
-    Result<UniqueFd> data = spill_store_->Open(token, O_PATH);
-    if (!data.ok()) return Errno{data.error()};
-    fd = std::move(data);
-  }
-  resolver_->Prime(node, tier, std::move(*fd));
+  if (token != 0) table_->SetSpilled(node, token);
+  resolver_->Prime(node, tier, data ? std::move(*data) : std::move(*fd));
   return RepointHandles(node, held);
 }
 
