@@ -244,6 +244,9 @@ class Overlay {
           std::unique_ptr<FdCache> cache, std::unique_ptr<Resolver> resolver, dev_t root_dev,
           Router router);
 
+  // At start: logs what `layer`'s tier holds that the rules no longer route
+  // to it (unrouted_content.h).
+  void ReportUnroutedContent(Layer layer);
   // Routing (overlay_route.cc). The route of child `name` of `parent`: the
   // parent's when it is routed, else the first rule matching the child's path.
   int ChildRoute(Node* parent, std::string_view name, bool is_dir);

@@ -9,6 +9,7 @@
 #include "inodes/fd_cache.h"
 #include "inodes/resolver.h"
 #include "overlay/backing_tree.h"
+#include "overlay/unrouted_content.h"
 #include "store/spill_store.h"
 #include "store/tier_space.h"
 #include "sys/sys.h"
@@ -71,7 +72,39 @@ Result<std::unique_ptr<Overlay>> Overlay::Open(UniqueFd lower_fd, const OverlayO
   } else if (*gone > 0) {
     spdlog::info("spill store: removed {} spilled files no stub refers to", *gone);
   }
+  for (Layer layer : {Layer::kMemory, Layer::kDisk}) {
+    if (overlay->resolver_->HasLayer(layer)) overlay->ReportUnroutedContent(layer);
+  }
   return overlay;
+}
+
+void Overlay::ReportUnroutedContent(Layer layer) {
+  const TierId tier = layer == Layer::kMemory ? TierId::kMemory : TierId::kDisk;
+  const std::string_view name = TierName(tier);
+  Result<std::vector<UnroutedEntry>> found =
+      FindUnroutedContent(resolver_->layer_root(layer)->get(), tier, router_);
+  if (!found.ok()) {
+    spdlog::warn("tier {}: cannot check what it holds against the rules: {}", name,
+                 ErrnoText(found.error()));
+    return;
+  }
+  constexpr size_t kShown = 20;
+  for (size_t i = 0; i < found->size() && i < kShown; ++i) {
+    const UnroutedEntry& e = (*found)[i];
+    const std::string what = e.whiteout ? "the deletion of" : S_ISDIR(e.type) ? "directory" : "file";
+    const std::string now =
+        e.rule_line == 0 ? "no rule routes it, so the volume's copy is served"
+                         : fmt::format("the rule at line {} routes it to {}", e.rule_line,
+                                       TierName(e.now));
+    spdlog::error(
+        "tier {} holds {} '{}', which the config no longer routes there ({}): it is not served "
+        "until a rule routes it to {} again; it is kept as it is",
+        name, what, e.path, now, name);
+  }
+  if (found->size() > kShown) {
+    spdlog::error("tier {} holds {} more entries the config no longer routes there",
+                  name, found->size() - kShown);
+  }
 }
 
 Overlay::Overlay(const OverlayOptions& options, std::unique_ptr<InodeTable> table,

@@ -296,6 +296,67 @@ TEST_P(RoutingTest, TierContentIsAdoptedOnRestart) {
   EXPECT_EQ(root.st_uid, 0U);
 }
 
+// A config changed between runs so that what a tier holds is no longer
+// routed there: it is not served (paths go where the rules say now), it is
+// reported at start, and it is kept — routing it back serves it again.
+TEST_P(RoutingTest, TierContentTheConfigNoLongerRoutesIsReportedAndKept) {
+  ASSERT_EQ(::mkdir(M("app").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(M("app/node_modules").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(M("app/node_modules/kept.js"), "kept"), 0);
+  ASSERT_EQ(::mkdir(M("app/dist").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(M("app/dist/out.js"), "out"), 0);
+  ASSERT_EQ(::mkdir(V("old").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(V("old/node_modules").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(V("old/node_modules/stale.js"), "stale"), 0);
+  ASSERT_EQ(Shell("rm -rf '" + M("old/node_modules") + "'"), 0);  // a whiteout on the tier
+  ASSERT_EQ(::mkdir(M(".cache").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(M(".cache/tool").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(M(".cache/tool/blob"), "blob"), 0);
+  const std::string routes = ReadFile(config_);
+  std::string moved = routes;
+  const std::string memory_rule = "match = \"**/node_modules\"\ntier = \"memory\"";
+  ASSERT_NE(moved.find(memory_rule), std::string::npos);
+  moved.replace(moved.find(memory_rule), memory_rule.size(),
+                "match = \"**/node_modules\"\ntier = \"disk\"");
+  const std::string cache_rule =
+      "[[route]]\nmatch = \"/.cache\"\ntier = \"memory\"\npersist = \"never\"\n";
+  ASSERT_NE(moved.find(cache_rule), std::string::npos);
+  moved.erase(moved.find(cache_rule), cache_rule.size());
+  ASSERT_EQ(WriteFile(config_, moved), 0);
+  Restart();
+
+  const std::string log = fs_->Log();
+  EXPECT_NE(log.find("tier memory holds directory 'app/node_modules', which the config no longer "
+                     "routes there (the rule at line"),
+            std::string::npos)
+      << log;
+  EXPECT_NE(log.find("tier memory holds the deletion of 'old/node_modules'"), std::string::npos);
+  // A directory no rule routes any more, reported once with its files.
+  EXPECT_NE(log.find("tier memory holds directory '.cache/tool', which the config no longer "
+                     "routes there (no rule routes it"),
+            std::string::npos);
+  EXPECT_EQ(log.find("blob"), std::string::npos);
+  EXPECT_EQ(log.find("tier disk holds"), std::string::npos);  // dist is still routed there
+  EXPECT_EQ(log.find("'app'"), std::string::npos);  // scaffolding is not reported
+  int err = 0;
+  Lstat(M("app/node_modules/kept.js"), &err);
+  EXPECT_EQ(err, ENOENT);
+  EXPECT_EQ(ReadFile(M("old/node_modules/stale.js")), "stale");  // the whiteout no longer applies
+  EXPECT_EQ(ReadFile(M("app/dist/out.js")), "out");
+  EXPECT_EQ(ReadFile(Mem("app/node_modules/kept.js")), "kept");  // kept on the tier
+  EXPECT_EQ(ReadFile(Mem(".cache/tool/blob")), "blob");
+
+  ASSERT_EQ(WriteFile(config_, routes), 0);
+  const size_t before = fs_->Log().size();
+  Restart();
+  EXPECT_EQ(fs_->Log().find("no longer routes", before), std::string::npos);
+  EXPECT_EQ(ReadFile(M("app/node_modules/kept.js")), "kept");
+  EXPECT_EQ(ReadFile(M(".cache/tool/blob")), "blob");
+  Lstat(M("old/node_modules"), &err);
+  EXPECT_EQ(err, ENOENT);
+  expect_clean_log_ = false;  // the first restart reported errors, as it should
+}
+
 DETOURFS_MOUNT_TEST_P(RoutingTest);
 DETOURFS_MOUNT_TEST_P(RoutingUncachedTest);
 
