@@ -91,19 +91,20 @@ void Overlay::ReportUnroutedContent(Layer layer) {
   constexpr size_t kShown = 20;
   for (size_t i = 0; i < found->size() && i < kShown; ++i) {
     const UnroutedEntry& e = (*found)[i];
-    const std::string what = e.whiteout ? "the deletion of" : S_ISDIR(e.type) ? "directory" : "file";
-    const std::string now =
-        e.rule_line == 0 ? "no rule routes it, so the volume's copy is served"
-                         : fmt::format("the rule at line {} routes it to {}", e.rule_line,
-                                       TierName(e.now));
+    const std::string what = e.whiteout        ? "the deletion of"
+                             : S_ISDIR(e.type) ? "directory"
+                                               : "file";
+    const std::string now = e.rule_line == 0 ? "no rule routes it, so the volume's copy is served"
+                                             : fmt::format("the rule at line {} routes it to {}",
+                                                           e.rule_line, TierName(e.now));
     spdlog::error(
         "tier {} holds {} '{}', which the config no longer routes there ({}): it is not served "
         "until a rule routes it to {} again; it is kept as it is",
         name, what, e.path, now, name);
   }
   if (found->size() > kShown) {
-    spdlog::error("tier {} holds {} more entries the config no longer routes there",
-                  name, found->size() - kShown);
+    spdlog::error("tier {} holds {} more entries the config no longer routes there", name,
+                  found->size() - kShown);
   }
 }
 

@@ -63,7 +63,8 @@ Result<Walk> WalkScaffolding(int dirfd, const std::string& prefix, TierId tier,
     }
     UnroutedEntry entry = Describe(path, st->st_mode & S_IFMT, now);
     if (is_dir && !now.routed()) {
-      Result<UniqueFd> sub = sys::OpenBeneath(dirfd, name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW);
+      Result<UniqueFd> sub =
+          sys::OpenBeneath(dirfd, name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW);
       if (!sub.ok()) return Errno{sub.error()};
       Result<Walk> inner = WalkScaffolding(sub->get(), path + "/", tier, router);
       if (!inner.ok()) return Errno{inner.error()};

@@ -337,7 +337,7 @@ TEST_P(RoutingTest, TierContentTheConfigNoLongerRoutesIsReportedAndKept) {
             std::string::npos);
   EXPECT_EQ(log.find("blob"), std::string::npos);
   EXPECT_EQ(log.find("tier disk holds"), std::string::npos);  // dist is still routed there
-  EXPECT_EQ(log.find("'app'"), std::string::npos);  // scaffolding is not reported
+  EXPECT_EQ(log.find("'app'"), std::string::npos);            // scaffolding is not reported
   int err = 0;
   Lstat(M("app/node_modules/kept.js"), &err);
   EXPECT_EQ(err, ENOENT);
