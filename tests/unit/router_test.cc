@@ -4,20 +4,14 @@
 
 #include <gtest/gtest.h>
 
+#include "route_rules.h"
+
 namespace detourfs {
 namespace {
 
 RouteRule Rule(std::initializer_list<const char*> patterns, TierId tier,
                Persist persist = Persist::kBatch) {
-  RouteRule r;
-  for (const char* p : patterns) {
-    Glob g;
-    EXPECT_TRUE(Glob::Compile(p, &g).ok()) << p;
-    r.globs.push_back(g);
-  }
-  r.tier = tier;
-  r.persist = persist;
-  return r;
+  return MakeRule(patterns, tier, persist);
 }
 
 class RouterTest : public ::testing::Test {

@@ -14,20 +14,11 @@
 #include <vector>
 
 #include "overlay/markers.h"
+#include "route_rules.h"
 #include "scratch_dir.h"
 
 namespace detourfs {
 namespace {
-
-RouteRule Rule(const char* pattern, TierId tier, int line) {
-  RouteRule r;
-  Glob g;
-  EXPECT_TRUE(Glob::Compile(pattern, &g).ok()) << pattern;
-  r.globs.push_back(g);
-  r.tier = tier;
-  r.line = line;
-  return r;
-}
 
 class UnroutedContentTest : public ::testing::Test {
  protected:
@@ -70,9 +61,9 @@ class UnroutedContentTest : public ::testing::Test {
 
   ScratchDir dir_{"/dev/shm/detourfs-unrouted"};
   Router router_{{
-      Rule("**/node_modules", TierId::kMemory, 3),  // 0
-      Rule("**/dist/", TierId::kDisk, 7),           // 1: directories only
-      Rule("/.npm", TierId::kMemory, 11),           // 2
+      MakeRule({"**/node_modules"}, TierId::kMemory, Persist::kBatch, 3),  // 0
+      MakeRule({"**/dist/"}, TierId::kDisk, Persist::kBatch, 7),           // 1: directories only
+      MakeRule({"/.npm"}, TierId::kMemory, Persist::kBatch, 11),           // 2
   }};
 };
 
