@@ -57,6 +57,10 @@ using SharedFd = std::shared_ptr<const UniqueFd>;
 // its id.
 enum class Layer : uint8_t { kVolume = 0, kMemory = 1, kDisk = 2 };
 inline constexpr size_t kLayerCount = 3;
+// For log lines: "volume", "memory tier", "disk tier".
+inline constexpr const char* LayerName(Layer layer) {
+  return layer == Layer::kVolume ? "volume" : layer == Layer::kMemory ? "memory tier" : "disk tier";
+}
 // Node::route() of a node no routing rule covers.
 inline constexpr int kNotRouted = -1;
 

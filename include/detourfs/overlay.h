@@ -46,6 +46,7 @@ class Resolver;
 class FdCache;
 class TierSpace;
 class SpillStore;
+class MoveIntents;
 
 // Copies the file `src` (an O_PATH fd with stat `st`) to `name` in `dirfd`:
 // a regular file's data (unnamed until complete), owner, mode, xattrs and
@@ -152,6 +153,10 @@ struct OverlayTier {
   // The disk tier's spill store (spill_store.h), where memory routes that
   // fall back to disk spill their files' data; ignored for the memory tier.
   UniqueFd spill;
+  // Where moves across layers record themselves while they run
+  // (move_intents.h); the disk tier's is used when given, else the memory
+  // tier's.
+  UniqueFd moves;
   uint64_t capacity = 0;
   double high_watermark = 0.90;
 };
@@ -244,6 +249,14 @@ class Overlay {
           std::unique_ptr<FdCache> cache, std::unique_ptr<Resolver> resolver, dev_t root_dev,
           Router router);
 
+  // At start: removes the partial copies of moves across layers that a
+  // daemon stopped in the middle of (move_intents.h).
+  void RecoverMoves();
+  // Records a move across layers about to build `hidden` in `dir` (on
+  // `layer`); the record's name, or "" when it cannot be made (logged: the
+  // move goes on, and a crash in it would leave its copy in sight).
+  std::string BeginMove(Node* dir, Layer layer, const std::string& hidden);
+  void EndMove(const std::string& record);
   // At start: logs what `layer`'s tier holds that the rules no longer route
   // to it (unrouted_content.h).
   void ReportUnroutedContent(Layer layer);
@@ -526,6 +539,7 @@ class Overlay {
   const dev_t root_dev_;
   std::array<std::unique_ptr<TierSpace>, 3> spaces_;  // by Layer; none for the volume
   std::unique_ptr<SpillStore> spill_store_;           // the disk tier's, if configured
+  std::unique_ptr<MoveIntents> move_intents_;         // null without tiers
 };
 
 }  // namespace detourfs

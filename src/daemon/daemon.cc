@@ -75,8 +75,8 @@ int Daemon::Run() {
     spdlog::info("tier {} at '{}'{}", TierName(tier->id), tier->root,
                  opened.adopted ? " (adopting what it holds)" : " (new)");
     tiers.push_back(OverlayTier{tier->id == TierId::kMemory ? Layer::kMemory : Layer::kDisk,
-                                std::move(opened.upper), std::move(opened.spill), tier->capacity,
-                                tier->high_watermark});
+                                std::move(opened.upper), std::move(opened.spill),
+                                std::move(opened.moves), tier->capacity, tier->high_watermark});
   }
   const std::string lower = o.lower.empty() ? o.mountpoint : o.lower;
   Result<UniqueFd> lower_fd = OpenLower(lower);

@@ -10,6 +10,7 @@
 #include "inodes/resolver.h"
 #include "overlay/backing_tree.h"
 #include "overlay/unrouted_content.h"
+#include "store/move_intents.h"
 #include "store/spill_store.h"
 #include "store/tier_space.h"
 #include "sys/sys.h"
@@ -31,7 +32,12 @@ Result<std::unique_ptr<Overlay>> Overlay::Open(UniqueFd lower_fd, const OverlayO
           std::chrono::duration<double>(options.negative_timeout)));
   std::array<std::unique_ptr<TierSpace>, 3> spaces;
   std::unique_ptr<SpillStore> spill_store;
+  std::unique_ptr<MoveIntents> move_intents;
   for (OverlayTier& tier : tiers) {
+    if (tier.moves.get() >= 0 && (move_intents == nullptr || tier.layer == Layer::kDisk)) {
+      move_intents =
+          std::make_unique<MoveIntents>(std::make_shared<const UniqueFd>(std::move(tier.moves)));
+    }
     auto upper = std::make_shared<const UniqueFd>(std::move(tier.upper));
     resolver->SetLayerRoot(tier.layer, upper);
     auto space = std::make_unique<TierSpace>(upper, tier.capacity, tier.high_watermark);
@@ -67,6 +73,8 @@ Result<std::unique_ptr<Overlay>> Overlay::Open(UniqueFd lower_fd, const OverlayO
                                            std::move(resolver), st->st_dev, std::move(router)));
   overlay->spaces_ = std::move(spaces);
   overlay->spill_store_ = std::move(spill_store);
+  overlay->move_intents_ = std::move(move_intents);
+  overlay->RecoverMoves();
   if (Result<size_t> gone = overlay->CollectSpillGarbage(); !gone.ok()) {
     spdlog::warn("spill store: leftovers not collected: {}", ErrnoText(gone.error()));
   } else if (*gone > 0) {
@@ -76,6 +84,57 @@ Result<std::unique_ptr<Overlay>> Overlay::Open(UniqueFd lower_fd, const OverlayO
     if (overlay->resolver_->HasLayer(layer)) overlay->ReportUnroutedContent(layer);
   }
   return overlay;
+}
+
+void Overlay::RecoverMoves() {
+  if (move_intents_ == nullptr) return;
+  auto pending = move_intents_->Pending();
+  if (!pending.ok()) {
+    spdlog::warn("moves across layers: cannot read the records of unfinished ones: {}",
+                 ErrnoText(pending.error()));
+    return;
+  }
+  for (const auto& [record, intent] : *pending) {
+    const std::string where =
+        intent.parent.empty() ? intent.hidden : intent.parent + "/" + intent.hidden;
+    if (!resolver_->HasLayer(intent.layer)) {
+      spdlog::warn("an unfinished move left '{}' on a tier the config no longer has", where);
+      continue;
+    }
+    const int root = resolver_->layer_root(intent.layer)->get();
+    Result<UniqueFd> dir = sys::OpenBeneath(
+        root, intent.parent.empty() ? "." : intent.parent.c_str(), O_PATH | O_DIRECTORY);
+    Result<void> removed = dir.ok() ? RemoveTreeAt(dir->get(), intent.hidden.c_str())
+                                    : Result<void>(Errno{dir.error()});
+    if (removed.ok()) {
+      spdlog::info(
+          "removed '{}' ({}), the partial copy of a move across layers the daemon "
+          "stopped in the middle of",
+          where, LayerName(intent.layer));
+    } else if (removed.error() != ENOENT) {
+      spdlog::warn("the partial copy '{}' ({}) of an unfinished move stays: {}", where,
+                   LayerName(intent.layer), ErrnoText(removed.error()));
+      continue;
+    }
+    move_intents_->End(record);
+  }
+}
+
+std::string Overlay::BeginMove(Node* dir, Layer layer, const std::string& hidden) {
+  if (move_intents_ == nullptr) return "";
+  bool ok = false;
+  MoveIntent intent{layer, table_->PathOf(dir, &ok), hidden};
+  Result<std::string> record = ok ? move_intents_->Begin(intent) : Errno{ESTALE};
+  if (!record.ok()) {
+    spdlog::warn("move across layers: no record of '{}' ({}); a crash in it would leave it: {}",
+                 hidden, LayerName(layer), ErrnoText(record.error()));
+    return "";
+  }
+  return *record;
+}
+
+void Overlay::EndMove(const std::string& record) {
+  if (!record.empty()) move_intents_->End(record);
 }
 
 void Overlay::ReportUnroutedContent(Layer layer) {

@@ -157,6 +157,12 @@ Result<void> Overlay::MoveDirAcross(Node* node, Node* parent, std::string_view n
   const int tofd = (*to)->get();
   Result<std::string> tmp = FreshName(tofd, node->id());
   if (!tmp.ok()) return Errno{tmp.error()};
+  // Recorded while the hidden copy exists, so a crash does not leave it.
+  struct Record {
+    Overlay* overlay;
+    std::string name;
+    ~Record() { overlay->EndMove(name); }
+  } record{this, BeginMove(new_parent, dst_tier, *tmp)};
   std::lock_guard handles_lock(handles_mu_);
   TreeCopy copy;
   copy.moved.push_back({node, parent, std::string(name), {}});

@@ -62,7 +62,8 @@ Status OpenTierRoot(const TierConfig& tier, OpenedTier* out) {
   bool created = false;
   if (Status s = OpenSubdir(tier, fd, "upper", 0755, &out->upper, &created); !s.ok()) return s;
   out->adopted = !created;
-  return OpenSubdir(tier, fd, "spill", 0700, &out->spill, &created);
+  if (Status s = OpenSubdir(tier, fd, "spill", 0700, &out->spill, &created); !s.ok()) return s;
+  return OpenSubdir(tier, fd, "moves", 0700, &out->moves, &created);
 }
 
 }  // namespace detourfs

@@ -4,7 +4,8 @@
 //
 // Layout: <root>/upper mirrors the mount's paths for the routed subtrees (and
 // the directories above them); <root>/spill holds the data of files another
-// tier spilled here (spill_store.h). The root is root-owned and 0700: users reach
+// tier spilled here (spill_store.h); <root>/moves the records of moves
+// across layers while they run (move_intents.h). The root is root-owned and 0700: users reach
 // tier data only through the mount.
 #pragma once
 
@@ -20,6 +21,7 @@ struct OpenedTier {
   UniqueFd root;         // O_PATH on <root>
   UniqueFd upper;        // O_PATH on <root>/upper
   UniqueFd spill;        // O_PATH on <root>/spill
+  UniqueFd moves;        // O_PATH on <root>/moves (move_intents.h)
   bool adopted = false;  // the upper tree existed already
 };
 

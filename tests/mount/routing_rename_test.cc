@@ -205,6 +205,43 @@ TEST_P(RoutedRenameTest, ARenamedTreeHidesTheVolumesContentAtItsNewPathAtEveryDe
   EXPECT_EQ(ListDir(M("node_modules/old/sub")), std::vector<std::string>{});
 }
 
+// A daemon killed while it copies a tree across layers leaves no partial
+// copy in sight: the next start removes it, and the source is whole.
+TEST_P(RoutedRenameTest, AMoveCutShortByACrashLeavesNoPartialCopy) {
+  ASSERT_EQ(::mkdir(M("app").c_str(), 0755), 0);
+  MakeTree(M("app/node_modules"));
+  // Enough files that the copy to the volume takes a while.
+  ASSERT_EQ(Shell("cd '" + M("app/node_modules") +
+                  "' && for d in $(seq 30); do mkdir p$d && (cd p$d && seq 200 | xargs touch) "
+                  "|| exit 1; done"),
+            0);
+  const std::string before = Describe(M("app/node_modules"));
+  ASSERT_EQ(Shell("mv '" + M("app/node_modules") + "' '" + M("app/nm.old") + "' 2>/dev/null &"), 0);
+  // The copy is built under a hidden name beside its destination, on the
+  // volume: once it shows, the daemon dies in the middle of it.
+  bool building = false;
+  for (int i = 0; i < 10000 && !building; ++i) {
+    for (const std::string& n : ListDir(V("app"))) building |= n.rfind(".detourfs-move.", 0) == 0;
+    if (!building) ::usleep(1000);
+  }
+  ASSERT_TRUE(building) << ShellOutput("ls -la '" + V("app") + "'");
+  fs_->Kill();
+  std::string error;
+  ASSERT_TRUE(fs_->Restart(&error)) << error;
+
+  EXPECT_NE(fs_->Log().find("the partial copy of a move across layers the daemon stopped"),
+            std::string::npos)
+      << fs_->Log();
+  for (const std::string& n : ListDir(V("app"))) EXPECT_NE(n.rfind(".detourfs", 0), 0U) << n;
+  for (const std::string& n : ListDir(M("app"))) EXPECT_NE(n.rfind(".detourfs", 0), 0U) << n;
+  EXPECT_EQ(Describe(M("app/node_modules")), before);
+  EXPECT_FALSE(Exists(M("app/nm.old")));
+  // Nothing is left to recover at the next start.
+  const size_t size = fs_->Log().size();
+  Restart();
+  EXPECT_EQ(fs_->Log().find("partial copy", size), std::string::npos);
+}
+
 DETOURFS_MOUNT_TEST_P(RoutedRenameTest);
 
 }  // namespace
