@@ -3,17 +3,14 @@
 
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
-#include <sys/random.h>
 #include <unistd.h>
 
 #include <array>
-#include <atomic>
-#include <cinttypes>
-#include <cstdio>
 
 #include "detourfs/status.h"
 #include "overlay/backing_tree.h"
 #include "sys/sys.h"
+#include "util/random_token.h"
 
 namespace detourfs {
 namespace {
@@ -56,17 +53,6 @@ bool Decode(const std::string& s, MoveIntent* intent) {
          intent->hidden.find('/') == std::string::npos;
 }
 
-std::string NewRecordName() {
-  uint64_t r = 0;
-  if (::getrandom(&r, sizeof(r), 0) != static_cast<ssize_t>(sizeof(r))) {
-    static std::atomic<uint64_t> counter{0};
-    r = (static_cast<uint64_t>(::getpid()) << 32) ^ counter.fetch_add(1);
-  }
-  std::array<char, 17> hex{};
-  std::snprintf(hex.data(), hex.size(), "%016" PRIx64, r);
-  return std::string(hex.data());
-}
-
 }  // namespace
 
 Result<std::string> MoveIntents::Begin(const MoveIntent& intent) const {
@@ -80,7 +66,7 @@ Result<std::string> MoveIntents::Begin(const MoveIntent& intent) const {
     done += static_cast<size_t>(n);
   }
   for (int attempt = 0;; ++attempt) {
-    std::string name = NewRecordName();
+    std::string name = TokenName(NewRandomToken());
     Result<void> linked = sys::LinkFd(fd->get(), dir_->get(), name.c_str());
     if (linked.ok()) return name;
     if (linked.error() != EEXIST || attempt == 8) return Errno{linked.error()};

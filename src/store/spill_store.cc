@@ -2,38 +2,17 @@
 #include "store/spill_store.h"
 
 #include <fcntl.h>
-#include <sys/random.h>
 #include <unistd.h>
-
-#include <cinttypes>
-#include <cstdio>
-#include <ctime>
 
 #include "overlay/backing_tree.h"
 #include "sys/sys.h"
+#include "util/random_token.h"
 
 namespace detourfs {
 
-uint64_t SpillStore::NewToken() {
-  uint64_t token = 0;
-  while (token == 0) {
-    // 8 bytes from the urandom pool never block or come short after boot;
-    // should they, the clock still makes tokens unlikely to meet.
-    if (::getrandom(&token, sizeof(token), 0) != static_cast<ssize_t>(sizeof(token))) {
-      struct timespec now {};
-      ::clock_gettime(CLOCK_REALTIME, &now);
-      token = (static_cast<uint64_t>(now.tv_sec) << 30) ^ static_cast<uint64_t>(now.tv_nsec) ^
-              (static_cast<uint64_t>(::getpid()) << 48);
-    }
-  }
-  return token;
-}
+uint64_t SpillStore::NewToken() { return NewRandomToken(); }
 
-std::string SpillStore::NameOf(uint64_t token) {
-  char name[17];
-  std::snprintf(name, sizeof(name), "%016" PRIx64, token);
-  return name;
-}
+std::string SpillStore::NameOf(uint64_t token) { return TokenName(token); }
 
 uint64_t SpillStore::TokenOf(const std::string& name) {
   if (name.size() != 16) return 0;
