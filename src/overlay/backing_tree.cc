@@ -12,6 +12,15 @@
 
 namespace detourfs {
 
+Result<std::vector<std::string>> EntryNames(int dirfd) {
+  std::vector<std::string> names;
+  DETOURFS_TRY(ForEachEntry(dirfd, [&](std::string_view n, ino_t, mode_t) -> Result<void> {
+    names.emplace_back(n);
+    return {};
+  }));
+  return names;
+}
+
 Result<void> RemoveTreeAt(int dirfd, const char* name, const RemovedFn& removing) {
   Result<UniqueFd> dir = sys::OpenBeneath(dirfd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW);
   if (!dir.ok()) {
@@ -21,12 +30,9 @@ Result<void> RemoveTreeAt(int dirfd, const char* name, const RemovedFn& removing
     }
     return sys::UnlinkAt(dirfd, name, 0);
   }
-  std::vector<std::string> names;
-  DETOURFS_TRY(ForEachEntry(dir->get(), [&](std::string_view n, ino_t, mode_t) -> Result<void> {
-    names.emplace_back(n);
-    return {};
-  }));
-  for (const std::string& n : names) DETOURFS_TRY(RemoveTreeAt(dir->get(), n.c_str(), removing));
+  Result<std::vector<std::string>> names = EntryNames(dir->get());
+  if (!names.ok()) return Errno{names.error()};
+  for (const std::string& n : *names) DETOURFS_TRY(RemoveTreeAt(dir->get(), n.c_str(), removing));
   if (removing) {
     if (Result<struct stat> st = sys::Fstat(dir->get()); st.ok()) removing(dirfd, name, *st);
   }

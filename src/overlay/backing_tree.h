@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <functional>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -38,6 +39,10 @@ Result<void> ForEachEntry(int dirfd, Fn fn) {
     }
   }
 }
+
+// The names in the directory `dirfd` (O_PATH is fine), "." and ".." skipped:
+// for walks that change the directory as they go.
+Result<std::vector<std::string>> EntryNames(int dirfd);
 
 // Removes `name` in `dirfd` and, for a directory, everything beneath it,
 // never following a symlink. `removing`, if given, is told each entry just

@@ -55,18 +55,14 @@ Result<std::vector<std::string>> Overlay::ChildNames(Node* dir) {
   bool merged = false;
   std::vector<MergedName> listing;
   DETOURFS_TRY(ListMerged(dir, &merged, &listing));
-  std::vector<std::string> names;
   if (merged) {
+    std::vector<std::string> names;
     for (MergedName& m : listing) names.push_back(std::move(m.name));
     return names;
   }
   Result<SharedFd> fd = resolver_->Fd(dir);
   if (!fd.ok()) return Errno{fd.error()};
-  DETOURFS_TRY(ForEachEntry((*fd)->get(), [&](std::string_view n, ino_t, mode_t) -> Result<void> {
-    names.emplace_back(n);
-    return {};
-  }));
-  return names;
+  return EntryNames((*fd)->get());
 }
 
 Result<void> Overlay::CopyTreeInto(Node* dir, int dirfd, const char* name, TreeCopy* copy) {

@@ -52,16 +52,10 @@ Result<void> CopyData(int in, int out) {
   }
   std::vector<char> buf(size_t{1} << 20);
   for (;;) {
-    ssize_t n = ::read(in, buf.data(), buf.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return Errno{errno};
-    if (n == 0) return {};
-    for (ssize_t done = 0; done < n;) {
-      ssize_t w = ::write(out, buf.data() + done, static_cast<size_t>(n - done));
-      if (w < 0 && errno == EINTR) continue;
-      if (w < 0) return Errno{errno};
-      done += w;
-    }
+    Result<size_t> n = sys::Read(in, buf.data(), buf.size());
+    if (!n.ok()) return Errno{n.error()};
+    if (*n == 0) return {};
+    DETOURFS_TRY(sys::WriteAll(out, buf.data(), *n));
   }
 }
 

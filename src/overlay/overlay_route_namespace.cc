@@ -22,12 +22,9 @@ namespace {
 // Removes the whiteouts in the upper directory `dirfd` (they only hid volume
 // entries of a directory about to go); fails ENOTEMPTY on anything else.
 Result<void> ClearWhiteouts(int dirfd) {
-  std::vector<std::string> names;
-  DETOURFS_TRY(ForEachEntry(dirfd, [&](std::string_view name, ino_t, mode_t) -> Result<void> {
-    names.emplace_back(name);
-    return {};
-  }));
-  for (const std::string& n : names) {
+  Result<std::vector<std::string>> names = EntryNames(dirfd);
+  if (!names.ok()) return Errno{names.error()};
+  for (const std::string& n : *names) {
     Result<struct stat> st = sys::StatAt(dirfd, n.c_str());
     if (!st.ok()) return Errno{st.error()};
     Result<bool> w = markers::IsWhiteout(dirfd, n.c_str(), *st);

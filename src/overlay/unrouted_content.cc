@@ -35,12 +35,9 @@ UnroutedEntry Describe(const std::string& path, mode_t type, const RouteDecision
 Result<Walk> WalkScaffolding(int dirfd, const std::string& prefix, TierId tier,
                              const Router& router) {
   Walk walk;
-  std::vector<std::string> names;
-  DETOURFS_TRY(ForEachEntry(dirfd, [&](std::string_view n, ino_t, mode_t) -> Result<void> {
-    names.emplace_back(n);
-    return {};
-  }));
-  for (const std::string& name : names) {
+  Result<std::vector<std::string>> names = EntryNames(dirfd);
+  if (!names.ok()) return Errno{names.error()};
+  for (const std::string& name : *names) {
     Result<struct stat> st = sys::StatAt(dirfd, name.c_str());
     if (!st.ok()) {
       if (st.error() == ENOENT) continue;

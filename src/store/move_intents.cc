@@ -3,7 +3,6 @@
 
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
-#include <unistd.h>
 
 #include <array>
 
@@ -53,18 +52,28 @@ bool Decode(const std::string& s, MoveIntent* intent) {
          intent->hidden.find('/') == std::string::npos;
 }
 
+// The bytes of record `name` in `dirfd`, up to a little past kMaxRecord.
+Result<std::string> ReadRecord(int dirfd, const std::string& name) {
+  Result<UniqueFd> fd = sys::OpenBeneath(dirfd, name.c_str(), O_RDONLY);
+  if (!fd.ok()) return Errno{fd.error()};
+  std::string data;
+  std::array<char, 4096> buf{};
+  while (data.size() <= kMaxRecord) {
+    Result<size_t> n = sys::Read(fd->get(), buf.data(), buf.size());
+    if (!n.ok()) return Errno{n.error()};
+    if (*n == 0) break;
+    data.append(buf.data(), *n);
+  }
+  return data;
+}
+
 }  // namespace
 
 Result<std::string> MoveIntents::Begin(const MoveIntent& intent) const {
   const std::string record = Encode(intent);
   Result<UniqueFd> fd = sys::OpenBeneath(dir_->get(), ".", O_TMPFILE | O_WRONLY, 0600);
   if (!fd.ok()) return Errno{fd.error()};
-  for (size_t done = 0; done < record.size();) {
-    const ssize_t n = ::write(fd->get(), record.data() + done, record.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return Errno{n < 0 ? errno : EIO};
-    done += static_cast<size_t>(n);
-  }
+  DETOURFS_TRY(sys::WriteAll(fd->get(), record.data(), record.size()));
   for (int attempt = 0;; ++attempt) {
     std::string name = TokenName(NewRandomToken());
     Result<void> linked = sys::LinkFd(fd->get(), dir_->get(), name.c_str());
@@ -80,28 +89,15 @@ void MoveIntents::End(const std::string& record) const {
 }
 
 Result<std::vector<std::pair<std::string, MoveIntent>>> MoveIntents::Pending() const {
-  std::vector<std::string> names;
-  DETOURFS_TRY(ForEachEntry(dir_->get(), [&](std::string_view n, ino_t, mode_t) -> Result<void> {
-    names.emplace_back(n);
-    return {};
-  }));
+  Result<std::vector<std::string>> names = EntryNames(dir_->get());
+  if (!names.ok()) return Errno{names.error()};
   std::vector<std::pair<std::string, MoveIntent>> pending;
-  for (const std::string& name : names) {
-    Result<UniqueFd> fd = sys::OpenBeneath(dir_->get(), name.c_str(), O_RDONLY);
-    std::string data;
-    if (fd.ok()) {
-      std::array<char, 4096> buf{};
-      for (;;) {
-        const ssize_t n = ::read(fd->get(), buf.data(), buf.size());
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0 || data.size() > kMaxRecord) break;
-        data.append(buf.data(), static_cast<size_t>(n));
-      }
-    }
+  for (const std::string& name : *names) {
+    Result<std::string> data = ReadRecord(dir_->get(), name);
     MoveIntent intent;
-    if (!fd.ok() || !Decode(data, &intent)) {
+    if (!data.ok() || !Decode(*data, &intent)) {
       spdlog::warn("move record {} is unreadable and left as it is: {}", name,
-                   fd.ok() ? "not a record" : ErrnoText(fd.error()));
+                   data.ok() ? "not a record" : ErrnoText(data.error()));
       continue;
     }
     pending.emplace_back(name, std::move(intent));

@@ -142,6 +142,27 @@ Result<off_t> Lseek(int fd, off_t off, int whence) {
   return r;
 }
 
+Result<size_t> Read(int fd, void* buf, size_t size) {
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, size);
+    if (n >= 0) return static_cast<size_t>(n);
+    if (errno != EINTR) return Errno{errno};
+  }
+}
+
+Result<void> WriteAll(int fd, const void* buf, size_t size) {
+  const char* p = static_cast<const char*>(buf);
+  while (size > 0) {
+    const ssize_t n = ::write(fd, p, size);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Errno{errno};
+    if (n == 0) return Errno{EIO};
+    p += n;
+    size -= static_cast<size_t>(n);
+  }
+  return {};
+}
+
 Result<struct statvfs> Fstatvfs(int fd) {
   struct statvfs st {};
   if (::fstatvfs(fd, &st) < 0) return Errno{errno};

@@ -56,6 +56,10 @@ Result<void> Fallocate(int fd, int mode, off_t offset, off_t length);
 Result<size_t> CopyFileRange(int fd_in, off_t off_in, int fd_out, off_t off_out, size_t len,
                              unsigned int flags);
 Result<off_t> Lseek(int fd, off_t off, int whence);
+// read(2), retried on EINTR: the bytes read, 0 at the end.
+Result<size_t> Read(int fd, void* buf, size_t size);
+// write(2) until all of `size` is written, retried on EINTR.
+Result<void> WriteAll(int fd, const void* buf, size_t size);
 Result<struct statvfs> Fstatvfs(int fd);
 
 // Extended attributes of what an O_PATH fd refers to (not for symlinks: Linux
