@@ -12,7 +12,8 @@
 #include "daemon/config_commands.h"
 #include "daemon/mountpoint.h"
 #include "fuse/ops.h"
-#include "store/tier_root.h"
+#include "overlay/overlay_impl.h"
+#include "store/layer_dirs.h"
 
 namespace detourfs {
 namespace {
@@ -64,19 +65,18 @@ int Daemon::Run() {
     return kExitConfig;
   }
   // The tiers routes may send data to: made or adopted, never wiped.
-  std::vector<OverlayTier> tiers;
+  OverlaySetup setup;
   for (const TierConfig* tier : {config.tier(TierId::kMemory), config.tier(TierId::kDisk)}) {
     if (tier == nullptr) continue;
-    OpenedTier opened;
-    if (Status s = OpenTierRoot(*tier, &opened); !s.ok()) {
+    LayerDirs dirs;
+    if (Status s = OpenTierDirs(*tier, &dirs); !s.ok()) {
       spdlog::error("{}", s.ToString());
       return kExitConfig;
     }
     spdlog::info("tier {} at '{}'{}", TierName(tier->id), tier->root,
-                 opened.adopted ? " (adopting what it holds)" : " (new)");
-    tiers.push_back(OverlayTier{tier->id == TierId::kMemory ? Layer::kMemory : Layer::kDisk,
-                                std::move(opened.upper), std::move(opened.spill),
-                                std::move(opened.moves), tier->capacity, tier->high_watermark});
+                 dirs.adopted ? " (adopting what it holds)" : " (new)");
+    setup.tiers.push_back(TierSpec{dirs.layer, tier->capacity, tier->high_watermark});
+    setup.layers[Index(dirs.layer)] = std::move(dirs);
   }
   const std::string lower = o.lower.empty() ? o.mountpoint : o.lower;
   Result<UniqueFd> lower_fd = OpenLower(lower);
@@ -86,14 +86,27 @@ int Daemon::Run() {
                       .ToString());
     return kExitLower;
   }
+  // The volume's private directory (.detourfs) only when something is routed.
+  if (Status s = OpenVolumeDirs(std::move(*lower_fd), !setup.tiers.empty(),
+                                &setup.layers[Index(Layer::kVolume)]);
+      !s.ok()) {
+    spdlog::error("{}", s.ToString());
+    return kExitLower;
+  }
   const auto fd_limit = RaiseFdLimit();
 
-  OverlayOptions overlay_options;
-  overlay_options.fd_cache_capacity = o.fd_cache;
-  overlay_options.writeback_cache = o.writeback_cache;
-  overlay_options.negative_timeout = o.negative_timeout;
-  Result<std::unique_ptr<Overlay>> overlay =
-      Overlay::Open(std::move(*lower_fd), overlay_options, std::move(tiers), Router(config.routes));
+  setup.options.fd_cache_capacity = o.fd_cache;
+  setup.options.writeback_cache = o.writeback_cache;
+  setup.router = Router(config.routes);
+  setup.failpoints = Failpoints::FromEnvironment();
+  if (!o.record_changes.empty()) {
+    setup.sink = OpenJsonLinesSink(o.record_changes);
+    if (!setup.sink) {
+      spdlog::error("cannot open '{}' for --record-changes", o.record_changes);
+      return kExitUsage;
+    }
+  }
+  Result<std::unique_ptr<Overlay>> overlay = OpenOverlay(std::move(setup));
   if (!overlay.ok()) {
     spdlog::error("{}",
                   Status::FromErrno(overlay.error(), "cannot serve '" + lower + "'").ToString());

@@ -58,10 +58,12 @@ ParsedOptions ParseOptions(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   app.add_option("--negative-timeout", o.negative_timeout,
-                 "Seconds the kernel caches that a name does not exist (and the daemon "
-                 "that a tier directory has no volume side)")
+                 "Seconds the kernel caches that a name does not exist")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
+  app.add_option("--record-changes", o.record_changes,
+                 "Append every change made to a tier (or to the volume for routed content) to "
+                 "FILE as JSON lines: the stream the write-back journal builds on (for tests)");
   bool no_writeback = false, no_splice = false, no_io_uring = false;
   app.add_flag("--no-writeback-cache", no_writeback,
                "Send every write to the daemon at once (slower; see docs/caching.md)");

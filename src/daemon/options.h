@@ -29,6 +29,7 @@ struct DaemonOptions {
   bool fuse_debug = false;
   std::string log_level = "info";
   std::string log_file;
+  std::string record_changes;  // --record-changes FILE
   unsigned threads = 8;
   size_t fd_cache = 4096;
   double entry_timeout = 60.0;

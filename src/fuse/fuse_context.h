@@ -6,6 +6,7 @@
 #include <fuse_lowlevel.h>
 
 #include "detourfs/overlay.h"
+#include "fuse/caller_groups.h"
 
 namespace detourfs::fuseops {
 
@@ -24,6 +25,7 @@ struct FuseContext {
   Overlay* overlay = nullptr;
   UringTransport* transport = nullptr;  // the session's io hooks (and io_uring rings), if installed
   FuseSettings settings;
+  CallerGroups groups;
 
   static FuseContext& From(fuse_req_t req) {
     return *static_cast<FuseContext*>(fuse_req_userdata(req));

@@ -13,16 +13,13 @@ void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
     // it concerns only a file that exists (the kernel's "no such name" was
     // stale), and a file made here gets the mode asked for.
     const bool kill_suidgid = TakeKillSuidgid(fi);
-    auto r = overlay->Create(parent, name, mode, fi->flags, CallerOf(req), kill_suidgid);
+    auto r = overlay->Create(parent, name, mode, fi->flags, CallerOf(req, true), kill_suidgid);
     if (!r.ok()) return ReplyErr(req, r.error(), "create");
     auto& [entry, fh] = *r;
     fi->keep_cache = 1;
-    fi->fh = reinterpret_cast<uint64_t>(fh.get());
-    if (ReplyCreate(req, entry, fi)) {
-      static_cast<void>(fh.release());  // the kernel owns it now; freed in Release
-    } else {
-      overlay->Release(std::move(fh));  // the creator is gone
-    }
+    fi->fh = reinterpret_cast<uint64_t>(fh);
+    // The kernel owns it now (freed in Release), unless the creator is gone.
+    if (!ReplyCreate(req, entry, fi)) overlay->Release(fh);
   });
 }
 

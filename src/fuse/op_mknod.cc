@@ -7,7 +7,7 @@ namespace detourfs::fuseops {
 void Mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) noexcept {
   Guarded(req, "mknod", [&] {
     Result<Entry> r =
-        FuseContext::From(req).overlay->Mknod(parent, name, mode, rdev, CallerOf(req));
+        FuseContext::From(req).overlay->Mknod(parent, name, mode, rdev, CallerOf(req, true));
     if (!r.ok()) return ReplyErr(req, r.error(), "mknod");
     ReplyEntry(req, *r);
   });

@@ -9,24 +9,24 @@ void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
   Guarded(req, "open", [&] {
     Overlay* overlay = FuseContext::From(req).overlay;
     const bool kill_suidgid = TakeKillSuidgid(fi);  // an O_TRUNC without CAP_FSETID
-    Result<std::unique_ptr<FileHandle>> r = overlay->Open(ino, fi->flags);
+    Result<FileHandle*> r = overlay->Open(ino, fi->flags);
     if (!r.ok()) return ReplyErr(req, r.error(), "open");
     if (kill_suidgid) {
-      Result<void> killed = overlay->KillSuidgid(ino, r->get());
+      SetAttrRequest kill;
+      kill.kill_suidgid = true;
+      Result<struct stat> killed = overlay->SetAttr(ino, kill, *r);
       if (!killed.ok()) {
-        overlay->Release(std::move(*r));
+        overlay->Release(*r);
         return ReplyErr(req, killed.error(), "open");
       }
     }
     // The page cache stays valid across opens: every change goes through
     // the mount (see docs/caching.md).
     fi->keep_cache = 1;
-    fi->fh = reinterpret_cast<uint64_t>(r->get());
-    if (fuse_reply_open(req, fi) == 0) {
-      static_cast<void>(r->release());  // the kernel owns it now; freed in Release
-    } else {
-      overlay->Release(std::move(*r));  // the opener is gone
-    }
+    fi->fh = reinterpret_cast<uint64_t>(*r);
+    // The kernel owns the handle now (freed in Release), unless the opener
+    // is gone.
+    if (fuse_reply_open(req, fi) != 0) overlay->Release(*r);
   });
 }
 

@@ -7,19 +7,16 @@ namespace detourfs::fuseops {
 
 void OpenDir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
   Guarded(req, "opendir", [&] {
-    Result<std::unique_ptr<DirHandle>> r = FuseContext::From(req).overlay->OpenDir(ino);
+    Result<DirHandle*> r = FuseContext::From(req).overlay->OpenDir(ino);
     if (!r.ok()) return ReplyErr(req, r.error(), "opendir");
-    fi->fh = reinterpret_cast<uint64_t>(r->get());
-    if (fuse_reply_open(req, fi) == 0) {
-      static_cast<void>(r->release());  // the kernel owns it now; freed in ReleaseDir
-    } else {
-      FuseContext::From(req).overlay->ReleaseDir(std::move(*r));  // the opener is gone
-    }
+    fi->fh = reinterpret_cast<uint64_t>(*r);
+    // The kernel owns it now (freed in ReleaseDir), unless the opener is gone.
+    if (fuse_reply_open(req, fi) != 0) FuseContext::From(req).overlay->ReleaseDir(*r);
   });
 }
 
 void ReleaseDir(fuse_req_t req, fuse_ino_t /*ino*/, fuse_file_info* fi) noexcept {
-  FuseContext::From(req).overlay->ReleaseDir(std::unique_ptr<DirHandle>(DirOf(fi)));
+  FuseContext::From(req).overlay->ReleaseDir(DirOf(fi));
   ReplyOk(req);
 }
 

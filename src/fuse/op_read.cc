@@ -6,12 +6,16 @@
 namespace detourfs::fuseops {
 
 void Read(fuse_req_t req, fuse_ino_t /*ino*/, size_t size, off_t off, fuse_file_info* fi) noexcept {
-  // The fd is taken under the handle's lock (a spill may swap it) and kept
-  // alive by its reference: once the reply is out, the kernel may release
-  // the handle at any moment.
-  SharedFd fd = FuseContext::From(req).overlay->FdOf(*FileOf(fi));
-  fuse_bufvec buf = FdBufvec(fd->get(), size, off);
-  fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+  // The overlay holds the file still (no spill or move swaps it) while the
+  // data is spliced from it into the reply.
+  const int rc = FuseContext::From(req).overlay->Read(
+      *FileOf(fi), off, size, [req](int fd, off_t at, size_t n) {
+        fuse_bufvec buf = FdBufvec(fd, n, at);
+        return fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+      });
+  // A negative answer before any reply was sent: an error (EIO for a file
+  // that could not follow its data). A failed send is the kernel's affair.
+  if (rc == -EIO) ReplyErr(req, EIO, "read");
 }
 
 }  // namespace detourfs::fuseops

@@ -19,7 +19,7 @@ void DoReadDir(fuse_req_t req, size_t size, off_t off, fuse_file_info* fi, bool 
     if (plus) {
       fuse_entry_param p{};
       if (e.entry) {
-        p.ino = e.entry->node->id();
+        p.ino = e.entry->ino;
         p.attr = e.entry->attr;
         p.attr_timeout = ctx.settings.attr_timeout;
         p.entry_timeout = ctx.settings.entry_timeout;
@@ -40,6 +40,7 @@ void DoReadDir(fuse_req_t req, size_t size, off_t off, fuse_file_info* fi, bool 
     return true;
   };
   Result<void> r = ctx.overlay->ReadDir(*DirOf(fi), off, plus, emit);
+  if (!r.ok() && used > 0) r = Result<void>();  // what fit is answered; the error comes next time
   if (!r.ok()) return ReplyErr(req, r.error(), plus ? "readdirplus" : "readdir");
   fuse_reply_buf(req, buf.data(), used);
 }

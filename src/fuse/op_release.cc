@@ -5,7 +5,7 @@
 namespace detourfs::fuseops {
 
 void Release(fuse_req_t req, fuse_ino_t /*ino*/, fuse_file_info* fi) noexcept {
-  FuseContext::From(req).overlay->Release(std::unique_ptr<FileHandle>(FileOf(fi)));
+  FuseContext::From(req).overlay->Release(FileOf(fi));
   ReplyOk(req);
 }
 

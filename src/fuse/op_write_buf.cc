@@ -13,7 +13,9 @@ void WriteBuf(fuse_req_t req, fuse_ino_t ino, fuse_bufvec* bufv, off_t off,
               fuse_file_info* fi) noexcept {
   Overlay* overlay = FuseContext::From(req).overlay;
   if (TakeKillSuidgid(fi)) {
-    Result<void> killed = overlay->KillSuidgid(ino, FileOf(fi));
+    SetAttrRequest kill;
+    kill.kill_suidgid = true;
+    Result<struct stat> killed = overlay->SetAttr(ino, kill, FileOf(fi));
     if (!killed.ok()) return ReplyErr(req, killed.error(), "write");
   }
   Result<size_t> n =

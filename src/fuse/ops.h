@@ -46,7 +46,6 @@ void SetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* valu
 void GetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) noexcept;
 void ListXattr(fuse_req_t req, fuse_ino_t ino, size_t size) noexcept;
 void RemoveXattr(fuse_req_t req, fuse_ino_t ino, const char* name) noexcept;
-void Access(fuse_req_t req, fuse_ino_t ino, int mask) noexcept;
 void Fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
                fuse_file_info* fi) noexcept;
 void CopyFileRange(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, fuse_file_info* fi_in,

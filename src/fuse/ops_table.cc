@@ -10,7 +10,6 @@ const fuse_lowlevel_ops& OpsTable() {
   static const fuse_lowlevel_ops ops = [] {
     fuse_lowlevel_ops o{};
     // clang-format off
-    o.access          = Access;
     o.copy_file_range = CopyFileRange;
     o.create          = Create;
     o.fallocate       = Fallocate;

@@ -34,7 +34,7 @@ bool IsTrouble(int err) {
 
 fuse_entry_param EntryParam(const FuseContext& ctx, const Entry& entry) {
   fuse_entry_param e{};
-  e.ino = entry.node->id();
+  e.ino = entry.ino;
   e.generation = 0;  // node ids are never reused while the daemon runs
   e.attr = entry.attr;
   e.attr_timeout = ctx.settings.attr_timeout;
@@ -44,9 +44,16 @@ fuse_entry_param EntryParam(const FuseContext& ctx, const Entry& entry) {
 
 }  // namespace
 
-Caller CallerOf(fuse_req_t req) {
+Caller CallerOf(fuse_req_t req, bool with_groups) {
   const fuse_ctx* c = fuse_req_ctx(req);
-  return Caller{c->uid, c->gid, c->pid, c->umask};
+  Caller caller{c->uid, c->gid, c->pid, c->umask, {}, false};
+  if (with_groups) {
+    // The supplementary groups of the calling thread (from /proc), for
+    // entries made with its credentials: cached briefly per process.
+    FuseContext& ctx = FuseContext::From(req);
+    caller.groups_known = ctx.groups.Get(req, c->pid, c->uid, c->gid, &caller.groups);
+  }
+  return caller;
 }
 
 fuse_bufvec FdBufvec(int fd, size_t size, off_t off) {

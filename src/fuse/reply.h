@@ -8,8 +8,9 @@
 
 namespace detourfs::fuseops {
 
-// The request's caller: uid, gid, pid, umask.
-Caller CallerOf(fuse_req_t req);
+// The request's caller: uid, gid, pid, umask; `with_groups` adds its
+// supplementary groups (for requests that make entries).
+Caller CallerOf(fuse_req_t req, bool with_groups = false);
 
 // A one-buffer fuse_bufvec over `size` bytes of `fd` at `off` (libfuse's
 // FUSE_BUFVEC_INIT is a C compound literal).

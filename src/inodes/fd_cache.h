@@ -11,7 +11,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "detourfs/inode_table.h"
+#include "inodes/node.h"
 
 namespace detourfs {
 

@@ -11,7 +11,8 @@
 #include <cstdint>
 #include <mutex>
 
-#include "detourfs/inode_table.h"
+#include "inodes/node.h"
+#include "store/layer.h"
 #include "detourfs/result.h"
 #include "detourfs/unique_fd.h"
 

@@ -3,12 +3,17 @@
 
 #include <fcntl.h>
 #include <linux/openat2.h>
+#include <sys/fsuid.h>
 #include <sys/syscall.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <climits>
+#include <cstdint>
 #include <cerrno>
 #include <cstdio>
+#include <cstring>
 
 namespace detourfs::sys {
 namespace {
@@ -39,6 +44,16 @@ Result<UniqueFd> OpenBeneath(int dirfd, const char* name, int flags, mode_t mode
   how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
   return CheckFd(static_cast<int>(::syscall(SYS_openat2, dirfd, name, &how, sizeof(how))));
 }
+
+Result<UniqueFd> OpenParent(int fd) {
+  return CheckFd(::openat(fd, "..", O_PATH | O_DIRECTORY | O_CLOEXEC));
+}
+
+Result<UniqueFd> OpenPath(const char* path, int flags, mode_t mode) {
+  return CheckFd(::open(path, flags | O_CLOEXEC, mode));
+}
+
+Result<UniqueFd> Dup(int fd) { return CheckFd(::fcntl(fd, F_DUPFD_CLOEXEC, 0)); }
 
 Result<UniqueFd> Reopen(int fd, int flags) {
   return CheckFd(::open(ProcFdPath(fd).data(), flags | O_CLOEXEC));
@@ -150,6 +165,28 @@ Result<size_t> Read(int fd, void* buf, size_t size) {
   }
 }
 
+Result<size_t> PRead(int fd, void* buf, size_t size, off_t off) {
+  for (;;) {
+    const ssize_t n = ::pread(fd, buf, size, off);
+    if (n >= 0) return static_cast<size_t>(n);
+    if (errno != EINTR) return Errno{errno};
+  }
+}
+
+Result<void> PWriteAll(int fd, const void* buf, size_t size, off_t off) {
+  const char* p = static_cast<const char*>(buf);
+  while (size > 0) {
+    const ssize_t n = ::pwrite(fd, p, size, off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Errno{errno};
+    if (n == 0) return Errno{EIO};
+    p += n;
+    off += n;
+    size -= static_cast<size_t>(n);
+  }
+  return {};
+}
+
 Result<void> WriteAll(int fd, const void* buf, size_t size) {
   const char* p = static_cast<const char*>(buf);
   while (size > 0) {
@@ -187,6 +224,129 @@ Result<void> SetXattr(int fd, const char* name, const void* value, size_t size, 
 
 Result<void> RemoveXattr(int fd, const char* name) {
   return Check(::removexattr(ProcFdPath(fd).data(), name));
+}
+
+namespace {
+
+// getxattrat(2), Linux 6.13: the same number on every architecture.
+constexpr long kSysGetxattrat = 464;
+struct XattrArgs {  // struct xattr_args of <linux/xattr.h>, 6.13
+  uint64_t value;
+  uint32_t size;
+  uint32_t flags;
+};
+
+}  // namespace
+
+Result<size_t> GetXattrAt(int dirfd, const char* name, const char* attr, void* value,
+                          size_t size) {
+  // Whether this kernel has getxattrat: a property of the running kernel,
+  // learnt once (ENOSYS does not change while the process lives).
+  static std::atomic<bool> have_at{true};
+  if (have_at.load(std::memory_order_relaxed)) {
+    XattrArgs args{reinterpret_cast<uint64_t>(value), static_cast<uint32_t>(size), 0};
+    const long n =
+        ::syscall(kSysGetxattrat, dirfd, name, AT_SYMLINK_NOFOLLOW, attr, &args, sizeof(args));
+    if (n >= 0) return static_cast<size_t>(n);
+    if (errno != ENOSYS) return Errno{errno};
+    have_at.store(false, std::memory_order_relaxed);
+  }
+  char path[64 + NAME_MAX];
+  const int len = std::snprintf(path, sizeof(path), "/proc/self/fd/%d/%s", dirfd, name);
+  if (len < 0 || static_cast<size_t>(len) >= sizeof(path)) return Errno{ENAMETOOLONG};
+  const ssize_t n = ::lgetxattr(path, attr, value, size);
+  if (n < 0) return Errno{errno};
+  return static_cast<size_t>(n);
+}
+
+Result<void> SetXattrAt(int dirfd, const char* name, const char* attr, const void* value,
+                        size_t size, int flags) {
+  static std::atomic<bool> have_at{true};
+  constexpr long kSysSetxattrat = 463;
+  if (have_at.load(std::memory_order_relaxed)) {
+    XattrArgs args{reinterpret_cast<uint64_t>(value), static_cast<uint32_t>(size),
+                   static_cast<uint32_t>(flags)};
+    const long rc =
+        ::syscall(kSysSetxattrat, dirfd, name, AT_SYMLINK_NOFOLLOW, attr, &args, sizeof(args));
+    if (rc == 0) return {};
+    if (errno != ENOSYS) return Errno{errno};
+    have_at.store(false, std::memory_order_relaxed);
+  }
+  char path[64 + NAME_MAX];
+  const int len = std::snprintf(path, sizeof(path), "/proc/self/fd/%d/%s", dirfd, name);
+  if (len < 0 || static_cast<size_t>(len) >= sizeof(path)) return Errno{ENAMETOOLONG};
+  return Check(::lsetxattr(path, attr, value, size, flags));
+}
+
+Result<UniqueFd> OpenTmpfile(int dirfd, mode_t mode) {
+  return CheckFd(::openat(dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, mode & 07777));
+}
+
+Result<void> LinkAt(int olddirfd, const char* oldname, int newdirfd, const char* newname) {
+  return Check(::linkat(olddirfd, oldname, newdirfd, newname, 0));
+}
+
+Result<void> Syncfs(int fd) {
+  // syncfs refuses O_PATH fds too: through /proc.
+  UniqueFd own;
+  if (::fcntl(fd, F_GETFL) & O_PATH) {
+    Result<UniqueFd> r = Reopen(fd, O_RDONLY | O_DIRECTORY);
+    if (!r.ok()) return Errno{r.error()};
+    own = std::move(*r);
+    fd = own.get();
+  }
+  return Check(::syncfs(fd));
+}
+
+Result<void> SyncDir(int dirfd) {
+  Result<UniqueFd> dir = Reopen(dirfd, O_RDONLY | O_DIRECTORY);
+  if (!dir.ok()) return Errno{dir.error()};
+  return Check(::fsync(dir->get()));
+}
+
+Result<void> Fadvise(int fd, off_t offset, off_t len, int advice) {
+  const int rc = ::posix_fadvise(fd, offset, len, advice);  // returns the error, not -1
+  if (rc != 0) return Errno{rc};
+  return {};
+}
+
+Result<void> Fchown(int fd, uid_t uid, gid_t gid) { return Check(::fchown(fd, uid, gid)); }
+
+Result<size_t> Getdents(int fd, char* buf, size_t size) {
+  const long n = ::syscall(SYS_getdents64, fd, buf, size);
+  if (n < 0) return Errno{errno};
+  return static_cast<size_t>(n);
+}
+
+Result<std::string> NameToHandle(int dirfd, const char* name) {
+  std::string buf(sizeof(struct file_handle) + MAX_HANDLE_SZ, '\0');
+  auto* fh = reinterpret_cast<struct file_handle*>(buf.data());
+  fh->handle_bytes = MAX_HANDLE_SZ;
+  int mount_id = 0;
+  if (::name_to_handle_at(dirfd, name, fh, &mount_id, 0) < 0) return Errno{errno};
+  buf.resize(sizeof(struct file_handle) + fh->handle_bytes);
+  return buf;
+}
+
+Result<UniqueFd> OpenByHandle(int mount_fd, const std::string& handle, int flags) {
+  if (handle.size() < sizeof(struct file_handle)) return Errno{EINVAL};
+  std::string copy = handle;  // open_by_handle_at takes a non-const handle
+  auto* fh = reinterpret_cast<struct file_handle*>(copy.data());
+  if (sizeof(struct file_handle) + fh->handle_bytes != copy.size()) return Errno{EINVAL};
+  return CheckFd(::open_by_handle_at(mount_fd, fh, flags | O_CLOEXEC));
+}
+
+uid_t SetFsuid(uid_t uid) { return static_cast<uid_t>(::setfsuid(uid)); }
+gid_t SetFsgid(gid_t gid) { return static_cast<gid_t>(::setfsgid(gid)); }
+
+Result<void> SetThreadGroups(const gid_t* groups, size_t count) {
+  return Check(static_cast<int>(::syscall(SYS_setgroups, count, groups)));
+}
+
+Result<size_t> GetThreadGroups(gid_t* groups, size_t max) {
+  const long n = ::syscall(SYS_getgroups, max, groups);
+  if (n < 0) return Errno{errno};
+  return static_cast<size_t>(n);
 }
 
 }  // namespace detourfs::sys

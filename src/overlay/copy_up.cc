@@ -1,0 +1,269 @@
+// OverlayImpl: directory parts on tiers, copy-up of files, deep copy-up of
+// directories, and the index of hard-linked volume files.
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+
+#include <cinttypes>
+#include <cstdio>
+
+#include "overlay/overlay_impl.h"
+#include "store/file_copy.h"
+#include "store/markers.h"
+#include "store/tree_walk.h"
+#include "sys/sys.h"
+
+namespace detourfs {
+namespace {
+
+std::string IdName(uint64_t id) {
+  char buf[24];
+  std::snprintf(buf, sizeof(buf), "%016" PRIx64, id);
+  return buf;
+}
+
+}  // namespace
+
+Result<SharedFd> OverlayImpl::EnsureTierDir(Node* dir, Layer tier) {
+  if (!changes_->has(tier)) return Errno{ENOENT};
+  if (dir == table_.root()) return changes_->dirs(tier).tree;
+  // The directories from the nearest one that has its part on the tier down
+  // to `dir`: made top-down, each like its primary part.
+  std::vector<NodePin> chain;
+  for (Node* d = dir; d != table_.root();) {
+    {
+      ReadLock lock(&d->content_mu);
+      if (d->binding().parts[Index(tier)].present()) break;
+    }
+    chain.push_back(table_.Pin(d));
+    std::vector<Location> locs = table_.Locations(d);
+    if (locs.empty()) return Errno{ENOENT};  // removed meanwhile
+    d = locs.front().parent.get();
+  }
+  for (size_t i = chain.size(); i-- > 0;) {
+    Node* d = chain[i].get();
+    std::vector<Location> locs = table_.Locations(d);
+    if (locs.empty()) return Errno{ENOENT};
+    Node* parent = locs.front().parent.get();
+    const std::string& name = locs.front().name;
+    Result<SharedFd> pfd = resolver_.DirFd(parent, tier);
+    if (!pfd.ok()) return Errno{pfd.error()};
+    WriteLock lock(&d->content_mu);
+    Binding& b = d->mutable_binding();
+    if (b.parts[Index(tier)].present()) continue;
+    Result<SharedFd> model = resolver_.Fd(d, b, Primary(b));
+    if (!model.ok()) return Errno{model.error()};
+    Result<struct stat> mst = sys::Fstat((*model)->get());
+    if (!mst.ok()) return Errno{mst.error()};
+    const std::string path = PathOf(d);
+    const At at{tier, (*pfd)->get(), name, path, true};
+    Result<UniqueFd> made = changes_->EnsureDir(at, (*model)->get(), *mst, d->pid());
+    if (made.ok()) {
+      // One that was there already must be this directory's (same id):
+      // anything else is left from a directory since removed.
+      Result<markers::IdRecord> rec = markers::GetIdRecord(made->get());
+      if (rec.ok() && rec->id != 0 && rec->id != d->pid()) {
+        spdlog::info("{}: '{}' held a stale directory part, moved to the trash", LayerName(tier),
+                     path);
+        (void)changes_->Trash(at);
+        made = changes_->EnsureDir(at, (*model)->get(), *mst, d->pid());
+      } else if (rec.ok() && rec->id == 0) {
+        (void)changes_->SetIdRecord(made->get(), markers::IdRecord{d->pid(), false, {}});
+      }
+    }
+    if (!made.ok()) return Errno{made.error()};
+    Result<struct stat> st = sys::Fstat(made->get());
+    if (!st.ok()) return Errno{st.error()};
+    b.parts[Index(tier)] = Part::Of(*st);
+    d->generation.fetch_add(1, std::memory_order_acq_rel);
+    resolver_.Prime(d, tier, std::make_shared<const UniqueFd>(std::move(*made)));
+  }
+  return resolver_.DirFd(dir, tier);
+}
+
+std::optional<Layer> OverlayImpl::CopyUpTarget(Node* node, const Binding& b) {
+  if (router_.empty()) return std::nullopt;
+  if (node->is_dir()) {
+    if (IsTier(b.layer) && !b.home().present()) return b.layer;
+    return std::nullopt;
+  }
+  if (b.metacopy) return b.layer;  // an index entry without its data yet
+  if (b.layer != Layer::kVolume) return std::nullopt;
+  // A volume file changes on the tier a name of it is routed to.
+  for (const Location& loc : table_.Locations(node)) {
+    const Layer l = RouteOfChild(loc.parent.get(), loc.name).file_layer;
+    if (IsTier(l)) return l;
+  }
+  return std::nullopt;
+}
+
+Result<void> OverlayImpl::PrepareChange(Node* node) {
+  std::optional<Layer> tier;
+  {
+    ReadLock lock(&node->content_mu);
+    tier = CopyUpTarget(node, node->binding());
+  }
+  if (!tier) return {};
+  if (node->is_dir()) return EnsureTierDir(node, *tier).ok() ? Result<void>() : Errno{EIO};
+  WriteLock lock(&node->content_mu);
+  tier = CopyUpTarget(node, node->binding());  // again: it may have moved meanwhile
+  if (!tier) return {};
+  return CopyUp(node, *tier);
+}
+
+Result<void> OverlayImpl::CopyUp(Node* node, Layer tier) {
+  Binding& b = node->mutable_binding();
+  Result<SharedFd> src = resolver_.Fd(node, b, Layer::kVolume);
+  if (b.metacopy) {
+    Result<UniqueFd> data = resolver_.OpenData(node, b, O_RDONLY);
+    if (!data.ok()) return Errno{data.error()};
+    src = std::make_shared<const UniqueFd>(std::move(*data));
+  }
+  if (!src.ok()) return Errno{src.error()};
+  Result<struct stat> st = sys::Fstat((*src)->get());
+  if (!st.ok()) return Errno{st.error()};
+  Result<Made> made = Errno{EIO};
+  std::string where;
+  if (st->st_nlink > 1 || b.index) {
+    // Several names: one copy for all of them, in the tier's index, which
+    // every name of the file resolves to from now on.
+    IndexInfo info;
+    Result<std::string> handle = sys::NameToHandle((*src)->get(), "");
+    if (!handle.ok()) return Errno{handle.error()};
+    info.handle = *handle;
+    info.links = st->st_nlink;
+    where = "index/" + IdName(node->pid());
+    const int index = changes_->dirs(tier).index->get();
+    const At at{tier, index, IdName(node->pid()), where, true};
+    if (b.metacopy) {
+      (void)changes_->Trash(at);  // the data-less entry makes way for the copy
+    }
+    made = changes_->CopyIn(at, (*src)->get(), -1, *st, node->pid(), &info);
+    if (made.ok()) {
+      MutexLock lock(&index_mu_);
+      indexed_[Index(tier)].insert(node->pid());
+    }
+  } else {
+    std::vector<Location> locs = table_.Locations(node);
+    const Location* routed = nullptr;
+    for (const Location& loc : locs) {
+      if (RouteOfChild(loc.parent.get(), loc.name).file_layer == tier) {
+        routed = &loc;
+        break;
+      }
+    }
+    if (routed == nullptr) return Errno{ESTALE};
+    Result<SharedFd> pfd = EnsureTierDir(routed->parent.get(), tier);
+    if (!pfd.ok()) return Errno{pfd.error()};
+    where = Join(PathOf(routed->parent.get()), routed->name);
+    if (TierSpace* space = SpaceOf(tier); space && !space->Admit(static_cast<uint64_t>(st->st_size))) {
+      made = Errno{ENOSPC};
+    } else {
+      made = changes_->CopyIn(At{tier, (*pfd)->get(), routed->name, where, true}, (*src)->get(), -1,
+                              *st, node->pid());
+    }
+  }
+  if (!made.ok()) return Errno{made.error()};
+  b.layer = tier;
+  b.index = st->st_nlink > 1 || b.index;
+  b.metacopy = false;
+  b.parts[Index(tier)] = Part::Of(made->st);
+  node->generation.fetch_add(1, std::memory_order_acq_rel);
+  resolver_.Drop(node->id());
+  resolver_.Prime(node, tier, std::make_shared<const UniqueFd>(std::move(made->fd)));
+  return RepointHandles(node, b);
+}
+
+Result<void> OverlayImpl::DeepCopyUp(Node* dir, Layer tier) {
+  Result<SharedFd> top = EnsureTierDir(dir, tier);
+  if (!top.ok()) return Errno{top.error()};
+  Binding b = dir->Snapshot();
+  if (b.opaque || !b.parts[Index(Layer::kVolume)].present()) return {};
+  Result<SharedFd> vol = resolver_.DirFd(dir, Layer::kVolume);
+  if (!vol.ok()) return Errno{vol.error()};
+  const std::string base = PathOf(dir);
+  // Two trees: the tier part (fds[0]) and the volume part (fds[1]). Each
+  // volume entry the tier does not hold (nor hide) is copied up; each
+  // directory, once full, is marked opaque on the way back up.
+  WalkCallbacks cb;
+  cb.list = [](const WalkDir& d) -> Result<std::vector<WalkItem>> {
+    if (d.fds[1] < 0) return std::vector<WalkItem>{};
+    return ListDir(d.fds[1]);
+  };
+  cb.visit = [&](const WalkDir& d, const WalkItem& item) -> Result<bool> {
+    const char* name = item.name.c_str();
+    Result<struct stat> tst = sys::StatAt(d.fds[0], name);
+    if (tst.ok()) {
+      // Held on the tier already (a copy, a whiteout, something new): a
+      // directory there is entered unless it hides the volume's already.
+      if (!S_ISDIR(tst->st_mode) || !S_ISDIR(item.type)) return false;
+      Result<markers::IdRecord> rec = markers::GetIdRecordAt(d.fds[0], name);
+      return rec.ok() && !rec->opaque;
+    }
+    if (tst.error() != ENOENT) return Errno{tst.error()};
+    Result<struct stat> vst = sys::StatAt(d.fds[1], name);
+    if (!vst.ok()) return vst.error() == ENOENT ? Result<bool>(false) : Errno{vst.error()};
+    const std::string path = Join(d.path->empty() ? base : Join(base, *d.path), item.name);
+    // The id it has through the mount: the volume's number (directories
+    // here are routed, never marked).
+    const uint64_t pid = static_cast<uint64_t>(vst->st_ino);
+    const At at{tier, d.fds[0], item.name, path, true};
+    if (S_ISDIR(vst->st_mode)) {
+      Result<UniqueFd> model = sys::OpenBeneath(d.fds[1], name, O_PATH | O_DIRECTORY);
+      if (!model.ok()) return Errno{model.error()};
+      Result<UniqueFd> made = changes_->EnsureDir(at, model->get(), *vst, pid);
+      if (!made.ok()) return Errno{made.error()};
+      return true;
+    }
+    Result<UniqueFd> src = sys::OpenBeneath(d.fds[1], name, O_PATH);
+    if (!src.ok()) return Errno{src.error()};
+    Result<Made> made = changes_->CopyIn(at, src->get(), -1, *vst, pid);
+    if (!made.ok() && made.error() != EEXIST) return Errno{made.error()};
+    if (made.ok()) {
+      // A node the kernel holds for it follows its copy.
+      NodePin n = table_.FindByPid(pid, vst->st_mode);
+      if (n) {
+        WriteLock lock(&n->content_mu);
+        Binding& nb = n->mutable_binding();
+        if (nb.layer == Layer::kVolume && !nb.index) {
+          nb.layer = tier;
+          nb.parts[Index(tier)] = Part::Of(made->st);
+          n->generation.fetch_add(1, std::memory_order_acq_rel);
+          resolver_.Drop(n->id());
+          (void)RepointHandles(n.get(), nb);
+        }
+      }
+    }
+    return false;
+  };
+  cb.leave = [&](const WalkDir& d, const WalkItem& item) -> Result<void> {
+    Result<UniqueFd> fd = sys::OpenBeneath(d.fds[0], item.name.c_str(), O_PATH | O_DIRECTORY);
+    if (!fd.ok()) return Errno{fd.error()};
+    Result<markers::IdRecord> rec = markers::GetIdRecord(fd->get());
+    if (!rec.ok()) return Errno{rec.error()};
+    const std::string path = Join(d.path->empty() ? base : Join(base, *d.path), item.name);
+    return changes_->SetOpaque(At{tier, d.fds[0], item.name, path, true}, fd->get(), true,
+                               rec->id);
+  };
+  DETOURFS_TRY(WalkTrees({(*top)->get(), (*vol)->get(), -1, -1}, cb));
+  // Every directory the kernel holds below now lives on the tier alone.
+  for (NodePin& n : table_.NodesWithin(dir)) {
+    if (!n->is_dir()) continue;
+    WriteLock lock(&n->content_mu);
+    Binding& nb = n->mutable_binding();
+    if (!nb.parts[Index(tier)].present()) continue;
+    nb.opaque = true;
+    nb.parts[Index(Layer::kVolume)] = Part::Absent();
+    n->generation.fetch_add(1, std::memory_order_acq_rel);
+  }
+  WriteLock lock(&dir->content_mu);
+  Binding& db = dir->mutable_binding();
+  Result<markers::IdRecord> rec = markers::GetIdRecord((*top)->get());
+  if (!rec.ok()) return Errno{rec.error()};
+  DETOURFS_TRY(changes_->SetOpaque(At{tier, -1, "", base, true}, (*top)->get(), true, dir->pid()));
+  db.opaque = true;
+  db.parts[Index(Layer::kVolume)] = Part::Absent();
+  dir->generation.fetch_add(1, std::memory_order_acq_rel);
+  return {};
+}
+
+}  // namespace detourfs

@@ -1,0 +1,428 @@
+// OverlayImpl: files and trees moving between layers (`mv node_modules
+// node_modules.old` to the volume, a file from the volume into a routed
+// directory, memory to disk). The copy is built aside in the destination
+// layer's work/ — a tree with the source frozen (MoveGate), never holding
+// an fd per file — then one recorded change publishes it by rename and
+// removes the source, so a crash leaves the old state or, after recovery,
+// the new one. Ids stay: a moved file reports the inode number it had.
+// Copies to the volume are synced and checked before the source goes.
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+
+#include <cinttypes>
+#include <cstdio>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "overlay/overlay_impl.h"
+#include "route/glob.h"
+#include "store/file_copy.h"
+#include "store/markers.h"
+#include "store/tree_walk.h"
+#include "sys/sys.h"
+
+namespace detourfs {
+namespace {
+
+constexpr size_t kDest = 3;  // the walk's tree index of the copy being built
+
+std::string IdName(uint64_t id) {
+  char buf[24];
+  std::snprintf(buf, sizeof(buf), "%016" PRIx64, id);
+  return buf;
+}
+
+// WalkItem tags: the layer the entry is taken from, and its route + 1.
+uint64_t Tag(Layer from, int route) {
+  return Index(from) | (static_cast<uint64_t>(route + 1) << 8);
+}
+Layer TagLayer(uint64_t tag) { return static_cast<Layer>(tag & 0xff); }
+int TagRoute(uint64_t tag) { return static_cast<int>(tag >> 8) - 1; }
+
+}  // namespace
+
+OverlayImpl::StagedTree::~StagedTree() {
+  if (!published && changes != nullptr && !name.empty()) {
+    // Never published (the rename failed or changed its mind): away.
+    (void)changes->Trash(At{layer, changes->work(layer), name, "", false});
+  }
+}
+
+ChildRoute OverlayImpl::RouteOfPath(const std::string& dir_path, int dir_route,
+                                    std::string_view name) {
+  ChildRoute r;
+  if (dir_route >= 0) {
+    r.dir = r.file = dir_route;
+  } else if (!router_.empty()) {
+    std::vector<std::string_view> components = SplitPath(dir_path);
+    components.push_back(name);
+    size_t rule = 0;
+    if (router_.MatchExact(components, true, &rule, nullptr)) r.dir = static_cast<int>(rule);
+    if (router_.MatchExact(components, false, &rule, nullptr)) r.file = static_cast<int>(rule);
+  }
+  r.dir_layer = TierOf(r.dir);
+  r.file_layer = TierOf(r.file);
+  return r;
+}
+
+Result<void> OverlayImpl::MoveFile(RenameArgs& a, Layer to) {
+  Node* x = a.x1;
+  WriteLock lock(&x->content_mu);
+  Binding& b = x->mutable_binding();
+  DETOURFS_TRY(HoldVictim(a));
+  Result<SharedFd> src = resolver_.Fd(x, b);
+  if (!src.ok()) return Errno{src.error()};
+  Result<struct stat> st = sys::Fstat((*src)->get());
+  if (!st.ok()) return Errno{st.error()};
+  // One name of several moving to another filesystem would split the file
+  // in two: refused, as across filesystems (mv copies then, as it must).
+  if (!S_ISDIR(st->st_mode) && st->st_nlink > 1) return Errno{EXDEV};
+  Result<SharedFd> dst_dir = IsTier(to) ? EnsureTierDir(a.d2, to) : resolver_.DirFd(a.d2, to);
+  if (!dst_dir.ok()) return Errno{dst_dir.error()};
+  int data = -1;
+  UniqueFd data_fd;
+  if (S_ISREG(st->st_mode)) {
+    Result<UniqueFd> d = resolver_.OpenData(x, b, O_RDONLY);
+    if (!d.ok()) return Errno{d.error()};
+    data_fd = std::move(*d);
+    data = data_fd.get();
+  }
+  const std::string p1 = Join(PathOf(a.d1), a.n1);
+  const std::string p2 = Join(PathOf(a.d2), a.n2);
+  const std::string staged = ChangeLayer::WorkName("moving");
+  const int work = changes_->work(to);
+  Result<Made> made = changes_->CopyIn(At{to, work, staged, "", true}, (*src)->get(), data, *st,
+                                       x->pid());
+  if (!made.ok()) return Errno{made.error()};
+  if (!IsTier(to)) {
+    // On the volume the file keeps its id (its new inode number differs):
+    // recorded on it, and its directory marked as holding such files.
+    DETOURFS_TRY(changes_->SetIdRecordAt(work, staged.c_str(), markers::IdRecord{x->pid(), false, {}}));
+    Result<bool> marked = markers::HasFlag((*dst_dir)->get(), markers::kIdsXattr);
+    if (!marked.ok() || !*marked) {
+      DETOURFS_TRY(changes_->SetFlag((*dst_dir)->get(), markers::kIdsXattr));
+    }
+    a.d2->volume_ids.store(1, std::memory_order_release);
+  }
+  Intent intent;
+  intent.steps.push_back({StepKind::kRename, IntentPath{to, Area::kWork, staged},
+                          IntentPath{to, Area::kTree, p2}});
+  if (IsTier(b.layer)) {
+    const bool whiteout = a.s1.volume_visible && a.s1.at[Index(Layer::kVolume)].has;
+    intent.steps.push_back(
+        {whiteout ? StepKind::kWhiteout : StepKind::kTrash, IntentPath{b.layer, Area::kTree, p1}, {}});
+  } else if (x->pid() == static_cast<uint64_t>(st->st_ino)) {
+    // The volume file's inode number is the id the moved file keeps: the
+    // old inode is held (hidden) so the volume never gives it to another.
+    intent.steps.push_back({StepKind::kHold, IntentPath{Layer::kVolume, Area::kTree, p1},
+                            IntentPath{Layer::kVolume, Area::kHeld, IdName(x->pid())}});
+  } else {
+    intent.steps.push_back({StepKind::kTrash, IntentPath{Layer::kVolume, Area::kTree, p1}, {}});
+  }
+  DETOURFS_TRY(changes_->Run(intent));
+  if (!IsTier(to)) {
+    // Synced where it lives now, and read back.
+    (void)sys::SyncDir((*dst_dir)->get());
+    Result<struct stat> now = sys::StatAt((*dst_dir)->get(), std::string(a.n2).c_str());
+    if (!now.ok() || now->st_size != made->st.st_size) {
+      spdlog::error("the volume lost '{}' right after it was written (moved from the {})", p2,
+                    LayerName(b.layer));
+    }
+  }
+  const markers::SpillRef old_spill = b.spill;
+  b.layer = to;
+  b.spill = {};
+  b.index = false;
+  b.metacopy = false;
+  for (Layer l : kAllLayers) b.parts[Index(l)] = Part::Absent();
+  b.parts[Index(to)] = Part::Of(made->st);
+  x->generation.fetch_add(1, std::memory_order_acq_rel);
+  resolver_.Drop(x->id());
+  resolver_.Prime(x, to, std::make_shared<const UniqueFd>(std::move(made->fd)));
+  Result<void> repointed = RepointHandles(x, b);
+  (void)old_spill;  // a stub's data goes with the stub, from the trash
+  changes_->Record(ChangeKind::kMove, At{to, -1, "", p2, true}, x->pid());
+  Renamed(a, false);
+  return repointed;
+}
+
+Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageTree(RenameArgs& a, Layer to) {
+  Node* x = a.x1;
+  const Binding b = x->Snapshot();
+  const std::string src_path = Join(PathOf(a.d1), a.n1);
+  const int src_route = RouteOf(x);
+  std::array<int, kWalkTrees> roots{-1, -1, -1, -1};
+  std::array<SharedFd, kLayerCount> parts;
+  for (Layer l : kAllLayers) {
+    if (!b.parts[Index(l)].present()) continue;
+    if (l == Layer::kVolume && IsTier(b.layer) && b.opaque) continue;
+    Result<SharedFd> fd = resolver_.DirFd(x, l);
+    if (!fd.ok()) return Errno{fd.error()};
+    parts[Index(l)] = *fd;
+    roots[Index(l)] = (*fd)->get();
+  }
+  auto staged = std::make_shared<StagedTree>();
+  staged->layer = to;
+  staged->src_pid = x->pid();
+  staged->dst_pid = a.x2 != nullptr ? a.x2->pid() : 0;
+  const int work = changes_->work(to);
+  const std::string name = ChangeLayer::WorkName("tree");
+  {
+    const Layer primary = Primary(b);
+    Result<struct stat> mst = sys::Fstat(parts[Index(primary)]->get());
+    if (!mst.ok()) return Errno{mst.error()};
+    Result<UniqueFd> root =
+        changes_->EnsureDir(At{to, work, name, "", false}, parts[Index(primary)]->get(), *mst,
+                            IsTier(to) ? x->pid() : 0);
+    if (!root.ok()) return Errno{root.error()};
+    staged->name = name;
+    staged->changes = changes_.get();
+    if (!IsTier(to)) {
+      DETOURFS_TRY(changes_->SetIdRecordAt(work, name.c_str(), markers::IdRecord{x->pid(), false, {}}));
+    }
+    roots[kDest] = root->get();
+    // The walk dups the roots it is given.
+    WalkCallbacks cb;
+    // Hard links within the tree: the first copy's path, never an fd.
+    std::unordered_map<std::string, std::string> links;
+    auto key = [](const struct stat& st) {
+      return std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino);
+    };
+    cb.list = [&](const WalkDir& d) -> Result<std::vector<WalkItem>> {
+      const std::string dir_path = d.path->empty() ? src_path : Join(src_path, *d.path);
+      const int dir_route = d.self == nullptr ? src_route : TagRoute(d.self->tag);
+      // This level's parts: a tier part that is opaque hides the volume's.
+      std::array<int, kLayerCount> fds{d.fds[0], d.fds[1], d.fds[2]};
+      for (Layer t : kTiers) {
+        if (fds[Index(t)] < 0) continue;
+        Result<markers::IdRecord> rec = markers::GetIdRecord(fds[Index(t)]);
+        if (rec.ok() && rec->opaque && (dir_route >= 0 && TierOf(dir_route) == t)) {
+          fds[Index(Layer::kVolume)] = -1;
+        }
+      }
+      std::vector<WalkItem> out;
+      std::unordered_set<std::string> seen;
+      std::array<std::unordered_set<std::string>, kLayerCount> whited;
+      for (Layer t : kTiers) {
+        if (fds[Index(t)] < 0) continue;
+        Result<std::vector<WalkItem>> items = ListDir(fds[Index(t)]);
+        if (!items.ok()) return Errno{items.error()};
+        for (WalkItem& item : *items) {
+          const ChildRoute r = RouteOfPath(dir_path, dir_route, item.name);
+          if (item.type == S_IFCHR) {
+            Result<struct stat> st = sys::StatAt(fds[Index(t)], item.name.c_str());
+            if (!st.ok()) continue;
+            Result<bool> wh = markers::IsWhiteout(fds[Index(t)], item.name.c_str(), *st);
+            if (wh.ok() && *wh) {
+              whited[Index(t)].insert(item.name);
+              continue;
+            }
+          }
+          if (r.LayerFor(item.type) != t || seen.count(item.name)) continue;
+          seen.insert(item.name);
+          item.tag = Tag(t, r.For(item.type));
+          out.push_back(std::move(item));
+        }
+      }
+      if (fds[Index(Layer::kVolume)] >= 0) {
+        Result<std::vector<WalkItem>> items = ListDir(fds[Index(Layer::kVolume)]);
+        if (!items.ok()) return Errno{items.error()};
+        for (WalkItem& item : *items) {
+          if (seen.count(item.name)) continue;
+          const ChildRoute r = RouteOfPath(dir_path, dir_route, item.name);
+          const Layer home = r.LayerFor(item.type);
+          if (IsTier(home) && whited[Index(home)].count(item.name)) continue;
+          item.tag = Tag(Layer::kVolume, r.For(item.type));
+          out.push_back(std::move(item));
+        }
+      }
+      return out;
+    };
+    cb.visit = [&](const WalkDir& d, const WalkItem& item) -> Result<bool> {
+      const Layer from = TagLayer(item.tag);
+      const int sfd = d.fds[Index(from)];
+      const char* n = item.name.c_str();
+      Result<struct stat> st = sys::StatAt(sfd, n);
+      if (!st.ok()) return st.error() == ENOENT ? Result<bool>(false) : Errno{st.error()};
+      uint64_t pid = static_cast<uint64_t>(st->st_ino);
+      markers::IdRecord rec;
+      if (IsTier(from)) {
+        Result<markers::IdRecord> r = markers::GetIdRecordAt(sfd, n);
+        if (r.ok()) rec = *r;
+        if (rec.id != 0) pid = rec.id;
+      } else {
+        Result<markers::IdRecord> r = markers::GetIdRecordAt(sfd, n);
+        if (r.ok() && r->id != 0) pid = r->id;
+      }
+      const int dfd = d.fds[kDest];
+      if (S_ISDIR(st->st_mode)) {
+        Result<UniqueFd> model = sys::OpenBeneath(sfd, n, O_PATH | O_DIRECTORY);
+        if (!model.ok()) return Errno{model.error()};
+        Result<UniqueFd> made = changes_->EnsureDir(At{to, dfd, item.name, "", false},
+                                                    model->get(), *st, IsTier(to) ? pid : 0);
+        if (!made.ok()) return Errno{made.error()};
+        if (!IsTier(to)) {
+          DETOURFS_TRY(changes_->SetIdRecordAt(dfd, n, markers::IdRecord{pid, false, {}}));
+          DETOURFS_TRY(changes_->SetFlag(dfd, markers::kIdsXattr));
+        }
+        return true;
+      }
+      if (st->st_nlink > 1) {
+        auto [it, first] = links.emplace(key(*st), d.path->empty() ? item.name : Join(*d.path, item.name));
+        (void)first;
+        if (it->second != (d.path->empty() ? item.name : Join(*d.path, item.name))) {
+          DETOURFS_TRY(sys::LinkAt(roots[kDest], it->second.c_str(), dfd, n));
+          return false;
+        }
+      }
+      if (from == to && !IsTier(to)) {
+        // A volume file moving within the volume's filesystem: a link,
+        // no copy (the source's name goes when the move is published).
+        DETOURFS_TRY(sys::LinkAt(sfd, n, dfd, n));
+        staged->files++;
+        return false;
+      }
+      Result<UniqueFd> src = sys::OpenBeneath(sfd, n, O_PATH);
+      if (!src.ok()) return Errno{src.error()};
+      UniqueFd data;
+      if (S_ISREG(st->st_mode) && rec.spill.token != 0) {
+        Result<UniqueFd> sd = changes_->OpenSpilled(rec.spill, O_RDONLY);
+        if (!sd.ok()) return Errno{EIO};
+        data = std::move(*sd);
+      }
+      // A file the kernel knows, being written through a name outside the
+      // tree, is copied whole: its node's lock keeps writes out meanwhile.
+      NodePin node = table_.FindByPid(pid, st->st_mode);
+      std::optional<ReadLock> hold;
+      if (node) hold.emplace(&node->content_mu);
+      Result<Made> made = changes_->CopyIn(At{to, dfd, item.name, "", false}, src->get(),
+                                           data.valid() ? data.get() : -1, *st,
+                                           IsTier(to) ? pid : 0);
+      if (!made.ok()) return Errno{made.error()};
+      if (!IsTier(to)) {
+        DETOURFS_TRY(changes_->SetIdRecordAt(dfd, n, markers::IdRecord{pid, false, {}}));
+        DETOURFS_TRY(changes_->SetFlag(dfd, markers::kIdsXattr));
+      }
+      staged->files++;
+      staged->bytes += static_cast<uint64_t>(st->st_size);
+      return false;
+    };
+    DETOURFS_TRY(WalkTrees(roots, cb));
+  }
+  DETOURFS_TRY(changes_->Hit("move.copied"));
+  if (!IsTier(to)) {
+    // On the volume: durable before it is published and its source goes.
+    DETOURFS_TRY(sys::Syncfs(work));
+  }
+  return staged;
+}
+
+Result<void> OverlayImpl::PublishTree(RenameArgs& a, StagedTree& staged) {
+  Node* x = a.x1;
+  const Layer to = staged.layer;
+  const std::string p1 = Join(PathOf(a.d1), a.n1);
+  const std::string p2 = Join(PathOf(a.d2), a.n2);
+  const Binding b = x->Snapshot();
+  Result<SharedFd> dst_dir = IsTier(to) ? EnsureTierDir(a.d2, to) : resolver_.DirFd(a.d2, to);
+  if (!dst_dir.ok()) return Errno{dst_dir.error()};
+  const int work = changes_->work(to);
+  // Landing where the volume has a directory (hidden, or the one replaced):
+  // opaque, so none of the volume's content there shows.
+  const LayerHit& vol = a.s2.at[Index(Layer::kVolume)];
+  if (IsTier(to) && a.s2.volume_visible && vol.has && S_ISDIR(vol.st.st_mode)) {
+    Result<UniqueFd> root = sys::OpenBeneath(work, staged.name.c_str(), O_PATH | O_DIRECTORY);
+    if (!root.ok()) return Errno{root.error()};
+    DETOURFS_TRY(changes_->SetOpaque(At{to, work, staged.name, "", false}, root->get(), true,
+                                     x->pid()));
+  }
+  Intent intent;
+  auto tree = [](Layer l, const std::string& p) { return IntentPath{l, Area::kTree, p}; };
+  if (a.x2 != nullptr) {
+    // The empty directory replaced: its parts go first (on the destination
+    // layer it may still hold whiteouts, or hidden volume entries).
+    const Binding b2 = a.x2->Snapshot();
+    for (Layer l : kAllLayers) {
+      if (b2.parts[Index(l)].present() && (l == to || IsTier(l))) {
+        intent.steps.push_back({StepKind::kTrash, tree(l, p2), {}});
+      }
+    }
+  } else if (!IsTier(to) && vol.has) {
+    intent.steps.push_back({StepKind::kTrash, tree(Layer::kVolume, p2), {}});
+  }
+  intent.steps.push_back({StepKind::kRename, IntentPath{to, Area::kWork, staged.name}, tree(to, p2)});
+  // The source goes from every layer.
+  const bool volume_has = a.s1.volume_visible && a.s1.at[Index(Layer::kVolume)].has;
+  for (Layer t : kTiers) {
+    if (!b.parts[Index(t)].present()) continue;
+    const bool whiteout = t == b.layer && volume_has && to != Layer::kVolume;
+    intent.steps.push_back({whiteout ? StepKind::kWhiteout : StepKind::kTrash, tree(t, p1), {}});
+  }
+  if (b.parts[Index(Layer::kVolume)].present()) {
+    if (b.layer == Layer::kVolume) {
+      // Its files keep their volume numbers on the tier: held, not freed.
+      intent.steps.push_back({StepKind::kHold, tree(Layer::kVolume, p1),
+                              IntentPath{Layer::kVolume, Area::kHeld, ChangeLayer::WorkName("tree")}});
+    } else if (to == Layer::kVolume) {
+      intent.steps.push_back({StepKind::kTrash, tree(Layer::kVolume, p1), {}});
+    } else if (!b.home().present()) {
+      // Only on the volume until now: a whiteout on its tier hides it.
+      Result<SharedFd> t1 = EnsureTierDir(a.d1, b.layer);
+      if (!t1.ok()) return Errno{t1.error()};
+      intent.steps.push_back({StepKind::kWhiteout, tree(b.layer, p1), {}});
+    }
+  }
+  DETOURFS_TRY(changes_->Run(intent));
+  staged.published = true;
+  DETOURFS_TRY(changes_->Hit("move.published"));
+  Result<UniqueFd> root =
+      sys::OpenBeneath((*dst_dir)->get(), std::string(a.n2).c_str(), O_PATH | O_DIRECTORY);
+  if (!root.ok()) return Errno{root.error()};
+  if (!IsTier(to)) {
+    (void)changes_->SetFlag((*dst_dir)->get(), markers::kIdsXattr);
+    (void)sys::SyncDir((*dst_dir)->get());
+  }
+  // The nodes the kernel holds in the tree follow their copies.
+  const size_t prefix = p1.size() + 1;
+  for (NodePin& n : table_.NodesWithin(x)) {
+    std::optional<std::string> path = table_.PathOf(n.get());
+    if (!path || path->size() <= prefix) continue;
+    const std::string rel = path->substr(prefix);
+    Result<UniqueFd> fd = sys::OpenBeneath(root->get(), rel.c_str(), O_PATH);
+    WriteLock lock(&n->content_mu);
+    Binding& nb = n->mutable_binding();
+    if (!fd.ok()) continue;  // gone, or a link split off outside the tree
+    Result<struct stat> st = sys::Fstat(fd->get());
+    if (!st.ok()) continue;
+    for (Layer l : kAllLayers) nb.parts[Index(l)] = Part::Absent();
+    nb.parts[Index(to)] = Part::Of(*st);
+    nb.layer = n->is_dir() ? (IsTier(to) ? to : Layer::kVolume) : to;
+    nb.spill = {};
+    nb.index = false;
+    nb.metacopy = false;
+    nb.opaque = false;
+    n->generation.fetch_add(1, std::memory_order_acq_rel);
+    resolver_.Drop(n->id());
+    if (!n->is_dir()) (void)RepointHandles(n.get(), nb);
+  }
+  {
+    Result<struct stat> st = sys::Fstat(root->get());
+    if (!st.ok()) return Errno{st.error()};
+    Result<markers::IdRecord> rec = markers::GetIdRecord(root->get());
+    WriteLock lock(&x->content_mu);
+    Binding& xb = x->mutable_binding();
+    for (Layer l : kAllLayers) xb.parts[Index(l)] = Part::Absent();
+    xb.parts[Index(to)] = Part::Of(*st);
+    xb.layer = to;
+    xb.opaque = rec.ok() && rec->opaque;
+    x->generation.fetch_add(1, std::memory_order_acq_rel);
+    resolver_.Drop(x->id());
+  }
+  if (!IsTier(to)) a.d2->volume_ids.store(1, std::memory_order_release);
+  changes_->Record(ChangeKind::kMove, At{to, -1, "", p2, true}, x->pid());
+  spdlog::info("moved '{}' to '{}' ({} to {}: {} files, {} bytes)", p1, p2, LayerName(b.layer),
+               LayerName(to), staged.files, staged.bytes);
+  Renamed(a, false);
+  return {};
+}
+
+}  // namespace detourfs

@@ -1,0 +1,344 @@
+// OverlayImpl: the merged namespace behind the Overlay interface. One code
+// path serves every name, routed or not: each request probes the name on
+// every layer its directory has a part on (Probe), decides what the merged
+// view shows there (a routed name: its tier's entry or whiteout first, else
+// the volume's; an unrouted name: the volume's), and acts through the
+// ChangeLayer. The .cc files split the work by concern:
+//   routes.cc          which rule a name falls under; node paths
+//   lookup.cc          Probe, lookup, forget, identity (persistent ids)
+//   attrs.cc           getattr, setattr, readlink, statfs
+//   xattrs.cc          extended attributes
+//   create.cc          mknod, mkdir, symlink, create, link
+//   remove.cc          unlink, rmdir
+//   rename.cc          rename within a layer, and the flags
+//   move_across.cc     files and trees moving between layers
+//   copy_up.cc         directory parts, copy-up, deep copy-up, the index
+//   spill.cc           tier capacity and spills along the fallback chain
+//   file_io.cc         open files: read, write, fsync, release
+//   merged_listing.cc  readdir, emptiness
+//   startup.cc         Open: recovery, start-up checks
+// Locks (docs/architecture.md "Locks"): dir_mu of directories, ancestors
+// before descendants (unrelated ones by node id); then content_mu of nodes,
+// descendants before ancestors; then leaf locks (the inode table, the fd
+// cache, handle lists, the change layer's record lock).
+#pragma once
+
+#include <sys/stat.h>
+
+#include <array>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "detourfs/overlay.h"
+#include "inodes/fd_cache.h"
+#include "inodes/inode_table.h"
+#include "overlay/handles.h"
+#include "overlay/move_gate.h"
+#include "overlay/resolver.h"
+#include "route/router.h"
+#include "store/change_layer.h"
+#include "store/id_source.h"
+#include "store/tier_space.h"
+
+namespace detourfs {
+
+struct OverlayOptions {
+  size_t fd_cache_capacity = 4096;
+  // The kernel caches pages (FUSE writeback cache): files opened write-only
+  // are opened read-write below, and O_APPEND is left to the kernel.
+  bool writeback_cache = true;
+};
+
+struct TierSpec {
+  Layer layer = Layer::kMemory;
+  uint64_t capacity = 0;  // 0: its filesystem's size
+  double high_watermark = 0.90;
+};
+
+// Everything the overlay is made of, opened by the daemon.
+struct OverlaySetup {
+  std::array<LayerDirs, kLayerCount> layers;  // the volume's, and each configured tier's
+  std::vector<TierSpec> tiers;
+  Router router;
+  OverlayOptions options;
+  std::unique_ptr<ChangeSink> sink;  // may be null
+  std::unique_ptr<Failpoints> failpoints;
+};
+
+// Opens the overlay: recovers what a crash left, checks the tiers against
+// the rules, starts the background work.
+Result<std::unique_ptr<Overlay>> OpenOverlay(OverlaySetup setup);
+
+// The route of a child name, for each type it may have: a directory-only
+// rule ("**/build/") routes the name only as a directory.
+struct ChildRoute {
+  int dir = -1;  // rule index when the name is a directory (-1: none)
+  int file = -1;
+  Layer dir_layer = Layer::kVolume;
+  Layer file_layer = Layer::kVolume;
+  int For(mode_t type) const { return S_ISDIR(type) ? dir : file; }
+  Layer LayerFor(mode_t type) const { return S_ISDIR(type) ? dir_layer : file_layer; }
+};
+
+// What one layer holds at a name.
+struct LayerHit {
+  bool has = false;
+  bool whiteout = false;
+  struct stat st {};
+  markers::IdRecord rec;  // tiers: the entry's id record
+};
+
+// A name in a directory as Probe found it on every layer, and what the
+// merged view shows there.
+struct Slot {
+  ChildRoute route;
+  Binding dir;                            // the directory's binding
+  std::array<LayerHit, kLayerCount> at;   // what each of its parts holds
+  bool volume_visible = false;            // its volume part is consulted
+  // The merged answer.
+  bool exists = false;
+  mode_t type = 0;
+  struct stat st {};  // the entry's own stat (its home part's)
+  Binding binding;    // for a node made for it
+  uint64_t pid = 0;
+  // For creates: what the name's layer holds that a new entry replaces.
+  bool Whiteout(Layer layer) const { return at[Index(layer)].whiteout; }
+};
+
+class OverlayImpl final : public Overlay {
+ public:
+  OverlayImpl(OverlaySetup setup, uint64_t root_pid, const Binding& root,
+              std::unique_ptr<IdSource> ids);
+  ~OverlayImpl() override;
+
+  Result<Entry> Lookup(uint64_t parent, std::string_view name) override;
+  void Forget(uint64_t ino, uint64_t nlookup) override;
+  Result<Entry> Mknod(uint64_t parent, std::string_view name, mode_t mode, dev_t rdev,
+                      const Caller& caller) override;
+  Result<Entry> Mkdir(uint64_t parent, std::string_view name, mode_t mode,
+                      const Caller& caller) override;
+  Result<Entry> Symlink(std::string_view target, uint64_t parent, std::string_view name,
+                        const Caller& caller) override;
+  Result<Entry> Link(uint64_t ino, uint64_t new_parent, std::string_view new_name) override;
+  Result<void> Unlink(uint64_t parent, std::string_view name) override;
+  Result<void> Rmdir(uint64_t parent, std::string_view name) override;
+  Result<void> Rename(uint64_t parent, std::string_view name, uint64_t new_parent,
+                      std::string_view new_name, unsigned int flags,
+                      const Caller& caller) override;
+  Result<struct stat> GetAttr(uint64_t ino, FileHandle* fh) override;
+  Result<struct stat> SetAttr(uint64_t ino, const SetAttrRequest& req, FileHandle* fh) override;
+  Result<std::string> Readlink(uint64_t ino) override;
+  Result<struct statvfs> StatFs(uint64_t ino) override;
+  Result<FileHandle*> Open(uint64_t ino, int flags) override;
+  Result<std::pair<Entry, FileHandle*>> Create(uint64_t parent, std::string_view name, mode_t mode,
+                                               int flags, const Caller& caller,
+                                               bool kill_suidgid) override;
+  void Release(FileHandle* fh) override;
+  int Read(FileHandle& fh, off_t off, size_t size, const ReadFn& reply) override;
+  Result<size_t> Write(FileHandle& fh, off_t off, size_t size, const WriteFn& write) override;
+  Result<void> Fsync(FileHandle& fh, bool datasync) override;
+  Result<void> Fallocate(FileHandle& fh, int mode, off_t offset, off_t length) override;
+  Result<size_t> CopyFileRange(FileHandle& in, off_t off_in, FileHandle& out, off_t off_out,
+                               size_t len, unsigned int flags) override;
+  Result<off_t> Lseek(FileHandle& fh, off_t off, int whence) override;
+  Result<DirHandle*> OpenDir(uint64_t ino) override;
+  Result<void> ReadDir(DirHandle& dh, off_t offset, bool plus,
+                       const std::function<bool(const DirEntry&)>& emit) override;
+  void ReleaseDir(DirHandle* dh) override;
+  Result<void> FsyncDir(DirHandle& dh, bool datasync) override;
+  Result<size_t> GetXattr(uint64_t ino, const char* name, void* value, size_t size) override;
+  Result<size_t> ListXattr(uint64_t ino, char* list, size_t size) override;
+  Result<void> SetXattr(uint64_t ino, const char* name, const void* value, size_t size,
+                        int flags, bool kill_sgid) override;
+  Result<void> RemoveXattr(uint64_t ino, const char* name) override;
+  size_t NodeCount() override { return table_.size(); }
+  size_t CachedFds() override { return cache_.size(); }
+  void Shutdown() override;
+
+  // Start-up (startup.cc).
+  Status Start();
+  void ReportUnroutedContent(Layer layer);
+
+ private:
+  // --- routes.cc ---
+  ChildRoute RouteOfChild(Node* parent, std::string_view name);
+  int RouteOf(Node* node);
+  Layer TierOf(int route) const;
+  std::string PathOf(Node* node);  // "" for the root, or a lost name's last
+  static std::string Join(const std::string& dir, std::string_view name);
+  bool IsPrivateName(Node* parent, std::string_view name) const;
+
+  // --- lookup.cc ---
+  Result<NodePin> NodeOf(uint64_t ino);
+  Result<NodePin> DirOf(uint64_t ino);
+  static Result<void> ValidName(std::string_view name);
+  // The caller holds dir->dir_mu (shared or not).
+  Result<Slot> Probe(Node* dir, std::string_view name);
+  // The node for what `s` found (made if new); takes a lookup reference
+  // when `lookup`.
+  Result<NodePin> NodeFor(Node* dir, std::string_view name, const Slot& s, bool lookup);
+  Result<Entry> EntryFor(Node* dir, std::string_view name, const Slot& s);
+  // The persistent id of a volume entry `name` (stat `st`) in `dir`.
+  Result<uint64_t> VolumePid(Node* dir, int dirfd, const char* name, const struct stat& st);
+  // A tier entry's id: its record's, or a new one recorded now.
+  Result<uint64_t> TierPid(int dirfd, const char* name, const struct stat& st,
+                           markers::IdRecord* rec, uint64_t volume_pid);
+  // Whether `pid` has an index entry on `tier`.
+  bool Indexed(Layer tier, uint64_t pid) EXCLUDES(index_mu_);
+
+  // --- attrs.cc ---
+  // The attributes to report for `node` (binding `b`, read under its
+  // content_mu): st_ino its id, a directory spanning layers st_nlink 1, a
+  // stub its data's size and times.
+  Result<struct stat> StatOf(Node* node, const Binding& b, FileHandle* fh);
+  void Report(Node* node, const Binding& b, struct stat* st);
+  static Layer Primary(const Binding& b);
+
+  // --- copy_up.cc ---
+  // `dir`'s part on `tier`, made (with its ancestors') if missing.
+  Result<SharedFd> EnsureTierDir(Node* dir, Layer tier);
+  // The tier a routed file bound to the volume is copied up to before it
+  // changes, if any (a name of it routed there).
+  std::optional<Layer> CopyUpTarget(Node* node, const Binding& b);
+  // Copies `node` (content_mu held exclusively) up to `tier`; its id stays.
+  Result<void> CopyUp(Node* node, Layer tier) REQUIRES(node->content_mu);
+  // Copy-up before a change, if the node needs one.
+  Result<void> PrepareChange(Node* node);
+  // Makes a routed directory's tier part complete (its volume part copied
+  // up, entry by entry) and opaque: before it is renamed within its tier.
+  Result<void> DeepCopyUp(Node* dir, Layer tier);
+
+  // --- spill.cc ---
+  static bool IsFull(int err) { return err == ENOSPC || err == EDQUOT; }
+  TierSpace* SpaceOf(Layer layer) const { return spaces_[Index(layer)].get(); }
+  // The layer a node's data takes space on.
+  static Layer DataLayer(const Binding& b);
+  // Moves the data of `node` (its data on `full`) to the next store of its
+  // route's fallback chain.
+  Result<void> Spill(Node* node, Layer full);
+  std::optional<Layer> NextStore(Node* node, Layer from);
+
+  // --- file_io.cc ---
+  static int BackingFlags(int flags, bool writeback_cache);
+  // Points every open handle of `node` at its data now (after it moved).
+  Result<void> RepointHandles(Node* node, const Binding& b) REQUIRES(node->content_mu);
+  Result<FileHandle*> OpenNode(NodePin node, int flags);
+  void Track(FileHandle* fh);
+  void Track(DirHandle* dh);
+
+  // --- create.cc ---
+  struct MakeRequest {
+    MakeSpec spec;
+    int create_flags = -1;  // Create: the open flags
+    bool kill_suidgid = false;
+  };
+  Result<std::pair<Entry, FileHandle*>> Make(uint64_t parent, std::string_view name,
+                                             MakeRequest req, const Caller& caller);
+
+  // --- remove.cc ---
+  Result<void> Remove(uint64_t parent, std::string_view name, bool dir);
+  // Removes the entry `s` found at `name` in `dir` for a remove or a rename
+  // over it; `node` is its node, content_mu held. Keeps an unlinked file
+  // reachable for its open handles.
+  Result<void> RemoveEntry(Node* dir, std::string_view name, const Slot& s, Node* node)
+      REQUIRES(node->content_mu);
+
+  // --- rename.cc / move_across.cc ---
+  // A tree copied aside on its destination layer, before it is published.
+  struct StagedTree {
+    Layer layer = Layer::kVolume;
+    std::string name;        // in the layer's work/
+    uint64_t src_pid = 0;    // what it is a copy of
+    uint64_t dst_pid = 0;    // what it replaces (0: nothing)
+    uint64_t files = 0;
+    uint64_t bytes = 0;
+    ~StagedTree();
+    ChangeLayer* changes = nullptr;  // to clear it away if never published
+    bool published = false;
+  };
+  // What a rename found it needs before it can go on: the renames lock
+  // exclusively, a frozen tree, a tree staged by the previous round.
+  struct RenameNeeds {
+    bool exclusive = false;
+    bool freeze = false;
+    NodePin freeze_root;
+    std::shared_ptr<StagedTree> staged;
+  };
+  struct RenameArgs {
+    Node* d1;
+    std::string_view n1;
+    const Slot& s1;
+    Node* x1;
+    Node* d2;
+    std::string_view n2;
+    const Slot& s2;
+    Node* x2;  // the entry replaced or exchanged, if any
+    unsigned int flags;
+    const Caller& caller;
+    SharedFd victim_fd;  // the replaced file, kept for its handles
+    struct stat victim_st {};
+  };
+  Result<void> RenameLocked(Node* d1, std::string_view n1, Node* d2, std::string_view n2,
+                            unsigned int flags, const Caller& caller, RenameNeeds& have,
+                            RenameNeeds* need);
+  Result<void> Move(RenameArgs& a, RenameNeeds& have, RenameNeeds* need);
+  Result<void> Exchange(RenameArgs& a, RenameNeeds& have, RenameNeeds* need);
+  Result<void> RenameOnVolume(RenameArgs& a, RenameNeeds& have, RenameNeeds* need);
+  Result<void> RenameOnTier(RenameArgs& a, Layer tier);
+  Result<void> HoldVictim(RenameArgs& a);
+  void Renamed(RenameArgs& a, bool exchanged);
+  Result<void> MoveFile(RenameArgs& a, Layer to);
+  Result<std::shared_ptr<StagedTree>> StageTree(RenameArgs& a, Layer to);
+  Result<void> PublishTree(RenameArgs& a, StagedTree& staged);
+  // The route of `name` in a directory at `dir_path` whose own route is
+  // `dir_route` (for walks of trees no node stands for).
+  ChildRoute RouteOfPath(const std::string& dir_path, int dir_route, std::string_view name);
+
+  // --- merged_listing.cc ---
+  // The merged names of `dir` (caller holds its dir_mu), "." and ".." not
+  // included.
+  Result<std::vector<MergedName>> ListMerged(Node* dir);
+  Result<bool> IsEmpty(Node* dir);
+  static bool SpansLayers(const Binding& b);
+  Result<void> ReadStream(DirHandle& dh, off_t offset, bool plus,
+                          const std::function<bool(const DirEntry&)>& emit) REQUIRES(dh.mu);
+  Result<void> ReadMerged(DirHandle& dh, off_t offset, bool plus,
+                          const std::function<bool(const DirEntry&)>& emit) REQUIRES(dh.mu);
+
+  const OverlayOptions options_;
+  const Router router_;
+  std::unique_ptr<ChangeLayer> changes_;
+  std::unique_ptr<IdSource> ids_;
+  InodeTable table_;
+  FdCache cache_;
+  Resolver resolver_;
+  MoveGate gate_;
+  std::array<std::unique_ptr<TierSpace>, kLayerCount> spaces_;
+  const dev_t volume_dev_;
+  std::vector<TierSpec> tier_specs_;
+
+  // Volume files on other filesystems mounted inside the volume, and volume
+  // inode numbers beyond the id range: the ids given them (not persistent).
+  Mutex foreign_mu_;
+  std::unordered_map<std::string, uint64_t> foreign_ GUARDED_BY(foreign_mu_);
+  // Ids with an index entry, per tier.
+  Mutex index_mu_;
+  std::array<std::unordered_set<uint64_t>, kLayerCount> indexed_ GUARDED_BY(index_mu_);
+  // Renames that change several layers at once (their intent phase) take
+  // this exclusively, every other rename of a directory shared: paths in an
+  // intent record stay true while it runs. Held only for a few renames,
+  // never across a copy.
+  RwLock renames_mu_;
+  // Handles given out and not released: the kernel stops releasing them
+  // when the session ends, and they are freed with the overlay.
+  Mutex handles_mu_;
+  std::unordered_set<FileHandle*> files_ GUARDED_BY(handles_mu_);
+  std::unordered_set<DirHandle*> dirs_ GUARDED_BY(handles_mu_);
+};
+
+}  // namespace detourfs

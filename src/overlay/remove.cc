@@ -1,0 +1,141 @@
+// OverlayImpl: unlink and rmdir on the merged view. A directory is empty
+// only when its merged listing is. What a tier holds goes from the tier
+// (with a whiteout where the volume still has the name); a routed name
+// still on the volume gets a whiteout; an unrouted name goes from the
+// volume, and an unrouted directory takes its tier parts with it.
+#include <fcntl.h>
+
+#include "overlay/overlay_impl.h"
+#include "sys/sys.h"
+
+namespace detourfs {
+
+Result<void> OverlayImpl::Unlink(uint64_t parent, std::string_view name) {
+  return Remove(parent, name, false);
+}
+
+Result<void> OverlayImpl::Rmdir(uint64_t parent, std::string_view name) {
+  return Remove(parent, name, true);
+}
+
+Result<void> OverlayImpl::Remove(uint64_t parent, std::string_view name, bool dir_op) {
+  DETOURFS_TRY(ValidName(name));
+  Result<NodePin> dpin = DirOf(parent);
+  if (!dpin.ok()) return Errno{dpin.error()};
+  Node* dir = dpin->get();
+  if (IsPrivateName(dir, name)) return Errno{ENOENT};
+  MoveGate::Pass pass = gate_.Enter({dir});
+  WriteLock dl(&dir->dir_mu);
+  Result<Slot> s = Probe(dir, name);
+  if (!s.ok()) return Errno{s.error()};
+  if (!s->exists) return Errno{ENOENT};
+  if (dir_op && !S_ISDIR(s->type)) return Errno{ENOTDIR};
+  if (!dir_op && S_ISDIR(s->type)) return Errno{EISDIR};
+  Result<NodePin> node = NodeFor(dir, name, *s, false);
+  if (!node.ok()) return Errno{node.error()};
+  Node* victim = node->get();
+  std::optional<WriteLock> victim_dir;
+  if (dir_op) {
+    // Nothing is made in it while we look: its entries' lock, then ours.
+    victim_dir.emplace(&victim->dir_mu);
+    Result<bool> empty = IsEmpty(victim);
+    if (!empty.ok()) return Errno{empty.error()};
+    if (!*empty) return Errno{ENOTEMPTY};
+  }
+  WriteLock lock(&victim->content_mu);
+  return RemoveEntry(dir, name, *s, victim);
+}
+
+Result<void> OverlayImpl::RemoveEntry(Node* dir, std::string_view name, const Slot& s,
+                                      Node* node) {
+  const Binding& b = node->binding();
+  const std::string path = Join(PathOf(dir), name);
+  const LayerHit& vol = s.at[Index(Layer::kVolume)];
+  // Whether the volume holds the name where the directory's volume part
+  // shows: a tier entry leaving must leave a whiteout to keep it hidden.
+  const bool volume_has = s.volume_visible && vol.has;
+  const Layer home = s.route.LayerFor(s.type);
+  // An fd on a file losing its name, for its open handles and the kernel.
+  Result<SharedFd> keep = Errno{ENOENT};
+  struct stat last {};
+  if (!node->is_dir()) {
+    keep = resolver_.Fd(node, b);
+    if (keep.ok()) {
+      Result<struct stat> st = sys::Fstat((*keep)->get());
+      if (st.ok()) last = *st;
+    }
+  }
+  if (node->is_dir()) {
+    if (home == Layer::kVolume) {
+      // An unrouted directory: the volume's goes (a directory still holding
+      // entries the tiers hid goes to the volume's trash whole: one rename),
+      // then its tier parts, which nothing shows once it is gone.
+      Result<SharedFd> vfd = resolver_.DirFd(dir, Layer::kVolume);
+      if (!vfd.ok()) return Errno{vfd.error()};
+      DETOURFS_TRY(changes_->Remove(At{Layer::kVolume, (*vfd)->get(), name, path, false}, true,
+                                    false, false, node->pid()));
+      for (Layer t : kTiers) {
+        if (!b.parts[Index(t)].present()) continue;
+        Result<SharedFd> tfd = resolver_.DirFd(dir, t);
+        if (tfd.ok()) (void)changes_->Trash(At{t, (*tfd)->get(), name, path, true});
+      }
+    } else if (b.parts[Index(home)].present()) {
+      Result<SharedFd> tfd = resolver_.DirFd(dir, home);
+      if (!tfd.ok()) return Errno{tfd.error()};
+      DETOURFS_TRY(changes_->Remove(At{home, (*tfd)->get(), name, path, true}, true, volume_has,
+                                    false, node->pid()));
+    } else {
+      // Only on the volume: a whiteout on its tier hides it.
+      Result<SharedFd> tfd = EnsureTierDir(dir, home);
+      if (!tfd.ok()) return Errno{tfd.error()};
+      DETOURFS_TRY(changes_->Whiteout(At{home, (*tfd)->get(), name, path, true}));
+    }
+  } else if (IsTier(b.layer) && !b.index) {
+    Result<SharedFd> tfd = resolver_.DirFd(dir, b.layer);
+    if (!tfd.ok()) return Errno{tfd.error()};
+    const bool stub = b.spill.token != 0 && last.st_nlink <= 1;
+    DETOURFS_TRY(changes_->Remove(At{b.layer, (*tfd)->get(), name, path, true}, false,
+                                  volume_has, stub, node->pid()));
+  } else if (home == Layer::kVolume) {
+    // An unrouted name: it goes from the volume.
+    Result<SharedFd> vfd = resolver_.DirFd(dir, Layer::kVolume);
+    if (!vfd.ok()) return Errno{vfd.error()};
+    DETOURFS_TRY(changes_->Remove(At{Layer::kVolume, (*vfd)->get(), name, path, false}, false,
+                                  false, false, node->pid()));
+  } else {
+    // A routed name of a volume file (or of a hard-linked one's index
+    // entry): the tier hides it. If the tier holds the name itself (a link
+    // to the index entry), that goes with a whiteout in one step.
+    Result<SharedFd> tfd = EnsureTierDir(dir, home);
+    if (!tfd.ok()) return Errno{tfd.error()};
+    const At at{home, (*tfd)->get(), name, path, true};
+    if (s.at[Index(home)].has && !s.at[Index(home)].whiteout) {
+      DETOURFS_TRY(changes_->Remove(at, false, volume_has, false, node->pid()));
+    } else {
+      DETOURFS_TRY(changes_->Whiteout(at));
+    }
+  }
+  if (b.index) {
+    // The index entry counts the names it has through the mount.
+    Result<SharedFd> entry = resolver_.Fd(node, b);
+    if (entry.ok()) {
+      Result<uint64_t> links = markers::GetNumber((*entry)->get(), markers::kLinksXattr);
+      if (links.ok() && *links > 1) {
+        (void)markers::SetNumber((*entry)->get(), markers::kLinksXattr, *links - 1);
+      }
+    }
+  }
+  const bool last_name = table_.Unlinked(node, dir, name);
+  if (node->is_dir()) {
+    resolver_.Drop(node->id());
+    table_.BumpNamespace();
+  } else if (last_name && keep.ok()) {
+    // Gone from every name: reachable only through its open files and the
+    // kernel's references from now on.
+    table_.KeepOrphan(node, *keep, last);
+    resolver_.Drop(node->id());
+  }
+  return {};
+}
+
+}  // namespace detourfs

@@ -1,0 +1,179 @@
+// OverlayImpl: construction, start-up (recovery of what a crash left, the
+// tiers checked against the rules), shutdown.
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+
+#include "overlay/overlay_impl.h"
+#include "overlay/unrouted_content.h"
+#include "store/markers.h"
+#include "store/tree_walk.h"
+#include "sys/sys.h"
+
+namespace detourfs {
+namespace {
+
+TierId TierIdOf(Layer l) { return l == Layer::kMemory ? TierId::kMemory : TierId::kDisk; }
+
+}  // namespace
+
+Result<std::unique_ptr<Overlay>> OpenOverlay(OverlaySetup setup) {
+  const LayerDirs& vol = setup.layers[Index(Layer::kVolume)];
+  if (!vol.tree) return Errno{EINVAL};
+  Result<struct stat> vst = sys::Fstat(vol.tree->get());
+  if (!vst.ok()) return Errno{vst.error()};
+  Binding root;
+  root.layer = Layer::kVolume;
+  root.parts[Index(Layer::kVolume)] = Part::Of(*vst);
+  std::vector<int> id_dirs;
+  if (vol.root) id_dirs.push_back(vol.root->get());
+  for (Layer t : kTiers) {
+    const LayerDirs& d = setup.layers[Index(t)];
+    if (!d.tree) {
+      root.parts[Index(t)] = Part::Absent();
+      continue;
+    }
+    Result<struct stat> st = sys::Fstat(d.tree->get());
+    if (!st.ok()) return Errno{st.error()};
+    root.parts[Index(t)] = Part::Of(*st);
+    id_dirs.push_back(d.root->get());
+  }
+  for (const RouteRule& rule : setup.router.rules()) {
+    const Layer need = rule.tier == TierId::kMemory ? Layer::kMemory
+                       : rule.tier == TierId::kDisk ? Layer::kDisk
+                                                    : Layer::kVolume;
+    if (!setup.layers[Index(need)].tree) return Errno{EINVAL};  // a rule names a tier not given
+  }
+  std::unique_ptr<IdSource> ids;
+  if (id_dirs.empty()) {
+    ids = IdSource::Transient();
+  } else if (Status s = IdSource::Open(id_dirs, &ids); !s.ok()) {
+    spdlog::error("{}", s.ToString());
+    return Errno{s.err() != 0 ? s.err() : EIO};
+  }
+  auto overlay = std::make_unique<OverlayImpl>(std::move(setup), static_cast<uint64_t>(vst->st_ino),
+                                               root, std::move(ids));
+  if (Status s = overlay->Start(); !s.ok()) {
+    spdlog::error("{}", s.ToString());
+    return Errno{s.err() != 0 ? s.err() : EIO};
+  }
+  return std::unique_ptr<Overlay>(std::move(overlay));
+}
+
+OverlayImpl::OverlayImpl(OverlaySetup setup, uint64_t root_pid, const Binding& root,
+                         std::unique_ptr<IdSource> ids)
+    : options_(setup.options),
+      router_(std::move(setup.router)),
+      changes_(std::make_unique<ChangeLayer>(setup.layers, std::move(setup.failpoints),
+                                             std::move(setup.sink))),
+      ids_(std::move(ids)),
+      table_(root_pid, root),
+      cache_(setup.options.fd_cache_capacity),
+      resolver_(table_, cache_, *changes_),
+      gate_(table_),
+      volume_dev_(setup.layers[Index(Layer::kVolume)].dev),
+      tier_specs_(setup.tiers) {
+  // Removed files the kernel still holds get as many fds as the cache.
+  table_.SetOrphanBudget(options_.fd_cache_capacity);
+  for (const TierSpec& t : tier_specs_) {
+    const LayerDirs& d = changes_->dirs(t.layer);
+    if (!d.tree) continue;
+    auto space = std::make_unique<TierSpace>(d.tree, t.capacity, t.high_watermark);
+    if (space->MayShareFilesystem()) {
+      // A capacity on a filesystem holding more than the tier (a node's
+      // disk): the tier's usage is what its own directories take.
+      uint64_t own = 0;
+      bool measured = true;
+      for (const SharedFd* dir : {&d.tree, &d.spill, &d.index, &d.trash}) {
+        if (!*dir) continue;
+        Result<uint64_t> u = DiskUsage((*dir)->get());
+        if (u.ok()) {
+          own += *u;
+        } else {
+          measured = false;
+        }
+      }
+      if (!measured || !space->SetOwnUsage(own).ok()) {
+        spdlog::warn("{}: cannot measure what it holds; its filesystem's usage counts",
+                     LayerName(t.layer));
+      }
+    }
+    spaces_[Index(t.layer)] = std::move(space);
+  }
+}
+
+OverlayImpl::~OverlayImpl() {
+  Shutdown();
+  MutexLock lock(&handles_mu_);
+  for (FileHandle* fh : files_) delete fh;  // NOLINT: owned by a session now gone
+  for (DirHandle* dh : dirs_) delete dh;    // NOLINT
+}
+
+void OverlayImpl::Shutdown() { changes_->Stop(); }
+
+Status OverlayImpl::Start() {
+  if (Status s = changes_->Recover(); !s.ok()) return s;
+  const LayerDirs& vol = changes_->dirs(Layer::kVolume);
+  Result<struct stat> vst = sys::Fstat(vol.tree->get());
+  for (Layer t : kTiers) {
+    const LayerDirs& d = changes_->dirs(t);
+    if (!d.tree) continue;
+    // The index: ids of hard-linked volume files copied up.
+    Result<std::vector<WalkItem>> items = ListDir(d.index->get());
+    if (!items.ok()) return Status::FromErrno(items.error(), "cannot list a tier's index");
+    {
+      MutexLock lock(&index_mu_);
+      for (const WalkItem& item : *items) {
+        indexed_[Index(t)].insert(std::strtoull(item.name.c_str(), nullptr, 16));
+      }
+    }
+    // The tier's root stands for the volume's: same owner, mode and ACLs,
+    // since entries are made there with the caller's credentials.
+    if (vst.ok()) {
+      (void)sys::ChownFd(d.tree->get(), vst->st_uid, vst->st_gid);
+      (void)sys::ChmodPath(d.tree->get(), vst->st_mode & 07777);
+      for (const char* acl : {"system.posix_acl_access", "system.posix_acl_default"}) {
+        Result<std::string> v = markers::GetBytes(vol.tree->get(), acl);
+        if (v.ok() && !v->empty()) {
+          (void)sys::SetXattr(d.tree->get(), acl, v->data(), v->size(), 0);
+        } else if (v.ok()) {
+          (void)sys::RemoveXattr(d.tree->get(), acl);
+        }
+      }
+    }
+    ReportUnroutedContent(t);
+  }
+  changes_->Start();
+  return Status::OK();
+}
+
+void OverlayImpl::ReportUnroutedContent(Layer layer) {
+  const TierId tier = TierIdOf(layer);
+  const std::string_view name = TierName(tier);
+  Result<std::vector<UnroutedEntry>> found =
+      FindUnroutedContent(changes_->dirs(layer).tree->get(), tier, router_);
+  if (!found.ok()) {
+    spdlog::warn("tier {}: cannot check what it holds against the rules: {}", name,
+                 ErrnoText(found.error()));
+    return;
+  }
+  constexpr size_t kShown = 20;
+  for (size_t i = 0; i < found->size() && i < kShown; ++i) {
+    const UnroutedEntry& e = (*found)[i];
+    const std::string what = e.whiteout        ? "the deletion of"
+                             : S_ISDIR(e.type) ? "directory"
+                                               : "file";
+    const std::string now = e.rule_line == 0 ? "no rule routes it, so the volume's copy is served"
+                                             : fmt::format("the rule at line {} routes it to {}",
+                                                           e.rule_line, TierName(e.now));
+    spdlog::error(
+        "tier {} holds {} '{}', which the config no longer routes there ({}): it is not served "
+        "until a rule routes it to {} again; it is kept as it is",
+        name, what, e.path, now, name);
+  }
+  if (found->size() > kShown) {
+    spdlog::error("tier {} holds {} more entries the config no longer routes there", name,
+                  found->size() - kShown);
+  }
+}
+
+}  // namespace detourfs

@@ -1,0 +1,606 @@
+// ChangeLayer (change_layer.h).
+#include "store/change_layer.h"
+
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <spdlog/spdlog.h>
+#include <sys/sysmacros.h>
+
+#include <chrono>
+
+#include "store/as_caller.h"
+#include "store/file_copy.h"
+#include "store/markers.h"
+#include "store/tree_walk.h"
+#include "sys/sys.h"
+#include "util/random_token.h"
+
+namespace detourfs {
+namespace {
+
+constexpr auto kSyncInterval = std::chrono::seconds(5);
+constexpr const char* kDefaultAcl = "system.posix_acl_default";
+
+bool IsWhiteoutDevice(const MakeSpec& spec) {
+  return spec.type == S_IFCHR && spec.rdev == makedev(0, 0);
+}
+
+// Creates `name` in `dirfd` as `spec` says (the caller's credentials are in
+// effect); a regular file is opened with spec.open_flags.
+Result<UniqueFd> CreateEntry(int dirfd, const char* name, const MakeSpec& spec, mode_t mode) {
+  switch (spec.type) {
+    case S_IFREG: {
+      const int flags = spec.open_flags >= 0 ? spec.open_flags : O_RDONLY;
+      Result<UniqueFd> fd = sys::OpenBeneath(dirfd, name, flags | O_CREAT | O_EXCL, mode);
+      if (!fd.ok() || spec.open_flags >= 0) return fd;
+      return sys::OpenBeneath(dirfd, name, O_PATH);  // opened only to create it
+    }
+    case S_IFDIR:
+      DETOURFS_TRY(sys::MkdirAt(dirfd, name, mode));
+      break;
+    case S_IFLNK:
+      DETOURFS_TRY(sys::SymlinkAt(std::string(spec.target).c_str(), dirfd, name));
+      break;
+    default:
+      DETOURFS_TRY(sys::MknodAt(dirfd, name, spec.type | mode, spec.rdev));
+      break;
+  }
+  return sys::OpenBeneath(dirfd, name, O_PATH);
+}
+
+}  // namespace
+
+ChangeLayer::ChangeLayer(std::array<LayerDirs, kLayerCount> layers,
+                         std::unique_ptr<Failpoints> failpoints, std::unique_ptr<ChangeSink> sink)
+    : dirs_(std::move(layers)), failpoints_(std::move(failpoints)), sink_(std::move(sink)) {
+  // Records of multi-step changes: on the disk tier when there is one (it
+  // outlives a reboot), else the memory tier.
+  for (Layer l : {Layer::kDisk, Layer::kMemory}) {
+    if (dirs_[Index(l)].intents && !intents_) {
+      intents_ = std::make_unique<IntentLog>(dirs_[Index(l)].intents);
+    }
+  }
+}
+
+ChangeLayer::~ChangeLayer() { Stop(); }
+
+std::string ChangeLayer::WorkName(std::string_view what) {
+  return std::string(what) + "." + TokenName(NewRandomToken());
+}
+
+void ChangeLayer::Emit(ChangeKind kind, const At& at, uint64_t id, std::string_view path2,
+                       uint64_t offset, uint64_t length) {
+  if (IsTier(at.layer)) Dirty(at.layer);
+  if (!sink_ || (!IsTier(at.layer) && !at.routed)) return;
+  ChangeRecord r;
+  r.kind = kind;
+  r.layer = at.layer;
+  r.path = std::string(at.path);
+  r.path2 = std::string(path2);
+  r.id = id;
+  r.offset = offset;
+  r.length = length;
+  MutexLock lock(&record_mu_);
+  r.seq = ++seq_;
+  sink_->Append(r);
+}
+
+void ChangeLayer::Record(ChangeKind kind, const At& at, uint64_t id, uint64_t offset,
+                         uint64_t length) {
+  Emit(kind, at, id, {}, offset, length);
+}
+
+Result<Made> ChangeLayer::Make(const At& at, const MakeSpec& spec, const Caller& caller,
+                               int parent_fd) {
+  const std::string name(at.name);
+  const bool aside = spec.replace_whiteout || (IsTier(at.layer) && IsWhiteoutDevice(spec));
+  int dirfd = at.dir;
+  std::string aside_name;
+  UniqueFd aside_dir;
+  if (aside) {
+    const int work = dirs(at.layer).work->get();
+    aside_name = WorkName("make");
+    DETOURFS_TRY(sys::MkdirAt(work, aside_name.c_str(), 0700));
+    Result<UniqueFd> d = sys::OpenBeneath(work, aside_name.c_str(), O_PATH | O_DIRECTORY);
+    if (!d.ok()) return Errno{d.error()};
+    aside_dir = std::move(*d);
+    Result<struct stat> pst = sys::Fstat(parent_fd);
+    if (!pst.ok()) return Errno{pst.error()};
+    const mode_t setgid = pst->st_mode & S_ISGID;
+    DETOURFS_TRY(sys::ChownFd(aside_dir.get(), 0, setgid ? pst->st_gid : 0));
+    DETOURFS_TRY(sys::ChmodPath(aside_dir.get(), 01777 | setgid));
+    Result<std::string> acl = markers::GetBytes(parent_fd, kDefaultAcl);
+    if (acl.ok() && !acl->empty()) {
+      DETOURFS_TRY(sys::SetXattr(aside_dir.get(), kDefaultAcl, acl->data(), acl->size(), 0));
+    }
+    dirfd = aside_dir.get();
+  }
+  Result<UniqueFd> fd = Errno{EIO};
+  {
+    AsCaller as(caller);
+    DETOURFS_TRY(as.status());
+    fd = CreateEntry(dirfd, name.c_str(), spec, as.Mode(spec.mode));
+  }
+  auto undo = [&] {
+    (void)sys::UnlinkAt(dirfd, name.c_str(), spec.type == S_IFDIR ? AT_REMOVEDIR : 0);
+    if (aside) (void)sys::UnlinkAt(dirs(at.layer).work->get(), aside_name.c_str(), AT_REMOVEDIR);
+  };
+  if (!fd.ok()) {
+    if (aside) (void)sys::UnlinkAt(dirs(at.layer).work->get(), aside_name.c_str(), AT_REMOVEDIR);
+    return Errno{fd.error()};
+  }
+  Result<void> marked;
+  if (IsTier(at.layer) && (spec.id != 0 || spec.opaque)) {
+    markers::IdRecord rec{spec.id, spec.opaque, {}};
+    marked = markers::SetIdRecordAt(dirfd, name.c_str(), rec);
+  }
+  if (marked.ok() && IsTier(at.layer) && IsWhiteoutDevice(spec)) {
+    marked = markers::SetFlag(fd->get(), markers::kDeviceXattr);
+  }
+  if (!marked.ok()) {
+    undo();  // never leave an entry the caller is told was not made
+    return Errno{marked.error()};
+  }
+  if (aside) {
+    if (Result<void> hit = Hit("make.built"); !hit.ok()) {
+      undo();
+      return Errno{hit.error()};
+    }
+    // One rename publishes it: over the whiteout (a file replaces it; a
+    // directory swaps places with it), or at a free name.
+    unsigned int flags = RENAME_NOREPLACE;
+    if (spec.replace_whiteout) flags = spec.type == S_IFDIR ? RENAME_EXCHANGE : 0;
+    Result<void> put = sys::RenameAt(dirfd, name.c_str(), at.dir, name.c_str(), flags);
+    if (!put.ok()) {
+      undo();
+      return Errno{put.error()};
+    }
+    const int work = dirs(at.layer).work->get();
+    if (flags == RENAME_EXCHANGE) (void)sys::UnlinkAt(dirfd, name.c_str(), 0);  // the whiteout
+    (void)sys::UnlinkAt(work, aside_name.c_str(), AT_REMOVEDIR);
+  }
+  Result<struct stat> st = sys::Fstat(fd->get());
+  if (!st.ok()) return Errno{st.error()};
+  Emit(spec.type == S_IFDIR ? ChangeKind::kMkdir : ChangeKind::kCreate, at, spec.id);
+  if (spec.opaque) Emit(ChangeKind::kOpaque, at, spec.id);
+  return Made{std::move(*fd), *st};
+}
+
+Result<void> ChangeLayer::Link(int src, const At& at, bool replace_whiteout, uint64_t id) {
+  const std::string name(at.name);
+  if (!replace_whiteout) {
+    DETOURFS_TRY(sys::LinkFd(src, at.dir, name.c_str()));
+  } else {
+    const int work = dirs(at.layer).work->get();
+    const std::string tmp = WorkName("link");
+    DETOURFS_TRY(sys::LinkFd(src, work, tmp.c_str()));
+    Result<void> put = sys::RenameAt(work, tmp.c_str(), at.dir, name.c_str(), 0);
+    if (!put.ok()) {
+      (void)sys::UnlinkAt(work, tmp.c_str(), 0);
+      return put;
+    }
+  }
+  Emit(ChangeKind::kLink, at, id);
+  return {};
+}
+
+Result<void> ChangeLayer::Remove(const At& at, bool is_dir, bool whiteout, bool stub,
+                                 uint64_t id) {
+  const std::string name(at.name);
+  if (whiteout) {
+    DETOURFS_TRY(Hit("remove.whiteout"));
+    const std::string gone = WorkName("removed");
+    const int trash = dirs(at.layer).trash->get();
+    // One step: the entry goes to the trash and a whiteout takes its name.
+    DETOURFS_TRY(sys::RenameAt(at.dir, name.c_str(), trash, gone.c_str(), RENAME_WHITEOUT));
+    NoteTrash();
+    Emit(ChangeKind::kWhiteout, at, id);
+    return {};
+  }
+  if (is_dir) {
+    Result<void> r = sys::UnlinkAt(at.dir, name.c_str(), AT_REMOVEDIR);
+    if (!r.ok() && (r.error() == ENOTEMPTY || r.error() == EEXIST)) {
+      // It still holds whiteouts (or an opaque leftover): to the trash, whole.
+      const std::string gone = WorkName("removed");
+      r = sys::RenameAt(at.dir, name.c_str(), dirs(at.layer).trash->get(), gone.c_str(),
+                        RENAME_NOREPLACE);
+      if (r.ok()) NoteTrash();
+    }
+    DETOURFS_TRY(r);
+    Emit(ChangeKind::kRmdir, at, id);
+    return {};
+  }
+  if (stub && IsTier(at.layer)) {
+    const std::string gone = WorkName("removed");
+    DETOURFS_TRY(sys::RenameAt(at.dir, name.c_str(), dirs(at.layer).trash->get(), gone.c_str(),
+                               RENAME_NOREPLACE));
+    NoteTrash();
+  } else {
+    DETOURFS_TRY(sys::UnlinkAt(at.dir, name.c_str(), 0));
+  }
+  Emit(ChangeKind::kUnlink, at, id);
+  return {};
+}
+
+Result<void> ChangeLayer::Whiteout(const At& at) {
+  // A 0:0 device without the device mark is a whiteout from its first
+  // instant: made in place in one syscall.
+  DETOURFS_TRY(
+      sys::MknodAt(at.dir, std::string(at.name).c_str(), S_IFCHR | 0000, makedev(0, 0)));
+  Emit(ChangeKind::kWhiteout, at, 0);
+  return {};
+}
+
+Result<void> ChangeLayer::Rename(const At& from, const At& to, unsigned int flags, uint64_t id) {
+  DETOURFS_TRY(sys::RenameAt(from.dir, std::string(from.name).c_str(), to.dir,
+                             std::string(to.name).c_str(), flags));
+  Emit(ChangeKind::kRename, from, id, to.path);
+  if (flags & RENAME_WHITEOUT) Emit(ChangeKind::kWhiteout, from, 0);
+  if (from.layer != to.layer) Dirty(to.layer);
+  return {};
+}
+
+Result<UniqueFd> ChangeLayer::EnsureDir(const At& at, int model, const struct stat& model_st,
+                                        uint64_t id) {
+  const std::string name(at.name);
+  Result<UniqueFd> existing = sys::OpenBeneath(at.dir, name.c_str(), O_PATH | O_DIRECTORY);
+  if (existing.ok()) return existing;
+  if (existing.error() != ENOENT) return Errno{existing.error() == ELOOP ? ENOTDIR : existing.error()};
+  const int work = dirs(at.layer).work->get();
+  const std::string tmp = WorkName("dir");
+  DETOURFS_TRY(sys::MkdirAt(work, tmp.c_str(), 0700));
+  auto undo = [&] { (void)sys::UnlinkAt(work, tmp.c_str(), AT_REMOVEDIR); };
+  Result<UniqueFd> fd = sys::OpenBeneath(work, tmp.c_str(), O_PATH | O_DIRECTORY);
+  Result<void> r = fd.ok() ? Result<void>() : Result<void>(Errno{fd.error()});
+  if (r.ok() && model >= 0) r = CopyXattrs(model, fd->get());
+  if (r.ok()) r = sys::ChownFd(fd->get(), model_st.st_uid, model_st.st_gid);
+  if (r.ok()) r = sys::ChmodPath(fd->get(), model_st.st_mode & 07777);
+  if (r.ok() && IsTier(at.layer) && id != 0) {
+    r = markers::SetIdRecord(fd->get(), markers::IdRecord{id, false, {}});
+  }
+  if (r.ok()) {
+    const struct timespec times[2] = {model_st.st_atim, model_st.st_mtim};
+    r = sys::UtimensPath(fd->get(), times);
+  }
+  if (r.ok()) r = Hit("dir.built");
+  if (r.ok()) r = sys::RenameAt(work, tmp.c_str(), at.dir, name.c_str(), RENAME_NOREPLACE);
+  if (!r.ok()) {
+    undo();
+    if (r.error() == EEXIST) {  // made meanwhile by someone else: theirs
+      Result<UniqueFd> again = sys::OpenBeneath(at.dir, name.c_str(), O_PATH | O_DIRECTORY);
+      if (again.ok()) return again;
+    }
+    return Errno{r.error()};
+  }
+  Emit(ChangeKind::kMkdir, at, id);
+  return std::move(*fd);
+}
+
+Result<void> ChangeLayer::SetOpaque(const At& at, int dirfd, bool opaque, uint64_t id) {
+  DETOURFS_TRY(markers::SetIdRecord(dirfd, markers::IdRecord{id, opaque, {}}));
+  if (opaque) Emit(ChangeKind::kOpaque, at, id);
+  return {};
+}
+
+Result<Made> ChangeLayer::CopyIn(const At& at, int src, int data, const struct stat& st,
+                                 uint64_t id, const IndexInfo* index) {
+  const std::string name(at.name);
+  const int work = dirs(at.layer).work->get();
+  if (S_ISREG(st.st_mode)) {
+    Result<UniqueFd> tmp = CopyToTmpfile(src, data, st, work);
+    if (!tmp.ok()) return Errno{tmp.error()};
+    if (IsTier(at.layer) && id != 0) {
+      DETOURFS_TRY(markers::SetIdRecord(tmp->get(), markers::IdRecord{id, false, {}}));
+    }
+    if (index) {
+      DETOURFS_TRY(markers::SetBytes(tmp->get(), markers::kHandleXattr, index->handle));
+      DETOURFS_TRY(markers::SetNumber(tmp->get(), markers::kLinksXattr, index->links));
+      if (index->metacopy) DETOURFS_TRY(markers::SetFlag(tmp->get(), markers::kMetacopyXattr));
+    }
+    if (!IsTier(at.layer)) DETOURFS_TRY(sys::Fsync(tmp->get(), true));  // the volume: synced first
+    DETOURFS_TRY(Hit("copyup.copied"));
+    DETOURFS_TRY(sys::LinkFd(tmp->get(), at.dir, name.c_str()));
+    Result<UniqueFd> fd = sys::OpenBeneath(at.dir, name.c_str(), O_PATH);
+    if (!fd.ok()) return Errno{fd.error()};
+    Result<struct stat> now = sys::Fstat(fd->get());
+    if (!now.ok()) return Errno{now.error()};
+    Emit(ChangeKind::kCopyUp, at, id);
+    return Made{std::move(*fd), *now};
+  }
+  const std::string tmp = WorkName("copy");
+  DETOURFS_TRY(CopySpecial(src, st, work, tmp.c_str()));
+  Result<void> r;
+  if (IsTier(at.layer) && id != 0) {
+    r = markers::SetIdRecordAt(work, tmp.c_str(), markers::IdRecord{id, false, {}});
+  }
+  if (r.ok() && IsTier(at.layer) && markers::MaybeWhiteout(st)) {
+    r = sys::SetXattrAt(work, tmp.c_str(), markers::kDeviceXattr, "y", 1, 0);
+  }
+  if (r.ok()) r = Hit("copyup.copied");
+  if (r.ok()) r = sys::RenameAt(work, tmp.c_str(), at.dir, name.c_str(), RENAME_NOREPLACE);
+  if (!r.ok()) {
+    (void)sys::UnlinkAt(work, tmp.c_str(), 0);
+    return Errno{r.error()};
+  }
+  Result<UniqueFd> fd = sys::OpenBeneath(at.dir, name.c_str(), O_PATH);
+  if (!fd.ok()) return Errno{fd.error()};
+  Result<struct stat> now = sys::Fstat(fd->get());
+  if (!now.ok()) return Errno{now.error()};
+  Emit(ChangeKind::kCopyUp, at, id);
+  return Made{std::move(*fd), *now};
+}
+
+Result<void> ChangeLayer::SetIdRecordAt(int dirfd, const char* name,
+                                        const markers::IdRecord& rec) {
+  return markers::SetIdRecordAt(dirfd, name, rec);
+}
+
+Result<void> ChangeLayer::SetIdRecord(int fd, const markers::IdRecord& rec) {
+  return markers::SetIdRecord(fd, rec);
+}
+
+Result<void> ChangeLayer::SetFlag(int fd, const char* xattr) { return markers::SetFlag(fd, xattr); }
+
+Result<void> ChangeLayer::Trash(const At& at) {
+  const std::string gone = WorkName("trashed");
+  DETOURFS_TRY(sys::RenameAt(at.dir, std::string(at.name).c_str(), dirs(at.layer).trash->get(),
+                             gone.c_str(), RENAME_NOREPLACE));
+  NoteTrash();
+  return {};
+}
+
+Result<UniqueFd> ChangeLayer::OpenSpilled(const markers::SpillRef& ref, int flags) {
+  const LayerDirs& d = dirs(ref.layer);
+  if (!d.spill) return Errno{ENOENT};
+  return sys::OpenBeneath(d.spill->get(), TokenName(ref.token).c_str(), flags);
+}
+
+Result<uint64_t> ChangeLayer::SpillIn(Layer layer, int data) {
+  const LayerDirs& d = dirs(layer);
+  if (!d.spill) return Errno{ENOSPC};
+  Result<struct stat> st = sys::Fstat(data);
+  if (!st.ok()) return Errno{st.error()};
+  Result<UniqueFd> tmp = sys::OpenTmpfile(d.spill->get(), 0600);
+  if (!tmp.ok()) return Errno{tmp.error()};
+  DETOURFS_TRY(CopyData(data, tmp->get(), st->st_size));
+  // Durable before the stub points at it and lets go of its own copy.
+  DETOURFS_TRY(sys::Fsync(tmp->get(), true));
+  const uint64_t token = NewRandomToken();
+  DETOURFS_TRY(sys::LinkFd(tmp->get(), d.spill->get(), TokenName(token).c_str()));
+  DETOURFS_TRY(sys::SyncDir(d.spill->get()));
+  return token;
+}
+
+void ChangeLayer::DropSpilled(const markers::SpillRef& ref) {
+  const LayerDirs& d = dirs(ref.layer);
+  if (!d.spill || ref.token == 0) return;
+  Result<void> r = sys::UnlinkAt(d.spill->get(), TokenName(ref.token).c_str(), 0);
+  if (!r.ok() && r.error() != ENOENT) {
+    spdlog::warn("spilled data {} on the {} could not be removed: {}", TokenName(ref.token),
+                 LayerName(ref.layer), ErrnoText(r.error()));
+  }
+}
+
+int ChangeLayer::AreaFd(Layer layer, Area area) const {
+  const LayerDirs& d = dirs(layer);
+  const SharedFd* fd = nullptr;
+  switch (area) {
+    case Area::kTree: fd = &d.tree; break;
+    case Area::kWork: fd = &d.work; break;
+    case Area::kTrash: fd = &d.trash; break;
+    case Area::kHeld: fd = &d.held; break;
+  }
+  return fd && *fd ? (*fd)->get() : -1;
+}
+
+Result<UniqueFd> ChangeLayer::OpenAreaParent(const IntentPath& p, std::string* leaf) {
+  const int area = AreaFd(p.layer, p.area);
+  if (area < 0) return Errno{ENOENT};
+  const size_t slash = p.path.rfind('/');
+  *leaf = slash == std::string::npos ? p.path : p.path.substr(slash + 1);
+  if (slash == std::string::npos) return sys::Dup(area);
+  return sys::OpenBeneath(area, p.path.substr(0, slash).c_str(), O_PATH | O_DIRECTORY);
+}
+
+Result<void> ChangeLayer::RunStep(const IntentStep& step) {
+  std::string a_leaf;
+  Result<UniqueFd> a = OpenAreaParent(step.a, &a_leaf);
+  if (!a.ok()) return a.error() == ENOENT ? Result<void>() : Result<void>(Errno{a.error()});
+  Result<struct stat> ast = sys::StatAt(a->get(), a_leaf.c_str());
+  const bool a_there = ast.ok();
+  if (!ast.ok() && ast.error() != ENOENT) return Errno{ast.error()};
+  switch (step.kind) {
+    case StepKind::kRename:
+    case StepKind::kRenameNoReplace:
+    case StepKind::kHold: {
+      if (!a_there) return {};  // done before the crash
+      std::string b_leaf;
+      Result<UniqueFd> b = OpenAreaParent(step.b, &b_leaf);
+      if (!b.ok()) return Errno{b.error()};
+      const unsigned flags = step.kind == StepKind::kRename ? 0 : RENAME_NOREPLACE;
+      Result<void> r = sys::RenameAt(a->get(), a_leaf.c_str(), b->get(), b_leaf.c_str(), flags);
+      if (!r.ok() && r.error() == EEXIST && step.kind == StepKind::kHold) {
+        const std::string other = b_leaf + "." + TokenName(NewRandomToken());
+        r = sys::RenameAt(a->get(), a_leaf.c_str(), b->get(), other.c_str(), RENAME_NOREPLACE);
+      }
+      if (r.ok()) Dirty(step.b.layer);
+      return r;
+    }
+    case StepKind::kWhiteout: {
+      if (a_there) {
+        Result<bool> wh = markers::IsWhiteout(a->get(), a_leaf.c_str(), *ast);
+        if (!wh.ok()) return Errno{wh.error()};
+        if (*wh) return {};
+        const std::string gone = WorkName("removed");
+        DETOURFS_TRY(sys::RenameAt(a->get(), a_leaf.c_str(), dirs(step.a.layer).trash->get(),
+                                   gone.c_str(), RENAME_WHITEOUT));
+        NoteTrash();
+      } else {
+        DETOURFS_TRY(sys::MknodAt(a->get(), a_leaf.c_str(), S_IFCHR | 0000, makedev(0, 0)));
+      }
+      Dirty(step.a.layer);
+      return {};
+    }
+    case StepKind::kTrash: {
+      if (!a_there) return {};
+      const std::string gone = WorkName("trashed");
+      DETOURFS_TRY(sys::RenameAt(a->get(), a_leaf.c_str(), dirs(step.a.layer).trash->get(),
+                                 gone.c_str(), RENAME_NOREPLACE));
+      NoteTrash();
+      Dirty(step.a.layer);
+      return {};
+    }
+  }
+  return {};
+}
+
+Result<void> ChangeLayer::Run(const Intent& intent) {
+  if (!intents_) return Errno{ENOTSUP};
+  Result<std::string> record = Errno{EIO};
+  {
+    MutexLock lock(&intent_mu_);
+    record = intents_->Write(intent);
+  }
+  if (!record.ok()) return Errno{record.error()};
+  DETOURFS_TRY(Hit("intent.written"));
+  for (const IntentStep& step : intent.steps) {
+    Result<void> r = RunStep(step);
+    if (!r.ok()) {
+      // The record stays: the next start carries the change out.
+      spdlog::error("a step of a multi-step change failed ({}); record '{}' kept for recovery",
+                    ErrnoText(r.error()), *record);
+      return r;
+    }
+    DETOURFS_TRY(Hit("intent.step"));
+  }
+  DETOURFS_TRY(Hit("intent.done"));
+  return intents_->Remove(*record);
+}
+
+Status ChangeLayer::Recover() {
+  if (intents_) {
+    Result<std::vector<std::pair<std::string, Intent>>> pending = intents_->Pending();
+    if (!pending.ok()) {
+      return Status::FromErrno(pending.error(), "cannot read the records of unfinished changes");
+    }
+    for (const auto& [name, intent] : *pending) {
+      for (const IntentStep& step : intent.steps) {
+        if (Result<void> r = RunStep(step); !r.ok()) {
+          return Status::FromErrno(r.error(), "cannot finish the change recorded in '" + name + "'");
+        }
+      }
+      (void)intents_->Remove(name);
+      spdlog::info("finished a change a crash interrupted (record '{}', {} steps)", name,
+                   intent.steps.size());
+    }
+  }
+  // What work/ holds was never published: it goes.
+  for (Layer l : kAllLayers) {
+    const LayerDirs& d = dirs(l);
+    if (!d.work) continue;
+    Result<std::vector<WalkItem>> items = ListDir(d.work->get());
+    if (!items.ok()) return Status::FromErrno(items.error(), "cannot list a work directory");
+    for (const WalkItem& item : *items) {
+      Result<void> r = sys::RenameAt(d.work->get(), item.name.c_str(), d.trash->get(),
+                                     item.name.c_str(), RENAME_NOREPLACE);
+      if (!r.ok()) {
+        spdlog::warn("cannot clear '{}' from the {}'s work directory: {}", item.name,
+                     LayerName(l), ErrnoText(r.error()));
+      }
+    }
+  }
+  return Status::OK();
+}
+
+void ChangeLayer::NoteTrash() {
+  MutexLock lock(&bg_mu_);
+  trash_pending_ = true;
+  bg_cv_.notify_all();
+}
+
+Result<void> ChangeLayer::EmptyTrash(Layer layer) {
+  const LayerDirs& d = dirs(layer);
+  if (!d.trash) return {};
+  Result<std::vector<WalkItem>> items = ListDir(d.trash->get());
+  if (!items.ok()) return Errno{items.error()};
+  for (const WalkItem& item : *items) {
+    auto drop_data = [&](int dirfd, const char* name, const struct stat& st) {
+      // A stub's data goes before the stub itself: a crash in between leaves
+      // the stub in the trash, deleted next time, never data nothing names.
+      if (!S_ISREG(st.st_mode) || st.st_nlink != 1 || !IsTier(layer)) return;
+      Result<UniqueFd> fd = sys::OpenBeneath(dirfd, name, O_PATH);
+      if (!fd.ok()) return;
+      Result<markers::IdRecord> rec = markers::GetIdRecord(fd->get());
+      if (rec.ok() && rec->spill.token != 0) DropSpilled(rec->spill);
+    };
+    Result<void> r = RemoveTree(d.trash->get(), item.name.c_str(), drop_data);
+    if (!r.ok() && r.error() != ENOENT) {
+      spdlog::warn("cannot delete '{}' from the {}'s trash: {}", item.name, LayerName(layer),
+                   ErrnoText(r.error()));
+    }
+  }
+  return {};
+}
+
+void ChangeLayer::Start() {
+  MutexLock lock(&bg_mu_);
+  if (bg_.joinable()) return;
+  stop_ = false;
+  bg_ = std::thread([this] { Background(); });
+}
+
+void ChangeLayer::Background() {
+  auto next_sync = std::chrono::steady_clock::now() + kSyncInterval;
+  for (;;) {
+    bool trash = false;
+    {
+      std::unique_lock<Mutex> lock(bg_mu_);
+      bg_cv_.wait_until(lock, next_sync, [&]() NO_THREAD_SAFETY_ANALYSIS {
+        return stop_ || trash_pending_;
+      });
+      if (stop_) return;
+      trash = trash_pending_;
+      trash_pending_ = false;
+    }
+    if (trash) {
+      for (Layer l : kAllLayers) (void)EmptyTrash(l);
+      MutexLock lock(&bg_mu_);
+      ++trash_rounds_;
+      bg_cv_.notify_all();
+    }
+    if (std::chrono::steady_clock::now() >= next_sync) {
+      for (Layer l : kTiers) {
+        if (has(l) && dirty_[Index(l)].exchange(false)) {
+          if (Result<void> r = sys::Syncfs(dirs(l).tree->get()); !r.ok()) {
+            spdlog::warn("cannot sync the {}: {}", LayerName(l), ErrnoText(r.error()));
+            Dirty(l);
+          }
+        }
+      }
+      next_sync = std::chrono::steady_clock::now() + kSyncInterval;
+    }
+  }
+}
+
+void ChangeLayer::DrainTrash() {
+  std::unique_lock<Mutex> lock(bg_mu_);
+  if (!bg_.joinable()) return;
+  trash_pending_ = true;
+  const uint64_t want = trash_rounds_ + 2;
+  bg_cv_.notify_all();
+  bg_cv_.wait(lock, [&]() NO_THREAD_SAFETY_ANALYSIS { return trash_rounds_ >= want || stop_; });
+}
+
+void ChangeLayer::Stop() {
+  {
+    MutexLock lock(&bg_mu_);
+    stop_ = true;
+    bg_cv_.notify_all();
+  }
+  if (bg_.joinable()) bg_.join();
+  for (Layer l : kTiers) {
+    if (has(l) && dirty_[Index(l)].exchange(false)) (void)sys::Syncfs(dirs(l).tree->get());
+  }
+}
+
+}  // namespace detourfs

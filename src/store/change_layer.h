@@ -1,0 +1,186 @@
+// ChangeLayer: the one component through which detourfs changes a tier, or
+// the volume on behalf of routed content (docs/architecture.md, "Change
+// layer"). The overlay decides what a request means for each layer; this
+// makes each change, so that:
+//  - a change is atomic: what is not made by one syscall in place is built
+//    aside in the layer's work/ (same filesystem, never shown) and published
+//    with one rename (RENAME_NOREPLACE, RENAME_EXCHANGE or RENAME_WHITEOUT);
+//    a change that must touch several places visibly runs as an Intent whose
+//    record makes it complete after a crash (intent_log.h);
+//  - every change is recorded, in order, to a ChangeSink (the journal's
+//    hook) with its path and the file's persistent id;
+//  - tests can kill the daemon or fail a step between any two steps
+//    (failpoints.h);
+//  - what must survive a power loss is synced, in batches (see Durability
+//    in docs/overlay.md): intent records at once, published copies to the
+//    volume before their source goes, the tiers every few seconds and on a
+//    caller's fsync.
+// Removed tier content goes to the layer's trash/ first (one rename), and a
+// background thread deletes it, dropping a stub's spilled data before the
+// stub itself, so a crash never leaves data nothing refers to.
+//
+// Thread safety: all methods may be called concurrently; callers serialize
+// changes to one directory (Node::dir_mu).
+#pragma once
+
+#include <sys/stat.h>
+
+#include <array>
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <thread>
+
+#include "detourfs/caller.h"
+#include "detourfs/result.h"
+#include "store/change_record.h"
+#include "store/failpoints.h"
+#include "store/intent_log.h"
+#include "store/layer_dirs.h"
+#include "util/locks.h"
+
+namespace detourfs {
+
+// A name in a directory of a layer's tree, with its path (for records).
+struct At {
+  Layer layer = Layer::kVolume;
+  int dir = -1;
+  std::string_view name;
+  std::string_view path;  // relative to the layer's tree root
+  bool routed = false;    // volume changes are recorded only for routed content
+};
+
+struct MakeSpec {
+  mode_t type = S_IFREG;  // S_IFREG, S_IFDIR, S_IFLNK, S_IFIFO, S_IFSOCK, S_IFCHR, S_IFBLK
+  mode_t mode = 0644;     // permission bits asked for; the caller's umask applies
+  dev_t rdev = 0;
+  std::string_view target;  // a symlink's
+  int open_flags = -1;      // a regular file: opened with these (O_CREAT|O_EXCL added)
+  uint64_t id = 0;          // on a tier: the persistent id to record
+  bool opaque = false;      // a directory hiding the volume's at its path
+  bool replace_whiteout = false;  // the name holds a whiteout that this replaces
+};
+
+struct Made {
+  UniqueFd fd;  // O_PATH, or the open file (MakeSpec::open_flags)
+  struct stat st {};
+};
+
+// What an index entry (<tier>/index/<id>) records besides its id.
+struct IndexInfo {
+  std::string handle;  // the volume file's handle
+  uint64_t links = 0;  // link count to report
+  bool metacopy = false;
+};
+
+class ChangeLayer {
+ public:
+  ChangeLayer(std::array<LayerDirs, kLayerCount> layers, std::unique_ptr<Failpoints> failpoints,
+              std::unique_ptr<ChangeSink> sink);
+  ~ChangeLayer();
+  ChangeLayer(const ChangeLayer&) = delete;
+  ChangeLayer& operator=(const ChangeLayer&) = delete;
+
+  bool has(Layer layer) const { return dirs_[Index(layer)].tree != nullptr; }
+  const LayerDirs& dirs(Layer layer) const { return dirs_[Index(layer)]; }
+
+  // Makes an entry as the caller (AsCaller): in place, or — replacing a
+  // whiteout, or a 0:0 device a user makes on a tier — built aside in a
+  // directory that carries the parent's default ACL, group and setgid bit
+  // (`parent_fd`), then swapped in.
+  Result<Made> Make(const At& at, const MakeSpec& spec, const Caller& caller, int parent_fd);
+  // Links the file `src` (O_PATH) as `at`.
+  Result<void> Link(int src, const At& at, bool replace_whiteout, uint64_t id);
+  // Removes `at`. `whiteout`: leave a whiteout (a tier entry hiding the
+  // volume's), in one renameat2(RENAME_WHITEOUT). A directory still holding
+  // whiteouts, or a stub (`stub`: its spilled data must go too), goes to the
+  // trash in one rename.
+  Result<void> Remove(const At& at, bool is_dir, bool whiteout, bool stub, uint64_t id);
+  // Puts a whiteout at a name the tier does not hold (EEXIST if it does).
+  Result<void> Whiteout(const At& at);
+  // renameat2 within one layer.
+  Result<void> Rename(const At& from, const At& to, unsigned int flags, uint64_t id);
+  // A directory part at `at` made like `model` (an O_PATH fd, stat
+  // `model_st`: owner, mode, times, xattrs), with `id`; if it exists
+  // already, that one. Built aside, renamed in without replacing.
+  Result<UniqueFd> EnsureDir(const At& at, int model, const struct stat& model_st, uint64_t id);
+  // Marks (or unmarks) the tier directory `dirfd` opaque.
+  Result<void> SetOpaque(const At& at, int dirfd, bool opaque, uint64_t id);
+  // A complete copy of `src` (O_PATH, stat `st`; data read from `data` when
+  // >= 0) published at `at` without replacing anything; with `index`, the
+  // index entry's extra marks.
+  Result<Made> CopyIn(const At& at, int src, int data, const struct stat& st, uint64_t id,
+                      const IndexInfo* index = nullptr);
+  // Records an id (and opacity, spill) on a tier entry: identity
+  // bookkeeping, not a change of the merged view.
+  Result<void> SetIdRecordAt(int dirfd, const char* name, const markers::IdRecord& rec);
+  Result<void> SetIdRecord(int fd, const markers::IdRecord& rec);
+  Result<void> SetFlag(int fd, const char* xattr);
+  // Moves `at` to the trash.
+  Result<void> Trash(const At& at);
+  // Records a change the caller made through a file it holds open (a write,
+  // a truncate, attributes, xattrs) — the data path stays the caller's.
+  void Record(ChangeKind kind, const At& at, uint64_t id, uint64_t offset = 0,
+              uint64_t length = 0);
+
+  // Spill stores: the data of `ref` opened with `flags`.
+  Result<UniqueFd> OpenSpilled(const markers::SpillRef& ref, int flags);
+  // Copies the open file `data` into `layer`'s spill store, synced; returns
+  // its token.
+  Result<uint64_t> SpillIn(Layer layer, int data);
+  // Deletes spilled data (open fds keep it readable).
+  void DropSpilled(const markers::SpillRef& ref);
+
+  // Runs a multi-step change: the record written and synced, each step,
+  // the record removed.
+  Result<void> Run(const Intent& intent);
+  // At start, before serving: carries out the records a crash left, then
+  // clears every work/ into the trash.
+  Status Recover();
+  // A unique name in a layer's work/ for something built aside.
+  static std::string WorkName(std::string_view what);
+  int work(Layer layer) const { return dirs_[Index(layer)].work->get(); }
+
+  Result<void> Hit(std::string_view failpoint) {
+    return failpoints_ ? failpoints_->Hit(failpoint) : Result<void>();
+  }
+  // The layer changed: its next background sync is due (tiers; the volume's
+  // routed changes are synced by whoever made them).
+  void Dirty(Layer layer) { dirty_[Index(layer)].store(true, std::memory_order_release); }
+  // Starts the background thread (trash, tier syncs); Stop joins it after
+  // a last sync.
+  void Start();
+  void Stop();
+  // Wakes the trash thread and waits until the trash is empty (tests).
+  void DrainTrash();
+
+ private:
+  Result<void> RunStep(const IntentStep& step);
+  Result<UniqueFd> OpenAreaParent(const IntentPath& p, std::string* leaf);
+  int AreaFd(Layer layer, Area area) const;
+  void Emit(ChangeKind kind, const At& at, uint64_t id, std::string_view path2 = {},
+            uint64_t offset = 0, uint64_t length = 0);
+  void NoteTrash() EXCLUDES(bg_mu_);
+  void Background() EXCLUDES(bg_mu_);
+  Result<void> EmptyTrash(Layer layer);
+
+  const std::array<LayerDirs, kLayerCount> dirs_;
+  std::unique_ptr<Failpoints> failpoints_;
+  std::unique_ptr<ChangeSink> sink_;
+  std::unique_ptr<IntentLog> intents_;
+  Mutex record_mu_;  // orders records (a leaf)
+  uint64_t seq_ GUARDED_BY(record_mu_) = 0;
+  Mutex intent_mu_;  // one intent record written at a time (IntentLog's counter)
+
+  std::array<std::atomic<bool>, kLayerCount> dirty_{};
+  Mutex bg_mu_;
+  std::condition_variable_any bg_cv_;
+  bool stop_ GUARDED_BY(bg_mu_) = false;
+  bool trash_pending_ GUARDED_BY(bg_mu_) = true;
+  uint64_t trash_rounds_ GUARDED_BY(bg_mu_) = 0;
+  std::thread bg_;
+};
+
+}  // namespace detourfs

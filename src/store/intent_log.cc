@@ -1,0 +1,204 @@
+// IntentLog (intent_log.h).
+#include "store/intent_log.h"
+
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <xxhash.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
+
+#include "store/tree_walk.h"
+#include "sys/sys.h"
+#include "util/random_token.h"
+
+namespace detourfs {
+namespace {
+
+constexpr std::string_view kHeader = "detourfs-intent 1\n";
+
+const char* StepName(StepKind k) {
+  switch (k) {
+    case StepKind::kRename: return "rename";
+    case StepKind::kRenameNoReplace: return "rename-noreplace";
+    case StepKind::kWhiteout: return "whiteout";
+    case StepKind::kTrash: return "trash";
+    case StepKind::kHold: return "hold";
+  }
+  return "?";
+}
+
+bool TwoPaths(StepKind k) {
+  return k == StepKind::kRename || k == StepKind::kRenameNoReplace || k == StepKind::kHold;
+}
+
+std::string Escape(std::string_view s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '.' || c == '_' || c == '-' || c == '/') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      char buf[4];
+      std::snprintf(buf, sizeof(buf), "%%%02X", c);
+      out += buf;
+    }
+  }
+  return out;
+}
+
+Result<std::string> Unescape(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '%') {
+      out.push_back(s[i]);
+      continue;
+    }
+    if (i + 2 >= s.size()) return Errno{EUCLEAN};
+    const std::string hex(s.substr(i + 1, 2));
+    char* end = nullptr;
+    const long v = std::strtol(hex.c_str(), &end, 16);
+    if (end != hex.c_str() + 2) return Errno{EUCLEAN};
+    out.push_back(static_cast<char>(v));
+    i += 2;
+  }
+  return out;
+}
+
+std::string EncodePath(const IntentPath& p) {
+  return std::to_string(static_cast<int>(p.layer)) + ":" + std::to_string(static_cast<int>(p.area)) +
+         ":" + Escape(p.path);
+}
+
+Result<IntentPath> DecodePath(std::string_view s) {
+  if (s.size() < 4 || s[1] != ':' || s[3] != ':') return Errno{EUCLEAN};
+  const int layer = s[0] - '0';
+  const int area = s[2] - '0';
+  if (layer < 0 || layer > 2 || area < 0 || area > 3) return Errno{EUCLEAN};
+  Result<std::string> path = Unescape(s.substr(4));
+  if (!path.ok()) return Errno{path.error()};
+  return IntentPath{static_cast<Layer>(layer), static_cast<Area>(area), std::move(*path)};
+}
+
+std::string Checksum(std::string_view body) {
+  char buf[17];
+  std::snprintf(buf, sizeof(buf), "%016llx",
+                static_cast<unsigned long long>(XXH64(body.data(), body.size(), 0)));  // NOLINT
+  return buf;
+}
+
+}  // namespace
+
+std::string EncodeIntent(const Intent& intent) {
+  std::string body(kHeader);
+  for (const IntentStep& s : intent.steps) {
+    body += StepName(s.kind);
+    body += ' ';
+    body += EncodePath(s.a);
+    if (TwoPaths(s.kind)) {
+      body += ' ';
+      body += EncodePath(s.b);
+    }
+    body += '\n';
+  }
+  return body + "end " + Checksum(body) + "\n";
+}
+
+Result<Intent> DecodeIntent(std::string_view text) {
+  const size_t end = text.rfind("end ");
+  if (text.substr(0, kHeader.size()) != kHeader || end == std::string_view::npos) {
+    return Errno{EUCLEAN};
+  }
+  const std::string_view body = text.substr(0, end);
+  std::string_view sum = text.substr(end + 4);
+  while (!sum.empty() && sum.back() == '\n') sum.remove_suffix(1);
+  if (sum != Checksum(body)) return Errno{EUCLEAN};
+  Intent intent;
+  std::string_view rest = body.substr(kHeader.size());
+  while (!rest.empty()) {
+    const size_t nl = rest.find('\n');
+    if (nl == std::string_view::npos) return Errno{EUCLEAN};
+    std::string_view line = rest.substr(0, nl);
+    rest = rest.substr(nl + 1);
+    const size_t sp = line.find(' ');
+    if (sp == std::string_view::npos) return Errno{EUCLEAN};
+    const std::string_view name = line.substr(0, sp);
+    IntentStep step;
+    bool known = false;
+    for (StepKind k : {StepKind::kRename, StepKind::kRenameNoReplace, StepKind::kWhiteout,
+                       StepKind::kTrash, StepKind::kHold}) {
+      if (name == StepName(k)) {
+        step.kind = k;
+        known = true;
+      }
+    }
+    if (!known) return Errno{EUCLEAN};
+    std::string_view args = line.substr(sp + 1);
+    const size_t sp2 = args.find(' ');
+    Result<IntentPath> a = DecodePath(TwoPaths(step.kind) ? args.substr(0, sp2) : args);
+    if (!a.ok()) return Errno{a.error()};
+    step.a = std::move(*a);
+    if (TwoPaths(step.kind)) {
+      if (sp2 == std::string_view::npos) return Errno{EUCLEAN};
+      Result<IntentPath> b = DecodePath(args.substr(sp2 + 1));
+      if (!b.ok()) return Errno{b.error()};
+      step.b = std::move(*b);
+    }
+    intent.steps.push_back(std::move(step));
+  }
+  return intent;
+}
+
+Result<std::string> IntentLog::Write(const Intent& intent) {
+  const std::string text = EncodeIntent(intent);
+  Result<UniqueFd> tmp = sys::OpenTmpfile(dir_->get(), 0600);
+  if (!tmp.ok()) return Errno{tmp.error()};
+  DETOURFS_TRY(sys::WriteAll(tmp->get(), text.data(), text.size()));
+  DETOURFS_TRY(sys::Fsync(tmp->get(), true));
+  // Names sort in the order records were made: a time, then a tie-breaker.
+  char name[64];
+  std::snprintf(name, sizeof(name), "%020lld-%06llu-%s",
+                static_cast<long long>(::time(nullptr)),                // NOLINT
+                static_cast<unsigned long long>(next_++ % 1000000),     // NOLINT
+                TokenName(NewRandomToken()).substr(0, 8).c_str());
+  DETOURFS_TRY(sys::LinkFd(tmp->get(), dir_->get(), name));
+  DETOURFS_TRY(sys::SyncDir(dir_->get()));
+  return std::string(name);
+}
+
+Result<void> IntentLog::Remove(const std::string& name) {
+  Result<void> r = sys::UnlinkAt(dir_->get(), name.c_str(), 0);
+  if (!r.ok() && r.error() != ENOENT) return r;
+  return {};
+}
+
+Result<std::vector<std::pair<std::string, Intent>>> IntentLog::Pending() {
+  Result<std::vector<WalkItem>> items = ListDir(dir_->get());
+  if (!items.ok()) return Errno{items.error()};
+  std::sort(items->begin(), items->end(),
+            [](const WalkItem& a, const WalkItem& b) { return a.name < b.name; });
+  std::vector<std::pair<std::string, Intent>> out;
+  for (const WalkItem& item : *items) {
+    Result<UniqueFd> fd = sys::OpenBeneath(dir_->get(), item.name.c_str(), O_RDONLY);
+    if (!fd.ok()) return Errno{fd.error()};
+    std::string text;
+    char buf[8192];
+    for (;;) {
+      Result<size_t> n = sys::Read(fd->get(), buf, sizeof(buf));
+      if (!n.ok()) return Errno{n.error()};
+      if (*n == 0) break;
+      text.append(buf, *n);
+    }
+    Result<Intent> intent = DecodeIntent(text);
+    if (!intent.ok()) {
+      spdlog::warn("intent record '{}' is torn or corrupt: dropped (its change had not started)",
+                   item.name);
+      (void)Remove(item.name);
+      continue;
+    }
+    out.emplace_back(item.name, std::move(*intent));
+  }
+  return out;
+}
+
+}  // namespace detourfs

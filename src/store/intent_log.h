@@ -1,0 +1,81 @@
+// IntentLog: records of multi-step changes while they run — a change that
+// must touch more than one place visibly (a directory renamed on the volume
+// and on the tiers that hold parts of it, a tree moved between layers: its
+// copy published, then its source removed). The record is written and
+// synced before the first visible step, lists every step, and goes when the
+// last is done; at start each record left by a crash is carried out to the
+// end (every step is idempotent), before anything is served. So a crash
+// leaves the old state (no record yet: the staged parts are in work/, which
+// start-up clears) or, after recovery, the new one.
+//
+// Records live in <tier>/intents on the disk tier when there is one (it
+// outlives a reboot), else the memory tier. Format (docs/overlay.md):
+//   detourfs-intent 1
+//   <step> <layer>:<area>:<path> [<layer>:<area>:<path>]
+//   end <xxh64 of the lines above, hex>
+// Paths are relative to their area and percent-encoded; a record whose
+// checksum does not match is torn (the crash came while writing it, before
+// any step) and is dropped.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "detourfs/result.h"
+#include "inodes/node.h"
+#include "store/layer.h"
+
+namespace detourfs {
+
+// The areas of a layer a path can be in (layer_dirs.h).
+enum class Area : uint8_t { kTree, kWork, kTrash, kHeld };
+
+struct IntentPath {
+  Layer layer = Layer::kVolume;
+  Area area = Area::kTree;
+  std::string path;
+};
+
+enum class StepKind : uint8_t {
+  kRename,           // a -> b, replacing what b holds (a file, or an empty directory)
+  kRenameNoReplace,  // a -> b; b must not exist
+  kWhiteout,         // a becomes a whiteout (what it held goes to the trash)
+  kTrash,            // a goes to the trash
+  kHold,             // a goes to held/ as b (keeps its inode numbers reserved)
+};
+
+struct IntentStep {
+  StepKind kind = StepKind::kTrash;
+  IntentPath a;
+  IntentPath b;
+};
+
+struct Intent {
+  std::vector<IntentStep> steps;
+};
+
+std::string EncodeIntent(const Intent& intent);
+// EUCLEAN for a torn or corrupt record.
+Result<Intent> DecodeIntent(std::string_view text);
+
+class IntentLog {
+ public:
+  // `dir`: the intents directory (O_PATH).
+  explicit IntentLog(SharedFd dir) : dir_(std::move(dir)) {}
+
+  // Writes `intent` durably (data synced, then linked in and the directory
+  // synced); returns the record's name.
+  Result<std::string> Write(const Intent& intent);
+  Result<void> Remove(const std::string& name);
+  // The records left, oldest first; torn ones are dropped (and logged).
+  Result<std::vector<std::pair<std::string, Intent>>> Pending();
+
+ private:
+  SharedFd dir_;
+  uint64_t next_ = 0;  // guarded by the caller (the change layer serializes records)
+};
+
+}  // namespace detourfs
