@@ -177,6 +177,8 @@ void HomeGenerator::ReadReference() {
 std::string HomeGenerator::MaybeExisting(uint64_t percent, Want want,
                                          const std::string& otherwise) {
   if (Below(100) >= percent) return otherwise;
+  if (!read_ && !ref_root_.empty()) ReadReference();
+  read_ = true;
   std::vector<const std::string*> fit;
   for (const Existing& e : existing_) {
     if (want == Want::kAny || (want == Want::kDir) == e.dir) fit.push_back(&e.rel);
@@ -221,7 +223,7 @@ Operation HomeGenerator::Next() {
       break;
     }
   }
-  if (!ref_root_.empty()) ReadReference();
+  read_ = false;  // the reference is read again when a path is picked from it
   op.path = MaybeExisting(60, Want::kNonDir, AnyPath());
   op.path2 = AnyPath();
   op.mode = kModes[Below(kModes.size())];

@@ -74,6 +74,7 @@ class HomeGenerator : public OpSource {
   std::string ref_root_;
   bool for_prefill_;
   std::vector<Existing> existing_;  // the reference tree before this operation
+  bool read_ = false;               // existing_ is read for this operation
 };
 
 // What each home run starts from, made on the volume (and in the reference)
