@@ -17,16 +17,18 @@ namespace detourfs::stress {
 
 // Operations over paths such as proj0/node_modules/pkg/f0, proj1/build.sh,
 // proj0/dist/node_modules, .cache/f1 and node_modules/node_modules/f2: at the
-// top level proj0, proj1, .cache, node_modules, build (a directory or a file:
-// `build/` is a directory-only rule) and files; below it node_modules, dist,
-// build, src, pkg and .cache at any depth up to four; every kind of operation,
+// top level proj0, proj1, proj.old, app, .cache, node_modules, build (a
+// directory or a file: `build/` is a directory-only rule) and files; below
+// it node_modules, node_modules.old, dist, build, src, pkg and .cache, mostly
+// in the directories the skeleton makes, sometimes three levels of any of
+// them; every kind of operation,
 // with renames biased to the collisions that matter (node_modules <->
 // node_modules.old, build.sh -> build, proj0 <-> proj1 <-> proj.old), rm -rf
 // of projects and their parts, mkdir -p of routed directories under new
 // parents, hard links between any two of them.
 //
 // About half the paths name what the reference tree holds at that moment
-// (read before each operation; the log stays a concrete, replayable list),
+// (read when needed; the log stays a concrete, replayable list),
 // the rest come from the names above, so operations both find their targets
 // and make new names.
 class HomeGenerator : public OpSource {
