@@ -160,7 +160,7 @@ TEST(StressCheckerTest, HomeNamespaceAgreesBetweenTwoTmpfs) {
   int status = 0;
   std::string out = ShellOutput(StressBin() + " --home --test " + test.path() + " --ref " +
                                     ref.path() + " --prefill " + test.path() +
-                                    " --procs 4 --ops 4000 --check-every 50 --seed " +
+                                    " --procs 4 --ops 3000 --check-every 50 --seed " +
                                     std::to_string(Seed()) + " 2>&1",
                                 &status);
   EXPECT_EQ(status, 0) << out;
