@@ -8,12 +8,12 @@
 
 namespace detourfs::testing {
 
-TmpfsDir::TmpfsDir(const std::string& size) {
+TmpfsDir::TmpfsDir(const std::string& size, unsigned long flags) {  // NOLINT
   char tmpl[] = "/tmp/detourfs-tmpfs.XXXXXX";
   if (::mkdtemp(tmpl) == nullptr) return;
   path_ = tmpl;
   const std::string options = "size=" + size + ",mode=0755";
-  mounted_ = ::mount("tmpfs", path_.c_str(), "tmpfs", 0, options.c_str()) == 0;
+  mounted_ = ::mount("tmpfs", path_.c_str(), "tmpfs", flags, options.c_str()) == 0;
 }
 
 TmpfsDir::~TmpfsDir() {

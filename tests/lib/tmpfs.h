@@ -8,8 +8,9 @@ namespace detourfs::testing {
 
 class TmpfsDir {
  public:
-  // `size` is tmpfs's size= option ("256M").
-  explicit TmpfsDir(const std::string& size = "256M");
+  // `size` is tmpfs's size= option ("256M"); `flags` are mount(2)'s flags
+  // (MS_NODEV | MS_NOSUID for a reference to a FUSE mount, which has both).
+  explicit TmpfsDir(const std::string& size = "256M", unsigned long flags = 0);  // NOLINT
   ~TmpfsDir();
   TmpfsDir(const TmpfsDir&) = delete;
   TmpfsDir& operator=(const TmpfsDir&) = delete;

@@ -1,9 +1,10 @@
 // Generation, execution and comparison of the model checker's operations.
 #include "stress_ops.h"
 
-#include <dirent.h>
 #include <fcntl.h>
+#include <linux/fs.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -12,17 +13,41 @@
 #include <cstring>
 #include <sstream>
 
+#include "stress_fs.h"
+
 namespace detourfs::stress {
 namespace {
 
-constexpr std::array<const char*, static_cast<size_t>(Kind::kCount)> kNames = {
-    "create", "write",     "read",       "truncate",  "rename",    "link",  "unlink",
-    "mkdir",  "rmdir",     "symlink",    "chmod",     "utimens",   "fsync", "stat",
-    "list",   "hold_open", "hold_write", "hold_read", "hold_close"};
+constexpr std::array<const char*, static_cast<size_t>(Kind::kCount)> kNames = {"create",
+                                                                               "write",
+                                                                               "read",
+                                                                               "truncate",
+                                                                               "rename",
+                                                                               "link",
+                                                                               "unlink",
+                                                                               "mkdir",
+                                                                               "rmdir",
+                                                                               "symlink",
+                                                                               "chmod",
+                                                                               "utimens",
+                                                                               "fsync",
+                                                                               "stat",
+                                                                               "list",
+                                                                               "hold_open",
+                                                                               "hold_write",
+                                                                               "hold_read",
+                                                                               "hold_close",
+                                                                               "rename_noreplace",
+                                                                               "rename_exchange",
+                                                                               "rename_whiteout",
+                                                                               "mkdir_p",
+                                                                               "rm_rf"};
 
-// Relative weights: data operations dominate, as in a build.
+// Relative weights of the flat namespace: data operations dominate, as in a
+// build. The kinds after kHoldClose (weight 0) came later; the home namespace
+// draws them.
 constexpr std::array<int, static_cast<size_t>(Kind::kCount)> kWeights = {
-    8, 12, 8, 4, 6, 3, 5, 4, 3, 2, 2, 2, 2, 6, 3, 3, 6, 4, 2};
+    8, 12, 8, 4, 6, 3, 5, 4, 3, 2, 2, 2, 2, 6, 3, 3, 6, 4, 2, 0, 0, 0, 0, 0};
 
 constexpr std::array<uint32_t, 5> kModes = {0644, 0600, 0755, 0444, 0700};
 
@@ -65,32 +90,49 @@ Outcome Syscall(long long r) {  // NOLINT
   return o;
 }
 
-std::string StatLine(const struct stat& st) {
-  std::ostringstream out;
-  char type = S_ISDIR(st.st_mode)   ? 'd'
-              : S_ISLNK(st.st_mode) ? 'l'
-              : S_ISREG(st.st_mode) ? 'f'
-                                    : '?';
-  out << type << " " << std::oct << (st.st_mode & 07777) << std::dec << " nlink " << st.st_nlink;
-  if (!S_ISDIR(st.st_mode)) out << " size " << st.st_size;
-  return out.str();
+Outcome Rename2(const std::string& from, const std::string& to, unsigned flags) {
+  return Syscall(::syscall(SYS_renameat2, AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), flags));
 }
 
-std::vector<std::string> Names(const std::string& dir, int* err) {
-  std::vector<std::string> names;
-  DIR* d = ::opendir(dir.c_str());
-  if (d == nullptr) {
-    *err = errno;
-    return names;
+// mkdir -p: each component made unless it is a directory already (a symlink
+// to one counts, as for mkdir -p). The failing prefix goes in `data`.
+Outcome MkdirP(const std::string& root, const std::string& rel, uint32_t mode) {
+  size_t from = 0;
+  for (;;) {
+    size_t slash = rel.find('/', from);
+    const std::string prefix = rel.substr(0, slash);
+    const std::string path = root + "/" + prefix;
+    if (::mkdir(path.c_str(), mode) != 0) {
+      const int err = errno;
+      struct stat st {};
+      if (err != EEXIST || ::stat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+        return Outcome{-1, err, prefix};
+      }
+    }
+    if (slash == std::string::npos) return Outcome{};
+    from = slash + 1;
   }
-  *err = 0;
-  while (dirent* e = ::readdir(d)) {
-    std::string n = e->d_name;
-    if (n != "." && n != "..") names.push_back(n);
+}
+
+// rm -rf: a directory's children first (in name order), then the directory;
+// goes on past failures as rm does. `o` gets the first errno and every
+// failure, named, in `data`.
+void RemoveTree(const std::string& root, const std::string& rel, Outcome* o) {
+  auto fail = [&](int err) {
+    if (o->err == 0) *o = Outcome{-1, err, {}};
+    o->data += rel + ": " + std::strerror(err) + "; ";
+  };
+  const std::string path = root + "/" + rel;
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) return fail(errno);
+  if (!S_ISDIR(st.st_mode)) {
+    if (::unlink(path.c_str()) != 0) fail(errno);
+    return;
   }
-  ::closedir(d);
-  std::sort(names.begin(), names.end());
-  return names;
+  int err = 0;
+  for (const std::string& name : Names(path, &err)) RemoveTree(root, rel + "/" + name, o);
+  if (err != 0) fail(err);
+  if (::rmdir(path.c_str()) != 0) fail(errno);
 }
 
 Outcome Run(const Operation& op, Side* side) {
@@ -195,65 +237,23 @@ Outcome Run(const Operation& op, Side* side) {
       fd = -1;
       return o;
     }
+    case Kind::kRenameNoreplace:
+      return Rename2(p, p2, RENAME_NOREPLACE);
+    case Kind::kRenameExchange:
+      return Rename2(p, p2, RENAME_EXCHANGE);
+    case Kind::kRenameWhiteout:
+      return Rename2(p, p2, RENAME_WHITEOUT);
+    case Kind::kMkdirP:
+      return MkdirP(side->root, op.path, op.mode);
+    case Kind::kRemoveTree: {
+      Outcome o;
+      RemoveTree(side->root, op.path, &o);
+      return o;
+    }
     case Kind::kCount:
       break;
   }
   return Outcome{-1, EINVAL, {}};
-}
-
-std::string CompareEntry(const std::string& t, const std::string& r, const std::string& rel) {
-  struct stat ts {};
-  struct stat rs {};
-  if (::lstat(t.c_str(), &ts) != 0)
-    return rel + ": lstat failed under test: " + std::strerror(errno);
-  if (::lstat(r.c_str(), &rs) != 0) return rel + ": lstat failed in the reference";
-  // A directory's link count is the filesystem's convention (btrfs and
-  // overlays report 1, "not counted"): compare directories without it.
-  if (S_ISDIR(ts.st_mode) && S_ISDIR(rs.st_mode)) ts.st_nlink = rs.st_nlink;
-  if (StatLine(ts) != StatLine(rs)) {
-    return rel + ": under test '" + StatLine(ts) + "', reference '" + StatLine(rs) + "'";
-  }
-  if (S_ISLNK(ts.st_mode)) {
-    std::array<char, 4096> a{};
-    std::array<char, 4096> b{};
-    ssize_t na = ::readlink(t.c_str(), a.data(), a.size());
-    ssize_t nb = ::readlink(r.c_str(), b.data(), b.size());
-    if (na != nb || std::string(a.data(), static_cast<size_t>(std::max<ssize_t>(na, 0))) !=
-                        std::string(b.data(), static_cast<size_t>(std::max<ssize_t>(nb, 0)))) {
-      return rel + ": symlink targets differ";
-    }
-  } else if (S_ISREG(ts.st_mode)) {
-    auto slurp = [](const std::string& path) {
-      std::string out;
-      int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-      if (fd < 0) return std::string("<open failed: ") + std::strerror(errno) + ">";
-      std::array<char, 65536> buf{};
-      ssize_t n = 0;
-      while ((n = ::read(fd, buf.data(), buf.size())) > 0)
-        out.append(buf.data(), static_cast<size_t>(n));
-      if (n < 0) out = std::string("<read failed: ") + std::strerror(errno) + ">";
-      ::close(fd);
-      return out;
-    };
-    if (slurp(t) != slurp(r)) return rel + ": contents differ";
-  } else if (S_ISDIR(ts.st_mode)) {
-    int et = 0;
-    int er = 0;
-    std::vector<std::string> nt = Names(t, &et);
-    std::vector<std::string> nr = Names(r, &er);
-    if (et != er || nt != nr) {
-      std::string a;
-      std::string b;
-      for (auto& n : nt) a += n + " ";
-      for (auto& n : nr) b += n + " ";
-      return (rel.empty() ? "." : rel) + ": listing under test [" + a + "], reference [" + b + "]";
-    }
-    for (const std::string& n : nt) {
-      std::string d = CompareEntry(t + "/" + n, r + "/" + n, rel.empty() ? n : rel + "/" + n);
-      if (!d.empty()) return d;
-    }
-  }
-  return {};
 }
 
 }  // namespace
@@ -265,13 +265,35 @@ Side::~Side() {
   }
 }
 
+const char* KindName(Kind kind) { return kNames[static_cast<size_t>(kind)]; }
+
+bool KindFromName(const std::string& name, Kind* kind) {
+  for (size_t i = 0; i < kNames.size(); ++i) {
+    if (name == kNames[i]) {
+      *kind = static_cast<Kind>(i);
+      return true;
+    }
+  }
+  return false;
+}
+
+Operation SkippingSource::Next() {
+  Operation op = inner_->Next();
+  while (skip_.count(op.kind) != 0) op = inner_->Next();
+  return op;
+}
+
 std::string Operation::Describe() const {
   std::ostringstream out;
+  if (volume) out << "on the volume: ";
   out << kNames[static_cast<size_t>(kind)] << " ";
   bool held = kind == Kind::kHoldWrite || kind == Kind::kHoldRead || kind == Kind::kHoldClose;
   if (!held) out << path;
   switch (kind) {
     case Kind::kRename:
+    case Kind::kRenameNoreplace:
+    case Kind::kRenameExchange:
+    case Kind::kRenameWhiteout:
     case Kind::kLink:
       out << " -> " << path2;
       break;
@@ -282,6 +304,7 @@ std::string Operation::Describe() const {
       out << " mode " << std::oct << mode << std::dec << (offset != 0 ? " O_EXCL" : "");
       break;
     case Kind::kMkdir:
+    case Kind::kMkdirP:
     case Kind::kChmod:
       out << " mode " << std::oct << mode << std::dec;
       break;
@@ -345,15 +368,13 @@ Operation Generator::Next() {
   return op;
 }
 
-std::string ApplyBoth(const Operation& op, Side* test, Side* ref) {
+std::string ApplyBoth(const Operation& op, Side* test, Side* ref, int* test_errno, int* ref_errno) {
   Outcome t = Run(op, test);
   Outcome r = Run(op, ref);
+  if (test_errno != nullptr) *test_errno = t.err;
+  if (ref_errno != nullptr) *ref_errno = r.err;
   if (t == r) return {};
   return "under test: " + t.Describe() + "; reference: " + r.Describe();
-}
-
-std::string CompareTrees(const std::string& test_root, const std::string& ref_root) {
-  return CompareEntry(test_root, ref_root, "");
 }
 
 }  // namespace detourfs::stress
