@@ -126,6 +126,20 @@ TEST_F(FlakyFsTest, ErofsRefusesChangesButNotReads) {
   EXPECT_EQ(flaky_->Injected("erofs"), 2U);
 }
 
+TEST_F(FlakyFsTest, DirectoryFsyncReachesFlakyfsAndCanFail) {
+  ASSERT_EQ(::mkdir(S("bad").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(S("good").c_str(), 0755), 0);
+  Mount({.rules = {"fault eio ops=fsyncdir glob=bad/"}});
+  for (const char* dir : {"good", "bad"}) {
+    int fd = ::open(M(dir).c_str(), O_RDONLY | O_DIRECTORY);
+    ASSERT_GE(fd, 0);
+    EXPECT_EQ(Err(::fsync(fd)), std::string(dir) == "bad" ? EIO : 0) << dir;
+    ::close(fd);
+  }
+  EXPECT_EQ(flaky_->Counters()["ops"]["fsyncdir"], 2U);
+  EXPECT_EQ(flaky_->Injected("eio"), 1U);
+}
+
 TEST_F(FlakyFsTest, ShortWriteWritesHalfAndSaysSo) {
   Mount({.rules = {"fault short_write glob=s"}});
   int fd = ::open(M("s").c_str(), O_WRONLY | O_CREAT, 0644);
