@@ -23,8 +23,11 @@ namespace {
 FlakyFs& Fs() { return *static_cast<FlakyFs*>(fuse_get_context()->private_data); }
 PowerCutModel& Model() { return Fs().model; }
 
-// "/a/b" -> "a/b"; "/" -> "" (the plan's name for the root).
+// "/a/b" -> "a/b"; "/" -> "" (the plan's name for the root). libfuse passes
+// no path to an operation on an open file that was unlinked (hard_remove):
+// that too is "", and the operation uses its handle.
 std::string_view Rel(const char* path) {
+  if (path == nullptr) return {};
   std::string_view p(path);
   while (!p.empty() && p.front() == '/') p.remove_prefix(1);
   return p;

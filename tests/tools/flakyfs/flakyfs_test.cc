@@ -98,6 +98,27 @@ TEST_F(FlakyFsTest, PassesEverythingThroughWhenNothingIsConfigured) {
   EXPECT_EQ(flaky_->Stop(), 0);
 }
 
+// libfuse names no path for an unlinked open file (hard_remove) in the
+// operations that carry its handle (a read past the end asks for its size,
+// ftruncate, fsync): flakyfs serves them by handle, model or not.
+TEST_F(FlakyFsTest, UnlinkedOpenFileStaysUsable) {
+  for (bool model : {false, true}) {
+    Mount();
+    if (model) Ok("durability strict");
+    int fd = ::open(M("f").c_str(), O_RDWR | O_CREAT, 0644);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::unlink(M("f").c_str()), 0);
+    ASSERT_EQ(::pwrite(fd, "data", 4, 0), 4);
+    char buf[8] = {};
+    EXPECT_EQ(::pread(fd, buf, sizeof(buf), 0), 4);
+    ASSERT_EQ(::ftruncate(fd, 2), 0);
+    ASSERT_EQ(::fsync(fd), 0);
+    EXPECT_EQ(::pread(fd, buf, sizeof(buf), 0), 2);
+    ::close(fd);
+    EXPECT_EQ(flaky_->Stop(), 0) << (model ? "with" : "without") << " the model";
+  }
+}
+
 TEST_F(FlakyFsTest, EioByGlobHitsOnlyMatchingPaths) {
   ASSERT_EQ(::mkdir(S("bad").c_str(), 0755), 0);
   ASSERT_EQ(::mkdir(S("good").c_str(), 0755), 0);
