@@ -39,6 +39,10 @@ std::unique_ptr<FlakyMount> FlakyMount::Start(const std::string& source,
     args.emplace_back("--source");
     args.push_back(source);
   }
+  if (config.power_cut_model) {
+    args.emplace_back("--rule");
+    args.emplace_back("durability strict");
+  }
   for (const std::string& rule : config.rules) {
     args.emplace_back("--rule");
     args.push_back(rule);
@@ -67,6 +71,27 @@ uint64_t FlakyMount::Injected(const std::string& kind) const {
   nlohmann::json c = Counters();
   if (!c.contains("injected") || !c["injected"].contains(kind)) return 0;
   return c["injected"][kind].get<uint64_t>();
+}
+
+std::string FlakyMount::PowerCut(nlohmann::json* summary) const {
+  std::string answer = Control("powercut");
+  if (answer.rfind("ok", 0) != 0) return answer;
+  if (summary != nullptr) {
+    *summary = nlohmann::json::parse(answer.substr(answer.size() > 3 ? 3 : answer.size()), nullptr,
+                                     /*allow_exceptions=*/false);
+  }
+  return "";
+}
+
+std::string FlakyMount::Sync() const {
+  std::string answer = Control("sync");
+  return answer == "ok" ? "" : answer;
+}
+
+nlohmann::json FlakyMount::Durability() const {
+  std::string answer = Control("durability");
+  if (answer.rfind("ok ", 0) != 0) return nlohmann::json::object();
+  return nlohmann::json::parse(answer.substr(3), nullptr, /*allow_exceptions=*/false);
 }
 
 std::string FlakyMount::Log() const { return ReadWholeFile(dir_ + "/flakyfs.log"); }

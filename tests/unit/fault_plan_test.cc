@@ -127,6 +127,17 @@ TEST(FaultPlanTest, PermanentVanishAsksForDamage) {
   EXPECT_EQ(damage->mode, VanishMode::kContent);
 }
 
+TEST(FaultPlanTest, DirectoryFsyncIsAnOperationOfTheFsyncClass) {
+  FaultPlan plan;
+  ASSERT_EQ(Apply(plan, "fault eio ops=fsyncdir"), "ok rule 1");
+  ASSERT_EQ(Apply(plan, "latency fsync 2ms"), "ok ");
+  Decision d = plan.Decide(Op::kFsyncdir, "d");
+  EXPECT_EQ(d.error, EIO);
+  EXPECT_EQ(d.delay.count(), 2000);
+  EXPECT_EQ(plan.Decide(Op::kFsync, "d/f").error, 0);
+  EXPECT_EQ(OpByName("fsyncdir"), Op::kFsyncdir);
+}
+
 TEST(FaultPlanTest, BadCommandsAreRefusedWithAReason) {
   FaultPlan plan;
   EXPECT_EQ(Apply(plan, "explode").rfind("error unknown command", 0), 0U);

@@ -84,7 +84,7 @@ void ControlServer::ServeConnection(int fd) {
       std::string line = pending.substr(0, nl);
       pending.erase(0, nl + 1);
       std::string reply;
-      std::string error = plan_->Apply(line, &reply);
+      std::string error = handler_(line, &reply);
       std::string answer =
           error.empty() ? "ok" + (reply.empty() ? "" : " " + reply) : "error " + error;
       if (!WriteAll(fd, answer + "\n")) return;

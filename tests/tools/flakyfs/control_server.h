@@ -1,18 +1,22 @@
 // ControlServer: flakyfs's run-time control, a Unix stream socket taking one
-// FaultPlan command per line and answering each with "ok [reply]" or
+// command per line (commands.h) and answering each with "ok [reply]" or
 // "error <why>". `flakyfs ctl SOCKET COMMAND...` is its client.
 #pragma once
 
+#include <functional>
 #include <string>
+#include <string_view>
 #include <thread>
-
-#include "fault_plan.h"
+#include <utility>
 
 namespace flakyfs {
 
 class ControlServer {
  public:
-  ControlServer(FaultPlan* plan) : plan_(plan) {}  // NOLINT
+  // Applies one command: returns "" or why it was refused, the answer in `reply`.
+  using Handler = std::function<std::string(std::string_view command, std::string* reply)>;
+
+  explicit ControlServer(Handler handler) : handler_(std::move(handler)) {}
   ~ControlServer();
   // Binds `path` (mode 0600, replacing a stale socket) and starts serving.
   std::string Start(const std::string& path);
@@ -21,7 +25,7 @@ class ControlServer {
   void Serve();
   void ServeConnection(int fd);
 
-  FaultPlan* plan_;
+  Handler handler_;
   std::string path_;
   int listen_fd_ = -1;
   std::thread thread_;

@@ -13,10 +13,10 @@ namespace flakyfs {
 namespace {
 
 constexpr std::array<std::string_view, kOpCount> kOpNames = {
-    "getattr",     "readlink", "mknod",   "mkdir",  "unlink",   "rmdir",    "symlink",
-    "rename",      "link",     "chmod",   "chown",  "truncate", "open",     "read",
-    "write",       "statfs",   "release", "fsync",  "setxattr", "getxattr", "listxattr",
-    "removexattr", "opendir",  "readdir", "create", "utimens",  "fallocate"};
+    "getattr",     "readlink", "mknod",   "mkdir",  "unlink",   "rmdir",     "symlink",
+    "rename",      "link",     "chmod",   "chown",  "truncate", "open",      "read",
+    "write",       "statfs",   "release", "fsync",  "setxattr", "getxattr",  "listxattr",
+    "removexattr", "opendir",  "readdir", "create", "utimens",  "fallocate", "fsyncdir"};
 
 constexpr std::array<std::string_view, kFaultKindCount> kKindNames = {
     "eio", "enospc", "erofs", "short_write", "vanish", "lie"};
@@ -125,6 +125,7 @@ OpClass ClassOf(Op op) {
     case Op::kFallocate:
       return OpClass::kWrite;
     case Op::kFsync:
+    case Op::kFsyncdir:
       return OpClass::kFsync;
     default:
       return OpClass::kMeta;
@@ -406,7 +407,8 @@ std::string FaultPlan::Apply(std::string_view command, std::string* reply) {
     *reply = out.str();
   } else {
     return "unknown command '" + std::string(verb) +
-           "' (seed, latency, stall, fault, clear, counters, reset-counters, show)";
+           "' (seed, latency, stall, fault, clear, counters, reset-counters, show, "
+           "durability, sync, powercut)";
   }
   return {};
 }

@@ -55,6 +55,7 @@ enum class Op {
   kCreate,
   kUtimens,
   kFallocate,
+  kFsyncdir,
   kCount
 };
 constexpr size_t kOpCount = static_cast<size_t>(Op::kCount);

@@ -1,5 +1,6 @@
 // flakyfs operations: consult the plan, sleep, fail or lie, else pass through
-// to the source directory with the *at() calls.
+// to the source directory with the *at() calls. Each change is made under the
+// power-cut model's guard and reported to it (a no-op while durability is off).
 #include "flaky_fs.h"
 
 #include <dirent.h>
@@ -20,9 +21,13 @@ namespace flakyfs {
 namespace {
 
 FlakyFs& Fs() { return *static_cast<FlakyFs*>(fuse_get_context()->private_data); }
+PowerCutModel& Model() { return Fs().model; }
 
-// "/a/b" -> "a/b"; "/" -> "" (the plan's name for the root).
+// "/a/b" -> "a/b"; "/" -> "" (the plan's name for the root). libfuse passes
+// no path to an operation on an open file that was unlinked (hard_remove):
+// that too is "", and the operation uses its handle.
 std::string_view Rel(const char* path) {
+  if (path == nullptr) return {};
   std::string_view p(path);
   while (!p.empty() && p.front() == '/') p.remove_prefix(1);
   return p;
@@ -40,18 +45,38 @@ Decision Gate(Op op, std::string_view rel, size_t size = 0) {
   return d;
 }
 
-#define FLAKY_GATE(op, rel)      \
-  Decision gate = Gate(op, rel); \
-  if (gate.error != 0) return -gate.error;
+// The power-cut model's state directory is not there for clients.
+#define FLAKY_GATE(op, rel)                \
+  Decision gate = Gate(op, rel);           \
+  if (gate.error != 0) return -gate.error; \
+  if (Model().Hidden(rel)) return -ENOENT;
+
+#define FLAKY_NOT_HIDDEN(rel) \
+  if (Model().Hidden(rel)) return -EPERM;
 
 struct Handle {
   int fd = -1;
+  uint64_t epoch = 0;  // the model's epoch at open: a power cut kills older handles
   std::atomic<bool> written{false};
+  FileKey key;  // the model's name for the file, under its guard
+};
+
+struct DirHandle {
+  DIR* dir = nullptr;
+  uint64_t epoch = 0;
 };
 
 Handle* HandleOf(const fuse_file_info* fi) {
   return reinterpret_cast<Handle*>(fi->fh);  // NOLINT: the FUSE fh carries our pointer
 }
+
+DirHandle* DirHandleOf(const fuse_file_info* fi) {
+  return reinterpret_cast<DirHandle*>(fi->fh);  // NOLINT
+}
+
+// Opened before the last power cut: the process that held it died with the power.
+bool Dead(uint64_t epoch) { return epoch != Model().epoch(); }
+bool Dead(const fuse_file_info* fi) { return fi != nullptr && Dead(HandleOf(fi)->epoch); }
 
 void GiveToCaller(int dirfd, const std::string& name) {
   const fuse_context* ctx = fuse_get_context();
@@ -75,10 +100,12 @@ int GetAttr(const char* path, struct stat* st, fuse_file_info* fi) {
   FLAKY_GATE(Op::kGetattr, rel);
   auto vanished = Fs().plan.Vanished(rel);
   if (vanished && vanished->mode == VanishMode::kEnoent) return -ENOENT;
+  if (Dead(fi)) return -EIO;
   int r = fi != nullptr ? fstat(HandleOf(fi)->fd, st)
                         : fstatat(Fs().source_fd, AtName(rel).c_str(), st,
                                   AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH);
   if (r != 0) return -errno;
+  Model().AdjustStat(st);
   if (vanished && vanished->mode == VanishMode::kSize) {
     st->st_size = 0;
     st->st_blocks = 0;
@@ -97,18 +124,24 @@ int ReadLink(const char* path, char* buf, size_t size) {
 
 int MkNod(const char* path, mode_t mode, dev_t rdev) {
   std::string_view rel = Rel(path);
+  FLAKY_NOT_HIDDEN(rel);
   FLAKY_GATE(Op::kMknod, rel);
   Fs().plan.Forget(rel);
+  PowerCutModel::Guard g = Model().Lock();
   if (mknodat(Fs().source_fd, AtName(rel).c_str(), mode, rdev) != 0) return -errno;
   GiveToCaller(Fs().source_fd, AtName(rel));
+  Model().Created(g, rel, true);
   return 0;
 }
 
 int MkDir(const char* path, mode_t mode) {
   std::string_view rel = Rel(path);
+  FLAKY_NOT_HIDDEN(rel);
   FLAKY_GATE(Op::kMkdir, rel);
+  PowerCutModel::Guard g = Model().Lock();
   if (mkdirat(Fs().source_fd, AtName(rel).c_str(), mode) != 0) return -errno;
   GiveToCaller(Fs().source_fd, AtName(rel));
+  Model().Created(g, rel, true);
   return 0;
 }
 
@@ -116,7 +149,8 @@ int Unlink(const char* path) {
   std::string_view rel = Rel(path);
   FLAKY_GATE(Op::kUnlink, rel);
   if (gate.lie) return 0;
-  if (unlinkat(Fs().source_fd, AtName(rel).c_str(), 0) != 0) return -errno;
+  PowerCutModel::Guard g = Model().Lock();
+  if (int r = Model().Remove(g, rel, false); r != 0) return r;
   Fs().plan.Forget(rel);
   return 0;
 }
@@ -125,25 +159,28 @@ int RmDir(const char* path) {
   std::string_view rel = Rel(path);
   FLAKY_GATE(Op::kRmdir, rel);
   if (gate.lie) return 0;
-  return Neg(unlinkat(Fs().source_fd, AtName(rel).c_str(), AT_REMOVEDIR));
+  PowerCutModel::Guard g = Model().Lock();
+  return Model().Remove(g, rel, true);
 }
 
 int SymLink(const char* target, const char* path) {
   std::string_view rel = Rel(path);
+  FLAKY_NOT_HIDDEN(rel);
   FLAKY_GATE(Op::kSymlink, rel);
+  PowerCutModel::Guard g = Model().Lock();
   if (symlinkat(target, Fs().source_fd, AtName(rel).c_str()) != 0) return -errno;
   GiveToCaller(Fs().source_fd, AtName(rel));
+  Model().Created(g, rel, true);
   return 0;
 }
 
 int Rename(const char* from, const char* to, unsigned int flags) {
   std::string_view rel = Rel(from);
+  FLAKY_NOT_HIDDEN(Rel(to));
   FLAKY_GATE(Op::kRename, rel);
   if (gate.lie) return 0;
-  if (renameat2(Fs().source_fd, AtName(rel).c_str(), Fs().source_fd, AtName(Rel(to)).c_str(),
-                flags) != 0) {
-    return -errno;
-  }
+  PowerCutModel::Guard g = Model().Lock();
+  if (int r = Model().Rename(g, rel, Rel(to), flags); r != 0) return r;
   Fs().plan.Forget(rel);
   Fs().plan.Forget(Rel(to));
   return 0;
@@ -151,14 +188,35 @@ int Rename(const char* from, const char* to, unsigned int flags) {
 
 int Link(const char* from, const char* to) {
   std::string_view rel = Rel(to);
+  FLAKY_NOT_HIDDEN(rel);
   FLAKY_GATE(Op::kLink, rel);
-  return Neg(
-      linkat(Fs().source_fd, AtName(Rel(from)).c_str(), Fs().source_fd, AtName(rel).c_str(), 0));
+  if (Model().Hidden(Rel(from))) return -ENOENT;
+  PowerCutModel::Guard g = Model().Lock();
+  if (linkat(Fs().source_fd, AtName(Rel(from)).c_str(), Fs().source_fd, AtName(rel).c_str(), 0) !=
+      0) {
+    return -errno;
+  }
+  Model().Created(g, rel, false);
+  return 0;
+}
+
+// The model's hooks for a change by handle (fi) or by path.
+int BeforeAttrs(const PowerCutModel::Guard& g, std::string_view rel, fuse_file_info* fi) {
+  if (fi != nullptr) return Model().BeforeAttrs(g, HandleOf(fi)->fd, &HandleOf(fi)->key);
+  return Model().BeforeAttrsAt(g, rel);
+}
+
+int BeforeContent(const PowerCutModel::Guard& g, std::string_view rel, fuse_file_info* fi) {
+  if (fi != nullptr) return Model().BeforeContent(g, HandleOf(fi)->fd, &HandleOf(fi)->key);
+  return Model().BeforeContentAt(g, rel);
 }
 
 int ChMod(const char* path, mode_t mode, fuse_file_info* fi) {
   std::string_view rel = Rel(path);
   FLAKY_GATE(Op::kChmod, rel);
+  if (Dead(fi)) return -EIO;
+  PowerCutModel::Guard g = Model().Lock();
+  if (int r = BeforeAttrs(g, rel, fi); r != 0) return r;
   if (fi != nullptr) return Neg(fchmod(HandleOf(fi)->fd, mode));
   return Neg(fchmodat(Fs().source_fd, AtName(rel).c_str(), mode, 0));
 }
@@ -166,6 +224,9 @@ int ChMod(const char* path, mode_t mode, fuse_file_info* fi) {
 int ChOwn(const char* path, uid_t uid, gid_t gid, fuse_file_info* fi) {
   std::string_view rel = Rel(path);
   FLAKY_GATE(Op::kChown, rel);
+  if (Dead(fi)) return -EIO;
+  PowerCutModel::Guard g = Model().Lock();
+  if (int r = BeforeAttrs(g, rel, fi); r != 0) return r;
   if (fi != nullptr) return Neg(fchown(HandleOf(fi)->fd, uid, gid));
   return Neg(
       fchownat(Fs().source_fd, AtName(rel).c_str(), uid, gid, AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH));
@@ -174,6 +235,9 @@ int ChOwn(const char* path, uid_t uid, gid_t gid, fuse_file_info* fi) {
 int Truncate(const char* path, off_t size, fuse_file_info* fi) {
   std::string_view rel = Rel(path);
   FLAKY_GATE(Op::kTruncate, rel);
+  if (Dead(fi)) return -EIO;
+  PowerCutModel::Guard g = Model().Lock();
+  if (int r = BeforeContent(g, rel, fi); r != 0) return r;
   Fs().plan.Forget(rel);
   if (fi != nullptr) return Neg(ftruncate(HandleOf(fi)->fd, size));
   int fd = openat(Fs().source_fd, AtName(rel).c_str(), O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
@@ -183,21 +247,42 @@ int Truncate(const char* path, off_t size, fuse_file_info* fi) {
   return r;
 }
 
+// CREATE makes the file only when it is not there (a racing creator may have
+// made it since the kernel's lookup): only then is it chowned to the caller
+// and a creation for the model.
 int OpenCommon(Op op, const char* path, mode_t mode, fuse_file_info* fi) {
   std::string_view rel = Rel(path);
+  if (op == Op::kCreate && Model().Hidden(rel)) return -EPERM;
   FLAKY_GATE(op, rel);
-  int flags = fi->flags | O_NOFOLLOW | O_CLOEXEC;
+  int flags = (fi->flags | O_NOFOLLOW | O_CLOEXEC) & ~(O_CREAT | O_EXCL);
   if (op == Op::kOpen) {
     auto vanished = Fs().plan.Vanished(rel);
     if (vanished && vanished->mode == VanishMode::kEnoent) return -ENOENT;
-    flags &= ~(O_CREAT | O_EXCL);
   }
   if (op == Op::kCreate || (flags & O_TRUNC) != 0) Fs().plan.Forget(rel);
-  int fd = openat(Fs().source_fd, AtName(rel).c_str(), flags, mode);
-  if (fd < 0) return -errno;
-  if (op == Op::kCreate) GiveToCaller(Fs().source_fd, AtName(rel));
+  PowerCutModel::Guard g = Model().Lock();
+  const std::string name = AtName(rel);
+  int fd = -1;
+  bool created = false;
+  if (op == Op::kCreate) {
+    fd = openat(Fs().source_fd, name.c_str(), flags | O_CREAT | O_EXCL, mode);
+    created = fd >= 0;
+    if (fd < 0 && (errno != EEXIST || (fi->flags & O_EXCL) != 0)) return -errno;
+  }
+  if (!created) {
+    if ((flags & O_TRUNC) != 0) {
+      if (int r = Model().BeforeContentAt(g, rel); r != 0) return r;
+    }
+    fd = openat(Fs().source_fd, name.c_str(), flags);
+    if (fd < 0) return -errno;
+  }
+  if (created) {
+    GiveToCaller(Fs().source_fd, name);
+    Model().Created(g, rel, true);
+  }
   auto* h = new Handle;  // NOLINT: owned by the kernel's file handle until Release
   h->fd = fd;
+  h->epoch = Model().epoch();
   fi->fh = reinterpret_cast<uint64_t>(h);  // NOLINT
   return 0;
 }
@@ -211,6 +296,7 @@ int Create(const char* path, mode_t mode, fuse_file_info* fi) {
 int Read(const char* path, char* buf, size_t size, off_t off, fuse_file_info* fi) {
   std::string_view rel = Rel(path);
   FLAKY_GATE(Op::kRead, rel);
+  if (Dead(fi)) return -EIO;
   auto vanished = Fs().plan.Vanished(rel);
   if (vanished && vanished->mode == VanishMode::kSize) return 0;
   ssize_t n = pread(HandleOf(fi)->fd, buf, size, off);
@@ -225,7 +311,10 @@ int Write(const char* path, const char* buf, size_t size, off_t off, fuse_file_i
   Decision gate = Gate(Op::kWrite, rel, size);
   if (gate.error != 0) return -gate.error;
   if (gate.short_write != 0) size = gate.short_write;
+  if (Dead(fi)) return -EIO;
   Handle* h = HandleOf(fi);
+  PowerCutModel::Guard g = Model().Lock();
+  if (int r = Model().BeforeContent(g, h->fd, &h->key); r != 0) return r;
   ssize_t n = pwrite(h->fd, buf, size, off);
   if (n < 0) return -errno;
   h->written = true;
@@ -242,12 +331,15 @@ int StatFs(const char* path, struct statvfs* st) {
 void Damage(const PermanentDamage& damage) {
   int dir = Fs().source_fd;
   const std::string name = AtName(damage.path);
+  // To the model, damage is one more change a power cut may undo.
+  PowerCutModel::Guard g = Model().Lock();
   switch (damage.mode) {
     case VanishMode::kEnoent:
-      (void)unlinkat(dir, name.c_str(), 0);
+      (void)Model().Remove(g, damage.path, false);
       break;
     case VanishMode::kSize:
     case VanishMode::kContent: {
+      if (Model().BeforeContentAt(g, damage.path) != 0) break;
       int fd = openat(dir, name.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
       if (fd < 0) break;
       struct stat st {};
@@ -267,7 +359,7 @@ void Damage(const PermanentDamage& damage) {
 // a file written through this handle may vanish now, once close returns.
 int Flush(const char* path, fuse_file_info* fi) {
   Handle* h = HandleOf(fi);
-  if (path == nullptr || !h->written.exchange(false)) return 0;
+  if (path == nullptr || !h->written.exchange(false) || Dead(h->epoch)) return 0;
   if (auto damage = Fs().plan.OnClosedAfterWrite(Rel(path))) Damage(*damage);
   return 0;
 }
@@ -283,8 +375,25 @@ int Release(const char* path, fuse_file_info* fi) {
 
 int Fsync(const char* path, int datasync, fuse_file_info* fi) {
   FLAKY_GATE(Op::kFsync, path != nullptr ? Rel(path) : std::string_view());
-  int fd = HandleOf(fi)->fd;
-  return Neg(datasync != 0 ? fdatasync(fd) : fsync(fd));
+  if (Dead(fi)) return -EIO;
+  Handle* h = HandleOf(fi);
+  PowerCutModel::Guard g = Model().Lock();
+  if ((datasync != 0 ? fdatasync(h->fd) : fsync(h->fd)) != 0) return -errno;
+  Model().Synced(g, h->fd, datasync != 0, &h->key);
+  return 0;
+}
+
+// Without it the kernel would stop sending directory fsyncs (ENOSYS), and the
+// model would never see a directory made durable.
+int FsyncDir(const char* path, int datasync, fuse_file_info* fi) {
+  FLAKY_GATE(Op::kFsyncdir, path != nullptr ? Rel(path) : std::string_view());
+  DirHandle* d = DirHandleOf(fi);
+  if (Dead(d->epoch)) return -EIO;
+  int fd = dirfd(d->dir);
+  PowerCutModel::Guard g = Model().Lock();
+  if ((datasync != 0 ? fdatasync(fd) : fsync(fd)) != 0) return -errno;
+  Model().DirSynced(g, fd, datasync != 0);
+  return 0;
 }
 
 // Xattrs through an O_PATH fd's /proc name; symlinks' own xattrs are not served.
@@ -309,6 +418,8 @@ int WithProcPath(std::string_view rel, F&& f) {
 int SetXattr(const char* path, const char* name, const char* value, size_t size, int flags) {
   std::string_view rel = Rel(path);
   FLAKY_GATE(Op::kSetxattr, rel);
+  PowerCutModel::Guard g = Model().Lock();
+  if (int r = Model().BeforeAttrsAt(g, rel); r != 0) return r;
   return WithProcPath(rel,
                       [&](const char* p) { return Neg(setxattr(p, name, value, size, flags)); });
 }
@@ -332,6 +443,8 @@ int ListXattr(const char* path, char* list, size_t size) {
 int RemoveXattr(const char* path, const char* name) {
   std::string_view rel = Rel(path);
   FLAKY_GATE(Op::kRemovexattr, rel);
+  PowerCutModel::Guard g = Model().Lock();
+  if (int r = Model().BeforeAttrsAt(g, rel); r != 0) return r;
   return WithProcPath(rel, [&](const char* p) { return Neg(removexattr(p, name)); });
 }
 
@@ -347,7 +460,10 @@ int OpenDir(const char* path, fuse_file_info* fi) {
     close(fd);
     return -err;
   }
-  fi->fh = reinterpret_cast<uint64_t>(dir);  // NOLINT
+  auto* d = new DirHandle;  // NOLINT: owned by the kernel's handle until ReleaseDir
+  d->dir = dir;
+  d->epoch = Model().epoch();
+  fi->fh = reinterpret_cast<uint64_t>(d);  // NOLINT
   return 0;
 }
 
@@ -355,13 +471,15 @@ int ReadDir(const char* path, void* buf, fuse_fill_dir_t filler, off_t /*off*/, 
             fuse_readdir_flags /*flags*/) {
   std::string_view rel = Rel(path);
   FLAKY_GATE(Op::kReaddir, rel);
-  DIR* dir = reinterpret_cast<DIR*>(fi->fh);  // NOLINT
+  if (Dead(DirHandleOf(fi)->epoch)) return -EIO;
+  DIR* dir = DirHandleOf(fi)->dir;
   rewinddir(dir);
   std::string prefix = rel.empty() ? std::string() : std::string(rel) + "/";
   errno = 0;
   while (dirent* e = readdir(dir)) {
     std::string_view name(e->d_name);
     if (name != "." && name != "..") {
+      if (rel.empty() && Model().Hidden(name)) continue;
       auto vanished = Fs().plan.Vanished(prefix + std::string(name));
       if (vanished && vanished->mode == VanishMode::kEnoent) continue;
     }
@@ -375,20 +493,29 @@ int ReadDir(const char* path, void* buf, fuse_fill_dir_t filler, off_t /*off*/, 
 }
 
 int ReleaseDir(const char* /*path*/, fuse_file_info* fi) {
-  closedir(reinterpret_cast<DIR*>(fi->fh));  // NOLINT
+  DirHandle* d = DirHandleOf(fi);
+  closedir(d->dir);
+  delete d;  // NOLINT: see OpenDir
   return 0;
 }
 
 int Utimens(const char* path, const timespec tv[2], fuse_file_info* fi) {
   std::string_view rel = Rel(path);
   FLAKY_GATE(Op::kUtimens, rel);
+  if (Dead(fi)) return -EIO;
+  PowerCutModel::Guard g = Model().Lock();
+  if (int r = BeforeAttrs(g, rel, fi); r != 0) return r;
   if (fi != nullptr) return Neg(futimens(HandleOf(fi)->fd, tv));
   return Neg(utimensat(Fs().source_fd, AtName(rel).c_str(), tv, AT_SYMLINK_NOFOLLOW));
 }
 
 int Fallocate(const char* path, int mode, off_t off, off_t len, fuse_file_info* fi) {
   FLAKY_GATE(Op::kFallocate, Rel(path));
-  return Neg(fallocate(HandleOf(fi)->fd, mode, off, len));
+  if (Dead(fi)) return -EIO;
+  Handle* h = HandleOf(fi);
+  PowerCutModel::Guard g = Model().Lock();
+  if (int r = Model().BeforeContent(g, h->fd, &h->key); r != 0) return r;
+  return Neg(fallocate(h->fd, mode, off, len));
 }
 
 fuse_operations MakeOperations() {
@@ -420,6 +547,7 @@ fuse_operations MakeOperations() {
   ops.opendir = OpenDir;
   ops.readdir = ReadDir;
   ops.releasedir = ReleaseDir;
+  ops.fsyncdir = FsyncDir;
   ops.create = Create;
   ops.utimens = Utimens;
   ops.fallocate = Fallocate;

@@ -1,5 +1,6 @@
 // FlakyFs: the pass-through operations of flakyfs (libfuse's high-level,
-// path-based API), each asking the FaultPlan first.
+// path-based API), each asking the FaultPlan first, and making its change
+// through the PowerCutModel when durability is modelled.
 //
 // A test tool, not a product: it runs as root, serves a source directory
 // through a directory fd opened before the mount (so it can mount in place),
@@ -11,6 +12,7 @@
 #include <fuse.h>
 
 #include "fault_plan.h"
+#include "power_cut_model.h"
 
 namespace flakyfs {
 
@@ -18,6 +20,7 @@ struct FlakyFs {
   int source_fd = -1;
   double cache_timeout = 0;  // kernel attr/entry timeout; 0 shows every fault
   FaultPlan plan;
+  PowerCutModel model;
 };
 
 // The operations table; fuse_new's private data must be a FlakyFs*.

@@ -98,6 +98,27 @@ TEST_F(FlakyFsTest, PassesEverythingThroughWhenNothingIsConfigured) {
   EXPECT_EQ(flaky_->Stop(), 0);
 }
 
+// libfuse names no path for an unlinked open file (hard_remove) in the
+// operations that carry its handle (a read past the end asks for its size,
+// ftruncate, fsync): flakyfs serves them by handle, model or not.
+TEST_F(FlakyFsTest, UnlinkedOpenFileStaysUsable) {
+  for (bool model : {false, true}) {
+    Mount();
+    if (model) Ok("durability strict");
+    int fd = ::open(M("f").c_str(), O_RDWR | O_CREAT, 0644);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::unlink(M("f").c_str()), 0);
+    ASSERT_EQ(::pwrite(fd, "data", 4, 0), 4);
+    char buf[8] = {};
+    EXPECT_EQ(::pread(fd, buf, sizeof(buf), 0), 4);
+    ASSERT_EQ(::ftruncate(fd, 2), 0);
+    ASSERT_EQ(::fsync(fd), 0);
+    EXPECT_EQ(::pread(fd, buf, sizeof(buf), 0), 2);
+    ::close(fd);
+    EXPECT_EQ(flaky_->Stop(), 0) << (model ? "with" : "without") << " the model";
+  }
+}
+
 TEST_F(FlakyFsTest, EioByGlobHitsOnlyMatchingPaths) {
   ASSERT_EQ(::mkdir(S("bad").c_str(), 0755), 0);
   ASSERT_EQ(::mkdir(S("good").c_str(), 0755), 0);
@@ -124,6 +145,20 @@ TEST_F(FlakyFsTest, ErofsRefusesChangesButNotReads) {
   EXPECT_EQ(::unlink(M("r").c_str()), -1);
   EXPECT_EQ(errno, EROFS);
   EXPECT_EQ(flaky_->Injected("erofs"), 2U);
+}
+
+TEST_F(FlakyFsTest, DirectoryFsyncReachesFlakyfsAndCanFail) {
+  ASSERT_EQ(::mkdir(S("bad").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(S("good").c_str(), 0755), 0);
+  Mount({.rules = {"fault eio ops=fsyncdir glob=bad/"}});
+  for (const char* dir : {"good", "bad"}) {
+    int fd = ::open(M(dir).c_str(), O_RDONLY | O_DIRECTORY);
+    ASSERT_GE(fd, 0);
+    EXPECT_EQ(Err(::fsync(fd)), std::string(dir) == "bad" ? EIO : 0) << dir;
+    ::close(fd);
+  }
+  EXPECT_EQ(flaky_->Counters()["ops"]["fsyncdir"], 2U);
+  EXPECT_EQ(flaky_->Injected("eio"), 1U);
 }
 
 TEST_F(FlakyFsTest, ShortWriteWritesHalfAndSaysSo) {

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "commands.h"
 #include "control_server.h"
 #include "flaky_fs.h"
 
@@ -31,17 +32,6 @@ struct Options {
 int Serve(const Options& o) {
   flakyfs::FlakyFs fs;
   fs.cache_timeout = o.cache;
-  std::string reply;
-  if (std::string why = fs.plan.Apply("seed " + std::to_string(o.seed), &reply); !why.empty()) {
-    std::fprintf(stderr, "flakyfs: %s\n", why.c_str());
-    return 1;
-  }
-  for (const std::string& rule : o.rules) {
-    if (std::string why = fs.plan.Apply(rule, &reply); !why.empty()) {
-      std::fprintf(stderr, "flakyfs: --rule '%s': %s\n", rule.c_str(), why.c_str());
-      return 1;
-    }
-  }
   const std::string source = o.source.empty() ? o.mountpoint : o.source;
   // Opened before the mount, so that mounting in place still reaches it.
   fs.source_fd = open(source.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -49,7 +39,22 @@ int Serve(const Options& o) {
     std::perror(("flakyfs: cannot open source " + source).c_str());
     return 1;
   }
-  flakyfs::ControlServer control(&fs.plan);
+  fs.model.set_source(fs.source_fd);
+  auto apply = [&fs](std::string_view command, std::string* reply) {
+    return flakyfs::ApplyCommand(fs.plan, fs.model, command, reply);
+  };
+  std::string reply;
+  if (std::string why = apply("seed " + std::to_string(o.seed), &reply); !why.empty()) {
+    std::fprintf(stderr, "flakyfs: %s\n", why.c_str());
+    return 1;
+  }
+  for (const std::string& rule : o.rules) {
+    if (std::string why = apply(rule, &reply); !why.empty()) {
+      std::fprintf(stderr, "flakyfs: --rule '%s': %s\n", rule.c_str(), why.c_str());
+      return 1;
+    }
+  }
+  flakyfs::ControlServer control(apply);
   if (!o.control.empty()) {
     if (std::string why = control.Start(o.control); !why.empty()) {
       std::fprintf(stderr, "flakyfs: %s\n", why.c_str());
@@ -82,6 +87,8 @@ int Serve(const Options& o) {
     fuse_unmount(f);
   }
   fuse_destroy(f);
+  // The model's state goes; the tree stays as it is, as after a clean shutdown.
+  apply("durability off", &reply);
   close(fs.source_fd);
   return rc;
 }
