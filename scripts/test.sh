@@ -3,8 +3,9 @@
 #   1. a normal (-Werror) build: every suite (unit, mount, tools, flakyfs,
 #      stress, crash), requests through /dev/fuse;
 #   2. an ASan+UBSan build: every suite again, with the kernel's
-#      FUSE-over-io-uring switch on when the kernel has one (the daemon then
-#      serves requests through per-CPU rings; the switch is put back
+#      FUSE-over-io-uring switch on when the kernel has one and every test
+#      mount started with --io-uring (DETOURFS_TEST_IO_URING=1: the daemon
+#      then serves requests through per-CPU rings; the switch is put back
 #      afterwards), and npm ci only into a routed memory tier (the plain
 #      npm ci tests take minutes under ASan and exercise nothing the routed
 #      one does not). With SANITIZE=0 the mount and stress suites run a
@@ -43,17 +44,19 @@ run_suites() {
 }
 
 # Runs "$@" with the kernel's FUSE-over-io-uring switch on (when this kernel
-# has one), then puts the switch back as it was.
+# has one) and DETOURFS_TEST_IO_URING=1, so the test library starts every
+# mount with --io-uring; then puts the switch back as it was.
 uring_switch=/sys/module/fuse/parameters/enable_uring
 with_io_uring() {
   if [ ! -w "$uring_switch" ]; then
+    echo "(this kernel has no FUSE over io_uring: requests stay on /dev/fuse)"
     "$@"
     return
   fi
   local was rc=0
   was=$(cat "$uring_switch")
   echo Y >"$uring_switch"
-  "$@" || rc=$?
+  DETOURFS_TEST_IO_URING=1 "$@" || rc=$?
   echo "$was" >"$uring_switch"
   return "$rc"
 }

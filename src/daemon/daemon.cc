@@ -5,6 +5,9 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include <charconv>
+#include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -44,12 +47,25 @@ struct Session {
   fuse_session* se = nullptr;
   bool handlers = false;
   bool mounted = false;
-  ~Session() {
+  void Unmount() {
     if (mounted) fuse_session_unmount(se);
+    mounted = false;
+  }
+  ~Session() {
+    Unmount();
     if (handlers) fuse_remove_signal_handlers(se);
     if (se) fuse_session_destroy(se);
   }
 };
+
+// The test hook DETOURFS_TEST_URING_FAIL_OPCODE (uring_transport.h); 0: off.
+uint32_t TestFailOpcode() {
+  // Read once at start, before any thread.
+  const char* v = std::getenv("DETOURFS_TEST_URING_FAIL_OPCODE");  // NOLINT(concurrency-mt-unsafe)
+  uint32_t opcode = 0;
+  if (v == nullptr || std::from_chars(v, v + std::strlen(v), opcode).ec != std::errc()) return 0;
+  return opcode;
+}
 
 }  // namespace
 
@@ -145,10 +161,19 @@ int Daemon::Run() {
   }
   session.mounted = true;
   // The transport's hooks see every request (they carry the kernel's
-  // setuid marks through libfuse); its rings only where io_uring is on.
+  // setuid marks through libfuse); its rings only with --io-uring, where the
+  // kernel allows them.
   {
     fuseops::UringTransport::Options uo;
-    uo.rings = o.io_uring && fuseops::UringTransport::KernelEnabled();
+    uo.rings = o.io_uring;
+    if (o.io_uring && !fuseops::UringTransport::KernelEnabled()) {
+      spdlog::warn(
+          "io_uring: rings unavailable (the kernel has no FUSE over io_uring, or "
+          "/sys/module/fuse/parameters/enable_uring is off); serving through /dev/fuse");
+      uo.rings = false;
+    }
+    uo.sched_idle = o.io_uring_sched_idle;
+    uo.fail_opcode = TestFailOpcode();
     uo.max_write = context_.settings.max_write;
     transport_ = std::make_unique<fuseops::UringTransport>(uo);
     if (Status s = transport_->Install(session.se); !s.ok()) {
@@ -170,7 +195,8 @@ int Daemon::Run() {
   (void)sd_notifyf(0, "READY=1\nSTATUS=Serving %s at %s", lower.c_str(), o.mountpoint.c_str());
 
   if (transport_) {
-    if (Status s = transport_->Start(); !s.ok()) spdlog::warn("{}; using /dev/fuse", s.ToString());
+    // Here, on the thread that runs the loop: a ring failure wakes it.
+    if (Status s = transport_->Start(); !s.ok()) spdlog::warn("{}", s.ToString());
   }
   fuse_loop_config* loop = fuse_loop_cfg_create();
   fuse_loop_cfg_set_max_threads(loop, o.threads);
@@ -181,12 +207,23 @@ int Daemon::Run() {
   fuse_loop_cfg_set_clone_fd(loop, 0);
   const int rc = fuse_session_loop_mt(session.se, loop);
   fuse_loop_cfg_destroy(loop);
+  (void)sd_notify(0, "STOPPING=1");
+  // Unmount first, then stop the rings: while the mount is there the kernel
+  // queues requests to the rings, and rings that stopped first would leave
+  // them waiting until the device is closed. Unmounting closes libfuse's
+  // device fd; the rings hold their own, and when they stop, the last one
+  // closes and the kernel ends whatever is still queued (a lazily detached
+  // mount in use).
+  session.Unmount();
   if (transport_) {
     transport_->Stop();
     if (transport_->rings())
       spdlog::info("io_uring: {} requests served through rings", transport_->served());
+    if (Status why = transport_->failure(); !why.ok()) {
+      spdlog::error("FUSE session ended with error: {}", why.ToString());
+      return kExitRuntime;
+    }
   }
-  (void)sd_notify(0, "STOPPING=1");
   // The loop returns the signal's number after SIGINT/SIGTERM/SIGHUP (in-flight
   // requests have finished by then), a negative errno on failure.
   if (rc < 0) {

@@ -64,13 +64,18 @@ ParsedOptions ParseOptions(int argc, char** argv) {
   app.add_option("--record-changes", o.record_changes,
                  "Append every change made to a tier (or to the volume for routed content) to "
                  "FILE as JSON lines: the stream the write-back journal builds on (for tests)");
-  bool no_writeback = false, no_splice = false, no_io_uring = false;
+  bool no_writeback = false, no_splice = false;
   app.add_flag("--no-writeback-cache", no_writeback,
                "Send every write to the daemon at once (slower; see docs/caching.md)");
   app.add_flag("--no-splice", no_splice, "Copy read data to the kernel instead of splicing it");
-  app.add_flag("--no-io-uring", no_io_uring,
-               "Read requests from /dev/fuse even when the kernel offers io_uring "
-               "(/sys/module/fuse/parameters/enable_uring; see docs/caching.md)");
+  // The last of the two wins; --no-io-uring, the default, is kept for old scripts.
+  app.add_flag("--io-uring,!--no-io-uring", o.io_uring,
+               "Serve requests through FUSE over io_uring, per-CPU rings, when the kernel allows "
+               "it (Linux 6.14+ with /sys/module/fuse/parameters/enable_uring on; otherwise "
+               "/dev/fuse, as by default; see docs/caching.md)");
+  app.add_flag("--io-uring-sched-idle", o.io_uring_sched_idle,
+               "Run the ring threads as SCHED_IDLE: callers stay on their CPU (faster on an idle "
+               "VM), but CPU-bound load starves the rings (see docs/caching.md)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -84,7 +89,6 @@ ParsedOptions ParseOptions(int argc, char** argv) {
   }
   o.writeback_cache = !no_writeback;
   o.splice = !no_splice;
-  o.io_uring = !no_io_uring;
   if (o.fuse_debug) o.foreground = true;
   return ParsedOptions{o, kExitOk};
 }

@@ -37,7 +37,8 @@ struct DaemonOptions {
   double negative_timeout = 60.0;
   bool writeback_cache = true;
   bool splice = true;
-  bool io_uring = true;  // serve through io_uring when the kernel allows it
+  bool io_uring = false;             // serve through io_uring rings when the kernel allows it
+  bool io_uring_sched_idle = false;  // ring threads as SCHED_IDLE
 };
 
 // Parses argv. Returns the options, or the exit code to leave with at once

@@ -5,6 +5,7 @@
 #include <liburing.h>
 #include <poll.h>
 #include <sched.h>
+#include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
@@ -12,15 +13,18 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <charconv>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <memory>
+#include <sstream>
 #include <string>
 
 #include "fuse/fuse_context.h"
 #include "fuse/kill_suidgid.h"
 #include "fuse/uring_abi.h"
+#include "sys/sys.h"
 
 namespace detourfs::fuseops {
 namespace abi = uring_abi;
@@ -28,37 +32,83 @@ namespace abi = uring_abi;
 namespace {
 
 constexpr size_t kPage = 4096;
-// Room before the payload buffer: a request is rebuilt there as libfuse
+// Room before the payload buffer: a WRITE is rebuilt there as libfuse
 // expects it (fuse_in_header, the opcode's argument, then the payload in
 // place), so large writes are not copied again.
 constexpr size_t kPrefix = kPage;
 static_assert(kPrefix >= sizeof(fuse_in_header) + abi::kOpInSize);
 
-// The highest CPU number the kernel may ever use, plus one: the kernel keeps
-// a queue per possible CPU and serves through rings only once each has an entry.
-unsigned PossibleCpus() {
-  const unsigned fallback = std::max(1U, std::thread::hardware_concurrency());
-  std::ifstream in("/sys/devices/system/cpu/possible");  // e.g. "0-1"
-  std::string line;
-  if (!std::getline(in, line) || line.empty()) return fallback;
-  const size_t at = line.find_last_of("-,");
-  const std::string last = at == std::string::npos ? line : line.substr(at + 1);
-  unsigned cpu = 0;
-  const auto [end, ec] = std::from_chars(last.data(), last.data() + last.size(), cpu);
-  if (ec != std::errc() || end == last.data() || cpu >= 4096) return fallback;
-  return cpu + 1;
+// Each ring's registered files: the /dev/fuse fd alone. Registered, the fd
+// stays valid for the ring after libfuse closes the session's fd on unmount.
+constexpr int kDevIndex = 0;
+
+std::string ReadSysfs(const char* path) {
+  std::ifstream in(path);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// The number of queues the kernel keeps for a connection: one per possible CPU.
+unsigned QueueCount() {
+  const std::vector<unsigned> possible =
+      ParseCpuList(ReadSysfs("/sys/devices/system/cpu/possible"));
+  if (!possible.empty()) return static_cast<unsigned>(possible.size());
+  return std::max(1U, std::thread::hardware_concurrency());
+}
+
+// The online CPUs this process may run on (its cpuset): where ring threads go.
+std::vector<unsigned> ServingCpus() {
+  const std::vector<unsigned> online = ParseCpuList(ReadSysfs("/sys/devices/system/cpu/online"));
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  // Fails only with more than CPU_SETSIZE CPUs: then every online CPU.
+  const bool masked = ::sched_getaffinity(0, sizeof(allowed), &allowed) == 0;
+  std::vector<unsigned> cpus;
+  for (unsigned cpu : online) {
+    if (!masked || (cpu < CPU_SETSIZE && CPU_ISSET(cpu, &allowed))) cpus.push_back(cpu);
+  }
+  return cpus;
+}
+
+// Errors that mean the connection is going away, not that a ring broke.
+bool IsShutdownError(int err) {
+  return err == ENOTCONN || err == ECONNABORTED || err == ECANCELED || err == ENODEV;
+}
+
+// Requests that by protocol get no reply.
+bool HasNoReply(uint32_t opcode) {
+  return opcode == FUSE_FORGET || opcode == FUSE_BATCH_FORGET || opcode == FUSE_INTERRUPT ||
+         opcode == FUSE_NOTIFY_REPLY;
+}
+
+// How a hook tells libfuse that a reply did not reach the kernel: -1 and
+// errno, as writev(2) on /dev/fuse would (libfuse reads errno right after).
+// ENOENT, "the kernel no longer waits for this reply", is what /dev/fuse
+// answers once the connection is gone; libfuse takes it quietly.
+ssize_t ReplyFailed(int err) {
+  errno = IsShutdownError(err) ? ENOENT : err;
+  return -1;
 }
 
 }  // namespace
 
 // One registered request buffer, owned by one ring thread.
 struct UringTransport::Entry {
+  Ring* ring = nullptr;
+  unsigned qid = 0;
   abi::ReqHeader* header = nullptr;  // page-aligned
   char* area = nullptr;              // kPrefix bytes, then the payload buffer
   size_t payload_size = 0;
   iovec iov[2]{};
-  uint64_t unique = 0;  // of the request being served
-  bool replied = false;
+  abi::Cmd last = abi::kRegister;  // the command in flight
+  uint64_t commit_id = 0;          // of the request being served
+  uint64_t unique = 0;             // of the request being served
+  bool replied = false;            // its reply was committed (or refused)
+  // Requests other than WRITE are rebuilt here, not in the buffers: once the
+  // reply is committed the kernel may write the next request into them
+  // while libfuse and the adapter are still returning.
+  std::vector<char> copy;
 
   char* payload() const { return area + kPrefix; }
 
@@ -75,23 +125,28 @@ struct UringTransport::Entry {
     iov[1] = {payload(), payload_size};
     return true;
   }
+  Entry() = default;
+  Entry(const Entry&) = delete;
+  Entry& operator=(const Entry&) = delete;
   ~Entry() {
     std::free(header);
     if (area != nullptr) ::munmap(area, kPrefix + payload_size);
   }
 
   // Stores an error reply to request `unique` for the commit.
-  void StoreError(uint64_t unique, int error) {
+  void StoreError(uint64_t request, int error) {
     fuse_out_header out{};
-    out.unique = unique;
+    out.unique = request;
     out.error = error;
     StoreReply(out, nullptr, 0);
   }
 
-  // Stores a reply (fuse_out_header, then its arguments) for the commit.
-  void StoreReply(const fuse_out_header& out, const char* args, size_t len) {
+  // Stores a reply (fuse_out_header, then its arguments) for the commit;
+  // false (an EIO reply stored instead) if the arguments do not fit.
+  bool StoreReply(const fuse_out_header& out, const char* args, size_t len) {
     fuse_out_header h = out;
-    if (len > payload_size) {
+    const bool fits = len <= payload_size;
+    if (!fits) {
       spdlog::error("io_uring: reply of {} bytes to request {} exceeds the {}-byte buffer", len,
                     out.unique, payload_size);
       h.error = -EIO;
@@ -101,8 +156,26 @@ struct UringTransport::Entry {
     std::memcpy(header->in_out, &h, sizeof(h));
     if (len > 0 && args != nullptr && args != payload()) std::memmove(payload(), args, len);
     header->ent.payload_sz = static_cast<uint32_t>(len);
-    replied = true;
+    return fits;
   }
+};
+
+// One ring thread's io_uring and entries. The ring goes before the entries:
+// the kernel may write into an entry's buffers until its command is done.
+class UringTransport::Ring {
+ public:
+  Ring() = default;
+  Ring(const Ring&) = delete;
+  Ring& operator=(const Ring&) = delete;
+  ~Ring() {
+    if (initialized) io_uring_queue_exit(&ring);
+  }
+
+  io_uring ring{};
+  bool initialized = false;
+  std::vector<std::unique_ptr<Entry>> entries;  // destroyed after ~Ring's body
+  size_t live = 0;                              // entries the kernel holds or this thread serves
+  bool failed = false;                          // this thread ended the session (Fail)
 };
 
 namespace {
@@ -114,7 +187,7 @@ thread_local UringTransport::Entry* tls_serving = nullptr;
 UringTransport* From(void* userdata) { return static_cast<FuseContext*>(userdata)->transport; }
 
 // A cleared 128-byte SQE. The ring has more SQEs than this thread ever has
-// commands in flight (an entry and the stop poll), so one is always free.
+// commands in flight (one per entry, and the stop poll), so one is free.
 io_uring_sqe* GetSqe(io_uring* ring) {
   io_uring_sqe* sqe = io_uring_get_sqe(ring);
   if (sqe == nullptr) {
@@ -126,12 +199,13 @@ io_uring_sqe* GetSqe(io_uring* ring) {
   return sqe;
 }
 
-// Prepares the entry's next command: REGISTER (first) or COMMIT_AND_FETCH.
-void PrepCommand(io_uring* ring, int fd, UringTransport::Entry* e, abi::Cmd cmd, unsigned qid,
-                 uint64_t commit_id) {
+// Prepares the entry's next command: REGISTER (first) or COMMIT_AND_FETCH
+// (the reply to `e->commit_id`, then wait for the next request).
+void PrepCommand(io_uring* ring, UringTransport::Entry* e, abi::Cmd cmd) {
   io_uring_sqe* sqe = GetSqe(ring);
   sqe->opcode = IORING_OP_URING_CMD;
-  sqe->fd = fd;
+  sqe->fd = kDevIndex;
+  sqe->flags = IOSQE_FIXED_FILE;
   sqe->cmd_op = cmd;
   if (cmd == abi::kRegister) {
     sqe->addr = reinterpret_cast<uint64_t>(e->iov);
@@ -139,9 +213,16 @@ void PrepCommand(io_uring* ring, int fd, UringTransport::Entry* e, abi::Cmd cmd,
   }
   io_uring_sqe_set_data(sqe, e);
   abi::CmdReq req{};
-  req.qid = static_cast<uint16_t>(qid);
-  req.commit_id = commit_id;
+  req.qid = static_cast<uint16_t>(e->qid);
+  req.commit_id = cmd == abi::kRegister ? 0 : e->commit_id;
   std::memcpy(sqe->cmd, &req, sizeof(req));
+  e->last = cmd;
+}
+
+std::string QueueList(const std::vector<unsigned>& queues) {
+  std::string out;
+  for (unsigned q : queues) out += (out.empty() ? "" : ",") + std::to_string(q);
+  return out;
 }
 
 }  // namespace
@@ -168,18 +249,39 @@ Status UringTransport::Install(fuse_session* se) {
 
 Status UringTransport::Start() {
   if (!options_.rings) return Status::OK();
-  const unsigned cpus = PossibleCpus();
-  std::lock_guard lock(mu_);
-  for (unsigned qid = 0; qid < cpus; ++qid) {
-    for (unsigned t = 0; t < options_.threads_per_cpu; ++t) {
+  loop_thread_ = ::pthread_self();
+  const int dup = ::fcntl(fd_, F_DUPFD_CLOEXEC, 0);
+  if (dup < 0) return Status::FromErrno(errno, "io_uring: cannot duplicate the /dev/fuse fd");
+  dev_.Reset(dup);
+  const unsigned queues = QueueCount();
+  const std::vector<unsigned> cpus = ServingCpus();
+  const std::vector<RingThreadPlan> plan = PlanRingThreads(queues, cpus, options_.threads_per_cpu);
+  // The signals that end the session are for the loop's thread (it must wake
+  // from its wait on them): ring threads block them, as libfuse's workers do.
+  sigset_t block;
+  sigset_t old;
+  sigemptyset(&block);
+  for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGQUIT}) sigaddset(&block, sig);
+  (void)::pthread_sigmask(SIG_BLOCK, &block, &old);
+  Status status = Status::OK();
+  size_t started = 0;
+  {
+    std::lock_guard lock(mu_);
+    for (const RingThreadPlan& p : plan) {
       const int efd = ::eventfd(0, EFD_CLOEXEC);
-      if (efd < 0) return Status::FromErrno(errno, "cannot create an eventfd for io_uring");
+      if (efd < 0) {
+        status = Status::FromErrno(errno, "cannot create an eventfd for io_uring");
+        break;
+      }
       wake_fds_.push_back(efd);
-      threads_.emplace_back([this, qid, efd] { RingThread(qid, efd); });
+      threads_.emplace_back([this, p, efd] { RingThread(p, efd); });
     }
+    started = threads_.size();
   }
-  spdlog::debug("io_uring: {} ring threads for {} CPUs, waiting for INIT", threads_.size(), cpus);
-  return Status::OK();
+  (void)::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  spdlog::info("io_uring: {} ring threads on {} CPU(s) for {} queue(s), waiting for INIT", started,
+               plan.size() / std::max(1U, options_.threads_per_cpu), queues);
+  return status;
 }
 
 void UringTransport::Stop() {
@@ -189,8 +291,8 @@ void UringTransport::Stop() {
     stopping_ = true;
     for (int efd : wake_fds_) {
       const uint64_t one = 1;
-      if (::write(efd, &one, sizeof(one)) != sizeof(one)) {
-        spdlog::warn("io_uring: cannot wake a ring thread: {}", ErrnoText(errno));
+      if (Result<void> r = sys::WriteAll(efd, &one, sizeof(one)); !r.ok()) {
+        spdlog::warn("io_uring: cannot wake a ring thread: {}", ErrnoText(r.error()));
       }
     }
     threads.swap(threads_);
@@ -200,6 +302,12 @@ void UringTransport::Stop() {
   std::lock_guard lock(mu_);
   for (int efd : wake_fds_) ::close(efd);
   wake_fds_.clear();
+  dev_.Reset();
+}
+
+Status UringTransport::failure() const {
+  std::lock_guard lock(mu_);
+  return failure_;
 }
 
 bool UringTransport::WaitForInit() {
@@ -208,90 +316,149 @@ bool UringTransport::WaitForInit() {
   return !stopping_ && accepted_.load();
 }
 
-void UringTransport::RingThread(unsigned qid, int wake_fd) {
-  // Pinned to its queue's CPU, so a request and its reply stay on the CPU
-  // the caller runs on. A CPU outside this process's cpuset cannot be
-  // pinned to; its queue is served from wherever the thread runs.
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(qid, &set);
-  if (::sched_setaffinity(0, sizeof(set), &set) != 0) {
-    spdlog::debug("io_uring: queue {} not pinned: {}", qid, ErrnoText(errno));
+bool UringTransport::ConnectionGone() const {
+  pollfd p{dev_.get(), POLLIN, 0};
+  return ::poll(&p, 1, 0) == 1 && (p.revents & (POLLERR | POLLHUP | POLLNVAL)) != 0;
+}
+
+void UringTransport::Fail(const Status& why) {
+  {
+    std::lock_guard lock(mu_);
+    if (!failure_.ok()) {
+      spdlog::error("{} (the session is already ending)", why.ToString());
+      return;
+    }
+    failure_ = why;
   }
-  // SCHED_IDLE: a CPU running only this thread counts as idle when the
-  // scheduler places the caller woken by our reply, so the caller stays on
-  // this CPU instead of hopping to the other one (a cross-CPU wake-up per
-  // request, the cost this transport exists to avoid). Measured: extraction
-  // 6.9 s -> 4.2 s; under two CPU hogs ring threads are not starved (4.2 s,
-  // /dev/fuse 9.5 s); docs/benchmarks.md.
-  sched_param idle{};
-  if (::sched_setscheduler(0, SCHED_IDLE, &idle) != 0) {
-    spdlog::debug("io_uring: queue {} thread keeps its scheduling class: {}", qid,
-                  ErrnoText(errno));
+  spdlog::error(
+      "{}; ending the session: the kernel keeps queueing requests to every ring, and those "
+      "for this entry's queue could wait forever",
+      why.ToString());
+  // Not to kill it: libfuse's handler ends the session loop.
+  (void)::pthread_kill(loop_thread_, SIGTERM);  // NOLINT(bugprone-bad-signal-to-kill-thread)
+}
+
+void UringTransport::WakeLoopUntilStopped() {
+  std::unique_lock lock(mu_);
+  while (!stopping_) {
+    (void)::pthread_kill(loop_thread_, SIGTERM);  // NOLINT(bugprone-bad-signal-to-kill-thread)
+    cv_.wait_for(lock, std::chrono::milliseconds(200));
+  }
+}
+
+void UringTransport::RingThread(const RingThreadPlan& plan, int wake_fd) {
+  const std::string queues = QueueList(plan.queues);
+  // Pinned to its CPU, so a request and its reply stay on the CPU the caller
+  // runs on.
+  if (plan.cpu < CPU_SETSIZE) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(plan.cpu, &set);
+    if (::sched_setaffinity(0, sizeof(set), &set) != 0) {
+      spdlog::debug("io_uring: thread for CPU {} not pinned: {}", plan.cpu, ErrnoText(errno));
+    }
+  }
+  // SCHED_IDLE (opt-in): a CPU running only this thread counts as idle when
+  // the scheduler places the caller our reply wakes, so the caller stays on
+  // its CPU (measured 6.9 s -> 4.2 s for an extraction, docs/caching.md). The
+  // cost: under CPU-bound load these threads get a weight of 3 against
+  // 1024, and every caller on this CPU waits for them.
+  if (options_.sched_idle) {
+    sched_param idle{};
+    if (::sched_setscheduler(0, SCHED_IDLE, &idle) != 0) {
+      spdlog::warn("io_uring: thread for CPU {} keeps its scheduling class: {}", plan.cpu,
+                   ErrnoText(errno));
+    }
   }
   if (!WaitForInit()) return;
 
-  io_uring ring;
+  Ring r;
   io_uring_params params{};
   params.flags = IORING_SETUP_SQE128;  // FUSE commands need the 80-byte command area
-  if (int rc = io_uring_queue_init_params(4, &ring, &params); rc < 0) {
-    spdlog::warn("io_uring: cannot set up a ring for queue {}: {}; requests stay on /dev/fuse", qid,
+  const auto depth = static_cast<unsigned>(plan.queues.size() + 1);
+  if (int rc = io_uring_queue_init_params(depth, &r.ring, &params); rc < 0) {
+    spdlog::warn(
+        "io_uring: cannot set up a ring for queue(s) {}: {}; the kernel keeps requests on "
+        "/dev/fuse until every queue has an entry",
+        queues, ErrnoText(-rc));
+    return;
+  }
+  r.initialized = true;
+  const int dev = dev_.get();
+  if (int rc = io_uring_register_files(&r.ring, &dev, 1); rc < 0) {
+    spdlog::warn("io_uring: cannot register /dev/fuse with the ring for queue(s) {}: {}", queues,
                  ErrnoText(-rc));
     return;
   }
-  Entry e;
   const size_t payload = std::max<size_t>(8192, (options_.max_write + kPage - 1) / kPage * kPage);
-  if (!e.Allocate(payload)) {
-    spdlog::error("io_uring: cannot allocate a {}-byte ring buffer for queue {}", payload, qid);
-    io_uring_queue_exit(&ring);
-    return;
+  for (unsigned qid : plan.queues) {
+    auto e = std::make_unique<Entry>();
+    e->ring = &r;
+    e->qid = qid;
+    if (!e->Allocate(payload)) {
+      spdlog::error("io_uring: cannot allocate a {}-byte ring buffer for queue {}", payload, qid);
+      continue;
+    }
+    PrepCommand(&r.ring, e.get(), abi::kRegister);
+    r.entries.push_back(std::move(e));
+    ++r.live;
   }
-  io_uring_sqe* poll = GetSqe(&ring);
+  io_uring_sqe* poll = GetSqe(&r.ring);
   io_uring_prep_poll_add(poll, wake_fd, POLLIN);
   io_uring_sqe_set_data(poll, nullptr);  // nullptr: Stop() woke us
-  PrepCommand(&ring, fd_, &e, abi::kRegister, qid, 0);
-  abi::Cmd last = abi::kRegister;
-  uint64_t commit_id = 0;
-  bool stop = false;
+
+  bool stop = r.live == 0;
   while (!stop) {
-    const int rc = io_uring_submit_and_wait(&ring, 1);
+    const int rc = io_uring_submit_and_wait(&r.ring, 1);
     if (rc < 0 && rc != -EINTR) {
-      spdlog::error("io_uring: queue {}: {}", qid, ErrnoText(-rc));
+      if (!ConnectionGone()) {
+        r.failed = true;
+        Fail(Status::FromErrno(-rc, "io_uring: queue(s) " + queues + ": cannot submit"));
+      }
       break;
     }
     io_uring_cqe* cqe = nullptr;
-    while (!stop && io_uring_peek_cqe(&ring, &cqe) == 0) {
-      const bool is_entry = io_uring_cqe_get_data(cqe) != nullptr;
+    while (!stop && io_uring_peek_cqe(&r.ring, &cqe) == 0) {
+      auto* e = static_cast<Entry*>(io_uring_cqe_get_data(cqe));
       const int res = cqe->res;
-      io_uring_cqe_seen(&ring, cqe);
-      if (!is_entry) {
+      io_uring_cqe_seen(&r.ring, cqe);
+      if (e == nullptr) {
         stop = true;
       } else if (res == -EAGAIN || res == -EINTR) {
-        PrepCommand(&ring, fd_, &e, last, qid, commit_id);
+        PrepCommand(&r.ring, e, e->last);  // not taken: again (a commit keeps its reply)
       } else if (res < 0) {
-        // ENOTCONN/ECANCELED: the mount is going away.
-        if (res != -ENOTCONN && res != -ECANCELED && res != -ECONNABORTED) {
-          spdlog::warn("io_uring: queue {}: {} failed: {}; its requests stay on /dev/fuse", qid,
-                       last == abi::kRegister ? "registering" : "committing", ErrnoText(-res));
+        --r.live;
+        if (IsShutdownError(-res) || ConnectionGone()) {
+          spdlog::debug("io_uring: queue {}: {}", e->qid, ErrnoText(-res));
+        } else if (e->last == abi::kRegister) {
+          // Once: a kernel that refuses one entry usually refuses them all.
+          const auto level =
+              register_warned_.exchange(true) ? spdlog::level::debug : spdlog::level::warn;
+          spdlog::log(level,
+                      "io_uring: queue {}: cannot register a ring entry: {}; the kernel keeps "
+                      "requests on /dev/fuse until every queue has an entry",
+                      e->qid, ErrnoText(-res));
+        } else {
+          r.failed = true;
+          Fail(Status::FromErrno(-res, "io_uring: queue " + std::to_string(e->qid) +
+                                           ": the kernel refused the reply to request " +
+                                           std::to_string(e->commit_id)));
         }
-        stop = true;
       } else {
-        commit_id = Serve(&e);
-        last = abi::kCommitAndFetch;
-        PrepCommand(&ring, fd_, &e, last, qid, commit_id);
+        Serve(&r, e);
       }
+      stop = stop || r.failed || r.live == 0;
     }
   }
-  (void)io_uring_submit(&ring);  // a reply prepared before a stop still goes out
-  io_uring_queue_exit(&ring);
+  if (r.failed) WakeLoopUntilStopped();
 }
 
-uint64_t UringTransport::Serve(Entry* e) {
+void UringTransport::Serve(Ring* ring, Entry* e) {
   const abi::ReqHeader& h = *e->header;
   fuse_in_header in;
   std::memcpy(&in, h.in_out, sizeof(in));
-  const uint64_t commit_id = h.ent.commit_id;
   const size_t payload = h.ent.payload_sz;
+  e->commit_id = h.ent.commit_id;
   e->unique = in.unique;
   e->replied = false;
   if (served_.fetch_add(1, std::memory_order_relaxed) == 0) {
@@ -302,11 +469,31 @@ uint64_t UringTransport::Serve(Entry* e) {
     spdlog::error("io_uring: malformed request {} (opcode {}, length {}, payload {})", in.unique,
                   in.opcode, in.len, payload);
     e->StoreError(in.unique, -EIO);
-    return commit_id;
+    (void)Commit(e);
+    return;
   }
-  // Rebuild the request as /dev/fuse delivers it, just before the payload.
+  if (options_.fail_opcode != 0 && in.opcode == options_.fail_opcode &&
+      !fail_hook_fired_.exchange(true)) {
+    --ring->live;
+    ring->failed = true;
+    Fail(Status::IOError("io_uring: queue " + std::to_string(e->qid) + ": lost the entry serving " +
+                         "request " + std::to_string(in.unique) + " (opcode " +
+                         std::to_string(in.opcode) +
+                         "), injected by DETOURFS_TEST_URING_FAIL_OPCODE"));
+    return;
+  }
+  // Rebuild the request as /dev/fuse delivers it: a WRITE just before its
+  // payload (the adapter is done with the data when it replies), anything
+  // else in the entry's copy.
   const size_t op = in.len - sizeof(in) - payload;
-  char* start = e->payload() - op - sizeof(in);
+  char* start = nullptr;
+  if (in.opcode == FUSE_WRITE) {
+    start = e->payload() - op - sizeof(in);
+  } else {
+    e->copy.resize(in.len);
+    start = e->copy.data();
+    std::memcpy(start + sizeof(in) + op, e->payload(), payload);
+  }
   std::memcpy(start, &in, sizeof(in));
   std::memcpy(start + sizeof(in), h.op_in, op);
   fuse_buf buf{};
@@ -315,15 +502,54 @@ uint64_t UringTransport::Serve(Entry* e) {
   tls_serving = e;
   fuse_session_process_buf(se_, &buf);
   tls_serving = nullptr;
-  if (!e->replied) {
+  if (e->replied) return;
+  if (HasNoReply(in.opcode)) {
+    // Done without a reply, as through /dev/fuse; the entry still has to go
+    // back to the kernel, with an empty success (no caller waits for it).
+    fuse_out_header out{};
+    out.unique = in.unique;
+    (void)e->StoreReply(out, nullptr, 0);
+  } else {
     spdlog::error("io_uring: request {} (opcode {}) got no reply; answering EIO", in.unique,
                   in.opcode);
     e->StoreError(in.unique, -EIO);
   }
-  return commit_id;
+  (void)Commit(e);
 }
 
-// ---- /dev/fuse hooks ----
+int UringTransport::Commit(Entry* e) {
+  Ring* r = e->ring;
+  e->replied = true;
+  PrepCommand(&r->ring, e, abi::kCommitAndFetch);
+  int rc = 0;
+  do {
+    rc = io_uring_submit(&r->ring);
+  } while (rc == -EINTR);
+  if (rc < 0) {
+    --r->live;
+    if (!ConnectionGone()) {
+      r->failed = true;
+      Fail(Status::FromErrno(-rc, "io_uring: queue " + std::to_string(e->qid) +
+                                      ": cannot submit the reply to request " +
+                                      std::to_string(e->commit_id)));
+    }
+    return -rc;
+  }
+  // The kernel refuses a commit at once (the completion is posted before
+  // io_uring_enter returns); one it takes completes only with the next
+  // request. The ring loop handles the completion; this only reports it.
+  unsigned head = 0;
+  io_uring_cqe* cqe = nullptr;
+  io_uring_for_each_cqe(&r->ring, head, cqe) {
+    if (io_uring_cqe_get_data(cqe) == e && cqe->res < 0 && cqe->res != -EAGAIN &&
+        cqe->res != -EINTR) {
+      return -cqe->res;
+    }
+  }
+  return 0;
+}
+
+// ---- the hooks ----
 
 ssize_t UringTransport::Read(int fd, void* buf, size_t len, void* userdata) {
   const ssize_t n = ::read(fd, buf, len);
@@ -338,23 +564,27 @@ ssize_t UringTransport::Read(int fd, void* buf, size_t len, void* userdata) {
 
 ssize_t UringTransport::Writev(int fd, iovec* iov, int count, void* userdata) {
   const auto* out = static_cast<const fuse_out_header*>(iov[0].iov_base);
-  if (Entry* e = tls_serving; e != nullptr && out->unique == e->unique) {
-    // A ring request's reply: gather its arguments into the payload buffer.
+  UringTransport* t = From(userdata);
+  if (Entry* e = tls_serving; e != nullptr && !e->replied && out->unique == e->unique) {
+    // A ring request's reply: gather its arguments into the payload buffer
+    // and commit it now, so the caller learns whether the kernel took it.
     size_t len = 0;
     for (int i = 1; i < count; ++i) len += iov[i].iov_len;
+    bool stored = false;
     if (len > e->payload_size) {
-      e->StoreReply(*out, nullptr, len);  // reported as EIO
+      stored = e->StoreReply(*out, nullptr, len);  // false: an EIO reply instead
     } else {
       size_t at = 0;
       for (int i = 1; i < count; ++i) {
         std::memmove(e->payload() + at, iov[i].iov_base, iov[i].iov_len);
         at += iov[i].iov_len;
       }
-      e->StoreReply(*out, e->payload(), len);
+      stored = e->StoreReply(*out, e->payload(), len);
     }
+    if (int refused = t->Commit(e); refused != 0) return ReplyFailed(refused);
+    if (!stored) return ReplyFailed(EIO);
     return static_cast<ssize_t>(sizeof(*out) + len);
   }
-  UringTransport* t = From(userdata);
   const bool init = out->unique != 0 && out->unique == t->init_unique_.load();
   if (init) t->AcceptInInitReply(iov, count);
   const ssize_t n = ::writev(fd, iov, count);
@@ -368,7 +598,7 @@ ssize_t UringTransport::SpliceReceive(int fdin, off_t* offin, int fdout, off_t* 
 }
 
 ssize_t UringTransport::SpliceSend(int fdin, off_t* offin, int fdout, off_t* offout, size_t len,
-                                   unsigned flags, void* /*userdata*/) {
+                                   unsigned flags, void* userdata) {
   Entry* e = tls_serving;
   if (e == nullptr || e->replied) return ::splice(fdin, offin, fdout, offout, len, flags);
   // A ring request's reply (libfuse splices read data): the pipe holds the
@@ -379,22 +609,25 @@ ssize_t UringTransport::SpliceSend(int fdin, off_t* offin, int fdout, off_t* off
     char* dst = got < sizeof(out) ? reinterpret_cast<char*>(&out) + got
                                   : e->payload() + (got - sizeof(out));
     size_t room = got < sizeof(out) ? sizeof(out) - got : len - got;
-    if (got >= sizeof(out) && got - sizeof(out) + room > e->payload_size) {
-      room = e->payload_size - (got - sizeof(out));
-      if (room == 0) break;
-    }
-    const ssize_t n = ::read(fdin, dst, room);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    got += static_cast<size_t>(n);
+    if (got >= sizeof(out)) room = std::min(room, e->payload_size - (got - sizeof(out)));
+    if (room == 0) break;  // more than the buffer holds
+    Result<size_t> n = sys::Read(fdin, dst, room);
+    if (!n.ok() || *n == 0) break;
+    got += *n;
   }
+  UringTransport* t = From(userdata);
   if (got < len) {
-    spdlog::error("io_uring: reply to request {}: got {} of {} bytes from the pipe", out.unique,
-                  got, len);
-    e->StoreError(out.unique, -EIO);
-    return static_cast<ssize_t>(len);
+    // What is left stays in the pipe: failing makes libfuse replace the
+    // pipe (fuse_ll_clear_pipe), so the next reply does not start with it.
+    spdlog::error("io_uring: reply to request {}: got {} of {} bytes from the pipe; answering EIO",
+                  e->unique, got, len);
+    e->StoreError(e->unique, -EIO);
+    (void)t->Commit(e);
+    return ReplyFailed(EIO);
   }
-  e->StoreReply(out, e->payload(), len - sizeof(out));
+  const bool stored = e->StoreReply(out, e->payload(), len - sizeof(out));
+  if (int refused = t->Commit(e); refused != 0) return ReplyFailed(refused);
+  if (!stored) return ReplyFailed(EIO);
   return static_cast<ssize_t>(len);
 }
 
@@ -430,11 +663,12 @@ void UringTransport::AcceptInInitReply(iovec* iov, int count) {
     setxattr_ext_.store(true, std::memory_order_release);
   }
   if (!options_.rings) return;
-  if (!kernel_offers_) {
-    spdlog::info("io_uring: not offered by the kernel, using /dev/fuse");
+  if (!kernel_offers_ || (init->flags & FUSE_INIT_EXT) == 0) {
+    spdlog::warn(
+        "io_uring: rings unavailable (the kernel did not offer them at INIT); serving "
+        "through /dev/fuse");
     return;
   }
-  if ((init->flags & FUSE_INIT_EXT) == 0) return;
   init->flags2 |= static_cast<uint32_t>(abi::kOverIoUring >> 32);
   accepted_ = true;
 }

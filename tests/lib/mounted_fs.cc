@@ -85,6 +85,13 @@ std::unique_ptr<MountedFs> MountedFs::Start(const MountConfig& config, std::stri
     fs->args_.emplace_back("--lower");
     fs->args_.push_back(fs->lower_);
   }
+  // scripts/test.sh sets DETOURFS_TEST_IO_URING=1 for its pass with the
+  // kernel's io_uring switch on: every mount then serves through the rings
+  // (a test's own --no-io-uring comes later on the line and wins).
+  if (const char* u = ::getenv("DETOURFS_TEST_IO_URING");
+      u != nullptr && std::strcmp(u, "1") == 0) {
+    fs->args_.emplace_back("--io-uring");
+  }
   fs->args_.insert(fs->args_.end(), config.extra_args.begin(), config.extra_args.end());
   fs->fd_limit_ = config.fd_limit;
   fs->pid_ = SpawnLogged(fs->args_, fs->LogPath(), fs->fd_limit_, error);

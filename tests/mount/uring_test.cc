@@ -1,22 +1,32 @@
 // FUSE over io_uring (src/fuse/uring_transport.h) on a real mount: with the
-// kernel's switch on, requests go through the per-CPU rings, and data,
-// metadata and errors come back exactly as through /dev/fuse, also from
-// concurrent writers and with replies bigger than a page; --no-io-uring keeps
-// /dev/fuse. The switch (/sys/module/fuse/parameters/enable_uring) is global:
-// the suite turns it on and puts back what it found.
+// kernel's switch on and --io-uring, requests go through the per-CPU rings,
+// and data, metadata and errors come back exactly as through /dev/fuse, also
+// from concurrent writers and with replies bigger than a page. Without the
+// option, with --no-io-uring, or with the switch off, requests stay on
+// /dev/fuse. A ring entry lost while the mount lives ends the mount with an
+// error instead of leaving its callers waiting. The switch
+// (/sys/module/fuse/parameters/enable_uring) is global: the suite turns it on
+// and puts back what it found.
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/statvfs.h>
+#include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
 #include <cctype>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "lib/files.h"
 #include "lib/mount_test.h"
+#include "lib/process.h"
 
 namespace detourfs::testing {
 namespace {
@@ -63,6 +73,11 @@ class UringTest : public MountTest {
       GTEST_SKIP() << "this kernel has no FUSE over io_uring to switch on (" << kSwitch << ")";
     }
     MountTest::SetUp();
+  }
+  MountConfig Config() const override {
+    MountConfig c = MountTest::Config();
+    c.extra_args.push_back("--io-uring");
+    return c;
   }
 
   static inline std::string saved_;
@@ -163,6 +178,56 @@ TEST_P(UringTest, ConcurrentWritersEachGetTheirOwnData) {
   EXPECT_GT(ServedThroughRings(fs_->Log()), kThreads * kFiles);
 }
 
+// Sets an environment variable for the daemon started in its scope (the
+// daemon inherits the test's environment), then puts back what was there.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    if (value != nullptr) {
+      ::setenv(name, value, 1);
+    } else {
+      ::unsetenv(name);
+    }
+  }
+  ~ScopedEnv() {
+    if (old_) {
+      ::setenv(name_, old_->c_str(), 1);
+    } else {
+      ::unsetenv(name_);
+    }
+  }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
+
+// No option: /dev/fuse, even with the kernel's switch on (and even in the
+// test pass that asks the test library for --io-uring on every mount).
+class DefaultTransportTest : public UringTest {
+ protected:
+  void SetUp() override {
+    ScopedEnv plain("DETOURFS_TEST_IO_URING", nullptr);
+    UringTest::SetUp();
+  }
+  MountConfig Config() const override {
+    MountConfig c = UringTest::Config();
+    std::erase(c.extra_args, "--io-uring");
+    return c;
+  }
+};
+
+TEST_P(DefaultTransportTest, RequestsStayOnDevFuse) {
+  ASSERT_EQ(WriteFile(M("f"), "through /dev/fuse"), 0);
+  EXPECT_EQ(ReadFile(M("f")), "through /dev/fuse");
+  ASSERT_EQ(fs_->Stop(), 0);
+  EXPECT_EQ(ServedThroughRings(fs_->Log()), -1) << fs_->Log();
+}
+
+// --no-io-uring after --io-uring: the last one wins.
 class NoUringTest : public UringTest {
  protected:
   MountConfig Config() const override {
@@ -179,8 +244,85 @@ TEST_P(NoUringTest, OptionKeepsRequestsOnDevFuse) {
   EXPECT_EQ(ServedThroughRings(fs_->Log()), -1) << fs_->Log();
 }
 
+// --io-uring with the kernel's switch off: said plainly, then /dev/fuse.
+class SwitchOffTest : public UringTest {
+ protected:
+  void SetUp() override {
+    if (!switched_) {
+      GTEST_SKIP() << "this kernel has no FUSE over io_uring to switch on (" << kSwitch << ")";
+    }
+    ASSERT_TRUE(WriteSwitch("N"));
+    UringTest::SetUp();
+    // The suite's other tests want it on; this daemon has decided already.
+    ASSERT_TRUE(WriteSwitch("Y"));
+  }
+};
+
+TEST_P(SwitchOffTest, RingsAreReportedUnavailableAndDevFuseServes) {
+  expect_clean_log_ = false;  // the warning is the point
+  ASSERT_EQ(WriteFile(M("f"), "through /dev/fuse"), 0);
+  EXPECT_EQ(ReadFile(M("f")), "through /dev/fuse");
+  ASSERT_EQ(fs_->Stop(), 0);
+  const std::string log = fs_->Log();
+  EXPECT_NE(log.find("rings unavailable"), std::string::npos) << log;
+  EXPECT_EQ(ServedThroughRings(log), -1) << log;
+  for (const std::string& line : fs_->LogProblems()) {
+    EXPECT_NE(line.find("rings unavailable"), std::string::npos) << "daemon log: " << line;
+  }
+}
+
+// The daemon's test hook makes the ring thread that gets the first MKDIR
+// lose its entry, as a commit the kernel refused would.
+class LostRingEntryTest : public UringTest {
+ protected:
+  void SetUp() override {
+    ScopedEnv hook("DETOURFS_TEST_URING_FAIL_OPCODE", "9");  // FUSE_MKDIR
+    UringTest::SetUp();
+  }
+};
+
+TEST_P(LostRingEntryTest, EndsTheMountWithAnErrorInsteadOfAHang) {
+  expect_clean_log_ = false;
+  expect_exit_code_ = 5;  // kExitRuntime
+  // The kernel uses the rings once every queue has an entry.
+  bool rings = false;
+  for (int i = 0; i < 400 && !rings; ++i) {
+    ASSERT_EQ(WriteFile(M("probe"), "x"), 0);
+    rings = fs_->Log().find("serving requests through per-CPU rings") != std::string::npos;
+    if (!rings) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_TRUE(rings) << fs_->Log();
+
+  // The mkdir runs in a child, so that a hang fails this test instead of
+  // blocking it.
+  const std::string dir = M("lost");
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    const int rc = ::mkdir(dir.c_str(), 0755);
+    ::_exit(rc == 0 ? 0 : errno);
+  }
+  int status = 0;
+  if (!WaitChild(pid, std::chrono::seconds(60), &status)) {
+    ::kill(pid, SIGKILL);
+    FAIL() << "mkdir is still waiting for a reply; log:\n" << fs_->Log();
+  }
+  ASSERT_TRUE(WIFEXITED(status));
+  const int err = WEXITSTATUS(status);
+  EXPECT_TRUE(err == ECONNABORTED || err == ENOTCONN) << "mkdir: " << std::strerror(err);
+
+  EXPECT_EQ(fs_->Stop(), 5);
+  const std::string log = fs_->Log();
+  EXPECT_NE(log.find("injected by DETOURFS_TEST_URING_FAIL_OPCODE"), std::string::npos) << log;
+  EXPECT_NE(log.find("FUSE session ended with error"), std::string::npos) << log;
+  EXPECT_FALSE(IsFuseMount(fs_->tree()));
+}
+
 DETOURFS_MOUNT_TEST_P(UringTest);
+DETOURFS_MOUNT_TEST_P(DefaultTransportTest);
 DETOURFS_MOUNT_TEST_P(NoUringTest);
+DETOURFS_MOUNT_TEST_P(SwitchOffTest);
+DETOURFS_MOUNT_TEST_P(LostRingEntryTest);
 
 }  // namespace
 }  // namespace detourfs::testing

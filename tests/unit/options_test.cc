@@ -39,6 +39,27 @@ TEST(OptionsTest, DebugImpliesForeground) {
   EXPECT_TRUE(p.options->fuse_debug);
 }
 
+TEST(OptionsTest, IoUringIsOptInAndTheLastOfItsFlagsWins) {
+  ParsedOptions p = Parse({"/mnt"});
+  ASSERT_TRUE(p.options);
+  EXPECT_FALSE(p.options->io_uring);
+  EXPECT_FALSE(p.options->io_uring_sched_idle);
+  p = Parse({"--io-uring", "/mnt"});
+  ASSERT_TRUE(p.options);
+  EXPECT_TRUE(p.options->io_uring);
+  // --no-io-uring, the default, is still accepted (old scripts pass it).
+  p = Parse({"--no-io-uring", "/mnt"});
+  ASSERT_TRUE(p.options);
+  EXPECT_FALSE(p.options->io_uring);
+  p = Parse({"--io-uring", "--no-io-uring", "/mnt"});
+  ASSERT_TRUE(p.options);
+  EXPECT_FALSE(p.options->io_uring);
+  p = Parse({"--no-io-uring", "--io-uring", "--io-uring-sched-idle", "/mnt"});
+  ASSERT_TRUE(p.options);
+  EXPECT_TRUE(p.options->io_uring);
+  EXPECT_TRUE(p.options->io_uring_sched_idle);
+}
+
 TEST(OptionsTest, MissingMountpointIsAUsageError) {
   ParsedOptions p = Parse({});
   EXPECT_FALSE(p.options);
