@@ -113,6 +113,7 @@ int Daemon::Run() {
 
   setup.options.fd_cache_capacity = o.fd_cache;
   setup.options.writeback_cache = o.writeback_cache;
+  setup.options.negative_timeout = o.negative_timeout;
   setup.router = Router(config.routes);
   setup.failpoints = Failpoints::FromEnvironment();
   if (!o.record_changes.empty()) {

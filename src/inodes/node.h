@@ -76,6 +76,9 @@ struct Binding {
   bool metacopy = false;       // an index entry whose data is still the volume file's
   markers::SpillRef spill;     // non-directories: data in a spill store
   const Part& home() const { return parts[Index(layer)]; }
+  // The part whose attributes the node reports: its home's, or for a
+  // routed directory not yet on its tier, the volume's.
+  Layer primary() const { return home().present() ? layer : Layer::kVolume; }
 };
 
 class Node {
@@ -109,6 +112,10 @@ class Node {
   // For a volume directory: some entries carry kIdXattr (markers::kIdsXattr),
   // read when the node was looked up. -1 unknown, 0 no, 1 yes.
   std::atomic<int> volume_ids{-1};
+  // When a routed directory was last found to have no volume part
+  // (steady clock, ns): looked for again after the negative timeout, so a
+  // directory made underneath the mount shows.
+  std::atomic<int64_t> volume_absent_at{0};
   // Bumped whenever the binding changes: an fd cached from an older binding
   // is never stored (Resolver).
   std::atomic<uint64_t> generation{0};

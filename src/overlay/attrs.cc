@@ -45,10 +45,7 @@ bool Later(const struct timespec& a, const struct timespec& b) {
 
 }  // namespace
 
-Layer OverlayImpl::Primary(const Binding& b) {
-  if (b.home().present()) return b.layer;
-  return Layer::kVolume;  // a routed directory not yet on its tier
-}
+Layer OverlayImpl::Primary(const Binding& b) { return b.primary(); }
 
 bool OverlayImpl::SpansLayers(const Binding& b) {
   int parts = 0;
@@ -92,6 +89,11 @@ Result<struct stat> OverlayImpl::StatOf(Node* node, const Binding& b, FileHandle
       dst = sys::Fstat(fh->fd->get());
     } else {
       data = resolver_.OpenData(node, b, O_RDONLY);
+      if (!data.ok() && data.error() == ESTALE) {
+        // Removed, closed, its data gone: what the stub says is all there is.
+        Report(node, b, &*st);
+        return st;
+      }
       if (!data.ok()) return Errno{data.error()};
       dst = sys::Fstat(data->get());
     }
@@ -154,14 +156,22 @@ Result<struct stat> OverlayImpl::SetAttr(uint64_t ino, const SetAttrRequest& req
   UniqueFd data_owned;
   int dfd = mfd;
   bool data_open = meta_open;
+  bool data_gone = false;
   if (b.spill.token != 0 && (req.size || req.atime || req.mtime)) {
     if (open_fd) {
       dfd = fh->fd->get();
     } else {
       Result<UniqueFd> data = resolver_.OpenData(node, b, O_RDWR);
-      if (!data.ok()) return Errno{data.error()};
-      data_owned = std::move(*data);
-      dfd = data_owned.get();
+      if (!data.ok() && data.error() == ESTALE) {
+        // Removed and closed, its data gone: nothing left to change but the
+        // stub's attributes.
+        data_gone = true;
+      } else if (!data.ok()) {
+        return Errno{data.error()};
+      } else {
+        data_owned = std::move(*data);
+        dfd = data_owned.get();
+      }
     }
     data_open = true;
   }
@@ -175,14 +185,11 @@ Result<struct stat> OverlayImpl::SetAttr(uint64_t ino, const SetAttrRequest& req
                               req.gid ? *req.gid : static_cast<gid_t>(-1)));
   }
   if (req.mode || req.uid || req.gid) changes_->Record(ChangeKind::kSetattr, at, node->pid());
-  if (req.size) {
-    if (IsTier(DataLayer(b)) && *req.size > 0) {
-      // Growing a file makes a hole: no blocks to account for.
-    }
+  if (req.size && !data_gone) {
     DETOURFS_TRY(data_open ? sys::Ftruncate(dfd, *req.size) : sys::TruncatePath(dfd, *req.size));
     changes_->Record(ChangeKind::kTruncate, at, node->pid(), 0, static_cast<uint64_t>(*req.size));
   }
-  if (req.atime || req.mtime) {
+  if ((req.atime || req.mtime) && !data_gone) {
     struct timespec times[2];
     times[0] = req.atime ? *req.atime : timespec{0, UTIME_OMIT};
     times[1] = req.mtime ? *req.mtime : timespec{0, UTIME_OMIT};

@@ -155,11 +155,37 @@ Result<void> OverlayImpl::CopyUp(Node* node, Layer tier) {
     Result<SharedFd> pfd = EnsureTierDir(routed->parent.get(), tier);
     if (!pfd.ok()) return Errno{pfd.error()};
     where = Join(PathOf(routed->parent.get()), routed->name);
-    if (TierSpace* space = SpaceOf(tier); space && !space->Admit(static_cast<uint64_t>(st->st_size))) {
-      made = Errno{ENOSPC};
-    } else {
-      made = changes_->CopyIn(At{tier, (*pfd)->get(), routed->name, where, true}, (*src)->get(), -1,
-                              *st, node->pid());
+    const At at{tier, (*pfd)->get(), routed->name, where, true};
+    TierSpace* space = SpaceOf(tier);
+    if (!space || space->Admit(static_cast<uint64_t>(st->st_size))) {
+      made = changes_->CopyIn(at, (*src)->get(), -1, *st, node->pid());
+    }
+    if (!made.ok() && (made.error() == EIO || IsFull(made.error()))) {
+      // The tier is full: the data goes to the next store of the route's
+      // chain, the file itself to the tier as a stub (tmpfs charges no
+      // blocks for it), so the volume's copy stays as it was.
+      for (std::optional<Layer> next = NextStore(node, tier); next; next = NextStore(node, *next)) {
+        if (TierSpace* s = SpaceOf(*next); s && !s->Admit(static_cast<uint64_t>(st->st_size))) {
+          continue;
+        }
+        Result<UniqueFd> data = sys::Reopen((*src)->get(), O_RDONLY);
+        if (!data.ok()) return Errno{data.error()};
+        Result<uint64_t> token = changes_->SpillIn(*next, data->get());
+        if (!token.ok()) {
+          if (IsFull(token.error())) continue;
+          return Errno{token.error()};
+        }
+        const markers::SpillRef ref{*next, *token};
+        made = changes_->CopyIn(at, (*src)->get(), -1, *st, node->pid(), nullptr, &ref);
+        if (!made.ok()) {
+          changes_->DropSpilled(ref);
+          return Errno{made.error()};
+        }
+        b.spill = ref;
+        spdlog::info("{} full: '{}' ({} bytes) copied up with its data on the {}",
+                     LayerName(tier), where, st->st_size, LayerName(*next));
+        break;
+      }
     }
   }
   if (!made.ok()) return Errno{made.error()};

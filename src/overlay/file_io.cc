@@ -119,11 +119,15 @@ int OverlayImpl::Read(FileHandle& fh, off_t off, size_t size, const ReadFn& repl
 Result<size_t> OverlayImpl::Write(FileHandle& fh, off_t off, size_t size, const WriteFn& write) {
   Node* node = fh.node.get();
   MoveGate::Pass pass = gate_.Enter({node});
+  // A write that meets a full tier is never answered short (the kernel's
+  // writeback would take a short answer as lost pages): the file's data
+  // moves on along its fallback chain and the rest of the write goes there.
+  size_t done = 0;
   for (size_t spills = 0;; ++spills) {
     Layer full = Layer::kVolume;
     {
       ReadLock lock(&node->content_mu);
-      if (!fh.fd) return Errno{EIO};
+      if (!fh.fd) return done > 0 ? Result<size_t>(done) : Errno{EIO};
       const Binding& b = node->binding();
       const Layer layer = DataLayer(b);
       const int fd = fh.fd->get();
@@ -136,30 +140,37 @@ Result<size_t> OverlayImpl::Write(FileHandle& fh, off_t off, size_t size, const 
             st.ok() && end > st->st_size ? static_cast<uint64_t>(end - st->st_size) : 0;
         room = growth == 0 || space->Admit(growth);
       }
+      int err = 0;
+      const size_t before = done;
       if (room) {
-        size_t done = 0;
-        int err = 0;
         while (done < size) {
           const ssize_t n = write(fd, off + static_cast<off_t>(done), size - done);
           if (n < 0) {
             err = static_cast<int>(-n);
             break;
           }
-          if (n == 0) break;
+          if (n == 0) {
+            err = EIO;
+            break;
+          }
           done += static_cast<size_t>(n);
         }
-        if (done > 0 || err == 0) {
+        if (done > before) {
           changes_->Record(ChangeKind::kWrite,
                            At{layer, -1, "", PathOf(node), RouteOf(node) >= 0}, node->pid(),
-                           static_cast<uint64_t>(off), done);
-          return done;
+                           static_cast<uint64_t>(off) + before, done - before);
         }
-        if (!IsFull(err) || !IsTier(layer) || spills >= kLayerCount) return Errno{err};
+        if (done == size) return done;
+        if (!IsFull(err) || !IsTier(layer) || spills >= kLayerCount) {
+          return done > 0 ? Result<size_t>(done) : Errno{err};
+        }
       }
       full = layer;
     }
     // The tier is full: the file's data moves on, and the write goes there.
-    if (Result<void> moved = Spill(node, full); !moved.ok()) return Errno{ENOSPC};
+    if (Result<void> moved = Spill(node, full); !moved.ok()) {
+      return done > 0 ? Result<size_t>(done) : Errno{ENOSPC};
+    }
   }
 }
 

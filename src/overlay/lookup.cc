@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <limits.h>
 
+#include <chrono>
 #include <cinttypes>
 #include <cstdio>
 
@@ -87,7 +88,37 @@ Result<uint64_t> OverlayImpl::TierPid(int dirfd, const char* name, const struct 
   return rec->id;
 }
 
+void OverlayImpl::RecheckVolumePart(Node* dir) {
+  if (dir == table_.root()) return;
+  const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                          std::chrono::steady_clock::now().time_since_epoch())
+                          .count();
+  const int64_t at = dir->volume_absent_at.load(std::memory_order_acquire);
+  const auto ttl = static_cast<int64_t>(options_.negative_timeout * 1e9);
+  if (at != 0 && now - at < ttl) return;
+  {
+    ReadLock lock(&dir->content_mu);
+    const Binding& b = dir->binding();
+    if (!IsTier(b.layer) || b.opaque || b.parts[Index(Layer::kVolume)].state != Part::kAbsent) {
+      return;
+    }
+  }
+  dir->volume_absent_at.store(now, std::memory_order_release);
+  std::vector<Location> locs = table_.Locations(dir);
+  if (locs.empty()) return;
+  Result<SharedFd> pfd = resolver_.DirFd(locs.front().parent.get(), Layer::kVolume);
+  if (!pfd.ok()) return;
+  Result<struct stat> st = sys::StatAt((*pfd)->get(), locs.front().name.c_str());
+  if (!st.ok() || !S_ISDIR(st->st_mode)) return;
+  WriteLock lock(&dir->content_mu);
+  Binding& b = dir->mutable_binding();
+  if (b.opaque || b.parts[Index(Layer::kVolume)].state != Part::kAbsent) return;
+  b.parts[Index(Layer::kVolume)] = Part::Of(*st);
+  dir->generation.fetch_add(1, std::memory_order_acq_rel);
+}
+
 Result<Slot> OverlayImpl::Probe(Node* dir, std::string_view name) {
+  RecheckVolumePart(dir);
   Slot s;
   s.route = RouteOfChild(dir, name);
   s.dir = dir->Snapshot();

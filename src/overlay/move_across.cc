@@ -146,10 +146,11 @@ Result<void> OverlayImpl::MoveFile(RenameArgs& a, Layer to) {
   return repointed;
 }
 
-Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageTree(RenameArgs& a, Layer to) {
-  Node* x = a.x1;
+Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageTree(Node* x, Node* d,
+                                                                       std::string_view n,
+                                                                       Node* replaced, Layer to) {
   const Binding b = x->Snapshot();
-  const std::string src_path = Join(PathOf(a.d1), a.n1);
+  const std::string src_path = Join(PathOf(d), n);
   const int src_route = RouteOf(x);
   std::array<int, kWalkTrees> roots{-1, -1, -1, -1};
   std::array<SharedFd, kLayerCount> parts;
@@ -164,7 +165,7 @@ Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageTree(RenameAr
   auto staged = std::make_shared<StagedTree>();
   staged->layer = to;
   staged->src_pid = x->pid();
-  staged->dst_pid = a.x2 != nullptr ? a.x2->pid() : 0;
+  staged->dst_pid = replaced != nullptr ? replaced->pid() : 0;
   const int work = changes_->work(to);
   const std::string name = ChangeLayer::WorkName("tree");
   {
@@ -381,13 +382,45 @@ Result<void> OverlayImpl::PublishTree(RenameArgs& a, StagedTree& staged) {
     (void)changes_->SetFlag((*dst_dir)->get(), markers::kIdsXattr);
     (void)sys::SyncDir((*dst_dir)->get());
   }
-  // The nodes the kernel holds in the tree follow their copies.
-  const size_t prefix = p1.size() + 1;
-  for (NodePin& n : table_.NodesWithin(x)) {
+  // The table follows the rename, then the nodes the kernel holds.
+  Renamed(a, false);
+  DETOURFS_TRY(RebindMoved(x, to, root->get()));
+  if (!IsTier(to)) a.d2->volume_ids.store(1, std::memory_order_release);
+  changes_->Record(ChangeKind::kMove, At{to, -1, "", p2, true}, x->pid());
+  spdlog::info("moved '{}' to '{}' ({} to {}: {} files, {} bytes)", p1, p2, LayerName(b.layer),
+               LayerName(to), staged.files, staged.bytes);
+  return {};
+}
+
+Result<void> OverlayImpl::RebindMoved(Node* x, Layer to, int root_fd) {
+  // Bindings first, the tree's root before the rest (its descendants
+  // resolve through it), then open handles, which resolve through them.
+  const std::string top = PathOf(x);
+  {
+    Result<struct stat> st = sys::Fstat(root_fd);
+    if (!st.ok()) return Errno{st.error()};
+    Result<markers::IdRecord> rec =
+        IsTier(to) ? markers::GetIdRecord(root_fd) : Result<markers::IdRecord>(markers::IdRecord{});
+    WriteLock lock(&x->content_mu);
+    Binding& xb = x->mutable_binding();
+    for (Layer l : kAllLayers) xb.parts[Index(l)] = Part::Absent();
+    xb.parts[Index(to)] = Part::Of(*st);
+    xb.layer = to;
+    xb.spill = {};
+    xb.index = false;
+    xb.metacopy = false;
+    xb.opaque = rec.ok() && rec->opaque;
+    x->generation.fetch_add(1, std::memory_order_acq_rel);
+    resolver_.Drop(x->id());
+    if (!x->is_dir()) return RepointHandles(x, xb);
+  }
+  const size_t prefix = top.empty() ? 0 : top.size() + 1;
+  std::vector<NodePin> moved = table_.NodesWithin(x);
+  for (NodePin& n : moved) {
     std::optional<std::string> path = table_.PathOf(n.get());
     if (!path || path->size() <= prefix) continue;
     const std::string rel = path->substr(prefix);
-    Result<UniqueFd> fd = sys::OpenBeneath(root->get(), rel.c_str(), O_PATH);
+    Result<UniqueFd> fd = sys::OpenBeneath(root_fd, rel.c_str(), O_PATH);
     WriteLock lock(&n->content_mu);
     Binding& nb = n->mutable_binding();
     if (!fd.ok()) continue;  // gone, or a link split off outside the tree
@@ -395,34 +428,160 @@ Result<void> OverlayImpl::PublishTree(RenameArgs& a, StagedTree& staged) {
     if (!st.ok()) continue;
     for (Layer l : kAllLayers) nb.parts[Index(l)] = Part::Absent();
     nb.parts[Index(to)] = Part::Of(*st);
-    nb.layer = n->is_dir() ? (IsTier(to) ? to : Layer::kVolume) : to;
+    nb.layer = to;
     nb.spill = {};
     nb.index = false;
     nb.metacopy = false;
     nb.opaque = false;
     n->generation.fetch_add(1, std::memory_order_acq_rel);
     resolver_.Drop(n->id());
-    if (!n->is_dir()) (void)RepointHandles(n.get(), nb);
   }
-  {
-    Result<struct stat> st = sys::Fstat(root->get());
-    if (!st.ok()) return Errno{st.error()};
-    Result<markers::IdRecord> rec = markers::GetIdRecord(root->get());
-    WriteLock lock(&x->content_mu);
-    Binding& xb = x->mutable_binding();
-    for (Layer l : kAllLayers) xb.parts[Index(l)] = Part::Absent();
-    xb.parts[Index(to)] = Part::Of(*st);
-    xb.layer = to;
-    xb.opaque = rec.ok() && rec->opaque;
-    x->generation.fetch_add(1, std::memory_order_acq_rel);
-    resolver_.Drop(x->id());
+  for (NodePin& n : moved) {
+    if (n->is_dir()) continue;
+    WriteLock lock(&n->content_mu);
+    (void)RepointHandles(n.get(), n->binding());
   }
-  if (!IsTier(to)) a.d2->volume_ids.store(1, std::memory_order_release);
-  changes_->Record(ChangeKind::kMove, At{to, -1, "", p2, true}, x->pid());
-  spdlog::info("moved '{}' to '{}' ({} to {}: {} files, {} bytes)", p1, p2, LayerName(b.layer),
-               LayerName(to), staged.files, staged.bytes);
-  Renamed(a, false);
   return {};
+}
+
+Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageFile(Node* x, Layer to) {
+  const Binding& b = x->binding();
+  Result<SharedFd> src = resolver_.Fd(x, b);
+  if (!src.ok()) return Errno{src.error()};
+  Result<struct stat> st = sys::Fstat((*src)->get());
+  if (!st.ok()) return Errno{st.error()};
+  if (st->st_nlink > 1) return Errno{EXDEV};  // it would split in two
+  UniqueFd data;
+  if (S_ISREG(st->st_mode)) {
+    Result<UniqueFd> d = resolver_.OpenData(x, b, O_RDONLY);
+    if (!d.ok()) return Errno{d.error()};
+    data = std::move(*d);
+  }
+  auto staged = std::make_shared<StagedTree>();
+  staged->layer = to;
+  staged->src_pid = x->pid();
+  staged->name = ChangeLayer::WorkName("moving");
+  const int work = changes_->work(to);
+  Result<Made> made = changes_->CopyIn(At{to, work, staged->name, "", true}, (*src)->get(),
+                                       data.valid() ? data.get() : -1, *st, x->pid());
+  if (!made.ok()) return Errno{made.error()};
+  staged->changes = changes_.get();
+  if (!IsTier(to)) {
+    DETOURFS_TRY(changes_->SetIdRecordAt(work, staged->name.c_str(),
+                                         markers::IdRecord{x->pid(), false, {}}));
+  }
+  staged->files = 1;
+  staged->bytes = static_cast<uint64_t>(st->st_size);
+  return staged;
+}
+
+Result<void> OverlayImpl::ExchangeAcross(RenameArgs& a, Layer to1, Layer to2, RenameNeeds& have,
+                                         RenameNeeds* need) {
+  Node* x1 = a.x1;
+  Node* x2 = a.x2;
+  for (Node* x : {x1, x2}) {
+    if (!x->is_dir() && x->Snapshot().index) return Errno{EXDEV};
+  }
+  // Trees are frozen and copied with the renames lock held shared; files
+  // are copied under their own locks in the publishing round.
+  if (!have.freeze && (x1->is_dir() || x2->is_dir())) {
+    need->freeze = true;
+    for (Node* x : {x1, x2}) {
+      if (x->is_dir()) need->freeze_roots.push_back(table_.Pin(x));
+    }
+    return Errno{EAGAIN};
+  }
+  auto stale = [](const std::shared_ptr<StagedTree>& s, Node* x, Layer to) {
+    return s && (s->src_pid != x->pid() || s->layer != to);
+  };
+  if (stale(have.staged, x1, to1)) have.staged.reset();
+  if (stale(have.staged2, x2, to2)) have.staged2.reset();
+  if (!have.exclusive) {
+    for (auto [x, d, n, other, to, slot] :
+         {std::tuple{x1, a.d1, a.n1, x2, to1, &need->staged},
+          std::tuple{x2, a.d2, a.n2, x1, to2, &need->staged2}}) {
+      if (!x->is_dir()) continue;
+      Result<std::shared_ptr<StagedTree>> s = StageTree(x, d, n, other, to);
+      if (!s.ok()) return Errno{s.error()};
+      *slot = *s;
+    }
+    need->exclusive = true;
+    return Errno{EAGAIN};
+  }
+  Node* lo = x1->id() < x2->id() ? x1 : x2;
+  Node* hi = lo == x1 ? x2 : x1;
+  std::optional<WriteLock> l1(std::in_place, &lo->content_mu);
+  std::optional<WriteLock> l2(std::in_place, &hi->content_mu);
+  for (auto [x, d, n, other, to, slot] :
+       {std::tuple{x1, a.d1, a.n1, x2, to1, &have.staged},
+        std::tuple{x2, a.d2, a.n2, x1, to2, &have.staged2}}) {
+    if (*slot) continue;
+    if (x->is_dir()) {
+      // Copied under the exclusive lock: only when a round went wrong.
+      Result<std::shared_ptr<StagedTree>> s = StageTree(x, d, n, other, to);
+      if (!s.ok()) return Errno{s.error()};
+      *slot = *s;
+    } else {
+      Result<std::shared_ptr<StagedTree>> s = StageFile(x, to);
+      if (!s.ok()) return Errno{s.error()};
+      *slot = *s;
+    }
+  }
+  const std::string p1 = Join(PathOf(a.d1), a.n1);
+  const std::string p2 = Join(PathOf(a.d2), a.n2);
+  // Parents on the destination layers.
+  Result<SharedFd> at2 = IsTier(to1) ? EnsureTierDir(a.d2, to1) : resolver_.DirFd(a.d2, to1);
+  if (!at2.ok()) return Errno{at2.error()};
+  Result<SharedFd> at1 = IsTier(to2) ? EnsureTierDir(a.d1, to2) : resolver_.DirFd(a.d1, to2);
+  if (!at1.ok()) return Errno{at1.error()};
+  // One recorded change: both names cleared on every layer (what the
+  // volume held under either goes too, so no whiteout is needed), then both
+  // copies published.
+  Intent intent;
+  auto tree = [](Layer l, const std::string& p) { return IntentPath{l, Area::kTree, p}; };
+  for (auto [x, s, p] : {std::tuple{x1, &a.s1, p1}, std::tuple{x2, &a.s2, p2}}) {
+    const Binding& b = x->binding();
+    for (Layer t : kTiers) {
+      if (changes_->has(t) && (s->at[Index(t)].has || b.parts[Index(t)].present())) {
+        intent.steps.push_back({StepKind::kTrash, tree(t, p), {}});
+      }
+    }
+    if (s->at[Index(Layer::kVolume)].has) {
+      const bool own = b.layer == Layer::kVolume || (x->is_dir() && b.parts[0].present());
+      if (own && x->pid() == static_cast<uint64_t>(s->at[Index(Layer::kVolume)].st.st_ino)) {
+        intent.steps.push_back({StepKind::kHold, tree(Layer::kVolume, p),
+                                IntentPath{Layer::kVolume, Area::kHeld, ChangeLayer::WorkName("x")}});
+      } else {
+        intent.steps.push_back({StepKind::kTrash, tree(Layer::kVolume, p), {}});
+      }
+    }
+  }
+  intent.steps.push_back({StepKind::kRenameNoReplace, IntentPath{to1, Area::kWork, have.staged->name},
+                          tree(to1, p2)});
+  intent.steps.push_back({StepKind::kRenameNoReplace,
+                          IntentPath{to2, Area::kWork, have.staged2->name}, tree(to2, p1)});
+  DETOURFS_TRY(changes_->Run(intent));
+  have.staged->published = true;
+  have.staged2->published = true;
+  for (auto [d, to] : {std::pair{a.d1, to2}, std::pair{a.d2, to1}}) {
+    if (!IsTier(to)) {
+      Result<SharedFd> vfd = resolver_.DirFd(d, Layer::kVolume);
+      if (vfd.ok()) {
+        (void)changes_->SetFlag((*vfd)->get(), markers::kIdsXattr);
+        (void)sys::SyncDir((*vfd)->get());
+      }
+      d->volume_ids.store(1, std::memory_order_release);
+    }
+  }
+  Renamed(a, true);
+  l2.reset();
+  l1.reset();
+  // Each follows its copy (their names have swapped in the table).
+  Result<UniqueFd> r1 = sys::OpenBeneath((*at2)->get(), std::string(a.n2).c_str(), O_PATH);
+  Result<UniqueFd> r2 = sys::OpenBeneath((*at1)->get(), std::string(a.n1).c_str(), O_PATH);
+  if (!r1.ok() || !r2.ok()) return Errno{EIO};
+  DETOURFS_TRY(RebindMoved(x1, to1, r1->get()));
+  return RebindMoved(x2, to2, r2->get());
 }
 
 }  // namespace detourfs

@@ -52,6 +52,9 @@ struct OverlayOptions {
   // The kernel caches pages (FUSE writeback cache): files opened write-only
   // are opened read-write below, and O_APPEND is left to the kernel.
   bool writeback_cache = true;
+  // Seconds "this routed directory has no volume part" is trusted before it
+  // is looked for again (as the kernel trusts "no such name").
+  double negative_timeout = 60.0;
 };
 
 struct TierSpec {
@@ -163,6 +166,10 @@ class OverlayImpl final : public Overlay {
   // Start-up (startup.cc).
   Status Start();
   void ReportUnroutedContent(Layer layer);
+  // Spilled data no stub refers to (a crash between a spill's copy and its
+  // stub's mark, or a tier wiped or dropped from the config) is never
+  // deleted: it is set aside in spill/orphaned and reported.
+  void SetAsideOrphanedSpills();
 
  private:
   // --- routes.cc ---
@@ -174,6 +181,9 @@ class OverlayImpl final : public Overlay {
   bool IsPrivateName(Node* parent, std::string_view name) const;
 
   // --- lookup.cc ---
+  // A routed directory found without a volume part long enough ago is
+  // looked at again (made underneath the mount meanwhile?).
+  void RecheckVolumePart(Node* dir);
   Result<NodePin> NodeOf(uint64_t ino);
   Result<NodePin> DirOf(uint64_t ino);
   static Result<void> ValidName(std::string_view name);
@@ -266,8 +276,9 @@ class OverlayImpl final : public Overlay {
   struct RenameNeeds {
     bool exclusive = false;
     bool freeze = false;
-    NodePin freeze_root;
-    std::shared_ptr<StagedTree> staged;
+    std::vector<NodePin> freeze_roots;
+    std::shared_ptr<StagedTree> staged;   // x1's copy
+    std::shared_ptr<StagedTree> staged2;  // x2's, for an exchange
   };
   struct RenameArgs {
     Node* d1;
@@ -293,8 +304,21 @@ class OverlayImpl final : public Overlay {
   Result<void> HoldVictim(RenameArgs& a);
   void Renamed(RenameArgs& a, bool exchanged);
   Result<void> MoveFile(RenameArgs& a, Layer to);
-  Result<std::shared_ptr<StagedTree>> StageTree(RenameArgs& a, Layer to);
+  // Copies the tree `x` (at `n` in `d`) aside on `to`; `replaced` is what
+  // it will replace (for the checks of the publishing round).
+  Result<std::shared_ptr<StagedTree>> StageTree(Node* x, Node* d, std::string_view n,
+                                                Node* replaced, Layer to);
+  // The same for a file (copied now, its node locked by the caller).
+  Result<std::shared_ptr<StagedTree>> StageFile(Node* x, Layer to) REQUIRES(x->content_mu);
   Result<void> PublishTree(RenameArgs& a, StagedTree& staged);
+  // RENAME_EXCHANGE of two entries that must change layers: both copied
+  // aside, then one recorded change clears both names and publishes both.
+  Result<void> ExchangeAcross(RenameArgs& a, Layer to1, Layer to2, RenameNeeds& have,
+                              RenameNeeds* need);
+  // After `x` landed at `path` on `to` (its directory `root_fd` there):
+  // it and the nodes the kernel holds beneath it are bound to their copies,
+  // and their open files follow.
+  Result<void> RebindMoved(Node* x, Layer to, int root_fd);
   // The route of `name` in a directory at `dir_path` whose own route is
   // `dir_route` (for walks of trees no node stands for).
   ChildRoute RouteOfPath(const std::string& dir_path, int dir_route, std::string_view name);

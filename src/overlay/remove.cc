@@ -58,8 +58,8 @@ Result<void> OverlayImpl::RemoveEntry(Node* dir, std::string_view name, const Sl
   // An fd on a file losing its name, for its open handles and the kernel.
   Result<SharedFd> keep = Errno{ENOENT};
   struct stat last {};
-  if (!node->is_dir()) {
-    keep = resolver_.Fd(node, b);
+  {
+    keep = resolver_.Fd(node, b, Primary(b));
     if (keep.ok()) {
       Result<struct stat> st = sys::Fstat((*keep)->get());
       if (st.ok()) last = *st;
@@ -126,10 +126,8 @@ Result<void> OverlayImpl::RemoveEntry(Node* dir, std::string_view name, const Sl
     }
   }
   const bool last_name = table_.Unlinked(node, dir, name);
-  if (node->is_dir()) {
-    resolver_.Drop(node->id());
-    table_.BumpNamespace();
-  } else if (last_name && keep.ok()) {
+  if (node->is_dir()) table_.BumpNamespace();
+  if (last_name && keep.ok()) {
     // Gone from every name: reachable only through its open files and the
     // kernel's references from now on.
     table_.KeepOrphan(node, *keep, last);

@@ -41,8 +41,8 @@ Result<void> OverlayImpl::Rename(uint64_t parent, std::string_view name, uint64_
   if (IsPrivateName(d1->get(), name)) return Errno{ENOENT};
   if (IsPrivateName(d2->get(), new_name)) return Errno{EPERM};
   RenameNeeds needs;
-  std::optional<MoveGate::Freeze> freeze;
-  NodePin frozen;
+  std::vector<MoveGate::Freeze> freezes;
+  std::vector<NodePin> frozen;
   for (int round = 0;; ++round) {
     MoveGate::Pass pass = gate_.Enter({d1->get(), d2->get()});
     Result<void> r = Errno{EIO};
@@ -58,20 +58,21 @@ Result<void> OverlayImpl::Rename(uint64_t parent, std::string_view name, uint64_
       }
       RenameNeeds more;
       r = RenameLocked(d1->get(), name, d2->get(), new_name, flags, caller, needs, &more);
-      if (!more.exclusive && !more.freeze && !more.staged) return r;
+      if (!more.exclusive && !more.freeze && !more.staged && !more.staged2) return r;
       if (more.staged) needs.staged = std::move(more.staged);
+      if (more.staged2) needs.staged2 = std::move(more.staged2);
       needs.exclusive = needs.exclusive || more.exclusive;
-      if (more.freeze && !freeze) {
-        frozen = std::move(more.freeze_root);
+      if (more.freeze && !needs.freeze) {
+        frozen = std::move(more.freeze_roots);
         needs.freeze = true;
       }
     }
     if (round >= 5) return Errno{EAGAIN};
-    if (needs.freeze && !freeze) {
-      // A tree moving between layers: nothing changes inside it while it is
-      // copied (requests inside wait at the gate).
+    if (needs.freeze && freezes.empty()) {
+      // Trees moving between layers: nothing changes inside them while they
+      // are copied (requests inside wait at the gate).
       (void)pass;
-      freeze.emplace(gate_.Begin(frozen.get()));
+      for (NodePin& root : frozen) freezes.push_back(gate_.Begin(root.get()));
     }
   }
 }
@@ -145,7 +146,7 @@ Result<void> OverlayImpl::Move(RenameArgs& a, RenameNeeds& have, RenameNeeds* ne
     // published with the renames lock held exclusively.
     if (!have.freeze) {
       need->freeze = true;
-      need->freeze_root = table_.Pin(x1);
+      need->freeze_roots.push_back(table_.Pin(x1));
       return Errno{EAGAIN};
     }
     if (have.staged && (have.staged->src_pid != x1->pid() || have.staged->layer != to ||
@@ -155,7 +156,7 @@ Result<void> OverlayImpl::Move(RenameArgs& a, RenameNeeds& have, RenameNeeds* ne
     if (!have.staged) {
       // Copied with the renames lock held shared only (a rename that needed
       // it exclusively first may already hold it: then it copies under it).
-      Result<std::shared_ptr<StagedTree>> staged = StageTree(a, to);
+      Result<std::shared_ptr<StagedTree>> staged = StageTree(x1, a.d1, a.n1, a.x2, to);
       if (!staged.ok()) return Errno{staged.error()};
       if (have.exclusive) return PublishTree(a, **staged);
       need->staged = *staged;
@@ -394,8 +395,6 @@ Result<void> OverlayImpl::RenameOnTier(RenameArgs& a, Layer tier) {
 }
 
 Result<void> OverlayImpl::Exchange(RenameArgs& a, RenameNeeds& have, RenameNeeds* need) {
-  (void)have;
-  (void)need;
   Node* x1 = a.x1;
   Node* x2 = a.x2;
   // Where each must live at the other's name.
@@ -406,30 +405,41 @@ Result<void> OverlayImpl::Exchange(RenameArgs& a, RenameNeeds& have, RenameNeeds
     if (x->is_dir()) return b.layer;
     return b.index ? Layer::kVolume : b.layer;
   };
-  if (to1 != to2) return Errno{EXDEV};
+  if (to1 != to2 || (!IsTier(to1) && (physical(x1) != Layer::kVolume ||
+                                      physical(x2) != Layer::kVolume))) {
+    return ExchangeAcross(a, to1, to2, have, need);
+  }
   const Layer layer = to1;
-  if (IsTier(layer)) {
+  if (!IsTier(layer)) {
+    // Unrouted directories carry their tier parts: not in one step.
+    for (Node* x : {x1, x2}) {
+      const Binding b = x->Snapshot();
+      for (Layer t : kTiers) {
+        if (x->is_dir() && b.parts[Index(t)].present()) {
+          return ExchangeAcross(a, to1, to2, have, need);
+        }
+      }
+    }
+  } else {
     // Both brought up to the tier first, whole.
     for (Node* x : {x1, x2}) {
       const Binding b = x->Snapshot();
       if (x->is_dir()) {
-        if (b.layer != layer) return Errno{EXDEV};
+        if (b.layer != layer) return ExchangeAcross(a, to1, to2, have, need);
         if (b.parts[Index(Layer::kVolume)].present() && !b.opaque) {
           DETOURFS_TRY(DeepCopyUp(x, layer));
         } else if (!b.parts[Index(layer)].present()) {
           DETOURFS_TRY(EnsureTierDir(x, layer));
         }
       } else if (b.index) {
-        return Errno{EXDEV};
+        return Errno{EXDEV};  // one name of a hard-linked file: stays in its layer
       } else if (b.layer == Layer::kVolume) {
         WriteLock lock(&x->content_mu);
         if (x->binding().layer == Layer::kVolume) DETOURFS_TRY(CopyUp(x, layer));
       } else if (b.layer != layer) {
-        return Errno{EXDEV};
+        return ExchangeAcross(a, to1, to2, have, need);
       }
     }
-  } else if (physical(x1) != Layer::kVolume || physical(x2) != Layer::kVolume) {
-    return Errno{EXDEV};
   }
   Result<SharedFd> f1 = IsTier(layer) ? EnsureTierDir(a.d1, layer) : resolver_.DirFd(a.d1, layer);
   if (!f1.ok()) return Errno{f1.error()};
@@ -441,15 +451,7 @@ Result<void> OverlayImpl::Exchange(RenameArgs& a, RenameNeeds& have, RenameNeeds
   Node* hi = lo == x1 ? x2 : x1;
   WriteLock l1(&lo->content_mu);
   WriteLock l2(&hi->content_mu);
-  if (!IsTier(layer)) {
-    // Unrouted directories carry their tier parts: not as one step.
-    for (Node* x : {x1, x2}) {
-      if (!x->is_dir()) continue;
-      for (Layer t : kTiers) {
-        if (x->binding().parts[Index(t)].present()) return Errno{EXDEV};
-      }
-    }
-  } else {
+  if (IsTier(layer)) {
     // Directories landing where the volume has one are opaque.
     for (auto [x, s_to, dirfd, name, path] :
          {std::tuple{x1, &a.s2, (*f1)->get(), a.n1, p1}, std::tuple{x2, &a.s1, (*f2)->get(), a.n2, p2}}) {

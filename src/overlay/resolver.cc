@@ -7,6 +7,7 @@
 #include <cinttypes>
 #include <cstdio>
 
+#include "overlay/handles.h"
 #include "sys/sys.h"
 
 namespace detourfs {
@@ -113,7 +114,7 @@ Result<SharedFd> Resolver::Fd(Node* node, const Binding& b, Layer layer) {
     std::vector<Location> locs = table_.Locations(node);
     if (locs.empty()) {
       // No name left (unlinked while open or held): its orphan fd, if kept.
-      if (SharedFd orphan = table_.OrphanFd(node); orphan && layer == b.layer) return orphan;
+      if (SharedFd orphan = table_.OrphanFd(node); orphan && layer == b.primary()) return orphan;
       return Errno{ESTALE};
     }
     for (const Location& loc : locs) {
@@ -131,13 +132,27 @@ Result<SharedFd> Resolver::Fd(Node* node, const Binding& b, Layer layer) {
     }
     if (last != ENOENT && last != ESTALE) break;
   }
-  if (SharedFd orphan = table_.OrphanFd(node); orphan && layer == b.layer) return orphan;
+  if (SharedFd orphan = table_.OrphanFd(node); orphan && layer == b.primary()) return orphan;
   return Errno{last == ENOENT ? ESTALE : last};
 }
 
 Result<UniqueFd> Resolver::OpenData(Node* node, const Binding& b, int flags) {
   if (b.spill.token != 0) {
     Result<UniqueFd> data = changes_.OpenSpilled(b.spill, flags & ~O_TRUNC);
+    if (!data.ok() && data.error() == ENOENT && table_.AliasCount(node) == 0) {
+      // A stub whose last name went: its data left the store, and lives on
+      // through the files still open on it.
+      SharedFd open;
+      {
+        MutexLock lock(&node->handles_mu);
+        for (FileHandle* fh : node->open_handles) {
+          if (fh->fd) open = fh->fd;
+          if (open) break;
+        }
+      }
+      if (open) data = sys::Reopen(open->get(), flags & ~O_TRUNC);
+      if (!data.ok()) return Errno{ESTALE};
+    }
     if (!data.ok()) {
       // The stub is there, its data is not: never answer with the empty stub.
       spdlog::error("node {}: its spilled data on the {} is missing: {}", node->pid(),

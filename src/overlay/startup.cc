@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
 
+#include <unordered_set>
+
 #include "overlay/overlay_impl.h"
 #include "overlay/unrouted_content.h"
 #include "store/markers.h"
@@ -142,6 +144,7 @@ Status OverlayImpl::Start() {
     }
     ReportUnroutedContent(t);
   }
+  SetAsideOrphanedSpills();
   changes_->Start();
   return Status::OK();
 }
@@ -173,6 +176,68 @@ void OverlayImpl::ReportUnroutedContent(Layer layer) {
   if (found->size() > kShown) {
     spdlog::error("tier {} holds {} more entries the config no longer routes there", name,
                   found->size() - kShown);
+  }
+}
+
+void OverlayImpl::SetAsideOrphanedSpills() {
+  // The tokens each store holds (names of 16 hex digits).
+  std::array<std::vector<std::string>, kLayerCount> stored;
+  size_t total = 0;
+  for (Layer l : kAllLayers) {
+    const LayerDirs& d = changes_->dirs(l);
+    if (!d.spill) continue;
+    Result<std::vector<WalkItem>> items = ListDir(d.spill->get());
+    if (!items.ok()) continue;
+    for (const WalkItem& item : *items) {
+      if (S_ISREG(item.type) && item.name.size() == 16) stored[Index(l)].push_back(item.name);
+    }
+    total += stored[Index(l)].size();
+  }
+  if (total == 0) return;
+  // The tokens stubs refer to, wherever a stub can be: the tiers' trees,
+  // indexes and trash (the trash thread drops a stub's data with it).
+  std::array<std::unordered_set<uint64_t>, kLayerCount> referenced;
+  for (Layer t : kTiers) {
+    const LayerDirs& d = changes_->dirs(t);
+    if (!d.tree) continue;
+    for (const SharedFd* root : {&d.tree, &d.index, &d.trash}) {
+      WalkCallbacks cb;
+      cb.visit = [&](const WalkDir& parent, const WalkItem& item) -> Result<bool> {
+        if (S_ISDIR(item.type)) return true;
+        if (!S_ISREG(item.type)) return false;
+        Result<markers::IdRecord> rec = markers::GetIdRecordAt(parent.fds[0], item.name.c_str());
+        if (rec.ok() && rec->spill.token != 0) {
+          referenced[Index(rec->spill.layer)].insert(rec->spill.token);
+        }
+        return false;
+      };
+      if (Result<void> r = WalkTrees({(*root)->get(), -1, -1, -1}, cb); !r.ok()) {
+        spdlog::warn("{}: cannot check its stubs against the spill stores: {}; nothing is set "
+                     "aside", LayerName(t), ErrnoText(r.error()));
+        return;
+      }
+    }
+  }
+  for (Layer l : kAllLayers) {
+    const LayerDirs& d = changes_->dirs(l);
+    size_t set_aside = 0;
+    for (const std::string& name : stored[Index(l)]) {
+      if (referenced[Index(l)].count(std::strtoull(name.c_str(), nullptr, 16)) != 0) continue;
+      (void)sys::MkdirAt(d.spill->get(), "orphaned", 0700);
+      Result<UniqueFd> orphaned =
+          sys::OpenBeneath(d.spill->get(), "orphaned", O_PATH | O_DIRECTORY);
+      if (!orphaned.ok()) break;
+      if (sys::RenameAt(d.spill->get(), name.c_str(), orphaned->get(), name.c_str(), 0).ok()) {
+        ++set_aside;
+      }
+    }
+    if (set_aside > 0) {
+      spdlog::error(
+          "{}: {} spilled data files no stub refers to were set aside in its spill/orphaned "
+          "(kept, not deleted: a crash in the middle of a spill leaves one; a tier wiped or "
+          "removed from the config leaves all of its own)",
+          LayerName(l), set_aside);
+    }
   }
 }
 

@@ -283,14 +283,27 @@ Result<void> ChangeLayer::SetOpaque(const At& at, int dirfd, bool opaque, uint64
 }
 
 Result<Made> ChangeLayer::CopyIn(const At& at, int src, int data, const struct stat& st,
-                                 uint64_t id, const IndexInfo* index) {
+                                 uint64_t id, const IndexInfo* index,
+                                 const markers::SpillRef* stub) {
   const std::string name(at.name);
   const int work = dirs(at.layer).work->get();
   if (S_ISREG(st.st_mode)) {
-    Result<UniqueFd> tmp = CopyToTmpfile(src, data, st, work);
+    Result<UniqueFd> tmp = Errno{EIO};
+    if (stub != nullptr) {
+      tmp = sys::OpenTmpfile(work, 0600);
+      if (tmp.ok()) {
+        Result<void> meta = CopyXattrs(src, tmp->get());
+        if (meta.ok()) meta = CopyOwnerModeTimes(tmp->get(), st);
+        if (!meta.ok()) return Errno{meta.error()};
+      }
+    } else {
+      tmp = CopyToTmpfile(src, data, st, work);
+    }
     if (!tmp.ok()) return Errno{tmp.error()};
     if (IsTier(at.layer) && id != 0) {
-      DETOURFS_TRY(markers::SetIdRecord(tmp->get(), markers::IdRecord{id, false, {}}));
+      markers::IdRecord rec{id, false, {}};
+      if (stub != nullptr) rec.spill = *stub;
+      DETOURFS_TRY(markers::SetIdRecord(tmp->get(), rec));
     }
     if (index) {
       DETOURFS_TRY(markers::SetBytes(tmp->get(), markers::kHandleXattr, index->handle));

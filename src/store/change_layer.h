@@ -111,8 +111,11 @@ class ChangeLayer {
   // A complete copy of `src` (O_PATH, stat `st`; data read from `data` when
   // >= 0) published at `at` without replacing anything; with `index`, the
   // index entry's extra marks.
+  // With `stub`, only the file is copied — no data, its id record pointing
+  // at `stub` (data already in a spill store).
   Result<Made> CopyIn(const At& at, int src, int data, const struct stat& st, uint64_t id,
-                      const IndexInfo* index = nullptr);
+                      const IndexInfo* index = nullptr,
+                      const markers::SpillRef* stub = nullptr);
   // Records an id (and opacity, spill) on a tier entry: identity
   // bookkeeping, not a change of the merged view.
   Result<void> SetIdRecordAt(int dirfd, const char* name, const markers::IdRecord& rec);

@@ -81,4 +81,12 @@ std::vector<std::string> ListDir(const std::string& path) {
   return names;
 }
 
+bool Eventually(const std::function<bool()>& done) {
+  for (int i = 0; i < 3000; ++i) {
+    if (done()) return true;
+    ::usleep(10000);
+  }
+  return done();
+}
+
 }  // namespace detourfs::testing

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include <cerrno>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,11 @@ std::vector<std::string> ListDir(const std::string& path);
 // A deterministic pseudo-random string of `n` bytes.
 std::string Pattern(size_t n, unsigned seed);
 // 0 for a syscall's non-negative result, else errno.
+// Polls `done` until it holds or a generous bound (30 s) passes: for work
+// the daemon does in the background (its trash). Not a timing assertion:
+// the bound only keeps a broken daemon from hanging the test.
+bool Eventually(const std::function<bool()>& done);
+
 inline int Err(long rc) { return rc < 0 ? errno : 0; }  // NOLINT(google-runtime-int)
 
 }  // namespace detourfs::testing

@@ -118,6 +118,15 @@ void MountedFs::KillKeepingMount() {
   }
 }
 
+bool MountedFs::AwaitDeath(int seconds) {
+  if (pid_ <= 0) return false;
+  int status = 0;
+  if (!WaitChild(pid_, std::chrono::seconds(seconds), &status)) return false;
+  pid_ = -1;
+  Detach();
+  return true;
+}
+
 void MountedFs::Detach() {
   // The kernel keeps the dead connection's mount until it is detached.
   if (mounted_) {

@@ -63,6 +63,9 @@ class MountedFs {
   // through it fails (ENOTCONN) instead of reaching the directory beneath
   // (mounted in place, the mountpoint is that directory once detached).
   void KillKeepingMount();
+  // Waits (up to `seconds`) for a daemon that kills itself (a failpoint),
+  // then detaches its dead mount. True when it died.
+  bool AwaitDeath(int seconds);
   void Detach();
   // Starts the daemon again with the same arguments after Kill or Stop.
   bool Restart(std::string* error);
