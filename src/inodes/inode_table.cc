@@ -65,12 +65,17 @@ NodePin InodeTable::FindByPid(uint64_t pid, mode_t type) {
 }
 
 NodePin InodeTable::Remember(Node* parent, std::string_view name, uint64_t pid, mode_t type,
-                             const Binding& binding, bool lookup, bool* created) {
+                             const Binding& binding, bool lookup, bool* created,
+                             bool single_name) {
   MutexLock lock(&mu_);
   Node* node = nullptr;
   if (auto it = by_pid_.find(pid); it != by_pid_.end()) {
     node = it->second;
-    if (node->type_ != (type & S_IFMT)) {
+    const bool elsewhere =
+        single_name && !node->is_dir() && !node->aliases_.empty() &&
+        std::none_of(node->aliases_.begin(), node->aliases_.end(),
+                     [&](const Node::Alias& a) { return a.parent == parent && a.name == name; });
+    if (node->type_ != (type & S_IFMT) || elsewhere) {
       UnindexLocked(node);
       node = nullptr;
     }

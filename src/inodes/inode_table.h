@@ -81,8 +81,12 @@ class InodeTable {
   // The node for `name` in `parent` with persistent id `pid`: found by pid
   // or created with `binding`. Takes one lookup reference (`lookup`) or
   // none, and records the alias. `created` says which.
+  // `single_name`: the file has one link, so a node found by pid under
+  // other names is a file since deleted whose inode number was given to
+  // this one (underneath the mount): it gets a node of its own.
   NodePin Remember(Node* parent, std::string_view name, uint64_t pid, mode_t type,
-                   const Binding& binding, bool lookup, bool* created = nullptr);
+                   const Binding& binding, bool lookup, bool* created = nullptr,
+                   bool single_name = false);
   // A new node, in the pid index, with no name yet (a file made by a move
   // across layers before its name is published).
   NodePin Fresh(uint64_t pid, mode_t type, const Binding& binding);

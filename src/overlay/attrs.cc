@@ -1,5 +1,6 @@
 // OverlayImpl: attributes — getattr, setattr, readlink, statfs.
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <ctime>
@@ -124,11 +125,29 @@ Result<struct stat> OverlayImpl::GetAttr(uint64_t ino, FileHandle* fh) {
 }
 
 Result<struct stat> OverlayImpl::SetAttr(uint64_t ino, const SetAttrRequest& req, FileHandle* fh) {
+  Result<struct stat> r = SetAttrOf(ino, req, fh);
+  if (!r.ok() && spdlog::should_log(spdlog::level::debug)) {
+    if (NodePin n = table_.Find(ino)) {
+      const Binding b = n->Snapshot();
+      spdlog::debug("setattr of '{}' (id {}, {} names, {}, index {}, spill {}, fh {}): {}",
+                    PathOf(n.get()), n->pid(), table_.AliasCount(n.get()), LayerName(b.layer),
+                    b.index, b.spill.token != 0, fh != nullptr, ErrnoText(r.error()));
+    }
+  }
+  return r;
+}
+
+Result<struct stat> OverlayImpl::SetAttrOf(uint64_t ino, const SetAttrRequest& req,
+                                           FileHandle* fh) {
   Result<NodePin> pin = NodeOf(ino);
   if (!pin.ok()) return Errno{pin.error()};
   Node* node = pin->get();
   MoveGate::Pass pass = gate_.Enter({node});
-  DETOURFS_TRY(PrepareChange(node));
+  if (Result<void> p = PrepareChange(node); !p.ok()) {
+    spdlog::debug("setattr of node {} ('{}'): copy-up: {}", node->pid(), PathOf(node),
+                  ErrnoText(p.error()));
+    return Errno{p.error()};
+  }
   ReadLock lock(&node->content_mu);
   const Binding& b = node->binding();
   const bool open_fd = fh != nullptr;
@@ -141,6 +160,9 @@ Result<struct stat> OverlayImpl::SetAttr(uint64_t ino, const SetAttrRequest& req
     meta = resolver_.Fd(node, b, Primary(b));
   }
   if (!meta.ok()) {
+    spdlog::debug("setattr of node {} ({} names, layer {}, index {}, spill {}): {}", node->pid(),
+                  table_.AliasCount(node), LayerName(b.layer), b.index, b.spill.token,
+                  ErrnoText(meta.error()));
     if (meta.error() == ESTALE) {
       if (std::optional<struct stat> last = table_.LastAttr(node)) {
         struct stat st = Applied(req, *last);

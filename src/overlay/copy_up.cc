@@ -13,16 +13,6 @@
 #include "sys/sys.h"
 
 namespace detourfs {
-namespace {
-
-std::string IdName(uint64_t id) {
-  char buf[24];
-  std::snprintf(buf, sizeof(buf), "%016" PRIx64, id);
-  return buf;
-}
-
-}  // namespace
-
 Result<SharedFd> OverlayImpl::EnsureTierDir(Node* dir, Layer tier) {
   if (!changes_->has(tier)) return Errno{ENOENT};
   if (dir == table_.root()) return changes_->dirs(tier).tree;
@@ -110,7 +100,7 @@ Result<void> OverlayImpl::PrepareChange(Node* node) {
   return CopyUp(node, *tier);
 }
 
-Result<void> OverlayImpl::CopyUp(Node* node, Layer tier) {
+Result<void> OverlayImpl::CopyUp(Node* node, Layer tier, bool force_index) {
   Binding& b = node->mutable_binding();
   Result<SharedFd> src = resolver_.Fd(node, b, Layer::kVolume);
   if (b.metacopy) {
@@ -123,17 +113,19 @@ Result<void> OverlayImpl::CopyUp(Node* node, Layer tier) {
   if (!st.ok()) return Errno{st.error()};
   Result<Made> made = Errno{EIO};
   std::string where;
-  if (st->st_nlink > 1 || b.index) {
+  const bool index = st->st_nlink > 1 || b.index || force_index;
+  if (index) {
     // Several names: one copy for all of them, in the tier's index, which
     // every name of the file resolves to from now on.
     IndexInfo info;
     Result<std::string> handle = sys::NameToHandle((*src)->get(), "");
     if (!handle.ok()) return Errno{handle.error()};
     info.handle = *handle;
-    info.links = st->st_nlink;
-    where = "index/" + IdName(node->pid());
+    info.links = st->st_nlink;  // the names it has now (a link adds its own)
+    where = "index/" + markers::IndexName(node->pid());
     const int index = changes_->dirs(tier).index->get();
-    const At at{tier, index, IdName(node->pid()), where, true};
+    const std::string entry = markers::IndexName(node->pid());  // At keeps a view of it
+    const At at{tier, index, entry, where, true};
     if (b.metacopy) {
       (void)changes_->Trash(at);  // the data-less entry makes way for the copy
     }
@@ -190,7 +182,7 @@ Result<void> OverlayImpl::CopyUp(Node* node, Layer tier) {
   }
   if (!made.ok()) return Errno{made.error()};
   b.layer = tier;
-  b.index = st->st_nlink > 1 || b.index;
+  b.index = index;
   b.metacopy = false;
   b.parts[Index(tier)] = Part::Of(made->st);
   node->generation.fetch_add(1, std::memory_order_acq_rel);
@@ -271,12 +263,21 @@ Result<void> OverlayImpl::DeepCopyUp(Node* dir, Layer tier) {
                                rec->id);
   };
   DETOURFS_TRY(WalkTrees({(*top)->get(), (*vol)->get(), -1, -1}, cb));
-  // Every directory the kernel holds below now lives on the tier alone.
+  // Every directory the kernel holds below now lives on the tier alone:
+  // its part there (made by the walk if it had none), opaque.
+  const size_t prefix = base.empty() ? 0 : base.size() + 1;
   for (NodePin& n : table_.NodesWithin(dir)) {
     if (!n->is_dir()) continue;
+    std::optional<std::string> path = table_.PathOf(n.get());
+    if (!path || path->size() <= prefix) continue;
+    Result<UniqueFd> part = sys::OpenBeneath((*top)->get(), path->substr(prefix).c_str(),
+                                             O_PATH | O_DIRECTORY);
+    if (!part.ok()) continue;
+    Result<struct stat> st = sys::Fstat(part->get());
+    if (!st.ok()) continue;
     WriteLock lock(&n->content_mu);
     Binding& nb = n->mutable_binding();
-    if (!nb.parts[Index(tier)].present()) continue;
+    nb.parts[Index(tier)] = Part::Of(*st);
     nb.opaque = true;
     nb.parts[Index(Layer::kVolume)] = Part::Absent();
     n->generation.fetch_add(1, std::memory_order_acq_rel);

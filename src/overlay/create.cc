@@ -71,6 +71,7 @@ Result<std::pair<Entry, FileHandle*>> OverlayImpl::Make(uint64_t parent, std::st
     WriteLock dl(&dir->dir_mu);
     Result<Slot> s = Probe(dir, name);
     if (!s.ok()) return Errno{s.error()};
+    if (s->removed_dir) return Errno{ENOENT};
     if (s->exists) {
       // Without O_EXCL an existing file is opened (the kernel's "no such
       // name" was stale); anything else is taken.
@@ -196,16 +197,24 @@ Result<Entry> OverlayImpl::Link(uint64_t ino, uint64_t new_parent, std::string_v
   WriteLock dl(&dir->dir_mu);
   Result<Slot> s = Probe(dir, new_name);
   if (!s.ok()) return Errno{s.error()};
+  if (s->removed_dir) return Errno{ENOENT};
   if (s->exists) return Errno{EEXIST};
   const Layer to = s->route.LayerFor(node->type());
   // A link is one inode under two names: both on one filesystem. A volume
-  // file linked into its tier is copied up first (its index holds it for
-  // every name); across layers otherwise it is EXDEV, as across
-  // filesystems (cp -l, pnpm and rsync -H fall back to copying).
+  // file linked into a tier is copied up first, into the tier's index,
+  // which every name of it (on the volume too) resolves to from then on
+  // (a pnpm store on the volume linked into node_modules). A tier file
+  // linked to a name on another layer is EXDEV, as across filesystems
+  // (cp -l, pnpm and rsync -H fall back to copying), and so is a volume
+  // file already bound for another tier by a name of it routed there.
   {
-    Binding b = node->Snapshot();
-    if (b.layer == Layer::kVolume && IsTier(to)) return Errno{EXDEV};
-    if (b.layer != to) return Errno{EXDEV};
+    WriteLock lock(&node->content_mu);
+    const Binding& b = node->binding();
+    if (b.layer == Layer::kVolume && IsTier(to)) {
+      const std::optional<Layer> target = CopyUpTarget(node, b);
+      if (!target || *target == to) DETOURFS_TRY(CopyUp(node, to, true));
+    }
+    if (node->binding().layer != to) return Errno{EXDEV};
   }
   ReadLock lock(&node->content_mu);
   const Binding& b = node->binding();

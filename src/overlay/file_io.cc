@@ -169,6 +169,8 @@ Result<size_t> OverlayImpl::Write(FileHandle& fh, off_t off, size_t size, const 
     }
     // The tier is full: the file's data moves on, and the write goes there.
     if (Result<void> moved = Spill(node, full); !moved.ok()) {
+      spdlog::warn("{} full, and '{}' could not move on: {}", LayerName(full), PathOf(node),
+                   ErrnoText(moved.error()));
       return done > 0 ? Result<size_t>(done) : Errno{ENOSPC};
     }
   }

@@ -1,6 +1,7 @@
 // OverlayImpl: probing a name on every layer, lookup, forget, and the
 // persistent ids reported as inode numbers.
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
 #include <limits.h>
 
 #include <chrono>
@@ -12,16 +13,6 @@
 #include "sys/sys.h"
 
 namespace detourfs {
-namespace {
-
-std::string IdName(uint64_t id) {
-  char buf[24];
-  std::snprintf(buf, sizeof(buf), "%016" PRIx64, id);
-  return buf;
-}
-
-}  // namespace
-
 Result<NodePin> OverlayImpl::NodeOf(uint64_t ino) {
   NodePin pin = table_.Find(ino);
   if (!pin) return Errno{ESTALE};
@@ -120,6 +111,12 @@ void OverlayImpl::RecheckVolumePart(Node* dir) {
 Result<Slot> OverlayImpl::Probe(Node* dir, std::string_view name) {
   RecheckVolumePart(dir);
   Slot s;
+  if (dir != table_.root() && table_.AliasCount(dir) == 0) {
+    // A directory removed while a process still stands in it: empty, and
+    // nothing can be made in it.
+    s.removed_dir = true;
+    return s;
+  }
   s.route = RouteOfChild(dir, name);
   s.dir = dir->Snapshot();
   const std::string n(name);
@@ -129,6 +126,8 @@ Result<Slot> OverlayImpl::Probe(Node* dir, std::string_view name) {
     Result<SharedFd> fd = resolver_.DirFd(dir, l);
     if (!fd.ok()) {
       if (fd.error() == ENOENT) continue;
+      spdlog::debug("probe '{}' in '{}' (node {}): its {} part: {}", name, PathOf(dir),
+                    dir->pid(), LayerName(l), ErrnoText(fd.error()));
       return Errno{fd.error()};
     }
     fds[Index(l)] = *fd;
@@ -198,6 +197,8 @@ Result<Slot> OverlayImpl::Probe(Node* dir, std::string_view name) {
     Result<uint64_t> pid = TierPid(fds[Index(l)]->get(), n.c_str(), hit.st, &rec, volume_pid);
     if (!pid.ok()) return Errno{pid.error()};
     s.pid = *pid;
+    // A link to an index entry: one name of a file with names elsewhere.
+    if (!S_ISDIR(type) && hit.st.st_nlink > 1 && Indexed(l, s.pid)) s.binding.index = true;
   }
   if (s.exists) return s;
 
@@ -241,13 +242,21 @@ Result<Slot> OverlayImpl::Probe(Node* dir, std::string_view name) {
   for (Layer t : kTiers) s.binding.parts[Index(t)] = Part::Absent();
   // A hard-linked volume file copied up lives in an index, which every name
   // of it resolves to.
-  if (vol.st.st_nlink > 1 || Indexed(home, s.pid)) {
+  // (A file with one volume name may have been linked into a tier.)
+  if (vol.st.st_nlink > 1 || Indexed(Layer::kMemory, s.pid) || Indexed(Layer::kDisk, s.pid)) {
     for (Layer t : {home, Layer::kMemory, Layer::kDisk}) {
       if (!IsTier(t) || !changes_->has(t) || !Indexed(t, s.pid)) continue;
       const int index = changes_->dirs(t).index->get();
-      const std::string entry = IdName(s.pid);
+      const std::string entry = markers::IndexName(s.pid);
       Result<struct stat> ist = sys::StatAt(index, entry.c_str());
       if (!ist.ok()) continue;
+      // The entry stands for one volume inode: the number alone may have
+      // been given to a new file since that one went.
+      Result<UniqueFd> efd = sys::OpenBeneath(index, entry.c_str(), O_PATH);
+      if (!efd.ok()) continue;
+      Result<std::string> want = markers::GetBytes(efd->get(), markers::kHandleXattr);
+      Result<std::string> have = sys::NameToHandle(vfd, n.c_str());
+      if (!want.ok() || !have.ok() || *want != *have) continue;
       Result<bool> meta = markers::HasFlagAt(index, entry.c_str(), markers::kMetacopyXattr);
       s.binding.layer = t;
       s.binding.index = true;
@@ -262,7 +271,10 @@ Result<Slot> OverlayImpl::Probe(Node* dir, std::string_view name) {
 
 Result<NodePin> OverlayImpl::NodeFor(Node* dir, std::string_view name, const Slot& s,
                                      bool lookup) {
-  return table_.Remember(dir, name, s.pid, s.type, s.binding, lookup);
+  // A volume file with one link found under a name its node does not have
+  // is another file (deleted underneath, its number reused).
+  const bool single = s.binding.layer == Layer::kVolume && !S_ISDIR(s.type) && s.st.st_nlink <= 1;
+  return table_.Remember(dir, name, s.pid, s.type, s.binding, lookup, nullptr, single);
 }
 
 Result<Entry> OverlayImpl::EntryFor(Node* dir, std::string_view name, const Slot& s) {

@@ -26,6 +26,7 @@ bool IsDot(std::string_view name) { return name == "." || name == ".."; }
 }  // namespace
 
 Result<std::vector<MergedName>> OverlayImpl::ListMerged(Node* dir) {
+  if (dir != table_.root() && table_.AliasCount(dir) == 0) return std::vector<MergedName>{};
   const Binding b = dir->Snapshot();
   std::vector<MergedName> out;
   std::unordered_set<std::string> seen;
@@ -139,7 +140,8 @@ Result<void> OverlayImpl::ReadDir(DirHandle& dh, off_t offset, bool plus,
   if (offset == 0 || (!dh.merged && !dh.fd.valid())) {
     // Reading starts over: decide again how (a part may have appeared).
     const Binding b = node->Snapshot();
-    dh.merged = SpansLayers(b) || (node == table_.root() && changes_->dirs(Layer::kVolume).root);
+    dh.merged = SpansLayers(b) || (node == table_.root() && changes_->dirs(Layer::kVolume).root) ||
+                (node != table_.root() && table_.AliasCount(node) == 0);
     dh.names.clear();
     dh.buf.clear();
     dh.fd.Reset();

@@ -26,12 +26,6 @@ namespace {
 
 constexpr size_t kDest = 3;  // the walk's tree index of the copy being built
 
-std::string IdName(uint64_t id) {
-  char buf[24];
-  std::snprintf(buf, sizeof(buf), "%016" PRIx64, id);
-  return buf;
-}
-
 // WalkItem tags: the layer the entry is taken from, and its route + 1.
 uint64_t Tag(Layer from, int route) {
   return Index(from) | (static_cast<uint64_t>(route + 1) << 8);
@@ -115,7 +109,7 @@ Result<void> OverlayImpl::MoveFile(RenameArgs& a, Layer to) {
     // The volume file's inode number is the id the moved file keeps: the
     // old inode is held (hidden) so the volume never gives it to another.
     intent.steps.push_back({StepKind::kHold, IntentPath{Layer::kVolume, Area::kTree, p1},
-                            IntentPath{Layer::kVolume, Area::kHeld, IdName(x->pid())}});
+                            IntentPath{Layer::kVolume, Area::kHeld, markers::IndexName(x->pid())}});
   } else {
     intent.steps.push_back({StepKind::kTrash, IntentPath{Layer::kVolume, Area::kTree, p1}, {}});
   }
@@ -186,9 +180,6 @@ Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageTree(Node* x,
     WalkCallbacks cb;
     // Hard links within the tree: the first copy's path, never an fd.
     std::unordered_map<std::string, std::string> links;
-    auto key = [](const struct stat& st) {
-      return std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino);
-    };
     cb.list = [&](const WalkDir& d) -> Result<std::vector<WalkItem>> {
       const std::string dir_path = d.path->empty() ? src_path : Join(src_path, *d.path);
       const int dir_route = d.self == nullptr ? src_route : TagRoute(d.self->tag);
@@ -269,10 +260,20 @@ Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageTree(Node* x,
         return true;
       }
       if (st->st_nlink > 1) {
-        auto [it, first] = links.emplace(key(*st), d.path->empty() ? item.name : Join(*d.path, item.name));
-        (void)first;
-        if (it->second != (d.path->empty() ? item.name : Join(*d.path, item.name))) {
+        // Names of one file (a volume name and a tier link to its index
+        // entry alike) are keyed by its id.
+        const std::string here = d.path->empty() ? item.name : Join(*d.path, item.name);
+        auto [it, first] = links.emplace(std::to_string(pid), here);
+        if (!first) {
           DETOURFS_TRY(sys::LinkAt(roots[kDest], it->second.c_str(), dfd, n));
+          return false;
+        }
+        // Its other names may be outside the tree: the copy is a link to
+        // the same inode, never a second file.
+        Result<bool> linked = LinkIntoCopy(sfd, n, *st, from, pid, to, dfd);
+        if (!linked.ok()) return Errno{linked.error()};
+        if (*linked) {
+          staged->files++;
           return false;
         }
       }
@@ -316,6 +317,95 @@ Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageTree(Node* x,
     DETOURFS_TRY(sys::Syncfs(work));
   }
   return staged;
+}
+
+std::optional<Layer> OverlayImpl::IndexOf(int dirfd, const char* name, const struct stat& st,
+                                          Layer from, uint64_t pid, SharedFd* entry) {
+  for (Layer t : kTiers) {
+    if (!changes_->has(t) || !Indexed(t, pid)) continue;
+    const std::string e = markers::IndexName(pid);
+    Result<UniqueFd> fd = sys::OpenBeneath(changes_->dirs(t).index->get(), e.c_str(), O_PATH);
+    if (!fd.ok()) continue;
+    if (IsTier(from)) {
+      // A tier link of it: the same inode.
+      Result<struct stat> est = sys::Fstat(fd->get());
+      if (!est.ok() || est->st_ino != st.st_ino || est->st_dev != st.st_dev) continue;
+    } else {
+      // A volume name of it: the inode the entry was made for.
+      Result<std::string> want = markers::GetBytes(fd->get(), markers::kHandleXattr);
+      Result<std::string> have = sys::NameToHandle(dirfd, name);
+      if (!want.ok() || !have.ok() || *want != *have) continue;
+    }
+    *entry = std::make_shared<const UniqueFd>(std::move(*fd));
+    return t;
+  }
+  return std::nullopt;
+}
+
+Result<bool> OverlayImpl::LinkIntoCopy(int sfd, const char* n, const struct stat& st, Layer from,
+                                       uint64_t pid, Layer to, int dfd) {
+  if (S_ISDIR(st.st_mode)) return false;
+  SharedFd entry;
+  const std::optional<Layer> index = IndexOf(sfd, n, st, from, pid, &entry);
+  if (IsTier(to)) {
+    if (index && *index != to) {
+      spdlog::debug("'{}': its one copy is in the {}'s index, not the {}'s", n, LayerName(*index),
+                    LayerName(to));
+      return Errno{EXDEV};
+    }
+    if (!index) {
+      if (IsTier(from)) return false;  // links among the tier's own names: within the tree
+      // A volume file with names elsewhere: copied once, into the tier's
+      // index, which its volume names resolve to from now on. A file the
+      // kernel knows is copied up as its node (its binding follows).
+      if (NodePin node = table_.FindByPid(pid, st.st_mode)) {
+        WriteLock lock(&node->content_mu);
+        if (node->binding().layer == Layer::kVolume) DETOURFS_TRY(CopyUp(node.get(), to, true));
+        const Binding& nb = node->binding();
+        if (!nb.index || nb.layer != to) return Errno{EXDEV};
+        Result<SharedFd> fd = resolver_.Fd(node.get(), nb);
+        if (!fd.ok()) return Errno{fd.error()};
+        DETOURFS_TRY(sys::LinkFd((*fd)->get(), dfd, n));
+        return true;
+      }
+      Result<UniqueFd> src = sys::OpenBeneath(sfd, n, O_PATH);
+      if (!src.ok()) return Errno{src.error()};
+      UniqueFd data;
+      if (S_ISREG(st.st_mode)) {
+        Result<UniqueFd> d = sys::OpenBeneath(sfd, n, O_RDONLY);
+        if (!d.ok()) return Errno{d.error()};
+        data = std::move(*d);
+      }
+      IndexInfo info;
+      Result<std::string> handle = sys::NameToHandle(src->get(), "");
+      if (!handle.ok()) return Errno{handle.error()};
+      info.handle = *handle;
+      info.links = st.st_nlink;
+      const std::string e = markers::IndexName(pid);
+      Result<Made> made =
+          changes_->CopyIn(At{to, changes_->dirs(to).index->get(), e, "index/" + e, true},
+                           src->get(), data.valid() ? data.get() : -1, st, pid, &info);
+      if (!made.ok()) return Errno{made.error()};
+      {
+        MutexLock lock(&index_mu_);
+        indexed_[Index(to)].insert(pid);
+      }
+      entry = std::make_shared<const UniqueFd>(std::move(made->fd));
+    }
+    DETOURFS_TRY(sys::LinkFd(entry->get(), dfd, n));
+    return true;
+  }
+  // To the volume: the volume inode an index entry stands for.
+  if (!index) return false;  // a volume file is linked as every volume file is
+  Result<std::string> handle = markers::GetBytes(entry->get(), markers::kHandleXattr);
+  if (!handle.ok() || handle->empty()) return Errno{EXDEV};
+  Result<UniqueFd> v = sys::OpenByHandle(changes_->dirs(Layer::kVolume).tree->get(), *handle, O_PATH);
+  if (!v.ok()) {
+    spdlog::debug("'{}': the volume inode of its index entry: {}", n, ErrnoText(v.error()));
+    return Errno{EXDEV};  // gone from the volume: a copy would split it
+  }
+  DETOURFS_TRY(sys::LinkFd(v->get(), dfd, n));
+  return true;
 }
 
 Result<void> OverlayImpl::PublishTree(RenameArgs& a, StagedTree& staged) {
@@ -410,6 +500,7 @@ Result<void> OverlayImpl::RebindMoved(Node* x, Layer to, int root_fd) {
     xb.index = false;
     xb.metacopy = false;
     xb.opaque = rec.ok() && rec->opaque;
+    if (x->is_dir()) x->volume_ids.store(IsTier(to) ? 0 : -1, std::memory_order_release);
     x->generation.fetch_add(1, std::memory_order_acq_rel);
     resolver_.Drop(x->id());
     if (!x->is_dir()) return RepointHandles(x, xb);
@@ -426,13 +517,22 @@ Result<void> OverlayImpl::RebindMoved(Node* x, Layer to, int root_fd) {
     if (!fd.ok()) continue;  // gone, or a link split off outside the tree
     Result<struct stat> st = sys::Fstat(fd->get());
     if (!st.ok()) continue;
+    // A hard-linked file whose copy is an index's keeps that binding: its
+    // new name is one more link of the same inode.
+    if (!n->is_dir() && nb.index && Indexed(nb.layer, n->pid()) &&
+        (to == nb.layer || to == Layer::kVolume)) {
+      continue;
+    }
+    const bool indexed = !n->is_dir() && IsTier(to) && st->st_nlink > 1 && Indexed(to, n->pid());
     for (Layer l : kAllLayers) nb.parts[Index(l)] = Part::Absent();
     nb.parts[Index(to)] = Part::Of(*st);
     nb.layer = to;
     nb.spill = {};
-    nb.index = false;
+    nb.index = indexed;
     nb.metacopy = false;
     nb.opaque = false;
+    // A directory copied to the volume records its entries' ids.
+    if (n->is_dir()) n->volume_ids.store(IsTier(to) ? 0 : -1, std::memory_order_release);
     n->generation.fetch_add(1, std::memory_order_acq_rel);
     resolver_.Drop(n->id());
   }
@@ -450,7 +550,7 @@ Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageFile(Node* x,
   if (!src.ok()) return Errno{src.error()};
   Result<struct stat> st = sys::Fstat((*src)->get());
   if (!st.ok()) return Errno{st.error()};
-  if (st->st_nlink > 1) return Errno{EXDEV};  // it would split in two
+  if (st->st_nlink > 1 || b.index) return StageLink(x, to);  // a copy would split it
   UniqueFd data;
   if (S_ISREG(st->st_mode)) {
     Result<UniqueFd> d = resolver_.OpenData(x, b, O_RDONLY);
@@ -475,13 +575,40 @@ Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageFile(Node* x,
   return staged;
 }
 
+Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageLink(Node* x, Layer to) {
+  if (!x->binding().index && IsTier(to)) DETOURFS_TRY(CopyUp(x, to, true));
+  const Binding& b = x->binding();
+  Result<SharedFd> inode = Errno{EXDEV};
+  if (to == b.layer) {
+    inode = resolver_.Fd(x, b);
+  } else if (to == Layer::kVolume && b.index) {
+    // The volume inode the index entry stands for, if it is still there.
+    Result<SharedFd> entry = resolver_.Fd(x, b);
+    if (!entry.ok()) return Errno{entry.error()};
+    Result<std::string> handle = markers::GetBytes((*entry)->get(), markers::kHandleXattr);
+    if (!handle.ok()) return Errno{handle.error()};
+    if (handle->empty()) return Errno{EXDEV};
+    Result<UniqueFd> v =
+        sys::OpenByHandle(changes_->dirs(Layer::kVolume).tree->get(), *handle, O_PATH);
+    if (!v.ok()) return Errno{EXDEV};
+    inode = std::make_shared<const UniqueFd>(std::move(*v));
+  }
+  if (!inode.ok()) return Errno{inode.error()};
+  auto staged = std::make_shared<StagedTree>();
+  staged->layer = to;
+  staged->src_pid = x->pid();
+  staged->name = ChangeLayer::WorkName("moving");
+  staged->linked = true;
+  DETOURFS_TRY(sys::LinkFd((*inode)->get(), changes_->work(to), staged->name.c_str()));
+  staged->changes = changes_.get();
+  staged->files = 1;
+  return staged;
+}
+
 Result<void> OverlayImpl::ExchangeAcross(RenameArgs& a, Layer to1, Layer to2, RenameNeeds& have,
                                          RenameNeeds* need) {
   Node* x1 = a.x1;
   Node* x2 = a.x2;
-  for (Node* x : {x1, x2}) {
-    if (!x->is_dir() && x->Snapshot().index) return Errno{EXDEV};
-  }
   // Trees are frozen and copied with the renames lock held shared; files
   // are copied under their own locks in the publishing round.
   if (!have.freeze && (x1->is_dir() || x2->is_dir())) {
@@ -547,7 +674,8 @@ Result<void> OverlayImpl::ExchangeAcross(RenameArgs& a, Layer to1, Layer to2, Re
       }
     }
     if (s->at[Index(Layer::kVolume)].has) {
-      const bool own = b.layer == Layer::kVolume || (x->is_dir() && b.parts[0].present());
+      const bool own =
+          b.layer == Layer::kVolume || b.index || (x->is_dir() && b.parts[0].present());
       if (own && x->pid() == static_cast<uint64_t>(s->at[Index(Layer::kVolume)].st.st_ino)) {
         intent.steps.push_back({StepKind::kHold, tree(Layer::kVolume, p),
                                 IntentPath{Layer::kVolume, Area::kHeld, ChangeLayer::WorkName("x")}});
@@ -580,8 +708,9 @@ Result<void> OverlayImpl::ExchangeAcross(RenameArgs& a, Layer to1, Layer to2, Re
   Result<UniqueFd> r1 = sys::OpenBeneath((*at2)->get(), std::string(a.n2).c_str(), O_PATH);
   Result<UniqueFd> r2 = sys::OpenBeneath((*at1)->get(), std::string(a.n1).c_str(), O_PATH);
   if (!r1.ok() || !r2.ok()) return Errno{EIO};
-  DETOURFS_TRY(RebindMoved(x1, to1, r1->get()));
-  return RebindMoved(x2, to2, r2->get());
+  if (!have.staged->linked) DETOURFS_TRY(RebindMoved(x1, to1, r1->get()));
+  if (!have.staged2->linked) DETOURFS_TRY(RebindMoved(x2, to2, r2->get()));
+  return {};
 }
 
 }  // namespace detourfs

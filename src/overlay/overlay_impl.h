@@ -100,6 +100,7 @@ struct LayerHit {
 // merged view shows there.
 struct Slot {
   ChildRoute route;
+  bool removed_dir = false;               // the directory itself is gone
   Binding dir;                            // the directory's binding
   std::array<LayerHit, kLayerCount> at;   // what each of its parts holds
   bool volume_visible = false;            // its volume part is consulted
@@ -206,6 +207,7 @@ class OverlayImpl final : public Overlay {
   // content_mu): st_ino its id, a directory spanning layers st_nlink 1, a
   // stub its data's size and times.
   Result<struct stat> StatOf(Node* node, const Binding& b, FileHandle* fh);
+  Result<struct stat> SetAttrOf(uint64_t ino, const SetAttrRequest& req, FileHandle* fh);
   void Report(Node* node, const Binding& b, struct stat* st);
   static Layer Primary(const Binding& b);
 
@@ -216,7 +218,9 @@ class OverlayImpl final : public Overlay {
   // changes, if any (a name of it routed there).
   std::optional<Layer> CopyUpTarget(Node* node, const Binding& b);
   // Copies `node` (content_mu held exclusively) up to `tier`; its id stays.
-  Result<void> CopyUp(Node* node, Layer tier) REQUIRES(node->content_mu);
+  // `index`: into the tier's index even with one link (it is about to get
+  // a second name on the tier).
+  Result<void> CopyUp(Node* node, Layer tier, bool index = false) REQUIRES(node->content_mu);
   // Copy-up before a change, if the node needs one.
   Result<void> PrepareChange(Node* node);
   // Makes a routed directory's tier part complete (its volume part copied
@@ -270,6 +274,9 @@ class OverlayImpl final : public Overlay {
     ~StagedTree();
     ChangeLayer* changes = nullptr;  // to clear it away if never published
     bool published = false;
+    // A link to the file itself (a hard-linked one moves as one more name
+    // of the same inode): its binding stays as it is.
+    bool linked = false;
   };
   // What a rename found it needs before it can go on: the renames lock
   // exclusively, a frozen tree, a tree staged by the previous round.
@@ -300,10 +307,49 @@ class OverlayImpl final : public Overlay {
   Result<void> Move(RenameArgs& a, RenameNeeds& have, RenameNeeds* need);
   Result<void> Exchange(RenameArgs& a, RenameNeeds& have, RenameNeeds* need);
   Result<void> RenameOnVolume(RenameArgs& a, RenameNeeds& have, RenameNeeds* need);
+  // Both on the volume alone (VolumeOnly): one RENAME_EXCHANGE there.
+  Result<void> ExchangeOnVolume(RenameArgs& a);
+  // Whether `x`, found as `s`, lives on the volume alone: a file not copied
+  // up, a directory with no part on a tier. It moves by a volume rename
+  // wherever it goes (content on the volume under a routed name is what
+  // every home holds the day detourfs arrives: copied up when changed).
+  static bool VolumeOnly(Node* x, const Slot& s);
+  // Removes the whiteouts the tiers hold at `name` in `d` (slot `s`): a
+  // volume entry renamed there must not be hidden by one left for another
+  // type of entry.
+  Result<void> ClearWhiteouts(Node* d, std::string_view name, const Slot& s);
+  // After a rename: the directories within `top` with no tier part take the
+  // layer the routes give their new paths.
+  void Reroute(Node* top);
   Result<void> RenameOnTier(RenameArgs& a, Layer tier);
+  Result<void> RenameIndexed(RenameArgs& a, Layer to, RenameNeeds& have, RenameNeeds* need);
+  // A volume name `n` in `d` (slot `s`) of the index-bound file `x` gets
+  // its link to the index entry on the index's tier, if it has none.
+  Result<void> LinkIndexedUp(Node* d, std::string_view n, const Slot& s, Node* x);
   Result<void> HoldVictim(RenameArgs& a);
+  // A hard-linked file's name moved to another layer: the inode gets the
+  // new name there (StageLink) and loses the old one, as one recorded change.
+  Result<void> MoveLinked(RenameArgs& a, Layer to, RenameNeeds& have, RenameNeeds* need);
+  // RENAME_WHITEOUT: the caller's whiteout device at the old name, on
+  // `layer` (its directory `dirfd`), replacing the layer's own whiteout there.
+  Result<void> LeaveUserWhiteout(RenameArgs& a, Layer layer, int dirfd, bool replace_whiteout);
   void Renamed(RenameArgs& a, bool exchanged);
   Result<void> MoveFile(RenameArgs& a, Layer to);
+  // The tier whose index holds the file at `name` in `dirfd` (on `from`,
+  // id `pid`), and the entry; none if no index does.
+  std::optional<Layer> IndexOf(int dirfd, const char* name, const struct stat& st, Layer from,
+                               uint64_t pid, SharedFd* entry);
+  // A hard-linked file met by a tree copy for `to`: its name in the copy
+  // (`dfd`) made a link of its one inode there (its index entry on a tier,
+  // made now for a volume file; its volume inode on the volume). False when
+  // an ordinary copy is right; EXDEV when its inode is on another tier.
+  Result<bool> LinkIntoCopy(int sfd, const char* n, const struct stat& st, Layer from,
+                            uint64_t pid, Layer to, int dfd);
+  // A hard-linked file staged for `to` as one more link of its inode (its
+  // index entry's on a tier, its volume inode's on the volume); a volume
+  // one bound for a tier is copied into the tier's index first. EXDEV where
+  // the inode is on neither.
+  Result<std::shared_ptr<StagedTree>> StageLink(Node* x, Layer to) REQUIRES(x->content_mu);
   // Copies the tree `x` (at `n` in `d`) aside on `to`; `replaced` is what
   // it will replace (for the checks of the publishing round).
   Result<std::shared_ptr<StagedTree>> StageTree(Node* x, Node* d, std::string_view n,

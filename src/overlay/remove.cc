@@ -6,6 +6,7 @@
 #include <fcntl.h>
 
 #include "overlay/overlay_impl.h"
+#include "store/markers.h"
 #include "sys/sys.h"
 
 namespace detourfs {
@@ -97,17 +98,29 @@ Result<void> OverlayImpl::RemoveEntry(Node* dir, std::string_view name, const Sl
     DETOURFS_TRY(changes_->Remove(At{b.layer, (*tfd)->get(), name, path, true}, false,
                                   volume_has, stub, node->pid()));
   } else if (home == Layer::kVolume) {
-    // An unrouted name: it goes from the volume.
+    // An unrouted name: it goes from the volume. The last volume name of a
+    // file whose copy lives on in a tier's index is held, not freed: the
+    // copy reports its inode number.
     Result<SharedFd> vfd = resolver_.DirFd(dir, Layer::kVolume);
     if (!vfd.ok()) return Errno{vfd.error()};
-    DETOURFS_TRY(changes_->Remove(At{Layer::kVolume, (*vfd)->get(), name, path, false}, false,
-                                  false, false, node->pid()));
+    const At at{Layer::kVolume, (*vfd)->get(), name, path, false};
+    const LayerHit& v = s.at[Index(Layer::kVolume)];
+    if (b.index && v.has && v.st.st_nlink <= 1) {
+      DETOURFS_TRY(changes_->Hold(at, node->pid()));
+    } else {
+      DETOURFS_TRY(changes_->Remove(at, false, false, false, node->pid()));
+    }
   } else {
     // A routed name of a volume file (or of a hard-linked one's index
     // entry): the tier hides it. If the tier holds the name itself (a link
     // to the index entry), that goes with a whiteout in one step.
     Result<SharedFd> tfd = EnsureTierDir(dir, home);
     if (!tfd.ok()) return Errno{tfd.error()};
+    if (b.layer == Layer::kVolume && last.st_nlink > 1) {
+      // Its other names would go on counting the hidden one: its copy in
+      // an index counts the names it has through the mount.
+      DETOURFS_TRY(CopyUp(node, CopyUpTarget(node, b).value_or(home), true));
+    }
     const At at{home, (*tfd)->get(), name, path, true};
     if (s.at[Index(home)].has && !s.at[Index(home)].whiteout) {
       DETOURFS_TRY(changes_->Remove(at, false, volume_has, false, node->pid()));
@@ -116,12 +129,20 @@ Result<void> OverlayImpl::RemoveEntry(Node* dir, std::string_view name, const Sl
     }
   }
   if (b.index) {
-    // The index entry counts the names it has through the mount.
+    // The index entry counts the names it has through the mount; with the
+    // last one it goes (open files keep its inode).
     Result<SharedFd> entry = resolver_.Fd(node, b);
     if (entry.ok()) {
       Result<uint64_t> links = markers::GetNumber((*entry)->get(), markers::kLinksXattr);
       if (links.ok() && *links > 1) {
-        (void)markers::SetNumber((*entry)->get(), markers::kLinksXattr, *links - 1);
+        (void)changes_->SetNumber((*entry)->get(), markers::kLinksXattr, *links - 1);
+      } else if (links.ok()) {
+        const std::string entry_name = markers::IndexName(node->pid());
+        (void)changes_->Trash(
+            At{b.layer, changes_->dirs(b.layer).index->get(), entry_name, "index/" + entry_name,
+               true});
+        MutexLock lock(&index_mu_);
+        indexed_[Index(b.layer)].erase(node->pid());
       }
     }
   }

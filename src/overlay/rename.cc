@@ -97,6 +97,7 @@ Result<void> OverlayImpl::RenameLocked(Node* d1, std::string_view n1, Node* d2,
   if (!s1->exists) return Errno{ENOENT};
   Result<Slot> s2 = Probe(d2, n2);
   if (!s2.ok()) return Errno{s2.error()};
+  if (s2->removed_dir) return Errno{ENOENT};
   const bool exchange = (flags & RENAME_EXCHANGE) != 0;
   if ((flags & RENAME_NOREPLACE) && s2->exists) return Errno{EEXIST};
   if (exchange && !s2->exists) return Errno{ENOENT};
@@ -123,8 +124,79 @@ Result<void> OverlayImpl::RenameLocked(Node* d1, std::string_view n1, Node* d2,
     }
   }
   RenameArgs a{d1, n1, *s1, x1, d2, n2, *s2, x2, flags, caller, nullptr, {}};
-  if (exchange) return Exchange(a, have, need);
-  return Move(a, have, need);
+  Result<void> r = exchange ? Exchange(a, have, need) : Move(a, have, need);
+  if (r.ok()) {
+    Reroute(x1);
+    if (exchange) Reroute(x2);
+  }
+  return r;
+}
+
+bool OverlayImpl::VolumeOnly(Node* x, const Slot& s) {
+  if (!s.at[Index(Layer::kVolume)].has) return false;
+  for (Layer t : kTiers) {
+    if (s.at[Index(t)].has && !s.at[Index(t)].whiteout) return false;
+  }
+  const Binding b = x->Snapshot();
+  if (!b.parts[Index(Layer::kVolume)].present()) return false;
+  for (Layer t : kTiers) {
+    if (b.parts[Index(t)].present()) return false;
+  }
+  return x->is_dir() || (b.layer == Layer::kVolume && !b.index && b.spill.token == 0);
+}
+
+Result<void> OverlayImpl::ClearWhiteouts(Node* d, std::string_view name, const Slot& s) {
+  for (Layer t : kTiers) {
+    if (!s.at[Index(t)].has || !s.at[Index(t)].whiteout) continue;
+    Result<SharedFd> fd = resolver_.DirFd(d, t);
+    if (!fd.ok()) return Errno{fd.error()};
+    DETOURFS_TRY(changes_->Trash(At{t, (*fd)->get(), name, Join(PathOf(d), name), true}));
+  }
+  return {};
+}
+
+void OverlayImpl::Reroute(Node* top) {
+  if (!top->is_dir()) return;
+  std::vector<NodePin> dirs = table_.NodesWithin(top);
+  dirs.insert(dirs.begin(), table_.Pin(top));
+  for (NodePin& n : dirs) {
+    if (!n->is_dir()) continue;
+    std::vector<Location> at = table_.Locations(n.get());
+    if (at.empty()) continue;
+    const Layer home = RouteOfChild(at.front().parent.get(), at.front().name).dir_layer;
+    WriteLock lock(&n->content_mu);
+    Binding& b = n->mutable_binding();
+    if (b.layer == home) continue;
+    bool on_tier = false;
+    for (Layer t : kTiers) on_tier = on_tier || b.parts[Index(t)].present();
+    // Parts on a tier stay what they are (an unrouted directory's
+    // scaffolding, a routed one's content) unless the new route's tier is
+    // the one they are on.
+    if (on_tier && !(IsTier(home) && b.parts[Index(home)].present())) continue;
+    b.layer = home;
+    n->generation.fetch_add(1, std::memory_order_acq_rel);
+  }
+}
+
+Result<void> OverlayImpl::ExchangeOnVolume(RenameArgs& a) {
+  Result<SharedFd> v1 = resolver_.DirFd(a.d1, Layer::kVolume);
+  if (!v1.ok()) return Errno{v1.error()};
+  Result<SharedFd> v2 = resolver_.DirFd(a.d2, Layer::kVolume);
+  if (!v2.ok()) return Errno{v2.error()};
+  const std::string p1 = Join(PathOf(a.d1), a.n1);
+  const std::string p2 = Join(PathOf(a.d2), a.n2);
+  Node* lo = a.x1->id() < a.x2->id() ? a.x1 : a.x2;
+  Node* hi = lo == a.x1 ? a.x2 : a.x1;
+  WriteLock l1(&lo->content_mu);
+  WriteLock l2(&hi->content_mu);
+  DETOURFS_TRY(ClearWhiteouts(a.d1, a.n1, a.s1));
+  DETOURFS_TRY(ClearWhiteouts(a.d2, a.n2, a.s2));
+  const bool routed = a.s1.route.For(a.s1.type) >= 0 || a.s2.route.For(a.s2.type) >= 0;
+  DETOURFS_TRY(changes_->Rename(At{Layer::kVolume, (*v1)->get(), a.n1, p1, routed},
+                                At{Layer::kVolume, (*v2)->get(), a.n2, p2, routed},
+                                RENAME_EXCHANGE, a.x1->pid()));
+  Renamed(a, true);
+  return {};
 }
 
 Result<void> OverlayImpl::Move(RenameArgs& a, RenameNeeds& have, RenameNeeds* need) {
@@ -132,6 +204,7 @@ Result<void> OverlayImpl::Move(RenameArgs& a, RenameNeeds& have, RenameNeeds* ne
   const Layer to = a.s2.route.LayerFor(a.s1.type);
   const Binding b1 = x1->Snapshot();
   if (x1->is_dir()) {
+    if (VolumeOnly(x1, a.s1)) return RenameOnVolume(a, have, need);
     const Layer home = b1.layer;
     if (home == Layer::kVolume && to == Layer::kVolume) return RenameOnVolume(a, have, need);
     if (IsTier(home) && to == home) {
@@ -169,20 +242,19 @@ Result<void> OverlayImpl::Move(RenameArgs& a, RenameNeeds& have, RenameNeeds* ne
     }
     return PublishTree(a, *have.staged);
   }
-  if (b1.index) {
-    // One name of a hard-linked file's index entry: within its layer only.
-    const Layer name_layer = a.s1.at[Index(b1.layer)].has ? b1.layer : Layer::kVolume;
-    if (name_layer == Layer::kVolume && to == Layer::kVolume) return RenameOnVolume(a, have, need);
-    if (name_layer == b1.layer && to == b1.layer) return RenameOnTier(a, to);
-    return Errno{EXDEV};
-  }
+  if (b1.index) return RenameIndexed(a, to, have, need);
   if (b1.layer == Layer::kVolume) {
     const Layer from = a.s1.route.LayerFor(a.s1.type);
     if (to == Layer::kVolume) return RenameOnVolume(a, have, need);
     if (to == from) {
-      WriteLock lock(&x1->content_mu);
-      if (x1->binding().layer == Layer::kVolume) DETOURFS_TRY(CopyUp(x1, to));
+      {
+        WriteLock lock(&x1->content_mu);
+        if (x1->binding().layer == Layer::kVolume) DETOURFS_TRY(CopyUp(x1, to));
+      }
+      // A hard-linked one is now in the tier's index.
+      if (x1->Snapshot().index) return RenameIndexed(a, to, have, need);
     } else {
+      if (a.s1.st.st_nlink > 1) return MoveLinked(a, to, have, need);  // a copy would split it
       if (!have.exclusive) {
         need->exclusive = true;
         return Errno{EAGAIN};
@@ -271,6 +343,7 @@ Result<void> OverlayImpl::RenameOnVolume(RenameArgs& a, RenameNeeds& have,
     if (hidden_dst) {
       DETOURFS_TRY(changes_->Trash(At{Layer::kVolume, (*v2)->get(), a.n2, p2, true}));
     }
+    DETOURFS_TRY(ClearWhiteouts(a.d2, a.n2, a.s2));
     unsigned int flags = a.flags & (RENAME_NOREPLACE | RENAME_WHITEOUT);
     if (flags & RENAME_WHITEOUT) {
       // The whiteout left behind is the caller's, as ext4 makes it.
@@ -292,12 +365,15 @@ Result<void> OverlayImpl::RenameOnVolume(RenameArgs& a, RenameNeeds& have,
     need->exclusive = true;
     return Errno{EAGAIN};
   }
-  if (a.flags & RENAME_WHITEOUT) return Errno{EINVAL};  // not for directories with tier parts
   for (Layer t : carried) DETOURFS_TRY(EnsureTierDir(a.d2, t));
   Intent intent;
   auto tree = [](Layer l, const std::string& p) { return IntentPath{l, Area::kTree, p}; };
   if (dst_full || hidden_dst) {
     intent.steps.push_back({StepKind::kTrash, tree(Layer::kVolume, p2), {}});
+  }
+  for (Layer t : kTiers) {
+    // A whiteout there would hide what arrives.
+    if (a.s2.at[Index(t)].whiteout) intent.steps.push_back({StepKind::kTrash, tree(t, p2), {}});
   }
   intent.steps.push_back({StepKind::kRename, tree(Layer::kVolume, p1), tree(Layer::kVolume, p2)});
   for (Layer t : dropped) intent.steps.push_back({StepKind::kTrash, tree(t, p2), {}});
@@ -309,6 +385,10 @@ Result<void> OverlayImpl::RenameOnVolume(RenameArgs& a, RenameNeeds& have,
   }
   DETOURFS_TRY(changes_->Run(intent));
   changes_->Record(ChangeKind::kRename, At{Layer::kVolume, -1, "", p1, true}, a.x1->pid());
+  if (a.flags & RENAME_WHITEOUT) {
+    // The caller's whiteout, as ext4 leaves it (a step of its own here).
+    DETOURFS_TRY(LeaveUserWhiteout(a, Layer::kVolume, (*v1)->get(), false));
+  }
   if (a.x2 != nullptr) {
     // The replaced directory's parts are gone.
     WriteLock l2(&a.x2->content_mu);
@@ -378,35 +458,132 @@ Result<void> OverlayImpl::RenameOnTier(RenameArgs& a, Layer tier) {
     (void)changes_->Remove(At{tier, (*t1)->get(), a.n1, p1, true}, false, false, false, 0);
   }
   Renamed(a, false);
-  if (a.flags & RENAME_WHITEOUT) {
-    // The caller's own whiteout: a 0:0 device anyone sees, marked so the
-    // tier does not take it for one of its whiteouts (a second step).
-    MakeSpec spec;
-    spec.type = S_IFCHR;
-    spec.mode = 0;
-    spec.rdev = makedev(0, 0);
-    spec.id = ids_->Next();
-    spec.replace_whiteout = whiteout_src;
-    Result<Made> made = changes_->Make(At{tier, (*t1)->get(), a.n1, p1, true}, spec, a.caller,
-                                       (*t1)->get());
-    if (!made.ok()) return Errno{made.error()};
+  if (a.flags & RENAME_WHITEOUT) return LeaveUserWhiteout(a, tier, (*t1)->get(), whiteout_src);
+  return {};
+}
+
+Result<void> OverlayImpl::LinkIndexedUp(Node* d, std::string_view n, const Slot& s, Node* x) {
+  const Layer tier = x->Snapshot().layer;
+  const LayerHit& up = s.at[Index(tier)];
+  if (up.has && !up.whiteout) return {};
+  // The volume name gets its link on the tier (the same file either way:
+  // nothing changes for anyone); the volume's entry stays behind it.
+  Result<SharedFd> t = EnsureTierDir(d, tier);
+  if (!t.ok()) return Errno{t.error()};
+  ReadLock lock(&x->content_mu);
+  Result<SharedFd> entry = resolver_.Fd(x, x->binding());
+  if (!entry.ok()) return Errno{entry.error()};
+  return changes_->Link((*entry)->get(), At{tier, (*t)->get(), n, Join(PathOf(d), n), true}, false,
+                        x->pid());
+}
+
+Result<void> OverlayImpl::RenameIndexed(RenameArgs& a, Layer to, RenameNeeds& have,
+                                        RenameNeeds* need) {
+  // A name of a hard-linked file whose copy is in a tier's index: a volume
+  // name (the file's own, hidden behind the index) or a link on the tier
+  // to the index entry. The file stays one inode on each layer.
+  const Layer tier = a.x1->Snapshot().layer;
+  const LayerHit& up = a.s1.at[Index(tier)];
+  const bool upper = up.has && !up.whiteout;
+  const Layer from = a.s1.route.LayerFor(a.s1.type);
+  if (to == tier && (upper || from == tier)) {
+    DETOURFS_TRY(LinkIndexedUp(a.d1, a.n1, a.s1, a.x1));
+    return RenameOnTier(a, tier);
   }
+  if (to == Layer::kVolume && !upper) return RenameOnVolume(a, have, need);
+  return MoveLinked(a, to, have, need);
+}
+
+Result<void> OverlayImpl::MoveLinked(RenameArgs& a, Layer to, RenameNeeds& have,
+                                     RenameNeeds* need) {
+  // One recorded change: the new name published (a link of the same inode,
+  // staged aside), the old one hidden or gone.
+  if (!have.exclusive) {
+    need->exclusive = true;
+    return Errno{EAGAIN};
+  }
+  const std::string p1 = Join(PathOf(a.d1), a.n1);
+  const std::string p2 = Join(PathOf(a.d2), a.n2);
+  const Layer from = a.s1.route.LayerFor(a.s1.type);
+  if (IsTier(to)) {
+    Result<SharedFd> t2 = EnsureTierDir(a.d2, to);
+    if (!t2.ok()) return Errno{t2.error()};
+  }
+  if (IsTier(from)) {
+    Result<SharedFd> t1 = EnsureTierDir(a.d1, from);
+    if (!t1.ok()) return Errno{t1.error()};
+  }
+  WriteLock lock(&a.x1->content_mu);
+  Result<std::shared_ptr<StagedTree>> staged = StageLink(a.x1, to);
+  if (!staged.ok()) return Errno{staged.error()};
+  DETOURFS_TRY(HoldVictim(a));
+  Intent intent;
+  auto tree = [](Layer l, const std::string& p) { return IntentPath{l, Area::kTree, p}; };
+  intent.steps.push_back({StepKind::kRename, IntentPath{to, Area::kWork, (*staged)->name},
+                          tree(to, p2)});
+  const LayerHit& vol = a.s1.at[Index(Layer::kVolume)];
+  const bool volume_shows = a.s1.volume_visible && vol.has;
+  if (IsTier(from) && a.s1.at[Index(from)].has && !a.s1.at[Index(from)].whiteout) {
+    // Its link on the tier: replaced by a whiteout if the volume has the
+    // name too, else gone.
+    intent.steps.push_back(
+        {volume_shows ? StepKind::kWhiteout : StepKind::kTrash, tree(from, p1), {}});
+  } else if (IsTier(from)) {
+    intent.steps.push_back({StepKind::kWhiteout, tree(from, p1), {}});  // hides the volume's
+  } else if (a.x1->pid() == static_cast<uint64_t>(vol.st.st_ino)) {
+    // The volume inode whose number is the file's id: held, not freed.
+    intent.steps.push_back({StepKind::kHold, tree(Layer::kVolume, p1),
+                            IntentPath{Layer::kVolume, Area::kHeld, ChangeLayer::WorkName("x")}});
+  } else {
+    intent.steps.push_back({StepKind::kTrash, tree(Layer::kVolume, p1), {}});
+  }
+  DETOURFS_TRY(changes_->Run(intent));
+  (*staged)->published = true;
+  Renamed(a, false);
+  if (a.flags & RENAME_WHITEOUT) {
+    Result<SharedFd> d1 = IsTier(from) ? resolver_.DirFd(a.d1, from)
+                                       : resolver_.DirFd(a.d1, Layer::kVolume);
+    if (!d1.ok()) return Errno{d1.error()};
+    return LeaveUserWhiteout(a, from, (*d1)->get(), IsTier(from));
+  }
+  return {};
+}
+
+Result<void> OverlayImpl::LeaveUserWhiteout(RenameArgs& a, Layer layer, int dirfd,
+                                            bool replace_whiteout) {
+  // The caller's own whiteout: a 0:0 device anyone sees, marked on a tier
+  // so it is not taken for one of the tier's whiteouts (a second step).
+  MakeSpec spec;
+  spec.type = S_IFCHR;
+  spec.mode = 0;
+  spec.rdev = makedev(0, 0);
+  spec.id = ids_->Next();
+  spec.replace_whiteout = replace_whiteout;
+  const std::string p1 = Join(PathOf(a.d1), a.n1);
+  Result<Made> made = changes_->Make(At{layer, dirfd, a.n1, p1, IsTier(layer)}, spec, a.caller,
+                                     dirfd);
+  if (!made.ok()) return Errno{made.error()};
   return {};
 }
 
 Result<void> OverlayImpl::Exchange(RenameArgs& a, RenameNeeds& have, RenameNeeds* need) {
   Node* x1 = a.x1;
   Node* x2 = a.x2;
+  if (VolumeOnly(x1, a.s1) && VolumeOnly(x2, a.s2)) return ExchangeOnVolume(a);
   // Where each must live at the other's name.
   const Layer to1 = a.s2.route.LayerFor(a.s1.type);
   const Layer to2 = a.s1.route.LayerFor(a.s2.type);
-  auto physical = [](Node* x) {
+  // The layer each name's entry is on now: a directory with no tier part
+  // and a hard-linked file's volume name are on the volume.
+  auto physical = [this](Node* x, const Slot& s) {
     const Binding b = x->Snapshot();
-    if (x->is_dir()) return b.layer;
-    return b.index ? Layer::kVolume : b.layer;
+    if (VolumeOnly(x, s)) return Layer::kVolume;
+    if (x->is_dir() || !b.index) return b.layer;
+    const LayerHit& up = s.at[Index(b.layer)];
+    return up.has && !up.whiteout ? b.layer : Layer::kVolume;
   };
-  if (to1 != to2 || (!IsTier(to1) && (physical(x1) != Layer::kVolume ||
-                                      physical(x2) != Layer::kVolume))) {
+  if (to1 != to2 || (!IsTier(to1) && (physical(x1, a.s1) != Layer::kVolume ||
+                                      physical(x2, a.s2) != Layer::kVolume))) {
     return ExchangeAcross(a, to1, to2, have, need);
   }
   const Layer layer = to1;
@@ -432,7 +609,12 @@ Result<void> OverlayImpl::Exchange(RenameArgs& a, RenameNeeds& have, RenameNeeds
           DETOURFS_TRY(EnsureTierDir(x, layer));
         }
       } else if (b.index) {
-        return Errno{EXDEV};  // one name of a hard-linked file: stays in its layer
+        // One name of a hard-linked file: on the tier of its index it is a
+        // link to the index entry (made now for a volume name of it).
+        if (b.layer != layer) return ExchangeAcross(a, to1, to2, have, need);
+        const bool x_is_1 = x == x1;
+        DETOURFS_TRY(LinkIndexedUp(x_is_1 ? a.d1 : a.d2, x_is_1 ? a.n1 : a.n2,
+                                   x_is_1 ? a.s1 : a.s2, x));
       } else if (b.layer == Layer::kVolume) {
         WriteLock lock(&x->content_mu);
         if (x->binding().layer == Layer::kVolume) DETOURFS_TRY(CopyUp(x, layer));

@@ -16,12 +16,6 @@ namespace {
 // Retries of a walk that met a rename of one of its directories halfway.
 constexpr int kWalkAttempts = 4;
 
-std::string IdName(uint64_t id) {
-  char buf[24];
-  std::snprintf(buf, sizeof(buf), "%016" PRIx64, id);
-  return buf;
-}
-
 }  // namespace
 
 Result<SharedFd> Resolver::OpenChecked(int parent_fd, const std::string& name, const Part& want) {
@@ -36,8 +30,12 @@ Result<SharedFd> Resolver::OpenChecked(int parent_fd, const std::string& name, c
 Result<SharedFd> Resolver::IndexEntry(Node* node, Layer layer) {
   const LayerDirs& d = changes_.dirs(layer);
   if (!d.index) return Errno{ENOENT};
-  Result<UniqueFd> fd = sys::OpenBeneath(d.index->get(), IdName(node->pid()).c_str(), O_PATH);
-  if (!fd.ok()) return Errno{fd.error() == ENOENT ? ESTALE : fd.error()};
+  Result<UniqueFd> fd = sys::OpenBeneath(d.index->get(), markers::IndexName(node->pid()).c_str(), O_PATH);
+  if (!fd.ok()) {
+    spdlog::debug("index entry {} on the {}: {}", markers::IndexName(node->pid()), LayerName(layer),
+                  ErrnoText(fd.error()));
+    return Errno{fd.error() == ENOENT ? ESTALE : fd.error()};
+  }
   return std::make_shared<const UniqueFd>(std::move(*fd));
 }
 
@@ -106,7 +104,11 @@ Result<SharedFd> Resolver::Fd(Node* node, const Binding& b, Layer layer) {
   if (SharedFd fd = cache_.Get(key)) return fd;
   if (!node->is_dir() && b.index && layer == b.layer) {
     Result<SharedFd> fd = IndexEntry(node, layer);
-    if (fd.ok()) cache_.Put(key, *fd);
+    if (fd.ok()) {
+      cache_.Put(key, *fd);
+    } else if (SharedFd orphan = table_.OrphanFd(node)) {
+      return orphan;  // its last name went (and the entry with it) while open
+    }
     return fd;
   }
   int last = ESTALE;

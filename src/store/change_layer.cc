@@ -48,6 +48,30 @@ Result<UniqueFd> CreateEntry(int dirfd, const char* name, const MakeSpec& spec, 
   return sys::OpenBeneath(dirfd, name, O_PATH);
 }
 
+// Unlinks, in the held entry `name` of `held`, every file that has a name
+// elsewhere as well (st_nlink > 1): the other name keeps its inode number
+// reserved, and the held link would be counted in the st_nlink users see.
+// Directories and single-link files stay: they are what holds numbers.
+Result<void> PruneHeld(int held, const char* name) {
+  Result<struct stat> top = sys::StatAt(held, name);
+  if (!top.ok()) return top.error() == ENOENT ? Result<void>() : Result<void>(Errno{top.error()});
+  if (!S_ISDIR(top->st_mode)) {
+    if (top->st_nlink > 1) return sys::UnlinkAt(held, name, 0);
+    return {};
+  }
+  Result<UniqueFd> root = sys::OpenBeneath(held, name, O_RDONLY | O_DIRECTORY);
+  if (!root.ok()) return Errno{root.error()};
+  WalkCallbacks cb;
+  cb.visit = [](const WalkDir& parent, const WalkItem& item) -> Result<bool> {
+    if (S_ISDIR(item.type)) return true;
+    const int dir = parent.fds[0];
+    Result<struct stat> st = sys::StatAt(dir, item.name.c_str());
+    if (st.ok() && st->st_nlink > 1) DETOURFS_TRY(sys::UnlinkAt(dir, item.name.c_str(), 0));
+    return false;
+  };
+  return WalkTrees({root->get(), -1, -1, -1}, cb);
+}
+
 }  // namespace
 
 ChangeLayer::ChangeLayer(std::array<LayerDirs, kLayerCount> layers,
@@ -70,6 +94,8 @@ std::string ChangeLayer::WorkName(std::string_view what) {
 
 void ChangeLayer::Emit(ChangeKind kind, const At& at, uint64_t id, std::string_view path2,
                        uint64_t offset, uint64_t length) {
+  spdlog::debug("change: {} on the {}: '{}'{}{} (id {})", ChangeKindName(kind), LayerName(at.layer),
+               at.path, path2.empty() ? "" : " -> ", path2, id);
   if (IsTier(at.layer)) Dirty(at.layer);
   if (!sink_ || (!IsTier(at.layer) && !at.routed)) return;
   ChangeRecord r;
@@ -354,8 +380,27 @@ Result<void> ChangeLayer::SetIdRecord(int fd, const markers::IdRecord& rec) {
 
 Result<void> ChangeLayer::SetFlag(int fd, const char* xattr) { return markers::SetFlag(fd, xattr); }
 
+Result<void> ChangeLayer::SetNumber(int fd, const char* xattr, uint64_t value) {
+  return markers::SetNumber(fd, xattr, value);
+}
+
+Result<void> ChangeLayer::Hold(const At& at, uint64_t id) {
+  const LayerDirs& v = dirs(Layer::kVolume);
+  if (!v.held) return Errno{ENOTSUP};
+  const std::string name = TokenName(id) + "." + TokenName(NewRandomToken()).substr(0, 8);
+  DETOURFS_TRY(sys::RenameAt(at.dir, std::string(at.name).c_str(), v.held->get(), name.c_str(),
+                             RENAME_NOREPLACE));
+  Emit(ChangeKind::kUnlink, at, id);
+  if (Result<void> p = PruneHeld(v.held->get(), name.c_str()); !p.ok()) {
+    spdlog::warn("held '{}' on the volume: its linked files could not be let go: {}", name,
+                 ErrnoText(p.error()));
+  }
+  return {};
+}
+
 Result<void> ChangeLayer::Trash(const At& at) {
   const std::string gone = WorkName("trashed");
+  spdlog::debug("change: '{}' on the {} to the trash as {}", at.path, LayerName(at.layer), gone);
   DETOURFS_TRY(sys::RenameAt(at.dir, std::string(at.name).c_str(), dirs(at.layer).trash->get(),
                              gone.c_str(), RENAME_NOREPLACE));
   NoteTrash();
@@ -432,12 +477,20 @@ Result<void> ChangeLayer::RunStep(const IntentStep& step) {
       if (!b.ok()) return Errno{b.error()};
       const unsigned flags = step.kind == StepKind::kRename ? 0 : RENAME_NOREPLACE;
       Result<void> r = sys::RenameAt(a->get(), a_leaf.c_str(), b->get(), b_leaf.c_str(), flags);
+      std::string held = b_leaf;
       if (!r.ok() && r.error() == EEXIST && step.kind == StepKind::kHold) {
-        const std::string other = b_leaf + "." + TokenName(NewRandomToken());
-        r = sys::RenameAt(a->get(), a_leaf.c_str(), b->get(), other.c_str(), RENAME_NOREPLACE);
+        held = b_leaf + "." + TokenName(NewRandomToken());
+        r = sys::RenameAt(a->get(), a_leaf.c_str(), b->get(), held.c_str(), RENAME_NOREPLACE);
       }
-      if (r.ok()) Dirty(step.b.layer);
-      return r;
+      if (!r.ok()) return r;
+      Dirty(step.b.layer);
+      if (step.kind == StepKind::kHold) {
+        if (Result<void> p = PruneHeld(b->get(), held.c_str()); !p.ok()) {
+          spdlog::warn("held '{}' on the volume: its linked files could not be let go: {}", held,
+                       ErrnoText(p.error()));
+        }
+      }
+      return {};
     }
     case StepKind::kWhiteout: {
       if (a_there) {

@@ -121,6 +121,10 @@ class ChangeLayer {
   Result<void> SetIdRecordAt(int dirfd, const char* name, const markers::IdRecord& rec);
   Result<void> SetIdRecord(int fd, const markers::IdRecord& rec);
   Result<void> SetFlag(int fd, const char* xattr);
+  Result<void> SetNumber(int fd, const char* xattr, uint64_t value);
+  // Moves a volume entry to held/ (its inode number stays reserved: a file
+  // elsewhere reports it).
+  Result<void> Hold(const At& at, uint64_t id);
   // Moves `at` to the trash.
   Result<void> Trash(const At& at);
   // Records a change the caller made through a file it holds open (a write,

@@ -2,6 +2,7 @@
 #include "store/markers.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 
 #include "sys/sys.h"
@@ -30,6 +31,12 @@ Result<uint64_t> NumberFrom(Result<size_t> n, const unsigned char* buf) {
 }
 
 }  // namespace
+
+std::string IndexName(uint64_t id) {
+  char buf[24];
+  std::snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(id));  // NOLINT
+  return buf;
+}
 
 bool IsReservedXattr(std::string_view name) {
   return name.substr(0, kReservedPrefix.size()) == kReservedPrefix;

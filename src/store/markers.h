@@ -47,6 +47,9 @@ inline constexpr const char* kV1OriginXattr = "trusted.detourfs.origin";
 inline constexpr const char* kV1SpilledXattr = "trusted.detourfs.spilled";
 inline constexpr const char* kV1OpaqueXattr = "trusted.detourfs.opaque";
 
+// The name of the index entry (and held inode) of id `id`: 16 hex digits.
+std::string IndexName(uint64_t id);
+
 // True for the xattr names detourfs keeps for itself.
 bool IsReservedXattr(std::string_view name);
 // Removes reserved names from a listxattr buffer (NUL-separated) in place;

@@ -323,7 +323,8 @@ Result<std::string> NameToHandle(int dirfd, const char* name) {
   auto* fh = reinterpret_cast<struct file_handle*>(buf.data());
   fh->handle_bytes = MAX_HANDLE_SZ;
   int mount_id = 0;
-  if (::name_to_handle_at(dirfd, name, fh, &mount_id, 0) < 0) return Errno{errno};
+  const int flags = name[0] == '\0' ? AT_EMPTY_PATH : 0;
+  if (::name_to_handle_at(dirfd, name, fh, &mount_id, flags) < 0) return Errno{errno};
   buf.resize(sizeof(struct file_handle) + fh->handle_bytes);
   return buf;
 }
@@ -333,7 +334,13 @@ Result<UniqueFd> OpenByHandle(int mount_fd, const std::string& handle, int flags
   std::string copy = handle;  // open_by_handle_at takes a non-const handle
   auto* fh = reinterpret_cast<struct file_handle*>(copy.data());
   if (sizeof(struct file_handle) + fh->handle_bytes != copy.size()) return Errno{EINVAL};
-  return CheckFd(::open_by_handle_at(mount_fd, fh, flags | O_CLOEXEC));
+  Result<UniqueFd> fd = CheckFd(::open_by_handle_at(mount_fd, fh, flags | O_CLOEXEC));
+  if (fd.ok() || fd.error() != EBADF) return fd;
+  // An O_PATH mount_fd is refused: a real one for the same directory.
+  const std::string self = "/proc/self/fd/" + std::to_string(mount_fd);
+  Result<UniqueFd> real = CheckFd(::open(self.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!real.ok()) return Errno{EBADF};
+  return CheckFd(::open_by_handle_at(real->get(), fh, flags | O_CLOEXEC));
 }
 
 uid_t SetFsuid(uid_t uid) { return static_cast<uid_t>(::setfsuid(uid)); }

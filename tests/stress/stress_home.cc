@@ -1,6 +1,7 @@
 // The home-like namespace of the model checker (stress_home.h).
 #include "stress_home.h"
 
+#include <dirent.h>
 #include <sys/stat.h>
 
 #include <array>
@@ -347,5 +348,67 @@ std::vector<Operation> HomeSkeleton() {
   op(Kind::kSymlink, "f1", "proj0/build.sh");
   return ops;
 }
+
+namespace {
+
+enum class RouteLayer { kVolume, kMemory, kDisk };
+
+// The layer the rules give a non-directory at `rel` (relative to a worker's
+// root, itself one level below the mount's root).
+RouteLayer FileRoute(const std::string& rel) {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  while (start <= rel.size()) {
+    size_t slash = rel.find('/', start);
+    if (slash == std::string::npos) slash = rel.size();
+    if (slash > start) parts.push_back(rel.substr(start, slash - start));
+    start = slash + 1;
+  }
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const bool last = i + 1 == parts.size();
+    if (parts[i] == "node_modules" || (i == 0 && parts[i] == ".cache")) return RouteLayer::kMemory;
+    if (!last && (parts[i] == "dist" || parts[i] == "build")) return RouteLayer::kDisk;
+  }
+  return RouteLayer::kVolume;
+}
+
+// Whether `path` is, or holds, a non-directory with more than one name.
+bool HoldsHardLinks(const std::string& path) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) return false;
+  if (!S_ISDIR(st.st_mode)) return st.st_nlink > 1;
+  DIR* dir = ::opendir(path.c_str());
+  if (dir == nullptr) return false;
+  bool found = false;
+  while (dirent* e = ::readdir(dir)) {
+    const std::string name = e->d_name;
+    if (name == "." || name == "..") continue;
+    if (HoldsHardLinks(path + "/" + name)) {
+      found = true;
+      break;
+    }
+  }
+  ::closedir(dir);
+  return found;
+}
+
+}  // namespace
+
+bool MayRefuseExdev(const Operation& op, const std::string& ref_root) {
+  switch (op.kind) {
+    case Kind::kLink:
+      return FileRoute(op.path) != FileRoute(op.path2) || HoldsHardLinks(ref_root + "/" + op.path);
+    case Kind::kRenameExchange:
+      if (HoldsHardLinks(ref_root + "/" + op.path2)) return true;
+      [[fallthrough]];
+    case Kind::kRename:
+    case Kind::kRenameNoreplace:
+    case Kind::kRenameWhiteout:
+      return HoldsHardLinks(ref_root + "/" + op.path);
+    default:
+      return false;
+  }
+}
+
 
 }  // namespace detourfs::stress

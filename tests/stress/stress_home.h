@@ -87,4 +87,14 @@ class HomeGenerator : public OpSource {
 // an unrouted path, across the two tiers' routes, and within one route.
 std::vector<Operation> HomeSkeleton();
 
+// Whether detourfs may answer `op` EXDEV, as across filesystems
+// (docs/overlay.md, "Hard links"): a link joining names the home config
+// routes to different layers (by the rules alone: "/*/.cache" and
+// "**/node_modules" memory, "**/dist/" and "**/build/" disk, the outermost
+// match deciding) or giving a file that has several names one more, or a
+// rename moving (or exchanging) something that is or holds a file with
+// several names, as the reference under `ref_root` shows before the
+// operation.
+bool MayRefuseExdev(const Operation& op, const std::string& ref_root);
+
 }  // namespace detourfs::stress

@@ -96,8 +96,10 @@ struct Side {
 
 // Applies `op` to both sides; returns "" when they agree, else what differed.
 // `test_errno` and `ref_errno`, if given, get each side's errno (0: success).
+// `may_refuse_exdev`: an EXDEV under test is accepted, and then the
+// reference is left as it was (the operation is not applied to it).
 std::string ApplyBoth(const Operation& op, Side* test, Side* ref, int* test_errno = nullptr,
-                      int* ref_errno = nullptr);
+                      int* ref_errno = nullptr, bool may_refuse_exdev = false);
 
 // Wraps a source, drawing again while it yields a kind in `skip` (for
 // looking past a known bug; CI skips nothing).

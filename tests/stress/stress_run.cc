@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -114,7 +115,10 @@ Mismatch CompareNow(TreeChecker* checker, const std::string& when) {
 Mismatch Step(const Options& o, const Operation& op, uint64_t n, size_t line, Side* test, Side* ref,
               TreeChecker* checker, int* ref_errno) {
   int test_errno = 0;
-  std::string diff = ApplyBoth(op, test, ref, &test_errno, ref_errno);
+  // Where detourfs may answer EXDEV, as across filesystems
+  // (docs/overlay.md, "Hard links"): the reference is then left alone.
+  const bool may_refuse = o.home && MayRefuseExdev(op, ref->root);
+  std::string diff = ApplyBoth(op, test, ref, &test_errno, ref_errno, may_refuse);
   if (!diff.empty()) {
     return Mismatch{"step " + std::to_string(line) + " (" + op.Describe() + "): " + diff,
                     std::string("step ") + KindName(op.kind) + ": errno " +

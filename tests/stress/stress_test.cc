@@ -93,6 +93,9 @@ void RunRouted(const std::string& capacity, int ops, const std::string& disk_cap
   EXPECT_NE(out.find("all agreed with the reference"), std::string::npos) << out;
   EXPECT_EQ(fs->Stop(), 0);
   EXPECT_EQ(fs->LogProblems(), std::vector<std::string>{});
+  if (::testing::Test::HasFailure() && std::getenv("DETOURFS_TEST_LOG") != nullptr) {
+    std::fprintf(stderr, "daemon log:\n%s\n", fs->Log().c_str());
+  }
   if (!disk_capacity.empty()) {
     // The chain was walked: data went to the disk tier, and on to the volume.
     EXPECT_NE(fs->Log().find("moved to the disk tier"), std::string::npos);
