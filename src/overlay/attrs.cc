@@ -107,11 +107,9 @@ Result<struct stat> OverlayImpl::StatOf(Node* node, const Binding& b, FileHandle
   }
   if (b.index) {
     // An index entry: the link count is the names it has through the mount.
-    Result<SharedFd> fd = resolver_.Fd(node, b);
-    if (fd.ok()) {
-      Result<uint64_t> links = markers::GetNumber((*fd)->get(), markers::kLinksXattr);
-      if (links.ok() && *links != 0) st->st_nlink = static_cast<nlink_t>(*links);
-    }
+    const IndexAt e = IndexEntryAt(b.layer, node->pid());
+    Result<uint64_t> links = markers::GetNumberAt(e.dir, e.name.c_str(), markers::kLinksXattr);
+    if (links.ok() && *links != 0) st->st_nlink = static_cast<nlink_t>(*links);
   }
   Report(node, b, &*st);
   return st;

@@ -232,6 +232,13 @@ Result<void> OverlayImpl::DeepCopyUp(Node* dir, Layer tier) {
       if (!made.ok()) return Errno{made.error()};
       return true;
     }
+    if (vst->st_nlink > 1) {
+      // Hard-linked: its one copy is the tier's index entry (names of it
+      // elsewhere resolve there), linked here.
+      Result<bool> linked = LinkIntoCopy(d.fds[1], name, *vst, Layer::kVolume, pid, tier, d.fds[0]);
+      if (!linked.ok()) return Errno{linked.error()};
+      if (*linked) return false;
+    }
     Result<UniqueFd> src = sys::OpenBeneath(d.fds[1], name, O_PATH);
     if (!src.ok()) return Errno{src.error()};
     Result<Made> made = changes_->CopyIn(at, src->get(), -1, *vst, pid);
@@ -253,14 +260,31 @@ Result<void> OverlayImpl::DeepCopyUp(Node* dir, Layer tier) {
     }
     return false;
   };
+  // Once a directory is opaque its whiteouts hide nothing: they go (after,
+  // never before, so a crash between leaves the volume's entries hidden).
+  auto drop_whiteouts = [&](int dirfd, const std::string& path) {
+    Result<std::vector<WalkItem>> items = ListDir(dirfd);
+    if (!items.ok()) return;
+    for (const WalkItem& item : *items) {
+      if (item.type != S_IFCHR) continue;
+      Result<struct stat> st = sys::StatAt(dirfd, item.name.c_str());
+      if (!st.ok()) continue;
+      Result<bool> wh = markers::IsWhiteout(dirfd, item.name.c_str(), *st);
+      if (!wh.ok() || !*wh) continue;
+      (void)changes_->Remove(At{tier, dirfd, item.name, Join(path, item.name), true}, false,
+                             false, false, 0);
+    }
+  };
   cb.leave = [&](const WalkDir& d, const WalkItem& item) -> Result<void> {
     Result<UniqueFd> fd = sys::OpenBeneath(d.fds[0], item.name.c_str(), O_PATH | O_DIRECTORY);
     if (!fd.ok()) return Errno{fd.error()};
     Result<markers::IdRecord> rec = markers::GetIdRecord(fd->get());
     if (!rec.ok()) return Errno{rec.error()};
     const std::string path = Join(d.path->empty() ? base : Join(base, *d.path), item.name);
-    return changes_->SetOpaque(At{tier, d.fds[0], item.name, path, true}, fd->get(), true,
-                               rec->id);
+    DETOURFS_TRY(changes_->SetOpaque(At{tier, d.fds[0], item.name, path, true}, fd->get(), true,
+                                     rec->id));
+    drop_whiteouts(fd->get(), path);
+    return {};
   };
   DETOURFS_TRY(WalkTrees({(*top)->get(), (*vol)->get(), -1, -1}, cb));
   // Every directory the kernel holds below now lives on the tier alone:
@@ -287,6 +311,7 @@ Result<void> OverlayImpl::DeepCopyUp(Node* dir, Layer tier) {
   Result<markers::IdRecord> rec = markers::GetIdRecord((*top)->get());
   if (!rec.ok()) return Errno{rec.error()};
   DETOURFS_TRY(changes_->SetOpaque(At{tier, -1, "", base, true}, (*top)->get(), true, dir->pid()));
+  drop_whiteouts((*top)->get(), base);
   db.opaque = true;
   db.parts[Index(Layer::kVolume)] = Part::Absent();
   dir->generation.fetch_add(1, std::memory_order_acq_rel);

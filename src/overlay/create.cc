@@ -228,9 +228,10 @@ Result<Entry> OverlayImpl::Link(uint64_t ino, uint64_t new_parent, std::string_v
                                                 s->route.file >= 0},
                               s->Whiteout(to), node->pid()));
   if (b.index) {
-    Result<uint64_t> links = markers::GetNumber((*src)->get(), markers::kLinksXattr);
+    const IndexAt e = IndexEntryAt(b.layer, node->pid());
+    Result<uint64_t> links = markers::GetNumberAt(e.dir, e.name.c_str(), markers::kLinksXattr);
     if (links.ok() && *links != 0) {
-      (void)markers::SetNumber((*src)->get(), markers::kLinksXattr, *links + 1);
+      (void)markers::SetNumberAt(e.dir, e.name.c_str(), markers::kLinksXattr, *links + 1);
     }
   }
   NodePin again = table_.Remember(dir, new_name, node->pid(), node->type(), b, true);

@@ -252,9 +252,7 @@ Result<Slot> OverlayImpl::Probe(Node* dir, std::string_view name) {
       if (!ist.ok()) continue;
       // The entry stands for one volume inode: the number alone may have
       // been given to a new file since that one went.
-      Result<UniqueFd> efd = sys::OpenBeneath(index, entry.c_str(), O_PATH);
-      if (!efd.ok()) continue;
-      Result<std::string> want = markers::GetBytes(efd->get(), markers::kHandleXattr);
+      Result<std::string> want = markers::GetBytesAt(index, entry.c_str(), markers::kHandleXattr);
       Result<std::string> have = sys::NameToHandle(vfd, n.c_str());
       if (!want.ok() || !have.ok() || *want != *have) continue;
       Result<bool> meta = markers::HasFlagAt(index, entry.c_str(), markers::kMetacopyXattr);

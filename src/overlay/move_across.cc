@@ -7,6 +7,7 @@
 // the new one. Ids stay: a moved file reports the inode number it had.
 // Copies to the volume are synced and checked before the source goes.
 #include <fcntl.h>
+#include <linux/fs.h>
 #include <spdlog/spdlog.h>
 
 #include <cinttypes>
@@ -63,7 +64,7 @@ Result<void> OverlayImpl::MoveFile(RenameArgs& a, Layer to) {
   Node* x = a.x1;
   WriteLock lock(&x->content_mu);
   Binding& b = x->mutable_binding();
-  DETOURFS_TRY(HoldVictim(a));
+  DETOURFS_TRY(HoldVictim(a, IsTier(to)));
   Result<SharedFd> src = resolver_.Fd(x, b);
   if (!src.ok()) return Errno{src.error()};
   Result<struct stat> st = sys::Fstat((*src)->get());
@@ -137,7 +138,23 @@ Result<void> OverlayImpl::MoveFile(RenameArgs& a, Layer to) {
   (void)old_spill;  // a stub's data goes with the stub, from the trash
   changes_->Record(ChangeKind::kMove, At{to, -1, "", p2, true}, x->pid());
   Renamed(a, false);
+  DETOURFS_TRY(UserWhiteoutAfterMove(a));
   return repointed;
+}
+
+Result<void> OverlayImpl::UserWhiteoutAfterMove(RenameArgs& a) {
+  if (!(a.flags & RENAME_WHITEOUT)) return {};
+  // Where a device at the old name lives: its route's tier, or the volume.
+  const Layer at = a.s1.route.LayerFor(S_IFCHR);
+  if (!IsTier(at)) {
+    Result<SharedFd> v = resolver_.DirFd(a.d1, Layer::kVolume);
+    if (!v.ok()) return Errno{v.error()};
+    return LeaveUserWhiteout(a, Layer::kVolume, (*v)->get(), false);
+  }
+  Result<SharedFd> t = EnsureTierDir(a.d1, at);
+  if (!t.ok()) return Errno{t.error()};
+  const bool whiteout = sys::StatAt((*t)->get(), std::string(a.n1).c_str()).ok();
+  return LeaveUserWhiteout(a, at, (*t)->get(), whiteout);
 }
 
 Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageTree(Node* x, Node* d,
@@ -332,7 +349,8 @@ std::optional<Layer> OverlayImpl::IndexOf(int dirfd, const char* name, const str
       if (!est.ok() || est->st_ino != st.st_ino || est->st_dev != st.st_dev) continue;
     } else {
       // A volume name of it: the inode the entry was made for.
-      Result<std::string> want = markers::GetBytes(fd->get(), markers::kHandleXattr);
+      Result<std::string> want =
+          markers::GetBytesAt(changes_->dirs(t).index->get(), e.c_str(), markers::kHandleXattr);
       Result<std::string> have = sys::NameToHandle(dirfd, name);
       if (!want.ok() || !have.ok() || *want != *have) continue;
     }
@@ -397,7 +415,8 @@ Result<bool> OverlayImpl::LinkIntoCopy(int sfd, const char* n, const struct stat
   }
   // To the volume: the volume inode an index entry stands for.
   if (!index) return false;  // a volume file is linked as every volume file is
-  Result<std::string> handle = markers::GetBytes(entry->get(), markers::kHandleXattr);
+  const IndexAt e = IndexEntryAt(*index, pid);
+  Result<std::string> handle = markers::GetBytesAt(e.dir, e.name.c_str(), markers::kHandleXattr);
   if (!handle.ok() || handle->empty()) return Errno{EXDEV};
   Result<UniqueFd> v = sys::OpenByHandle(changes_->dirs(Layer::kVolume).tree->get(), *handle, O_PATH);
   if (!v.ok()) {
@@ -479,7 +498,7 @@ Result<void> OverlayImpl::PublishTree(RenameArgs& a, StagedTree& staged) {
   changes_->Record(ChangeKind::kMove, At{to, -1, "", p2, true}, x->pid());
   spdlog::info("moved '{}' to '{}' ({} to {}: {} files, {} bytes)", p1, p2, LayerName(b.layer),
                LayerName(to), staged.files, staged.bytes);
-  return {};
+  return UserWhiteoutAfterMove(a);
 }
 
 Result<void> OverlayImpl::RebindMoved(Node* x, Layer to, int root_fd) {
@@ -583,9 +602,8 @@ Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageLink(Node* x,
     inode = resolver_.Fd(x, b);
   } else if (to == Layer::kVolume && b.index) {
     // The volume inode the index entry stands for, if it is still there.
-    Result<SharedFd> entry = resolver_.Fd(x, b);
-    if (!entry.ok()) return Errno{entry.error()};
-    Result<std::string> handle = markers::GetBytes((*entry)->get(), markers::kHandleXattr);
+    const IndexAt e = IndexEntryAt(b.layer, x->pid());
+    Result<std::string> handle = markers::GetBytesAt(e.dir, e.name.c_str(), markers::kHandleXattr);
     if (!handle.ok()) return Errno{handle.error()};
     if (handle->empty()) return Errno{EXDEV};
     Result<UniqueFd> v =

@@ -201,6 +201,15 @@ class OverlayImpl final : public Overlay {
                            markers::IdRecord* rec, uint64_t volume_pid);
   // Whether `pid` has an index entry on `tier`.
   bool Indexed(Layer tier, uint64_t pid) EXCLUDES(index_mu_);
+  // The index entry of `pid` on `tier`: its directory and name, for the
+  // markers on it (by name: an entry may be a symlink).
+  struct IndexAt {
+    int dir;
+    std::string name;
+  };
+  IndexAt IndexEntryAt(Layer tier, uint64_t pid) {
+    return IndexAt{changes_->dirs(tier).index->get(), markers::IndexName(pid)};
+  }
 
   // --- attrs.cc ---
   // The attributes to report for `node` (binding `b`, read under its
@@ -326,13 +335,21 @@ class OverlayImpl final : public Overlay {
   // A volume name `n` in `d` (slot `s`) of the index-bound file `x` gets
   // its link to the index entry on the index's tier, if it has none.
   Result<void> LinkIndexedUp(Node* d, std::string_view n, const Slot& s, Node* x);
-  Result<void> HoldVictim(RenameArgs& a);
+  // Before a rename replaces a file: an fd on it for its open handles; a
+  // hard-linked volume file replaced on a tier (`on_tier`) copied into the
+  // index first, so its other names stop counting the replaced one.
+  Result<void> HoldVictim(RenameArgs& a, bool on_tier);
+  // One name of an index-bound file gone: its count, or its entry.
+  void DropIndexName(Node* node, const Binding& b);
   // A hard-linked file's name moved to another layer: the inode gets the
   // new name there (StageLink) and loses the old one, as one recorded change.
   Result<void> MoveLinked(RenameArgs& a, Layer to, RenameNeeds& have, RenameNeeds* need);
   // RENAME_WHITEOUT: the caller's whiteout device at the old name, on
   // `layer` (its directory `dirfd`), replacing the layer's own whiteout there.
   Result<void> LeaveUserWhiteout(RenameArgs& a, Layer layer, int dirfd, bool replace_whiteout);
+  // RENAME_WHITEOUT after a move between layers: the caller's whiteout at
+  // the old name, on the layer a device there belongs to.
+  Result<void> UserWhiteoutAfterMove(RenameArgs& a);
   void Renamed(RenameArgs& a, bool exchanged);
   Result<void> MoveFile(RenameArgs& a, Layer to);
   // The tier whose index holds the file at `name` in `dirfd` (on `from`,

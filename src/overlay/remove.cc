@@ -4,6 +4,7 @@
 // still on the volume gets a whiteout; an unrouted name goes from the
 // volume, and an unrouted directory takes its tier parts with it.
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
 
 #include "overlay/overlay_impl.h"
 #include "store/markers.h"
@@ -128,24 +129,7 @@ Result<void> OverlayImpl::RemoveEntry(Node* dir, std::string_view name, const Sl
       DETOURFS_TRY(changes_->Whiteout(at));
     }
   }
-  if (b.index) {
-    // The index entry counts the names it has through the mount; with the
-    // last one it goes (open files keep its inode).
-    Result<SharedFd> entry = resolver_.Fd(node, b);
-    if (entry.ok()) {
-      Result<uint64_t> links = markers::GetNumber((*entry)->get(), markers::kLinksXattr);
-      if (links.ok() && *links > 1) {
-        (void)changes_->SetNumber((*entry)->get(), markers::kLinksXattr, *links - 1);
-      } else if (links.ok()) {
-        const std::string entry_name = markers::IndexName(node->pid());
-        (void)changes_->Trash(
-            At{b.layer, changes_->dirs(b.layer).index->get(), entry_name, "index/" + entry_name,
-               true});
-        MutexLock lock(&index_mu_);
-        indexed_[Index(b.layer)].erase(node->pid());
-      }
-    }
-  }
+  if (b.index) DropIndexName(node, b);
   const bool last_name = table_.Unlinked(node, dir, name);
   if (node->is_dir()) table_.BumpNamespace();
   if (last_name && keep.ok()) {
@@ -155,6 +139,29 @@ Result<void> OverlayImpl::RemoveEntry(Node* dir, std::string_view name, const Sl
     resolver_.Drop(node->id());
   }
   return {};
+}
+
+void OverlayImpl::DropIndexName(Node* node, const Binding& b) {
+  // The index entry counts the names it has through the mount; with the
+  // last one it goes (open files keep its inode).
+  const IndexAt e = IndexEntryAt(b.layer, node->pid());
+  Result<uint64_t> links = markers::GetNumberAt(e.dir, e.name.c_str(), markers::kLinksXattr);
+  if (!links.ok()) {
+    spdlog::warn("index entry {} on the {}: its link count: {}", e.name, LayerName(b.layer),
+                 ErrnoText(links.error()));
+    return;
+  }
+  if (*links > 1) {
+    Result<void> r = markers::SetNumberAt(e.dir, e.name.c_str(), markers::kLinksXattr, *links - 1);
+    if (!r.ok()) {
+      spdlog::warn("index entry {} on the {}: its link count: {}", e.name, LayerName(b.layer),
+                   ErrnoText(r.error()));
+    }
+    return;
+  }
+  (void)changes_->Trash(At{b.layer, e.dir, e.name, "index/" + e.name, true});
+  MutexLock lock(&index_mu_);
+  indexed_[Index(b.layer)].erase(node->pid());
 }
 
 }  // namespace detourfs

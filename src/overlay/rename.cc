@@ -204,7 +204,8 @@ Result<void> OverlayImpl::Move(RenameArgs& a, RenameNeeds& have, RenameNeeds* ne
   const Layer to = a.s2.route.LayerFor(a.s1.type);
   const Binding b1 = x1->Snapshot();
   if (x1->is_dir()) {
-    if (VolumeOnly(x1, a.s1)) return RenameOnVolume(a, have, need);
+    // (Into a directory whose volume part shows: else it would be hidden.)
+    if (VolumeOnly(x1, a.s1) && a.s2.volume_visible) return RenameOnVolume(a, have, need);
     const Layer home = b1.layer;
     if (home == Layer::kVolume && to == Layer::kVolume) return RenameOnVolume(a, have, need);
     if (IsTier(home) && to == home) {
@@ -277,6 +278,10 @@ void OverlayImpl::Renamed(RenameArgs& a, bool exchanged) {
     table_.Renamed(a.x2, a.d2, a.n2, a.d1, a.n1);
   } else {
     if (a.x2 != nullptr) {
+      if (!a.x2->is_dir()) {
+        const Binding b2 = a.x2->Snapshot();
+        if (b2.index) DropIndexName(a.x2, b2);
+      }
       if (table_.Unlinked(a.x2, a.d2, a.n2)) {
         if (a.victim_fd) {
           table_.KeepOrphan(a.x2, a.victim_fd, a.victim_st);
@@ -289,10 +294,18 @@ void OverlayImpl::Renamed(RenameArgs& a, bool exchanged) {
   if (a.x1->is_dir() || (a.x2 != nullptr && a.x2->is_dir())) table_.BumpNamespace();
 }
 
-Result<void> OverlayImpl::HoldVictim(RenameArgs& a) {
+Result<void> OverlayImpl::HoldVictim(RenameArgs& a, bool on_tier) {
   // A file a rename replaces loses its name: keep an fd for its open
   // handles and the kernel, as an unlink would.
   if (a.x2 == nullptr || a.x2->is_dir()) return {};
+  if (on_tier) {
+    WriteLock lock(&a.x2->content_mu);
+    const Binding& b = a.x2->binding();
+    const Layer home = a.s2.route.LayerFor(a.s2.type);
+    if (b.layer == Layer::kVolume && !b.index && a.s2.st.st_nlink > 1 && IsTier(home)) {
+      DETOURFS_TRY(CopyUp(a.x2, CopyUpTarget(a.x2, b).value_or(home), true));
+    }
+  }
   ReadLock lock(&a.x2->content_mu);
   const Binding& b = a.x2->binding();
   Result<SharedFd> fd = resolver_.Fd(a.x2, b);
@@ -337,7 +350,7 @@ Result<void> OverlayImpl::RenameOnVolume(RenameArgs& a, RenameNeeds& have,
   }
   WriteLock lock(&a.x1->content_mu);
   if (a.x1->is_dir() && !a.x1->binding().parts[Index(Layer::kVolume)].present()) return Errno{EIO};
-  DETOURFS_TRY(HoldVictim(a));
+  DETOURFS_TRY(HoldVictim(a, false));
   const bool routed = a.s1.route.For(a.s1.type) >= 0 || a.s2.route.For(a.s1.type) >= 0;
   if (carried.empty() && dropped.empty() && !dst_full) {
     if (hidden_dst) {
@@ -409,7 +422,7 @@ Result<void> OverlayImpl::RenameOnTier(RenameArgs& a, Layer tier) {
   const std::string p1 = Join(PathOf(a.d1), a.n1);
   const std::string p2 = Join(PathOf(a.d2), a.n2);
   WriteLock lock(&a.x1->content_mu);
-  DETOURFS_TRY(HoldVictim(a));
+  DETOURFS_TRY(HoldVictim(a, true));
   const Binding& b1 = a.x1->binding();
   // The volume's entry at the old name stays hidden: a whiteout takes the
   // name in the same renameat2.
@@ -516,7 +529,7 @@ Result<void> OverlayImpl::MoveLinked(RenameArgs& a, Layer to, RenameNeeds& have,
   WriteLock lock(&a.x1->content_mu);
   Result<std::shared_ptr<StagedTree>> staged = StageLink(a.x1, to);
   if (!staged.ok()) return Errno{staged.error()};
-  DETOURFS_TRY(HoldVictim(a));
+  DETOURFS_TRY(HoldVictim(a, IsTier(to)));
   Intent intent;
   auto tree = [](Layer l, const std::string& p) { return IntentPath{l, Area::kTree, p}; };
   intent.steps.push_back({StepKind::kRename, IntentPath{to, Area::kWork, (*staged)->name},

@@ -355,6 +355,12 @@ Result<Made> ChangeLayer::CopyIn(const At& at, int src, int data, const struct s
   if (r.ok() && IsTier(at.layer) && markers::MaybeWhiteout(st)) {
     r = sys::SetXattrAt(work, tmp.c_str(), markers::kDeviceXattr, "y", 1, 0);
   }
+  if (r.ok() && index) {
+    // By name: a symlink's O_PATH fd takes no xattr calls.
+    r = sys::SetXattrAt(work, tmp.c_str(), markers::kHandleXattr, index->handle.data(),
+                        index->handle.size(), 0);
+    if (r.ok()) r = markers::SetNumberAt(work, tmp.c_str(), markers::kLinksXattr, index->links);
+  }
   if (r.ok()) r = Hit("copyup.copied");
   if (r.ok()) r = sys::RenameAt(work, tmp.c_str(), at.dir, name.c_str(), RENAME_NOREPLACE);
   if (!r.ok()) {

@@ -183,6 +183,20 @@ Result<std::string> GetBytes(int fd, const char* xattr) {
   }
 }
 
+Result<std::string> GetBytesAt(int dirfd, const char* name, const char* xattr) {
+  std::string value(256, '\0');
+  for (;;) {
+    Result<size_t> n = sys::GetXattrAt(dirfd, name, xattr, value.data(), value.size());
+    if (n.ok()) {
+      value.resize(*n);
+      return value;
+    }
+    if (n.error() == ENODATA) return std::string();
+    if (n.error() != ERANGE || value.size() >= 65536) return Errno{n.error()};
+    value.resize(value.size() * 4);
+  }
+}
+
 Result<void> SetBytes(int fd, const char* xattr, const std::string& value) {
   return sys::SetXattr(fd, xattr, value.data(), value.size(), 0);
 }

@@ -96,6 +96,9 @@ Result<void> SetIdRecordAt(int dirfd, const char* name, const IdRecord& record);
 size_t EncodeIdRecord(const IdRecord& record, unsigned char* buf);  // buf: 18 bytes
 
 Result<std::string> GetBytes(int fd, const char* xattr);  // "" when absent
+// The same for `name` in `dirfd`, never following it (a symlink's markers:
+// an O_PATH fd on a symlink takes no xattr calls).
+Result<std::string> GetBytesAt(int dirfd, const char* name, const char* xattr);
 Result<void> SetBytes(int fd, const char* xattr, const std::string& value);
 
 }  // namespace detourfs::markers
