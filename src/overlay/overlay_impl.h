@@ -339,6 +339,12 @@ class OverlayImpl final : public Overlay {
   // hard-linked volume file replaced on a tier (`on_tier`) copied into the
   // index first, so its other names stop counting the replaced one.
   Result<void> HoldVictim(RenameArgs& a, bool on_tier);
+  // A tier file or directory about to leave its name `n` in `d` (slot `s`)
+  // whose id is the number of the volume entry there: that entry goes to
+  // held/ (the volume never gives the number to another while it is held),
+  // so no whiteout is needed at the old name. Held before the move: a crash
+  // between leaves the tier's entry at its old name. True if held.
+  bool HoldOrigin(Node* d, std::string_view n, const Slot& s, Node* x);
   // One name of an index-bound file gone: its count, or its entry.
   void DropIndexName(Node* node, const Binding& b);
   // A hard-linked file's name moved to another layer: the inode gets the

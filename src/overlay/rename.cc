@@ -414,6 +414,15 @@ Result<void> OverlayImpl::RenameOnVolume(RenameArgs& a, RenameNeeds& have,
   return {};
 }
 
+bool OverlayImpl::HoldOrigin(Node* d, std::string_view n, const Slot& s, Node* x) {
+  const LayerHit& v = s.at[Index(Layer::kVolume)];
+  if (!s.volume_visible || !v.has || x->pid() != static_cast<uint64_t>(v.st.st_ino)) return false;
+  Result<SharedFd> vfd = resolver_.DirFd(d, Layer::kVolume);
+  if (!vfd.ok()) return false;
+  return changes_->Hold(At{Layer::kVolume, (*vfd)->get(), n, Join(PathOf(d), n), true}, x->pid())
+      .ok();
+}
+
 Result<void> OverlayImpl::RenameOnTier(RenameArgs& a, Layer tier) {
   Result<SharedFd> t1 = EnsureTierDir(a.d1, tier);
   if (!t1.ok()) return Errno{t1.error()};
@@ -425,8 +434,9 @@ Result<void> OverlayImpl::RenameOnTier(RenameArgs& a, Layer tier) {
   DETOURFS_TRY(HoldVictim(a, true));
   const Binding& b1 = a.x1->binding();
   // The volume's entry at the old name stays hidden: a whiteout takes the
-  // name in the same renameat2.
-  const bool whiteout_src = a.s1.volume_visible && a.s1.at[Index(Layer::kVolume)].has;
+  // name in the same renameat2 — unless it is held instead (HoldOrigin).
+  const bool whiteout_src = a.s1.volume_visible && a.s1.at[Index(Layer::kVolume)].has &&
+                            !HoldOrigin(a.d1, a.n1, a.s1, a.x1);
   const LayerHit& dst_tier = a.s2.at[Index(tier)];
   const LayerHit& dst_vol = a.s2.at[Index(Layer::kVolume)];
   if (a.x1->is_dir()) {
@@ -647,6 +657,11 @@ Result<void> OverlayImpl::Exchange(RenameArgs& a, RenameNeeds& have, RenameNeeds
   WriteLock l1(&lo->content_mu);
   WriteLock l2(&hi->content_mu);
   if (IsTier(layer)) {
+    // The volume entries the two take their ids from are held (HoldOrigin):
+    // apart from them they would stay hidden where they are, and be freed
+    // with an unrouted directory above them.
+    (void)HoldOrigin(a.d1, a.n1, a.s1, x1);
+    (void)HoldOrigin(a.d2, a.n2, a.s2, x2);
     // Directories landing where the volume has one are opaque.
     for (auto [x, s_to, dirfd, name, path] :
          {std::tuple{x1, &a.s2, (*f1)->get(), a.n1, p1}, std::tuple{x2, &a.s1, (*f2)->get(), a.n2, p2}}) {
