@@ -468,12 +468,12 @@ Result<void> OverlayImpl::PublishTree(RenameArgs& a, StagedTree& staged) {
     intent.steps.push_back({whiteout ? StepKind::kWhiteout : StepKind::kTrash, tree(t, p1), {}});
   }
   if (b.parts[Index(Layer::kVolume)].present()) {
-    if (b.layer == Layer::kVolume) {
-      // Its files keep their volume numbers on the tier: held, not freed.
+    if (b.layer == Layer::kVolume || to == Layer::kVolume) {
+      // Its entries' volume numbers are the ids their copies keep (st_ino):
+      // held, not freed, so the volume never gives a new entry one of them.
+      // Files linked into the copy leave the held tree at once (PruneHeld).
       intent.steps.push_back({StepKind::kHold, tree(Layer::kVolume, p1),
                               IntentPath{Layer::kVolume, Area::kHeld, ChangeLayer::WorkName("tree")}});
-    } else if (to == Layer::kVolume) {
-      intent.steps.push_back({StepKind::kTrash, tree(Layer::kVolume, p1), {}});
     } else if (!b.home().present()) {
       // Only on the volume until now: a whiteout on its tier hides it.
       Result<SharedFd> t1 = EnsureTierDir(a.d1, b.layer);

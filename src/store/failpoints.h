@@ -31,7 +31,6 @@ inline constexpr const char* kFailpoints[] = {
     "spill.marked",       // the stub marked, its data not yet emptied
     "move.copied",        // a tree moving across layers copied aside
     "move.published",     // the moved tree at its new name, the source still there
-    "trash.moved",        // an entry moved to the trash, not yet deleted
 };
 
 class Failpoints {
