@@ -214,15 +214,27 @@ Result<Entry> OverlayImpl::Link(uint64_t ino, uint64_t new_parent, std::string_v
       const std::optional<Layer> target = CopyUpTarget(node, b);
       if (!target || *target == to) DETOURFS_TRY(CopyUp(node, to, true));
     }
-    if (node->binding().layer != to) return Errno{EXDEV};
+    if (node->binding().layer != to && !(to == Layer::kVolume && node->binding().index)) {
+      return Errno{EXDEV};
+    }
   }
   ReadLock lock(&node->content_mu);
   const Binding& b = node->binding();
-  if (b.layer != to) return Errno{EXDEV};
+  // A file its tier's index holds keeps its volume inode (whose names
+  // resolve to the entry): a new volume name is a link of that inode.
+  const bool volume_name = to == Layer::kVolume && b.index;
+  if (b.layer != to && !volume_name) return Errno{EXDEV};
   const std::string path = Join(PathOf(dir), new_name);
   Result<SharedFd> where = IsTier(to) ? EnsureTierDir(dir, to) : resolver_.DirFd(dir, to);
   if (!where.ok()) return Errno{where.error()};
-  Result<SharedFd> src = resolver_.Fd(node, b);
+  Result<SharedFd> src = Errno{EXDEV};
+  if (volume_name) {
+    Result<UniqueFd> v = VolumeInodeOf(b.layer, node->pid());
+    if (!v.ok()) return Errno{v.error()};
+    src = std::make_shared<const UniqueFd>(std::move(*v));
+  } else {
+    src = resolver_.Fd(node, b);
+  }
   if (!src.ok()) return Errno{src.error()};
   DETOURFS_TRY(changes_->Link((*src)->get(), At{to, (*where)->get(), new_name, path,
                                                 s->route.file >= 0},

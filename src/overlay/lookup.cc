@@ -41,6 +41,23 @@ bool OverlayImpl::Indexed(Layer tier, uint64_t pid) {
   return indexed_[Index(tier)].count(pid) != 0;
 }
 
+bool OverlayImpl::IdsMarked(Node* dir, int dirfd) {
+  int marked = dir->volume_ids.load(std::memory_order_acquire);
+  if (marked < 0) {
+    Result<bool> flag = markers::HasFlag(dirfd, markers::kIdsXattr);
+    marked = flag.ok() && *flag ? 1 : 0;
+    dir->volume_ids.store(marked, std::memory_order_release);
+  }
+  return marked == 1;
+}
+
+Result<void> OverlayImpl::MarkIds(Node* dir, int dirfd) {
+  if (IdsMarked(dir, dirfd)) return {};
+  DETOURFS_TRY(changes_->SetFlag(dirfd, markers::kIdsXattr));
+  dir->volume_ids.store(1, std::memory_order_release);
+  return {};
+}
+
 Result<uint64_t> OverlayImpl::VolumePid(Node* dir, int dirfd, const char* name,
                                         const struct stat& st) {
   if (st.st_dev != volume_dev_ || st.st_ino >= kIdBase) {
@@ -52,13 +69,7 @@ Result<uint64_t> OverlayImpl::VolumePid(Node* dir, int dirfd, const char* name,
     if (inserted) it->second = ids_->Next();
     return it->second;
   }
-  int marked = dir->volume_ids.load(std::memory_order_acquire);
-  if (marked < 0) {
-    Result<bool> flag = markers::HasFlag(dirfd, markers::kIdsXattr);
-    marked = flag.ok() && *flag ? 1 : 0;
-    dir->volume_ids.store(marked, std::memory_order_release);
-  }
-  if (marked == 1) {
+  if (IdsMarked(dir, dirfd)) {
     // Files detourfs placed here (moved from a tier) keep the id they had.
     Result<markers::IdRecord> rec = markers::GetIdRecordAt(dirfd, name);
     if (rec.ok() && rec->id != 0) return rec->id;

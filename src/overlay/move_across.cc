@@ -93,11 +93,7 @@ Result<void> OverlayImpl::MoveFile(RenameArgs& a, Layer to) {
     // On the volume the file keeps its id (its new inode number differs):
     // recorded on it, and its directory marked as holding such files.
     DETOURFS_TRY(changes_->SetIdRecordAt(work, staged.c_str(), markers::IdRecord{x->pid(), false, {}}));
-    Result<bool> marked = markers::HasFlag((*dst_dir)->get(), markers::kIdsXattr);
-    if (!marked.ok() || !*marked) {
-      DETOURFS_TRY(changes_->SetFlag((*dst_dir)->get(), markers::kIdsXattr));
-    }
-    a.d2->volume_ids.store(1, std::memory_order_release);
+    DETOURFS_TRY(MarkIds(a.d2, (*dst_dir)->get()));
   }
   Intent intent;
   intent.steps.push_back({StepKind::kRename, IntentPath{to, Area::kWork, staged},
@@ -415,16 +411,22 @@ Result<bool> OverlayImpl::LinkIntoCopy(int sfd, const char* n, const struct stat
   }
   // To the volume: the volume inode an index entry stands for.
   if (!index) return false;  // a volume file is linked as every volume file is
-  const IndexAt e = IndexEntryAt(*index, pid);
+  Result<UniqueFd> v = VolumeInodeOf(*index, pid);
+  if (!v.ok()) return Errno{v.error()};  // gone from the volume: a copy would split it
+  DETOURFS_TRY(sys::LinkFd(v->get(), dfd, n));
+  return true;
+}
+
+Result<UniqueFd> OverlayImpl::VolumeInodeOf(Layer index, uint64_t pid) {
+  const IndexAt e = IndexEntryAt(index, pid);
   Result<std::string> handle = markers::GetBytesAt(e.dir, e.name.c_str(), markers::kHandleXattr);
   if (!handle.ok() || handle->empty()) return Errno{EXDEV};
   Result<UniqueFd> v = sys::OpenByHandle(changes_->dirs(Layer::kVolume).tree->get(), *handle, O_PATH);
   if (!v.ok()) {
-    spdlog::debug("'{}': the volume inode of its index entry: {}", n, ErrnoText(v.error()));
-    return Errno{EXDEV};  // gone from the volume: a copy would split it
+    spdlog::debug("index entry {}: its volume inode: {}", e.name, ErrnoText(v.error()));
+    return Errno{EXDEV};
   }
-  DETOURFS_TRY(sys::LinkFd(v->get(), dfd, n));
-  return true;
+  return v;
 }
 
 Result<void> OverlayImpl::PublishTree(RenameArgs& a, StagedTree& staged) {
@@ -444,6 +446,10 @@ Result<void> OverlayImpl::PublishTree(RenameArgs& a, StagedTree& staged) {
     if (!root.ok()) return Errno{root.error()};
     DETOURFS_TRY(changes_->SetOpaque(At{to, work, staged.name, "", false}, root->get(), true,
                                      x->pid()));
+  }
+  if (!IsTier(to)) {
+    // Marked before the copy shows: its entries' st_ino is the id they carry.
+    DETOURFS_TRY(MarkIds(a.d2, (*dst_dir)->get()));
   }
   Intent intent;
   auto tree = [](Layer l, const std::string& p) { return IntentPath{l, Area::kTree, p}; };
@@ -487,14 +493,10 @@ Result<void> OverlayImpl::PublishTree(RenameArgs& a, StagedTree& staged) {
   Result<UniqueFd> root =
       sys::OpenBeneath((*dst_dir)->get(), std::string(a.n2).c_str(), O_PATH | O_DIRECTORY);
   if (!root.ok()) return Errno{root.error()};
-  if (!IsTier(to)) {
-    (void)changes_->SetFlag((*dst_dir)->get(), markers::kIdsXattr);
-    (void)sys::SyncDir((*dst_dir)->get());
-  }
+  if (!IsTier(to)) (void)sys::SyncDir((*dst_dir)->get());
   // The table follows the rename, then the nodes the kernel holds.
   Renamed(a, false);
   DETOURFS_TRY(RebindMoved(x, to, root->get()));
-  if (!IsTier(to)) a.d2->volume_ids.store(1, std::memory_order_release);
   changes_->Record(ChangeKind::kMove, At{to, -1, "", p2, true}, x->pid());
   spdlog::info("moved '{}' to '{}' ({} to {}: {} files, {} bytes)", p1, p2, LayerName(b.layer),
                LayerName(to), staged.files, staged.bytes);
@@ -602,13 +604,8 @@ Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageLink(Node* x,
     inode = resolver_.Fd(x, b);
   } else if (to == Layer::kVolume && b.index) {
     // The volume inode the index entry stands for, if it is still there.
-    const IndexAt e = IndexEntryAt(b.layer, x->pid());
-    Result<std::string> handle = markers::GetBytesAt(e.dir, e.name.c_str(), markers::kHandleXattr);
-    if (!handle.ok()) return Errno{handle.error()};
-    if (handle->empty()) return Errno{EXDEV};
-    Result<UniqueFd> v =
-        sys::OpenByHandle(changes_->dirs(Layer::kVolume).tree->get(), *handle, O_PATH);
-    if (!v.ok()) return Errno{EXDEV};
+    Result<UniqueFd> v = VolumeInodeOf(b.layer, x->pid());
+    if (!v.ok()) return Errno{v.error()};
     inode = std::make_shared<const UniqueFd>(std::move(*v));
   }
   if (!inode.ok()) return Errno{inode.error()};
@@ -679,6 +676,8 @@ Result<void> OverlayImpl::ExchangeAcross(RenameArgs& a, Layer to1, Layer to2, Re
   if (!at2.ok()) return Errno{at2.error()};
   Result<SharedFd> at1 = IsTier(to2) ? EnsureTierDir(a.d1, to2) : resolver_.DirFd(a.d1, to2);
   if (!at1.ok()) return Errno{at1.error()};
+  if (!IsTier(to1)) DETOURFS_TRY(MarkIds(a.d2, (*at2)->get()));
+  if (!IsTier(to2)) DETOURFS_TRY(MarkIds(a.d1, (*at1)->get()));
   // One recorded change: both names cleared on every layer (what the
   // volume held under either goes too, so no whiteout is needed), then both
   // copies published.
@@ -712,11 +711,7 @@ Result<void> OverlayImpl::ExchangeAcross(RenameArgs& a, Layer to1, Layer to2, Re
   for (auto [d, to] : {std::pair{a.d1, to2}, std::pair{a.d2, to1}}) {
     if (!IsTier(to)) {
       Result<SharedFd> vfd = resolver_.DirFd(d, Layer::kVolume);
-      if (vfd.ok()) {
-        (void)changes_->SetFlag((*vfd)->get(), markers::kIdsXattr);
-        (void)sys::SyncDir((*vfd)->get());
-      }
-      d->volume_ids.store(1, std::memory_order_release);
+      if (vfd.ok()) (void)sys::SyncDir((*vfd)->get());
     }
   }
   Renamed(a, true);

@@ -195,6 +195,15 @@ class OverlayImpl final : public Overlay {
   Result<NodePin> NodeFor(Node* dir, std::string_view name, const Slot& s, bool lookup);
   Result<Entry> EntryFor(Node* dir, std::string_view name, const Slot& s);
   // The persistent id of a volume entry `name` (stat `st`) in `dir`.
+  // Whether the volume part `dirfd` of `dir` is marked as holding entries
+  // that keep an id (markers::kIdsXattr; cached in dir->volume_ids), and
+  // marking it so. A volume rename out of a marked directory marks the
+  // destination: the entry's st_ino is the id it carries.
+  bool IdsMarked(Node* dir, int dirfd);
+  Result<void> MarkIds(Node* dir, int dirfd);
+  Result<void> CarryIds(Node* from, int from_fd, Node* to, int to_fd) {
+    return IdsMarked(from, from_fd) ? MarkIds(to, to_fd) : Result<void>();
+  }
   Result<uint64_t> VolumePid(Node* dir, int dirfd, const char* name, const struct stat& st);
   // A tier entry's id: its record's, or a new one recorded now.
   Result<uint64_t> TierPid(int dirfd, const char* name, const struct stat& st,
@@ -366,6 +375,9 @@ class OverlayImpl final : public Overlay {
   // (`dfd`) made a link of its one inode there (its index entry on a tier,
   // made now for a volume file; its volume inode on the volume). False when
   // an ordinary copy is right; EXDEV when its inode is on another tier.
+  // The volume inode the index entry of `pid` on tier `index` stands for
+  // (an O_PATH fd by its handle); EXDEV when it has none or it is gone.
+  Result<UniqueFd> VolumeInodeOf(Layer index, uint64_t pid);
   Result<bool> LinkIntoCopy(int sfd, const char* n, const struct stat& st, Layer from,
                             uint64_t pid, Layer to, int dfd);
   // A hard-linked file staged for `to` as one more link of its inode (its

@@ -192,6 +192,8 @@ Result<void> OverlayImpl::ExchangeOnVolume(RenameArgs& a) {
   DETOURFS_TRY(ClearWhiteouts(a.d1, a.n1, a.s1));
   DETOURFS_TRY(ClearWhiteouts(a.d2, a.n2, a.s2));
   const bool routed = a.s1.route.For(a.s1.type) >= 0 || a.s2.route.For(a.s2.type) >= 0;
+  DETOURFS_TRY(CarryIds(a.d1, (*v1)->get(), a.d2, (*v2)->get()));
+  DETOURFS_TRY(CarryIds(a.d2, (*v2)->get(), a.d1, (*v1)->get()));
   DETOURFS_TRY(changes_->Rename(At{Layer::kVolume, (*v1)->get(), a.n1, p1, routed},
                                 At{Layer::kVolume, (*v2)->get(), a.n2, p2, routed},
                                 RENAME_EXCHANGE, a.x1->pid()));
@@ -351,6 +353,7 @@ Result<void> OverlayImpl::RenameOnVolume(RenameArgs& a, RenameNeeds& have,
   WriteLock lock(&a.x1->content_mu);
   if (a.x1->is_dir() && !a.x1->binding().parts[Index(Layer::kVolume)].present()) return Errno{EIO};
   DETOURFS_TRY(HoldVictim(a, false));
+  DETOURFS_TRY(CarryIds(a.d1, (*v1)->get(), a.d2, (*v2)->get()));
   const bool routed = a.s1.route.For(a.s1.type) >= 0 || a.s2.route.For(a.s1.type) >= 0;
   if (carried.empty() && dropped.empty() && !dst_full) {
     if (hidden_dst) {
