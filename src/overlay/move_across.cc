@@ -487,8 +487,11 @@ Result<void> OverlayImpl::PublishTree(RenameArgs& a, StagedTree& staged) {
       intent.steps.push_back({StepKind::kWhiteout, tree(b.layer, p1), {}});
     }
   }
-  DETOURFS_TRY(changes_->Run(intent));
-  staged.published = true;
+  bool kept = false;
+  Result<void> ran = changes_->Run(intent, &kept);
+  // Published, or to be published by the next start: no longer ours to drop.
+  staged.published = ran.ok() || kept;
+  if (!ran.ok()) return ran;
   DETOURFS_TRY(changes_->Hit("move.published"));
   Result<UniqueFd> root =
       sys::OpenBeneath((*dst_dir)->get(), std::string(a.n2).c_str(), O_PATH | O_DIRECTORY);
@@ -705,9 +708,10 @@ Result<void> OverlayImpl::ExchangeAcross(RenameArgs& a, Layer to1, Layer to2, Re
                           tree(to1, p2)});
   intent.steps.push_back({StepKind::kRenameNoReplace,
                           IntentPath{to2, Area::kWork, have.staged2->name}, tree(to2, p1)});
-  DETOURFS_TRY(changes_->Run(intent));
-  have.staged->published = true;
-  have.staged2->published = true;
+  bool kept = false;
+  Result<void> ran = changes_->Run(intent, &kept);
+  have.staged->published = have.staged2->published = ran.ok() || kept;
+  if (!ran.ok()) return ran;
   for (auto [d, to] : {std::pair{a.d1, to2}, std::pair{a.d2, to1}}) {
     if (!IsTier(to)) {
       Result<SharedFd> vfd = resolver_.DirFd(d, Layer::kVolume);

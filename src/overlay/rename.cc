@@ -563,8 +563,10 @@ Result<void> OverlayImpl::MoveLinked(RenameArgs& a, Layer to, RenameNeeds& have,
   } else {
     intent.steps.push_back({StepKind::kTrash, tree(Layer::kVolume, p1), {}});
   }
-  DETOURFS_TRY(changes_->Run(intent));
-  (*staged)->published = true;
+  bool kept = false;
+  Result<void> ran = changes_->Run(intent, &kept);
+  (*staged)->published = ran.ok() || kept;
+  if (!ran.ok()) return ran;
   Renamed(a, false);
   if (a.flags & RENAME_WHITEOUT) {
     Result<SharedFd> d1 = IsTier(from) ? resolver_.DirFd(a.d1, from)

@@ -526,7 +526,7 @@ Result<void> ChangeLayer::RunStep(const IntentStep& step) {
   return {};
 }
 
-Result<void> ChangeLayer::Run(const Intent& intent) {
+Result<void> ChangeLayer::Run(const Intent& intent, bool* kept) {
   if (!intents_) return Errno{ENOTSUP};
   Result<std::string> record = Errno{EIO};
   {
@@ -534,16 +534,34 @@ Result<void> ChangeLayer::Run(const Intent& intent) {
     record = intents_->Write(intent);
   }
   if (!record.ok()) return Errno{record.error()};
-  DETOURFS_TRY(Hit("intent.written"));
-  for (const IntentStep& step : intent.steps) {
-    Result<void> r = RunStep(step);
+  if (Result<void> hit = Hit("intent.written"); !hit.ok()) {
+    (void)intents_->Remove(*record);  // nothing done: the old state
+    return hit;
+  }
+  for (size_t i = 0; i < intent.steps.size(); ++i) {
+    Result<void> r = RunStep(intent.steps[i]);
+    if (r.ok() && i + 1 < intent.steps.size()) r = Hit("intent.step");
+    if (r.ok() && i + 1 < intent.steps.size()) {
+      MutexLock lock(&intent_mu_);
+      r = intents_->MarkDone(*record, i + 1);
+    }
     if (!r.ok()) {
-      // The record stays: the next start carries the change out.
-      spdlog::error("a step of a multi-step change failed ({}); record '{}' kept for recovery",
-                    ErrnoText(r.error()), *record);
+      if (i == 0) {
+        // The first step failed: nothing visible changed; the old state.
+        (void)intents_->Remove(*record);
+        return r;
+      }
+      // Part of it is done: the rest is carried out now if it can be,
+      // else at the next start (the record stays, and so do the copies
+      // its steps publish: they are in work/, which start-up clears only
+      // after the records are carried out). The caller keeps its staged
+      // copies (`kept`).
+      spdlog::error("step {} of a multi-step change failed ({}); record '{}' kept: it is "
+                    "finished at the next start",
+                    i + 1, ErrnoText(r.error()), *record);
+      if (kept != nullptr) *kept = true;
       return r;
     }
-    DETOURFS_TRY(Hit("intent.step"));
   }
   DETOURFS_TRY(Hit("intent.done"));
   return intents_->Remove(*record);
@@ -556,8 +574,8 @@ Status ChangeLayer::Recover() {
       return Status::FromErrno(pending.error(), "cannot read the records of unfinished changes");
     }
     for (const auto& [name, intent] : *pending) {
-      for (const IntentStep& step : intent.steps) {
-        if (Result<void> r = RunStep(step); !r.ok()) {
+      for (size_t i = intent.done; i < intent.steps.size(); ++i) {
+        if (Result<void> r = RunStep(intent.steps[i]); !r.ok()) {
           return Status::FromErrno(r.error(), "cannot finish the change recorded in '" + name + "'");
         }
       }

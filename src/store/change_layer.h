@@ -140,9 +140,12 @@ class ChangeLayer {
   // Deletes spilled data (open fds keep it readable).
   void DropSpilled(const markers::SpillRef& ref);
 
-  // Runs a multi-step change: the record written and synced, each step,
-  // the record removed.
-  Result<void> Run(const Intent& intent);
+  // Runs a multi-step change: the record written and synced, each step
+  // (its progress synced after it), the record removed. A failure at the
+  // first step leaves the old state; a later one leaves the record, and
+  // `kept` (if given) is set: what the steps publish from work/ must stay
+  // there, since the next start finishes the change.
+  Result<void> Run(const Intent& intent, bool* kept = nullptr);
   // At start, before serving: carries out the records a crash left, then
   // clears every work/ into the trash.
   Status Recover();

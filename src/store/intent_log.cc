@@ -17,6 +17,7 @@ namespace detourfs {
 namespace {
 
 constexpr std::string_view kHeader = "detourfs-intent 1\n";
+constexpr std::string_view kDoneLine = "done 0000\n";  // its length
 
 const char* StepName(StepKind k) {
   switch (k) {
@@ -111,9 +112,24 @@ Result<Intent> DecodeIntent(std::string_view text) {
   }
   const std::string_view body = text.substr(0, end);
   std::string_view sum = text.substr(end + 4);
-  while (!sum.empty() && sum.back() == '\n') sum.remove_suffix(1);
+  const size_t sum_end = sum.find('\n');
+  std::string_view progress = sum_end == std::string_view::npos ? "" : sum.substr(sum_end + 1);
+  sum = sum.substr(0, sum_end);
   if (sum != Checksum(body)) return Errno{EUCLEAN};
   Intent intent;
+  // Progress lines ("done NNNN", one per finished step, each synced before
+  // the next step); a torn last one is not counted.
+  while (progress.size() >= kDoneLine.size()) {
+    const std::string_view line = progress.substr(0, kDoneLine.size());
+    progress.remove_prefix(kDoneLine.size());
+    if (line.substr(0, 5) != "done " || line.back() != '\n') break;
+    size_t n = 0;
+    for (char c : line.substr(5, 4)) {
+      if (c < '0' || c > '9') return Errno{EUCLEAN};
+      n = n * 10 + static_cast<size_t>(c - '0');
+    }
+    intent.done = std::max(intent.done, n);
+  }
   std::string_view rest = body.substr(kHeader.size());
   while (!rest.empty()) {
     const size_t nl = rest.find('\n');
@@ -146,6 +162,7 @@ Result<Intent> DecodeIntent(std::string_view text) {
     }
     intent.steps.push_back(std::move(step));
   }
+  if (intent.done > intent.steps.size()) return Errno{EUCLEAN};
   return intent;
 }
 
@@ -164,6 +181,16 @@ Result<std::string> IntentLog::Write(const Intent& intent) {
   DETOURFS_TRY(sys::LinkFd(tmp->get(), dir_->get(), name));
   DETOURFS_TRY(sys::SyncDir(dir_->get()));
   return std::string(name);
+}
+
+Result<void> IntentLog::MarkDone(const std::string& name, size_t steps) {
+  if (steps > 9999) return Errno{EINVAL};
+  char line[16];
+  std::snprintf(line, sizeof(line), "done %04zu\n", steps);
+  Result<UniqueFd> fd = sys::OpenBeneath(dir_->get(), name.c_str(), O_WRONLY | O_APPEND);
+  if (!fd.ok()) return Errno{fd.error()};
+  DETOURFS_TRY(sys::WriteAll(fd->get(), line, kDoneLine.size()));
+  return sys::Fsync(fd->get(), true);
 }
 
 Result<void> IntentLog::Remove(const std::string& name) {

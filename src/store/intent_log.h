@@ -4,7 +4,9 @@
 // copy published, then its source removed). The record is written and
 // synced before the first visible step, lists every step, and goes when the
 // last is done; at start each record left by a crash is carried out to the
-// end (every step is idempotent), before anything is served. So a crash
+// end from the step after the last one recorded done (each step is
+// idempotent, but a step that cleared a name must not run again once a
+// later one put something there), before anything is served. So a crash
 // leaves the old state (no record yet: the staged parts are in work/, which
 // start-up clears) or, after recovery, the new one.
 //
@@ -13,6 +15,7 @@
 //   detourfs-intent 1
 //   <step> <layer>:<area>:<path> [<layer>:<area>:<path>]
 //   end <xxh64 of the lines above, hex>
+//   done NNNN    (appended after each step, synced: steps finished)
 // Paths are relative to their area and percent-encoded; a record whose
 // checksum does not match is torn (the crash came while writing it, before
 // any step) and is dropped.
@@ -55,6 +58,10 @@ struct IntentStep {
 
 struct Intent {
   std::vector<IntentStep> steps;
+  // Steps finished before a crash (read back; not part of the encoding):
+  // recovery resumes after them, so a step that cleared a name is never
+  // run again over what a later step put there.
+  size_t done = 0;
 };
 
 std::string EncodeIntent(const Intent& intent);
@@ -69,6 +76,9 @@ class IntentLog {
   // Writes `intent` durably (data synced, then linked in and the directory
   // synced); returns the record's name.
   Result<std::string> Write(const Intent& intent);
+  // Records durably that the first `steps` steps are done (a line
+  // appended and synced).
+  Result<void> MarkDone(const std::string& name, size_t steps);
   Result<void> Remove(const std::string& name);
   // The records left, oldest first; torn ones are dropped (and logged).
   Result<std::vector<std::pair<std::string, Intent>>> Pending();

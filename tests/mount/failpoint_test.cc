@@ -52,6 +52,18 @@ const Scenario kScenarios[] = {
      "mv node_modules/new src/new"},
     {"intent.done", "mkdir node_modules/new && echo n > node_modules/new/n.js",
      "mv node_modules/new src/new"},
+    // A project renamed with its node_modules on a tier: the volume part
+    // renamed, the tier part trashed at the new name, then renamed there.
+    // A crash after the publish must not run the clearing step again.
+    {"intent.done", "mkdir -p proj/node_modules/x && echo 1 > proj/node_modules/x/f",
+     "mv proj proj2"},
+    {"intent.step@2", "mkdir -p proj/node_modules/x && echo 1 > proj/node_modules/x/f",
+     "mv proj proj2"},
+    // A tree moved across layers over an empty directory (cleared first).
+    {"intent.done", "mkdir node_modules/new src/new && echo n > node_modules/new/n.js",
+     "mv -T node_modules/new src/new"},
+    {"intent.step@2", "mkdir node_modules/new src/new && echo n > node_modules/new/n.js",
+     "mv -T node_modules/new src/new"},
     {"spill.copied", "head -c 3145728 /dev/zero | tr '\\0' x > node_modules/big.bin && sync",
      "head -c 3145728 /dev/zero | tr '\\0' y >> node_modules/big.bin", true},
     {"spill.marked", "head -c 3145728 /dev/zero | tr '\\0' x > node_modules/big.bin && sync",
@@ -89,9 +101,18 @@ class FailpointTest : public TieredMountTest {
     }
     return left;
   }
-  bool StartArmed(const std::string& failpoint) {
+  // "name" or "name@N" (the Nth time it is reached).
+  static std::string Name(const Scenario& s) {
+    const std::string f = s.failpoint;
+    return f.substr(0, f.find('@'));
+  }
+  bool StartArmed(const Scenario& s) {
     if (fs_->Stop() != 0) return false;
-    ::setenv("DETOURFS_FAILPOINTS", (failpoint + "=kill").c_str(), 1);
+    const std::string f = s.failpoint;
+    const size_t at = f.find('@');
+    const std::string spec =
+        at == std::string::npos ? f + "=kill" : f.substr(0, at) + "=kill" + f.substr(at);
+    ::setenv("DETOURFS_FAILPOINTS", spec.c_str(), 1);
     std::string error;
     const bool started = fs_->Restart(&error);
     ::unsetenv("DETOURFS_FAILPOINTS");
@@ -105,12 +126,12 @@ TEST_P(FailpointTest, AKillAtEveryFailpointLeavesTheOldStateOrTheNew) {
   std::vector<std::string> named;
   for (const char* f : kFailpoints) named.emplace_back(f);
   for (const Scenario& s : kScenarios) {
-    EXPECT_NE(std::find(named.begin(), named.end(), s.failpoint), named.end()) << s.failpoint;
+    EXPECT_NE(std::find(named.begin(), named.end(), Name(s)), named.end()) << s.failpoint;
   }
   // Every failpoint has its scenario.
   for (const std::string& f : named) {
     bool covered = false;
-    for (const Scenario& s : kScenarios) covered = covered || f == s.failpoint;
+    for (const Scenario& s : kScenarios) covered = covered || f == Name(s);
     EXPECT_TRUE(covered) << "no scenario reaches failpoint " << f;
   }
 
@@ -133,7 +154,7 @@ TEST_P(FailpointTest, AKillAtEveryFailpointLeavesTheOldStateOrTheNew) {
     const std::string after = Describe(ref);
     ASSERT_NE(before, after);
 
-    ASSERT_TRUE(StartArmed(s.failpoint));
+    ASSERT_TRUE(StartArmed(s));
     const int status = Shell(In(M(dir), s.change));
     ASSERT_TRUE(fs_->AwaitDeath(20)) << "the change did not reach " << s.failpoint
                                      << " (status " << status << ")";
