@@ -538,12 +538,23 @@ Result<void> ChangeLayer::Run(const Intent& intent, bool* kept) {
     (void)intents_->Remove(*record);  // nothing done: the old state
     return hit;
   }
+  bool marking = true;  // progress recorded after each step
   for (size_t i = 0; i < intent.steps.size(); ++i) {
     Result<void> r = RunStep(intent.steps[i]);
-    if (r.ok() && i + 1 < intent.steps.size()) r = Hit("intent.step");
-    if (r.ok() && i + 1 < intent.steps.size()) {
-      MutexLock lock(&intent_mu_);
-      r = intents_->MarkDone(*record, i + 1);
+    if (r.ok() && marking && i + 1 < intent.steps.size()) {
+      Result<void> between = Hit("intent.step");
+      if (between.ok()) {
+        MutexLock lock(&intent_mu_);
+        between = intents_->MarkDone(*record, i + 1);
+      }
+      if (!between.ok()) {
+        // Between steps, nothing is half-made: the rest goes on now (a
+        // crash from here replays from the last step recorded done, each
+        // step idempotent on its own).
+        spdlog::warn("a multi-step change could not record its progress ({}); finishing it",
+                     ErrnoText(between.error()));
+        marking = false;
+      }
     }
     if (!r.ok()) {
       if (i == 0) {
@@ -675,10 +686,14 @@ void ChangeLayer::Background() {
 void ChangeLayer::DrainTrash() {
   std::unique_lock<Mutex> lock(bg_mu_);
   if (!bg_.joinable()) return;
-  trash_pending_ = true;
+  // Two rounds: the first may have begun before this call.
   const uint64_t want = trash_rounds_ + 2;
-  bg_cv_.notify_all();
-  bg_cv_.wait(lock, [&]() NO_THREAD_SAFETY_ANALYSIS { return trash_rounds_ >= want || stop_; });
+  while (trash_rounds_ < want && !stop_) {
+    trash_pending_ = true;
+    bg_cv_.notify_all();
+    const uint64_t seen = trash_rounds_;
+    bg_cv_.wait(lock, [&]() NO_THREAD_SAFETY_ANALYSIS { return trash_rounds_ > seen || stop_; });
+  }
 }
 
 void ChangeLayer::Stop() {

@@ -23,7 +23,13 @@ Result<std::unique_ptr<Failpoints>> Failpoints::Parse(std::string_view spec) {
     p->name = std::string(item.substr(0, eq));
     std::string_view action = item.substr(eq + 1);
     if (const size_t at = action.find('@'); at != std::string_view::npos) {
-      p->nth = std::strtoull(std::string(action.substr(at + 1)).c_str(), nullptr, 10);
+      const std::string_view count = action.substr(at + 1);
+      if (count.empty() || count.size() > 9) return Errno{EINVAL};
+      p->nth = 0;
+      for (char c : count) {
+        if (c < '0' || c > '9') return Errno{EINVAL};
+        p->nth = p->nth * 10 + static_cast<uint64_t>(c - '0');
+      }
       action = action.substr(0, at);
       if (p->nth == 0) return Errno{EINVAL};
     }

@@ -121,6 +121,8 @@ constexpr unsigned char kOpaqueFlag = 1;
 
 Result<IdRecord> IdRecordFrom(Result<size_t> n, const unsigned char* buf) {
   if (!n.ok()) {
+    // Longer than any record (ERANGE): corrupt, never "no record".
+    if (n.error() == ERANGE) return Errno{EUCLEAN};
     if (Absent(n.error())) return IdRecord{};
     return Errno{n.error()};
   }

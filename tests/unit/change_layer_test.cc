@@ -460,36 +460,45 @@ TEST_F(ChangeLayerIntentTest, RunWithoutATierHasNowhereToKeepRecords) {
   EXPECT_EQ(changes_->Run(Intent{}).error(), ENOTSUP);
 }
 
-TEST_F(ChangeLayerIntentTest, FailureAfterTheRecordIsWrittenChangesNothingVisibleYet) {
+// Failed before its first step: the caller is told, and nothing happens,
+// now or at the next start (the record goes).
+TEST_F(ChangeLayerIntentTest, FailureBeforeTheFirstStepLeavesTheOldState) {
   Start("intent.written=eio");
   EXPECT_EQ(changes_->Run(TwoSteps()).error(), EIO);
   EXPECT_TRUE(OldState());
-  // The record stays: as after a crash at this point, the next start
-  // carries the change out (although this run reported it failed).
-  EXPECT_EQ(Records(), 1U);
+  EXPECT_EQ(Records(), 0U);
   Restart();
+  EXPECT_TRUE(OldState());
+}
+
+// An error between two steps (its progress not recorded) is not a
+// half-made change: the rest is done at once.
+TEST_F(ChangeLayerIntentTest, ErrorBetweenStepsLeavesOldOrNewState) {
+  Start("intent.step=eio");
+  EXPECT_TRUE(changes_->Run(TwoSteps()).ok());
+  EXPECT_TRUE(OldState() || NewState())
+      << "tree after the change: " << ::testing::PrintToString(Names(tree()));
   EXPECT_TRUE(NewState());
   EXPECT_EQ(Records(), 0U);
 }
 
-// BUG (reported): failpoints.h promises that "an error at any step leaves
-// the old state or the new one", but Run() returns at a failed step with
-// the steps before it done and the record kept for the next start: until a
-// restart, the tree is half-changed (here "b" renamed in, "old" not yet
-// trashed), and the caller was told the change failed.
-TEST_F(ChangeLayerIntentTest, ErrorBetweenStepsLeavesOldOrNewState) {
-  Start("intent.step=eio");
-  EXPECT_EQ(changes_->Run(TwoSteps()).error(), EIO);
-  EXPECT_TRUE(OldState() || NewState())
-      << "tree after the failed change: " << ::testing::PrintToString(Names(tree()));
-}
-
-TEST_F(ChangeLayerIntentTest, ARestartFinishesAChangeStoppedBetweenSteps) {
-  Start("intent.step=eio");
-  EXPECT_EQ(changes_->Run(TwoSteps()).error(), EIO);
-  EXPECT_EQ(Records(), 1U);
+// Regression (review 2026-12, C1): a crash after a step that published
+// into a name a previous step cleared. Recovery resumes after the steps
+// recorded done, so the clearing step never runs over what was published.
+TEST_F(ChangeLayerIntentTest, ARestartResumesAfterTheStepsRecordedDone) {
+  Start();
+  IntentLog log(mem().intents);
+  Intent intent;  // "b" cleared, then "a" published as "b"
+  intent.steps.push_back({StepKind::kTrash, IntentPath{Layer::kMemory, Area::kTree, "b"}, {}});
+  intent.steps.push_back({StepKind::kRenameNoReplace, IntentPath{Layer::kMemory, Area::kTree, "a"},
+                          IntentPath{Layer::kMemory, Area::kTree, "b"}});
+  Result<std::string> record = log.Write(intent);
+  ASSERT_TRUE(record.ok());
+  ASSERT_TRUE(log.MarkDone(*record, 1).ok());
+  // Both steps ran; the crash came before the second was recorded done.
+  ASSERT_EQ(::renameat(tree(), "a", tree(), "b"), 0);
   Restart();
-  EXPECT_TRUE(NewState());
+  EXPECT_EQ(ReadAll(tree(), "b"), "moving");
   EXPECT_EQ(Records(), 0U);
 }
 
@@ -564,7 +573,7 @@ TEST_F(ChangeLayerTest, SpilledDataRoundTripsAndIsDroppedWithItsStub) {
   changes_->Stop();
 }
 
-// BUG (reported): DrainTrash() asks for two trash rounds (trash_rounds_ + 2)
+// Regression (found by its unit test): DrainTrash() asks for two trash rounds (trash_rounds_ + 2)
 // but schedules one (trash_pending_ = true). When the background thread is
 // idle — no round in progress — one round runs and nothing asks for the
 // second, so DrainTrash() waits forever (until Stop()). The watchdog below

@@ -224,7 +224,7 @@ TEST_F(MarkersTest, SpillLayerOutOfRangeIsCorrupt) {
   EXPECT_EQ(r.error(), EUCLEAN);
 }
 
-// BUG (reported): a kIdXattr longer than the 18-byte maximum is read into an
+// Regression (found by its unit test): a kIdXattr longer than the 18-byte maximum is read into an
 // 18-byte buffer, getxattr says ERANGE, and markers.cc treats ERANGE as
 // "absent": the corrupt record reads as no record (id 0) instead of EUCLEAN,
 // unlike a 10- or 17-byte one. The entry would then be given a fresh id.
