@@ -310,7 +310,7 @@ Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageTree(Node* x,
       NodePin node = table_.FindByPid(pid, st->st_mode);
       std::optional<ReadLock> hold;
       if (node) hold.emplace(&node->content_mu);
-      Result<Made> made = changes_->CopyIn(At{to, dfd, item.name, "", false}, src->get(),
+      Result<Made> made = changes_->CopyIn(At{to, dfd, item.name, "", false, true}, src->get(),
                                            data.valid() ? data.get() : -1, *st,
                                            IsTier(to) ? pid : 0);
       if (!made.ok()) return Errno{made.error()};
@@ -464,6 +464,10 @@ Result<void> OverlayImpl::PublishTree(RenameArgs& a, StagedTree& staged) {
     }
   } else if (!IsTier(to) && vol.has) {
     intent.steps.push_back({StepKind::kTrash, tree(Layer::kVolume, p2), {}});
+  } else if (IsTier(to) && a.s2.at[Index(to)].whiteout) {
+    // A directory cannot be renamed over a whiteout (ENOTDIR): it goes
+    // first (the copy is opaque where the volume has a directory).
+    intent.steps.push_back({StepKind::kTrash, tree(to, p2), {}});
   }
   intent.steps.push_back({StepKind::kRename, IntentPath{to, Area::kWork, staged.name}, tree(to, p2)});
   // The source goes from every layer.

@@ -469,7 +469,8 @@ Result<void> OverlayImpl::RenameOnTier(RenameArgs& a, Layer tier) {
       }
     }
   }
-  unsigned int flags = a.flags & RENAME_NOREPLACE;
+  // (A whiteout there is no entry of the merged view: replaced.)
+  unsigned int flags = dst_tier.whiteout ? 0 : a.flags & RENAME_NOREPLACE;
   const bool dir_over_whiteout = a.x1->is_dir() && dst_tier.whiteout;
   if (dir_over_whiteout) {
     // A directory cannot replace a whiteout: they swap, and the whiteout

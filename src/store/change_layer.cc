@@ -336,7 +336,9 @@ Result<Made> ChangeLayer::CopyIn(const At& at, int src, int data, const struct s
       DETOURFS_TRY(markers::SetNumber(tmp->get(), markers::kLinksXattr, index->links));
       if (index->metacopy) DETOURFS_TRY(markers::SetFlag(tmp->get(), markers::kMetacopyXattr));
     }
-    if (!IsTier(at.layer)) DETOURFS_TRY(sys::Fsync(tmp->get(), true));  // the volume: synced first
+    if (!IsTier(at.layer) && !at.batch) {
+      DETOURFS_TRY(sys::Fsync(tmp->get(), true));  // the volume: synced before it is linked in
+    }
     DETOURFS_TRY(Hit("copyup.copied"));
     DETOURFS_TRY(sys::LinkFd(tmp->get(), at.dir, name.c_str()));
     Result<UniqueFd> fd = sys::OpenBeneath(at.dir, name.c_str(), O_PATH);

@@ -50,6 +50,9 @@ struct At {
   std::string_view name;
   std::string_view path;  // relative to the layer's tree root
   bool routed = false;    // volume changes are recorded only for routed content
+  // One of a batch (a tree's copy) that the caller syncs as a whole (one
+  // syncfs before it is published) instead of one fsync per file.
+  bool batch = false;
 };
 
 struct MakeSpec {
