@@ -58,6 +58,9 @@ Result<void> OverlayImpl::Rename(uint64_t parent, std::string_view name, uint64_
       }
       RenameNeeds more;
       r = RenameLocked(d1->get(), name, d2->get(), new_name, flags, caller, needs, &more);
+      // Another round only when asked for one (EAGAIN with what it needs);
+      // any other answer is the rename's.
+      if (r.ok() || r.error() != EAGAIN) return r;
       if (!more.exclusive && !more.freeze && !more.staged && !more.staged2) return r;
       if (more.staged) needs.staged = std::move(more.staged);
       if (more.staged2) needs.staged2 = std::move(more.staged2);
@@ -67,7 +70,14 @@ Result<void> OverlayImpl::Rename(uint64_t parent, std::string_view name, uint64_
         needs.freeze = true;
       }
     }
-    if (round >= 5) return Errno{EAGAIN};
+    if (round >= 5) {
+      spdlog::warn("rename '{}' -> '{}': its layers kept changing under it; EAGAIN", name,
+                   new_name);
+      return Errno{EAGAIN};
+    }
+    spdlog::debug("rename '{}' -> '{}' round {}: {} (freeze {}, staged {}/{}, exclusive {})", name,
+                  new_name, round, r.ok() ? "ok" : ErrnoText(r.error()), needs.freeze,
+                  needs.staged != nullptr, needs.staged2 != nullptr, needs.exclusive);
     if (needs.freeze && freezes.empty()) {
       // Trees moving between layers: nothing changes inside them while they
       // are copied (requests inside wait at the gate).
