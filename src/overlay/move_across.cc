@@ -96,8 +96,22 @@ Result<void> OverlayImpl::MoveFile(RenameArgs& a, Layer to) {
     DETOURFS_TRY(MarkIds(a.d2, (*dst_dir)->get()));
   }
   Intent intent;
+  const bool hidden_on_volume = !a.s2.exists && a.s2.at[Index(Layer::kVolume)].has;
+  if (!IsTier(to) && hidden_on_volume) {
+    // What the volume holds there, hidden (a directory removed through the
+    // mount under a directory-only rule's name), makes way.
+    intent.steps.push_back({StepKind::kTrash, IntentPath{Layer::kVolume, Area::kTree, p2}, {}});
+  }
   intent.steps.push_back({StepKind::kRename, IntentPath{to, Area::kWork, staged},
                           IntentPath{to, Area::kTree, p2}});
+  if (!IsTier(to)) {
+    // Whiteouts of the name on the tiers would hide the file now there.
+    for (Layer t : kTiers) {
+      if (a.s2.at[Index(t)].whiteout) {
+        intent.steps.push_back({StepKind::kTrash, IntentPath{t, Area::kTree, p2}, {}});
+      }
+    }
+  }
   if (IsTier(b.layer)) {
     const bool whiteout = a.s1.volume_visible && a.s1.at[Index(Layer::kVolume)].has;
     intent.steps.push_back(
@@ -292,8 +306,12 @@ Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageTree(Node* x,
       }
       if (from == to && !IsTier(to)) {
         // A volume file moving within the volume's filesystem: a link,
-        // no copy (the source's name goes when the move is published).
+        // no copy (the source's name goes when the move is published). One
+        // that keeps an id of its own keeps it where it lands.
         DETOURFS_TRY(sys::LinkAt(sfd, n, dfd, n));
+        if (pid != static_cast<uint64_t>(st->st_ino)) {
+          DETOURFS_TRY(changes_->SetFlag(dfd, markers::kIdsXattr));
+        }
         staged->files++;
         return false;
       }
