@@ -30,8 +30,8 @@ Result<Entry> OverlayImpl::Mkdir(uint64_t parent, std::string_view name, mode_t 
   return r->first;
 }
 
-Result<Entry> OverlayImpl::Symlink(std::string_view target, uint64_t parent,
-                                   std::string_view name, const Caller& caller) {
+Result<Entry> OverlayImpl::Symlink(std::string_view target, uint64_t parent, std::string_view name,
+                                   const Caller& caller) {
   MakeRequest req;
   req.spec.type = S_IFLNK;
   req.spec.mode = 0777;
@@ -44,8 +44,7 @@ Result<Entry> OverlayImpl::Symlink(std::string_view target, uint64_t parent,
 
 Result<std::pair<Entry, FileHandle*>> OverlayImpl::Create(uint64_t parent, std::string_view name,
                                                           mode_t mode, int flags,
-                                                          const Caller& caller,
-                                                          bool kill_suidgid) {
+                                                          const Caller& caller, bool kill_suidgid) {
   MakeRequest req;
   req.spec.type = S_IFREG;
   req.spec.mode = mode & 07777;
@@ -106,8 +105,8 @@ Result<std::pair<Entry, FileHandle*>> OverlayImpl::Make(uint64_t parent, std::st
         const LayerHit& vol = s->at[Index(Layer::kVolume)];
         spec.opaque = type == S_IFDIR && vol.has && S_ISDIR(vol.st.st_mode);
       }
-      Result<Made> made = changes_->Make(At{layer, where->get(), name, path, routed}, spec,
-                                         caller, where->get());
+      Result<Made> made =
+          changes_->Make(At{layer, where->get(), name, path, routed}, spec, caller, where->get());
       if (!made.ok()) return Errno{made.error()};
       if (layer == Layer::kVolume) {
         // A whiteout of the tier a directory of this name would go to hides
@@ -236,8 +235,8 @@ Result<Entry> OverlayImpl::Link(uint64_t ino, uint64_t new_parent, std::string_v
     src = resolver_.Fd(node, b);
   }
   if (!src.ok()) return Errno{src.error()};
-  DETOURFS_TRY(changes_->Link((*src)->get(), At{to, (*where)->get(), new_name, path,
-                                                s->route.file >= 0},
+  DETOURFS_TRY(changes_->Link((*src)->get(),
+                              At{to, (*where)->get(), new_name, path, s->route.file >= 0},
                               s->Whiteout(to), node->pid()));
   if (b.index) {
     const IndexAt e = IndexEntryAt(b.layer, node->pid());

@@ -1,8 +1,8 @@
 // OverlayImpl: probing a name on every layer, lookup, forget, and the
 // persistent ids reported as inode numbers.
 #include <fcntl.h>
-#include <spdlog/spdlog.h>
 #include <limits.h>
+#include <spdlog/spdlog.h>
 
 #include <chrono>
 #include <cinttypes>
@@ -137,8 +137,8 @@ Result<Slot> OverlayImpl::Probe(Node* dir, std::string_view name) {
     Result<SharedFd> fd = resolver_.DirFd(dir, l);
     if (!fd.ok()) {
       if (fd.error() == ENOENT) continue;
-      spdlog::debug("probe '{}' in '{}' (node {}): its {} part: {}", name, PathOf(dir),
-                    dir->pid(), LayerName(l), ErrnoText(fd.error()));
+      spdlog::debug("probe '{}' in '{}' (node {}): its {} part: {}", name, PathOf(dir), dir->pid(),
+                    LayerName(l), ErrnoText(fd.error()));
       return Errno{fd.error()};
     }
     fds[Index(l)] = *fd;
@@ -165,8 +165,8 @@ Result<Slot> OverlayImpl::Probe(Node* dir, std::string_view name) {
   }
   // The directory's volume part shows through unless its tier part is
   // opaque (a routed directory made anew over the volume's).
-  s.volume_visible = s.dir.parts[Index(Layer::kVolume)].present() &&
-                     !(IsTier(s.dir.layer) && s.dir.opaque);
+  s.volume_visible =
+      s.dir.parts[Index(Layer::kVolume)].present() && !(IsTier(s.dir.layer) && s.dir.opaque);
 
   // A routed name: its tier's entry, unless that is a whiteout.
   std::array<bool, kLayerCount> whited{};
@@ -196,8 +196,7 @@ Result<Slot> OverlayImpl::Probe(Node* dir, std::string_view name) {
       s.binding.opaque = hit.rec.opaque;
       if (s.volume_visible && !hit.rec.opaque && vol.has && S_ISDIR(vol.st.st_mode)) {
         s.binding.parts[Index(Layer::kVolume)] = Part::Of(vol.st);
-        Result<uint64_t> vp =
-            VolumePid(dir, fds[Index(Layer::kVolume)]->get(), n.c_str(), vol.st);
+        Result<uint64_t> vp = VolumePid(dir, fds[Index(Layer::kVolume)]->get(), n.c_str(), vol.st);
         if (!vp.ok()) return Errno{vp.error()};
         volume_pid = *vp;
       }
@@ -278,8 +277,7 @@ Result<Slot> OverlayImpl::Probe(Node* dir, std::string_view name) {
   return s;
 }
 
-Result<NodePin> OverlayImpl::NodeFor(Node* dir, std::string_view name, const Slot& s,
-                                     bool lookup) {
+Result<NodePin> OverlayImpl::NodeFor(Node* dir, std::string_view name, const Slot& s, bool lookup) {
   // A volume file with one link found under a name its node does not have
   // is another file (deleted underneath, its number reused).
   const bool single = s.binding.layer == Layer::kVolume && !S_ISDIR(s.type) && s.st.st_nlink <= 1;

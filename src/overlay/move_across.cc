@@ -86,13 +86,14 @@ Result<void> OverlayImpl::MoveFile(RenameArgs& a, Layer to) {
   const std::string p2 = Join(PathOf(a.d2), a.n2);
   const std::string staged = ChangeLayer::WorkName("moving");
   const int work = changes_->work(to);
-  Result<Made> made = changes_->CopyIn(At{to, work, staged, "", true}, (*src)->get(), data, *st,
-                                       x->pid());
+  Result<Made> made =
+      changes_->CopyIn(At{to, work, staged, "", true}, (*src)->get(), data, *st, x->pid());
   if (!made.ok()) return Errno{made.error()};
   if (!IsTier(to)) {
     // On the volume the file keeps its id (its new inode number differs):
     // recorded on it, and its directory marked as holding such files.
-    DETOURFS_TRY(changes_->SetIdRecordAt(work, staged.c_str(), markers::IdRecord{x->pid(), false, {}}));
+    DETOURFS_TRY(
+        changes_->SetIdRecordAt(work, staged.c_str(), markers::IdRecord{x->pid(), false, {}}));
     DETOURFS_TRY(MarkIds(a.d2, (*dst_dir)->get()));
   }
   Intent intent;
@@ -102,8 +103,8 @@ Result<void> OverlayImpl::MoveFile(RenameArgs& a, Layer to) {
     // mount under a directory-only rule's name), makes way.
     intent.steps.push_back({StepKind::kTrash, IntentPath{Layer::kVolume, Area::kTree, p2}, {}});
   }
-  intent.steps.push_back({StepKind::kRename, IntentPath{to, Area::kWork, staged},
-                          IntentPath{to, Area::kTree, p2}});
+  intent.steps.push_back(
+      {StepKind::kRename, IntentPath{to, Area::kWork, staged}, IntentPath{to, Area::kTree, p2}});
   if (!IsTier(to)) {
     // Whiteouts of the name on the tiers would hide the file now there.
     for (Layer t : kTiers) {
@@ -114,8 +115,9 @@ Result<void> OverlayImpl::MoveFile(RenameArgs& a, Layer to) {
   }
   if (IsTier(b.layer)) {
     const bool whiteout = a.s1.volume_visible && a.s1.at[Index(Layer::kVolume)].has;
-    intent.steps.push_back(
-        {whiteout ? StepKind::kWhiteout : StepKind::kTrash, IntentPath{b.layer, Area::kTree, p1}, {}});
+    intent.steps.push_back({whiteout ? StepKind::kWhiteout : StepKind::kTrash,
+                            IntentPath{b.layer, Area::kTree, p1},
+                            {}});
   } else if (x->pid() == static_cast<uint64_t>(st->st_ino)) {
     // The volume file's inode number is the id the moved file keeps: the
     // old inode is held (hidden) so the volume never gives it to another.
@@ -168,8 +170,8 @@ Result<void> OverlayImpl::UserWhiteoutAfterMove(RenameArgs& a) {
 }
 
 Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageTree(Node* x, Node* d,
-                                                                       std::string_view n,
-                                                                       Node* replaced, Layer to) {
+                                                                        std::string_view n,
+                                                                        Node* replaced, Layer to) {
   const Binding b = x->Snapshot();
   const std::string src_path = Join(PathOf(d), n);
   const int src_route = RouteOf(x);
@@ -200,7 +202,8 @@ Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageTree(Node* x,
     staged->name = name;
     staged->changes = changes_.get();
     if (!IsTier(to)) {
-      DETOURFS_TRY(changes_->SetIdRecordAt(work, name.c_str(), markers::IdRecord{x->pid(), false, {}}));
+      DETOURFS_TRY(
+          changes_->SetIdRecordAt(work, name.c_str(), markers::IdRecord{x->pid(), false, {}}));
     }
     roots[kDest] = root->get();
     // The walk dups the roots it is given.
@@ -277,8 +280,8 @@ Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageTree(Node* x,
       if (S_ISDIR(st->st_mode)) {
         Result<UniqueFd> model = sys::OpenBeneath(sfd, n, O_PATH | O_DIRECTORY);
         if (!model.ok()) return Errno{model.error()};
-        Result<UniqueFd> made = changes_->EnsureDir(At{to, dfd, item.name, "", false},
-                                                    model->get(), *st, IsTier(to) ? pid : 0);
+        Result<UniqueFd> made = changes_->EnsureDir(At{to, dfd, item.name, "", false}, model->get(),
+                                                    *st, IsTier(to) ? pid : 0);
         if (!made.ok()) return Errno{made.error()};
         if (!IsTier(to)) {
           DETOURFS_TRY(changes_->SetIdRecordAt(dfd, n, markers::IdRecord{pid, false, {}}));
@@ -328,9 +331,9 @@ Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageTree(Node* x,
       NodePin node = table_.FindByPid(pid, st->st_mode);
       std::optional<ReadLock> hold;
       if (node) hold.emplace(&node->content_mu);
-      Result<Made> made = changes_->CopyIn(At{to, dfd, item.name, "", false, true}, src->get(),
-                                           data.valid() ? data.get() : -1, *st,
-                                           IsTier(to) ? pid : 0);
+      Result<Made> made =
+          changes_->CopyIn(At{to, dfd, item.name, "", false, true}, src->get(),
+                           data.valid() ? data.get() : -1, *st, IsTier(to) ? pid : 0);
       if (!made.ok()) return Errno{made.error()};
       if (!IsTier(to)) {
         DETOURFS_TRY(changes_->SetIdRecordAt(dfd, n, markers::IdRecord{pid, false, {}}));
@@ -439,7 +442,8 @@ Result<UniqueFd> OverlayImpl::VolumeInodeOf(Layer index, uint64_t pid) {
   const IndexAt e = IndexEntryAt(index, pid);
   Result<std::string> handle = markers::GetBytesAt(e.dir, e.name.c_str(), markers::kHandleXattr);
   if (!handle.ok() || handle->empty()) return Errno{EXDEV};
-  Result<UniqueFd> v = sys::OpenByHandle(changes_->dirs(Layer::kVolume).tree->get(), *handle, O_PATH);
+  Result<UniqueFd> v =
+      sys::OpenByHandle(changes_->dirs(Layer::kVolume).tree->get(), *handle, O_PATH);
   if (!v.ok()) {
     spdlog::debug("index entry {}: its volume inode: {}", e.name, ErrnoText(v.error()));
     return Errno{EXDEV};
@@ -462,8 +466,8 @@ Result<void> OverlayImpl::PublishTree(RenameArgs& a, StagedTree& staged) {
   if (IsTier(to) && a.s2.volume_visible && vol.has && S_ISDIR(vol.st.st_mode)) {
     Result<UniqueFd> root = sys::OpenBeneath(work, staged.name.c_str(), O_PATH | O_DIRECTORY);
     if (!root.ok()) return Errno{root.error()};
-    DETOURFS_TRY(changes_->SetOpaque(At{to, work, staged.name, "", false}, root->get(), true,
-                                     x->pid()));
+    DETOURFS_TRY(
+        changes_->SetOpaque(At{to, work, staged.name, "", false}, root->get(), true, x->pid()));
   }
   if (!IsTier(to)) {
     // Marked before the copy shows: its entries' st_ino is the id they carry.
@@ -487,7 +491,8 @@ Result<void> OverlayImpl::PublishTree(RenameArgs& a, StagedTree& staged) {
     // first (the copy is opaque where the volume has a directory).
     intent.steps.push_back({StepKind::kTrash, tree(to, p2), {}});
   }
-  intent.steps.push_back({StepKind::kRename, IntentPath{to, Area::kWork, staged.name}, tree(to, p2)});
+  intent.steps.push_back(
+      {StepKind::kRename, IntentPath{to, Area::kWork, staged.name}, tree(to, p2)});
   // The source goes from every layer.
   const bool volume_has = a.s1.volume_visible && a.s1.at[Index(Layer::kVolume)].has;
   for (Layer t : kTiers) {
@@ -500,8 +505,9 @@ Result<void> OverlayImpl::PublishTree(RenameArgs& a, StagedTree& staged) {
       // Its entries' volume numbers are the ids their copies keep (st_ino):
       // held, not freed, so the volume never gives a new entry one of them.
       // Files linked into the copy leave the held tree at once (PruneHeld).
-      intent.steps.push_back({StepKind::kHold, tree(Layer::kVolume, p1),
-                              IntentPath{Layer::kVolume, Area::kHeld, ChangeLayer::WorkName("tree")}});
+      intent.steps.push_back(
+          {StepKind::kHold, tree(Layer::kVolume, p1),
+           IntentPath{Layer::kVolume, Area::kHeld, ChangeLayer::WorkName("tree")}});
     } else if (!b.home().present()) {
       // Only on the volume until now: a whiteout on its tier hides it.
       Result<SharedFd> t1 = EnsureTierDir(a.d1, b.layer);
@@ -664,9 +670,8 @@ Result<void> OverlayImpl::ExchangeAcross(RenameArgs& a, Layer to1, Layer to2, Re
   if (stale(have.staged, x1, to1)) have.staged.reset();
   if (stale(have.staged2, x2, to2)) have.staged2.reset();
   if (!have.exclusive) {
-    for (auto [x, d, n, other, to, slot] :
-         {std::tuple{x1, a.d1, a.n1, x2, to1, &need->staged},
-          std::tuple{x2, a.d2, a.n2, x1, to2, &need->staged2}}) {
+    for (auto [x, d, n, other, to, slot] : {std::tuple{x1, a.d1, a.n1, x2, to1, &need->staged},
+                                            std::tuple{x2, a.d2, a.n2, x1, to2, &need->staged2}}) {
       if (!x->is_dir()) continue;
       Result<std::shared_ptr<StagedTree>> s = StageTree(x, d, n, other, to);
       if (!s.ok()) return Errno{s.error()};
@@ -679,9 +684,8 @@ Result<void> OverlayImpl::ExchangeAcross(RenameArgs& a, Layer to1, Layer to2, Re
   Node* hi = lo == x1 ? x2 : x1;
   std::optional<WriteLock> l1(std::in_place, &lo->content_mu);
   std::optional<WriteLock> l2(std::in_place, &hi->content_mu);
-  for (auto [x, d, n, other, to, slot] :
-       {std::tuple{x1, a.d1, a.n1, x2, to1, &have.staged},
-        std::tuple{x2, a.d2, a.n2, x1, to2, &have.staged2}}) {
+  for (auto [x, d, n, other, to, slot] : {std::tuple{x1, a.d1, a.n1, x2, to1, &have.staged},
+                                          std::tuple{x2, a.d2, a.n2, x1, to2, &have.staged2}}) {
     if (*slot) continue;
     if (x->is_dir()) {
       // Copied under the exclusive lock: only when a round went wrong.
@@ -719,15 +723,16 @@ Result<void> OverlayImpl::ExchangeAcross(RenameArgs& a, Layer to1, Layer to2, Re
       const bool own =
           b.layer == Layer::kVolume || b.index || (x->is_dir() && b.parts[0].present());
       if (own && x->pid() == static_cast<uint64_t>(s->at[Index(Layer::kVolume)].st.st_ino)) {
-        intent.steps.push_back({StepKind::kHold, tree(Layer::kVolume, p),
-                                IntentPath{Layer::kVolume, Area::kHeld, ChangeLayer::WorkName("x")}});
+        intent.steps.push_back(
+            {StepKind::kHold, tree(Layer::kVolume, p),
+             IntentPath{Layer::kVolume, Area::kHeld, ChangeLayer::WorkName("x")}});
       } else {
         intent.steps.push_back({StepKind::kTrash, tree(Layer::kVolume, p), {}});
       }
     }
   }
-  intent.steps.push_back({StepKind::kRenameNoReplace, IntentPath{to1, Area::kWork, have.staged->name},
-                          tree(to1, p2)});
+  intent.steps.push_back(
+      {StepKind::kRenameNoReplace, IntentPath{to1, Area::kWork, have.staged->name}, tree(to1, p2)});
   intent.steps.push_back({StepKind::kRenameNoReplace,
                           IntentPath{to2, Area::kWork, have.staged2->name}, tree(to2, p1)});
   bool kept = false;

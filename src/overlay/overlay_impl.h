@@ -100,10 +100,10 @@ struct LayerHit {
 // merged view shows there.
 struct Slot {
   ChildRoute route;
-  bool removed_dir = false;               // the directory itself is gone
-  Binding dir;                            // the directory's binding
-  std::array<LayerHit, kLayerCount> at;   // what each of its parts holds
-  bool volume_visible = false;            // its volume part is consulted
+  bool removed_dir = false;              // the directory itself is gone
+  Binding dir;                           // the directory's binding
+  std::array<LayerHit, kLayerCount> at;  // what each of its parts holds
+  bool volume_visible = false;           // its volume part is consulted
   // The merged answer.
   bool exists = false;
   mode_t type = 0;
@@ -132,8 +132,7 @@ class OverlayImpl final : public Overlay {
   Result<void> Unlink(uint64_t parent, std::string_view name) override;
   Result<void> Rmdir(uint64_t parent, std::string_view name) override;
   Result<void> Rename(uint64_t parent, std::string_view name, uint64_t new_parent,
-                      std::string_view new_name, unsigned int flags,
-                      const Caller& caller) override;
+                      std::string_view new_name, unsigned int flags, const Caller& caller) override;
   Result<struct stat> GetAttr(uint64_t ino, FileHandle* fh) override;
   Result<struct stat> SetAttr(uint64_t ino, const SetAttrRequest& req, FileHandle* fh) override;
   Result<std::string> Readlink(uint64_t ino) override;
@@ -157,8 +156,8 @@ class OverlayImpl final : public Overlay {
   Result<void> FsyncDir(DirHandle& dh, bool datasync) override;
   Result<size_t> GetXattr(uint64_t ino, const char* name, void* value, size_t size) override;
   Result<size_t> ListXattr(uint64_t ino, char* list, size_t size) override;
-  Result<void> SetXattr(uint64_t ino, const char* name, const void* value, size_t size,
-                        int flags, bool kill_sgid) override;
+  Result<void> SetXattr(uint64_t ino, const char* name, const void* value, size_t size, int flags,
+                        bool kill_sgid) override;
   Result<void> RemoveXattr(uint64_t ino, const char* name) override;
   size_t NodeCount() override { return table_.size(); }
   size_t CachedFds() override { return cache_.size(); }
@@ -284,9 +283,9 @@ class OverlayImpl final : public Overlay {
   // A tree copied aside on its destination layer, before it is published.
   struct StagedTree {
     Layer layer = Layer::kVolume;
-    std::string name;        // in the layer's work/
-    uint64_t src_pid = 0;    // what it is a copy of
-    uint64_t dst_pid = 0;    // what it replaces (0: nothing)
+    std::string name;      // in the layer's work/
+    uint64_t src_pid = 0;  // what it is a copy of
+    uint64_t dst_pid = 0;  // what it replaces (0: nothing)
     uint64_t files = 0;
     uint64_t bytes = 0;
     ~StagedTree();
@@ -378,8 +377,8 @@ class OverlayImpl final : public Overlay {
   // The volume inode the index entry of `pid` on tier `index` stands for
   // (an O_PATH fd by its handle); EXDEV when it has none or it is gone.
   Result<UniqueFd> VolumeInodeOf(Layer index, uint64_t pid);
-  Result<bool> LinkIntoCopy(int sfd, const char* n, const struct stat& st, Layer from,
-                            uint64_t pid, Layer to, int dfd);
+  Result<bool> LinkIntoCopy(int sfd, const char* n, const struct stat& st, Layer from, uint64_t pid,
+                            Layer to, int dfd);
   // A hard-linked file staged for `to` as one more link of its inode (its
   // index entry's on a tier, its volume inode's on the volume); a volume
   // one bound for a tier is copied into the tier's index first. EXDEV where

@@ -87,9 +87,8 @@ Result<void> OverlayImpl::Rename(uint64_t parent, std::string_view name, uint64_
   }
 }
 
-Result<void> OverlayImpl::RenameLocked(Node* d1, std::string_view n1, Node* d2,
-                                       std::string_view n2, unsigned int flags,
-                                       const Caller& caller, RenameNeeds& have,
+Result<void> OverlayImpl::RenameLocked(Node* d1, std::string_view n1, Node* d2, std::string_view n2,
+                                       unsigned int flags, const Caller& caller, RenameNeeds& have,
                                        RenameNeeds* need) {
   // Both parents' entries: the ancestor's first, unrelated ones by id.
   Node* first = d1;
@@ -205,8 +204,8 @@ Result<void> OverlayImpl::ExchangeOnVolume(RenameArgs& a) {
   DETOURFS_TRY(CarryIds(a.d1, (*v1)->get(), a.d2, (*v2)->get()));
   DETOURFS_TRY(CarryIds(a.d2, (*v2)->get(), a.d1, (*v1)->get()));
   DETOURFS_TRY(changes_->Rename(At{Layer::kVolume, (*v1)->get(), a.n1, p1, routed},
-                                At{Layer::kVolume, (*v2)->get(), a.n2, p2, routed},
-                                RENAME_EXCHANGE, a.x1->pid()));
+                                At{Layer::kVolume, (*v2)->get(), a.n2, p2, routed}, RENAME_EXCHANGE,
+                                a.x1->pid()));
   Renamed(a, true);
   return {};
 }
@@ -329,8 +328,7 @@ Result<void> OverlayImpl::HoldVictim(RenameArgs& a, bool on_tier) {
   return {};
 }
 
-Result<void> OverlayImpl::RenameOnVolume(RenameArgs& a, RenameNeeds& have,
-                                         RenameNeeds* need) {
+Result<void> OverlayImpl::RenameOnVolume(RenameArgs& a, RenameNeeds& have, RenameNeeds* need) {
   Result<SharedFd> v1 = resolver_.DirFd(a.d1, Layer::kVolume);
   if (!v1.ok()) return Errno{v1.error()};
   Result<SharedFd> v2 = resolver_.DirFd(a.d2, Layer::kVolume);
@@ -467,8 +465,8 @@ Result<void> OverlayImpl::RenameOnTier(RenameArgs& a, Layer tier) {
       // part of it whole (opaque), then drop them, so it can be replaced.
       Result<SharedFd> fd = resolver_.DirFd(a.x2, tier);
       if (fd.ok()) {
-        DETOURFS_TRY(changes_->SetOpaque(At{tier, (*t2)->get(), a.n2, p2, true}, (*fd)->get(),
-                                         true, a.x2->pid()));
+        DETOURFS_TRY(changes_->SetOpaque(At{tier, (*t2)->get(), a.n2, p2, true}, (*fd)->get(), true,
+                                         a.x2->pid()));
         Result<std::vector<WalkItem>> items = ListDir((*fd)->get());
         if (items.ok()) {
           for (const WalkItem& item : *items) {
@@ -556,8 +554,8 @@ Result<void> OverlayImpl::MoveLinked(RenameArgs& a, Layer to, RenameNeeds& have,
   DETOURFS_TRY(HoldVictim(a, IsTier(to)));
   Intent intent;
   auto tree = [](Layer l, const std::string& p) { return IntentPath{l, Area::kTree, p}; };
-  intent.steps.push_back({StepKind::kRename, IntentPath{to, Area::kWork, (*staged)->name},
-                          tree(to, p2)});
+  intent.steps.push_back(
+      {StepKind::kRename, IntentPath{to, Area::kWork, (*staged)->name}, tree(to, p2)});
   const LayerHit& vol = a.s1.at[Index(Layer::kVolume)];
   const bool volume_shows = a.s1.volume_visible && vol.has;
   if (IsTier(from) && a.s1.at[Index(from)].has && !a.s1.at[Index(from)].whiteout) {
@@ -580,8 +578,8 @@ Result<void> OverlayImpl::MoveLinked(RenameArgs& a, Layer to, RenameNeeds& have,
   if (!ran.ok()) return ran;
   Renamed(a, false);
   if (a.flags & RENAME_WHITEOUT) {
-    Result<SharedFd> d1 = IsTier(from) ? resolver_.DirFd(a.d1, from)
-                                       : resolver_.DirFd(a.d1, Layer::kVolume);
+    Result<SharedFd> d1 =
+        IsTier(from) ? resolver_.DirFd(a.d1, from) : resolver_.DirFd(a.d1, Layer::kVolume);
     if (!d1.ok()) return Errno{d1.error()};
     return LeaveUserWhiteout(a, from, (*d1)->get(), IsTier(from));
   }
@@ -599,8 +597,8 @@ Result<void> OverlayImpl::LeaveUserWhiteout(RenameArgs& a, Layer layer, int dirf
   spec.id = ids_->Next();
   spec.replace_whiteout = replace_whiteout;
   const std::string p1 = Join(PathOf(a.d1), a.n1);
-  Result<Made> made = changes_->Make(At{layer, dirfd, a.n1, p1, IsTier(layer)}, spec, a.caller,
-                                     dirfd);
+  Result<Made> made =
+      changes_->Make(At{layer, dirfd, a.n1, p1, IsTier(layer)}, spec, a.caller, dirfd);
   if (!made.ok()) return Errno{made.error()};
   return {};
 }
@@ -652,8 +650,8 @@ Result<void> OverlayImpl::Exchange(RenameArgs& a, RenameNeeds& have, RenameNeeds
         // link to the index entry (made now for a volume name of it).
         if (b.layer != layer) return ExchangeAcross(a, to1, to2, have, need);
         const bool x_is_1 = x == x1;
-        DETOURFS_TRY(LinkIndexedUp(x_is_1 ? a.d1 : a.d2, x_is_1 ? a.n1 : a.n2,
-                                   x_is_1 ? a.s1 : a.s2, x));
+        DETOURFS_TRY(
+            LinkIndexedUp(x_is_1 ? a.d1 : a.d2, x_is_1 ? a.n1 : a.n2, x_is_1 ? a.s1 : a.s2, x));
       } else if (b.layer == Layer::kVolume) {
         WriteLock lock(&x->content_mu);
         if (x->binding().layer == Layer::kVolume) DETOURFS_TRY(CopyUp(x, layer));
@@ -679,8 +677,8 @@ Result<void> OverlayImpl::Exchange(RenameArgs& a, RenameNeeds& have, RenameNeeds
     (void)HoldOrigin(a.d1, a.n1, a.s1, x1);
     (void)HoldOrigin(a.d2, a.n2, a.s2, x2);
     // Directories landing where the volume has one are opaque.
-    for (auto [x, s_to, dirfd, name, path] :
-         {std::tuple{x1, &a.s2, (*f1)->get(), a.n1, p1}, std::tuple{x2, &a.s1, (*f2)->get(), a.n2, p2}}) {
+    for (auto [x, s_to, dirfd, name, path] : {std::tuple{x1, &a.s2, (*f1)->get(), a.n1, p1},
+                                              std::tuple{x2, &a.s1, (*f2)->get(), a.n2, p2}}) {
       const LayerHit& vol = s_to->at[Index(Layer::kVolume)];
       if (!x->is_dir() || x->binding().opaque || !s_to->volume_visible || !vol.has ||
           !S_ISDIR(vol.st.st_mode)) {
@@ -688,8 +686,8 @@ Result<void> OverlayImpl::Exchange(RenameArgs& a, RenameNeeds& have, RenameNeeds
       }
       Result<SharedFd> fd = resolver_.Fd(x, x->binding(), layer);
       if (!fd.ok()) return Errno{fd.error()};
-      DETOURFS_TRY(changes_->SetOpaque(At{layer, dirfd, name, path, true}, (*fd)->get(), true,
-                                       x->pid()));
+      DETOURFS_TRY(
+          changes_->SetOpaque(At{layer, dirfd, name, path, true}, (*fd)->get(), true, x->pid()));
       x->mutable_binding().opaque = true;
     }
   }

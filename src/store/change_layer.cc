@@ -95,7 +95,7 @@ std::string ChangeLayer::WorkName(std::string_view what) {
 void ChangeLayer::Emit(ChangeKind kind, const At& at, uint64_t id, std::string_view path2,
                        uint64_t offset, uint64_t length) {
   spdlog::debug("change: {} on the {}: '{}'{}{} (id {})", ChangeKindName(kind), LayerName(at.layer),
-               at.path, path2.empty() ? "" : " -> ", path2, id);
+                at.path, path2.empty() ? "" : " -> ", path2, id);
   if (IsTier(at.layer)) Dirty(at.layer);
   if (!sink_ || (!IsTier(at.layer) && !at.routed)) return;
   ChangeRecord r;
@@ -210,8 +210,7 @@ Result<void> ChangeLayer::Link(int src, const At& at, bool replace_whiteout, uin
   return {};
 }
 
-Result<void> ChangeLayer::Remove(const At& at, bool is_dir, bool whiteout, bool stub,
-                                 uint64_t id) {
+Result<void> ChangeLayer::Remove(const At& at, bool is_dir, bool whiteout, bool stub, uint64_t id) {
   const std::string name(at.name);
   if (whiteout) {
     DETOURFS_TRY(Hit("remove.whiteout"));
@@ -251,8 +250,7 @@ Result<void> ChangeLayer::Remove(const At& at, bool is_dir, bool whiteout, bool 
 Result<void> ChangeLayer::Whiteout(const At& at) {
   // A 0:0 device without the device mark is a whiteout from its first
   // instant: made in place in one syscall.
-  DETOURFS_TRY(
-      sys::MknodAt(at.dir, std::string(at.name).c_str(), S_IFCHR | 0000, makedev(0, 0)));
+  DETOURFS_TRY(sys::MknodAt(at.dir, std::string(at.name).c_str(), S_IFCHR | 0000, makedev(0, 0)));
   Emit(ChangeKind::kWhiteout, at, 0);
   return {};
 }
@@ -271,7 +269,8 @@ Result<UniqueFd> ChangeLayer::EnsureDir(const At& at, int model, const struct st
   const std::string name(at.name);
   Result<UniqueFd> existing = sys::OpenBeneath(at.dir, name.c_str(), O_PATH | O_DIRECTORY);
   if (existing.ok()) return existing;
-  if (existing.error() != ENOENT) return Errno{existing.error() == ELOOP ? ENOTDIR : existing.error()};
+  if (existing.error() != ENOENT)
+    return Errno{existing.error() == ELOOP ? ENOTDIR : existing.error()};
   const int work = dirs(at.layer).work->get();
   const std::string tmp = WorkName("dir");
   DETOURFS_TRY(sys::MkdirAt(work, tmp.c_str(), 0700));
@@ -377,8 +376,7 @@ Result<Made> ChangeLayer::CopyIn(const At& at, int src, int data, const struct s
   return Made{std::move(*fd), *now};
 }
 
-Result<void> ChangeLayer::SetIdRecordAt(int dirfd, const char* name,
-                                        const markers::IdRecord& rec) {
+Result<void> ChangeLayer::SetIdRecordAt(int dirfd, const char* name, const markers::IdRecord& rec) {
   return markers::SetIdRecordAt(dirfd, name, rec);
 }
 
@@ -451,10 +449,18 @@ int ChangeLayer::AreaFd(Layer layer, Area area) const {
   const LayerDirs& d = dirs(layer);
   const SharedFd* fd = nullptr;
   switch (area) {
-    case Area::kTree: fd = &d.tree; break;
-    case Area::kWork: fd = &d.work; break;
-    case Area::kTrash: fd = &d.trash; break;
-    case Area::kHeld: fd = &d.held; break;
+    case Area::kTree:
+      fd = &d.tree;
+      break;
+    case Area::kWork:
+      fd = &d.work;
+      break;
+    case Area::kTrash:
+      fd = &d.trash;
+      break;
+    case Area::kHeld:
+      fd = &d.held;
+      break;
   }
   return fd && *fd ? (*fd)->get() : -1;
 }
@@ -569,9 +575,10 @@ Result<void> ChangeLayer::Run(const Intent& intent, bool* kept) {
       // its steps publish: they are in work/, which start-up clears only
       // after the records are carried out). The caller keeps its staged
       // copies (`kept`).
-      spdlog::error("step {} of a multi-step change failed ({}); record '{}' kept: it is "
-                    "finished at the next start",
-                    i + 1, ErrnoText(r.error()), *record);
+      spdlog::error(
+          "step {} of a multi-step change failed ({}); record '{}' kept: it is "
+          "finished at the next start",
+          i + 1, ErrnoText(r.error()), *record);
       if (kept != nullptr) *kept = true;
       return r;
     }
@@ -589,7 +596,8 @@ Status ChangeLayer::Recover() {
     for (const auto& [name, intent] : *pending) {
       for (size_t i = intent.done; i < intent.steps.size(); ++i) {
         if (Result<void> r = RunStep(intent.steps[i]); !r.ok()) {
-          return Status::FromErrno(r.error(), "cannot finish the change recorded in '" + name + "'");
+          return Status::FromErrno(r.error(),
+                                   "cannot finish the change recorded in '" + name + "'");
         }
       }
       (void)intents_->Remove(name);
@@ -607,8 +615,8 @@ Status ChangeLayer::Recover() {
       Result<void> r = sys::RenameAt(d.work->get(), item.name.c_str(), d.trash->get(),
                                      item.name.c_str(), RENAME_NOREPLACE);
       if (!r.ok()) {
-        spdlog::warn("cannot clear '{}' from the {}'s work directory: {}", item.name,
-                     LayerName(l), ErrnoText(r.error()));
+        spdlog::warn("cannot clear '{}' from the {}'s work directory: {}", item.name, LayerName(l),
+                     ErrnoText(r.error()));
       }
     }
   }
@@ -658,9 +666,8 @@ void ChangeLayer::Background() {
     bool trash = false;
     {
       std::unique_lock<Mutex> lock(bg_mu_);
-      bg_cv_.wait_until(lock, next_sync, [&]() NO_THREAD_SAFETY_ANALYSIS {
-        return stop_ || trash_pending_;
-      });
+      bg_cv_.wait_until(lock, next_sync,
+                        [&]() NO_THREAD_SAFETY_ANALYSIS { return stop_ || trash_pending_; });
       if (stop_) return;
       trash = trash_pending_;
       trash_pending_ = false;

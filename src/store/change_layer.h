@@ -59,10 +59,10 @@ struct MakeSpec {
   mode_t type = S_IFREG;  // S_IFREG, S_IFDIR, S_IFLNK, S_IFIFO, S_IFSOCK, S_IFCHR, S_IFBLK
   mode_t mode = 0644;     // permission bits asked for; the caller's umask applies
   dev_t rdev = 0;
-  std::string_view target;  // a symlink's
-  int open_flags = -1;      // a regular file: opened with these (O_CREAT|O_EXCL added)
-  uint64_t id = 0;          // on a tier: the persistent id to record
-  bool opaque = false;      // a directory hiding the volume's at its path
+  std::string_view target;        // a symlink's
+  int open_flags = -1;            // a regular file: opened with these (O_CREAT|O_EXCL added)
+  uint64_t id = 0;                // on a tier: the persistent id to record
+  bool opaque = false;            // a directory hiding the volume's at its path
   bool replace_whiteout = false;  // the name holds a whiteout that this replaces
 };
 
@@ -117,8 +117,7 @@ class ChangeLayer {
   // With `stub`, only the file is copied — no data, its id record pointing
   // at `stub` (data already in a spill store).
   Result<Made> CopyIn(const At& at, int src, int data, const struct stat& st, uint64_t id,
-                      const IndexInfo* index = nullptr,
-                      const markers::SpillRef* stub = nullptr);
+                      const IndexInfo* index = nullptr, const markers::SpillRef* stub = nullptr);
   // Records an id (and opacity, spill) on a tier entry: identity
   // bookkeeping, not a change of the merged view.
   Result<void> SetIdRecordAt(int dirfd, const char* name, const markers::IdRecord& rec);
@@ -132,8 +131,7 @@ class ChangeLayer {
   Result<void> Trash(const At& at);
   // Records a change the caller made through a file it holds open (a write,
   // a truncate, attributes, xattrs) — the data path stays the caller's.
-  void Record(ChangeKind kind, const At& at, uint64_t id, uint64_t offset = 0,
-              uint64_t length = 0);
+  void Record(ChangeKind kind, const At& at, uint64_t id, uint64_t offset = 0, uint64_t length = 0);
 
   // Spill stores: the data of `ref` opened with `flags`.
   Result<UniqueFd> OpenSpilled(const markers::SpillRef& ref, int flags);

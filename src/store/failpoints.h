@@ -20,17 +20,17 @@ namespace detourfs {
 
 // Every failpoint, in the order a multi-step change reaches them.
 inline constexpr const char* kFailpoints[] = {
-    "make.built",         // an entry that replaces a whiteout, built aside
-    "remove.whiteout",    // a whiteout about to replace a tier entry
-    "copyup.copied",      // a copy-up's file complete, not yet linked in
-    "dir.built",          // a directory part made aside, not yet renamed in
-    "intent.written",     // a multi-step change's record is durable
-    "intent.step",        // between two steps of a recorded change
-    "intent.done",        // every step done, record not yet removed
-    "spill.copied",       // a spill's data complete in the store, stub unmarked
-    "spill.marked",       // the stub marked, its data not yet emptied
-    "move.copied",        // a tree moving across layers copied aside
-    "move.published",     // the moved tree at its new name, the source still there
+    "make.built",       // an entry that replaces a whiteout, built aside
+    "remove.whiteout",  // a whiteout about to replace a tier entry
+    "copyup.copied",    // a copy-up's file complete, not yet linked in
+    "dir.built",        // a directory part made aside, not yet renamed in
+    "intent.written",   // a multi-step change's record is durable
+    "intent.step",      // between two steps of a recorded change
+    "intent.done",      // every step done, record not yet removed
+    "spill.copied",     // a spill's data complete in the store, stub unmarked
+    "spill.marked",     // the stub marked, its data not yet emptied
+    "move.copied",      // a tree moving across layers copied aside
+    "move.published",   // the moved tree at its new name, the source still there
 };
 
 class Failpoints {
@@ -46,8 +46,8 @@ class Failpoints {
  private:
   struct Point {
     std::string name;
-    int err = 0;          // 0: kill
-    uint64_t nth = 1;     // fire on this hit
+    int err = 0;       // 0: kill
+    uint64_t nth = 1;  // fire on this hit
     std::atomic<uint64_t> hits{0};
   };
   std::vector<std::unique_ptr<Point>> points_;

@@ -21,11 +21,16 @@ constexpr std::string_view kDoneLine = "done 0000\n";  // its length
 
 const char* StepName(StepKind k) {
   switch (k) {
-    case StepKind::kRename: return "rename";
-    case StepKind::kRenameNoReplace: return "rename-noreplace";
-    case StepKind::kWhiteout: return "whiteout";
-    case StepKind::kTrash: return "trash";
-    case StepKind::kHold: return "hold";
+    case StepKind::kRename:
+      return "rename";
+    case StepKind::kRenameNoReplace:
+      return "rename-noreplace";
+    case StepKind::kWhiteout:
+      return "whiteout";
+    case StepKind::kTrash:
+      return "trash";
+    case StepKind::kHold:
+      return "hold";
   }
   return "?";
 }
@@ -67,8 +72,8 @@ Result<std::string> Unescape(std::string_view s) {
 }
 
 std::string EncodePath(const IntentPath& p) {
-  return std::to_string(static_cast<int>(p.layer)) + ":" + std::to_string(static_cast<int>(p.area)) +
-         ":" + Escape(p.path);
+  return std::to_string(static_cast<int>(p.layer)) + ":" +
+         std::to_string(static_cast<int>(p.area)) + ":" + Escape(p.path);
 }
 
 Result<IntentPath> DecodePath(std::string_view s) {
@@ -175,8 +180,8 @@ Result<std::string> IntentLog::Write(const Intent& intent) {
   // Names sort in the order records were made: a time, then a tie-breaker.
   char name[64];
   std::snprintf(name, sizeof(name), "%020lld-%06llu-%s",
-                static_cast<long long>(::time(nullptr)),                // NOLINT
-                static_cast<unsigned long long>(next_++ % 1000000),     // NOLINT
+                static_cast<long long>(::time(nullptr)),             // NOLINT
+                static_cast<unsigned long long>(next_++ % 1000000),  // NOLINT
                 TokenName(NewRandomToken()).substr(0, 8).c_str());
   DETOURFS_TRY(sys::LinkFd(tmp->get(), dir_->get(), name));
   DETOURFS_TRY(sys::SyncDir(dir_->get()));

@@ -73,8 +73,7 @@ TEST_P(DiskFallbackTest, AFileOutgrowingTheMemoryTierMovesToDiskNotToTheVolume) 
   EXPECT_TRUE(S_ISREG(stub.st_mode));
   EXPECT_EQ(stub.st_size, 0);
   EXPECT_EQ(stub.st_mode & 07777, 0640U);
-  EXPECT_EQ(::getxattr(Mem("node_modules/big.bin").c_str(), "trusted.detourfs.id", nullptr, 0),
-            18);
+  EXPECT_EQ(::getxattr(Mem("node_modules/big.bin").c_str(), "trusted.detourfs.id", nullptr, 0), 18);
   std::vector<std::pair<std::string, off_t>> stored = Stored();
   ASSERT_EQ(stored.size(), 1U);
   EXPECT_EQ(stored[0].second, static_cast<off_t>(16 * kMiB));

@@ -94,9 +94,9 @@ class FailpointTest : public TieredMountTest {
   // The work directories of the volume and the tiers: empty once started.
   std::vector<std::string> WorkLeft() const {
     std::vector<std::string> left;
-    for (const std::string& w : {V(".detourfs/work"), memory_.path() + "/tier/work",
-                                 disk_ + "/tier/work", memory_.path() + "/tier/intents",
-                                 disk_ + "/tier/intents"}) {
+    for (const std::string& w :
+         {V(".detourfs/work"), memory_.path() + "/tier/work", disk_ + "/tier/work",
+          memory_.path() + "/tier/intents", disk_ + "/tier/intents"}) {
       for (const std::string& n : ListDir(w)) left.push_back(w + "/" + n);
     }
     return left;
@@ -156,8 +156,8 @@ TEST_P(FailpointTest, AKillAtEveryFailpointLeavesTheOldStateOrTheNew) {
 
     ASSERT_TRUE(StartArmed(s));
     const int status = Shell(In(M(dir), s.change));
-    ASSERT_TRUE(fs_->AwaitDeath(20)) << "the change did not reach " << s.failpoint
-                                     << " (status " << status << ")";
+    ASSERT_TRUE(fs_->AwaitDeath(20))
+        << "the change did not reach " << s.failpoint << " (status " << status << ")";
     std::string error;
     ASSERT_TRUE(fs_->Restart(&error)) << error;
 

@@ -240,8 +240,7 @@ TEST_P(RoutedRenameTest, AMoveCutShortByACrashLeavesNoPartialCopy) {
   EXPECT_FALSE(Exists(V("app/nm.old")));
   EXPECT_EQ(ListDir(M("app")), std::vector<std::string>{"node_modules"});
   // The move can be made again, and completes.
-  ASSERT_EQ(::rename(M("app/node_modules").c_str(), M("app/nm.old").c_str()), 0)
-      << strerror(errno);
+  ASSERT_EQ(::rename(M("app/node_modules").c_str(), M("app/nm.old").c_str()), 0) << strerror(errno);
   EXPECT_EQ(Describe(M("app/nm.old")), before);
   EXPECT_EQ(Describe(V("app/nm.old")), before);
 }
