@@ -189,6 +189,7 @@ Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageTree(Node* x,
   staged->layer = to;
   staged->src_pid = x->pid();
   staged->dst_pid = replaced != nullptr ? replaced->pid() : 0;
+  staged->src_path = src_path;
   const int work = changes_->work(to);
   const std::string name = ChangeLayer::WorkName("tree");
   {
@@ -210,6 +211,8 @@ Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageTree(Node* x,
     WalkCallbacks cb;
     // Hard links within the tree: the first copy's path, never an fd.
     std::unordered_map<std::string, std::string> links;
+    // Hard-linked files copied, not linked: their link count, names seen.
+    std::unordered_map<uint64_t, std::pair<nlink_t, nlink_t>> copied;
     cb.list = [&](const WalkDir& d) -> Result<std::vector<WalkItem>> {
       const std::string dir_path = d.path->empty() ? src_path : Join(src_path, *d.path);
       const int dir_route = d.self == nullptr ? src_route : TagRoute(d.self->tag);
@@ -296,6 +299,7 @@ Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageTree(Node* x,
         auto [it, first] = links.emplace(std::to_string(pid), here);
         if (!first) {
           DETOURFS_TRY(sys::LinkAt(roots[kDest], it->second.c_str(), dfd, n));
+          if (auto c = copied.find(pid); c != copied.end()) c->second.second++;
           return false;
         }
         // Its other names may be outside the tree: the copy is a link to
@@ -306,6 +310,8 @@ Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageTree(Node* x,
           staged->files++;
           return false;
         }
+        // Copied: every name must be in the tree, or the file would split.
+        if (!(from == to && !IsTier(to))) copied.emplace(pid, std::make_pair(st->st_nlink, 1));
       }
       if (from == to && !IsTier(to)) {
         // A volume file moving within the volume's filesystem: a link,
@@ -344,6 +350,13 @@ Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageTree(Node* x,
       return false;
     };
     DETOURFS_TRY(WalkTrees(roots, cb));
+    for (const auto& [pid, count] : copied) {
+      if (count.second < count.first) {
+        // A name outside the tree: the moved copy would be another file.
+        spdlog::debug("'{}': file {} has names outside the tree; EXDEV", src_path, pid);
+        return Errno{EXDEV};
+      }
+    }
   }
   DETOURFS_TRY(changes_->Hit("move.copied"));
   if (!IsTier(to)) {
@@ -664,18 +677,20 @@ Result<void> OverlayImpl::ExchangeAcross(RenameArgs& a, Layer to1, Layer to2, Re
     }
     return Errno{EAGAIN};
   }
-  auto stale = [](const std::shared_ptr<StagedTree>& s, Node* x, Layer to) {
-    return s && (s->src_pid != x->pid() || s->layer != to);
+  auto stale = [this](const std::shared_ptr<StagedTree>& s, Node* x, Node* d, std::string_view n,
+                       Layer to) {
+    return s && (s->src_pid != x->pid() || s->layer != to ||
+                 (!s->linked && s->src_path != Join(PathOf(d), n)));
   };
-  if (stale(have.staged, x1, to1)) have.staged.reset();
-  if (stale(have.staged2, x2, to2)) have.staged2.reset();
+  if (stale(have.staged, x1, a.d1, a.n1, to1)) have.staged.reset();
+  if (stale(have.staged2, x2, a.d2, a.n2, to2)) have.staged2.reset();
   if (!have.exclusive) {
-    for (auto [x, d, n, other, to, slot] : {std::tuple{x1, a.d1, a.n1, x2, to1, &need->staged},
-                                            std::tuple{x2, a.d2, a.n2, x1, to2, &need->staged2}}) {
-      if (!x->is_dir()) continue;
-      Result<std::shared_ptr<StagedTree>> s = StageTree(x, d, n, other, to);
-      if (!s.ok()) return Errno{s.error()};
-      *slot = *s;
+    // Trees are copied between the rounds, with no lock held.
+    for (auto [x, d, n, other, to, second] : {std::tuple{x1, a.d1, a.n1, x2, to1, false},
+                                              std::tuple{x2, a.d2, a.n2, x1, to2, true}}) {
+      if (!x->is_dir() || (second ? have.staged2 : have.staged)) continue;
+      need->stage.push_back(
+          {table_.Pin(x), table_.Pin(d), std::string(n), table_.Pin(other), to, second});
     }
     need->exclusive = true;
     return Errno{EAGAIN};

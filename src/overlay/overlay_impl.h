@@ -286,6 +286,7 @@ class OverlayImpl final : public Overlay {
     std::string name;      // in the layer's work/
     uint64_t src_pid = 0;  // what it is a copy of
     uint64_t dst_pid = 0;  // what it replaces (0: nothing)
+    std::string src_path;  // where the source was when it was copied (routes)
     uint64_t files = 0;
     uint64_t bytes = 0;
     ~StagedTree();
@@ -297,10 +298,21 @@ class OverlayImpl final : public Overlay {
   };
   // What a rename found it needs before it can go on: the renames lock
   // exclusively, a frozen tree, a tree staged by the previous round.
+  // A tree to copy between two rounds, with no lock held but its freeze
+  // (a copy takes as long as its size: nothing else waits for it).
+  struct StageJob {
+    NodePin x;
+    NodePin d;
+    std::string n;
+    NodePin replaced;
+    Layer to = Layer::kVolume;
+    bool second = false;  // x2's (an exchange)
+  };
   struct RenameNeeds {
     bool exclusive = false;
     bool freeze = false;
     std::vector<NodePin> freeze_roots;
+    std::vector<StageJob> stage;
     std::shared_ptr<StagedTree> staged;   // x1's copy
     std::shared_ptr<StagedTree> staged2;  // x2's, for an exchange
   };

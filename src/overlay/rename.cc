@@ -61,13 +61,23 @@ Result<void> OverlayImpl::Rename(uint64_t parent, std::string_view name, uint64_
       // Another round only when asked for one (EAGAIN with what it needs);
       // any other answer is the rename's.
       if (r.ok() || r.error() != EAGAIN) return r;
-      if (!more.exclusive && !more.freeze && !more.staged && !more.staged2) return r;
+      if (!more.exclusive && !more.freeze && !more.staged && !more.staged2 && more.stage.empty()) {
+        return r;
+      }
       if (more.staged) needs.staged = std::move(more.staged);
       if (more.staged2) needs.staged2 = std::move(more.staged2);
       needs.exclusive = needs.exclusive || more.exclusive;
       if (more.freeze && !needs.freeze) {
         frozen = std::move(more.freeze_roots);
         needs.freeze = true;
+      }
+      excl.reset();
+      shared.reset();
+      for (StageJob& job : more.stage) {
+        Result<std::shared_ptr<StagedTree>> s =
+            StageTree(job.x.get(), job.d.get(), job.n, job.replaced.get(), job.to);
+        if (!s.ok()) return Errno{s.error()};
+        (job.second ? needs.staged2 : needs.staged) = std::move(*s);
       }
     }
     if (round >= 5) {
@@ -235,16 +245,20 @@ Result<void> OverlayImpl::Move(RenameArgs& a, RenameNeeds& have, RenameNeeds* ne
       return Errno{EAGAIN};
     }
     if (have.staged && (have.staged->src_pid != x1->pid() || have.staged->layer != to ||
-                        have.staged->dst_pid != (a.x2 ? a.x2->pid() : 0))) {
+                        have.staged->dst_pid != (a.x2 ? a.x2->pid() : 0) ||
+                        have.staged->src_path != Join(PathOf(a.d1), a.n1))) {
       have.staged.reset();  // things changed between the rounds: copy again
     }
     if (!have.staged) {
-      // Copied with the renames lock held shared only (a rename that needed
-      // it exclusively first may already hold it: then it copies under it).
-      Result<std::shared_ptr<StagedTree>> staged = StageTree(x1, a.d1, a.n1, a.x2, to);
-      if (!staged.ok()) return Errno{staged.error()};
-      if (have.exclusive) return PublishTree(a, **staged);
-      need->staged = *staged;
+      if (have.exclusive) {
+        // Only when a round went wrong: copied under the lock.
+        Result<std::shared_ptr<StagedTree>> staged = StageTree(x1, a.d1, a.n1, a.x2, to);
+        if (!staged.ok()) return Errno{staged.error()};
+        return PublishTree(a, **staged);
+      }
+      // Copied between the rounds with no lock held (the tree is frozen).
+      need->stage.push_back({table_.Pin(x1), table_.Pin(a.d1), std::string(a.n1),
+                             a.x2 != nullptr ? table_.Pin(a.x2) : NodePin(), to, false});
       need->exclusive = true;
       return Errno{EAGAIN};
     }

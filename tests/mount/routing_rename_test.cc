@@ -245,6 +245,93 @@ TEST_P(RoutedRenameTest, AMoveCutShortByACrashLeavesNoPartialCopy) {
   EXPECT_EQ(Describe(V("app/nm.old")), before);
 }
 
+// Regressions from the review of 2026-12 (M2) and the home model checker.
+
+// A name that only a tier whiteout holds is free: RENAME_NOREPLACE onto it
+// renames (was EEXIST), and a tree moved across layers onto it lands (was
+// ENOTDIR, and the failed move's record then removed the source at the next
+// start).
+TEST_P(RoutedRenameTest, AWhitedOutNameIsFreeForEveryRename) {
+  ASSERT_EQ(::mkdir(V("p").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(V("p/node_modules").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(V("p/node_modules/old.js"), "old"), 0);
+  ASSERT_EQ(WriteFile(V("p/node_modules/a.js"), "a"), 0);
+  ASSERT_EQ(::unlink(M("p/node_modules/a.js").c_str()), 0);  // a whiteout on the tier
+  ASSERT_EQ(WriteFile(M("p/node_modules/b.js"), "b"), 0);
+  ASSERT_EQ(::renameat2(AT_FDCWD, M("p/node_modules/b.js").c_str(), AT_FDCWD,
+                        M("p/node_modules/a.js").c_str(), RENAME_NOREPLACE),
+            0)
+      << strerror(errno);
+  EXPECT_EQ(ReadFile(M("p/node_modules/a.js")), "b");
+
+  ASSERT_EQ(::mkdir(M("p/dist").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(M("p/dist/out.js"), "out"), 0);
+  ASSERT_EQ(Shell("rm -rf '" + M("p/node_modules") + "'"), 0);
+  ASSERT_EQ(::rename(M("p/dist").c_str(), M("p/node_modules").c_str()), 0) << strerror(errno);
+  EXPECT_EQ(ListDir(M("p/node_modules")), std::vector<std::string>{"out.js"});
+  Restart();
+  EXPECT_EQ(ListDir(M("p")), std::vector<std::string>{"node_modules"});
+  EXPECT_EQ(ReadFile(M("p/node_modules/out.js")), "out");
+}
+
+// A tree holding a file that has a name outside it cannot move to another
+// filesystem without splitting that file in two: EXDEV, as across
+// filesystems, and both names stay one file (it was copied, and writes
+// through one name no longer showed through the other).
+TEST_P(RoutedRenameTest, ATreeHoldingAFileLinkedOutsideItIsNotSplit) {
+  ASSERT_EQ(::mkdir(M("dist").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(M("dist/src").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(M("dist/src/f"), "f"), 0);
+  ASSERT_EQ(::link(M("dist/src/f").c_str(), M("dist/other").c_str()), 0);
+  EXPECT_NE(::rename(M("dist/src").c_str(), M("src").c_str()), 0);
+  EXPECT_EQ(errno, EXDEV);
+  EXPECT_EQ(Lstat(M("dist/src/f")).st_ino, Lstat(M("dist/other")).st_ino);
+  EXPECT_EQ(Lstat(M("dist/src/f")).st_nlink, 2U);
+}
+
+// A tree moved from a tier to the volume: the volume's old entries, whose
+// numbers the moved copies keep as st_ino, are held; a directory made on
+// the volume afterwards never takes one of those numbers (it was answered
+// ESTALE).
+TEST_P(RoutedRenameTest, NumbersOfATreeMovedToTheVolumeAreNotReused) {
+  ASSERT_EQ(::mkdir(V("a").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(V("a/node_modules").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(V("a/node_modules/pkg").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(V("a/src").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(M("a/node_modules/new").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(M("a/node_modules/new/n.js"), "n"), 0);
+  const ino_t pkg = Lstat(M("a/node_modules/pkg")).st_ino;
+  ASSERT_EQ(::rename(M("a/node_modules").c_str(), M("a/src/nm.old").c_str()), 0)
+      << strerror(errno);
+  EXPECT_EQ(Lstat(M("a/src/nm.old/pkg")).st_ino, pkg);
+  for (int i = 0; i < 50; ++i) {
+    const std::string d = "b" + std::to_string(i);
+    ASSERT_EQ(::mkdir(V(d).c_str(), 0755), 0);
+    ASSERT_EQ(::mkdir(V(d + "/node_modules").c_str(), 0755), 0);
+    int err = 0;
+    const struct stat st = Lstat(M(d + "/node_modules"), &err);
+    ASSERT_EQ(err, 0) << d;
+    EXPECT_NE(st.st_ino, pkg);
+  }
+  Restart();
+  EXPECT_EQ(Lstat(M("a/src/nm.old/pkg")).st_ino, pkg);
+}
+
+// A volume file renamed out of a directory where files keep ids of their
+// own (a tree moved there from a tier) keeps its st_ino at its new name.
+TEST_P(RoutedRenameTest, AFileKeepsItsNumberWhenRenamedOutOfAMovedTree) {
+  ASSERT_EQ(::mkdir(M("node_modules").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(M("node_modules/pkg").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(M("node_modules/pkg/f.js"), "f"), 0);
+  const ino_t ino = Lstat(M("node_modules/pkg/f.js")).st_ino;
+  ASSERT_EQ(::rename(M("node_modules").c_str(), M("moved").c_str()), 0) << strerror(errno);
+  EXPECT_EQ(Lstat(M("moved/pkg/f.js")).st_ino, ino);
+  ASSERT_EQ(::rename(M("moved/pkg/f.js").c_str(), M("f.js").c_str()), 0) << strerror(errno);
+  EXPECT_EQ(Lstat(M("f.js")).st_ino, ino);
+  Restart();
+  EXPECT_EQ(Lstat(M("f.js")).st_ino, ino);
+}
+
 DETOURFS_MOUNT_TEST_P(RoutedRenameTest);
 
 }  // namespace
