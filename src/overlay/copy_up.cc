@@ -262,6 +262,7 @@ Result<void> OverlayImpl::DeepCopyUp(Node* dir, Layer tier) {
   };
   // Once a directory is opaque its whiteouts hide nothing: they go (after,
   // never before, so a crash between leaves the volume's entries hidden).
+  std::vector<std::string> opaque_dirs;  // paths below `base`, marked opaque by the walk
   auto drop_whiteouts = [&](int dirfd, const std::string& path) {
     Result<std::vector<WalkItem>> items = ListDir(dirfd);
     if (!items.ok()) return;
@@ -283,7 +284,9 @@ Result<void> OverlayImpl::DeepCopyUp(Node* dir, Layer tier) {
     const std::string path = Join(d.path->empty() ? base : Join(base, *d.path), item.name);
     DETOURFS_TRY(changes_->SetOpaque(At{tier, d.fds[0], item.name, path, true}, fd->get(), true,
                                      rec->id));
-    drop_whiteouts(fd->get(), path);
+    // Its whiteouts go only once its node knows it is opaque (below):
+    // until then listings still merge the volume part, which they hide.
+    opaque_dirs.push_back(path);
     return {};
   };
   DETOURFS_TRY(WalkTrees({(*top)->get(), (*vol)->get(), -1, -1}, cb));
@@ -311,10 +314,15 @@ Result<void> OverlayImpl::DeepCopyUp(Node* dir, Layer tier) {
   Result<markers::IdRecord> rec = markers::GetIdRecord((*top)->get());
   if (!rec.ok()) return Errno{rec.error()};
   DETOURFS_TRY(changes_->SetOpaque(At{tier, -1, "", base, true}, (*top)->get(), true, dir->pid()));
-  drop_whiteouts((*top)->get(), base);
   db.opaque = true;
   db.parts[Index(Layer::kVolume)] = Part::Absent();
   dir->generation.fetch_add(1, std::memory_order_acq_rel);
+  drop_whiteouts((*top)->get(), base);
+  for (const std::string& path : opaque_dirs) {
+    const std::string rel = path.size() > prefix ? path.substr(prefix) : std::string();
+    Result<UniqueFd> fd = sys::OpenBeneath((*top)->get(), rel.c_str(), O_PATH | O_DIRECTORY);
+    if (fd.ok()) drop_whiteouts(fd->get(), path);
+  }
   return {};
 }
 

@@ -9,7 +9,9 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "lib/files.h"
@@ -330,6 +332,35 @@ TEST_P(RoutedRenameTest, AFileKeepsItsNumberWhenRenamedOutOfAMovedTree) {
   EXPECT_EQ(Lstat(M("f.js")).st_ino, ino);
   Restart();
   EXPECT_EQ(Lstat(M("f.js")).st_ino, ino);
+}
+
+// Review 2026-12, M1: a directory renamed within its tier has its volume
+// content copied up (then opaque). While that runs, names deleted through
+// the mount (whiteouts) must never show in a listing.
+TEST_P(RoutedRenameTest, DeletedNamesStayDeletedWhileATreeIsCopiedUp) {
+  ASSERT_EQ(Shell("mkdir -p '" + V("node_modules/pkg") + "' && cd '" + V("node_modules/pkg") +
+                  "' && for d in $(seq 150); do mkdir d$d && echo 1 > d$d/f1 && echo 2 > d$d/f2 "
+                  "|| exit 1; done"),
+            0);
+  ASSERT_EQ(Shell("rm -f '" + M("node_modules/pkg") + "'/d*/f1"), 0);
+  std::atomic<bool> done{false};
+  std::atomic<int> seen{0};
+  std::thread lister([&] {
+    while (!done.load()) {
+      for (int d = 1; d <= 150; d += 7) {
+        for (const std::string& n : ListDir(M("node_modules/pkg/d" + std::to_string(d)))) {
+          if (n == "f1") seen++;
+        }
+      }
+    }
+  });
+  const int rc = ::rename(M("node_modules/pkg").c_str(), M("node_modules/pkg2").c_str());
+  done = true;
+  lister.join();
+  ASSERT_EQ(rc, 0) << strerror(errno);
+  EXPECT_EQ(seen.load(), 0);
+  EXPECT_EQ(ShellOutput("find '" + M("node_modules/pkg2") + "' -name f1"), "");
+  EXPECT_EQ(ListDir(M("node_modules/pkg2/d9")), std::vector<std::string>{"f2"});
 }
 
 DETOURFS_MOUNT_TEST_P(RoutedRenameTest);
