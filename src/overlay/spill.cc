@@ -16,13 +16,20 @@ Layer OverlayImpl::DataLayer(const Binding& b) {
 
 std::optional<Layer> OverlayImpl::NextStore(Node* node, Layer from) {
   const int route = RouteOf(node);
-  if (route < 0) return std::nullopt;
-  const RouteRule& rule = router_.rules()[static_cast<size_t>(route)];
-  std::vector<Layer> chain{TierOf(route)};
-  for (TierId t : rule.fallback) {
-    chain.push_back(t == TierId::kMemory ? Layer::kMemory
-                    : t == TierId::kDisk ? Layer::kDisk
-                                         : Layer::kVolume);
+  std::vector<Layer> chain;
+  if (route >= 0) {
+    const RouteRule& rule = router_.rules()[static_cast<size_t>(route)];
+    chain.push_back(TierOf(route));
+    for (TierId t : rule.fallback) {
+      chain.push_back(t == TierId::kMemory ? Layer::kMemory
+                      : t == TierId::kDisk ? Layer::kDisk
+                                           : Layer::kVolume);
+    }
+  } else if (IsTier(from)) {
+    // No path any more (unlinked, still open): the default chain onward.
+    chain = {Layer::kMemory, Layer::kDisk, Layer::kVolume};
+  } else {
+    return std::nullopt;
   }
   bool after = false;
   for (Layer l : chain) {

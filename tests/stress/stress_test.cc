@@ -91,6 +91,15 @@ void RunRouted(const std::string& capacity, int ops, const std::string& disk_cap
   std::string out = ShellOutput(cmd, &status);
   EXPECT_EQ(status, 0) << out;
   EXPECT_NE(out.find("all agreed with the reference"), std::string::npos) << out;
+  if (!disk_capacity.empty()) {
+    // Whatever the random operations reached: a file bigger than both tiers
+    // walks the whole chain, and reads back whole.
+    const std::string big = fs->tree() + "/node_modules/chain.bin";
+    EXPECT_EQ(Shell("head -c 3145728 /dev/urandom > /tmp/detourfs-chain.bin && cp "
+                    "/tmp/detourfs-chain.bin '" + big + "' && cmp /tmp/detourfs-chain.bin '" +
+                    big + "'; rc=$?; rm -f /tmp/detourfs-chain.bin; exit $rc"),
+              0);
+  }
   EXPECT_EQ(fs->Stop(), 0);
   EXPECT_EQ(fs->LogProblems(), std::vector<std::string>{});
   if (::testing::Test::HasFailure() && std::getenv("DETOURFS_TEST_LOG") != nullptr) {
