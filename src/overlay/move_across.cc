@@ -213,6 +213,13 @@ Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageTree(Node* x,
     std::unordered_map<std::string, std::string> links;
     // Hard-linked files copied, not linked: their link count, names seen.
     std::unordered_map<uint64_t, std::pair<nlink_t, nlink_t>> copied;
+    // On the volume a copy keeps the id it had (its inode number differs):
+    // recorded on it, and its directory marked as holding such entries.
+    auto keep_id = [&](int dfd, const char* n, uint64_t pid) -> Result<void> {
+      if (IsTier(to)) return {};
+      DETOURFS_TRY(changes_->SetIdRecordAt(dfd, n, markers::IdRecord{pid, false, {}}));
+      return changes_->SetFlag(dfd, markers::kIdsXattr);
+    };
     cb.list = [&](const WalkDir& d) -> Result<std::vector<WalkItem>> {
       const std::string dir_path = d.path->empty() ? src_path : Join(src_path, *d.path);
       const int dir_route = d.self == nullptr ? src_route : TagRoute(d.self->tag);
@@ -286,10 +293,7 @@ Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageTree(Node* x,
         Result<UniqueFd> made = changes_->EnsureDir(At{to, dfd, item.name, "", false}, model->get(),
                                                     *st, IsTier(to) ? pid : 0);
         if (!made.ok()) return Errno{made.error()};
-        if (!IsTier(to)) {
-          DETOURFS_TRY(changes_->SetIdRecordAt(dfd, n, markers::IdRecord{pid, false, {}}));
-          DETOURFS_TRY(changes_->SetFlag(dfd, markers::kIdsXattr));
-        }
+        DETOURFS_TRY(keep_id(dfd, n, pid));
         return true;
       }
       if (st->st_nlink > 1) {
@@ -341,10 +345,7 @@ Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageTree(Node* x,
           changes_->CopyIn(At{to, dfd, item.name, "", false, true}, src->get(),
                            data.valid() ? data.get() : -1, *st, IsTier(to) ? pid : 0);
       if (!made.ok()) return Errno{made.error()};
-      if (!IsTier(to)) {
-        DETOURFS_TRY(changes_->SetIdRecordAt(dfd, n, markers::IdRecord{pid, false, {}}));
-        DETOURFS_TRY(changes_->SetFlag(dfd, markers::kIdsXattr));
-      }
+      DETOURFS_TRY(keep_id(dfd, n, pid));
       staged->files++;
       staged->bytes += static_cast<uint64_t>(st->st_size);
       return false;
@@ -462,6 +463,12 @@ Result<UniqueFd> OverlayImpl::VolumeInodeOf(Layer index, uint64_t pid) {
     return Errno{EXDEV};
   }
   return v;
+}
+
+bool OverlayImpl::StagedFor(const StagedTree& s, Node* x, Node* d, std::string_view n, Layer to) {
+  // A linked file is the inode itself, wherever its name went; a tree's
+  // routes were decided by the path it was copied from.
+  return s.src_pid == x->pid() && s.layer == to && (s.linked || s.src_path == Join(PathOf(d), n));
 }
 
 Result<void> OverlayImpl::PublishTree(RenameArgs& a, StagedTree& staged) {
@@ -677,13 +684,8 @@ Result<void> OverlayImpl::ExchangeAcross(RenameArgs& a, Layer to1, Layer to2, Re
     }
     return Errno{EAGAIN};
   }
-  auto stale = [this](const std::shared_ptr<StagedTree>& s, Node* x, Node* d, std::string_view n,
-                       Layer to) {
-    return s && (s->src_pid != x->pid() || s->layer != to ||
-                 (!s->linked && s->src_path != Join(PathOf(d), n)));
-  };
-  if (stale(have.staged, x1, a.d1, a.n1, to1)) have.staged.reset();
-  if (stale(have.staged2, x2, a.d2, a.n2, to2)) have.staged2.reset();
+  if (have.staged && !StagedFor(*have.staged, x1, a.d1, a.n1, to1)) have.staged.reset();
+  if (have.staged2 && !StagedFor(*have.staged2, x2, a.d2, a.n2, to2)) have.staged2.reset();
   if (!have.exclusive) {
     // Trees are copied between the rounds, with no lock held.
     for (auto [x, d, n, other, to, second] : {std::tuple{x1, a.d1, a.n1, x2, to1, false},

@@ -297,7 +297,7 @@ class OverlayImpl final : public Overlay {
     bool linked = false;
   };
   // What a rename found it needs before it can go on: the renames lock
-  // exclusively, a frozen tree, a tree staged by the previous round.
+  // exclusively, a frozen tree, trees to copy before the next round.
   // A tree to copy between two rounds, with no lock held but its freeze
   // (a copy takes as long as its size: nothing else waits for it).
   struct StageJob {
@@ -313,9 +313,13 @@ class OverlayImpl final : public Overlay {
     bool freeze = false;
     std::vector<NodePin> freeze_roots;
     std::vector<StageJob> stage;
+    // What the driver staged for the next round (from `stage`).
     std::shared_ptr<StagedTree> staged;   // x1's copy
     std::shared_ptr<StagedTree> staged2;  // x2's, for an exchange
   };
+  // Whether `s` (staged in an earlier round) is still a copy of `x`, at
+  // `n` in `d`, bound for `to`: else things changed and it is made again.
+  bool StagedFor(const StagedTree& s, Node* x, Node* d, std::string_view n, Layer to);
   struct RenameArgs {
     Node* d1;
     std::string_view n1;

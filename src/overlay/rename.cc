@@ -61,11 +61,7 @@ Result<void> OverlayImpl::Rename(uint64_t parent, std::string_view name, uint64_
       // Another round only when asked for one (EAGAIN with what it needs);
       // any other answer is the rename's.
       if (r.ok() || r.error() != EAGAIN) return r;
-      if (!more.exclusive && !more.freeze && !more.staged && !more.staged2 && more.stage.empty()) {
-        return r;
-      }
-      if (more.staged) needs.staged = std::move(more.staged);
-      if (more.staged2) needs.staged2 = std::move(more.staged2);
+      if (!more.exclusive && !more.freeze && more.stage.empty()) return r;
       needs.exclusive = needs.exclusive || more.exclusive;
       if (more.freeze && !needs.freeze) {
         frozen = std::move(more.freeze_roots);
@@ -244,9 +240,8 @@ Result<void> OverlayImpl::Move(RenameArgs& a, RenameNeeds& have, RenameNeeds* ne
       need->freeze_roots.push_back(table_.Pin(x1));
       return Errno{EAGAIN};
     }
-    if (have.staged && (have.staged->src_pid != x1->pid() || have.staged->layer != to ||
-                        have.staged->dst_pid != (a.x2 ? a.x2->pid() : 0) ||
-                        have.staged->src_path != Join(PathOf(a.d1), a.n1))) {
+    if (have.staged && (!StagedFor(*have.staged, x1, a.d1, a.n1, to) ||
+                        have.staged->dst_pid != (a.x2 ? a.x2->pid() : 0))) {
       have.staged.reset();  // things changed between the rounds: copy again
     }
     if (!have.staged) {
