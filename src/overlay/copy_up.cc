@@ -149,10 +149,10 @@ Result<void> OverlayImpl::CopyUp(Node* node, Layer tier, bool force_index) {
     where = Join(PathOf(routed->parent.get()), routed->name);
     const At at{tier, (*pfd)->get(), routed->name, where, true};
     TierSpace* space = SpaceOf(tier);
-    if (!space || space->Admit(static_cast<uint64_t>(st->st_size))) {
-      made = changes_->CopyIn(at, (*src)->get(), -1, *st, node->pid());
-    }
-    if (!made.ok() && (made.error() == EIO || IsFull(made.error()))) {
+    made = !space || space->Admit(static_cast<uint64_t>(st->st_size))
+               ? changes_->CopyIn(at, (*src)->get(), -1, *st, node->pid())
+               : Result<Made>(Errno{ENOSPC});
+    if (!made.ok() && IsFull(made.error())) {
       // The tier is full: the data goes to the next store of the route's
       // chain, the file itself to the tier as a stub (tmpfs charges no
       // blocks for it), so the volume's copy stays as it was.

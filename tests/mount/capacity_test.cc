@@ -27,9 +27,10 @@ constexpr size_t kMiB = size_t{1} << 20;
 class CapacityTest : public TieredMountTest {
  protected:
   CapacityTest()
-      : TieredMountTest("64M", "capacity = \"16MiB\"\n",
-                        "[[route]]\nmatch = \"**/node_modules\"\ntier = \"memory\"\n"
-                        "[[route]]\nmatch = \"**/dist/\"\ntier = \"disk\"\n") {}
+      : CapacityTest("64M", "[[route]]\nmatch = \"**/node_modules\"\ntier = \"memory\"\n"
+                            "[[route]]\nmatch = \"**/dist/\"\ntier = \"disk\"\n") {}
+  CapacityTest(const std::string& memory_size, const std::string& routes)
+      : TieredMountTest(memory_size, "capacity = \"16MiB\"\n", routes) {}
   static uint64_t UsedBytes(const std::string& path) {
     struct statvfs s {};
     if (::statvfs(path.c_str(), &s) != 0) return 0;
@@ -352,8 +353,36 @@ TEST_P(CapacityTest, StatfsOnARoutedPathReportsItsTier) {
   EXPECT_LE(static_cast<uint64_t>(after.f_bavail) * after.f_frsize, 12 * kMiB + kMiB);
 }
 
+// A cache routed to a 4 MiB memory tier with no fallback (persist never,
+// fallback []): when a file cannot fit, the caller learns why (ENOSPC, as
+// from a full disk) and the volume's copy stays whole.
+class NoFallbackTest : public CapacityTest {
+ protected:
+  NoFallbackTest()
+      : CapacityTest("4M", "[[route]]\nmatch = \"/.cache\"\ntier = \"memory\"\n"
+                           "persist = \"never\"\nfallback = []\n") {
+    expect_clean_log_ = false;  // the failures are logged: checked below
+  }
+};
+
+TEST_P(NoFallbackTest, AFileThatFitsNowhereIsENOSPCAndTheVolumeCopyStays) {
+  ASSERT_EQ(::mkdir(V(".cache").c_str(), 0755), 0);
+  const std::string data = Pattern(6 * kMiB, 7);
+  ASSERT_EQ(WriteFile(V(".cache/big.bin"), data), 0);
+  // Changing it needs a copy on the tier: there is no room, and nowhere else.
+  errno = 0;
+  EXPECT_EQ(::open(M(".cache/big.bin").c_str(), O_WRONLY), -1);
+  EXPECT_EQ(errno, ENOSPC);
+  EXPECT_EQ(ReadFile(M(".cache/big.bin")), data);
+  EXPECT_EQ(ReadFile(V(".cache/big.bin")), data);
+  // A new file that outgrows the tier: ENOSPC too, from the write.
+  EXPECT_EQ(WriteBig(M(".cache/new.bin"), 6 * kMiB, 8), ENOSPC);
+  EXPECT_NE(fs_->Log().find("open failed: No space left on device"), std::string::npos);
+}
+
 DETOURFS_MOUNT_TEST_P(CapacityTest);
 DETOURFS_MOUNT_TEST_P(SpillRaceTest);
+DETOURFS_MOUNT_TEST_P(NoFallbackTest);
 
 }  // namespace
 }  // namespace detourfs::testing
