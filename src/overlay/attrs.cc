@@ -215,8 +215,14 @@ Result<struct stat> OverlayImpl::SetAttrOf(uint64_t ino, const SetAttrRequest& r
     times[1] = req.mtime ? *req.mtime : timespec{0, UTIME_OMIT};
     if (data_open) {
       DETOURFS_TRY(sys::Futimens(dfd, times));
+    } else if (node->type() == S_IFLNK && b.index) {
+      // No fd-based call sets a symlink's own times: by name. A hard-linked
+      // one in a tier's index by its entry there (its names may all be on
+      // the volume, resolving to it).
+      const IndexAt e = IndexEntryAt(b.layer, node->pid());
+      DETOURFS_TRY(sys::UtimensAt(e.dir, e.name.c_str(), times));
     } else if (node->type() == S_IFLNK) {
-      // No fd-based call sets a symlink's own times: by name in its parent.
+      // Else by a name of it in its parent on its layer.
       std::vector<Location> locs = table_.Locations(node);
       if (locs.empty()) return Errno{ESTALE};
       Result<SharedFd> pfd = resolver_.DirFd(locs.front().parent.get(), Primary(b));

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -257,6 +258,31 @@ TEST_P(RoutingTest, HardLinksWithinATierAndEXDEVAcross) {
   EXPECT_EQ(Lstat(M("node_modules/file")).st_ino, Lstat(M(".cache/blob")).st_ino);
   EXPECT_EQ(::link(M(".cache/blob").c_str(), M("outside").c_str()), -1);
   EXPECT_EQ(errno, EXDEV);
+}
+
+// A symlink with two names on the volume (link(2) links the symlink itself)
+// linked into a tier and unlinked there again: its copy in the tier's index
+// is what its names show, and its own times are set there (it has no name
+// in the tier).
+TEST_P(RoutingTest, AHardLinkedSymlinkCopiedUpTakesItsOwnTimes) {
+  ASSERT_EQ(::mkdir(V("node_modules").c_str(), 0755), 0);
+  ASSERT_EQ(::symlink("../nowhere", V("node_modules/s").c_str()), 0);
+  ASSERT_EQ(::link(V("node_modules/s").c_str(), V("node_modules/s2").c_str()), 0);
+  ASSERT_EQ(::link(M("node_modules/s").c_str(), M("node_modules/s3").c_str()), 0);
+  ASSERT_EQ(::unlink(M("node_modules/s3").c_str()), 0);
+  const struct timespec times[2] = {{1000000000, 0}, {1036228966, 500}};
+  ASSERT_EQ(::utimensat(AT_FDCWD, M("node_modules/s").c_str(), times, AT_SYMLINK_NOFOLLOW), 0)
+      << std::strerror(errno);
+  for (const char* name : {"node_modules/s", "node_modules/s2"}) {
+    const struct stat st = Lstat(M(name));
+    EXPECT_TRUE(S_ISLNK(st.st_mode)) << name;
+    EXPECT_EQ(st.st_mtim.tv_sec, 1036228966) << name;
+    EXPECT_EQ(st.st_mtim.tv_nsec, 500) << name;
+    EXPECT_EQ(st.st_nlink, 2U) << name;
+  }
+  char target[64] = {};
+  EXPECT_EQ(::readlink(M("node_modules/s2").c_str(), target, sizeof target - 1), 10);
+  EXPECT_STREQ(target, "../nowhere");
 }
 
 TEST_P(RoutingTest, InodeNumbersStayDistinctAcrossLayers) {
