@@ -218,7 +218,11 @@ Result<void> ChangeLayer::Remove(const At& at, bool is_dir, bool whiteout, bool 
     const int trash = dirs(at.layer).trash->get();
     // One step: the entry goes to the trash and a whiteout takes its name.
     DETOURFS_TRY(sys::RenameAt(at.dir, name.c_str(), trash, gone.c_str(), RENAME_WHITEOUT));
-    NoteTrash();
+    // A file goes at once: a name of it in the trash would go on counting in
+    // its other names' link count. A directory (it may still hold
+    // whiteouts) and a stub (its data goes first) wait for the drain, as
+    // does a file whose unlink fails here.
+    if (is_dir || stub || !sys::UnlinkAt(trash, gone.c_str(), 0).ok()) NoteTrash();
     Emit(ChangeKind::kWhiteout, at, id);
     return {};
   }

@@ -285,6 +285,22 @@ TEST_P(RoutingTest, AHardLinkedSymlinkCopiedUpTakesItsOwnTimes) {
   EXPECT_STREQ(target, "../nowhere");
 }
 
+// A tier file's name that hides a volume file leaves a whiteout when it
+// goes; the file's other names count one link fewer at once.
+TEST_P(RoutingTest, UnlinkingANameOverAVolumeFileDropsItsLinkCount) {
+  ASSERT_EQ(::mkdir(V("node_modules").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(V("node_modules/old"), "volume"), 0);
+  ASSERT_EQ(WriteFile(M("node_modules/a"), "tier"), 0);
+  ASSERT_EQ(::link(M("node_modules/a").c_str(), M("node_modules/b").c_str()), 0);
+  ASSERT_EQ(::rename(M("node_modules/b").c_str(), M("node_modules/old").c_str()), 0);
+  EXPECT_EQ(Lstat(M("node_modules/a")).st_nlink, 2U);
+  ASSERT_EQ(::unlink(M("node_modules/old").c_str()), 0);
+  EXPECT_EQ(Lstat(M("node_modules/a")).st_nlink, 1U);
+  EXPECT_EQ(::access(M("node_modules/old").c_str(), F_OK), -1);
+  EXPECT_EQ(ReadFile(M("node_modules/a")), "tier");
+  EXPECT_EQ(ReadFile(V("node_modules/old")), "volume");  // hidden, not touched
+}
+
 TEST_P(RoutingTest, InodeNumbersStayDistinctAcrossLayers) {
   ASSERT_EQ(::mkdir(M("node_modules").c_str(), 0755), 0);
   std::vector<ino_t> seen;

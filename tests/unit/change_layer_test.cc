@@ -261,14 +261,29 @@ TEST_F(ChangeLayerTest, RemoveWithWhiteoutLeavesAWhiteoutInOneStep) {
   Start();
   ASSERT_TRUE(MakeFile("f").ok());
   WriteFile(tree(), "f", "data");
+  ASSERT_EQ(::linkat(tree(), "f", tree(), "g", 0), 0);
   records_.clear();
   ASSERT_TRUE(changes_->Remove(TierAt("f"), false, true, false, kId).ok());
   EXPECT_TRUE(IsWhiteoutAt(tree(), "f"));
-  EXPECT_EQ(Names(mem().trash->get()).size(), 1U) << "the old entry went to the trash";
+  // The name is gone at once, not kept in the trash: the file's other name
+  // counts one link.
+  EXPECT_EQ(Names(mem().trash->get()).size(), 0U);
+  struct stat g {};
+  ASSERT_EQ(::fstatat(tree(), "g", &g, AT_SYMLINK_NOFOLLOW), 0);
+  EXPECT_EQ(g.st_nlink, 1U);
   ASSERT_EQ(records_.size(), 1U);
   EXPECT_EQ(records_[0].kind, ChangeKind::kWhiteout);
   EXPECT_EQ(records_[0].id, kId);
-  ExpectTree({"f"});
+  ExpectTree({"f", "g"});
+}
+
+TEST_F(ChangeLayerTest, RemoveWithWhiteoutOfADirectoryLeavesItToTheTrash) {
+  Start();  // no trash thread
+  ASSERT_EQ(::mkdirat(tree(), "d", 0755), 0);
+  ASSERT_EQ(::mknodat(tree(), "d/w", S_IFCHR | 0000, makedev(0, 0)), 0);
+  ASSERT_TRUE(changes_->Remove(TierAt("d"), true, true, false, kId).ok());
+  EXPECT_TRUE(IsWhiteoutAt(tree(), "d"));
+  EXPECT_EQ(Names(mem().trash->get()).size(), 1U) << "the drain deletes it";
 }
 
 TEST_F(ChangeLayerTest, MakeOverAWhiteoutIsBuiltAsideAndSwappedIn) {
