@@ -108,6 +108,13 @@ void OverlayImpl::RecheckVolumePart(Node* dir) {
   dir->volume_absent_at.store(now, std::memory_order_release);
   std::vector<Location> locs = table_.Locations(dir);
   if (locs.empty()) return;
+  {
+    // Only where the parent's volume part shows (not under an opaque one).
+    Node* parent = locs.front().parent.get();
+    ReadLock lock(&parent->content_mu);
+    const Binding& pb = parent->binding();
+    if (!pb.parts[Index(Layer::kVolume)].present() || (IsTier(pb.layer) && pb.opaque)) return;
+  }
   Result<SharedFd> pfd = resolver_.DirFd(locs.front().parent.get(), Layer::kVolume);
   if (!pfd.ok()) return;
   Result<struct stat> st = sys::StatAt((*pfd)->get(), locs.front().name.c_str());

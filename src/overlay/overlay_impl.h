@@ -342,6 +342,8 @@ class OverlayImpl final : public Overlay {
   Result<void> RenameOnVolume(RenameArgs& a, RenameNeeds& have, RenameNeeds* need);
   // Both on the volume alone (VolumeOnly): one RENAME_EXCHANGE there.
   Result<void> ExchangeOnVolume(RenameArgs& a);
+  // Two volume entries, with an unrouted directory's tier parts carried.
+  Result<void> ExchangeCarrying(RenameArgs& a, RenameNeeds& have, RenameNeeds* need);
   // Whether `x`, found as `s`, lives on the volume alone: a file not copied
   // up, a directory with no part on a tier. It moves by a volume rename
   // wherever it goes (content on the volume under a routed name is what
@@ -377,6 +379,9 @@ class OverlayImpl final : public Overlay {
   // RENAME_WHITEOUT: the caller's whiteout device at the old name, on
   // `layer` (its directory `dirfd`), replacing the layer's own whiteout there.
   Result<void> LeaveUserWhiteout(RenameArgs& a, Layer layer, int dirfd, bool replace_whiteout);
+  // Whether RENAME_WHITEOUT's device can be left at the source name `s` of
+  // `x` (else the rename is EINVAL, before anything changes).
+  bool UserWhiteoutFits(const Slot& s, Node* x);
   // RENAME_WHITEOUT after a move between layers: the caller's whiteout at
   // the old name, on the layer a device there belongs to.
   Result<void> UserWhiteoutAfterMove(RenameArgs& a);

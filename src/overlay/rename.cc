@@ -138,6 +138,7 @@ Result<void> OverlayImpl::RenameLocked(Node* d1, std::string_view n1, Node* d2, 
       if (!*empty) return Errno{ENOTEMPTY};
     }
   }
+  if ((flags & RENAME_WHITEOUT) && !UserWhiteoutFits(*s1, x1)) return Errno{EINVAL};
   RenameArgs a{d1, n1, *s1, x1, d2, n2, *s2, x2, flags, caller, nullptr, {}};
   Result<void> r = exchange ? Exchange(a, have, need) : Move(a, have, need);
   if (r.ok()) {
@@ -145,6 +146,16 @@ Result<void> OverlayImpl::RenameLocked(Node* d1, std::string_view n1, Node* d2, 
     if (exchange) Reroute(x2);
   }
   return r;
+}
+
+bool OverlayImpl::UserWhiteoutFits(const Slot& s, Node* x) {
+  // A device left at a name that routes devices to the volume, by an entry
+  // that was on a tier (a directory under `**/build/`): it can go on the
+  // volume only where the volume has no entry of that name (one there is
+  // hidden by a whiteout, and is the volume's only copy of what moved).
+  if (s.route.LayerFor(S_IFCHR) != Layer::kVolume || VolumeOnly(x, s)) return true;
+  if (!IsTier(s.route.LayerFor(s.type))) return true;
+  return s.dir.parts[Index(Layer::kVolume)].present() && !s.at[Index(Layer::kVolume)].has;
 }
 
 bool OverlayImpl::VolumeOnly(Node* x, const Slot& s) {
@@ -212,6 +223,65 @@ Result<void> OverlayImpl::ExchangeOnVolume(RenameArgs& a) {
   DETOURFS_TRY(changes_->Rename(At{Layer::kVolume, (*v1)->get(), a.n1, p1, routed},
                                 At{Layer::kVolume, (*v2)->get(), a.n2, p2, routed}, RENAME_EXCHANGE,
                                 a.x1->pid()));
+  Renamed(a, true);
+  return {};
+}
+
+Result<void> OverlayImpl::ExchangeCarrying(RenameArgs& a, RenameNeeds& have, RenameNeeds* need) {
+  // Two entries of the volume, at least one an unrouted directory with tier
+  // parts (the scaffolding of routed content below it): the volume's
+  // entries swap, and each tier's parts with them, in one recorded change
+  // (intent_log.h). Nothing is copied: routed content stays on its tier.
+  if (!have.exclusive) {
+    need->exclusive = true;
+    return Errno{EAGAIN};
+  }
+  Result<SharedFd> v1 = resolver_.DirFd(a.d1, Layer::kVolume);
+  if (!v1.ok()) return Errno{v1.error()};
+  Result<SharedFd> v2 = resolver_.DirFd(a.d2, Layer::kVolume);
+  if (!v2.ok()) return Errno{v2.error()};
+  const std::string p1 = Join(PathOf(a.d1), a.n1);
+  const std::string p2 = Join(PathOf(a.d2), a.n2);
+  Node* lo = a.x1->id() < a.x2->id() ? a.x1 : a.x2;
+  Node* hi = lo == a.x1 ? a.x2 : a.x1;
+  WriteLock l1(&lo->content_mu);
+  WriteLock l2(&hi->content_mu);
+  const Binding b1 = a.x1->binding();
+  const Binding b2 = a.x2->binding();
+  auto part = [](Node* x, const Binding& b, Layer t) {
+    return x->is_dir() && b.parts[Index(t)].present();
+  };
+  Intent intent;
+  auto tree = [](Layer l, const std::string& p) { return IntentPath{l, Area::kTree, p}; };
+  // Swapped through work/: each step can run again after a crash.
+  auto swap = [&](Layer l) {
+    const IntentPath aside{l, Area::kWork, ChangeLayer::WorkName("swap")};
+    intent.steps.push_back({StepKind::kRename, tree(l, p1), aside});
+    intent.steps.push_back({StepKind::kRename, tree(l, p2), tree(l, p1)});
+    intent.steps.push_back({StepKind::kRename, aside, tree(l, p2)});
+  };
+  swap(Layer::kVolume);
+  for (Layer t : kTiers) {
+    if (!changes_->has(t)) continue;
+    const bool h1 = part(a.x1, b1, t);
+    const bool h2 = part(a.x2, b2, t);
+    // Anything else the tier has at either name (a whiteout) goes first.
+    if (a.s1.at[Index(t)].has && !h1) intent.steps.push_back({StepKind::kTrash, tree(t, p1), {}});
+    if (a.s2.at[Index(t)].has && !h2) intent.steps.push_back({StepKind::kTrash, tree(t, p2), {}});
+    if (h1 && h2) {
+      swap(t);
+    } else if (h1) {
+      DETOURFS_TRY(EnsureTierDir(a.d2, t));
+      intent.steps.push_back({StepKind::kRenameNoReplace, tree(t, p1), tree(t, p2)});
+    } else if (h2) {
+      DETOURFS_TRY(EnsureTierDir(a.d1, t));
+      intent.steps.push_back({StepKind::kRenameNoReplace, tree(t, p2), tree(t, p1)});
+    }
+  }
+  DETOURFS_TRY(CarryIds(a.d1, (*v1)->get(), a.d2, (*v2)->get()));
+  DETOURFS_TRY(CarryIds(a.d2, (*v2)->get(), a.d1, (*v1)->get()));
+  DETOURFS_TRY(changes_->Run(intent));
+  changes_->Record(ChangeKind::kRename, At{Layer::kVolume, -1, "", p1, true}, a.x1->pid());
   Renamed(a, true);
   return {};
 }
@@ -599,6 +669,20 @@ Result<void> OverlayImpl::LeaveUserWhiteout(RenameArgs& a, Layer layer, int dirf
                                             bool replace_whiteout) {
   // The caller's own whiteout: a 0:0 device anyone sees, marked on a tier
   // so it is not taken for one of the tier's whiteouts (a second step).
+  // It goes where a device at that name is looked for, which is not where
+  // the entry that left was when a rule routes only directories there
+  // (`**/build/`); UserWhiteoutFits let the rename start only if it can.
+  const Layer home = a.s1.route.LayerFor(S_IFCHR);
+  SharedFd home_fd;
+  if (home != layer) {
+    Result<SharedFd> fd =
+        IsTier(home) ? EnsureTierDir(a.d1, home) : resolver_.DirFd(a.d1, Layer::kVolume);
+    if (!fd.ok()) return Errno{fd.error()};
+    home_fd = *fd;
+    dirfd = home_fd->get();
+    replace_whiteout = IsTier(home) && a.s1.at[Index(home)].whiteout;
+    layer = home;
+  }
   MakeSpec spec;
   spec.type = S_IFCHR;
   spec.mode = 0;
@@ -638,9 +722,7 @@ Result<void> OverlayImpl::Exchange(RenameArgs& a, RenameNeeds& have, RenameNeeds
     for (Node* x : {x1, x2}) {
       const Binding b = x->Snapshot();
       for (Layer t : kTiers) {
-        if (x->is_dir() && b.parts[Index(t)].present()) {
-          return ExchangeAcross(a, to1, to2, have, need);
-        }
+        if (x->is_dir() && b.parts[Index(t)].present()) return ExchangeCarrying(a, have, need);
       }
     }
   } else {

@@ -6,10 +6,12 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cstring>
 #include <string>
 #include <thread>
 #include <vector>
@@ -364,6 +366,88 @@ TEST_P(RoutedRenameTest, DISABLED_DeletedNamesStayDeletedWhileATreeIsCopiedUp) {
   EXPECT_EQ(seen.load(), 0);
   EXPECT_EQ(ShellOutput("find '" + M("node_modules/pkg2") + "' -name f1"), "");
   EXPECT_EQ(ListDir(M("node_modules/pkg2/d9")), std::vector<std::string>{"f2"});
+}
+
+// A directory whose volume part is under another name (f4 on the volume,
+// d0 through the mount, copied up whole and opaque): a subdirectory moved
+// out of it and made again is new and empty — the volume's old one under
+// f4 never shows through it.
+TEST_P(RoutedRenameTest, ADirectoryMadeWhereOneMovedOutShowsNothingOfTheOld) {
+  ASSERT_EQ(::mkdir(V("node_modules").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(V("node_modules/f4").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(V("node_modules/f4/d1").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(V("node_modules/f4/d1/f5"), "old"), 0);
+  ASSERT_EQ(::chmod(M("node_modules/f4").c_str(), 0700), 0);
+  ASSERT_EQ(::rename(M("node_modules/f4").c_str(), M("node_modules/d0").c_str()), 0);
+  ASSERT_EQ(::rename(M("node_modules/d0/d1").c_str(), M("node_modules/f1").c_str()), 0);
+  ASSERT_EQ(::mkdir(M("node_modules/d0/d1").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(M("node_modules/d0/d1/d0").c_str(), 0755), 0);
+  EXPECT_EQ(ListDir(M("node_modules/d0/d1")), std::vector<std::string>{"d0"});
+  EXPECT_EQ(ListDir(M("node_modules/f1")), std::vector<std::string>{"f5"});
+  EXPECT_EQ(ReadFile(M("node_modules/f1/f5")), "old");
+}
+
+// RENAME_WHITEOUT of a directory under a directory-only rule (dist/ goes to
+// the disk tier, a device named dist to the volume): the device is left
+// where a device of that name is looked for, and shows.
+TEST_P(RoutedRenameTest, RenameWhiteoutUnderADirectoryOnlyRuleLeavesAVisibleDevice) {
+  ASSERT_EQ(::mkdir(M("x").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(M("x/dist").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(M("x/dist/a.js"), "a"), 0);
+  ASSERT_EQ(::mkdir(M("y").c_str(), 0755), 0);
+  ASSERT_EQ(::renameat2(AT_FDCWD, M("x/dist").c_str(), AT_FDCWD, M("y/dist").c_str(),
+                        RENAME_WHITEOUT),
+            0)
+      << std::strerror(errno);
+  const struct stat st = Lstat(M("x/dist"));
+  EXPECT_TRUE(S_ISCHR(st.st_mode));
+  EXPECT_EQ(st.st_rdev, makedev(0, 0));
+  EXPECT_EQ(ListDir(M("x")), std::vector<std::string>{"dist"});
+  EXPECT_EQ(ReadFile(M("y/dist/a.js")), "a");
+  // Where the volume has the name too (hidden once the directory moves, and
+  // its only copy of what moved), no device can go: EINVAL, nothing changed.
+  ASSERT_EQ(::mkdir(V("z").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(V("z/dist").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(V("z/dist/v.js"), "v"), 0);
+  ASSERT_EQ(WriteFile(M("z/dist/t.js"), "t"), 0);
+  EXPECT_EQ(::renameat2(AT_FDCWD, M("z/dist").c_str(), AT_FDCWD, M("y/dist2").c_str(),
+                        RENAME_WHITEOUT),
+            -1);
+  EXPECT_EQ(errno, EINVAL);
+  EXPECT_EQ(ListDir(M("z/dist")), (std::vector<std::string>{"t.js", "v.js"}));
+}
+
+// RENAME_EXCHANGE of unrouted directories holding routed content (a
+// project with node_modules) with a volume file and with each other: the
+// volume's entries swap and the tier parts go with them; node_modules
+// stays on its tier, never copied to the volume.
+TEST_P(RoutedRenameTest, ExchangingProjectsKeepsTheirRoutedContentOnItsTier) {
+  ASSERT_EQ(::mkdir(M("proj").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(M("proj/node_modules").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(M("proj/node_modules/a.js"), "a"), 0);
+  ASSERT_EQ(WriteFile(M("proj/main.js"), "main"), 0);
+  ASSERT_EQ(WriteFile(V("f"), "volume file"), 0);
+  const ino_t nm = Lstat(M("proj/node_modules")).st_ino;
+  ASSERT_EQ(Exchange(M("proj"), M("f")), 0) << std::strerror(errno);
+  EXPECT_EQ(ReadFile(M("proj")), "volume file");
+  EXPECT_EQ(ReadFile(M("f/node_modules/a.js")), "a");
+  EXPECT_EQ(ReadFile(M("f/main.js")), "main");
+  EXPECT_EQ(Lstat(M("f/node_modules")).st_ino, nm);
+  EXPECT_EQ(ReadFile(Mem("f/node_modules/a.js")), "a");
+  EXPECT_EQ(ReadFile(V("f/main.js")), "main");
+  EXPECT_NE(::access(V("f/node_modules/a.js").c_str(), F_OK), 0) << "copied to the volume";
+  // Two such projects.
+  ASSERT_EQ(::mkdir(M("other").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(M("other/node_modules").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(M("other/node_modules/b.js"), "b"), 0);
+  ASSERT_EQ(Exchange(M("f"), M("other")), 0) << std::strerror(errno);
+  EXPECT_EQ(ListDir(M("f/node_modules")), std::vector<std::string>{"b.js"});
+  EXPECT_EQ(ListDir(M("other/node_modules")), std::vector<std::string>{"a.js"});
+  EXPECT_EQ(ReadFile(M("other/main.js")), "main");
+  EXPECT_EQ(ReadFile(Mem("other/node_modules/a.js")), "a");
+  EXPECT_EQ(ReadFile(Mem("f/node_modules/b.js")), "b");
+  EXPECT_NE(::access(V("other/node_modules/a.js").c_str(), F_OK), 0);
+  EXPECT_NE(::access(V("f/node_modules/b.js").c_str(), F_OK), 0);
 }
 
 DETOURFS_MOUNT_TEST_P(RoutedRenameTest);
