@@ -88,12 +88,7 @@ Result<std::pair<Entry, FileHandle*>> OverlayImpl::Make(uint64_t parent, std::st
         Result<SharedFd> vfd = resolver_.DirFd(dir, Layer::kVolume);
         if (!vfd.ok()) return Errno{vfd.error() == ENOENT ? ENOENT : vfd.error()};
         where = *vfd;
-        // A name a directory-only rule routes may still hold, hidden on the
-        // volume, a directory removed through the mount: it goes (one
-        // rename to the trash) before a file takes the name.
-        if (s->at[Index(Layer::kVolume)].has) {
-          DETOURFS_TRY(changes_->Trash(At{Layer::kVolume, where->get(), name, path, true}));
-        }
+        DETOURFS_TRY(ClearHiddenVolumeName(*s, where->get(), name, path));
       } else {
         Result<SharedFd> tfd = EnsureTierDir(dir, layer);
         if (!tfd.ok()) return Errno{tfd.error()};
@@ -108,17 +103,7 @@ Result<std::pair<Entry, FileHandle*>> OverlayImpl::Make(uint64_t parent, std::st
       Result<Made> made =
           changes_->Make(At{layer, where->get(), name, path, routed}, spec, caller, where->get());
       if (!made.ok()) return Errno{made.error()};
-      if (layer == Layer::kVolume) {
-        // A whiteout of the tier a directory of this name would go to hides
-        // only a volume directory: this file shows through it. It goes.
-        for (Layer t : kTiers) {
-          if (!s->Whiteout(t)) continue;
-          Result<SharedFd> tfd = resolver_.DirFd(dir, t);
-          if (tfd.ok()) {
-            (void)changes_->Remove(At{t, (*tfd)->get(), name, path, true}, false, false, false, 0);
-          }
-        }
-      }
+      if (layer == Layer::kVolume) DropTierWhiteouts(dir, name, *s, path);
       Binding b;
       b.layer = layer;
       for (Layer l : kAllLayers) b.parts[Index(l)] = Part::Absent();
@@ -182,6 +167,28 @@ Result<std::pair<Entry, FileHandle*>> OverlayImpl::Make(uint64_t parent, std::st
   return std::make_pair(*found, *fh);
 }
 
+Result<void> OverlayImpl::ClearHiddenVolumeName(const Slot& s, int vdirfd, std::string_view name,
+                                                const std::string& path) {
+  // A name a directory-only rule routes may still hold, hidden on the
+  // volume, a directory removed through the mount: it goes (one rename to
+  // the trash) before a file takes the name.
+  if (!s.at[Index(Layer::kVolume)].has) return {};
+  return changes_->Trash(At{Layer::kVolume, vdirfd, name, path, true});
+}
+
+void OverlayImpl::DropTierWhiteouts(Node* dir, std::string_view name, const Slot& s,
+                                    const std::string& path) {
+  // A whiteout of the tier a directory of this name would go to hides only
+  // a volume directory: a file made on the volume shows through it. It goes.
+  for (Layer t : kTiers) {
+    if (!s.Whiteout(t)) continue;
+    Result<SharedFd> tfd = resolver_.DirFd(dir, t);
+    if (tfd.ok()) {
+      (void)changes_->Remove(At{t, (*tfd)->get(), name, path, true}, false, false, false, 0);
+    }
+  }
+}
+
 Result<Entry> OverlayImpl::Link(uint64_t ino, uint64_t new_parent, std::string_view new_name) {
   DETOURFS_TRY(ValidName(new_name));
   Result<NodePin> pin = NodeOf(ino);
@@ -226,6 +233,7 @@ Result<Entry> OverlayImpl::Link(uint64_t ino, uint64_t new_parent, std::string_v
   const std::string path = Join(PathOf(dir), new_name);
   Result<SharedFd> where = IsTier(to) ? EnsureTierDir(dir, to) : resolver_.DirFd(dir, to);
   if (!where.ok()) return Errno{where.error()};
+  if (to == Layer::kVolume) DETOURFS_TRY(ClearHiddenVolumeName(*s, (*where)->get(), new_name, path));
   Result<SharedFd> src = Errno{EXDEV};
   if (volume_name) {
     Result<UniqueFd> v = VolumeInodeOf(b.layer, node->pid());
@@ -238,6 +246,7 @@ Result<Entry> OverlayImpl::Link(uint64_t ino, uint64_t new_parent, std::string_v
   DETOURFS_TRY(changes_->Link((*src)->get(),
                               At{to, (*where)->get(), new_name, path, s->route.file >= 0},
                               s->Whiteout(to), node->pid()));
+  if (to == Layer::kVolume) DropTierWhiteouts(dir, new_name, *s, path);
   if (b.index) {
     const IndexAt e = IndexEntryAt(b.layer, node->pid());
     Result<uint64_t> links = markers::GetNumberAt(e.dir, e.name.c_str(), markers::kLinksXattr);

@@ -342,6 +342,12 @@ class OverlayImpl final : public Overlay {
   Result<void> RenameOnVolume(RenameArgs& a, RenameNeeds& have, RenameNeeds* need);
   // Both on the volume alone (VolumeOnly): one RENAME_EXCHANGE there.
   Result<void> ExchangeOnVolume(RenameArgs& a);
+  // A name made on the volume (a file, a link) where slot `s` found the
+  // volume's entry hidden: that entry goes first, the tiers' whiteouts
+  // after (vdirfd: the parent's volume part).
+  Result<void> ClearHiddenVolumeName(const Slot& s, int vdirfd, std::string_view name,
+                                     const std::string& path);
+  void DropTierWhiteouts(Node* dir, std::string_view name, const Slot& s, const std::string& path);
   // Two volume entries, with an unrouted directory's tier parts carried.
   Result<void> ExchangeCarrying(RenameArgs& a, RenameNeeds& have, RenameNeeds* need);
   // Whether `x`, found as `s`, lives on the volume alone: a file not copied

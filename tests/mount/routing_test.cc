@@ -301,6 +301,33 @@ TEST_P(RoutingTest, UnlinkingANameOverAVolumeFileDropsItsLinkCount) {
   EXPECT_EQ(ReadFile(V("node_modules/old")), "volume");  // hidden, not touched
 }
 
+// A volume directory under a directory-only rule (dist/) removed through
+// the mount is hidden by a whiteout on the disk tier; a file named so lives
+// on the volume, where the old directory still is. Every way of making one
+// there (create, link, symlink) takes the name.
+TEST_P(RoutingTest, AFileTakesTheNameOfARemovedDirectoryUnderADirectoryOnlyRule) {
+  for (const char* how : {"create", "link", "symlink"}) {
+    SCOPED_TRACE(how);
+    const std::string dir = std::string("p-") + how;
+    ASSERT_EQ(::mkdir(V(dir).c_str(), 0755), 0);
+    ASSERT_EQ(::mkdir(V(dir + "/dist").c_str(), 0755), 0);
+    ASSERT_EQ(WriteFile(V(dir + "/dist/old.js"), "old"), 0);
+    ASSERT_EQ(WriteFile(M(dir + "/src.sh"), "x"), 0);
+    ASSERT_EQ(Shell("rm -rf " + M(dir + "/dist")), 0);
+    const std::string name = M(dir + "/dist");
+    if (std::string(how) == "create") {
+      ASSERT_EQ(WriteFile(name, "new"), 0);
+    } else if (std::string(how) == "link") {
+      ASSERT_EQ(::link(M(dir + "/src.sh").c_str(), name.c_str()), 0) << std::strerror(errno);
+      EXPECT_EQ(Lstat(name).st_nlink, 2U);
+    } else {
+      ASSERT_EQ(::symlink("src.sh", name.c_str()), 0) << std::strerror(errno);
+    }
+    EXPECT_FALSE(S_ISDIR(Lstat(name).st_mode));
+    EXPECT_EQ(ListDir(M(dir)), (std::vector<std::string>{"dist", "src.sh"}));
+  }
+}
+
 TEST_P(RoutingTest, InodeNumbersStayDistinctAcrossLayers) {
   ASSERT_EQ(::mkdir(M("node_modules").c_str(), 0755), 0);
   std::vector<ino_t> seen;
