@@ -174,8 +174,8 @@ Result<void> OverlayImpl::CopyUp(Node* node, Layer tier, bool force_index) {
           return Errno{made.error()};
         }
         b.spill = ref;
-        spdlog::info("{} full: '{}' ({} bytes) copied up with its data on the {}",
-                     LayerName(tier), where, st->st_size, LayerName(*next));
+        spdlog::info("{} full: '{}' ({} bytes) copied up with its data on the {}", LayerName(tier),
+                     where, st->st_size, LayerName(*next));
         break;
       }
     }
@@ -272,8 +272,8 @@ Result<void> OverlayImpl::DeepCopyUp(Node* dir, Layer tier) {
       if (!st.ok()) continue;
       Result<bool> wh = markers::IsWhiteout(dirfd, item.name.c_str(), *st);
       if (!wh.ok() || !*wh) continue;
-      (void)changes_->Remove(At{tier, dirfd, item.name, Join(path, item.name), true}, false,
-                             false, false, 0);
+      (void)changes_->Remove(At{tier, dirfd, item.name, Join(path, item.name), true}, false, false,
+                             false, 0);
     }
   };
   cb.leave = [&](const WalkDir& d, const WalkItem& item) -> Result<void> {
@@ -282,8 +282,8 @@ Result<void> OverlayImpl::DeepCopyUp(Node* dir, Layer tier) {
     Result<markers::IdRecord> rec = markers::GetIdRecord(fd->get());
     if (!rec.ok()) return Errno{rec.error()};
     const std::string path = Join(d.path->empty() ? base : Join(base, *d.path), item.name);
-    DETOURFS_TRY(changes_->SetOpaque(At{tier, d.fds[0], item.name, path, true}, fd->get(), true,
-                                     rec->id));
+    DETOURFS_TRY(
+        changes_->SetOpaque(At{tier, d.fds[0], item.name, path, true}, fd->get(), true, rec->id));
     // Its whiteouts go only once its node knows it is opaque (below):
     // until then listings still merge the volume part, which they hide.
     opaque_dirs.push_back(path);
@@ -297,8 +297,8 @@ Result<void> OverlayImpl::DeepCopyUp(Node* dir, Layer tier) {
     if (!n->is_dir()) continue;
     std::optional<std::string> path = table_.PathOf(n.get());
     if (!path || path->size() <= prefix) continue;
-    Result<UniqueFd> part = sys::OpenBeneath((*top)->get(), path->substr(prefix).c_str(),
-                                             O_PATH | O_DIRECTORY);
+    Result<UniqueFd> part =
+        sys::OpenBeneath((*top)->get(), path->substr(prefix).c_str(), O_PATH | O_DIRECTORY);
     if (!part.ok()) continue;
     Result<struct stat> st = sys::Fstat(part->get());
     if (!st.ok()) continue;

@@ -233,7 +233,8 @@ Result<Entry> OverlayImpl::Link(uint64_t ino, uint64_t new_parent, std::string_v
   const std::string path = Join(PathOf(dir), new_name);
   Result<SharedFd> where = IsTier(to) ? EnsureTierDir(dir, to) : resolver_.DirFd(dir, to);
   if (!where.ok()) return Errno{where.error()};
-  if (to == Layer::kVolume) DETOURFS_TRY(ClearHiddenVolumeName(*s, (*where)->get(), new_name, path));
+  if (to == Layer::kVolume)
+    DETOURFS_TRY(ClearHiddenVolumeName(*s, (*where)->get(), new_name, path));
   Result<SharedFd> src = Errno{EXDEV};
   if (volume_name) {
     Result<UniqueFd> v = VolumeInodeOf(b.layer, node->pid());

@@ -688,8 +688,8 @@ Result<void> OverlayImpl::ExchangeAcross(RenameArgs& a, Layer to1, Layer to2, Re
   if (have.staged2 && !StagedFor(*have.staged2, x2, a.d2, a.n2, to2)) have.staged2.reset();
   if (!have.exclusive) {
     // Trees are copied between the rounds, with no lock held.
-    for (auto [x, d, n, other, to, second] : {std::tuple{x1, a.d1, a.n1, x2, to1, false},
-                                              std::tuple{x2, a.d2, a.n2, x1, to2, true}}) {
+    for (auto [x, d, n, other, to, second] :
+         {std::tuple{x1, a.d1, a.n1, x2, to1, false}, std::tuple{x2, a.d2, a.n2, x1, to2, true}}) {
       if (!x->is_dir() || (second ? have.staged2 : have.staged)) continue;
       need->stage.push_back(
           {table_.Pin(x), table_.Pin(d), std::string(n), table_.Pin(other), to, second});

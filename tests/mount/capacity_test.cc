@@ -27,8 +27,9 @@ constexpr size_t kMiB = size_t{1} << 20;
 class CapacityTest : public TieredMountTest {
  protected:
   CapacityTest()
-      : CapacityTest("64M", "[[route]]\nmatch = \"**/node_modules\"\ntier = \"memory\"\n"
-                            "[[route]]\nmatch = \"**/dist/\"\ntier = \"disk\"\n") {}
+      : CapacityTest("64M",
+                     "[[route]]\nmatch = \"**/node_modules\"\ntier = \"memory\"\n"
+                     "[[route]]\nmatch = \"**/dist/\"\ntier = \"disk\"\n") {}
   CapacityTest(const std::string& memory_size, const std::string& routes)
       : TieredMountTest(memory_size, "capacity = \"16MiB\"\n", routes) {}
   static uint64_t UsedBytes(const std::string& path) {
@@ -201,7 +202,7 @@ TEST_P(CapacityTest, SpillingBelowAnOpaqueAncestorKeepsFilesVisibleAndOldContent
   };
   check("node_modules");
   EXPECT_GE(ListDir(V(".detourfs/spill")).size(), 10U);  // some spilled to the volume's store
-  EXPECT_GE(ListDir(disk_ + "/tier/spill").size(), 5U);       // to disk, first
+  EXPECT_GE(ListDir(disk_ + "/tier/spill").size(), 5U);  // to disk, first
   ASSERT_EQ(::rename(M("node_modules/pkg").c_str(), M("node_modules/moved").c_str()), 0);
   ASSERT_EQ(::rename(M("node_modules/moved").c_str(), M("node_modules/pkg").c_str()), 0);
   check("node_modules");
@@ -359,8 +360,9 @@ TEST_P(CapacityTest, StatfsOnARoutedPathReportsItsTier) {
 class NoFallbackTest : public CapacityTest {
  protected:
   NoFallbackTest()
-      : CapacityTest("4M", "[[route]]\nmatch = \"/.cache\"\ntier = \"memory\"\n"
-                           "persist = \"never\"\nfallback = []\n") {
+      : CapacityTest("4M",
+                     "[[route]]\nmatch = \"/.cache\"\ntier = \"memory\"\n"
+                     "persist = \"never\"\nfallback = []\n") {
     expect_clean_log_ = false;  // the failures are logged: checked below
   }
 };

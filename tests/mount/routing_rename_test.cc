@@ -305,8 +305,7 @@ TEST_P(RoutedRenameTest, NumbersOfATreeMovedToTheVolumeAreNotReused) {
   ASSERT_EQ(::mkdir(M("a/node_modules/new").c_str(), 0755), 0);
   ASSERT_EQ(WriteFile(M("a/node_modules/new/n.js"), "n"), 0);
   const ino_t pkg = Lstat(M("a/node_modules/pkg")).st_ino;
-  ASSERT_EQ(::rename(M("a/node_modules").c_str(), M("a/src/nm.old").c_str()), 0)
-      << strerror(errno);
+  ASSERT_EQ(::rename(M("a/node_modules").c_str(), M("a/src/nm.old").c_str()), 0) << strerror(errno);
   EXPECT_EQ(Lstat(M("a/src/nm.old/pkg")).st_ino, pkg);
   for (int i = 0; i < 50; ++i) {
     const std::string d = "b" + std::to_string(i);
@@ -395,9 +394,8 @@ TEST_P(RoutedRenameTest, RenameWhiteoutUnderADirectoryOnlyRuleLeavesAVisibleDevi
   ASSERT_EQ(::mkdir(M("x/dist").c_str(), 0755), 0);
   ASSERT_EQ(WriteFile(M("x/dist/a.js"), "a"), 0);
   ASSERT_EQ(::mkdir(M("y").c_str(), 0755), 0);
-  ASSERT_EQ(::renameat2(AT_FDCWD, M("x/dist").c_str(), AT_FDCWD, M("y/dist").c_str(),
-                        RENAME_WHITEOUT),
-            0)
+  ASSERT_EQ(
+      ::renameat2(AT_FDCWD, M("x/dist").c_str(), AT_FDCWD, M("y/dist").c_str(), RENAME_WHITEOUT), 0)
       << std::strerror(errno);
   const struct stat st = Lstat(M("x/dist"));
   EXPECT_TRUE(S_ISCHR(st.st_mode));
@@ -410,9 +408,9 @@ TEST_P(RoutedRenameTest, RenameWhiteoutUnderADirectoryOnlyRuleLeavesAVisibleDevi
   ASSERT_EQ(::mkdir(V("z/dist").c_str(), 0755), 0);
   ASSERT_EQ(WriteFile(V("z/dist/v.js"), "v"), 0);
   ASSERT_EQ(WriteFile(M("z/dist/t.js"), "t"), 0);
-  EXPECT_EQ(::renameat2(AT_FDCWD, M("z/dist").c_str(), AT_FDCWD, M("y/dist2").c_str(),
-                        RENAME_WHITEOUT),
-            -1);
+  EXPECT_EQ(
+      ::renameat2(AT_FDCWD, M("z/dist").c_str(), AT_FDCWD, M("y/dist2").c_str(), RENAME_WHITEOUT),
+      -1);
   EXPECT_EQ(errno, EINVAL);
   EXPECT_EQ(ListDir(M("z/dist")), (std::vector<std::string>{"t.js", "v.js"}));
 }
