@@ -515,13 +515,18 @@ Result<void> OverlayImpl::PublishTree(RenameArgs& a, StagedTree& staged) {
       {StepKind::kRename, IntentPath{to, Area::kWork, staged.name}, tree(to, p2)});
   // The source goes from every layer.
   const bool volume_has = a.s1.volume_visible && a.s1.at[Index(Layer::kVolume)].has;
+  // Its own volume part is held below when the move takes it off the
+  // volume's name; anything else the volume has there (a directory an
+  // opaque one hid) stays hidden by a whiteout.
+  const bool volume_part_held =
+      b.parts[Index(Layer::kVolume)].present() && (b.layer == Layer::kVolume || to == Layer::kVolume);
   for (Layer t : kTiers) {
     if (!b.parts[Index(t)].present()) continue;
-    const bool whiteout = t == b.layer && volume_has && to != Layer::kVolume;
+    const bool whiteout = t == b.layer && volume_has && !volume_part_held;
     intent.steps.push_back({whiteout ? StepKind::kWhiteout : StepKind::kTrash, tree(t, p1), {}});
   }
   if (b.parts[Index(Layer::kVolume)].present()) {
-    if (b.layer == Layer::kVolume || to == Layer::kVolume) {
+    if (volume_part_held) {
       // Its entries' volume numbers are the ids their copies keep (st_ino):
       // held, not freed, so the volume never gives a new entry one of them.
       // Files linked into the copy leave the held tree at once (PruneHeld).

@@ -385,9 +385,6 @@ class OverlayImpl final : public Overlay {
   // RENAME_WHITEOUT: the caller's whiteout device at the old name, on
   // `layer` (its directory `dirfd`), replacing the layer's own whiteout there.
   Result<void> LeaveUserWhiteout(RenameArgs& a, Layer layer, int dirfd, bool replace_whiteout);
-  // Whether RENAME_WHITEOUT's device can be left at the source name `s` of
-  // `x` (else the rename is EINVAL, before anything changes).
-  bool UserWhiteoutFits(const Slot& s, Node* x);
   // RENAME_WHITEOUT after a move between layers: the caller's whiteout at
   // the old name, on the layer a device there belongs to.
   Result<void> UserWhiteoutAfterMove(RenameArgs& a);

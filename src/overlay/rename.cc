@@ -138,7 +138,6 @@ Result<void> OverlayImpl::RenameLocked(Node* d1, std::string_view n1, Node* d2, 
       if (!*empty) return Errno{ENOTEMPTY};
     }
   }
-  if ((flags & RENAME_WHITEOUT) && !UserWhiteoutFits(*s1, x1)) return Errno{EINVAL};
   RenameArgs a{d1, n1, *s1, x1, d2, n2, *s2, x2, flags, caller, nullptr, {}};
   Result<void> r = exchange ? Exchange(a, have, need) : Move(a, have, need);
   if (r.ok()) {
@@ -146,16 +145,6 @@ Result<void> OverlayImpl::RenameLocked(Node* d1, std::string_view n1, Node* d2, 
     if (exchange) Reroute(x2);
   }
   return r;
-}
-
-bool OverlayImpl::UserWhiteoutFits(const Slot& s, Node* x) {
-  // A device left at a name that routes devices to the volume, by an entry
-  // that was on a tier (a directory under `**/build/`): it can go on the
-  // volume only where the volume has no entry of that name (one there is
-  // hidden by a whiteout, and is the volume's only copy of what moved).
-  if (s.route.LayerFor(S_IFCHR) != Layer::kVolume || VolumeOnly(x, s)) return true;
-  if (!IsTier(s.route.LayerFor(s.type))) return true;
-  return s.dir.parts[Index(Layer::kVolume)].present() && !s.at[Index(Layer::kVolume)].has;
 }
 
 bool OverlayImpl::VolumeOnly(Node* x, const Slot& s) {
@@ -671,8 +660,10 @@ Result<void> OverlayImpl::LeaveUserWhiteout(RenameArgs& a, Layer layer, int dirf
   // so it is not taken for one of the tier's whiteouts (a second step).
   // It goes where a device at that name is looked for, which is not where
   // the entry that left was when a rule routes only directories there
-  // (`**/build/`); UserWhiteoutFits let the rename start only if it can.
+  // (`**/build/`).
   const Layer home = a.s1.route.LayerFor(S_IFCHR);
+  const std::string n1(a.n1);
+  const std::string p1 = Join(PathOf(a.d1), a.n1);
   SharedFd home_fd;
   if (home != layer) {
     Result<SharedFd> fd =
@@ -680,8 +671,33 @@ Result<void> OverlayImpl::LeaveUserWhiteout(RenameArgs& a, Layer layer, int dirf
     if (!fd.ok()) return Errno{fd.error()};
     home_fd = *fd;
     dirfd = home_fd->get();
-    replace_whiteout = IsTier(home) && a.s1.at[Index(home)].whiteout;
     layer = home;
+  }
+  if (IsTier(layer)) {
+    // A whiteout there (the rename's, or one hiding the volume's entry) is
+    // replaced.
+    Result<struct stat> st = sys::StatAt(dirfd, n1.c_str());
+    Result<bool> wh = st.ok() ? markers::IsWhiteout(dirfd, n1.c_str(), *st) : Result<bool>(false);
+    if (!wh.ok()) return Errno{wh.error()};
+    replace_whiteout = *wh;
+  } else {
+    // On the volume the moved entry's name may still hold what a tier
+    // whiteout hid (a directory's volume part, the only persisted copy of
+    // what moved): it goes to held/, never deleted, and the tiers'
+    // whiteouts at the name go, so the device shows.
+    replace_whiteout = false;
+    if (Result<struct stat> there = sys::StatAt(dirfd, n1.c_str()); there.ok()) {
+      DETOURFS_TRY(changes_->Hold(At{Layer::kVolume, dirfd, a.n1, p1, true},
+                                  static_cast<uint64_t>(there->st_ino)));
+    }
+    for (Layer t : kTiers) {
+      Result<SharedFd> tfd = resolver_.DirFd(a.d1, t);
+      if (!tfd.ok()) continue;
+      Result<struct stat> st = sys::StatAt((*tfd)->get(), n1.c_str());
+      if (!st.ok()) continue;
+      Result<bool> wh = markers::IsWhiteout((*tfd)->get(), n1.c_str(), *st);
+      if (wh.ok() && *wh) DETOURFS_TRY(changes_->Trash(At{t, (*tfd)->get(), a.n1, p1, true}));
+    }
   }
   MakeSpec spec;
   spec.type = S_IFCHR;
@@ -689,7 +705,6 @@ Result<void> OverlayImpl::LeaveUserWhiteout(RenameArgs& a, Layer layer, int dirf
   spec.rdev = makedev(0, 0);
   spec.id = ids_->Next();
   spec.replace_whiteout = replace_whiteout;
-  const std::string p1 = Join(PathOf(a.d1), a.n1);
   Result<Made> made =
       changes_->Make(At{layer, dirfd, a.n1, p1, IsTier(layer)}, spec, a.caller, dirfd);
   if (!made.ok()) return Errno{made.error()};

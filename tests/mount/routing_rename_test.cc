@@ -388,7 +388,8 @@ TEST_P(RoutedRenameTest, ADirectoryMadeWhereOneMovedOutShowsNothingOfTheOld) {
 
 // RENAME_WHITEOUT of a directory under a directory-only rule (dist/ goes to
 // the disk tier, a device named dist to the volume): the device is left
-// where a device of that name is looked for, and shows.
+// where a device of that name is looked for, and shows — also where the
+// volume still held the directory's old part.
 TEST_P(RoutedRenameTest, RenameWhiteoutUnderADirectoryOnlyRuleLeavesAVisibleDevice) {
   ASSERT_EQ(::mkdir(M("x").c_str(), 0755), 0);
   ASSERT_EQ(::mkdir(M("x/dist").c_str(), 0755), 0);
@@ -402,17 +403,21 @@ TEST_P(RoutedRenameTest, RenameWhiteoutUnderADirectoryOnlyRuleLeavesAVisibleDevi
   EXPECT_EQ(st.st_rdev, makedev(0, 0));
   EXPECT_EQ(ListDir(M("x")), std::vector<std::string>{"dist"});
   EXPECT_EQ(ReadFile(M("y/dist/a.js")), "a");
-  // Where the volume has the name too (hidden once the directory moves, and
-  // its only copy of what moved), no device can go: EINVAL, nothing changed.
+  // Where the volume has the name too (the directory's volume part, hidden
+  // once it moves, and its only persisted copy): that goes to held/, and the
+  // device shows; the moved directory has both parts' files.
   ASSERT_EQ(::mkdir(V("z").c_str(), 0755), 0);
   ASSERT_EQ(::mkdir(V("z/dist").c_str(), 0755), 0);
   ASSERT_EQ(WriteFile(V("z/dist/v.js"), "v"), 0);
   ASSERT_EQ(WriteFile(M("z/dist/t.js"), "t"), 0);
-  EXPECT_EQ(
-      ::renameat2(AT_FDCWD, M("z/dist").c_str(), AT_FDCWD, M("y/dist2").c_str(), RENAME_WHITEOUT),
-      -1);
-  EXPECT_EQ(errno, EINVAL);
-  EXPECT_EQ(ListDir(M("z/dist")), (std::vector<std::string>{"t.js", "v.js"}));
+  ASSERT_EQ(::renameat2(AT_FDCWD, M("z/dist").c_str(), AT_FDCWD, M("y/dist2").c_str(),
+                        RENAME_WHITEOUT),
+            0)
+      << std::strerror(errno);
+  EXPECT_TRUE(S_ISCHR(Lstat(M("z/dist")).st_mode));
+  EXPECT_EQ(ListDir(M("z")), std::vector<std::string>{"dist"});
+  EXPECT_EQ(ListDir(M("y/dist2")), (std::vector<std::string>{"t.js", "v.js"}));
+  EXPECT_EQ(ReadFile(M("y/dist2/v.js")), "v");
 }
 
 // RENAME_EXCHANGE of unrouted directories holding routed content (a
@@ -446,6 +451,24 @@ TEST_P(RoutedRenameTest, ExchangingProjectsKeepsTheirRoutedContentOnItsTier) {
   EXPECT_EQ(ReadFile(Mem("f/node_modules/b.js")), "b");
   EXPECT_NE(::access(V("other/node_modules/a.js").c_str(), F_OK), 0);
   EXPECT_NE(::access(V("f/node_modules/b.js").c_str(), F_OK), 0);
+}
+
+// rm -rf node_modules && mkdir node_modules leaves an opaque directory over
+// the volume's old one; moving the new one to an unrouted name must leave
+// the old one hidden (it came back), and a directory renamed back over the
+// name takes it.
+TEST_P(RoutedRenameTest, ARecreatedDirectoryMovedAwayLeavesTheOldOneDeleted) {
+  ASSERT_EQ(::mkdir(V("node_modules").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(V("node_modules/old").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(V("node_modules/old/x.js"), "x"), 0);
+  ASSERT_EQ(Shell("rm -rf " + M("node_modules")), 0);
+  ASSERT_EQ(::mkdir(M("node_modules").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(M("node_modules/new.js"), "n"), 0);
+  ASSERT_EQ(::rename(M("node_modules").c_str(), M("moved").c_str()), 0) << std::strerror(errno);
+  EXPECT_NE(::access(M("node_modules").c_str(), F_OK), 0) << "the deleted directory is back";
+  EXPECT_EQ(ListDir(M("moved")), std::vector<std::string>{"new.js"});
+  ASSERT_EQ(::rename(M("moved").c_str(), M("node_modules").c_str()), 0) << std::strerror(errno);
+  EXPECT_EQ(ListDir(M("node_modules")), std::vector<std::string>{"new.js"});
 }
 
 DETOURFS_MOUNT_TEST_P(RoutedRenameTest);
