@@ -409,12 +409,26 @@ Result<void> ChangeLayer::Hold(const At& at, uint64_t id) {
 }
 
 Result<void> ChangeLayer::Trash(const At& at) {
+  const std::string name(at.name);
   const std::string gone = WorkName("trashed");
   spdlog::debug("change: '{}' on the {} to the trash as {}", at.path, LayerName(at.layer), gone);
-  DETOURFS_TRY(sys::RenameAt(at.dir, std::string(at.name).c_str(), dirs(at.layer).trash->get(),
-                             gone.c_str(), RENAME_NOREPLACE));
-  NoteTrash();
+  Result<struct stat> st = sys::StatAt(at.dir, name.c_str());
+  if (!st.ok()) return Errno{st.error()};
+  const int trash = dirs(at.layer).trash->get();
+  DETOURFS_TRY(sys::RenameAt(at.dir, name.c_str(), trash, gone.c_str(), RENAME_NOREPLACE));
+  DropLinkedName(trash, gone, *st);
   return {};
+}
+
+void ChangeLayer::DropLinkedName(int trash, const std::string& gone, const struct stat& st) {
+  // A name of a file with other names goes at once: in the trash it would
+  // go on counting in their link count until the drain. Nothing of the
+  // file's data goes with it (its other names keep it; a stub's spilled
+  // data is dropped only with its last name). The rest waits for the drain.
+  if (!S_ISDIR(st.st_mode) && st.st_nlink > 1 && sys::UnlinkAt(trash, gone.c_str(), 0).ok()) {
+    return;
+  }
+  NoteTrash();
 }
 
 Result<UniqueFd> ChangeLayer::OpenSpilled(const markers::SpillRef& ref, int flags) {
@@ -528,9 +542,9 @@ Result<void> ChangeLayer::RunStep(const IntentStep& step) {
     case StepKind::kTrash: {
       if (!a_there) return {};
       const std::string gone = WorkName("trashed");
-      DETOURFS_TRY(sys::RenameAt(a->get(), a_leaf.c_str(), dirs(step.a.layer).trash->get(),
-                                 gone.c_str(), RENAME_NOREPLACE));
-      NoteTrash();
+      const int trash = dirs(step.a.layer).trash->get();
+      DETOURFS_TRY(sys::RenameAt(a->get(), a_leaf.c_str(), trash, gone.c_str(), RENAME_NOREPLACE));
+      DropLinkedName(trash, gone, *ast);
       Dirty(step.a.layer);
       return {};
     }

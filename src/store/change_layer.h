@@ -174,6 +174,10 @@ class ChangeLayer {
   void Emit(ChangeKind kind, const At& at, uint64_t id, std::string_view path2 = {},
             uint64_t offset = 0, uint64_t length = 0);
   void NoteTrash() EXCLUDES(bg_mu_);
+  // After `gone` (stat `st` before it moved) went to `trash`: unlinks it at
+  // once when it is one name of a file with others, else wakes the drain.
+  void DropLinkedName(int trash, const std::string& gone, const struct stat& st)
+      EXCLUDES(bg_mu_);
   void Background() EXCLUDES(bg_mu_);
   Result<void> EmptyTrash(Layer layer);
 
