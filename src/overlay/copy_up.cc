@@ -19,6 +19,7 @@ Result<SharedFd> OverlayImpl::EnsureTierDir(Node* dir, Layer tier) {
   // The directories from the nearest one that has its part on the tier down
   // to `dir`: made top-down, each like its primary part.
   std::vector<NodePin> chain;
+  int moved = 0;  // times a directory moved under us
   for (Node* d = dir; d != table_.root();) {
     {
       ReadLock lock(&d->content_mu);
@@ -34,10 +35,21 @@ Result<SharedFd> OverlayImpl::EnsureTierDir(Node* dir, Layer tier) {
     std::vector<Location> locs = table_.Locations(d);
     if (locs.empty()) return Errno{ENOENT};
     Node* parent = locs.front().parent.get();
-    const std::string& name = locs.front().name;
+    const std::string name = locs.front().name;
     Result<SharedFd> pfd = resolver_.DirFd(parent, tier);
     if (!pfd.ok()) return Errno{pfd.error()};
     WriteLock lock(&d->content_mu);
+    {
+      // Where it is now: a rename (which holds this lock) may have moved it
+      // meanwhile, and what is at its old name is another's part.
+      std::vector<Location> now = table_.Locations(d);
+      if (now.empty()) return Errno{ENOENT};
+      if (now.front().parent.get() != parent || now.front().name != name) {
+        if (++moved > 8) return Errno{EAGAIN};
+        ++i;  // this one again
+        continue;
+      }
+    }
     Binding& b = d->mutable_binding();
     if (b.parts[Index(tier)].present()) continue;
     Result<SharedFd> model = resolver_.Fd(d, b, Primary(b));

@@ -233,8 +233,6 @@ Result<Entry> OverlayImpl::Link(uint64_t ino, uint64_t new_parent, std::string_v
   const std::string path = Join(PathOf(dir), new_name);
   Result<SharedFd> where = IsTier(to) ? EnsureTierDir(dir, to) : resolver_.DirFd(dir, to);
   if (!where.ok()) return Errno{where.error()};
-  if (to == Layer::kVolume)
-    DETOURFS_TRY(ClearHiddenVolumeName(*s, (*where)->get(), new_name, path));
   Result<SharedFd> src = Errno{EXDEV};
   if (volume_name) {
     Result<UniqueFd> v = VolumeInodeOf(b.layer, node->pid());
@@ -244,6 +242,10 @@ Result<Entry> OverlayImpl::Link(uint64_t ino, uint64_t new_parent, std::string_v
     src = resolver_.Fd(node, b);
   }
   if (!src.ok()) return Errno{src.error()};
+  // (Only now that nothing else can fail before the link itself.)
+  if (to == Layer::kVolume) {
+    DETOURFS_TRY(ClearHiddenVolumeName(*s, (*where)->get(), new_name, path));
+  }
   DETOURFS_TRY(changes_->Link((*src)->get(),
                               At{to, (*where)->get(), new_name, path, s->route.file >= 0},
                               s->Whiteout(to), node->pid()));

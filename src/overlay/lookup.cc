@@ -108,20 +108,23 @@ void OverlayImpl::RecheckVolumePart(Node* dir) {
   dir->volume_absent_at.store(now, std::memory_order_release);
   std::vector<Location> locs = table_.Locations(dir);
   if (locs.empty()) return;
+  // Only where the parent's volume part shows (not under an opaque one),
+  // and only if the parent's binding did not change until the part is set.
+  Node* parent = locs.front().parent.get();
+  const uint64_t parent_gen = parent->generation.load(std::memory_order_acquire);
   {
-    // Only where the parent's volume part shows (not under an opaque one).
-    Node* parent = locs.front().parent.get();
     ReadLock lock(&parent->content_mu);
     const Binding& pb = parent->binding();
     if (!pb.parts[Index(Layer::kVolume)].present() || (IsTier(pb.layer) && pb.opaque)) return;
   }
-  Result<SharedFd> pfd = resolver_.DirFd(locs.front().parent.get(), Layer::kVolume);
+  Result<SharedFd> pfd = resolver_.DirFd(parent, Layer::kVolume);
   if (!pfd.ok()) return;
   Result<struct stat> st = sys::StatAt((*pfd)->get(), locs.front().name.c_str());
   if (!st.ok() || !S_ISDIR(st->st_mode)) return;
   WriteLock lock(&dir->content_mu);
   Binding& b = dir->mutable_binding();
   if (b.opaque || b.parts[Index(Layer::kVolume)].state != Part::kAbsent) return;
+  if (parent->generation.load(std::memory_order_acquire) != parent_gen) return;
   b.parts[Index(Layer::kVolume)] = Part::Of(*st);
   dir->generation.fetch_add(1, std::memory_order_acq_rel);
 }

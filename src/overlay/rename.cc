@@ -231,36 +231,58 @@ Result<void> OverlayImpl::ExchangeCarrying(RenameArgs& a, RenameNeeds& have, Ren
   if (!v2.ok()) return Errno{v2.error()};
   const std::string p1 = Join(PathOf(a.d1), a.n1);
   const std::string p2 = Join(PathOf(a.d2), a.n2);
+  auto part = [](Node* x, const Binding& b, Layer t) {
+    return x->is_dir() && b.parts[Index(t)].present();
+  };
+  // Each part's new parent on its tier, made before the entries' locks.
+  for (Layer t : kTiers) {
+    if (part(a.x1, a.x1->Snapshot(), t)) DETOURFS_TRY(EnsureTierDir(a.d2, t));
+    if (part(a.x2, a.x2->Snapshot(), t)) DETOURFS_TRY(EnsureTierDir(a.d1, t));
+  }
   Node* lo = a.x1->id() < a.x2->id() ? a.x1 : a.x2;
   Node* hi = lo == a.x1 ? a.x2 : a.x1;
   WriteLock l1(&lo->content_mu);
   WriteLock l2(&hi->content_mu);
   const Binding b1 = a.x1->binding();
   const Binding b2 = a.x2->binding();
-  auto part = [](Node* x, const Binding& b, Layer t) {
-    return x->is_dir() && b.parts[Index(t)].present();
-  };
+  if (!b1.parts[Index(Layer::kVolume)].present() || !b2.parts[Index(Layer::kVolume)].present()) {
+    return Errno{EIO};  // the volume's entries are what swaps
+  }
   Intent intent;
   auto tree = [](Layer l, const std::string& p) { return IntentPath{l, Area::kTree, p}; };
-  // Swapped through work/: each step can run again after a crash.
+  // Swapped through a name aside, each step a rename that cannot replace
+  // anything and that is skipped when its source is gone (done before a
+  // crash). On the volume the name aside is in held/, which a start never
+  // clears: if the record were lost with its tier, the entry waits there,
+  // never deleted. A tier's in its own work/.
   auto swap = [&](Layer l) {
-    const IntentPath aside{l, Area::kWork, ChangeLayer::WorkName("swap")};
-    intent.steps.push_back({StepKind::kRename, tree(l, p1), aside});
-    intent.steps.push_back({StepKind::kRename, tree(l, p2), tree(l, p1)});
-    intent.steps.push_back({StepKind::kRename, aside, tree(l, p2)});
+    const IntentPath aside{l, IsTier(l) ? Area::kWork : Area::kHeld, ChangeLayer::WorkName("swap")};
+    intent.steps.push_back({StepKind::kRenameNoReplace, tree(l, p1), aside});
+    intent.steps.push_back({StepKind::kRenameNoReplace, tree(l, p2), tree(l, p1)});
+    intent.steps.push_back({StepKind::kRenameNoReplace, aside, tree(l, p2)});
   };
   swap(Layer::kVolume);
   for (Layer t : kTiers) {
     if (!changes_->has(t)) continue;
     const bool h1 = part(a.x1, b1, t);
     const bool h2 = part(a.x2, b2, t);
-    // Anything else the tier has at either name (a whiteout) goes first.
-    if (a.s1.at[Index(t)].has && !h1) intent.steps.push_back({StepKind::kTrash, tree(t, p1), {}});
-    if (a.s2.at[Index(t)].has && !h2) intent.steps.push_back({StepKind::kTrash, tree(t, p2), {}});
+    // A whiteout at either name goes first. Anything else there that is
+    // not the entry's part (content the rules no longer route there) is
+    // never removed: the exchange is refused.
+    for (auto [s, has_part, p] : {std::tuple{&a.s1, h1, p1}, std::tuple{&a.s2, h2, p2}}) {
+      const LayerHit& hit = s->at[Index(t)];
+      if (!hit.has || has_part) continue;
+      if (!hit.whiteout) {
+        spdlog::warn("exchange of '{}' and '{}': the {} holds '{}' it does not serve; kept", p1, p2,
+                     LayerName(t), p);
+        return Errno{EBUSY};
+      }
+      intent.steps.push_back({StepKind::kTrash, tree(t, p), {}});
+    }
     if (h1 && h2) {
       swap(t);
     } else if (h1) {
-      DETOURFS_TRY(EnsureTierDir(a.d2, t));
+      DETOURFS_TRY(EnsureTierDir(a.d2, t));  // made above unless it just appeared
       intent.steps.push_back({StepKind::kRenameNoReplace, tree(t, p1), tree(t, p2)});
     } else if (h2) {
       DETOURFS_TRY(EnsureTierDir(a.d1, t));
@@ -270,7 +292,9 @@ Result<void> OverlayImpl::ExchangeCarrying(RenameArgs& a, RenameNeeds& have, Ren
   DETOURFS_TRY(CarryIds(a.d1, (*v1)->get(), a.d2, (*v2)->get()));
   DETOURFS_TRY(CarryIds(a.d2, (*v2)->get(), a.d1, (*v1)->get()));
   DETOURFS_TRY(changes_->Run(intent));
+  // Both names changed (the flusher sees each).
   changes_->Record(ChangeKind::kRename, At{Layer::kVolume, -1, "", p1, true}, a.x1->pid());
+  changes_->Record(ChangeKind::kRename, At{Layer::kVolume, -1, "", p2, true}, a.x2->pid());
   Renamed(a, true);
   return {};
 }
@@ -527,6 +551,7 @@ Result<void> OverlayImpl::RenameOnTier(RenameArgs& a, Layer tier) {
       DETOURFS_TRY(changes_->SetOpaque(At{tier, (*t1)->get(), a.n1, p1, true}, (*fd)->get(), true,
                                        a.x1->pid()));
       a.x1->mutable_binding().opaque = true;
+      a.x1->generation.fetch_add(1, std::memory_order_acq_rel);
     }
     if (a.x2 != nullptr && dst_tier.has && !dst_tier.whiteout) {
       // The empty directory replaced may hold whiteouts: hide the volume's

@@ -176,8 +176,7 @@ class ChangeLayer {
   void NoteTrash() EXCLUDES(bg_mu_);
   // After `gone` (stat `st` before it moved) went to `trash`: unlinks it at
   // once when it is one name of a file with others, else wakes the drain.
-  void DropLinkedName(int trash, const std::string& gone, const struct stat& st)
-      EXCLUDES(bg_mu_);
+  void DropLinkedName(int trash, const std::string& gone, const struct stat& st) EXCLUDES(bg_mu_);
   void Background() EXCLUDES(bg_mu_);
   Result<void> EmptyTrash(Layer layer);
 

@@ -41,6 +41,14 @@ constexpr char kVolumeTree[] =
     "mkdir -p node_modules/pkg node_modules/gone src && echo a > node_modules/a.js && "
     "echo b > node_modules/pkg/b.js && echo c > node_modules/gone/c.js && echo s > src/s.js";
 
+// renameat2(proj, other, RENAME_EXCHANGE) (python3 comes with meson).
+constexpr char kExchangeSetup[] =
+    "mkdir -p proj/node_modules/x other && echo 1 > proj/node_modules/x/f && "
+    "echo m > proj/main.js && echo o > other/o.js";
+constexpr char kExchange[] =
+    "python3 -c \"import ctypes, sys; sys.exit(ctypes.CDLL(None).renameat2("
+    "-100, b'proj', -100, b'other', 2))\"";
+
 const Scenario kScenarios[] = {
     {"make.built", "rm node_modules/a.js", "echo new > node_modules/a.js"},
     {"remove.whiteout", "echo up >> node_modules/a.js", "rm node_modules/a.js"},
@@ -64,6 +72,13 @@ const Scenario kScenarios[] = {
      "mv -T node_modules/new src/new"},
     {"intent.step@2", "mkdir node_modules/new src/new && echo n > node_modules/new/n.js",
      "mv -T node_modules/new src/new"},
+    // Two projects exchanged (RENAME_EXCHANGE), one with node_modules on a
+    // tier: the volume entries swap through held/ in three renames, then
+    // the tier part moves. A crash between any two steps finishes it.
+    {"intent.step", kExchangeSetup, kExchange},
+    {"intent.step@2", kExchangeSetup, kExchange},
+    {"intent.step@3", kExchangeSetup, kExchange},
+    {"intent.done", kExchangeSetup, kExchange},
     {"spill.copied", "head -c 3145728 /dev/zero | tr '\\0' x > node_modules/big.bin && sync",
      "head -c 3145728 /dev/zero | tr '\\0' y >> node_modules/big.bin", true},
     {"spill.marked", "head -c 3145728 /dev/zero | tr '\\0' x > node_modules/big.bin && sync",
