@@ -341,6 +341,13 @@ class OverlayImpl final : public Overlay {
   Result<void> Exchange(RenameArgs& a, RenameNeeds& have, RenameNeeds* need);
   Result<void> RenameOnVolume(RenameArgs& a, RenameNeeds& have, RenameNeeds* need);
   // Both on the volume alone (VolumeOnly): one RENAME_EXCHANGE there.
+  // Both parents' volume parts and both paths, for renames on the volume.
+  struct VolumeSides {
+    SharedFd held1, held2;  // keep v1, v2 open
+    int v1, v2;
+    std::string p1, p2;
+  };
+  Result<VolumeSides> VolumeSidesOf(const RenameArgs& a);
   Result<void> ExchangeOnVolume(RenameArgs& a);
   // A name made on the volume (a file, a link) where slot `s` found the
   // volume's entry hidden: that entry goes first, the tiers' whiteouts

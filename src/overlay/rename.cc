@@ -193,13 +193,20 @@ void OverlayImpl::Reroute(Node* top) {
   }
 }
 
-Result<void> OverlayImpl::ExchangeOnVolume(RenameArgs& a) {
+Result<OverlayImpl::VolumeSides> OverlayImpl::VolumeSidesOf(const RenameArgs& a) {
   Result<SharedFd> v1 = resolver_.DirFd(a.d1, Layer::kVolume);
   if (!v1.ok()) return Errno{v1.error()};
   Result<SharedFd> v2 = resolver_.DirFd(a.d2, Layer::kVolume);
   if (!v2.ok()) return Errno{v2.error()};
-  const std::string p1 = Join(PathOf(a.d1), a.n1);
-  const std::string p2 = Join(PathOf(a.d2), a.n2);
+  const int fd1 = (*v1)->get();
+  const int fd2 = (*v2)->get();
+  return VolumeSides{*v1, *v2, fd1, fd2, Join(PathOf(a.d1), a.n1), Join(PathOf(a.d2), a.n2)};
+}
+
+Result<void> OverlayImpl::ExchangeOnVolume(RenameArgs& a) {
+  Result<VolumeSides> sides = VolumeSidesOf(a);
+  if (!sides.ok()) return Errno{sides.error()};
+  const auto& [held1, held2, v1, v2, p1, p2] = *sides;
   Node* lo = a.x1->id() < a.x2->id() ? a.x1 : a.x2;
   Node* hi = lo == a.x1 ? a.x2 : a.x1;
   WriteLock l1(&lo->content_mu);
@@ -207,10 +214,10 @@ Result<void> OverlayImpl::ExchangeOnVolume(RenameArgs& a) {
   DETOURFS_TRY(ClearWhiteouts(a.d1, a.n1, a.s1));
   DETOURFS_TRY(ClearWhiteouts(a.d2, a.n2, a.s2));
   const bool routed = a.s1.route.For(a.s1.type) >= 0 || a.s2.route.For(a.s2.type) >= 0;
-  DETOURFS_TRY(CarryIds(a.d1, (*v1)->get(), a.d2, (*v2)->get()));
-  DETOURFS_TRY(CarryIds(a.d2, (*v2)->get(), a.d1, (*v1)->get()));
-  DETOURFS_TRY(changes_->Rename(At{Layer::kVolume, (*v1)->get(), a.n1, p1, routed},
-                                At{Layer::kVolume, (*v2)->get(), a.n2, p2, routed}, RENAME_EXCHANGE,
+  DETOURFS_TRY(CarryIds(a.d1, v1, a.d2, v2));
+  DETOURFS_TRY(CarryIds(a.d2, v2, a.d1, v1));
+  DETOURFS_TRY(changes_->Rename(At{Layer::kVolume, v1, a.n1, p1, routed},
+                                At{Layer::kVolume, v2, a.n2, p2, routed}, RENAME_EXCHANGE,
                                 a.x1->pid()));
   Renamed(a, true);
   return {};
@@ -225,12 +232,9 @@ Result<void> OverlayImpl::ExchangeCarrying(RenameArgs& a, RenameNeeds& have, Ren
     need->exclusive = true;
     return Errno{EAGAIN};
   }
-  Result<SharedFd> v1 = resolver_.DirFd(a.d1, Layer::kVolume);
-  if (!v1.ok()) return Errno{v1.error()};
-  Result<SharedFd> v2 = resolver_.DirFd(a.d2, Layer::kVolume);
-  if (!v2.ok()) return Errno{v2.error()};
-  const std::string p1 = Join(PathOf(a.d1), a.n1);
-  const std::string p2 = Join(PathOf(a.d2), a.n2);
+  Result<VolumeSides> sides = VolumeSidesOf(a);
+  if (!sides.ok()) return Errno{sides.error()};
+  const auto& [held1, held2, v1, v2, p1, p2] = *sides;
   auto part = [](Node* x, const Binding& b, Layer t) {
     return x->is_dir() && b.parts[Index(t)].present();
   };
@@ -289,8 +293,8 @@ Result<void> OverlayImpl::ExchangeCarrying(RenameArgs& a, RenameNeeds& have, Ren
       intent.steps.push_back({StepKind::kRenameNoReplace, tree(t, p2), tree(t, p1)});
     }
   }
-  DETOURFS_TRY(CarryIds(a.d1, (*v1)->get(), a.d2, (*v2)->get()));
-  DETOURFS_TRY(CarryIds(a.d2, (*v2)->get(), a.d1, (*v1)->get()));
+  DETOURFS_TRY(CarryIds(a.d1, v1, a.d2, v2));
+  DETOURFS_TRY(CarryIds(a.d2, v2, a.d1, v1));
   DETOURFS_TRY(changes_->Run(intent));
   // Both names changed (the flusher sees each).
   changes_->Record(ChangeKind::kRename, At{Layer::kVolume, -1, "", p1, true}, a.x1->pid());
@@ -421,12 +425,9 @@ Result<void> OverlayImpl::HoldVictim(RenameArgs& a, bool on_tier) {
 }
 
 Result<void> OverlayImpl::RenameOnVolume(RenameArgs& a, RenameNeeds& have, RenameNeeds* need) {
-  Result<SharedFd> v1 = resolver_.DirFd(a.d1, Layer::kVolume);
-  if (!v1.ok()) return Errno{v1.error()};
-  Result<SharedFd> v2 = resolver_.DirFd(a.d2, Layer::kVolume);
-  if (!v2.ok()) return Errno{v2.error()};
-  const std::string p1 = Join(PathOf(a.d1), a.n1);
-  const std::string p2 = Join(PathOf(a.d2), a.n2);
+  Result<VolumeSides> sides = VolumeSidesOf(a);
+  if (!sides.ok()) return Errno{sides.error()};
+  const auto& [held1, held2, v1, v2, p1, p2] = *sides;
   const Binding b1 = a.x1->Snapshot();
   const Binding b2 = a.x2 != nullptr ? a.x2->Snapshot() : Binding{};
   // Tier parts that move with the volume's directory (an unrouted one's
@@ -453,11 +454,11 @@ Result<void> OverlayImpl::RenameOnVolume(RenameArgs& a, RenameNeeds& have, Renam
   WriteLock lock(&a.x1->content_mu);
   if (a.x1->is_dir() && !a.x1->binding().parts[Index(Layer::kVolume)].present()) return Errno{EIO};
   DETOURFS_TRY(HoldVictim(a, false));
-  DETOURFS_TRY(CarryIds(a.d1, (*v1)->get(), a.d2, (*v2)->get()));
+  DETOURFS_TRY(CarryIds(a.d1, v1, a.d2, v2));
   const bool routed = a.s1.route.For(a.s1.type) >= 0 || a.s2.route.For(a.s1.type) >= 0;
   if (carried.empty() && dropped.empty() && !dst_full) {
     if (hidden_dst) {
-      DETOURFS_TRY(changes_->Trash(At{Layer::kVolume, (*v2)->get(), a.n2, p2, true}));
+      DETOURFS_TRY(changes_->Trash(At{Layer::kVolume, v2, a.n2, p2, true}));
     }
     DETOURFS_TRY(ClearWhiteouts(a.d2, a.n2, a.s2));
     unsigned int flags = a.flags & (RENAME_NOREPLACE | RENAME_WHITEOUT);
@@ -465,12 +466,12 @@ Result<void> OverlayImpl::RenameOnVolume(RenameArgs& a, RenameNeeds& have, Renam
       // The whiteout left behind is the caller's, as ext4 makes it.
       AsCaller as(a.caller);
       DETOURFS_TRY(as.status());
-      DETOURFS_TRY(changes_->Rename(At{Layer::kVolume, (*v1)->get(), a.n1, p1, routed},
-                                    At{Layer::kVolume, (*v2)->get(), a.n2, p2, routed}, flags,
+      DETOURFS_TRY(changes_->Rename(At{Layer::kVolume, v1, a.n1, p1, routed},
+                                    At{Layer::kVolume, v2, a.n2, p2, routed}, flags,
                                     a.x1->pid()));
     } else {
-      DETOURFS_TRY(changes_->Rename(At{Layer::kVolume, (*v1)->get(), a.n1, p1, routed},
-                                    At{Layer::kVolume, (*v2)->get(), a.n2, p2, routed}, flags,
+      DETOURFS_TRY(changes_->Rename(At{Layer::kVolume, v1, a.n1, p1, routed},
+                                    At{Layer::kVolume, v2, a.n2, p2, routed}, flags,
                                     a.x1->pid()));
     }
     Renamed(a, false);
@@ -503,7 +504,7 @@ Result<void> OverlayImpl::RenameOnVolume(RenameArgs& a, RenameNeeds& have, Renam
   changes_->Record(ChangeKind::kRename, At{Layer::kVolume, -1, "", p1, true}, a.x1->pid());
   if (a.flags & RENAME_WHITEOUT) {
     // The caller's whiteout, as ext4 leaves it (a step of its own here).
-    DETOURFS_TRY(LeaveUserWhiteout(a, Layer::kVolume, (*v1)->get(), false));
+    DETOURFS_TRY(LeaveUserWhiteout(a, Layer::kVolume, v1, false));
   }
   if (a.x2 != nullptr) {
     // The replaced directory's parts are gone.
