@@ -233,9 +233,15 @@ Result<void> OverlayImpl::DeepCopyUp(Node* dir, Layer tier) {
     Result<struct stat> vst = sys::StatAt(d.fds[1], name);
     if (!vst.ok()) return vst.error() == ENOENT ? Result<bool>(false) : Errno{vst.error()};
     const std::string path = Join(d.path->empty() ? base : Join(base, *d.path), item.name);
-    // The id it has through the mount: the volume's number (directories
-    // here are routed, never marked).
-    const uint64_t pid = static_cast<uint64_t>(vst->st_ino);
+    // The id it has through the mount: the volume's number, or the id it
+    // records where its directory is marked as holding such entries (a tree
+    // moved to the volume keeps its ids, and may be renamed under a rule).
+    uint64_t pid = static_cast<uint64_t>(vst->st_ino);
+    if (Result<bool> marked = markers::HasFlag(d.fds[1], markers::kIdsXattr);
+        marked.ok() && *marked) {
+      Result<markers::IdRecord> rec = markers::GetIdRecordAt(d.fds[1], name);
+      if (rec.ok() && rec->id != 0) pid = rec->id;
+    }
     const At at{tier, d.fds[0], item.name, path, true};
     if (S_ISDIR(vst->st_mode)) {
       Result<UniqueFd> model = sys::OpenBeneath(d.fds[1], name, O_PATH | O_DIRECTORY);

@@ -53,7 +53,7 @@ Result<size_t> OverlayImpl::ListXattr(uint64_t ino, char* list, size_t size) {
   const size_t n = markers::FilterXattrList(buf.data(), buf.size());
   if (size == 0) return n;
   if (n > size) return Errno{ERANGE};
-  std::memcpy(list, buf.data(), n);
+  if (n > 0) std::memcpy(list, buf.data(), n);  // (an empty list: buf may hold no array)
   return n;
 }
 

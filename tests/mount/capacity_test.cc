@@ -1,5 +1,5 @@
 // Tier capacity on real mounts: a 64 MiB tmpfs memory tier and a directory
-// disk tier configured to 16 MiB (on a filesystem it shares). Writing past
+// disk tier configured to 16 MiB (on a 256 MiB filesystem it shares). Writing past
 // either never fails and loses nothing (memory files' data moves to the disk
 // tier, then files move to the volume); statfs on a routed path reports the
 // tier's capacity and what is left.
@@ -30,8 +30,11 @@ class CapacityTest : public TieredMountTest {
       : CapacityTest("64M",
                      "[[route]]\nmatch = \"**/node_modules\"\ntier = \"memory\"\n"
                      "[[route]]\nmatch = \"**/dist/\"\ntier = \"disk\"\n") {}
+  // The disk tier's "big filesystem" is a 256 MiB tmpfs of the test's own:
+  // a tier sharing its filesystem counts what that filesystem gains, so
+  // unrelated writes and deletions on a shared /tmp would move its numbers.
   CapacityTest(const std::string& memory_size, const std::string& routes)
-      : TieredMountTest(memory_size, "capacity = \"16MiB\"\n", routes) {}
+      : TieredMountTest(memory_size, "capacity = \"16MiB\"\n", routes, "256M") {}
   static uint64_t UsedBytes(const std::string& path) {
     struct statvfs s {};
     if (::statvfs(path.c_str(), &s) != 0) return 0;

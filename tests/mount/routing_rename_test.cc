@@ -410,9 +410,9 @@ TEST_P(RoutedRenameTest, RenameWhiteoutUnderADirectoryOnlyRuleLeavesAVisibleDevi
   ASSERT_EQ(::mkdir(V("z/dist").c_str(), 0755), 0);
   ASSERT_EQ(WriteFile(V("z/dist/v.js"), "v"), 0);
   ASSERT_EQ(WriteFile(M("z/dist/t.js"), "t"), 0);
-  ASSERT_EQ(::renameat2(AT_FDCWD, M("z/dist").c_str(), AT_FDCWD, M("y/dist2").c_str(),
-                        RENAME_WHITEOUT),
-            0)
+  ASSERT_EQ(
+      ::renameat2(AT_FDCWD, M("z/dist").c_str(), AT_FDCWD, M("y/dist2").c_str(), RENAME_WHITEOUT),
+      0)
       << std::strerror(errno);
   EXPECT_TRUE(S_ISCHR(Lstat(M("z/dist")).st_mode));
   EXPECT_EQ(ListDir(M("z")), std::vector<std::string>{"dist"});
@@ -469,6 +469,32 @@ TEST_P(RoutedRenameTest, ARecreatedDirectoryMovedAwayLeavesTheOldOneDeleted) {
   EXPECT_EQ(ListDir(M("moved")), std::vector<std::string>{"new.js"});
   ASSERT_EQ(::rename(M("moved").c_str(), M("node_modules").c_str()), 0) << std::strerror(errno);
   EXPECT_EQ(ListDir(M("node_modules")), std::vector<std::string>{"new.js"});
+}
+
+// A tree moved from a tier to the volume keeps its inode numbers (ids
+// recorded on the volume); renamed back under a rule (dist/) and then
+// exchanged within its tier (its volume content copied up whole), it keeps
+// them still.
+TEST_P(RoutedRenameTest, ATreeMovedToTheVolumeAndBackUnderARuleKeepsItsNumbers) {
+  ASSERT_EQ(::mkdir(M("p").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(M("p/dist").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(M("p/dist/sub").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(M("p/dist/sub/deeper").c_str(), 0755), 0);
+  const ino_t sub = Lstat(M("p/dist/sub")).st_ino;
+  const ino_t deeper = Lstat(M("p/dist/sub/deeper")).st_ino;
+  ASSERT_EQ(::rename(M("p/dist").c_str(), M("p/f0").c_str()), 0) << std::strerror(errno);
+  ASSERT_TRUE(Exists(V("p/f0/sub/deeper")));  // on the volume now
+  ASSERT_EQ(::rename(M("p/f0").c_str(), M("p/dist").c_str()), 0) << std::strerror(errno);
+  // Exchanged with a directory on the disk tier: both are brought to the
+  // tier whole first (its volume content copied up entry by entry).
+  ASSERT_EQ(::mkdir(M("p/dist2").c_str(), 0755), 0);
+  ASSERT_EQ(Exchange(M("p/dist"), M("p/dist2")), 0) << std::strerror(errno);
+  // Asked anew, of a daemon started again (it knows only what is stored).
+  ASSERT_EQ(fs_->Stop(), 0);
+  std::string error;
+  ASSERT_TRUE(fs_->Restart(&error)) << error;
+  EXPECT_EQ(Lstat(M("p/dist2/sub")).st_ino, sub);
+  EXPECT_EQ(Lstat(M("p/dist2/sub/deeper")).st_ino, deeper);
 }
 
 DETOURFS_MOUNT_TEST_P(RoutedRenameTest);

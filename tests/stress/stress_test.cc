@@ -146,9 +146,10 @@ class HomeStressTest : public TieredMountTest {
 // of parents of routed directories, links between routed and unrouted paths —
 // compared with a tmpfs that had the same done to it.
 //
-// Not run by CI yet (issue 15 is open on it): most random seeds still find a
-// mismatch — hard-link counts across layers, st_ino after some moves between
-// layers, EXDEV where tmpfs links. Run it with
+// Not run by CI yet (issue 15 is open on it): about half the random seeds
+// still find a mismatch — EXDEV for a rename or exchange of a file whose
+// tier index entry has one name left, st_ino of a directory after some moves
+// between layers. Run it with
 //   build/tests/stress-tests --gtest_also_run_disabled_tests
 //       --gtest_filter='*HomeStress*'
 // or tests/stress/soak.sh DURATION build home; each mismatch prints its
