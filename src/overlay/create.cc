@@ -242,8 +242,16 @@ Result<Entry> OverlayImpl::Link(uint64_t ino, uint64_t new_parent, std::string_v
     src = resolver_.Fd(node, b);
   }
   if (!src.ok()) return Errno{src.error()};
-  // (Only now that nothing else can fail before the link itself.)
   if (to == Layer::kVolume) {
+    // A file that keeps an id of its own on the volume (moved there from a
+    // tier, the id recorded on its inode): the new name's directory is
+    // marked first, so that name reports the same number.
+    Result<struct stat> vst = sys::Fstat((*src)->get());
+    if (!vst.ok()) return Errno{vst.error()};
+    if (node->pid() != static_cast<uint64_t>(vst->st_ino)) {
+      DETOURFS_TRY(MarkIds(dir, (*where)->get()));
+    }
+    // (Only now that nothing else can fail before the link itself.)
     DETOURFS_TRY(ClearHiddenVolumeName(*s, (*where)->get(), new_name, path));
   }
   DETOURFS_TRY(changes_->Link((*src)->get(),

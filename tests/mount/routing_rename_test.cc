@@ -497,6 +497,26 @@ TEST_P(RoutedRenameTest, ATreeMovedToTheVolumeAndBackUnderARuleKeepsItsNumbers) 
   EXPECT_EQ(Lstat(M("p/dist2/sub/deeper")).st_ino, deeper);
 }
 
+// A file moved from a tier to the volume keeps its number (an id recorded
+// on its inode); a new name linked to it elsewhere on the volume reports the
+// same number, also after a restart.
+TEST_P(RoutedRenameTest, ALinkToAFileMovedToTheVolumeSharesItsNumber) {
+  ASSERT_EQ(::mkdir(M("node_modules").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(M("node_modules/f"), "f"), 0);
+  const ino_t ino = Lstat(M("node_modules/f")).st_ino;
+  ASSERT_EQ(::rename(M("node_modules/f").c_str(), M("moved").c_str()), 0) << std::strerror(errno);
+  ASSERT_EQ(::mkdir(M("src").c_str(), 0755), 0);
+  ASSERT_EQ(::link(M("moved").c_str(), M("src/f3").c_str()), 0) << std::strerror(errno);
+  EXPECT_EQ(Lstat(M("moved")).st_ino, ino);
+  EXPECT_EQ(Lstat(M("src/f3")).st_ino, ino);
+  EXPECT_EQ(Lstat(M("src/f3")).st_nlink, 2U);
+  ASSERT_EQ(fs_->Stop(), 0);
+  std::string error;
+  ASSERT_TRUE(fs_->Restart(&error)) << error;
+  EXPECT_EQ(Lstat(M("src/f3")).st_ino, ino);
+  EXPECT_EQ(Lstat(M("moved")).st_ino, ino);
+}
+
 DETOURFS_MOUNT_TEST_P(RoutedRenameTest);
 
 }  // namespace
