@@ -17,8 +17,8 @@
 //   file_io.cc         open files: read, write, fsync, release
 //   merged_listing.cc  readdir, emptiness
 //   startup.cc         Open: recovery, start-up checks
-// Locks (docs/architecture.md "Locks"): dir_mu of directories, ancestors
-// before descendants (unrelated ones by node id); then content_mu of nodes,
+// Locks (docs/architecture.md "Locks"): dir_mu of directories, several taken
+// as one WriteLockSet (no order among them); then content_mu of nodes,
 // descendants before ancestors; then leaf locks (the inode table, the fd
 // cache, handle lists, the change layer's record lock).
 #pragma once

@@ -9,6 +9,7 @@
 #include "overlay/overlay_impl.h"
 #include "store/markers.h"
 #include "sys/sys.h"
+#include "util/write_lock_set.h"
 
 namespace detourfs {
 
@@ -27,25 +28,33 @@ Result<void> OverlayImpl::Remove(uint64_t parent, std::string_view name, bool di
   Node* dir = dpin->get();
   if (IsPrivateName(dir, name)) return Errno{ENOENT};
   MoveGate::Pass pass = gate_.Enter({dir});
-  WriteLock dl(&dir->dir_mu);
-  Result<Slot> s = Probe(dir, name);
-  if (!s.ok()) return Errno{s.error()};
-  if (!s->exists) return Errno{ENOENT};
-  if (dir_op && !S_ISDIR(s->type)) return Errno{ENOTDIR};
-  if (!dir_op && S_ISDIR(s->type)) return Errno{EISDIR};
-  Result<NodePin> node = NodeFor(dir, name, *s, false);
-  if (!node.ok()) return Errno{node.error()};
-  Node* victim = node->get();
-  std::optional<WriteLock> victim_dir;
-  if (dir_op) {
-    // Nothing is made in it while we look: its entries' lock, then ours.
-    victim_dir.emplace(&victim->dir_mu);
-    Result<bool> empty = IsEmpty(victim);
-    if (!empty.ok()) return Errno{empty.error()};
-    if (!*empty) return Errno{ENOTEMPTY};
+  // The directory's entries, and a directory removed: nothing is made in it
+  // while we look. Taken as a set (util/write_lock_set.h).
+  WriteLockSet locks;
+  locks.LockAll({&dir->dir_mu});
+  std::vector<NodePin> locked;  // removed directories whose locks are held
+  for (;;) {
+    Result<Slot> s = Probe(dir, name);
+    if (!s.ok()) return Errno{s.error()};
+    if (!s->exists) return Errno{ENOENT};
+    if (dir_op && !S_ISDIR(s->type)) return Errno{ENOTDIR};
+    if (!dir_op && S_ISDIR(s->type)) return Errno{EISDIR};
+    Result<NodePin> node = NodeFor(dir, name, *s, false);
+    if (!node.ok()) return Errno{node.error()};
+    Node* victim = node->get();
+    if (dir_op) {
+      if (!locks.TryAdd(&victim->dir_mu)) {
+        locks.LockAll({&victim->dir_mu});  // the parent was let go: look again
+        locked.push_back(std::move(*node));
+        continue;
+      }
+      Result<bool> empty = IsEmpty(victim);
+      if (!empty.ok()) return Errno{empty.error()};
+      if (!*empty) return Errno{ENOTEMPTY};
+    }
+    WriteLock lock(&victim->content_mu);
+    return RemoveEntry(dir, name, *s, victim);
   }
-  WriteLock lock(&victim->content_mu);
-  return RemoveEntry(dir, name, *s, victim);
 }
 
 Result<void> OverlayImpl::RemoveEntry(Node* dir, std::string_view name, const Slot& s,

@@ -17,6 +17,7 @@
 #include "store/as_caller.h"
 #include "store/tree_walk.h"
 #include "sys/sys.h"
+#include "util/write_lock_set.h"
 
 namespace detourfs {
 namespace {
@@ -96,55 +97,56 @@ Result<void> OverlayImpl::Rename(uint64_t parent, std::string_view name, uint64_
 Result<void> OverlayImpl::RenameLocked(Node* d1, std::string_view n1, Node* d2, std::string_view n2,
                                        unsigned int flags, const Caller& caller, RenameNeeds& have,
                                        RenameNeeds* need) {
-  // Both parents' entries: the ancestor's first, unrelated ones by id.
-  Node* first = d1;
-  Node* second = d2 == d1 ? nullptr : d2;
-  if (second != nullptr &&
-      (table_.IsWithin(d1, d2) || (!table_.IsWithin(d2, d1) && d2->id() < d1->id()))) {
-    std::swap(first, second);
-  }
-  WriteLock l1(&first->dir_mu);
-  std::optional<WriteLock> l2;
-  if (second != nullptr) l2.emplace(&second->dir_mu);
-
-  Result<Slot> s1 = Probe(d1, n1);
-  if (!s1.ok()) return Errno{s1.error()};
-  if (!s1->exists) return Errno{ENOENT};
-  Result<Slot> s2 = Probe(d2, n2);
-  if (!s2.ok()) return Errno{s2.error()};
-  if (s2->removed_dir) return Errno{ENOENT};
-  const bool exchange = (flags & RENAME_EXCHANGE) != 0;
-  if ((flags & RENAME_NOREPLACE) && s2->exists) return Errno{EEXIST};
-  if (exchange && !s2->exists) return Errno{ENOENT};
-  Result<NodePin> p1 = NodeFor(d1, n1, *s1, false);
-  if (!p1.ok()) return Errno{p1.error()};
-  NodePin p2;
-  if (s2->exists) {
-    Result<NodePin> p = NodeFor(d2, n2, *s2, false);
-    if (!p.ok()) return Errno{p.error()};
-    p2 = std::move(*p);
-  }
-  Node* x1 = p1->get();
-  Node* x2 = p2.get();
-  if (x1 == x2) return {};  // two names of one file: nothing to do (POSIX)
-  std::optional<WriteLock> x2_dir;
-  if (!exchange && x2 != nullptr) {
-    if (S_ISDIR(s1->type) && !S_ISDIR(s2->type)) return Errno{ENOTDIR};
-    if (!S_ISDIR(s1->type) && S_ISDIR(s2->type)) return Errno{EISDIR};
-    if (S_ISDIR(s2->type)) {
-      x2_dir.emplace(&x2->dir_mu);
-      Result<bool> empty = IsEmpty(x2);
-      if (!empty.ok()) return Errno{empty.error()};
-      if (!*empty) return Errno{ENOTEMPTY};
+  // Both parents' entries, and a directory the rename replaces. Taken as a
+  // set, waiting only while holding none: no order among directories is
+  // needed, so none is read from a tree that renames keep changing.
+  WriteLockSet locks;
+  locks.LockAll({&d1->dir_mu, &d2->dir_mu});
+  std::vector<NodePin> locked;  // replaced directories whose locks are held: kept alive
+  for (;;) {
+    Result<Slot> s1 = Probe(d1, n1);
+    if (!s1.ok()) return Errno{s1.error()};
+    if (!s1->exists) return Errno{ENOENT};
+    Result<Slot> s2 = Probe(d2, n2);
+    if (!s2.ok()) return Errno{s2.error()};
+    if (s2->removed_dir) return Errno{ENOENT};
+    const bool exchange = (flags & RENAME_EXCHANGE) != 0;
+    if ((flags & RENAME_NOREPLACE) && s2->exists) return Errno{EEXIST};
+    if (exchange && !s2->exists) return Errno{ENOENT};
+    Result<NodePin> p1 = NodeFor(d1, n1, *s1, false);
+    if (!p1.ok()) return Errno{p1.error()};
+    NodePin p2;
+    if (s2->exists) {
+      Result<NodePin> p = NodeFor(d2, n2, *s2, false);
+      if (!p.ok()) return Errno{p.error()};
+      p2 = std::move(*p);
     }
+    Node* x1 = p1->get();
+    Node* x2 = p2.get();
+    if (x1 == x2) return {};  // two names of one file: nothing to do (POSIX)
+    if (!exchange && x2 != nullptr) {
+      if (S_ISDIR(s1->type) && !S_ISDIR(s2->type)) return Errno{ENOTDIR};
+      if (!S_ISDIR(s1->type) && S_ISDIR(s2->type)) return Errno{EISDIR};
+      if (S_ISDIR(s2->type)) {
+        // Nothing is made in it while the rename runs.
+        if (!locks.TryAdd(&x2->dir_mu)) {
+          locks.LockAll({&x2->dir_mu});  // the parents were let go: look again
+          locked.push_back(std::move(p2));
+          continue;
+        }
+        Result<bool> empty = IsEmpty(x2);
+        if (!empty.ok()) return Errno{empty.error()};
+        if (!*empty) return Errno{ENOTEMPTY};
+      }
+    }
+    RenameArgs a{d1, n1, *s1, x1, d2, n2, *s2, x2, flags, caller, nullptr, {}};
+    Result<void> r = exchange ? Exchange(a, have, need) : Move(a, have, need);
+    if (r.ok()) {
+      Reroute(x1);
+      if (exchange) Reroute(x2);
+    }
+    return r;
   }
-  RenameArgs a{d1, n1, *s1, x1, d2, n2, *s2, x2, flags, caller, nullptr, {}};
-  Result<void> r = exchange ? Exchange(a, have, need) : Move(a, have, need);
-  if (r.ok()) {
-    Reroute(x1);
-    if (exchange) Reroute(x2);
-  }
-  return r;
 }
 
 bool OverlayImpl::VolumeOnly(Node* x, const Slot& s) {

@@ -23,6 +23,7 @@ RwLock::~RwLock() { pthread_rwlock_destroy(&rw_); }
 void RwLock::Lock() {
   if (pthread_rwlock_wrlock(&rw_) != 0) std::abort();
 }
+bool RwLock::TryLock() { return pthread_rwlock_trywrlock(&rw_) == 0; }
 void RwLock::Unlock() { pthread_rwlock_unlock(&rw_); }
 void RwLock::LockShared() {
   if (pthread_rwlock_rdlock(&rw_) != 0) std::abort();

@@ -48,6 +48,7 @@ class CAPABILITY("rwlock") RwLock {
   RwLock& operator=(const RwLock&) = delete;
 
   void Lock() ACQUIRE();
+  bool TryLock() TRY_ACQUIRE(true);
   void Unlock() RELEASE();
   void LockShared() ACQUIRE_SHARED();
   void UnlockShared() RELEASE_SHARED();

@@ -56,6 +56,22 @@ TEST_P(DaemonTest, KilledDaemonLeavesAMountThatUmountLazyClears) {
   EXPECT_EQ(Shell("fusermount3 -u " + fs_->tree()), 0);
 }
 
+// The test library's own cleanup: a test whose daemon died (a sanitizer
+// halting it, a crash) leaves no mount behind. statfs on such a mount answers
+// ENOTCONN; Stop used to take that for "not mounted" and keep it.
+TEST_P(DaemonTest, StopClearsTheMountOfADaemonThatDied) {
+  expect_exit_code_ = -1;  // killed
+  ASSERT_EQ(::kill(fs_->pid(), SIGKILL), 0);
+  int err = 0;
+  for (int i = 0; i < 500 && err != ENOTCONN; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    Lstat(M("anything"), &err);
+  }
+  ASSERT_EQ(err, ENOTCONN);
+  EXPECT_EQ(fs_->Stop(), -1);
+  EXPECT_EQ(ReadFile("/proc/self/mountinfo").find(" " + fs_->tree() + " "), std::string::npos);
+}
+
 DETOURFS_MOUNT_TEST_P(DaemonTest);
 
 TEST(DaemonCliTest, RefusesMissingMountpointAndUnreadableLower) {
