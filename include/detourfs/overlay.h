@@ -137,6 +137,10 @@ class Overlay {
   // Counts for status and tests.
   virtual size_t NodeCount() = 0;
   virtual size_t CachedFds() = 0;
+  // Starts background work (the trash drain, the tiers' periodic sync). Not
+  // part of opening: the daemon forks into the background after the mount
+  // and before serving, and a fork keeps only the thread that called it.
+  virtual void StartBackground() = 0;
   // Stops background work (the session has ended) and syncs the tiers.
   virtual void Shutdown() = 0;
 };

@@ -193,6 +193,8 @@ int Daemon::Run() {
     spdlog::error("cannot daemonize");
     return kExitMount;
   }
+  // After the fork: its threads live in the process that serves.
+  overlay_->StartBackground();
   (void)sd_notifyf(0, "READY=1\nSTATUS=Serving %s at %s", lower.c_str(), o.mountpoint.c_str());
 
   if (transport_) {

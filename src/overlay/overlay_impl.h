@@ -161,6 +161,7 @@ class OverlayImpl final : public Overlay {
   Result<void> RemoveXattr(uint64_t ino, const char* name) override;
   size_t NodeCount() override { return table_.size(); }
   size_t CachedFds() override { return cache_.size(); }
+  void StartBackground() override;
   void Shutdown() override;
 
   // Start-up (startup.cc).

@@ -110,6 +110,8 @@ OverlayImpl::~OverlayImpl() {
   for (DirHandle* dh : dirs_) delete dh;    // NOLINT
 }
 
+void OverlayImpl::StartBackground() { changes_->Start(); }
+
 void OverlayImpl::Shutdown() { changes_->Stop(); }
 
 Status OverlayImpl::Start() {
@@ -145,7 +147,6 @@ Status OverlayImpl::Start() {
     ReportUnroutedContent(t);
   }
   SetAsideOrphanedSpills();
-  changes_->Start();
   return Status::OK();
 }
 

@@ -676,6 +676,8 @@ void ChangeLayer::Start() {
   if (bg_.joinable()) return;
   stop_ = false;
   bg_ = std::thread([this] { Background(); });
+  // Named for top -H and for the tests that look for it in the served process.
+  (void)pthread_setname_np(bg_.native_handle(), "detourfs-bg");
 }
 
 void ChangeLayer::Background() {
