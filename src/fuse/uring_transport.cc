@@ -25,6 +25,7 @@
 #include "fuse/kill_suidgid.h"
 #include "fuse/uring_abi.h"
 #include "sys/sys.h"
+#include "util/session_signals.h"
 
 namespace detourfs::fuseops {
 namespace abi = uring_abi;
@@ -256,16 +257,11 @@ Status UringTransport::Start() {
   const unsigned queues = QueueCount();
   const std::vector<unsigned> cpus = ServingCpus();
   const std::vector<RingThreadPlan> plan = PlanRingThreads(queues, cpus, options_.threads_per_cpu);
-  // The signals that end the session are for the loop's thread (it must wake
-  // from its wait on them): ring threads block them, as libfuse's workers do.
-  sigset_t block;
-  sigset_t old;
-  sigemptyset(&block);
-  for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGQUIT}) sigaddset(&block, sig);
-  (void)::pthread_sigmask(SIG_BLOCK, &block, &old);
   Status status = Status::OK();
   size_t started = 0;
   {
+    // The signals that end the session are for the loop's thread.
+    SessionSignalsBlocked blocked;
     std::lock_guard lock(mu_);
     for (const RingThreadPlan& p : plan) {
       const int efd = ::eventfd(0, EFD_CLOEXEC);
@@ -278,7 +274,6 @@ Status UringTransport::Start() {
     }
     started = threads_.size();
   }
-  (void)::pthread_sigmask(SIG_SETMASK, &old, nullptr);
   spdlog::info("io_uring: {} ring threads on {} CPU(s) for {} queue(s), waiting for INIT", started,
                plan.size() / std::max(1U, options_.threads_per_cpu), queues);
   return status;

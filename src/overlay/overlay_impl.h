@@ -74,7 +74,8 @@ struct OverlaySetup {
 };
 
 // Opens the overlay: recovers what a crash left, checks the tiers against
-// the rules, starts the background work.
+// the rules. The background work starts with StartBackground (after the
+// daemon's fork).
 Result<std::unique_ptr<Overlay>> OpenOverlay(OverlaySetup setup);
 
 // The route of a child name, for each type it may have: a directory-only

@@ -30,9 +30,11 @@ Result<void> OverlayImpl::Remove(uint64_t parent, std::string_view name, bool di
   MoveGate::Pass pass = gate_.Enter({dir});
   // The directory's entries, and a directory removed: nothing is made in it
   // while we look. Taken as a set (util/write_lock_set.h).
+  // Removed directories whose locks the set holds, kept alive until it has
+  // let them go (declared first: destroyed last).
+  std::vector<NodePin> locked;
   WriteLockSet locks;
   locks.LockAll({&dir->dir_mu});
-  std::vector<NodePin> locked;  // removed directories whose locks are held
   for (;;) {
     Result<Slot> s = Probe(dir, name);
     if (!s.ok()) return Errno{s.error()};
@@ -43,9 +45,9 @@ Result<void> OverlayImpl::Remove(uint64_t parent, std::string_view name, bool di
     if (!node.ok()) return Errno{node.error()};
     Node* victim = node->get();
     if (dir_op) {
+      locked.push_back(table_.Pin(victim));
       if (!locks.TryAdd(&victim->dir_mu)) {
         locks.LockAll({&victim->dir_mu});  // the parent was let go: look again
-        locked.push_back(std::move(*node));
         continue;
       }
       Result<bool> empty = IsEmpty(victim);

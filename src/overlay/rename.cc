@@ -100,9 +100,11 @@ Result<void> OverlayImpl::RenameLocked(Node* d1, std::string_view n1, Node* d2, 
   // Both parents' entries, and a directory the rename replaces. Taken as a
   // set, waiting only while holding none: no order among directories is
   // needed, so none is read from a tree that renames keep changing.
+  // Replaced directories whose locks the set holds, kept alive until it has
+  // let them go (declared first: destroyed last).
+  std::vector<NodePin> locked;
   WriteLockSet locks;
   locks.LockAll({&d1->dir_mu, &d2->dir_mu});
-  std::vector<NodePin> locked;  // replaced directories whose locks are held: kept alive
   for (;;) {
     Result<Slot> s1 = Probe(d1, n1);
     if (!s1.ok()) return Errno{s1.error()};
@@ -129,9 +131,9 @@ Result<void> OverlayImpl::RenameLocked(Node* d1, std::string_view n1, Node* d2, 
       if (!S_ISDIR(s1->type) && S_ISDIR(s2->type)) return Errno{EISDIR};
       if (S_ISDIR(s2->type)) {
         // Nothing is made in it while the rename runs.
+        locked.push_back(table_.Pin(x2));
         if (!locks.TryAdd(&x2->dir_mu)) {
           locks.LockAll({&x2->dir_mu});  // the parents were let go: look again
-          locked.push_back(std::move(p2));
           continue;
         }
         Result<bool> empty = IsEmpty(x2);

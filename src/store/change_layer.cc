@@ -14,6 +14,7 @@
 #include "store/tree_walk.h"
 #include "sys/sys.h"
 #include "util/random_token.h"
+#include "util/session_signals.h"
 
 namespace detourfs {
 namespace {
@@ -675,6 +676,7 @@ void ChangeLayer::Start() {
   MutexLock lock(&bg_mu_);
   if (bg_.joinable()) return;
   stop_ = false;
+  SessionSignalsBlocked blocked;  // the signals that end the session are the loop's
   bg_ = std::thread([this] { Background(); });
   // Named for top -H and for the tests that look for it in the served process.
   (void)pthread_setname_np(bg_.native_handle(), "detourfs-bg");

@@ -1,9 +1,9 @@
-// WriteLockSet: std::lock's algorithm over RwLocks — wait for one, try the
-// rest, and on a busy one let all go and start by waiting for that one.
+// WriteLockSet: try to add; when one is busy, let all go and wait for them
+// in address order.
 #include "util/write_lock_set.h"
 
 #include <algorithm>
-#include <thread>
+#include <functional>
 
 namespace detourfs {
 
@@ -33,29 +33,18 @@ void WriteLockSet::LockAll(std::initializer_list<RwLock*> mus) NO_THREAD_SAFETY_
     }
   }
   // Already holding them all, or able to add the rest without waiting.
-  size_t first = want.size();
-  for (size_t i = held_.size(); i < want.size(); ++i) {
-    if (!TryAdd(want[i])) {
-      first = i;  // busy: wait for this one first
-      break;
-    }
-  }
-  if (first == want.size()) return;
+  bool all = true;
+  for (size_t i = held_.size(); i < want.size() && all; ++i) all = TryAdd(want[i]);
+  if (all) return;
+  // Waiting: all let go, then taken in one global order (their addresses,
+  // fixed while the objects live), so any two sets waiting for each other's
+  // locks took them in the same order. Blocking keeps the rwlock's writer
+  // preference (a try-lock loses to every reader).
   ReleaseAll();
-  for (;;) {
-    want[first]->Lock();
-    held_.push_back(want[first]);
-    size_t busy = want.size();
-    for (size_t i = 0; i < want.size(); ++i) {
-      if (i != first && !TryAdd(want[i])) {
-        busy = i;
-        break;
-      }
-    }
-    if (busy == want.size()) return;
-    ReleaseAll();
-    first = busy;
-    std::this_thread::yield();  // let the holder finish before waiting on it
+  std::sort(want.begin(), want.end(), std::less<RwLock*>());
+  for (RwLock* mu : want) {
+    mu->Lock();
+    held_.push_back(mu);
   }
 }
 

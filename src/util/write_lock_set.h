@@ -1,8 +1,9 @@
-// WriteLockSet: several RwLocks held exclusively at once, taken the way
-// std::lock takes them: it waits for a lock only while holding none of the
-// set, and otherwise only tries. Callers need no order among the locks, so
-// none can deadlock with another whatever the order of the objects the locks
-// guard (directories, whose ancestry renames change) is at the time.
+// WriteLockSet: several RwLocks held exclusively at once. Locks are added by
+// trying; when one is busy the set lets all go and waits for them in one
+// global order (their addresses). Callers need no order among the locks, so
+// none depends on the order of what they guard (directories, whose ancestry
+// renames change) at the time. Only sets may hold more than one of these
+// locks at a time.
 #pragma once
 
 #include <initializer_list>

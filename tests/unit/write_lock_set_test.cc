@@ -1,11 +1,13 @@
 // WriteLockSet: it holds every lock asked for, adds a free one without
-// letting go of the others, refuses a busy one without waiting, and threads
-// taking the same locks in opposite orders all finish (no order needed).
+// letting go of the others, refuses a busy one without waiting, lets later
+// locks go while it waits, and threads taking the same locks in opposite
+// orders all finish (no order needed).
 #include "util/write_lock_set.h"
 
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <thread>
 #include <vector>
 
@@ -46,33 +48,36 @@ TEST(WriteLockSetTest, TryAddRefusesABusyLockAndKeepsTheRest) {
   EXPECT_TRUE(set.Holds(&b));
 }
 
-TEST(WriteLockSetTest, LockAllWaitsForABusyLockHoldingNothing) {
-  RwLock a;
-  RwLock b;
-  ASSERT_TRUE(b.TryLock());
-  std::atomic<bool> took_a{false};
+// A set that must wait lets go of what it holds and takes the locks in
+// address order: here it held the later one, so that one comes free.
+TEST(WriteLockSetTest, LockAllLetsGoOfLaterLocksWhileItWaits) {
+  RwLock mus[2];
+  RwLock* first = &mus[0];
+  RwLock* later = &mus[1];
+  ASSERT_TRUE(first->TryLock());
+  std::atomic<bool> took_later{false};
   std::atomic<bool> got{false};
   std::thread t([&] {
     WriteLockSet set;
-    set.LockAll({&a});
-    took_a = true;
-    set.LockAll({&b});  // b busy: lets a go while it waits
+    set.LockAll({later});
+    took_later = true;
+    set.LockAll({first});  // busy: lets `later` go, waits for `first`
     got = true;
   });
-  while (!took_a) std::this_thread::yield();
-  // The thread holds a, then waits for b (held here): a must come free.
-  bool a_freed = false;
-  for (long spins = 0; spins < 100000000 && !a_freed; ++spins) {  // NOLINT
-    if (a.TryLock()) {
-      a_freed = true;
-      a.Unlock();
+  while (!took_later) std::this_thread::yield();
+  bool freed = false;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (!freed && std::chrono::steady_clock::now() < deadline) {
+    if (later->TryLock()) {
+      freed = true;
+      later->Unlock();
     } else {
       std::this_thread::yield();
     }
   }
-  EXPECT_TRUE(a_freed) << "the set waited for b holding a";
+  EXPECT_TRUE(freed) << "the set waited holding a later lock";
   EXPECT_FALSE(got);
-  b.Unlock();
+  first->Unlock();
   t.join();
   EXPECT_TRUE(got);
 }
