@@ -238,7 +238,10 @@ Result<void> OverlayImpl::ExchangeCarrying(RenameArgs& a, RenameNeeds& have, Ren
   }
   Result<VolumeSides> sides = VolumeSidesOf(a);
   if (!sides.ok()) return Errno{sides.error()};
-  const auto& [held1, held2, v1, v2, p1, p2] = *sides;
+  // Plain references, not a structured binding: lambdas below use them and
+  // clang before 16 cannot capture a binding.
+  const std::string& p1 = sides->p1;
+  const std::string& p2 = sides->p2;
   auto part = [](Node* x, const Binding& b, Layer t) {
     return x->is_dir() && b.parts[Index(t)].present();
   };
@@ -297,8 +300,8 @@ Result<void> OverlayImpl::ExchangeCarrying(RenameArgs& a, RenameNeeds& have, Ren
       intent.steps.push_back({StepKind::kRenameNoReplace, tree(t, p2), tree(t, p1)});
     }
   }
-  DETOURFS_TRY(CarryIds(a.d1, v1, a.d2, v2));
-  DETOURFS_TRY(CarryIds(a.d2, v2, a.d1, v1));
+  DETOURFS_TRY(CarryIds(a.d1, sides->v1, a.d2, sides->v2));
+  DETOURFS_TRY(CarryIds(a.d2, sides->v2, a.d1, sides->v1));
   DETOURFS_TRY(changes_->Run(intent));
   // Both names changed (the flusher sees each).
   changes_->Record(ChangeKind::kRename, At{Layer::kVolume, -1, "", p1, true}, a.x1->pid());
@@ -750,7 +753,7 @@ Result<void> OverlayImpl::Exchange(RenameArgs& a, RenameNeeds& have, RenameNeeds
   const Layer to2 = a.s1.route.LayerFor(a.s2.type);
   // The layer each name's entry is on now: a directory with no tier part
   // and a hard-linked file's volume name are on the volume.
-  auto physical = [this](Node* x, const Slot& s) {
+  auto physical = [](Node* x, const Slot& s) {
     const Binding b = x->Snapshot();
     if (VolumeOnly(x, s)) return Layer::kVolume;
     if (x->is_dir() || !b.index) return b.layer;
