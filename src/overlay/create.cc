@@ -212,13 +212,17 @@ Result<Entry> OverlayImpl::Link(uint64_t ino, uint64_t new_parent, std::string_v
   // (a pnpm store on the volume linked into node_modules). A tier file
   // linked to a name on another layer is EXDEV, as across filesystems
   // (cp -l, pnpm and rsync -H fall back to copying), and so is a volume
-  // file already bound for another tier by a name of it routed there.
+  // file already bound for another tier by a name of it routed there. A
+  // file in one tier's index whose names are all on the volume (the names
+  // on a tier removed since) moves its entry to the new name's tier.
   {
     WriteLock lock(&node->content_mu);
     const Binding& b = node->binding();
     if (b.layer == Layer::kVolume && IsTier(to)) {
       const std::optional<Layer> target = CopyUpTarget(node, b);
       if (!target || *target == to) DETOURFS_TRY(CopyUp(node, to, true));
+    } else if (b.index && IsTier(b.layer) && IsTier(to) && b.layer != to) {
+      DETOURFS_TRY(MoveIndexEntry(node, to));
     }
     if (node->binding().layer != to && !(to == Layer::kVolume && node->binding().index)) {
       return Errno{EXDEV};

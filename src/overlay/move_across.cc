@@ -653,7 +653,17 @@ Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageFile(Node* x,
 }
 
 Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageLink(Node* x, Layer to) {
-  if (!x->binding().index && IsTier(to)) DETOURFS_TRY(CopyUp(x, to, true));
+  if (IsTier(to) && x->binding().layer != to) {
+    const Binding& now = x->binding();
+    if (now.index) {
+      // Its entry moves along when no tier name links it.
+      DETOURFS_TRY(MoveIndexEntry(x, to));
+    } else if (now.layer == Layer::kVolume) {
+      DETOURFS_TRY(CopyUp(x, to, true));
+    } else {
+      return Errno{EXDEV};  // a tier file whose other names stay on its tier
+    }
+  }
   const Binding& b = x->binding();
   Result<SharedFd> inode = Errno{EXDEV};
   if (to == b.layer) {

@@ -240,6 +240,10 @@ class OverlayImpl final : public Overlay {
   // `index`: into the tier's index even with one link (it is about to get
   // a second name on the tier).
   Result<void> CopyUp(Node* node, Layer tier, bool index = false) REQUIRES(node->content_mu);
+  // An index-bound file none of whose names is a tier name (every name of
+  // it on the volume: the entry has one link) moves its index entry to
+  // `to`, so a name there can link it. EXDEV where a tier name links it.
+  Result<void> MoveIndexEntry(Node* node, Layer to) REQUIRES(node->content_mu);
   // Copy-up before a change, if the node needs one.
   Result<void> PrepareChange(Node* node);
   // Makes a routed directory's tier part complete (its volume part copied

@@ -480,6 +480,9 @@ int ChangeLayer::AreaFd(Layer layer, Area area) const {
     case Area::kHeld:
       fd = &d.held;
       break;
+    case Area::kIndex:
+      fd = &d.index;
+      break;
   }
   return fd && *fd ? (*fd)->get() : -1;
 }

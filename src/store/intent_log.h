@@ -34,7 +34,8 @@
 namespace detourfs {
 
 // The areas of a layer a path can be in (layer_dirs.h).
-enum class Area : uint8_t { kTree, kWork, kTrash, kHeld };
+// (kIndex: a tier's index/.)
+enum class Area : uint8_t { kTree, kWork, kTrash, kHeld, kIndex };
 
 struct IntentPath {
   Layer layer = Layer::kVolume;

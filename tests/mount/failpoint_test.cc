@@ -49,6 +49,9 @@ constexpr char kExchange[] =
     "python3 -c \"import ctypes, sys; sys.exit(ctypes.CDLL(None).renameat2("
     "-100, b'proj', -100, b'other', 2))\"";
 
+constexpr char kIndexMoveSetup[] =
+    "mkdir dist && ln src/s.js node_modules/s.js && rm node_modules/s.js";
+
 const Scenario kScenarios[] = {
     {"make.built", "rm node_modules/a.js", "echo new > node_modules/a.js"},
     {"remove.whiteout", "echo up >> node_modules/a.js", "rm node_modules/a.js"},
@@ -87,13 +90,21 @@ const Scenario kScenarios[] = {
      "mv node_modules src/nm.old"},
     {"move.published", "mkdir node_modules/new && echo n > node_modules/new/n.js",
      "mv node_modules src/nm.old"},
+    // A volume file in the memory tier's index with only volume names left
+    // linked into dist/ (the disk tier): its entry moves there in two steps
+    // (published in the disk tier's index, the memory one trashed).
+    {"intent.step", kIndexMoveSetup, "ln src/s.js dist/s.js"},
+    {"intent.done", kIndexMoveSetup, "ln src/s.js dist/s.js"},
 };
 
 class FailpointTest : public TieredMountTest {
  protected:
-  // A 4 MiB memory tier, so a file of 6 MiB spills to the disk tier.
+  // A 4 MiB memory tier, so a file of 6 MiB spills to the disk tier; dist/
+  // on the disk tier.
   FailpointTest()
-      : TieredMountTest("4M", "", "[[route]]\nmatch = \"**/node_modules\"\ntier = \"memory\"\n",
+      : TieredMountTest("4M", "",
+                        "[[route]]\nmatch = \"**/node_modules\"\ntier = \"memory\"\n"
+                        "[[route]]\nmatch = \"**/dist/\"\ntier = \"disk\"\n",
                         "64M") {}
 
   // Paths, types, sizes, link counts, symlink targets and checksums.

@@ -517,6 +517,79 @@ TEST_P(RoutedRenameTest, ALinkToAFileMovedToTheVolumeSharesItsNumber) {
   EXPECT_EQ(Lstat(M("moved")).st_ino, ino);
 }
 
+// A hard-linked volume file whose names on a tier were all removed lives on
+// in that tier's index with only volume names left (rm -rf of a project's
+// node_modules on the day detourfs arrives): a name routed to the other
+// tier — a link, a rename, an exchange — moves the index entry there. It
+// stays one file (it was EXDEV, as for a file with names on both tiers).
+TEST_P(RoutedRenameTest, AnIndexEntryWithOnlyVolumeNamesMovesToANewNamesTier) {
+  ASSERT_EQ(::mkdir(V("node_modules").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(V("dist").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(V("src").c_str(), 0755), 0);
+  for (const char* f : {"a", "b", "c"}) {
+    const std::string name = std::string("node_modules/") + f;
+    ASSERT_EQ(WriteFile(V(name), std::string("data of ") + f), 0);
+    ASSERT_EQ(::link(V(name).c_str(), V(std::string("src/") + f).c_str()), 0);
+  }
+  ASSERT_EQ(::mkdir(M("dist/d").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(M("dist/d/in"), "in d"), 0);
+  std::vector<ino_t> inos;
+  for (const char* f : {"a", "b", "c"}) {
+    inos.push_back(Lstat(M(std::string("src/") + f)).st_ino);
+    // The name on the memory tier goes: the file is copied into its index.
+    ASSERT_EQ(::unlink(M(std::string("node_modules/") + f).c_str()), 0);
+    EXPECT_EQ(Lstat(M(std::string("src/") + f)).st_nlink, 1U);
+  }
+  ASSERT_EQ(ListDir(memory_.path() + "/tier/index").size(), 3U);
+
+  // A link routed to the disk tier.
+  ASSERT_EQ(::link(M("src/a").c_str(), M("dist/a").c_str()), 0) << std::strerror(errno);
+  // A rename there, and an exchange with a directory there.
+  ASSERT_EQ(::rename(M("src/b").c_str(), M("dist/b").c_str()), 0) << std::strerror(errno);
+  ASSERT_EQ(Exchange(M("src/c"), M("dist/d")), 0) << std::strerror(errno);
+  EXPECT_EQ(ListDir(memory_.path() + "/tier/index"), std::vector<std::string>{});
+  EXPECT_EQ(ListDir(disk_ + "/tier/index").size(), 3U);
+
+  auto check = [&] {
+    EXPECT_EQ(Lstat(M("dist/a")).st_ino, inos[0]);
+    EXPECT_EQ(Lstat(M("src/a")).st_ino, inos[0]);
+    EXPECT_EQ(Lstat(M("dist/a")).st_nlink, 2U);
+    EXPECT_EQ(Lstat(M("dist/b")).st_ino, inos[1]);
+    EXPECT_EQ(Lstat(M("dist/b")).st_nlink, 1U);
+    EXPECT_FALSE(Exists(M("src/b")));
+    EXPECT_EQ(ReadFile(M("dist/b")), "data of b");
+    EXPECT_EQ(Lstat(M("dist/d")).st_ino, inos[2]);
+    EXPECT_EQ(ReadFile(M("dist/d")), "data of c");
+    EXPECT_EQ(ReadFile(M("src/c/in")), "in d");
+  };
+  check();
+  EXPECT_EQ(ReadFile(M("src/a")), "data of a");
+  // Both names of a are still one file.
+  ASSERT_EQ(WriteFile(M("dist/a"), "written through dist"), 0);
+  EXPECT_EQ(ReadFile(M("src/a")), "written through dist");
+  Restart();
+  check();
+  EXPECT_EQ(ReadFile(M("src/a")), "written through dist");
+}
+
+// A file with several names on one tier cannot give one of them to the
+// other tier: a rename or exchange that would is EXDEV and changes nothing
+// (it was ENOENT: the file was looked for on the volume).
+TEST_P(RoutedRenameTest, ATierFileWithSeveralNamesStaysOnItsTier) {
+  ASSERT_EQ(::mkdir(M("node_modules").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(M("node_modules/f"), "f"), 0);
+  ASSERT_EQ(::link(M("node_modules/f").c_str(), M("node_modules/g").c_str()), 0);
+  ASSERT_EQ(::mkdir(M("dist").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(M("dist/d").c_str(), 0755), 0);
+  const std::string before = Describe(M(""));
+  EXPECT_NE(Exchange(M("node_modules/f"), M("dist/d")), 0);
+  EXPECT_EQ(errno, EXDEV);
+  EXPECT_NE(::rename(M("node_modules/f").c_str(), M("dist/f").c_str()), 0);
+  EXPECT_EQ(errno, EXDEV);
+  EXPECT_EQ(Describe(M("")), before);
+  EXPECT_EQ(Lstat(M("node_modules/g")).st_nlink, 2U);
+}
+
 DETOURFS_MOUNT_TEST_P(RoutedRenameTest);
 
 }  // namespace

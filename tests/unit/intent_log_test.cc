@@ -35,6 +35,9 @@ Intent Sample() {
   intent.steps.push_back({StepKind::kTrash, P(Layer::kDisk, Area::kTree, "old/file"), {}});
   intent.steps.push_back({StepKind::kHold, P(Layer::kVolume, Area::kTree, "v"),
                           P(Layer::kVolume, Area::kHeld, "4000000000000001")});
+  intent.steps.push_back({StepKind::kRenameNoReplace, P(Layer::kDisk, Area::kWork, "index.1"),
+                          P(Layer::kDisk, Area::kIndex, "0000000000a7d039")});
+  intent.steps.push_back({StepKind::kTrash, P(Layer::kMemory, Area::kIndex, "0000000000a7d039"), {}});
   return intent;
 }
 
@@ -157,7 +160,7 @@ TEST(IntentFormatTest, MalformedStepsAreRejectedBehindAGoodChecksum) {
            std::string("frobnicate 1:0:a\n"),    // unknown step
            std::string("trash\n"),               // no path
            std::string("trash 3:0:a\n"),         // no such layer
-           std::string("trash 1:4:a\n"),         // no such area
+           std::string("trash 1:5:a\n"),         // no such area
            std::string("trash x:0:a\n"),         //
            std::string("trash 1-0-a\n"),         //
            std::string("trash 1:0\n"),           // too short
