@@ -203,38 +203,21 @@ Result<void> OverlayImpl::CopyUp(Node* node, Layer tier, bool force_index) {
   return RepointHandles(node, b);
 }
 
-Result<void> OverlayImpl::MoveIndexEntry(Node* node, Layer to) {
-  Binding& b = node->mutable_binding();
-  const Layer from = b.layer;
-  if (node->is_dir() || !b.index || !IsTier(from) || !IsTier(to) || !changes_->has(to)) {
-    return Errno{EXDEV};
-  }
-  if (from == to) return {};
-  Result<SharedFd> src = resolver_.Fd(node, b);
-  if (!src.ok()) return Errno{src.error()};
-  Result<struct stat> st = sys::Fstat((*src)->get());
-  if (!st.ok()) return Errno{st.error()};
+Result<Made> OverlayImpl::RelocateIndexEntry(uint64_t pid, Layer from, Layer to, int src,
+                                             const struct stat& st, int data) {
+  if (!IsTier(from) || !IsTier(to) || from == to || !changes_->has(to)) return Errno{EXDEV};
   // A tier name links the entry: that name is on `from` and stays there.
-  if (st->st_nlink > 1) return Errno{EXDEV};
-  const IndexAt e = IndexEntryAt(from, node->pid());
+  if (st.st_nlink > 1) return Errno{EXDEV};
+  const IndexAt e = IndexEntryAt(from, pid);
   IndexInfo info;
   Result<std::string> handle = markers::GetBytesAt(e.dir, e.name.c_str(), markers::kHandleXattr);
   if (!handle.ok()) return Errno{handle.error()};
   info.handle = *handle;
   Result<uint64_t> links = markers::GetNumberAt(e.dir, e.name.c_str(), markers::kLinksXattr);
   info.links = links.ok() ? *links : 1;
-  UniqueFd data;
-  if (S_ISREG(st->st_mode)) {
-    // Its data wherever it is (spilled, or still on the volume for a
-    // metadata-only entry): the new entry holds all of it.
-    Result<UniqueFd> d = resolver_.OpenData(node, b, O_RDONLY);
-    if (!d.ok()) return Errno{d.error()};
-    data = std::move(*d);
-  }
   const std::string staged = ChangeLayer::WorkName("index");
   Result<Made> made =
-      changes_->CopyIn(At{to, changes_->work(to), staged, "", true}, (*src)->get(),
-                       data.valid() ? data.get() : -1, *st, node->pid(), &info);
+      changes_->CopyIn(At{to, changes_->work(to), staged, "", true}, src, data, st, pid, &info);
   if (!made.ok()) return Errno{made.error()};
   // One recorded change: the copy published in `to`'s index, then the old
   // entry to the trash. A crash between leaves the record, which the next
@@ -248,15 +231,48 @@ Result<void> OverlayImpl::MoveIndexEntry(Node* node, Layer to) {
   Result<void> ran = changes_->Run(intent, &kept);
   if (!ran.ok() && !kept) {
     (void)changes_->Trash(At{to, changes_->work(to), staged, "", true});
-    return ran;
+    return Errno{ran.error()};
   }
-  // Published (the old entry gone now or at the next start): the file is
-  // the new entry from here on, whatever the old one's fate.
+  if (!ran.ok()) {
+    spdlog::warn("index entry {}: moved to the {}, the {}'s copy left for the next start: {}",
+                 e.name, LayerName(to), LayerName(from), ErrnoText(ran.error()));
+  }
   {
     MutexLock lock(&index_mu_);
-    indexed_[Index(to)].insert(node->pid());
-    indexed_[Index(from)].erase(node->pid());
+    indexed_[Index(to)].insert(pid);
+    indexed_[Index(from)].erase(pid);
   }
+  changes_->Record(ChangeKind::kMove, At{to, -1, "", "index/" + e.name, true}, pid);
+  spdlog::debug("index entry {} moved from the {} to the {}", e.name, LayerName(from),
+                LayerName(to));
+  // The published entry (made->fd names it, renamed since).
+  Result<UniqueFd> fd = sys::OpenBeneath(changes_->dirs(to).index->get(), e.name.c_str(), O_PATH);
+  if (!fd.ok()) return Errno{fd.error()};
+  Result<struct stat> now = sys::Fstat(fd->get());
+  if (!now.ok()) return Errno{now.error()};
+  return Made{std::move(*fd), *now};
+}
+
+Result<void> OverlayImpl::MoveIndexEntry(Node* node, Layer to) {
+  Binding& b = node->mutable_binding();
+  const Layer from = b.layer;
+  if (node->is_dir() || !b.index) return Errno{EXDEV};
+  if (from == to) return {};
+  Result<SharedFd> src = resolver_.Fd(node, b);
+  if (!src.ok()) return Errno{src.error()};
+  Result<struct stat> st = sys::Fstat((*src)->get());
+  if (!st.ok()) return Errno{st.error()};
+  UniqueFd data;
+  if (S_ISREG(st->st_mode) && st->st_nlink == 1) {
+    // Its data wherever it is (spilled, or still on the volume for a
+    // metadata-only entry): the new entry holds all of it.
+    Result<UniqueFd> d = resolver_.OpenData(node, b, O_RDONLY);
+    if (!d.ok()) return Errno{d.error()};
+    data = std::move(*d);
+  }
+  Result<Made> made = RelocateIndexEntry(node->pid(), from, to, (*src)->get(), *st,
+                                         data.valid() ? data.get() : -1);
+  if (!made.ok()) return Errno{made.error()};
   b.layer = to;
   b.spill = {};
   b.metacopy = false;
@@ -264,12 +280,7 @@ Result<void> OverlayImpl::MoveIndexEntry(Node* node, Layer to) {
   b.parts[Index(to)] = Part::Of(made->st);
   node->generation.fetch_add(1, std::memory_order_acq_rel);
   resolver_.Drop(node->id());
-  changes_->Record(ChangeKind::kMove, At{to, -1, "", "index/" + e.name, true}, node->pid());
-  spdlog::debug("index entry {} moved from the {} to the {}", e.name, LayerName(from),
-                LayerName(to));
-  Result<void> repointed = RepointHandles(node, b);
-  if (!ran.ok()) return ran;
-  return repointed;
+  return RepointHandles(node, b);
 }
 
 Result<void> OverlayImpl::DeepCopyUp(Node* dir, Layer tier) {

@@ -296,7 +296,12 @@ Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageTree(Node* x,
         DETOURFS_TRY(keep_id(dfd, n, pid));
         return true;
       }
-      if (st->st_nlink > 1) {
+      // A volume name with one link may stand for an index entry too (its
+      // other names removed since): its data and attributes are the
+      // entry's, never the volume file's.
+      const bool indexed = !IsTier(from) && (Indexed(Layer::kMemory, pid) ||
+                                              Indexed(Layer::kDisk, pid));
+      if (st->st_nlink > 1 || indexed) {
         // Names of one file (a volume name and a tier link to its index
         // entry alike) are keyed by its id.
         const std::string here = d.path->empty() ? item.name : Join(*d.path, item.name);
@@ -398,9 +403,16 @@ Result<bool> OverlayImpl::LinkIntoCopy(int sfd, const char* n, const struct stat
   const std::optional<Layer> index = IndexOf(sfd, n, st, from, pid, &entry);
   if (IsTier(to)) {
     if (index && *index != to) {
-      spdlog::debug("'{}': its one copy is in the {}'s index, not the {}'s", n, LayerName(*index),
-                    LayerName(to));
-      return Errno{EXDEV};
+      // Its copy is in the other tier's index: it moves along when no tier
+      // name links it (every name of it on the volume, this one too).
+      Result<SharedFd> moved = MoveIndexEntryOf(pid, *index, to, entry);
+      if (!moved.ok()) {
+        spdlog::debug("'{}': its one copy is in the {}'s index, not the {}'s: {}", n,
+                      LayerName(*index), LayerName(to), ErrnoText(moved.error()));
+        return Errno{EXDEV};
+      }
+      DETOURFS_TRY(sys::LinkFd((*moved)->get(), dfd, n));
+      return true;
     }
     if (!index) {
       if (IsTier(from)) return false;  // links among the tier's own names: within the tree
@@ -450,6 +462,36 @@ Result<bool> OverlayImpl::LinkIntoCopy(int sfd, const char* n, const struct stat
   if (!v.ok()) return Errno{v.error()};  // gone from the volume: a copy would split it
   DETOURFS_TRY(sys::LinkFd(v->get(), dfd, n));
   return true;
+}
+
+Result<SharedFd> OverlayImpl::MoveIndexEntryOf(uint64_t pid, Layer from, Layer to,
+                                               const SharedFd& entry) {
+  Result<struct stat> st = sys::Fstat(entry->get());
+  if (!st.ok()) return Errno{st.error()};
+  if (st->st_nlink > 1) return Errno{EXDEV};
+  if (NodePin node = table_.FindByPid(pid, st->st_mode)) {
+    // The kernel knows it: moved under its lock, its binding follows.
+    WriteLock lock(&node->content_mu);
+    const Binding& b = node->binding();
+    if (!b.index || b.layer != from) return Errno{EXDEV};  // moved meanwhile
+    DETOURFS_TRY(MoveIndexEntry(node.get(), to));
+    return resolver_.Fd(node.get(), node->binding());
+  }
+  UniqueFd data;
+  if (S_ISREG(st->st_mode)) {
+    const IndexAt e = IndexEntryAt(from, pid);
+    Result<bool> meta = markers::HasFlagAt(e.dir, e.name.c_str(), markers::kMetacopyXattr);
+    Result<markers::IdRecord> rec = markers::GetIdRecordAt(e.dir, e.name.c_str());
+    if (!meta.ok() || *meta || !rec.ok()) return Errno{EXDEV};  // data on the volume: left there
+    Result<UniqueFd> d = rec->spill.token != 0 ? changes_->OpenSpilled(rec->spill, O_RDONLY)
+                                               : sys::OpenBeneath(e.dir, e.name.c_str(), O_RDONLY);
+    if (!d.ok()) return Errno{d.error()};
+    data = std::move(*d);
+  }
+  Result<Made> made =
+      RelocateIndexEntry(pid, from, to, entry->get(), *st, data.valid() ? data.get() : -1);
+  if (!made.ok()) return Errno{made.error()};
+  return std::make_shared<const UniqueFd>(std::move(made->fd));
 }
 
 Result<UniqueFd> OverlayImpl::VolumeInodeOf(Layer index, uint64_t pid) {

@@ -140,7 +140,14 @@ Result<void> OverlayImpl::RemoveEntry(Node* dir, std::string_view name, const Sl
       DETOURFS_TRY(changes_->Whiteout(at));
     }
   }
-  if (b.index) DropIndexName(node, b);
+  if (b.index && DropIndexName(node, b, true)) {
+    // Its one name left is a link on the tier: an ordinary tier file now.
+    Binding& mb = node->mutable_binding();
+    mb.index = false;
+    mb.metacopy = false;
+    node->generation.fetch_add(1, std::memory_order_acq_rel);
+    resolver_.Drop(node->id());
+  }
   const bool last_name = table_.Unlinked(node, dir, name);
   if (node->is_dir()) table_.BumpNamespace();
   if (last_name && keep.ok()) {
@@ -152,7 +159,7 @@ Result<void> OverlayImpl::RemoveEntry(Node* dir, std::string_view name, const Sl
   return {};
 }
 
-void OverlayImpl::DropIndexName(Node* node, const Binding& b) {
+bool OverlayImpl::DropIndexName(Node* node, const Binding& b, bool unindex) {
   // The index entry counts the names it has through the mount; with the
   // last one it goes (open files keep its inode).
   const IndexAt e = IndexEntryAt(b.layer, node->pid());
@@ -160,19 +167,43 @@ void OverlayImpl::DropIndexName(Node* node, const Binding& b) {
   if (!links.ok()) {
     spdlog::warn("index entry {} on the {}: its link count: {}", e.name, LayerName(b.layer),
                  ErrnoText(links.error()));
-    return;
+    return false;
   }
   if (*links > 1) {
     Result<void> r = markers::SetNumberAt(e.dir, e.name.c_str(), markers::kLinksXattr, *links - 1);
     if (!r.ok()) {
       spdlog::warn("index entry {} on the {}: its link count: {}", e.name, LayerName(b.layer),
                    ErrnoText(r.error()));
+      return false;
     }
-    return;
+    return unindex && *links == 2 && Unindex(node, b);
   }
   (void)changes_->Trash(At{b.layer, e.dir, e.name, "index/" + e.name, true});
   MutexLock lock(&index_mu_);
   indexed_[Index(b.layer)].erase(node->pid());
+  return false;
+}
+
+bool OverlayImpl::Unindex(Node* node, const Binding& b) {
+  // One name left, and the entry has two links: that name is a link of it
+  // on the tier (volume names do not count in the entry's st_nlink). The
+  // entry goes (one rename to the trash, its link dropped at once); the
+  // name keeps the inode, its data and its id record. An entry whose data
+  // is still the volume file's stays.
+  const IndexAt e = IndexEntryAt(b.layer, node->pid());
+  Result<struct stat> st = sys::StatAt(e.dir, e.name.c_str());
+  if (!st.ok() || st->st_nlink != 2) return false;
+  Result<bool> meta = markers::HasFlagAt(e.dir, e.name.c_str(), markers::kMetacopyXattr);
+  if (!meta.ok() || *meta) return false;
+  Result<void> r = changes_->Trash(At{b.layer, e.dir, e.name, "index/" + e.name, true});
+  if (!r.ok()) {
+    spdlog::warn("index entry {} on the {}: its one name left keeps it: {}", e.name,
+                 LayerName(b.layer), ErrnoText(r.error()));
+    return false;
+  }
+  MutexLock lock(&index_mu_);
+  indexed_[Index(b.layer)].erase(node->pid());
+  return true;
 }
 
 }  // namespace detourfs

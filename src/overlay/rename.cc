@@ -394,7 +394,9 @@ void OverlayImpl::Renamed(RenameArgs& a, bool exchanged) {
     if (a.x2 != nullptr) {
       if (!a.x2->is_dir()) {
         const Binding b2 = a.x2->Snapshot();
-        if (b2.index) DropIndexName(a.x2, b2);
+        // (An entry left with one tier name stays an index entry here: its
+        // node is not locked to be unbound.)
+        if (b2.index) (void)DropIndexName(a.x2, b2, false);
       }
       if (table_.Unlinked(a.x2, a.d2, a.n2)) {
         if (a.victim_fd) {

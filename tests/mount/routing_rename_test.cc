@@ -520,7 +520,8 @@ TEST_P(RoutedRenameTest, ALinkToAFileMovedToTheVolumeSharesItsNumber) {
 // A hard-linked volume file whose names on a tier were all removed lives on
 // in that tier's index with only volume names left (rm -rf of a project's
 // node_modules on the day detourfs arrives): a name routed to the other
-// tier — a link, a rename, an exchange — moves the index entry there. It
+// tier — a link, a rename, an exchange, a tree's move — moves the index
+// entry there. It
 // stays one file (it was EXDEV, as for a file with names on both tiers).
 TEST_P(RoutedRenameTest, AnIndexEntryWithOnlyVolumeNamesMovesToANewNamesTier) {
   ASSERT_EQ(::mkdir(V("node_modules").c_str(), 0755), 0);
@@ -531,6 +532,9 @@ TEST_P(RoutedRenameTest, AnIndexEntryWithOnlyVolumeNamesMovesToANewNamesTier) {
     ASSERT_EQ(WriteFile(V(name), std::string("data of ") + f), 0);
     ASSERT_EQ(::link(V(name).c_str(), V(std::string("src/") + f).c_str()), 0);
   }
+  ASSERT_EQ(::mkdir(V("node_modules/x").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(V("node_modules/t"), "data of t"), 0);
+  ASSERT_EQ(::link(V("node_modules/t").c_str(), V("node_modules/x/t").c_str()), 0);
   ASSERT_EQ(::mkdir(M("dist/d").c_str(), 0755), 0);
   ASSERT_EQ(WriteFile(M("dist/d/in"), "in d"), 0);
   std::vector<ino_t> inos;
@@ -540,15 +544,23 @@ TEST_P(RoutedRenameTest, AnIndexEntryWithOnlyVolumeNamesMovesToANewNamesTier) {
     ASSERT_EQ(::unlink(M(std::string("node_modules/") + f).c_str()), 0);
     EXPECT_EQ(Lstat(M(std::string("src/") + f)).st_nlink, 1U);
   }
-  ASSERT_EQ(ListDir(memory_.path() + "/tier/index").size(), 3U);
+  // t's other name is in node_modules/x, which gets a part on the tier.
+  inos.push_back(Lstat(M("node_modules/x/t")).st_ino);
+  ASSERT_EQ(::unlink(M("node_modules/t").c_str()), 0);
+  ASSERT_EQ(WriteFile(M("node_modules/x/new"), "new"), 0);
+  ASSERT_EQ(ListDir(memory_.path() + "/tier/index").size(), 4U);
 
   // A link routed to the disk tier.
   ASSERT_EQ(::link(M("src/a").c_str(), M("dist/a").c_str()), 0) << std::strerror(errno);
   // A rename there, and an exchange with a directory there.
   ASSERT_EQ(::rename(M("src/b").c_str(), M("dist/b").c_str()), 0) << std::strerror(errno);
   ASSERT_EQ(Exchange(M("src/c"), M("dist/d")), 0) << std::strerror(errno);
+  // A tree holding its one name, moved there (the entry moves during the
+  // tree's copy).
+  ASSERT_EQ(::rename(M("node_modules/x").c_str(), M("dist/x").c_str()), 0)
+      << std::strerror(errno);
   EXPECT_EQ(ListDir(memory_.path() + "/tier/index"), std::vector<std::string>{});
-  EXPECT_EQ(ListDir(disk_ + "/tier/index").size(), 3U);
+  EXPECT_EQ(ListDir(disk_ + "/tier/index").size(), 4U);
 
   auto check = [&] {
     EXPECT_EQ(Lstat(M("dist/a")).st_ino, inos[0]);
@@ -561,6 +573,10 @@ TEST_P(RoutedRenameTest, AnIndexEntryWithOnlyVolumeNamesMovesToANewNamesTier) {
     EXPECT_EQ(Lstat(M("dist/d")).st_ino, inos[2]);
     EXPECT_EQ(ReadFile(M("dist/d")), "data of c");
     EXPECT_EQ(ReadFile(M("src/c/in")), "in d");
+    EXPECT_EQ(Lstat(M("dist/x/t")).st_ino, inos[3]);
+    EXPECT_EQ(Lstat(M("dist/x/t")).st_nlink, 1U);
+    EXPECT_EQ(ReadFile(M("dist/x/t")), "data of t");
+    EXPECT_EQ(ReadFile(M("dist/x/new")), "new");
   };
   check();
   EXPECT_EQ(ReadFile(M("src/a")), "data of a");
@@ -570,6 +586,64 @@ TEST_P(RoutedRenameTest, AnIndexEntryWithOnlyVolumeNamesMovesToANewNamesTier) {
   Restart();
   check();
   EXPECT_EQ(ReadFile(M("src/a")), "written through dist");
+}
+
+// A volume file linked into a tier lives in the tier's index; once its
+// volume names are gone (rm -rf of the project holding them, whose volume
+// directory goes to the trash whole) its one name left is the link on the
+// tier: the index entry goes and that name is an ordinary tier file, which
+// moves like any (it was EXDEV once the volume inode the entry stood for
+// was gone).
+TEST_P(RoutedRenameTest, AFileWhoseOneNameLeftIsOnATierLeavesTheIndex) {
+  ASSERT_EQ(::mkdir(V("p").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(V("p/node_modules").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(V("p/node_modules/f"), "data"), 0);
+  ASSERT_EQ(::mkdir(M("node_modules").c_str(), 0755), 0);
+  ASSERT_EQ(::link(M("p/node_modules/f").c_str(), M("node_modules/f").c_str()), 0)
+      << std::strerror(errno);
+  const ino_t ino = Lstat(M("node_modules/f")).st_ino;
+  EXPECT_EQ(ListDir(memory_.path() + "/tier/index").size(), 1U);
+  ASSERT_EQ(Shell("rm -rf '" + M("p") + "'"), 0);
+  EXPECT_FALSE(Exists(V("p")));
+  EXPECT_EQ(ListDir(memory_.path() + "/tier/index"), std::vector<std::string>{});
+  EXPECT_EQ(Lstat(M("node_modules/f")).st_nlink, 1U);
+  EXPECT_EQ(Lstat(M("node_modules/f")).st_ino, ino);
+  ASSERT_EQ(WriteFile(M("node_modules/f"), "more data"), 0);
+  Restart();
+  EXPECT_EQ(Lstat(M("node_modules/f")).st_ino, ino);
+  ASSERT_EQ(::rename(M("node_modules/f").c_str(), M("g").c_str()), 0) << std::strerror(errno);
+  EXPECT_EQ(ReadFile(V("g")), "more data");
+  EXPECT_EQ(Lstat(M("g")).st_ino, ino);
+  EXPECT_EQ(Lstat(M("g")).st_nlink, 1U);
+}
+
+// A volume file changed through a routed name while it had two names lives
+// in the tier's index; its other name removed, its volume name has one link
+// again. A tree holding that name, moved to another layer, carries the
+// index entry's data and mode, not the stale volume file's (it copied the
+// volume file: the write and the chmod were lost).
+TEST_P(RoutedRenameTest, AMovedTreeCarriesTheIndexedDataOfAVolumeNameWithOneLink) {
+  ASSERT_EQ(::mkdir(V("p").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(V("p/node_modules").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(V("p/src").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(V("p/node_modules/f"), "old"), 0);
+  ASSERT_EQ(::link(V("p/node_modules/f").c_str(), V("p/src/f").c_str()), 0);
+  const ino_t ino = Lstat(M("p/node_modules/f")).st_ino;
+  ASSERT_EQ(WriteFile(M("p/node_modules/f"), "new data"), 0);
+  ASSERT_EQ(::chmod(M("p/node_modules/f").c_str(), 0700), 0);
+  ASSERT_EQ(::unlink(M("p/src/f").c_str()), 0);
+  ASSERT_EQ(WriteFile(M("p/node_modules/other"), "o"), 0);  // a part on the tier
+  ASSERT_EQ(::rename(M("p/node_modules").c_str(), M("p/dist").c_str()), 0)
+      << std::strerror(errno);
+  auto check = [&] {
+    EXPECT_EQ(ReadFile(M("p/dist/f")), "new data");
+    EXPECT_EQ(Lstat(M("p/dist/f")).st_mode & 07777, 0700U);
+    EXPECT_EQ(Lstat(M("p/dist/f")).st_ino, ino);
+    EXPECT_EQ(Lstat(M("p/dist/f")).st_nlink, 1U);
+  };
+  check();
+  Restart();
+  check();
 }
 
 // A file with several names on one tier cannot give one of them to the
