@@ -215,10 +215,13 @@ Result<Made> OverlayImpl::RelocateIndexEntry(uint64_t pid, Layer from, Layer to,
   info.handle = *handle;
   Result<uint64_t> links = markers::GetNumberAt(e.dir, e.name.c_str(), markers::kLinksXattr);
   info.links = links.ok() ? *links : 1;
+  if (TierSpace* space = SpaceOf(to); space && !space->Admit(static_cast<uint64_t>(st.st_size))) {
+    return Errno{EXDEV};  // no room there: it stays where it is
+  }
   const std::string staged = ChangeLayer::WorkName("index");
   Result<Made> made =
       changes_->CopyIn(At{to, changes_->work(to), staged, "", true}, src, data, st, pid, &info);
-  if (!made.ok()) return Errno{made.error()};
+  if (!made.ok()) return Errno{IsFull(made.error()) ? EXDEV : made.error()};
   // One recorded change: the copy published in `to`'s index, then the old
   // entry to the trash. A crash between leaves the record, which the next
   // start finishes before serving; a failure between leaves it too, and the
@@ -227,11 +230,24 @@ Result<Made> OverlayImpl::RelocateIndexEntry(uint64_t pid, Layer from, Layer to,
   intent.steps.push_back({StepKind::kRenameNoReplace, IntentPath{to, Area::kWork, staged},
                           IntentPath{to, Area::kIndex, e.name}});
   intent.steps.push_back({StepKind::kTrash, IntentPath{from, Area::kIndex, e.name}, {}});
+  // In `to`'s set before it is published, out of `from`'s after: a lookup
+  // meanwhile finds one entry or the other, never falls back to the volume
+  // file (the node, locked by the caller, is bound to it anyway).
+  {
+    MutexLock lock(&index_mu_);
+    indexed_[Index(to)].insert(pid);
+  }
   bool kept = false;
   Result<void> ran = changes_->Run(intent, &kept);
-  if (!ran.ok() && !kept) {
+  // (Run may fail after its last step; the copy in place says it ran.)
+  Result<struct stat> at = sys::StatAt(changes_->dirs(to).index->get(), e.name.c_str());
+  const bool published = at.ok() && at->st_ino == made->st.st_ino && at->st_dev == made->st.st_dev;
+  if (!ran.ok() && !kept && !published) {
     (void)changes_->Trash(At{to, changes_->work(to), staged, "", true});
-    return Errno{ran.error()};
+    MutexLock lock(&index_mu_);
+    indexed_[Index(to)].erase(pid);
+    // (Not a link's or a rename's own error: EEXIST there would mislead.)
+    return Errno{ran.error() == EEXIST ? EXDEV : ran.error()};
   }
   if (!ran.ok()) {
     spdlog::warn("index entry {}: moved to the {}, the {}'s copy left for the next start: {}",
@@ -239,7 +255,6 @@ Result<Made> OverlayImpl::RelocateIndexEntry(uint64_t pid, Layer from, Layer to,
   }
   {
     MutexLock lock(&index_mu_);
-    indexed_[Index(to)].insert(pid);
     indexed_[Index(from)].erase(pid);
   }
   changes_->Record(ChangeKind::kMove, At{to, -1, "", "index/" + e.name, true}, pid);
@@ -330,7 +345,14 @@ Result<void> OverlayImpl::DeepCopyUp(Node* dir, Layer tier) {
       if (!made.ok()) return Errno{made.error()};
       return true;
     }
-    if (vst->st_nlink > 1) {
+    bool indexed = false;
+    if (vst->st_nlink <= 1 && (Indexed(Layer::kMemory, pid) || Indexed(Layer::kDisk, pid))) {
+      // One link, and yet an index entry may stand for it (its other names
+      // removed since): its data and attributes are the entry's.
+      SharedFd entry;
+      indexed = IndexOf(d.fds[1], name, *vst, Layer::kVolume, pid, &entry).has_value();
+    }
+    if (vst->st_nlink > 1 || indexed) {
       // Hard-linked: its one copy is the tier's index entry (names of it
       // elsewhere resolve there), linked here.
       Result<bool> linked = LinkIntoCopy(d.fds[1], name, *vst, Layer::kVolume, pid, tier, d.fds[0]);

@@ -299,8 +299,12 @@ Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageTree(Node* x,
       // A volume name with one link may stand for an index entry too (its
       // other names removed since): its data and attributes are the
       // entry's, never the volume file's.
-      const bool indexed = !IsTier(from) && (Indexed(Layer::kMemory, pid) ||
-                                              Indexed(Layer::kDisk, pid));
+      bool indexed = false;
+      if (!IsTier(from) && st->st_nlink <= 1 &&
+          (Indexed(Layer::kMemory, pid) || Indexed(Layer::kDisk, pid))) {
+        SharedFd entry;  // (by handle: the number may belong to a new file now)
+        indexed = IndexOf(sfd, n, *st, from, pid, &entry).has_value();
+      }
       if (st->st_nlink > 1 || indexed) {
         // Names of one file (a volume name and a tier link to its index
         // entry alike) are keyed by its id.
@@ -405,13 +409,12 @@ Result<bool> OverlayImpl::LinkIntoCopy(int sfd, const char* n, const struct stat
     if (index && *index != to) {
       // Its copy is in the other tier's index: it moves along when no tier
       // name links it (every name of it on the volume, this one too).
-      Result<SharedFd> moved = MoveIndexEntryOf(pid, *index, to, entry);
+      Result<void> moved = MoveIndexEntryInto(pid, *index, to, entry, dfd, n);
       if (!moved.ok()) {
         spdlog::debug("'{}': its one copy is in the {}'s index, not the {}'s: {}", n,
                       LayerName(*index), LayerName(to), ErrnoText(moved.error()));
         return Errno{EXDEV};
       }
-      DETOURFS_TRY(sys::LinkFd((*moved)->get(), dfd, n));
       return true;
     }
     if (!index) {
@@ -464,34 +467,28 @@ Result<bool> OverlayImpl::LinkIntoCopy(int sfd, const char* n, const struct stat
   return true;
 }
 
-Result<SharedFd> OverlayImpl::MoveIndexEntryOf(uint64_t pid, Layer from, Layer to,
-                                               const SharedFd& entry) {
+Result<void> OverlayImpl::MoveIndexEntryInto(uint64_t pid, Layer from, Layer to,
+                                             const SharedFd& entry, int dfd, const char* n) {
   Result<struct stat> st = sys::Fstat(entry->get());
   if (!st.ok()) return Errno{st.error()};
   if (st->st_nlink > 1) return Errno{EXDEV};
-  if (NodePin node = table_.FindByPid(pid, st->st_mode)) {
-    // The kernel knows it: moved under its lock, its binding follows.
-    WriteLock lock(&node->content_mu);
+  // Only through its node, locked: a lookup of another name of it finds
+  // that node (by id) and waits, so nothing is bound to, written to or
+  // linked to the entry while it moves. A file the kernel does not know,
+  // or whose lock is held (by another request, or by this rename itself),
+  // stays where it is: EXDEV, as before the move existed.
+  NodePin node = table_.FindByPid(pid, st->st_mode);
+  if (!node || !node->content_mu.TryLock()) return Errno{EXDEV};
+  Result<void> r = [&]() -> Result<void> {
     const Binding& b = node->binding();
     if (!b.index || b.layer != from) return Errno{EXDEV};  // moved meanwhile
     DETOURFS_TRY(MoveIndexEntry(node.get(), to));
-    return resolver_.Fd(node.get(), node->binding());
-  }
-  UniqueFd data;
-  if (S_ISREG(st->st_mode)) {
-    const IndexAt e = IndexEntryAt(from, pid);
-    Result<bool> meta = markers::HasFlagAt(e.dir, e.name.c_str(), markers::kMetacopyXattr);
-    Result<markers::IdRecord> rec = markers::GetIdRecordAt(e.dir, e.name.c_str());
-    if (!meta.ok() || *meta || !rec.ok()) return Errno{EXDEV};  // data on the volume: left there
-    Result<UniqueFd> d = rec->spill.token != 0 ? changes_->OpenSpilled(rec->spill, O_RDONLY)
-                                               : sys::OpenBeneath(e.dir, e.name.c_str(), O_RDONLY);
-    if (!d.ok()) return Errno{d.error()};
-    data = std::move(*d);
-  }
-  Result<Made> made =
-      RelocateIndexEntry(pid, from, to, entry->get(), *st, data.valid() ? data.get() : -1);
-  if (!made.ok()) return Errno{made.error()};
-  return std::make_shared<const UniqueFd>(std::move(made->fd));
+    Result<SharedFd> fd = resolver_.Fd(node.get(), node->binding());
+    if (!fd.ok()) return Errno{fd.error()};
+    return sys::LinkFd((*fd)->get(), dfd, n);  // linked before anything can move it again
+  }();
+  node->content_mu.Unlock();
+  return r;
 }
 
 Result<UniqueFd> OverlayImpl::VolumeInodeOf(Layer index, uint64_t pid) {

@@ -244,9 +244,8 @@ class OverlayImpl final : public Overlay {
   // it on the volume: the entry has one link) moves its index entry to
   // `to`, so a name there can link it. EXDEV where a tier name links it.
   Result<void> MoveIndexEntry(Node* node, Layer to) REQUIRES(node->content_mu);
-  // The same for an entry no node stands for, or under its node's lock:
-  // `src` (stat `st`) is the entry on `from`, `data` its data (-1: none);
-  // returns the new entry.
+  // Its work, under the node's lock: `src` (stat `st`) is the entry on
+  // `from`, `data` its data (-1: none); returns the new entry.
   Result<Made> RelocateIndexEntry(uint64_t pid, Layer from, Layer to, int src,
                                   const struct stat& st, int data);
   // Copy-up before a change, if the node needs one.
@@ -396,11 +395,12 @@ class OverlayImpl final : public Overlay {
   // between leaves the tier's entry at its old name. True if held.
   bool HoldOrigin(Node* d, std::string_view n, const Slot& s, Node* x);
   // One name of an index-bound file gone: its count, or its entry. With
-  // `unindex`, true when the entry went because the one name left is a
-  // link of it on the tier (Unindex): the caller, holding the node's
-  // content_mu, unbinds it.
-  bool DropIndexName(Node* node, const Binding& b, bool unindex);
-  bool Unindex(Node* node, const Binding& b);
+  // `unindex` (the directory the name `gone` left), true when the entry
+  // went because the one name left is a link of it on the tier (Unindex):
+  // the caller, holding the node's content_mu, unbinds it.
+  bool DropIndexName(Node* node, const Binding& b, Node* unindex = nullptr,
+                     std::string_view gone = {});
+  bool Unindex(Node* node, const Binding& b, Node* dir, std::string_view gone);
   // A hard-linked file's name moved to another layer: the inode gets the
   // new name there (StageLink) and loses the old one, as one recorded change.
   Result<void> MoveLinked(RenameArgs& a, Layer to, RenameNeeds& have, RenameNeeds* need);
@@ -424,9 +424,11 @@ class OverlayImpl final : public Overlay {
   // (an O_PATH fd by its handle); EXDEV when it has none or it is gone.
   Result<UniqueFd> VolumeInodeOf(Layer index, uint64_t pid);
   // For a tree copy: the index entry of `pid` (`entry`, on `from`) moved to
-  // `to` (MoveIndexEntry, through its node if the kernel knows it); the new
-  // entry. EXDEV where it cannot move.
-  Result<SharedFd> MoveIndexEntryOf(uint64_t pid, Layer from, Layer to, const SharedFd& entry);
+  // `to` through its node (MoveIndexEntry) and linked as `n` in `dfd`, under
+  // the node's lock. EXDEV where it cannot move (a tier name links it, the
+  // kernel does not know the file, its lock is held).
+  Result<void> MoveIndexEntryInto(uint64_t pid, Layer from, Layer to, const SharedFd& entry,
+                                  int dfd, const char* n);
   Result<bool> LinkIntoCopy(int sfd, const char* n, const struct stat& st, Layer from, uint64_t pid,
                             Layer to, int dfd);
   // A hard-linked file staged for `to` as one more link of its inode (its

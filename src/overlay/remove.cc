@@ -140,7 +140,7 @@ Result<void> OverlayImpl::RemoveEntry(Node* dir, std::string_view name, const Sl
       DETOURFS_TRY(changes_->Whiteout(at));
     }
   }
-  if (b.index && DropIndexName(node, b, true)) {
+  if (b.index && DropIndexName(node, b, dir, name)) {
     // Its one name left is a link on the tier: an ordinary tier file now.
     Binding& mb = node->mutable_binding();
     mb.index = false;
@@ -159,7 +159,8 @@ Result<void> OverlayImpl::RemoveEntry(Node* dir, std::string_view name, const Sl
   return {};
 }
 
-bool OverlayImpl::DropIndexName(Node* node, const Binding& b, bool unindex) {
+bool OverlayImpl::DropIndexName(Node* node, const Binding& b, Node* unindex,
+                                std::string_view gone) {
   // The index entry counts the names it has through the mount; with the
   // last one it goes (open files keep its inode).
   const IndexAt e = IndexEntryAt(b.layer, node->pid());
@@ -176,7 +177,7 @@ bool OverlayImpl::DropIndexName(Node* node, const Binding& b, bool unindex) {
                    ErrnoText(r.error()));
       return false;
     }
-    return unindex && *links == 2 && Unindex(node, b);
+    return unindex != nullptr && *links == 2 && Unindex(node, b, unindex, gone);
   }
   (void)changes_->Trash(At{b.layer, e.dir, e.name, "index/" + e.name, true});
   MutexLock lock(&index_mu_);
@@ -184,25 +185,51 @@ bool OverlayImpl::DropIndexName(Node* node, const Binding& b, bool unindex) {
   return false;
 }
 
-bool OverlayImpl::Unindex(Node* node, const Binding& b) {
-  // One name left, and the entry has two links: that name is a link of it
-  // on the tier (volume names do not count in the entry's st_nlink). The
-  // entry goes (one rename to the trash, its link dropped at once); the
-  // name keeps the inode, its data and its id record. An entry whose data
-  // is still the volume file's stays.
+bool OverlayImpl::Unindex(Node* node, const Binding& b, Node* dir, std::string_view gone) {
+  // One name left: if it is a link of the entry on the tier that the
+  // kernel knows (looked at now: the entry's st_nlink also counts links
+  // still in trash/ or work/), the entry goes (one rename to the trash, its
+  // link dropped at once) and that name keeps the inode, its data and its
+  // id record. An entry whose data is still the volume file's stays, and
+  // so does one whose last name the kernel does not know (harmless: it
+  // stays a one-name index entry).
   const IndexAt e = IndexEntryAt(b.layer, node->pid());
   Result<struct stat> st = sys::StatAt(e.dir, e.name.c_str());
   if (!st.ok() || st->st_nlink != 2) return false;
   Result<bool> meta = markers::HasFlagAt(e.dir, e.name.c_str(), markers::kMetacopyXattr);
   if (!meta.ok() || *meta) return false;
+  bool seen = false;
+  for (const Location& loc : table_.Locations(node)) {
+    if (loc.parent.get() == dir && loc.name == gone) continue;
+    Result<SharedFd> pfd = resolver_.DirFd(loc.parent.get(), b.layer);
+    if (!pfd.ok()) continue;
+    Result<struct stat> lst = sys::StatAt((*pfd)->get(), loc.name.c_str());
+    if (lst.ok() && lst->st_ino == st->st_ino && lst->st_dev == st->st_dev) {
+      seen = true;
+      break;
+    }
+  }
+  if (!seen) return false;
+  {
+    // Out of the set first: a lookup meanwhile binds the name as an
+    // ordinary tier file, never to the entry about to go.
+    MutexLock lock(&index_mu_);
+    indexed_[Index(b.layer)].erase(node->pid());
+  }
+  Result<UniqueFd> fd = sys::OpenBeneath(e.dir, e.name.c_str(), O_PATH);
   Result<void> r = changes_->Trash(At{b.layer, e.dir, e.name, "index/" + e.name, true});
   if (!r.ok()) {
     spdlog::warn("index entry {} on the {}: its one name left keeps it: {}", e.name,
                  LayerName(b.layer), ErrnoText(r.error()));
+    MutexLock lock(&index_mu_);
+    indexed_[Index(b.layer)].insert(node->pid());
     return false;
   }
-  MutexLock lock(&index_mu_);
-  indexed_[Index(b.layer)].erase(node->pid());
+  if (fd.ok() && !S_ISLNK(st->st_mode)) {
+    // Its index marks go with it (by fd: the inode stays, under its name).
+    (void)markers::ClearFlag(fd->get(), markers::kHandleXattr);
+    (void)markers::ClearFlag(fd->get(), markers::kLinksXattr);
+  }
   return true;
 }
 

@@ -396,7 +396,7 @@ void OverlayImpl::Renamed(RenameArgs& a, bool exchanged) {
         const Binding b2 = a.x2->Snapshot();
         // (An entry left with one tier name stays an index entry here: its
         // node is not locked to be unbound.)
-        if (b2.index) (void)DropIndexName(a.x2, b2, false);
+        if (b2.index) (void)DropIndexName(a.x2, b2);
       }
       if (table_.Unlinked(a.x2, a.d2, a.n2)) {
         if (a.victim_fd) {

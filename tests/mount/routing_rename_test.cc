@@ -646,6 +646,44 @@ TEST_P(RoutedRenameTest, AMovedTreeCarriesTheIndexedDataOfAVolumeNameWithOneLink
   check();
 }
 
+// The same for a routed directory renamed within its tier, whose volume
+// part is copied up first (DeepCopyUp).
+TEST_P(RoutedRenameTest, ADeepCopyUpCarriesTheIndexedDataOfAVolumeNameWithOneLink) {
+  ASSERT_EQ(::mkdir(V("node_modules").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(V("node_modules/pkg").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(V("node_modules/pkg/f"), "old"), 0);
+  ASSERT_EQ(::mkdir(M("node_modules/other").c_str(), 0755), 0);
+  ASSERT_EQ(::link(M("node_modules/pkg/f").c_str(), M("node_modules/other/f").c_str()), 0);
+  ASSERT_EQ(::unlink(M("node_modules/other/f").c_str()), 0);
+  ASSERT_EQ(WriteFile(M("node_modules/pkg/f"), "new data"), 0);
+  ASSERT_EQ(::rename(M("node_modules/pkg").c_str(), M("node_modules/pkg2").c_str()), 0)
+      << std::strerror(errno);
+  EXPECT_EQ(ReadFile(M("node_modules/pkg2/f")), "new data");
+  Restart();
+  EXPECT_EQ(ReadFile(M("node_modules/pkg2/f")), "new data");
+}
+
+// A tree moved off the tier leaves its old copy in the tier's trash until
+// the drain, still a link of an index entry: that link is not a name of
+// the file, and the entry stays when the file's other name goes (it was
+// taken for the one name left: the entry went, and the file showed the
+// volume's old data).
+TEST_P(RoutedRenameTest, ALinkInTheTrashIsNotTakenForTheOneNameLeft) {
+  ASSERT_EQ(::mkdir(V("store").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(V("store/f"), "old"), 0);
+  ASSERT_EQ(::mkdir(M("node_modules").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(M("node_modules/p").c_str(), 0755), 0);
+  ASSERT_EQ(::link(M("store/f").c_str(), M("node_modules/p/f").c_str()), 0);
+  ASSERT_EQ(WriteFile(M("node_modules/p/f"), "new data"), 0);
+  ASSERT_EQ(::rename(M("node_modules/p").c_str(), M("vendor").c_str()), 0)
+      << std::strerror(errno);
+  ASSERT_EQ(::unlink(M("store/f").c_str()), 0);
+  EXPECT_EQ(ReadFile(M("vendor/f")), "new data");
+  EXPECT_EQ(Lstat(M("vendor/f")).st_nlink, 1U);
+  Restart();
+  EXPECT_EQ(ReadFile(M("vendor/f")), "new data");
+}
+
 // A file with several names on one tier cannot give one of them to the
 // other tier: a rename or exchange that would is EXDEV and changes nothing
 // (it was ENOENT: the file was looked for on the volume).
