@@ -323,6 +323,8 @@ Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageTree(Node* x,
           staged->files++;
           return false;
         }
+        st = sys::StatAt(sfd, n);  // its link count may have dropped (LoneTierLink)
+        if (!st.ok()) return Errno{st.error()};
         // Copied: every name must be in the tree, or the file would split.
         if (!(from == to && !IsTier(to))) copied.emplace(pid, std::make_pair(st->st_nlink, 1));
       }
@@ -406,6 +408,9 @@ Result<bool> OverlayImpl::LinkIntoCopy(int sfd, const char* n, const struct stat
   SharedFd entry;
   const std::optional<Layer> index = IndexOf(sfd, n, st, from, pid, &entry);
   if (IsTier(to)) {
+    if (index && *index != to && IsTier(from) && LoneTierLink(pid, *index, st, entry)) {
+      return false;  // its one name, this one: an ordinary file now, copied
+    }
     if (index && *index != to) {
       // Its copy is in the other tier's index: it moves along when no tier
       // name links it (every name of it on the volume, this one too).
@@ -465,6 +470,35 @@ Result<bool> OverlayImpl::LinkIntoCopy(int sfd, const char* n, const struct stat
   if (!v.ok()) return Errno{v.error()};  // gone from the volume: a copy would split it
   DETOURFS_TRY(sys::LinkFd(v->get(), dfd, n));
   return true;
+}
+
+bool OverlayImpl::LoneTierLink(uint64_t pid, Layer tier, const struct stat& st,
+                               const SharedFd& entry) {
+  // This name is a link of the entry (IndexOf matched the inode): with two
+  // links and a count of one name, it is the file's only name.
+  Result<struct stat> est = sys::Fstat(entry->get());
+  if (!est.ok() || est->st_nlink != 2 || st.st_nlink != 2) return false;
+  const IndexAt e = IndexEntryAt(tier, pid);
+  Result<uint64_t> links = markers::GetNumberAt(e.dir, e.name.c_str(), markers::kLinksXattr);
+  Result<bool> meta = markers::HasFlagAt(e.dir, e.name.c_str(), markers::kMetacopyXattr);
+  if (!links.ok() || *links != 1 || !meta.ok() || *meta) return false;
+  NodePin node = table_.FindByPid(pid, st.st_mode);
+  if (node && !node->content_mu.TryLock()) return false;
+  bool gone = false;
+  if (!node || (node->binding().index && node->binding().layer == tier)) {
+    gone = TrashLoneEntry(tier, pid, *est);
+  }
+  if (node) {
+    if (gone) {
+      Binding& b = node->mutable_binding();
+      b.index = false;
+      b.metacopy = false;
+      node->generation.fetch_add(1, std::memory_order_acq_rel);
+      resolver_.Drop(node->id());
+    }
+    node->content_mu.Unlock();
+  }
+  return gone;
 }
 
 Result<void> OverlayImpl::MoveIndexEntryInto(uint64_t pid, Layer from, Layer to,

@@ -401,6 +401,10 @@ class OverlayImpl final : public Overlay {
   bool DropIndexName(Node* node, const Binding& b, Node* unindex = nullptr,
                      std::string_view gone = {});
   bool Unindex(Node* node, const Binding& b, Node* dir, std::string_view gone);
+  // The index entry of `pid` on `tier` (stat `st`), whose one name is a link
+  // of it there, goes: that name is an ordinary tier file from now on (its
+  // node, if any, is unbound by the caller). False if it stays.
+  bool TrashLoneEntry(Layer tier, uint64_t pid, const struct stat& st);
   // A hard-linked file's name moved to another layer: the inode gets the
   // new name there (StageLink) and loses the old one, as one recorded change.
   Result<void> MoveLinked(RenameArgs& a, Layer to, RenameNeeds& have, RenameNeeds* need);
@@ -427,6 +431,10 @@ class OverlayImpl final : public Overlay {
   // `to` through its node (MoveIndexEntry) and linked as `n` in `dfd`, under
   // the node's lock. EXDEV where it cannot move (a tier name links it, the
   // kernel does not know the file, its lock is held).
+  // For a tree copy: whether the name met (stat `st`, a link of the entry
+  // `entry` of `pid` on `tier`) is the file's one name; if so the entry
+  // goes (TrashLoneEntry) and the name is copied as an ordinary file.
+  bool LoneTierLink(uint64_t pid, Layer tier, const struct stat& st, const SharedFd& entry);
   Result<void> MoveIndexEntryInto(uint64_t pid, Layer from, Layer to, const SharedFd& entry,
                                   int dfd, const char* n);
   Result<bool> LinkIntoCopy(int sfd, const char* n, const struct stat& st, Layer from, uint64_t pid,

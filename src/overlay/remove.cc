@@ -210,22 +210,27 @@ bool OverlayImpl::Unindex(Node* node, const Binding& b, Node* dir, std::string_v
     }
   }
   if (!seen) return false;
+  return TrashLoneEntry(b.layer, node->pid(), *st);
+}
+
+bool OverlayImpl::TrashLoneEntry(Layer tier, uint64_t pid, const struct stat& st) {
+  const IndexAt e = IndexEntryAt(tier, pid);
   {
     // Out of the set first: a lookup meanwhile binds the name as an
     // ordinary tier file, never to the entry about to go.
     MutexLock lock(&index_mu_);
-    indexed_[Index(b.layer)].erase(node->pid());
+    indexed_[Index(tier)].erase(pid);
   }
   Result<UniqueFd> fd = sys::OpenBeneath(e.dir, e.name.c_str(), O_PATH);
-  Result<void> r = changes_->Trash(At{b.layer, e.dir, e.name, "index/" + e.name, true});
+  Result<void> r = changes_->Trash(At{tier, e.dir, e.name, "index/" + e.name, true});
   if (!r.ok()) {
     spdlog::warn("index entry {} on the {}: its one name left keeps it: {}", e.name,
-                 LayerName(b.layer), ErrnoText(r.error()));
+                 LayerName(tier), ErrnoText(r.error()));
     MutexLock lock(&index_mu_);
-    indexed_[Index(b.layer)].insert(node->pid());
+    indexed_[Index(tier)].insert(pid);
     return false;
   }
-  if (fd.ok() && !S_ISLNK(st->st_mode)) {
+  if (fd.ok() && !S_ISLNK(st.st_mode)) {
     // Its index marks go with it (by fd: the inode stays, under its name).
     (void)markers::ClearFlag(fd->get(), markers::kHandleXattr);
     (void)markers::ClearFlag(fd->get(), markers::kLinksXattr);

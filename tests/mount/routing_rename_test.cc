@@ -684,6 +684,30 @@ TEST_P(RoutedRenameTest, ALinkInTheTrashIsNotTakenForTheOneNameLeft) {
   EXPECT_EQ(ReadFile(M("vendor/f")), "new data");
 }
 
+// A file whose one name left is a link of its index entry on the tier (it
+// got there in a tree's move) moves with a tree to the other tier as an
+// ordinary file: the entry goes (it was EXDEV, though the file has one name).
+TEST_P(RoutedRenameTest, ATreeCarriesAFileWhoseOneNameIsATierLinkAsAnOrdinaryFile) {
+  ASSERT_EQ(::mkdir(V("src").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(V("node_modules").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(V("src/f0"), "data"), 0);
+  ASSERT_EQ(::link(V("src/f0").c_str(), V("node_modules/f1").c_str()), 0);
+  const ino_t ino = Lstat(M("src/f0")).st_ino;
+  ASSERT_EQ(::unlink(M("node_modules/f1").c_str()), 0);  // into the memory index
+  // src (volume) to node_modules (memory): f0 a link of the index entry.
+  ASSERT_EQ(Exchange(M("src"), M("node_modules")), 0) << std::strerror(errno);
+  ASSERT_EQ(Lstat(M("node_modules/f0")).st_nlink, 1U);
+  ASSERT_EQ(::mkdir(M("dist").c_str(), 0755), 0);
+  ASSERT_EQ(::rename(M("node_modules").c_str(), M("dist/nm").c_str()), 0)
+      << std::strerror(errno);
+  EXPECT_EQ(ReadFile(M("dist/nm/f0")), "data");
+  EXPECT_EQ(Lstat(M("dist/nm/f0")).st_ino, ino);
+  EXPECT_EQ(ListDir(memory_.path() + "/tier/index"), std::vector<std::string>{});
+  Restart();
+  EXPECT_EQ(ReadFile(M("dist/nm/f0")), "data");
+  EXPECT_EQ(Lstat(M("dist/nm/f0")).st_ino, ino);
+}
+
 // A file with several names on one tier cannot give one of them to the
 // other tier: a rename or exchange that would is EXDEV and changes nothing
 // (it was ENOENT: the file was looked for on the volume).
