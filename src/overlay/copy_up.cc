@@ -285,8 +285,8 @@ Result<void> OverlayImpl::MoveIndexEntry(Node* node, Layer to) {
     if (!d.ok()) return Errno{d.error()};
     data = std::move(*d);
   }
-  Result<Made> made = RelocateIndexEntry(node->pid(), from, to, (*src)->get(), *st,
-                                         data.valid() ? data.get() : -1);
+  Result<Made> made =
+      RelocateIndexEntry(node->pid(), from, to, (*src)->get(), *st, data.valid() ? data.get() : -1);
   if (!made.ok()) return Errno{made.error()};
   b.layer = to;
   b.spill = {};

@@ -489,13 +489,7 @@ bool OverlayImpl::LoneTierLink(uint64_t pid, Layer tier, const struct stat& st,
     gone = TrashLoneEntry(tier, pid, *est);
   }
   if (node) {
-    if (gone) {
-      Binding& b = node->mutable_binding();
-      b.index = false;
-      b.metacopy = false;
-      node->generation.fetch_add(1, std::memory_order_acq_rel);
-      resolver_.Drop(node->id());
-    }
+    if (gone) UnbindIndex(node.get());
     node->content_mu.Unlock();
   }
   return gone;
@@ -591,8 +585,8 @@ Result<void> OverlayImpl::PublishTree(RenameArgs& a, StagedTree& staged) {
   // Its own volume part is held below when the move takes it off the
   // volume's name; anything else the volume has there (a directory an
   // opaque one hid) stays hidden by a whiteout.
-  const bool volume_part_held =
-      b.parts[Index(Layer::kVolume)].present() && (b.layer == Layer::kVolume || to == Layer::kVolume);
+  const bool volume_part_held = b.parts[Index(Layer::kVolume)].present() &&
+                                (b.layer == Layer::kVolume || to == Layer::kVolume);
   for (Layer t : kTiers) {
     if (!b.parts[Index(t)].present()) continue;
     const bool whiteout = t == b.layer && volume_has && !volume_part_held;

@@ -405,6 +405,8 @@ class OverlayImpl final : public Overlay {
   // of it there, goes: that name is an ordinary tier file from now on (its
   // node, if any, is unbound by the caller). False if it stays.
   bool TrashLoneEntry(Layer tier, uint64_t pid, const struct stat& st);
+  // The node of such a file is bound to its name, not the entry.
+  void UnbindIndex(Node* node) REQUIRES(node->content_mu);
   // A hard-linked file's name moved to another layer: the inode gets the
   // new name there (StageLink) and loses the old one, as one recorded change.
   Result<void> MoveLinked(RenameArgs& a, Layer to, RenameNeeds& have, RenameNeeds* need);

@@ -59,8 +59,7 @@ Result<void> OverlayImpl::Remove(uint64_t parent, std::string_view name, bool di
   }
 }
 
-Result<void> OverlayImpl::RemoveEntry(Node* dir, std::string_view name, const Slot& s,
-                                      Node* node) {
+Result<void> OverlayImpl::RemoveEntry(Node* dir, std::string_view name, const Slot& s, Node* node) {
   const Binding& b = node->binding();
   const std::string path = Join(PathOf(dir), name);
   const LayerHit& vol = s.at[Index(Layer::kVolume)];
@@ -107,8 +106,8 @@ Result<void> OverlayImpl::RemoveEntry(Node* dir, std::string_view name, const Sl
     Result<SharedFd> tfd = resolver_.DirFd(dir, b.layer);
     if (!tfd.ok()) return Errno{tfd.error()};
     const bool stub = b.spill.token != 0 && last.st_nlink <= 1;
-    DETOURFS_TRY(changes_->Remove(At{b.layer, (*tfd)->get(), name, path, true}, false,
-                                  volume_has, stub, node->pid()));
+    DETOURFS_TRY(changes_->Remove(At{b.layer, (*tfd)->get(), name, path, true}, false, volume_has,
+                                  stub, node->pid()));
   } else if (home == Layer::kVolume) {
     // An unrouted name: it goes from the volume. The last volume name of a
     // file whose copy lives on in a tier's index is held, not freed: the
@@ -140,14 +139,8 @@ Result<void> OverlayImpl::RemoveEntry(Node* dir, std::string_view name, const Sl
       DETOURFS_TRY(changes_->Whiteout(at));
     }
   }
-  if (b.index && DropIndexName(node, b, dir, name)) {
-    // Its one name left is a link on the tier: an ordinary tier file now.
-    Binding& mb = node->mutable_binding();
-    mb.index = false;
-    mb.metacopy = false;
-    node->generation.fetch_add(1, std::memory_order_acq_rel);
-    resolver_.Drop(node->id());
-  }
+  // Its one name left a link on the tier: an ordinary tier file now.
+  if (b.index && DropIndexName(node, b, dir, name)) UnbindIndex(node);
   const bool last_name = table_.Unlinked(node, dir, name);
   if (node->is_dir()) table_.BumpNamespace();
   if (last_name && keep.ok()) {
@@ -211,6 +204,14 @@ bool OverlayImpl::Unindex(Node* node, const Binding& b, Node* dir, std::string_v
   }
   if (!seen) return false;
   return TrashLoneEntry(b.layer, node->pid(), *st);
+}
+
+void OverlayImpl::UnbindIndex(Node* node) {
+  Binding& b = node->mutable_binding();
+  b.index = false;
+  b.metacopy = false;
+  node->generation.fetch_add(1, std::memory_order_acq_rel);
+  resolver_.Drop(node->id());
 }
 
 bool OverlayImpl::TrashLoneEntry(Layer tier, uint64_t pid, const struct stat& st) {

@@ -476,12 +476,10 @@ Result<void> OverlayImpl::RenameOnVolume(RenameArgs& a, RenameNeeds& have, Renam
       AsCaller as(a.caller);
       DETOURFS_TRY(as.status());
       DETOURFS_TRY(changes_->Rename(At{Layer::kVolume, v1, a.n1, p1, routed},
-                                    At{Layer::kVolume, v2, a.n2, p2, routed}, flags,
-                                    a.x1->pid()));
+                                    At{Layer::kVolume, v2, a.n2, p2, routed}, flags, a.x1->pid()));
     } else {
       DETOURFS_TRY(changes_->Rename(At{Layer::kVolume, v1, a.n1, p1, routed},
-                                    At{Layer::kVolume, v2, a.n2, p2, routed}, flags,
-                                    a.x1->pid()));
+                                    At{Layer::kVolume, v2, a.n2, p2, routed}, flags, a.x1->pid()));
     }
     Renamed(a, false);
     return {};

@@ -213,8 +213,10 @@ void OverlayImpl::SetAsideOrphanedSpills() {
         return false;
       };
       if (Result<void> r = WalkTrees({(*root)->get(), -1, -1, -1}, cb); !r.ok()) {
-        spdlog::warn("{}: cannot check its stubs against the spill stores: {}; nothing is set "
-                     "aside", LayerName(t), ErrnoText(r.error()));
+        spdlog::warn(
+            "{}: cannot check its stubs against the spill stores: {}; nothing is set "
+            "aside",
+            LayerName(t), ErrnoText(r.error()));
         return;
       }
     }

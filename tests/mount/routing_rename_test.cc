@@ -557,8 +557,7 @@ TEST_P(RoutedRenameTest, AnIndexEntryWithOnlyVolumeNamesMovesToANewNamesTier) {
   ASSERT_EQ(Exchange(M("src/c"), M("dist/d")), 0) << std::strerror(errno);
   // A tree holding its one name, moved there (the entry moves during the
   // tree's copy).
-  ASSERT_EQ(::rename(M("node_modules/x").c_str(), M("dist/x").c_str()), 0)
-      << std::strerror(errno);
+  ASSERT_EQ(::rename(M("node_modules/x").c_str(), M("dist/x").c_str()), 0) << std::strerror(errno);
   EXPECT_EQ(ListDir(memory_.path() + "/tier/index"), std::vector<std::string>{});
   EXPECT_EQ(ListDir(disk_ + "/tier/index").size(), 4U);
 
@@ -633,8 +632,7 @@ TEST_P(RoutedRenameTest, AMovedTreeCarriesTheIndexedDataOfAVolumeNameWithOneLink
   ASSERT_EQ(::chmod(M("p/node_modules/f").c_str(), 0700), 0);
   ASSERT_EQ(::unlink(M("p/src/f").c_str()), 0);
   ASSERT_EQ(WriteFile(M("p/node_modules/other"), "o"), 0);  // a part on the tier
-  ASSERT_EQ(::rename(M("p/node_modules").c_str(), M("p/dist").c_str()), 0)
-      << std::strerror(errno);
+  ASSERT_EQ(::rename(M("p/node_modules").c_str(), M("p/dist").c_str()), 0) << std::strerror(errno);
   auto check = [&] {
     EXPECT_EQ(ReadFile(M("p/dist/f")), "new data");
     EXPECT_EQ(Lstat(M("p/dist/f")).st_mode & 07777, 0700U);
@@ -675,8 +673,7 @@ TEST_P(RoutedRenameTest, ALinkInTheTrashIsNotTakenForTheOneNameLeft) {
   ASSERT_EQ(::mkdir(M("node_modules/p").c_str(), 0755), 0);
   ASSERT_EQ(::link(M("store/f").c_str(), M("node_modules/p/f").c_str()), 0);
   ASSERT_EQ(WriteFile(M("node_modules/p/f"), "new data"), 0);
-  ASSERT_EQ(::rename(M("node_modules/p").c_str(), M("vendor").c_str()), 0)
-      << std::strerror(errno);
+  ASSERT_EQ(::rename(M("node_modules/p").c_str(), M("vendor").c_str()), 0) << std::strerror(errno);
   ASSERT_EQ(::unlink(M("store/f").c_str()), 0);
   EXPECT_EQ(ReadFile(M("vendor/f")), "new data");
   EXPECT_EQ(Lstat(M("vendor/f")).st_nlink, 1U);
@@ -698,8 +695,7 @@ TEST_P(RoutedRenameTest, ATreeCarriesAFileWhoseOneNameIsATierLinkAsAnOrdinaryFil
   ASSERT_EQ(Exchange(M("src"), M("node_modules")), 0) << std::strerror(errno);
   ASSERT_EQ(Lstat(M("node_modules/f0")).st_nlink, 1U);
   ASSERT_EQ(::mkdir(M("dist").c_str(), 0755), 0);
-  ASSERT_EQ(::rename(M("node_modules").c_str(), M("dist/nm").c_str()), 0)
-      << std::strerror(errno);
+  ASSERT_EQ(::rename(M("node_modules").c_str(), M("dist/nm").c_str()), 0) << std::strerror(errno);
   EXPECT_EQ(ReadFile(M("dist/nm/f0")), "data");
   EXPECT_EQ(Lstat(M("dist/nm/f0")).st_ino, ino);
   EXPECT_EQ(ListDir(memory_.path() + "/tier/index"), std::vector<std::string>{});

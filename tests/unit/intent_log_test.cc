@@ -37,7 +37,8 @@ Intent Sample() {
                           P(Layer::kVolume, Area::kHeld, "4000000000000001")});
   intent.steps.push_back({StepKind::kRenameNoReplace, P(Layer::kDisk, Area::kWork, "index.1"),
                           P(Layer::kDisk, Area::kIndex, "0000000000a7d039")});
-  intent.steps.push_back({StepKind::kTrash, P(Layer::kMemory, Area::kIndex, "0000000000a7d039"), {}});
+  intent.steps.push_back(
+      {StepKind::kTrash, P(Layer::kMemory, Area::kIndex, "0000000000a7d039"), {}});
   return intent;
 }
 
