@@ -345,14 +345,7 @@ Result<void> OverlayImpl::DeepCopyUp(Node* dir, Layer tier) {
       if (!made.ok()) return Errno{made.error()};
       return true;
     }
-    bool indexed = false;
-    if (vst->st_nlink <= 1 && (Indexed(Layer::kMemory, pid) || Indexed(Layer::kDisk, pid))) {
-      // One link, and yet an index entry may stand for it (its other names
-      // removed since): its data and attributes are the entry's.
-      SharedFd entry;
-      indexed = IndexOf(d.fds[1], name, *vst, Layer::kVolume, pid, &entry).has_value();
-    }
-    if (vst->st_nlink > 1 || indexed) {
+    if (vst->st_nlink > 1 || IndexedVolumeName(d.fds[1], name, *vst, pid)) {
       // Hard-linked: its one copy is the tier's index entry (names of it
       // elsewhere resolve there), linked here.
       Result<bool> linked = LinkIntoCopy(d.fds[1], name, *vst, Layer::kVolume, pid, tier, d.fds[0]);

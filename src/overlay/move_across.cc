@@ -299,13 +299,7 @@ Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageTree(Node* x,
       // A volume name with one link may stand for an index entry too (its
       // other names removed since): its data and attributes are the
       // entry's, never the volume file's.
-      bool indexed = false;
-      if (!IsTier(from) && st->st_nlink <= 1 &&
-          (Indexed(Layer::kMemory, pid) || Indexed(Layer::kDisk, pid))) {
-        SharedFd entry;  // (by handle: the number may belong to a new file now)
-        indexed = IndexOf(sfd, n, *st, from, pid, &entry).has_value();
-      }
-      if (st->st_nlink > 1 || indexed) {
+      if (st->st_nlink > 1 || (!IsTier(from) && IndexedVolumeName(sfd, n, *st, pid))) {
         // Names of one file (a volume name and a tier link to its index
         // entry alike) are keyed by its id.
         const std::string here = d.path->empty() ? item.name : Join(*d.path, item.name);
@@ -376,6 +370,15 @@ Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageTree(Node* x,
     DETOURFS_TRY(sys::Syncfs(work));
   }
   return staged;
+}
+
+bool OverlayImpl::IndexedVolumeName(int dirfd, const char* name, const struct stat& st,
+                                    uint64_t pid) {
+  if (st.st_nlink > 1 || !(Indexed(Layer::kMemory, pid) || Indexed(Layer::kDisk, pid))) {
+    return false;
+  }
+  SharedFd entry;  // (by handle: the number may belong to a new file now)
+  return IndexOf(dirfd, name, st, Layer::kVolume, pid, &entry).has_value();
 }
 
 std::optional<Layer> OverlayImpl::IndexOf(int dirfd, const char* name, const struct stat& st,
@@ -480,8 +483,7 @@ bool OverlayImpl::LoneTierLink(uint64_t pid, Layer tier, const struct stat& st,
   if (!est.ok() || est->st_nlink != 2 || st.st_nlink != 2) return false;
   const IndexAt e = IndexEntryAt(tier, pid);
   Result<uint64_t> links = markers::GetNumberAt(e.dir, e.name.c_str(), markers::kLinksXattr);
-  Result<bool> meta = markers::HasFlagAt(e.dir, e.name.c_str(), markers::kMetacopyXattr);
-  if (!links.ok() || *links != 1 || !meta.ok() || *meta) return false;
+  if (!links.ok() || *links != 1) return false;
   NodePin node = table_.FindByPid(pid, st.st_mode);
   if (node && !node->content_mu.TryLock()) return false;
   bool gone = false;

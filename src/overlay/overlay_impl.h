@@ -403,7 +403,8 @@ class OverlayImpl final : public Overlay {
   bool Unindex(Node* node, const Binding& b, Node* dir, std::string_view gone);
   // The index entry of `pid` on `tier` (stat `st`), whose one name is a link
   // of it there, goes: that name is an ordinary tier file from now on (its
-  // node, if any, is unbound by the caller). False if it stays.
+  // node, if any, is unbound by the caller). False if it stays (a failure,
+  // or its data still the volume file's).
   bool TrashLoneEntry(Layer tier, uint64_t pid, const struct stat& st);
   // The node of such a file is bound to its name, not the entry.
   void UnbindIndex(Node* node) REQUIRES(node->content_mu);
@@ -429,14 +430,19 @@ class OverlayImpl final : public Overlay {
   // The volume inode the index entry of `pid` on tier `index` stands for
   // (an O_PATH fd by its handle); EXDEV when it has none or it is gone.
   Result<UniqueFd> VolumeInodeOf(Layer index, uint64_t pid);
-  // For a tree copy: the index entry of `pid` (`entry`, on `from`) moved to
-  // `to` through its node (MoveIndexEntry) and linked as `n` in `dfd`, under
-  // the node's lock. EXDEV where it cannot move (a tier name links it, the
-  // kernel does not know the file, its lock is held).
   // For a tree copy: whether the name met (stat `st`, a link of the entry
   // `entry` of `pid` on `tier`) is the file's one name; if so the entry
   // goes (TrashLoneEntry) and the name is copied as an ordinary file.
   bool LoneTierLink(uint64_t pid, Layer tier, const struct stat& st, const SharedFd& entry);
+  // For a tree copy: the index entry of `pid` (`entry`, on `from`) moved to
+  // `to` through its node (MoveIndexEntry) and linked as `n` in `dfd`, under
+  // the node's lock. EXDEV where it cannot move (a tier name links it, the
+  // kernel does not know the file, its lock is held).
+  // A volume name with one link (`name` in `dirfd`, stat `st`, id `pid`)
+  // that an index entry stands for by handle (its other names removed
+  // since): copies take the entry's data and attributes, not the volume
+  // file's.
+  bool IndexedVolumeName(int dirfd, const char* name, const struct stat& st, uint64_t pid);
   Result<void> MoveIndexEntryInto(uint64_t pid, Layer from, Layer to, const SharedFd& entry,
                                   int dfd, const char* n);
   Result<bool> LinkIntoCopy(int sfd, const char* n, const struct stat& st, Layer from, uint64_t pid,

@@ -189,8 +189,6 @@ bool OverlayImpl::Unindex(Node* node, const Binding& b, Node* dir, std::string_v
   const IndexAt e = IndexEntryAt(b.layer, node->pid());
   Result<struct stat> st = sys::StatAt(e.dir, e.name.c_str());
   if (!st.ok() || st->st_nlink != 2) return false;
-  Result<bool> meta = markers::HasFlagAt(e.dir, e.name.c_str(), markers::kMetacopyXattr);
-  if (!meta.ok() || *meta) return false;
   bool seen = false;
   for (const Location& loc : table_.Locations(node)) {
     if (loc.parent.get() == dir && loc.name == gone) continue;
@@ -216,6 +214,9 @@ void OverlayImpl::UnbindIndex(Node* node) {
 
 bool OverlayImpl::TrashLoneEntry(Layer tier, uint64_t pid, const struct stat& st) {
   const IndexAt e = IndexEntryAt(tier, pid);
+  // An entry whose data is still the volume file's stays.
+  Result<bool> meta = markers::HasFlagAt(e.dir, e.name.c_str(), markers::kMetacopyXattr);
+  if (!meta.ok() || *meta) return false;
   {
     // Out of the set first: a lookup meanwhile binds the name as an
     // ordinary tier file, never to the entry about to go.
