@@ -418,6 +418,8 @@ class OverlayImpl final : public Overlay {
   // the old name, on the layer a device there belongs to.
   Result<void> UserWhiteoutAfterMove(RenameArgs& a);
   void Renamed(RenameArgs& a, bool exchanged);
+  // The name a rename replaced, of a file in an index, counts no more.
+  void DropReplacedIndexName(RenameArgs& a);
   Result<void> MoveFile(RenameArgs& a, Layer to);
   // The tier whose index holds the file at `name` in `dirfd` (on `from`,
   // id `pid`), and the entry; none if no index does.

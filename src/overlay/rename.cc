@@ -392,12 +392,7 @@ void OverlayImpl::Renamed(RenameArgs& a, bool exchanged) {
     table_.Renamed(a.x2, a.d2, a.n2, a.d1, a.n1);
   } else {
     if (a.x2 != nullptr) {
-      if (!a.x2->is_dir()) {
-        const Binding b2 = a.x2->Snapshot();
-        // (An entry left with one tier name stays an index entry here: its
-        // node is not locked to be unbound.)
-        if (b2.index) (void)DropIndexName(a.x2, b2);
-      }
+      if (!a.x2->is_dir() && a.x2->Snapshot().index) DropReplacedIndexName(a);
       if (table_.Unlinked(a.x2, a.d2, a.n2)) {
         if (a.victim_fd) {
           table_.KeepOrphan(a.x2, a.victim_fd, a.victim_st);
@@ -408,6 +403,21 @@ void OverlayImpl::Renamed(RenameArgs& a, bool exchanged) {
     table_.Renamed(a.x1, a.d1, a.n1, a.d2, a.n2);
   }
   if (a.x1->is_dir() || (a.x2 != nullptr && a.x2->is_dir())) table_.BumpNamespace();
+}
+
+void OverlayImpl::DropReplacedIndexName(RenameArgs& a) {
+  // The replaced name counts no more. If its one name left is a link of
+  // the entry on the tier, the entry goes and the node is unbound from it,
+  // as after an unlink — under the node's lock, taken only if free (the
+  // rename holds other nodes' locks; a held one leaves a one-name index
+  // entry, harmless).
+  if (a.x2 != a.x1 && a.x2->content_mu.TryLock()) {
+    const Binding b2 = a.x2->binding();
+    if (b2.index && DropIndexName(a.x2, b2, a.d2, a.n2)) UnbindIndex(a.x2);
+    a.x2->content_mu.Unlock();
+    return;
+  }
+  (void)DropIndexName(a.x2, a.x2->Snapshot());
 }
 
 Result<void> OverlayImpl::HoldVictim(RenameArgs& a, bool on_tier) {

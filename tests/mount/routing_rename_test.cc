@@ -616,6 +616,35 @@ TEST_P(RoutedRenameTest, AFileWhoseOneNameLeftIsOnATierLeavesTheIndex) {
   EXPECT_EQ(Lstat(M("g")).st_nlink, 1U);
 }
 
+// The same when the other name goes by a rename over it (review finding
+// #7: the entry kept its count of one name and stayed in the index, so
+// its one name was still moved as an index entry).
+TEST_P(RoutedRenameTest, AFileWhoseOtherNameIsRenamedOverLeavesTheIndex) {
+  ASSERT_EQ(::mkdir(V("p").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(V("p/node_modules").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(V("p/node_modules/f"), "data"), 0);
+  ASSERT_EQ(::mkdir(M("node_modules").c_str(), 0755), 0);
+  ASSERT_EQ(::link(M("p/node_modules/f").c_str(), M("node_modules/f").c_str()), 0)
+      << std::strerror(errno);
+  const ino_t ino = Lstat(M("node_modules/f")).st_ino;
+  EXPECT_EQ(ListDir(memory_.path() + "/tier/index").size(), 1U);
+  ASSERT_EQ(WriteFile(M("p/node_modules/g"), "other"), 0);
+  ASSERT_EQ(::rename(M("p/node_modules/g").c_str(), M("p/node_modules/f").c_str()), 0)
+      << std::strerror(errno);
+  EXPECT_EQ(ReadFile(M("p/node_modules/f")), "other");
+  EXPECT_EQ(ListDir(memory_.path() + "/tier/index"), std::vector<std::string>{});
+  EXPECT_EQ(Lstat(M("node_modules/f")).st_nlink, 1U);
+  EXPECT_EQ(Lstat(M("node_modules/f")).st_ino, ino);
+  ASSERT_EQ(WriteFile(M("node_modules/f"), "more data"), 0);
+  Restart();
+  EXPECT_EQ(ReadFile(M("node_modules/f")), "more data");
+  EXPECT_EQ(ReadFile(M("p/node_modules/f")), "other");
+  ASSERT_EQ(::rename(M("node_modules/f").c_str(), M("g").c_str()), 0) << std::strerror(errno);
+  EXPECT_EQ(ReadFile(V("g")), "more data");
+  EXPECT_EQ(Lstat(M("g")).st_ino, ino);
+  EXPECT_EQ(Lstat(M("g")).st_nlink, 1U);
+}
+
 // A volume file changed through a routed name while it had two names lives
 // in the tier's index; its other name removed, its volume name has one link
 // again. A tree holding that name, moved to another layer, carries the
