@@ -802,6 +802,10 @@ Result<void> OverlayImpl::Exchange(RenameArgs& a, RenameNeeds& have, RenameNeeds
         DETOURFS_TRY(
             LinkIndexedUp(x_is_1 ? a.d1 : a.d2, x_is_1 ? a.n1 : a.n2, x_is_1 ? a.s1 : a.s2, x));
       } else if (b.layer == Layer::kVolume) {
+        // Copied up at its own name: only where that name routes a file to
+        // the tier (not under a directory-only rule's name, `build/`).
+        const Slot& s = x == x1 ? a.s1 : a.s2;
+        if (s.route.LayerFor(s.type) != layer) return ExchangeAcross(a, to1, to2, have, need);
         WriteLock lock(&x->content_mu);
         if (x->binding().layer == Layer::kVolume) DETOURFS_TRY(CopyUp(x, layer));
       } else if (b.layer != layer) {

@@ -497,6 +497,37 @@ TEST_P(RoutedRenameTest, ATreeMovedToTheVolumeAndBackUnderARuleKeepsItsNumbers) 
   EXPECT_EQ(Lstat(M("p/dist2/sub/deeper")).st_ino, deeper);
 }
 
+// A volume file named like a directory-only rule (`dist`, a plain name
+// for a file) exchanged with a routed directory on that rule's tier: the
+// directory goes to `dist` (routed there), the file into the routed tree
+// (copied to the tier). It was ESTALE: the file was to be copied up at its
+// own name first, which routes no file to the tier (home checker, seed 3).
+TEST_P(RoutedRenameTest, AFileNamedLikeADirectoryRuleExchangesWithARoutedDirectory) {
+  ASSERT_EQ(::mkdir(V("p").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(V("p/dist"), "file data"), 0);
+  const ino_t file = Lstat(M("p/dist")).st_ino;
+  ASSERT_EQ(::mkdir(M("q").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(M("q/dist").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(M("q/dist/node_modules").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(M("q/dist/node_modules/x"), "x"), 0);
+  const ino_t dir = Lstat(M("q/dist/node_modules")).st_ino;
+  ASSERT_EQ(Exchange(M("q/dist/node_modules"), M("p/dist")), 0) << std::strerror(errno);
+  auto check = [&] {
+    EXPECT_EQ(ReadFile(M("q/dist/node_modules")), "file data");
+    EXPECT_EQ(ReadFile(M("p/dist/x")), "x");
+    EXPECT_EQ(Lstat(M("q/dist/node_modules")).st_ino, file);
+    EXPECT_EQ(Lstat(M("p/dist")).st_ino, dir);
+    EXPECT_TRUE(S_ISDIR(Lstat(M("p/dist")).st_mode));
+  };
+  check();
+  EXPECT_TRUE(Exists(Disk("p/dist/x")));
+  EXPECT_FALSE(Exists(V("p/dist")));
+  ASSERT_EQ(fs_->Stop(), 0);
+  std::string error;
+  ASSERT_TRUE(fs_->Restart(&error)) << error;
+  check();
+}
+
 // A file moved from a tier to the volume keeps its number (an id recorded
 // on its inode); a new name linked to it elsewhere on the volume reports the
 // same number, also after a restart.
