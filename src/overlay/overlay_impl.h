@@ -406,6 +406,10 @@ class OverlayImpl final : public Overlay {
   // node, if any, is unbound by the caller). False if it stays (a failure,
   // or its data still the volume file's).
   bool TrashLoneEntry(Layer tier, uint64_t pid, const struct stat& st);
+  // An index-bound file counted as one name, which is a link of its entry
+  // on the entry's tier, leaves the index (TrashLoneEntry) and is unbound:
+  // an ordinary tier file from now on. True if it left.
+  bool LeaveIndexIfLone(Node* node) REQUIRES(node->content_mu);
   // The node of such a file is bound to its name, not the entry.
   void UnbindIndex(Node* node) REQUIRES(node->content_mu);
   // A hard-linked file's name moved to another layer: the inode gets the

@@ -637,6 +637,15 @@ Result<void> OverlayImpl::RenameIndexed(RenameArgs& a, Layer to, RenameNeeds& ha
     return RenameOnTier(a, tier);
   }
   if (to == Layer::kVolume && !upper) return RenameOnVolume(a, have, need);
+  if (upper) {
+    // Its one name left is this link on the tier: an ordinary tier file
+    // from now on, which moves as any (looked at again in the next round).
+    WriteLock lock(&a.x1->content_mu);
+    if (LeaveIndexIfLone(a.x1)) {
+      need->exclusive = true;
+      return Errno{EAGAIN};
+    }
+  }
   return MoveLinked(a, to, have, need);
 }
 

@@ -676,6 +676,38 @@ TEST_P(RoutedRenameTest, AFileWhoseOtherNameIsRenamedOverLeavesTheIndex) {
   EXPECT_EQ(Lstat(M("g")).st_nlink, 1U);
 }
 
+// A tree moved from the volume onto a tier carries a volume name whose
+// index entry counts it as the file's one name (its other name removed):
+// its one name is then a link of the entry on the tier. Renamed onto
+// another tier it moves as an ordinary file, keeping its number and data
+// (it was EXDEV: a file with several names cannot leave its tier; home
+// checker, seed 1).
+TEST_P(RoutedRenameTest, AnIndexedFileWhoseOneNameIsATierLinkMovesToAnotherTier) {
+  ASSERT_EQ(::mkdir(V("s").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(V("s/dist").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(V("s/dist/f"), "data"), 0);
+  ASSERT_EQ(::link(V("s/dist/f").c_str(), V("s/dist/g").c_str()), 0);
+  ASSERT_EQ(::unlink(M("s/dist/g").c_str()), 0) << std::strerror(errno);
+  ASSERT_EQ(WriteFile(M("s/dist/f"), "new data"), 0);
+  const ino_t ino = Lstat(M("s/dist/f")).st_ino;
+  ASSERT_EQ(::mkdir(M("t").c_str(), 0755), 0);
+  ASSERT_EQ(::rename(M("s").c_str(), M("t/dist").c_str()), 0) << std::strerror(errno);
+  ASSERT_EQ(::mkdir(M("node_modules").c_str(), 0755), 0);
+  ASSERT_EQ(::rename(M("t/dist/dist/f").c_str(), M("node_modules/f").c_str()), 0)
+      << std::strerror(errno);
+  auto check = [&] {
+    EXPECT_EQ(ReadFile(M("node_modules/f")), "new data");
+    EXPECT_EQ(Lstat(M("node_modules/f")).st_ino, ino);
+    EXPECT_EQ(Lstat(M("node_modules/f")).st_nlink, 1U);
+    EXPECT_FALSE(Exists(M("t/dist/dist/f")));
+  };
+  check();
+  EXPECT_EQ(ListDir(disk_ + "/tier/index"), std::vector<std::string>{});
+  EXPECT_EQ(ListDir(memory_.path() + "/tier/index"), std::vector<std::string>{});
+  Restart();
+  check();
+}
+
 // A volume file changed through a routed name while it had two names lives
 // in the tier's index; its other name removed, its volume name has one link
 // again. A tree holding that name, moved to another layer, carries the
