@@ -5,6 +5,8 @@
 
 #include <cinttypes>
 #include <cstdio>
+#include <string>
+#include <unordered_set>
 
 #include "overlay/overlay_impl.h"
 #include "store/file_copy.h"
@@ -402,9 +404,13 @@ Result<void> OverlayImpl::DeepCopyUp(Node* dir, Layer tier) {
     opaque_dirs.push_back(path);
     return {};
   };
-  DETOURFS_TRY(WalkTrees({(*top)->get(), (*vol)->get(), -1, -1}, cb));
+  const Result<void> walked = WalkTrees({(*top)->get(), (*vol)->get(), -1, -1}, cb);
   // Every directory the kernel holds below now lives on the tier alone:
-  // its part there (made by the walk if it had none), opaque.
+  // its part there (made by the walk if it had none), opaque. After a
+  // failure only those the walk finished are; the others it made a part
+  // for merge it with their volume part (nodes must know every part there
+  // is: a later rmdir or create goes by them).
+  const std::unordered_set<std::string> finished(opaque_dirs.begin(), opaque_dirs.end());
   const size_t prefix = base.empty() ? 0 : base.size() + 1;
   for (NodePin& n : table_.NodesWithin(dir)) {
     if (!n->is_dir()) continue;
@@ -418,10 +424,13 @@ Result<void> OverlayImpl::DeepCopyUp(Node* dir, Layer tier) {
     WriteLock lock(&n->content_mu);
     Binding& nb = n->mutable_binding();
     nb.parts[Index(tier)] = Part::Of(*st);
-    nb.opaque = true;
-    nb.parts[Index(Layer::kVolume)] = Part::Absent();
+    if (walked.ok() || finished.count(*path) != 0) {
+      nb.opaque = true;
+      nb.parts[Index(Layer::kVolume)] = Part::Absent();
+    }
     n->generation.fetch_add(1, std::memory_order_acq_rel);
   }
+  if (!walked.ok()) return Errno{walked.error()};
   WriteLock lock(&dir->content_mu);
   Binding& db = dir->mutable_binding();
   Result<markers::IdRecord> rec = markers::GetIdRecord((*top)->get());

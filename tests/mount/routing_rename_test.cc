@@ -10,6 +10,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <string>
@@ -526,6 +527,47 @@ TEST_P(RoutedRenameTest, AFileNamedLikeADirectoryRuleExchangesWithARoutedDirecto
   std::string error;
   ASSERT_TRUE(fs_->Restart(&error)) << error;
   check();
+}
+
+// A routed directory's volume content copied up whole (DeepCopyUp, for a
+// rename within its tier) stops at a file whose copy is in another tier's
+// index (EXDEV): what it copied so far stays, and the directories the
+// kernel knows learn their new parts — an rmdir of one copied whole works
+// (it was EEXIST: the node knew only its volume part, and a whiteout was
+// to be made where its copy was; home checker, seed 9).
+TEST_P(RoutedRenameTest, ACopyUpStoppedHalfwayLeavesEveryDirectoryUsable) {
+  // Directories beside the file that stops the copy: whichever the walk
+  // (in the backing's listing order) reaches first is copied whole.
+  ASSERT_EQ(::mkdir(V("a").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(V("a/dist").c_str(), 0755), 0);
+  std::vector<std::string> dirs;
+  for (int i = 0; i < 12; ++i) {
+    dirs.push_back("p" + std::to_string(i));
+    ASSERT_EQ(::mkdir(V("a/dist/" + dirs.back()).c_str(), 0755), 0);
+  }
+  ASSERT_EQ(WriteFile(V("a/dist/f"), "f"), 0);
+  ASSERT_EQ(::link(V("a/dist/f").c_str(), V("g").c_str()), 0);
+  ASSERT_EQ(::mkdir(M("node_modules").c_str(), 0755), 0);
+  ASSERT_EQ(::link(M("g").c_str(), M("node_modules/g").c_str()), 0) << std::strerror(errno);
+  for (const std::string& d : dirs) {
+    ASSERT_TRUE(S_ISDIR(Lstat(M("a/dist/" + d)).st_mode));  // known to the kernel
+  }
+  ASSERT_EQ(WriteFile(M("a/dist/new"), "n"), 0);  // a part on the tier
+  ASSERT_EQ(::mkdir(M("b").c_str(), 0755), 0);
+  ASSERT_NE(::rename(M("a/dist").c_str(), M("b/dist").c_str()), 0);
+  EXPECT_EQ(errno, EXDEV);
+  std::vector<std::string> all = dirs;
+  all.insert(all.end(), {"f", "new"});
+  std::sort(all.begin(), all.end());
+  EXPECT_EQ(ListDir(M("a/dist")), all);
+  for (const std::string& d : dirs) {
+    EXPECT_EQ(::rmdir(M("a/dist/" + d).c_str()), 0) << d << ": " << std::strerror(errno);
+  }
+  EXPECT_EQ(ListDir(M("a/dist")), (std::vector<std::string>{"f", "new"}));
+  EXPECT_EQ(ReadFile(M("a/dist/f")), "f");
+  Restart();
+  EXPECT_EQ(ListDir(M("a/dist")), (std::vector<std::string>{"f", "new"}));
+  EXPECT_EQ(ReadFile(M("a/dist/f")), "f");
 }
 
 // A file moved from a tier to the volume keeps its number (an id recorded
