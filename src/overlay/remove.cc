@@ -227,6 +227,19 @@ bool OverlayImpl::TrashLoneEntry(Layer tier, uint64_t pid, const struct stat& st
   // An entry whose data is still the volume file's stays.
   Result<bool> meta = markers::HasFlagAt(e.dir, e.name.c_str(), markers::kMetacopyXattr);
   if (!meta.ok() || *meta) return false;
+  // The file goes on reporting the volume inode's number: that inode, if
+  // it still is (its names hidden behind the tier, or in the trash), is
+  // held first, so the volume never gives the number to a new file.
+  if (Result<UniqueFd> v = VolumeInodeOf(tier, pid); v.ok()) {
+    Result<struct stat> vst = sys::Fstat(v->get());
+    if (vst.ok() && static_cast<uint64_t>(vst->st_ino) == pid) {
+      if (Result<void> h = changes_->HoldInode(v->get(), pid); !h.ok()) {
+        spdlog::warn("index entry {} on the {}: its volume inode cannot be held, so it stays: {}",
+                     e.name, LayerName(tier), ErrnoText(h.error()));
+        return false;
+      }
+    }
+  }
   {
     // Out of the set first: a lookup meanwhile binds the name as an
     // ordinary tier file, never to the entry about to go.

@@ -5,6 +5,7 @@
 #include <linux/fs.h>
 #include <spdlog/spdlog.h>
 #include <sys/sysmacros.h>
+#include <unistd.h>
 
 #include <chrono>
 
@@ -409,6 +410,25 @@ Result<void> ChangeLayer::Hold(const At& at, uint64_t id) {
   return {};
 }
 
+Result<void> ChangeLayer::HoldInode(int fd, uint64_t id) {
+  const LayerDirs& v = dirs(Layer::kVolume);
+  if (!v.held) return Errno{ENOTSUP};
+  const std::string name = TokenName(id) + "." + TokenName(NewRandomToken()).substr(0, 8);
+  spdlog::debug("change: the volume inode of id {} held as {}", id, name);
+  return sys::LinkFd(fd, v.held->get(), name.c_str());
+}
+
+bool ChangeLayer::IndexedAnywhere(uint64_t id) const {
+  const std::string name = markers::IndexName(id);
+  for (Layer t : kTiers) {
+    if (!has(t) || !dirs(t).index) continue;
+    if (::faccessat(dirs(t).index->get(), name.c_str(), F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
+      return true;
+    }
+  }
+  return false;
+}
+
 Result<void> ChangeLayer::Trash(const At& at) {
   const std::string name(at.name);
   const std::string gone = WorkName("trashed");
@@ -658,9 +678,25 @@ Result<void> ChangeLayer::EmptyTrash(Layer layer) {
   if (!items.ok()) return Errno{items.error()};
   for (const WalkItem& item : *items) {
     auto drop_data = [&](int dirfd, const char* name, const struct stat& st) {
+      if (!S_ISREG(st.st_mode) || st.st_nlink != 1) return;
+      if (layer == Layer::kVolume) {
+        // A volume inode whose number an index entry reports (its names
+        // went with a directory, hidden behind the tier) is held, not
+        // freed: the volume would give its number to a new file.
+        const uint64_t ino = static_cast<uint64_t>(st.st_ino);
+        if (!IndexedAnywhere(ino) || !dirs(layer).held) return;
+        const std::string held = TokenName(ino) + "." + TokenName(NewRandomToken()).substr(0, 8);
+        if (Result<void> r = sys::RenameAt(dirfd, name, dirs(layer).held->get(), held.c_str(),
+                                           RENAME_NOREPLACE);
+            !r.ok()) {
+          spdlog::warn("volume trash: '{}', which index entry {} reports, cannot be held: {}",
+                       name, markers::IndexName(ino), ErrnoText(r.error()));
+        }
+        return;
+      }
       // A stub's data goes before the stub itself: a crash in between leaves
       // the stub in the trash, deleted next time, never data nothing names.
-      if (!S_ISREG(st.st_mode) || st.st_nlink != 1 || !IsTier(layer)) return;
+      if (!IsTier(layer)) return;
       Result<UniqueFd> fd = sys::OpenBeneath(dirfd, name, O_PATH);
       if (!fd.ok()) return;
       Result<markers::IdRecord> rec = markers::GetIdRecord(fd->get());

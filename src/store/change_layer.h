@@ -127,6 +127,10 @@ class ChangeLayer {
   // Moves a volume entry to held/ (its inode number stays reserved: a file
   // elsewhere reports it).
   Result<void> Hold(const At& at, uint64_t id);
+  // Links the volume inode open at `fd` into held/: its number stays
+  // reserved for `id`, which a file on a tier reports, whatever happens to
+  // its names on the volume.
+  Result<void> HoldInode(int fd, uint64_t id);
   // Moves `at` to the trash.
   Result<void> Trash(const At& at);
   // Records a change the caller made through a file it holds open (a write,
@@ -168,6 +172,8 @@ class ChangeLayer {
   void DrainTrash();
 
  private:
+  // Whether a tier's index/ has an entry for `id`.
+  bool IndexedAnywhere(uint64_t id) const;
   Result<void> RunStep(const IntentStep& step);
   Result<UniqueFd> OpenAreaParent(const IntentPath& p, std::string* leaf);
   int AreaFd(Layer layer, Area area) const;
