@@ -430,7 +430,15 @@ Result<void> OverlayImpl::DeepCopyUp(Node* dir, Layer tier) {
     }
     n->generation.fetch_add(1, std::memory_order_acq_rel);
   }
-  if (!walked.ok()) return Errno{walked.error()};
+  if (!walked.ok()) {
+    // The whiteouts of those it finished hide nothing now.
+    for (const std::string& path : opaque_dirs) {
+      const std::string rel = path.size() > prefix ? path.substr(prefix) : std::string();
+      Result<UniqueFd> fd = sys::OpenBeneath((*top)->get(), rel.c_str(), O_PATH | O_DIRECTORY);
+      if (fd.ok()) drop_whiteouts(fd->get(), path);
+    }
+    return Errno{walked.error()};
+  }
   WriteLock lock(&dir->content_mu);
   Binding& db = dir->mutable_binding();
   Result<markers::IdRecord> rec = markers::GetIdRecord((*top)->get());

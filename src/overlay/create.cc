@@ -3,6 +3,8 @@
 // (the parent's part there made first). The caller's credentials make it.
 #include <fcntl.h>
 
+#include <optional>
+
 #include "overlay/overlay_impl.h"
 #include "sys/sys.h"
 
@@ -228,7 +230,9 @@ Result<Entry> OverlayImpl::Link(uint64_t ino, uint64_t new_parent, std::string_v
       return Errno{EXDEV};
     }
   }
-  ReadLock lock(&node->content_mu);
+  // Held for writing: an index entry's count of names changes only under
+  // it (an unlink or a rename over a name lowers it under the same).
+  WriteLock lock(&node->content_mu);
   const Binding& b = node->binding();
   // A file its tier's index holds keeps its volume inode (whose names
   // resolve to the entry): a new volume name is a link of that inode.
@@ -258,17 +262,30 @@ Result<Entry> OverlayImpl::Link(uint64_t ino, uint64_t new_parent, std::string_v
     // (Only now that nothing else can fail before the link itself.)
     DETOURFS_TRY(ClearHiddenVolumeName(*s, (*where)->get(), new_name, path));
   }
-  DETOURFS_TRY(changes_->Link((*src)->get(),
-                              At{to, (*where)->get(), new_name, path, s->route.file >= 0},
-                              s->Whiteout(to), node->pid()));
-  if (to == Layer::kVolume) DropTierWhiteouts(dir, new_name, *s, path);
+  // An index entry counts the new name before it exists: a crash between
+  // leaves the count one too high (the entry stays, harmless), never one
+  // too low (the entry would go while a name still needs it).
+  std::optional<IndexAt> counted;
+  uint64_t count = 0;
   if (b.index) {
     const IndexAt e = IndexEntryAt(b.layer, node->pid());
     Result<uint64_t> links = markers::GetNumberAt(e.dir, e.name.c_str(), markers::kLinksXattr);
     if (links.ok() && *links != 0) {
-      (void)markers::SetNumberAt(e.dir, e.name.c_str(), markers::kLinksXattr, *links + 1);
+      DETOURFS_TRY(markers::SetNumberAt(e.dir, e.name.c_str(), markers::kLinksXattr, *links + 1));
+      counted = e;
+      count = *links;
     }
   }
+  Result<void> linked = changes_->Link(
+      (*src)->get(), At{to, (*where)->get(), new_name, path, s->route.file >= 0}, s->Whiteout(to),
+      node->pid());
+  if (!linked.ok()) {
+    if (counted) {
+      (void)markers::SetNumberAt(counted->dir, counted->name.c_str(), markers::kLinksXattr, count);
+    }
+    return Errno{linked.error()};
+  }
+  if (to == Layer::kVolume) DropTierWhiteouts(dir, new_name, *s, path);
   NodePin again = table_.Remember(dir, new_name, node->pid(), node->type(), b, true);
   Result<struct stat> st = StatOf(node, b, nullptr);
   if (!st.ok()) {

@@ -343,6 +343,7 @@ class OverlayImpl final : public Overlay {
     const Caller& caller;
     SharedFd victim_fd;  // the replaced file, kept for its handles
     struct stat victim_st {};
+    bool replaced_index = false;  // x2, a name of an indexed file, was replaced
   };
   Result<void> RenameLocked(Node* d1, std::string_view n1, Node* d2, std::string_view n2,
                             unsigned int flags, const Caller& caller, RenameNeeds& have,
@@ -422,7 +423,8 @@ class OverlayImpl final : public Overlay {
   // the old name, on the layer a device there belongs to.
   Result<void> UserWhiteoutAfterMove(RenameArgs& a);
   void Renamed(RenameArgs& a, bool exchanged);
-  // The name a rename replaced, of a file in an index, counts no more.
+  // The name a rename replaced, of a file in an index, counts no more:
+  // after the rename, under the file's lock (waited for, as an unlink does).
   void DropReplacedIndexName(RenameArgs& a);
   Result<void> MoveFile(RenameArgs& a, Layer to);
   // The tier whose index holds the file at `name` in `dirfd` (on `from`,

@@ -143,6 +143,7 @@ Result<void> OverlayImpl::RenameLocked(Node* d1, std::string_view n1, Node* d2, 
     }
     RenameArgs a{d1, n1, *s1, x1, d2, n2, *s2, x2, flags, caller, nullptr, {}};
     Result<void> r = exchange ? Exchange(a, have, need) : Move(a, have, need);
+    if (r.ok() && a.replaced_index) DropReplacedIndexName(a);
     if (r.ok()) {
       Reroute(x1);
       if (exchange) Reroute(x2);
@@ -392,7 +393,7 @@ void OverlayImpl::Renamed(RenameArgs& a, bool exchanged) {
     table_.Renamed(a.x2, a.d2, a.n2, a.d1, a.n1);
   } else {
     if (a.x2 != nullptr) {
-      if (!a.x2->is_dir() && a.x2->Snapshot().index) DropReplacedIndexName(a);
+      if (!a.x2->is_dir() && a.x2->Snapshot().index) a.replaced_index = true;
       if (table_.Unlinked(a.x2, a.d2, a.n2)) {
         if (a.victim_fd) {
           table_.KeepOrphan(a.x2, a.victim_fd, a.victim_st);
@@ -406,18 +407,12 @@ void OverlayImpl::Renamed(RenameArgs& a, bool exchanged) {
 }
 
 void OverlayImpl::DropReplacedIndexName(RenameArgs& a) {
-  // The replaced name counts no more. If its one name left is a link of
-  // the entry on the tier, the entry goes and the node is unbound from it,
-  // as after an unlink — under the node's lock, taken only if free (the
-  // rename holds other nodes' locks; a held one leaves a one-name index
-  // entry, harmless).
-  if (a.x2 != a.x1 && a.x2->content_mu.TryLock()) {
-    const Binding b2 = a.x2->binding();
-    if (b2.index && DropIndexName(a.x2, b2, a.d2, a.n2)) UnbindIndex(a.x2);
-    a.x2->content_mu.Unlock();
-    return;
-  }
-  (void)DropIndexName(a.x2, a.x2->Snapshot());
+  // If its one name left is a link of the entry on the tier, the entry
+  // goes and the node is unbound from it, as after an unlink. The count
+  // changes only under the node's lock (a link raises it under the same).
+  WriteLock lock(&a.x2->content_mu);
+  const Binding b2 = a.x2->binding();
+  if (b2.index && DropIndexName(a.x2, b2, a.d2, a.n2)) UnbindIndex(a.x2);
 }
 
 Result<void> OverlayImpl::HoldVictim(RenameArgs& a, bool on_tier) {
@@ -473,6 +468,16 @@ Result<void> OverlayImpl::RenameOnVolume(RenameArgs& a, RenameNeeds& have, Renam
   WriteLock lock(&a.x1->content_mu);
   if (a.x1->is_dir() && !a.x1->binding().parts[Index(Layer::kVolume)].present()) return Errno{EIO};
   DETOURFS_TRY(HoldVictim(a, false));
+  if (a.x2 != nullptr && !a.x2->is_dir() && b2.index) {
+    // The replaced volume name's inode, whose number its index entry
+    // reports, is held: the rename would free it with its last name.
+    const LayerHit& v = a.s2.at[Index(Layer::kVolume)];
+    if (v.has && static_cast<uint64_t>(v.st.st_ino) == a.x2->pid()) {
+      Result<UniqueFd> fd = sys::OpenBeneath(v2, std::string(a.n2).c_str(), O_PATH);
+      if (!fd.ok()) return Errno{fd.error()};
+      DETOURFS_TRY(changes_->HoldInode(fd->get(), a.x2->pid()));
+    }
+  }
   DETOURFS_TRY(CarryIds(a.d1, v1, a.d2, v2));
   const bool routed = a.s1.route.For(a.s1.type) >= 0 || a.s2.route.For(a.s1.type) >= 0;
   if (carried.empty() && dropped.empty() && !dst_full) {

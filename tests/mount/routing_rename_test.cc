@@ -726,6 +726,28 @@ TEST_P(RoutedRenameTest, TheVolumeInodeWhoseNumberATierFileReportsIsHeld) {
   }
 }
 
+// The same for a volume name of an indexed file replaced by a rename on
+// the volume (its last volume name: the rename would free the inode).
+TEST_P(RoutedRenameTest, AVolumeInodeARenameReplacesIsHeldWhileATierFileReportsIt) {
+  ASSERT_EQ(::mkdir(V("p").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(V("p/f"), "data"), 0);
+  ASSERT_EQ(::mkdir(M("node_modules").c_str(), 0755), 0);
+  ASSERT_EQ(::link(M("p/f").c_str(), M("node_modules/f").c_str()), 0) << std::strerror(errno);
+  const ino_t ino = Lstat(M("node_modules/f")).st_ino;
+  ASSERT_EQ(WriteFile(M("p/g"), "other"), 0);
+  ASSERT_EQ(::rename(M("p/g").c_str(), M("p/f").c_str()), 0) << std::strerror(errno);
+  EXPECT_EQ(ReadFile(M("p/f")), "other");
+  EXPECT_NE(Lstat(M("p/f")).st_ino, ino);
+  EXPECT_EQ(Lstat(M("node_modules/f")).st_ino, ino);
+  EXPECT_EQ(Lstat(M("node_modules/f")).st_nlink, 1U);
+  EXPECT_EQ(ReadFile(M("node_modules/f")), "data");
+  bool held = false;
+  for (const std::string& name : ListDir(V(".detourfs/held"))) {
+    held = held || Lstat(V(".detourfs/held/" + name)).st_ino == ino;
+  }
+  EXPECT_TRUE(held);
+}
+
 // The same when the other name goes by a rename over it (review finding
 // #7: the entry kept its count of one name and stayed in the index, so
 // its one name was still moved as an index entry).
