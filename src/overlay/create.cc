@@ -276,9 +276,9 @@ Result<Entry> OverlayImpl::Link(uint64_t ino, uint64_t new_parent, std::string_v
       count = *links;
     }
   }
-  Result<void> linked = changes_->Link(
-      (*src)->get(), At{to, (*where)->get(), new_name, path, s->route.file >= 0}, s->Whiteout(to),
-      node->pid());
+  Result<void> linked =
+      changes_->Link((*src)->get(), At{to, (*where)->get(), new_name, path, s->route.file >= 0},
+                     s->Whiteout(to), node->pid());
   if (!linked.ok()) {
     if (counted) {
       (void)markers::SetNumberAt(counted->dir, counted->name.c_str(), markers::kLinksXattr, count);

@@ -686,11 +686,11 @@ Result<void> ChangeLayer::EmptyTrash(Layer layer) {
         const uint64_t ino = static_cast<uint64_t>(st.st_ino);
         if (!IndexedAnywhere(ino) || !dirs(layer).held) return;
         const std::string held = TokenName(ino) + "." + TokenName(NewRandomToken()).substr(0, 8);
-        if (Result<void> r = sys::RenameAt(dirfd, name, dirs(layer).held->get(), held.c_str(),
-                                           RENAME_NOREPLACE);
+        if (Result<void> r =
+                sys::RenameAt(dirfd, name, dirs(layer).held->get(), held.c_str(), RENAME_NOREPLACE);
             !r.ok()) {
-          spdlog::warn("volume trash: '{}', which index entry {} reports, cannot be held: {}",
-                       name, markers::IndexName(ino), ErrnoText(r.error()));
+          spdlog::warn("volume trash: '{}', which index entry {} reports, cannot be held: {}", name,
+                       markers::IndexName(ino), ErrnoText(r.error()));
         }
         return;
       }
