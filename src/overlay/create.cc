@@ -17,7 +17,7 @@ Result<Entry> OverlayImpl::Mknod(uint64_t parent, std::string_view name, mode_t 
   req.spec.mode = mode & 07777;
   req.spec.rdev = rdev;
   if (req.spec.type == 0) req.spec.type = S_IFREG;
-  Result<std::pair<Entry, FileHandle*>> r = Make(parent, name, std::move(req), caller);
+  Result<std::pair<Entry, FileHandle*>> r = Make(parent, name, req, caller);
   if (!r.ok()) return Errno{r.error()};
   return r->first;
 }
@@ -27,7 +27,7 @@ Result<Entry> OverlayImpl::Mkdir(uint64_t parent, std::string_view name, mode_t 
   MakeRequest req;
   req.spec.type = S_IFDIR;
   req.spec.mode = mode & 07777;
-  Result<std::pair<Entry, FileHandle*>> r = Make(parent, name, std::move(req), caller);
+  Result<std::pair<Entry, FileHandle*>> r = Make(parent, name, req, caller);
   if (!r.ok()) return Errno{r.error()};
   return r->first;
 }
@@ -39,7 +39,7 @@ Result<Entry> OverlayImpl::Symlink(std::string_view target, uint64_t parent, std
   req.spec.mode = 0777;
   const std::string t(target);
   req.spec.target = t;
-  Result<std::pair<Entry, FileHandle*>> r = Make(parent, name, std::move(req), caller);
+  Result<std::pair<Entry, FileHandle*>> r = Make(parent, name, req, caller);
   if (!r.ok()) return Errno{r.error()};
   return r->first;
 }
@@ -52,7 +52,7 @@ Result<std::pair<Entry, FileHandle*>> OverlayImpl::Create(uint64_t parent, std::
   req.spec.mode = mode & 07777;
   req.create_flags = flags;
   req.kill_suidgid = kill_suidgid;
-  return Make(parent, name, std::move(req), caller);
+  return Make(parent, name, req, caller);
 }
 
 Result<std::pair<Entry, FileHandle*>> OverlayImpl::Make(uint64_t parent, std::string_view name,
@@ -122,9 +122,7 @@ Result<std::pair<Entry, FileHandle*>> OverlayImpl::Make(uint64_t parent, std::st
       Report(node.get(), b, &st);
       Entry entry{node->id(), st};
       if (!is_create) {
-        if (type != S_IFLNK && !S_ISDIR(type)) {
-          resolver_.Prime(node.get(), layer, std::make_shared<const UniqueFd>(std::move(made->fd)));
-        } else if (S_ISDIR(type)) {
+        if (type != S_IFLNK) {
           resolver_.Prime(node.get(), layer, std::make_shared<const UniqueFd>(std::move(made->fd)));
         }
         return std::make_pair(entry, static_cast<FileHandle*>(nullptr));

@@ -52,7 +52,8 @@ Result<std::unique_ptr<Failpoints>> Failpoints::Parse(std::string_view spec) {
 
 std::unique_ptr<Failpoints> Failpoints::FromEnvironment() {
 #if DETOURFS_FAILPOINTS
-  const char* spec = std::getenv("DETOURFS_FAILPOINTS");
+  // Read once, at start, before any thread runs.
+  const char* spec = std::getenv("DETOURFS_FAILPOINTS");  // NOLINT(concurrency-mt-unsafe)
   if (spec == nullptr || *spec == '\0') return nullptr;
   Result<std::unique_ptr<Failpoints>> fp = Parse(spec);
   if (!fp.ok()) {

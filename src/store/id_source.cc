@@ -37,7 +37,7 @@ Result<void> WriteIncarnation(int dir, uint64_t incarnation) {
 
 }  // namespace
 
-Status IdSource::Open(std::vector<int> dirs, std::unique_ptr<IdSource>* out) {
+Status IdSource::Open(const std::vector<int>& dirs, std::unique_ptr<IdSource>* out) {
   uint64_t last = 0;
   for (int dir : dirs) last = std::max(last, ReadIncarnation(dir));
   auto source = std::unique_ptr<IdSource>(new IdSource(dirs, last + 1));

@@ -27,7 +27,7 @@ inline constexpr uint64_t kIdBase = uint64_t{1} << 62;
 class IdSource {
  public:
   // `dirs`: O_PATH fds of the directories that keep the incarnation.
-  static Status Open(std::vector<int> dirs, std::unique_ptr<IdSource>* out);
+  static Status Open(const std::vector<int>& dirs, std::unique_ptr<IdSource>* out);
   // An IdSource that keeps nothing (no routes configured): ids still never
   // repeat within the run.
   static std::unique_ptr<IdSource> Transient();
