@@ -86,8 +86,7 @@ class Overlay {
 
   // Attributes. `fh`: the open file the kernel named, if any.
   virtual Result<struct stat> GetAttr(uint64_t ino, FileHandle* fh) = 0;
-  virtual Result<struct stat> SetAttr(uint64_t ino, const SetAttrRequest& req,
-                                      FileHandle* fh) = 0;
+  virtual Result<struct stat> SetAttr(uint64_t ino, const SetAttrRequest& req, FileHandle* fh) = 0;
   virtual Result<std::string> Readlink(uint64_t ino) = 0;
   virtual Result<struct statvfs> StatFs(uint64_t ino) = 0;
 
@@ -97,8 +96,7 @@ class Overlay {
   // (with `kill_suidgid`, an O_TRUNC by a caller without CAP_FSETID, it loses
   // setuid and setgid as Open's caller would make it).
   virtual Result<std::pair<Entry, FileHandle*>> Create(uint64_t parent, std::string_view name,
-                                                       mode_t mode, int flags,
-                                                       const Caller& caller,
+                                                       mode_t mode, int flags, const Caller& caller,
                                                        bool kill_suidgid) = 0;
   virtual void Release(FileHandle* fh) = 0;
   // Reads through `reply(fd, off, size)`, called with the file's fd while
@@ -112,8 +110,8 @@ class Overlay {
   virtual Result<size_t> Write(FileHandle& fh, off_t off, size_t size, const WriteFn& write) = 0;
   virtual Result<void> Fsync(FileHandle& fh, bool datasync) = 0;
   virtual Result<void> Fallocate(FileHandle& fh, int mode, off_t offset, off_t length) = 0;
-  virtual Result<size_t> CopyFileRange(FileHandle& in, off_t off_in, FileHandle& out,
-                                       off_t off_out, size_t len, unsigned int flags) = 0;
+  virtual Result<size_t> CopyFileRange(FileHandle& in, off_t off_in, FileHandle& out, off_t off_out,
+                                       size_t len, unsigned int flags) = 0;
   virtual Result<off_t> Lseek(FileHandle& fh, off_t off, int whence) = 0;
 
   // Directories. ReadDir calls `emit` for each entry from `offset` on until

@@ -3,8 +3,7 @@
 
 namespace detourfs::fuseops {
 
-bool CallerGroups::Get(fuse_req_t req, pid_t pid, uid_t uid, gid_t gid,
-                       std::vector<gid_t>* out) {
+bool CallerGroups::Get(fuse_req_t req, pid_t pid, uid_t uid, gid_t gid, std::vector<gid_t>* out) {
   const auto now = std::chrono::steady_clock::now();
   {
     MutexLock lock(&mu_);

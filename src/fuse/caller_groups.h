@@ -23,8 +23,7 @@ class CallerGroups {
   // The groups of `pid` (uid, gid from the request) into `out`; false when
   // they cannot be read (the caller then makes entries with its uid and gid
   // only).
-  bool Get(fuse_req_t req, pid_t pid, uid_t uid, gid_t gid, std::vector<gid_t>* out)
-      EXCLUDES(mu_);
+  bool Get(fuse_req_t req, pid_t pid, uid_t uid, gid_t gid, std::vector<gid_t>* out) EXCLUDES(mu_);
 
  private:
   struct Known {

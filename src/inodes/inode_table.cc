@@ -65,8 +65,7 @@ NodePin InodeTable::FindByPid(uint64_t pid, mode_t type) {
 }
 
 NodePin InodeTable::Remember(Node* parent, std::string_view name, uint64_t pid, mode_t type,
-                             const Binding& binding, bool lookup, bool* created,
-                             bool single_name) {
+                             const Binding& binding, bool lookup, bool* created, bool single_name) {
   MutexLock lock(&mu_);
   Node* node = nullptr;
   if (auto it = by_pid_.find(pid); it != by_pid_.end()) {
@@ -261,8 +260,8 @@ bool InodeTable::Unlinked(Node* node, Node* parent, std::string_view name) {
   return last;
 }
 
-void InodeTable::Renamed(Node* node, Node* old_parent, std::string_view old_name,
-                         Node* new_parent, std::string_view new_name) {
+void InodeTable::Renamed(Node* node, Node* old_parent, std::string_view old_name, Node* new_parent,
+                         std::string_view new_name) {
   MutexLock lock(&mu_);
   node->pins_++;
   RemoveAlias(node, old_parent, old_name);

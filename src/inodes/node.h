@@ -71,10 +71,10 @@ struct Part {
 struct Binding {
   Layer layer = Layer::kVolume;
   Part parts[kLayerCount];
-  bool opaque = false;         // directories
-  bool index = false;          // non-directories: <layer>/index/<pid>
-  bool metacopy = false;       // an index entry whose data is still the volume file's
-  markers::SpillRef spill;     // non-directories: data in a spill store
+  bool opaque = false;      // directories
+  bool index = false;       // non-directories: <layer>/index/<pid>
+  bool metacopy = false;    // an index entry whose data is still the volume file's
+  markers::SpillRef spill;  // non-directories: data in a spill store
   const Part& home() const { return parts[Index(layer)]; }
   // The part whose attributes the node reports: its home's, or for a
   // routed directory not yet on its tier, the volume's.
@@ -139,7 +139,7 @@ class Node {
   uint64_t nlookup_ = 0;
   uint32_t pins_ = 0;
   uint32_t handles_ = 0;
-  bool indexed_ = false;  // found by pid in the table's index
+  bool indexed_ = false;        // found by pid in the table's index
   std::vector<Alias> aliases_;  // most recently used first
   // The fd of a file that lost its last name while the kernel still holds
   // it (bounded by the orphan budget), or past the budget the attributes it

@@ -156,9 +156,8 @@ Result<size_t> OverlayImpl::Write(FileHandle& fh, off_t off, size_t size, const 
           done += static_cast<size_t>(n);
         }
         if (done > before) {
-          changes_->Record(ChangeKind::kWrite,
-                           At{layer, -1, "", PathOf(node), RouteOf(node) >= 0}, node->pid(),
-                           static_cast<uint64_t>(off) + before, done - before);
+          changes_->Record(ChangeKind::kWrite, At{layer, -1, "", PathOf(node), RouteOf(node) >= 0},
+                           node->pid(), static_cast<uint64_t>(off) + before, done - before);
         }
         if (done == size) return done;
         if (!IsFull(err) || !IsTier(layer) || spills >= kLayerCount) {
@@ -194,8 +193,7 @@ Result<void> OverlayImpl::Fallocate(FileHandle& fh, int mode, off_t offset, off_
       Result<void> r = sys::Fallocate(fh.fd->get(), mode, offset, length);
       if (r.ok()) {
         changes_->Record(ChangeKind::kWrite, At{layer, -1, "", PathOf(node), RouteOf(node) >= 0},
-                         node->pid(), static_cast<uint64_t>(offset),
-                         static_cast<uint64_t>(length));
+                         node->pid(), static_cast<uint64_t>(offset), static_cast<uint64_t>(length));
         return r;
       }
       if (!IsFull(r.error()) || !IsTier(layer) || spills >= kLayerCount) return r;

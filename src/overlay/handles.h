@@ -19,8 +19,8 @@ namespace detourfs {
 // half-moved file and no write lands in the old copy.
 struct FileHandle {
   NodePin node;
-  SharedFd fd;       // guarded by node->content_mu
-  int flags = 0;     // the flags `fd` was opened with (O_TRUNC excluded)
+  SharedFd fd;    // guarded by node->content_mu
+  int flags = 0;  // the flags `fd` was opened with (O_TRUNC excluded)
   bool writable = false;
 };
 
@@ -41,7 +41,8 @@ struct DirHandle {
   UniqueFd fd GUARDED_BY(mu);  // single-layer: the directory, open for reading
   Layer layer GUARDED_BY(mu) = Layer::kVolume;
   bool merged GUARDED_BY(mu) = false;
-  bool ids GUARDED_BY(mu) = false;  // single-layer: entries' ids must be read (tiers, marked volume dirs)
+  bool ids GUARDED_BY(mu) =
+      false;  // single-layer: entries' ids must be read (tiers, marked volume dirs)
   std::vector<char> buf GUARDED_BY(mu);
   size_t buf_pos GUARDED_BY(mu) = 0;
   size_t buf_len GUARDED_BY(mu) = 0;

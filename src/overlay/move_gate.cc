@@ -33,7 +33,8 @@ MoveGate::Pass MoveGate::Enter(std::initializer_list<Node*> nodes) {
   for (;;) {
     size_t i = 0;
     for (Node* n : nodes) {
-      if (n != nullptr && i < kNodesPerSlot) slot.ids[i++].store(n->id(), std::memory_order_seq_cst);
+      if (n != nullptr && i < kNodesPerSlot)
+        slot.ids[i++].store(n->id(), std::memory_order_seq_cst);
     }
     if (frozen_count_.load(std::memory_order_seq_cst) == 0) return Pass(this, s);
     bool blocked = false;

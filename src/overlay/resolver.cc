@@ -30,7 +30,8 @@ Result<SharedFd> Resolver::OpenChecked(int parent_fd, const std::string& name, c
 Result<SharedFd> Resolver::IndexEntry(Node* node, Layer layer) {
   const LayerDirs& d = changes_.dirs(layer);
   if (!d.index) return Errno{ENOENT};
-  Result<UniqueFd> fd = sys::OpenBeneath(d.index->get(), markers::IndexName(node->pid()).c_str(), O_PATH);
+  Result<UniqueFd> fd =
+      sys::OpenBeneath(d.index->get(), markers::IndexName(node->pid()).c_str(), O_PATH);
   if (!fd.ok()) {
     spdlog::debug("index entry {} on the {}: {}", markers::IndexName(node->pid()), LayerName(layer),
                   ErrnoText(fd.error()));

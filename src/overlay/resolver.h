@@ -36,7 +36,9 @@ class Resolver {
   // Forgets the node's cached fds (after its binding changed: the caller
   // holds content_mu exclusively).
   void Drop(uint64_t id);
-  void Prime(Node* node, Layer layer, SharedFd fd) { cache_.Put(Key(node->id(), layer), std::move(fd)); }
+  void Prime(Node* node, Layer layer, SharedFd fd) {
+    cache_.Put(Key(node->id(), layer), std::move(fd));
+  }
   static uint64_t Key(uint64_t id, Layer layer) { return id * kLayerCount + Index(layer); }
 
  private:

@@ -15,15 +15,18 @@ class JsonLinesSink : public ChangeSink {
  public:
   explicit JsonLinesSink(UniqueFd fd) : fd_(std::move(fd)) {}
   void Append(const ChangeRecord& r) override {
-    nlohmann::json j{{"seq", r.seq},   {"kind", ChangeKindName(r.kind)},
-                     {"layer", LayerName(r.layer)}, {"path", r.path},
+    nlohmann::json j{{"seq", r.seq},
+                     {"kind", ChangeKindName(r.kind)},
+                     {"layer", LayerName(r.layer)},
+                     {"path", r.path},
                      {"id", r.id}};
     if (!r.path2.empty()) j["path2"] = r.path2;
     if (r.kind == ChangeKind::kWrite || r.kind == ChangeKind::kTruncate) {
       j["offset"] = r.offset;
       j["length"] = r.length;
     }
-    const std::string line = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+    const std::string line =
+        j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
     MutexLock lock(&mu_);
     (void)sys::WriteAll(fd_.get(), line.data(), line.size());
   }
@@ -37,21 +40,36 @@ class JsonLinesSink : public ChangeSink {
 
 const char* ChangeKindName(ChangeKind kind) {
   switch (kind) {
-    case ChangeKind::kCreate: return "create";
-    case ChangeKind::kMkdir: return "mkdir";
-    case ChangeKind::kLink: return "link";
-    case ChangeKind::kUnlink: return "unlink";
-    case ChangeKind::kRmdir: return "rmdir";
-    case ChangeKind::kWhiteout: return "whiteout";
-    case ChangeKind::kOpaque: return "opaque";
-    case ChangeKind::kRename: return "rename";
-    case ChangeKind::kCopyUp: return "copyup";
-    case ChangeKind::kWrite: return "write";
-    case ChangeKind::kTruncate: return "truncate";
-    case ChangeKind::kSetattr: return "setattr";
-    case ChangeKind::kXattr: return "xattr";
-    case ChangeKind::kSpill: return "spill";
-    case ChangeKind::kMove: return "move";
+    case ChangeKind::kCreate:
+      return "create";
+    case ChangeKind::kMkdir:
+      return "mkdir";
+    case ChangeKind::kLink:
+      return "link";
+    case ChangeKind::kUnlink:
+      return "unlink";
+    case ChangeKind::kRmdir:
+      return "rmdir";
+    case ChangeKind::kWhiteout:
+      return "whiteout";
+    case ChangeKind::kOpaque:
+      return "opaque";
+    case ChangeKind::kRename:
+      return "rename";
+    case ChangeKind::kCopyUp:
+      return "copyup";
+    case ChangeKind::kWrite:
+      return "write";
+    case ChangeKind::kTruncate:
+      return "truncate";
+    case ChangeKind::kSetattr:
+      return "setattr";
+    case ChangeKind::kXattr:
+      return "xattr";
+    case ChangeKind::kSpill:
+      return "spill";
+    case ChangeKind::kMove:
+      return "move";
   }
   return "?";
 }

@@ -25,8 +25,8 @@ Status Unsafe(const std::string& what, const std::string& root, const std::strin
 SharedFd Share(UniqueFd fd) { return std::make_shared<const UniqueFd>(std::move(fd)); }
 
 // Makes (if missing) and opens the directory `name` in `root`.
-Status Subdir(const std::string& root_path, int root, const char* name, mode_t mode,
-              SharedFd* out, bool* created = nullptr) {
+Status Subdir(const std::string& root_path, int root, const char* name, mode_t mode, SharedFd* out,
+              bool* created = nullptr) {
   const std::string path = root_path + "/" + name;
   Result<void> made = sys::MkdirAt(root, name, mode);
   if (created) *created = made.ok();
@@ -47,7 +47,8 @@ Status Subdir(const std::string& root_path, int root, const char* name, mode_t m
 // Reads a small file `name` in `dirfd`; "" when missing.
 Result<std::string> ReadSmall(int dirfd, const char* name) {
   Result<UniqueFd> fd = sys::OpenBeneath(dirfd, name, O_RDONLY);
-  if (!fd.ok()) return fd.error() == ENOENT ? Result<std::string>(std::string()) : Errno{fd.error()};
+  if (!fd.ok())
+    return fd.error() == ENOENT ? Result<std::string>(std::string()) : Errno{fd.error()};
   std::string text(4096, '\0');
   Result<size_t> n = sys::Read(fd->get(), text.data(), text.size());
   if (!n.ok()) return Errno{n.error()};

@@ -31,16 +31,16 @@ inline constexpr const char* kPrivateDirName = ".detourfs";
 
 struct LayerDirs {
   Layer layer = Layer::kVolume;
-  SharedFd tree;     // the volume's root, or <tier>/upper
-  SharedFd root;     // <tier root>, or <volume>/.detourfs
+  SharedFd tree;  // the volume's root, or <tier>/upper
+  SharedFd root;  // <tier root>, or <volume>/.detourfs
   SharedFd work;
   SharedFd trash;
-  SharedFd index;    // tiers
+  SharedFd index;  // tiers
   SharedFd spill;
-  SharedFd intents;  // tiers
-  SharedFd held;     // the volume
-  dev_t dev = 0;     // the filesystem of all of the above
-  bool adopted = false;  // the layer held detourfs's directories already
+  SharedFd intents;       // tiers
+  SharedFd held;          // the volume
+  dev_t dev = 0;          // the filesystem of all of the above
+  bool adopted = false;   // the layer held detourfs's directories already
   bool migrated = false;  // a tier in format 1 was converted
 };
 

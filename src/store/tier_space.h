@@ -11,10 +11,10 @@
 #include <cstdint>
 #include <mutex>
 
-#include "inodes/node.h"
-#include "store/layer.h"
 #include "detourfs/result.h"
 #include "detourfs/unique_fd.h"
+#include "inodes/node.h"
+#include "store/layer.h"
 
 namespace detourfs {
 

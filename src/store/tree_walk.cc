@@ -5,7 +5,6 @@
 #include <fcntl.h>
 
 #include <string_view>
-
 #include <unordered_set>
 
 #include "sys/sys.h"

@@ -31,15 +31,15 @@ inline constexpr size_t kWalkTrees = 4;
 // One entry of a listed directory.
 struct WalkItem {
   std::string name;
-  mode_t type = 0;    // S_IFMT bits (S_IFDIR: the walk may descend)
-  uint64_t tag = 0;   // the lister's own note (e.g. which tree it came from)
+  mode_t type = 0;   // S_IFMT bits (S_IFDIR: the walk may descend)
+  uint64_t tag = 0;  // the lister's own note (e.g. which tree it came from)
 };
 
 struct WalkDir {
   std::array<int, kWalkTrees> fds{-1, -1, -1, -1};
   const std::string* path = nullptr;  // relative to the roots, "" at the top
   size_t depth = 0;
-  const WalkItem* self = nullptr;     // how this directory was listed (null at the top)
+  const WalkItem* self = nullptr;  // how this directory was listed (null at the top)
 };
 
 struct WalkCallbacks {

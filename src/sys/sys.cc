@@ -9,9 +9,9 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <climits>
 #include <cstdint>
-#include <cerrno>
 #include <cstdio>
 #include <cstring>
 
@@ -238,8 +238,7 @@ struct XattrArgs {  // struct xattr_args of <linux/xattr.h>, 6.13
 
 }  // namespace
 
-Result<size_t> GetXattrAt(int dirfd, const char* name, const char* attr, void* value,
-                          size_t size) {
+Result<size_t> GetXattrAt(int dirfd, const char* name, const char* attr, void* value, size_t size) {
   // Whether this kernel has getxattrat: a property of the running kernel,
   // learnt once (ENOSYS does not change while the process lives).
   static std::atomic<bool> have_at{true};

@@ -82,8 +82,7 @@ Result<void> RemoveXattr(int fd, const char* name);
 // symlink's own xattrs): getxattrat(2) on Linux 6.13+, else lgetxattr(2)
 // through the directory's /proc path. For lookups and listings, which read
 // one xattr of many names without opening each.
-Result<size_t> GetXattrAt(int dirfd, const char* name, const char* attr, void* value,
-                          size_t size);
+Result<size_t> GetXattrAt(int dirfd, const char* name, const char* attr, void* value, size_t size);
 
 // Sets or removes the xattr `attr` of `name` in `dirfd`, never following a
 // symlink (setxattrat(2) on 6.13+, else lsetxattr through /proc).

@@ -108,10 +108,10 @@ TEST(DaemonCliTest, BackgroundModeDetachesAndServes) {
   // The background thread (trash drain, tiers' sync) runs in the process that
   // serves: started after the fork, which keeps only the forking thread.
   int st = 0;
-  const std::string threads = ShellOutput(
-      "for p in $(pgrep -x detourfs); do grep -q '" + dir +
-          "' /proc/$p/cmdline && cat /proc/$p/task/*/comm; done",
-      &st);
+  const std::string threads =
+      ShellOutput("for p in $(pgrep -x detourfs); do grep -q '" + dir +
+                      "' /proc/$p/cmdline && cat /proc/$p/task/*/comm; done",
+                  &st);
   EXPECT_NE(threads.find("detourfs-bg"), std::string::npos) << threads;
   EXPECT_EQ(Shell("fusermount3 -u " + dir), 0);
   Shell("rm -rf " + dir);

@@ -410,5 +410,4 @@ bool MayRefuseExdev(const Operation& op, const std::string& ref_root) {
   }
 }
 
-
 }  // namespace detourfs::stress

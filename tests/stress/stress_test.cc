@@ -96,8 +96,9 @@ void RunRouted(const std::string& capacity, int ops, const std::string& disk_cap
     // walks the whole chain, and reads back whole.
     const std::string big = fs->tree() + "/node_modules/chain.bin";
     EXPECT_EQ(Shell("head -c 3145728 /dev/urandom > /tmp/detourfs-chain.bin && cp "
-                    "/tmp/detourfs-chain.bin '" + big + "' && cmp /tmp/detourfs-chain.bin '" +
-                    big + "'; rc=$?; rm -f /tmp/detourfs-chain.bin; exit $rc"),
+                    "/tmp/detourfs-chain.bin '" +
+                    big + "' && cmp /tmp/detourfs-chain.bin '" + big +
+                    "'; rc=$?; rm -f /tmp/detourfs-chain.bin; exit $rc"),
               0);
   }
   EXPECT_EQ(fs->Stop(), 0);
@@ -146,11 +147,12 @@ class HomeStressTest : public TieredMountTest {
 // of parents of routed directories, links between routed and unrouted paths —
 // compared with a tmpfs that had the same done to it.
 //
-// Not run by CI yet (issue 15 is open on it): of seeds 1-12, 2, 4, 7 and 8
-// agree (not on every run: the workers race); the others find a mismatch —
-// EXDEV for a rename of a tree or file with hard links whose names or index
-// entries straddle the tiers, a listing, st_ino or attributes after moves of
-// hard-linked files between layers, rmdir answering EEXIST. Run it with
+// Not run by CI yet (issue 15 is open on it): of seeds 1-12, 1, 2, 3, 6, 7,
+// 8 and 10 agree (not on every run: the workers race); the others find a
+// mismatch — two names reporting one st_ino, or a number that changed,
+// after moves of hard-linked files between layers; a file's attributes and
+// data where tmpfs has a newer, empty file; rmdir answering ENOENT. With
+// one worker (detourfs-stress --procs 1) most seeds agree. Run it with
 //   build/tests/stress-tests --gtest_also_run_disabled_tests
 //       --gtest_filter='*HomeStress*'
 // or tests/stress/soak.sh DURATION build home; each mismatch prints its
