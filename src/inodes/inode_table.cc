@@ -64,6 +64,11 @@ NodePin InodeTable::FindByPid(uint64_t pid, mode_t type) {
   return NodePin(this, node);
 }
 
+bool InodeTable::HasPid(uint64_t pid) {
+  MutexLock lock(&mu_);
+  return by_pid_.count(pid) != 0;
+}
+
 NodePin InodeTable::Remember(Node* parent, std::string_view name, uint64_t pid, mode_t type,
                              const Binding& binding, bool lookup, bool* created, bool single_name) {
   MutexLock lock(&mu_);

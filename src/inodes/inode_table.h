@@ -77,6 +77,8 @@ class InodeTable {
   // if none (a node of another type with that pid is stale: it is dropped
   // from the index, and keeps serving its open files).
   NodePin FindByPid(uint64_t pid, mode_t type);
+  // Whether a live node has persistent id `pid` (nothing is dropped).
+  bool HasPid(uint64_t pid);
 
   // The node for `name` in `parent` with persistent id `pid`: found by pid
   // or created with `binding`. Takes one lookup reference (`lookup`) or

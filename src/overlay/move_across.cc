@@ -487,7 +487,10 @@ bool OverlayImpl::LoneTierLink(uint64_t pid, Layer tier, const struct stat& st,
   NodePin node = table_.FindByPid(pid, st.st_mode);
   if (node && !node->content_mu.TryLock()) return false;
   bool gone = false;
-  if (!node || (node->binding().index && node->binding().layer == tier)) {
+  // The count again, under the lock (a link raises it under the same).
+  links = markers::GetNumberAt(e.dir, e.name.c_str(), markers::kLinksXattr);
+  if (links.ok() && *links == 1 &&
+      (!node || (node->binding().index && node->binding().layer == tier))) {
     gone = TrashLoneEntry(tier, pid, *est);
   }
   if (node) {
@@ -821,9 +824,9 @@ Result<void> OverlayImpl::ExchangeAcross(RenameArgs& a, Layer to1, Layer to2, Re
       }
     }
     if (s->at[Index(Layer::kVolume)].has) {
-      const bool own =
-          b.layer == Layer::kVolume || b.index || (x->is_dir() && b.parts[0].present());
-      if (own && x->pid() == static_cast<uint64_t>(s->at[Index(Layer::kVolume)].st.st_ino)) {
+      // The volume entry whose number is the id of what moves (its own, or
+      // the origin a copy on a tier reports) is held, never freed.
+      if (x->pid() == static_cast<uint64_t>(s->at[Index(Layer::kVolume)].st.st_ino)) {
         intent.steps.push_back(
             {StepKind::kHold, tree(Layer::kVolume, p),
              IntentPath{Layer::kVolume, Area::kHeld, ChangeLayer::WorkName("x")}});

@@ -426,6 +426,9 @@ class OverlayImpl final : public Overlay {
   // The name a rename replaced, of a file in an index, counts no more:
   // after the rename, under the file's lock (waited for, as an unlink does).
   void DropReplacedIndexName(RenameArgs& a);
+  // A rename replacing the last volume name of an indexed file holds its
+  // inode first (held/: its number stays the file's); from HoldVictim.
+  Result<void> HoldReplacedVolumeInode(const RenameArgs& a);
   Result<void> MoveFile(RenameArgs& a, Layer to);
   // The tier whose index holds the file at `name` in `dirfd` (on `from`,
   // id `pid`), and the entry; none if no index does.

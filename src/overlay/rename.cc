@@ -143,7 +143,8 @@ Result<void> OverlayImpl::RenameLocked(Node* d1, std::string_view n1, Node* d2, 
     }
     RenameArgs a{d1, n1, *s1, x1, d2, n2, *s2, x2, flags, caller, nullptr, {}};
     Result<void> r = exchange ? Exchange(a, have, need) : Move(a, have, need);
-    if (r.ok() && a.replaced_index) DropReplacedIndexName(a);
+    // (Also when a step after the rename itself failed: the name is gone.)
+    if (a.replaced_index) DropReplacedIndexName(a);
     if (r.ok()) {
       Reroute(x1);
       if (exchange) Reroute(x2);
@@ -415,10 +416,26 @@ void OverlayImpl::DropReplacedIndexName(RenameArgs& a) {
   if (b2.index && DropIndexName(a.x2, b2, a.d2, a.n2)) UnbindIndex(a.x2);
 }
 
+Result<void> OverlayImpl::HoldReplacedVolumeInode(const RenameArgs& a) {
+  // The last volume name of an indexed file, replaced: its inode, whose
+  // number the index entry reports, is held, or the rename would free it.
+  if (a.x2 == nullptr || a.x2->is_dir() || !a.x2->Snapshot().index) return {};
+  const LayerHit& v = a.s2.at[Index(Layer::kVolume)];
+  if (!v.has || v.st.st_nlink != 1 || static_cast<uint64_t>(v.st.st_ino) != a.x2->pid()) {
+    return {};
+  }
+  Result<SharedFd> dir = resolver_.DirFd(a.d2, Layer::kVolume);
+  if (!dir.ok()) return Errno{dir.error()};
+  Result<UniqueFd> fd = sys::OpenBeneath((*dir)->get(), std::string(a.n2).c_str(), O_PATH);
+  if (!fd.ok()) return Errno{fd.error()};
+  return changes_->HoldInode(fd->get(), a.x2->pid());
+}
+
 Result<void> OverlayImpl::HoldVictim(RenameArgs& a, bool on_tier) {
   // A file a rename replaces loses its name: keep an fd for its open
   // handles and the kernel, as an unlink would.
   if (a.x2 == nullptr || a.x2->is_dir()) return {};
+  if (!on_tier) DETOURFS_TRY(HoldReplacedVolumeInode(a));
   if (on_tier) {
     WriteLock lock(&a.x2->content_mu);
     const Binding& b = a.x2->binding();
@@ -468,16 +485,6 @@ Result<void> OverlayImpl::RenameOnVolume(RenameArgs& a, RenameNeeds& have, Renam
   WriteLock lock(&a.x1->content_mu);
   if (a.x1->is_dir() && !a.x1->binding().parts[Index(Layer::kVolume)].present()) return Errno{EIO};
   DETOURFS_TRY(HoldVictim(a, false));
-  if (a.x2 != nullptr && !a.x2->is_dir() && b2.index) {
-    // The replaced volume name's inode, whose number its index entry
-    // reports, is held: the rename would free it with its last name.
-    const LayerHit& v = a.s2.at[Index(Layer::kVolume)];
-    if (v.has && static_cast<uint64_t>(v.st.st_ino) == a.x2->pid()) {
-      Result<UniqueFd> fd = sys::OpenBeneath(v2, std::string(a.n2).c_str(), O_PATH);
-      if (!fd.ok()) return Errno{fd.error()};
-      DETOURFS_TRY(changes_->HoldInode(fd->get(), a.x2->pid()));
-    }
-  }
   DETOURFS_TRY(CarryIds(a.d1, v1, a.d2, v2));
   const bool routed = a.s1.route.For(a.s1.type) >= 0 || a.s2.route.For(a.s1.type) >= 0;
   if (carried.empty() && dropped.empty() && !dst_full) {

@@ -76,6 +76,9 @@ OverlayImpl::OverlayImpl(OverlaySetup setup, uint64_t root_pid, const Binding& r
       tier_specs_(setup.tiers) {
   // Removed files the kernel still holds get as many fds as the cache.
   table_.SetOrphanBudget(options_.fd_cache_capacity);
+  // A volume inode in the trash whose number a known file reports (copied
+  // up, its volume names hidden) is held, not freed.
+  changes_->SetNumbersInUse([this](uint64_t n) { return table_.HasPid(n); });
   for (const TierSpec& t : tier_specs_) {
     const LayerDirs& d = changes_->dirs(t.layer);
     if (!d.tree) continue;

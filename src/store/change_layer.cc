@@ -677,30 +677,34 @@ Result<void> ChangeLayer::EmptyTrash(Layer layer) {
   Result<std::vector<WalkItem>> items = ListDir(d.trash->get());
   if (!items.ok()) return Errno{items.error()};
   for (const WalkItem& item : *items) {
-    auto drop_data = [&](int dirfd, const char* name, const struct stat& st) {
-      if (!S_ISREG(st.st_mode) || st.st_nlink != 1) return;
+    auto drop_data = [&](int dirfd, const char* name, const struct stat& st) -> bool {
+      if (S_ISDIR(st.st_mode) || st.st_nlink != 1) return false;
       if (layer == Layer::kVolume) {
-        // A volume inode whose number an index entry reports (its names
-        // went with a directory, hidden behind the tier) is held, not
-        // freed: the volume would give its number to a new file.
+        // A volume inode whose number a file elsewhere reports (an index
+        // entry, a copy on a tier; its names went with a directory, hidden
+        // behind the tier) is held, not freed: the volume would give its
+        // number to a new file. If it cannot be held it stays in the trash
+        // (tried again next round), never freed.
         const uint64_t ino = static_cast<uint64_t>(st.st_ino);
-        if (!IndexedAnywhere(ino) || !dirs(layer).held) return;
+        if (!IndexedAnywhere(ino) && !(in_use_ && in_use_(ino))) return false;
+        if (!dirs(layer).held) return true;
         const std::string held = TokenName(ino) + "." + TokenName(NewRandomToken()).substr(0, 8);
         if (Result<void> r =
                 sys::RenameAt(dirfd, name, dirs(layer).held->get(), held.c_str(), RENAME_NOREPLACE);
             !r.ok()) {
-          spdlog::warn("volume trash: '{}', which index entry {} reports, cannot be held: {}", name,
-                       markers::IndexName(ino), ErrnoText(r.error()));
+          spdlog::warn("volume trash: '{}', whose number a file reports, cannot be held yet: {}",
+                       name, ErrnoText(r.error()));
         }
-        return;
+        return true;
       }
       // A stub's data goes before the stub itself: a crash in between leaves
       // the stub in the trash, deleted next time, never data nothing names.
-      if (!IsTier(layer)) return;
+      if (!S_ISREG(st.st_mode) || !IsTier(layer)) return false;
       Result<UniqueFd> fd = sys::OpenBeneath(dirfd, name, O_PATH);
-      if (!fd.ok()) return;
+      if (!fd.ok()) return false;
       Result<markers::IdRecord> rec = markers::GetIdRecord(fd->get());
       if (rec.ok() && rec->spill.token != 0) DropSpilled(rec->spill);
+      return false;
     };
     Result<void> r = RemoveTree(d.trash->get(), item.name.c_str(), drop_data);
     if (!r.ok() && r.error() != ENOENT) {
@@ -773,6 +777,7 @@ void ChangeLayer::Stop() {
     bg_cv_.notify_all();
   }
   if (bg_.joinable()) bg_.join();
+  in_use_ = nullptr;  // its owner may go before this layer does
   for (Layer l : kTiers) {
     if (has(l) && dirty_[Index(l)].exchange(false)) (void)sys::Syncfs(dirs(l).tree->get());
   }

@@ -28,6 +28,7 @@
 #include <array>
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -131,6 +132,10 @@ class ChangeLayer {
   // reserved for `id`, which a file on a tier reports, whatever happens to
   // its names on the volume.
   Result<void> HoldInode(int fd, uint64_t id);
+  // Tells the trash which numbers live files report (`in_use`), so that it
+  // holds a volume inode with such a number instead of freeing it. Called
+  // once, before Start().
+  void SetNumbersInUse(std::function<bool(uint64_t)> in_use) { in_use_ = std::move(in_use); }
   // Moves `at` to the trash.
   Result<void> Trash(const At& at);
   // Records a change the caller made through a file it holds open (a write,
@@ -174,6 +179,7 @@ class ChangeLayer {
  private:
   // Whether a tier's index/ has an entry for `id`.
   bool IndexedAnywhere(uint64_t id) const;
+  std::function<bool(uint64_t)> in_use_;  // set before Start(), read by the trash
   Result<void> RunStep(const IntentStep& step);
   Result<UniqueFd> OpenAreaParent(const IntentPath& p, std::string* leaf);
   int AreaFd(Layer layer, Area area) const;

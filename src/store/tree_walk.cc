@@ -155,7 +155,7 @@ Result<void> RemoveTree(int dirfd, const char* name, const RemovingFn& removing)
   Result<struct stat> st = sys::StatAt(dirfd, name);
   if (!st.ok()) return Errno{st.error()};
   if (!S_ISDIR(st->st_mode)) {
-    if (removing) removing(dirfd, name, *st);
+    if (removing && removing(dirfd, name, *st)) return {};
     return sys::UnlinkAt(dirfd, name, 0);
   }
   Result<UniqueFd> top = sys::OpenBeneath(dirfd, name, O_PATH | O_DIRECTORY);
@@ -166,15 +166,16 @@ Result<void> RemoveTree(int dirfd, const char* name, const RemovingFn& removing)
     const int pfd = parent.fds[0];
     if (removing) {
       Result<struct stat> est = sys::StatAt(pfd, item.name.c_str());
-      if (est.ok()) removing(pfd, item.name.c_str(), *est);
+      if (est.ok() && removing(pfd, item.name.c_str(), *est)) return false;
     }
     Result<void> r = sys::UnlinkAt(pfd, item.name.c_str(), 0);
     if (!r.ok() && r.error() != ENOENT) return Errno{r.error()};
     return false;
   };
   cb.leave = [](const WalkDir& parent, const WalkItem& item) -> Result<void> {
+    // (ENOTEMPTY: it holds what `removing` kept; the rest still goes.)
     Result<void> r = sys::UnlinkAt(parent.fds[0], item.name.c_str(), AT_REMOVEDIR);
-    if (!r.ok() && r.error() != ENOENT) return r;
+    if (!r.ok() && r.error() != ENOENT && r.error() != ENOTEMPTY) return r;
     return {};
   };
   DETOURFS_TRY(WalkTrees({top->get(), -1, -1, -1}, cb));

@@ -63,8 +63,10 @@ Result<std::vector<WalkItem>> ListDir(int dirfd);
 
 // Removes `name` in `dirfd` and everything beneath it, never following a
 // symlink. `removing`, if given, is told of each non-directory just before
-// it is unlinked (a stub's spilled data goes first).
-using RemovingFn = std::function<void(int dirfd, const char* name, const struct stat&)>;
+// it is unlinked (a stub's spilled data goes first); when it answers true
+// the entry is not unlinked (moved away, or kept: its directory then stays
+// too, ENOTEMPTY).
+using RemovingFn = std::function<bool(int dirfd, const char* name, const struct stat&)>;
 Result<void> RemoveTree(int dirfd, const char* name, const RemovingFn& removing = nullptr);
 
 // The bytes the tree under the directory `dirfd` takes (st_blocks, each file

@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <filesystem>
 #include <string>
 #include <thread>
 #include <vector>
@@ -25,6 +26,27 @@ namespace {
 
 class RoutedRenameTest : public RoutingTest {
  protected:
+  // p/node_modules/f made on the volume, then linked through the mount to
+  // node_modules/f: one entry in the memory tier's index, its number `ino`.
+  void LinkRoutedVolumeFileIntoTheIndex(ino_t* ino) {
+    ASSERT_EQ(::mkdir(V("p").c_str(), 0755), 0);
+    ASSERT_EQ(::mkdir(V("p/node_modules").c_str(), 0755), 0);
+    ASSERT_EQ(WriteFile(V("p/node_modules/f"), "data"), 0);
+    ASSERT_EQ(::mkdir(M("node_modules").c_str(), 0755), 0);
+    ASSERT_EQ(::link(M("p/node_modules/f").c_str(), M("node_modules/f").c_str()), 0)
+        << std::strerror(errno);
+    *ino = Lstat(M("node_modules/f")).st_ino;
+    EXPECT_EQ(ListDir(memory_.path() + "/tier/index").size(), 1U);
+  }
+  // Whether the volume's held/ keeps an inode numbered `ino` (at any depth:
+  // a held directory holds what was in it).
+  bool Held(ino_t ino) {
+    std::error_code ec;
+    for (const auto& e : std::filesystem::recursive_directory_iterator(V(".detourfs/held"), ec)) {
+      if (Lstat(e.path().string()).st_ino == ino) return true;
+    }
+    return false;
+  }
   // A tree with what a package holds: nested directories, files with modes,
   // a symlink, two hard links to one file, an xattr.
   void MakeTree(const std::string& dir) {
@@ -667,14 +689,8 @@ TEST_P(RoutedRenameTest, AnIndexEntryWithOnlyVolumeNamesMovesToANewNamesTier) {
 // moves like any (it was EXDEV once the volume inode the entry stood for
 // was gone).
 TEST_P(RoutedRenameTest, AFileWhoseOneNameLeftIsOnATierLeavesTheIndex) {
-  ASSERT_EQ(::mkdir(V("p").c_str(), 0755), 0);
-  ASSERT_EQ(::mkdir(V("p/node_modules").c_str(), 0755), 0);
-  ASSERT_EQ(WriteFile(V("p/node_modules/f"), "data"), 0);
-  ASSERT_EQ(::mkdir(M("node_modules").c_str(), 0755), 0);
-  ASSERT_EQ(::link(M("p/node_modules/f").c_str(), M("node_modules/f").c_str()), 0)
-      << std::strerror(errno);
-  const ino_t ino = Lstat(M("node_modules/f")).st_ino;
-  EXPECT_EQ(ListDir(memory_.path() + "/tier/index").size(), 1U);
+  ino_t ino = 0;
+  ASSERT_NO_FATAL_FAILURE(LinkRoutedVolumeFileIntoTheIndex(&ino));
   ASSERT_EQ(Shell("rm -rf '" + M("p") + "'"), 0);
   EXPECT_FALSE(Exists(V("p")));
   EXPECT_EQ(ListDir(memory_.path() + "/tier/index"), std::vector<std::string>{});
@@ -712,54 +728,67 @@ TEST_P(RoutedRenameTest, TheVolumeInodeWhoseNumberATierFileReportsIsHeld) {
     const ino_t ino = Lstat(M(nm + "/node_modules/f")).st_ino;
     if (restart) Restart();
     ASSERT_EQ(Shell("rm -rf '" + M(p) + "'"), 0);
-    const std::string held = V(".detourfs/held");
-    auto held_inode = [&] {
-      for (const std::string& name : ListDir(held)) {
-        if (Lstat(held + "/" + name).st_ino == ino) return true;
-      }
-      return false;
-    };
     EXPECT_TRUE(Eventually([&] { return ListDir(V(".detourfs/trash")).empty(); }));
-    EXPECT_TRUE(held_inode());
+    EXPECT_TRUE(Held(ino));
     EXPECT_EQ(Lstat(M(nm + "/node_modules/f")).st_ino, ino);
     EXPECT_EQ(ReadFile(M(nm + "/node_modules/f")), "data");
   }
 }
 
-// The same for a volume name of an indexed file replaced by a rename on
-// the volume (its last volume name: the rename would free the inode).
-TEST_P(RoutedRenameTest, AVolumeInodeARenameReplacesIsHeldWhileATierFileReportsIt) {
+// The same for a file copied up from the volume (its id the volume
+// inode's number) whose directory then moved within its tier: the volume
+// directory left behind is held (with the inode the copy reports), and an
+// rm -rf of the project after does not free it.
+TEST_P(RoutedRenameTest, TheVolumeInodeACopiedUpFileReportsIsHeld) {
   ASSERT_EQ(::mkdir(V("p").c_str(), 0755), 0);
-  ASSERT_EQ(WriteFile(V("p/f"), "data"), 0);
-  ASSERT_EQ(::mkdir(M("node_modules").c_str(), 0755), 0);
-  ASSERT_EQ(::link(M("p/f").c_str(), M("node_modules/f").c_str()), 0) << std::strerror(errno);
-  const ino_t ino = Lstat(M("node_modules/f")).st_ino;
-  ASSERT_EQ(WriteFile(M("p/g"), "other"), 0);
-  ASSERT_EQ(::rename(M("p/g").c_str(), M("p/f").c_str()), 0) << std::strerror(errno);
-  EXPECT_EQ(ReadFile(M("p/f")), "other");
-  EXPECT_NE(Lstat(M("p/f")).st_ino, ino);
-  EXPECT_EQ(Lstat(M("node_modules/f")).st_ino, ino);
-  EXPECT_EQ(Lstat(M("node_modules/f")).st_nlink, 1U);
-  EXPECT_EQ(ReadFile(M("node_modules/f")), "data");
-  bool held = false;
-  for (const std::string& name : ListDir(V(".detourfs/held"))) {
-    held = held || Lstat(V(".detourfs/held/" + name)).st_ino == ino;
+  ASSERT_EQ(::mkdir(V("p/node_modules").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(V("p/node_modules/f"), "data"), 0);
+  const ino_t ino = Lstat(M("p/node_modules/f")).st_ino;
+  ASSERT_EQ(WriteFile(M("p/node_modules/f"), "new data"), 0);  // copied up
+  ASSERT_EQ(::mkdir(M("q").c_str(), 0755), 0);
+  ASSERT_EQ(::rename(M("p/node_modules").c_str(), M("q/node_modules").c_str()), 0)
+      << std::strerror(errno);
+  EXPECT_EQ(Lstat(M("q/node_modules/f")).st_ino, ino);
+  ASSERT_EQ(Shell("rm -rf '" + M("p") + "'"), 0);
+  EXPECT_TRUE(Eventually([&] { return ListDir(V(".detourfs/trash")).empty(); }));
+  EXPECT_TRUE(Held(ino));
+  EXPECT_EQ(Lstat(M("q/node_modules/f")).st_ino, ino);
+  EXPECT_EQ(ReadFile(M("q/node_modules/f")), "new data");
+}
+
+// The same for the last volume name of an indexed file replaced by a
+// rename, of a file on the volume or of one moved there from a tier (mv
+// node_modules/x/a.js store/f over a pnpm store's file): the rename would
+// free the inode.
+TEST_P(RoutedRenameTest, ARenameOverAnIndexedFilesLastVolumeNameLeavesItsInodeHeld) {
+  for (const bool from_tier : {false, true}) {
+    SCOPED_TRACE(from_tier ? "from a tier" : "on the volume");
+    const std::string store = from_tier ? "s2" : "s1";
+    const std::string nm = (from_tier ? "b" : "a") + std::string("/node_modules");
+    ASSERT_EQ(::mkdir(V(store).c_str(), 0755), 0);
+    ASSERT_EQ(WriteFile(V(store + "/f"), "data"), 0);
+    ASSERT_EQ(::mkdir(M(from_tier ? "b" : "a").c_str(), 0755), 0);
+    ASSERT_EQ(::mkdir(M(nm).c_str(), 0755), 0);
+    ASSERT_EQ(::link(M(store + "/f").c_str(), M(nm + "/f").c_str()), 0) << std::strerror(errno);
+    const ino_t ino = Lstat(M(nm + "/f")).st_ino;
+    const std::string from = from_tier ? nm + "/a.js" : store + "/g";
+    ASSERT_EQ(WriteFile(M(from), "other"), 0);
+    ASSERT_EQ(::rename(M(from).c_str(), M(store + "/f").c_str()), 0) << std::strerror(errno);
+    EXPECT_EQ(ReadFile(M(store + "/f")), "other");
+    EXPECT_NE(Lstat(M(store + "/f")).st_ino, ino);
+    EXPECT_EQ(Lstat(M(nm + "/f")).st_ino, ino);
+    EXPECT_EQ(Lstat(M(nm + "/f")).st_nlink, 1U);
+    EXPECT_EQ(ReadFile(M(nm + "/f")), "data");
+    EXPECT_TRUE(Held(ino));
   }
-  EXPECT_TRUE(held);
 }
 
 // The same when the other name goes by a rename over it (review finding
 // #7: the entry kept its count of one name and stayed in the index, so
 // its one name was still moved as an index entry).
 TEST_P(RoutedRenameTest, AFileWhoseOtherNameIsRenamedOverLeavesTheIndex) {
-  ASSERT_EQ(::mkdir(V("p").c_str(), 0755), 0);
-  ASSERT_EQ(::mkdir(V("p/node_modules").c_str(), 0755), 0);
-  ASSERT_EQ(WriteFile(V("p/node_modules/f"), "data"), 0);
-  ASSERT_EQ(::mkdir(M("node_modules").c_str(), 0755), 0);
-  ASSERT_EQ(::link(M("p/node_modules/f").c_str(), M("node_modules/f").c_str()), 0)
-      << std::strerror(errno);
-  const ino_t ino = Lstat(M("node_modules/f")).st_ino;
-  EXPECT_EQ(ListDir(memory_.path() + "/tier/index").size(), 1U);
+  ino_t ino = 0;
+  ASSERT_NO_FATAL_FAILURE(LinkRoutedVolumeFileIntoTheIndex(&ino));
   ASSERT_EQ(WriteFile(M("p/node_modules/g"), "other"), 0);
   ASSERT_EQ(::rename(M("p/node_modules/g").c_str(), M("p/node_modules/f").c_str()), 0)
       << std::strerror(errno);

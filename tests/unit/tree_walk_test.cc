@@ -321,6 +321,7 @@ TEST_F(TreeWalkTest, RemoveTreeRemovesEverythingAndToldOfEachFile) {
     struct stat now {};
     EXPECT_EQ(::fstatat(dirfd, name, &now, AT_SYMLINK_NOFOLLOW), 0) << "told before it goes";
     told[name] = st.st_mode & S_IFMT;
+    return false;
   };
   ASSERT_TRUE(RemoveTree(root_, "t", removing).ok());
   EXPECT_FALSE(Exists("t"));
@@ -331,13 +332,39 @@ TEST_F(TreeWalkTest, RemoveTreeRemovesEverythingAndToldOfEachFile) {
   EXPECT_EQ(::stat("/etc/passwd", &st), 0) << "a symlink's target is not touched";
 }
 
+// An entry `removing` keeps (answers true for) is not unlinked, and so its
+// directories stay (ENOTEMPTY); the rest goes.
+TEST_F(TreeWalkTest, RemoveTreeLeavesWhatRemovingKeeps) {
+  MakeDir("t");
+  MakeDir("t/a");
+  MakeFile("t/a/keep", "k");
+  MakeFile("t/a/go");
+  MakeFile("t/go2");
+  RemovingFn removing = [](int, const char* name, const struct stat&) {
+    return std::string(name) == "keep";
+  };
+  Result<void> r = RemoveTree(root_, "t", removing);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error(), ENOTEMPTY);
+  EXPECT_TRUE(Exists("t/a/keep"));
+  EXPECT_FALSE(Exists("t/a/go"));
+  EXPECT_FALSE(Exists("t/go2"));
+  MakeFile("single");
+  EXPECT_TRUE(
+      RemoveTree(root_, "single", [](int, const char*, const struct stat&) { return true; }).ok());
+  EXPECT_TRUE(Exists("single"));
+}
+
 TEST_F(TreeWalkTest, RemoveTreeOfAFileOrSymlinkUnlinksJustIt) {
   MakeDir("target");
   MakeFile("target/keep");
   ASSERT_EQ(::symlinkat("target", root_, "link"), 0);
   MakeFile("file");
   int told = 0;
-  RemovingFn removing = [&](int, const char*, const struct stat&) { ++told; };
+  RemovingFn removing = [&](int, const char*, const struct stat&) {
+    ++told;
+    return false;
+  };
   ASSERT_TRUE(RemoveTree(root_, "link", removing).ok());
   ASSERT_TRUE(RemoveTree(root_, "file", removing).ok());
   EXPECT_EQ(told, 2);
