@@ -147,11 +147,10 @@ class HomeStressTest : public TieredMountTest {
 // of parents of routed directories, links between routed and unrouted paths —
 // compared with a tmpfs that had the same done to it.
 //
-// Not run by CI yet (issue 15 is open on it): of seeds 1-12, 1, 2, 3, 6, 7,
-// 8 and 10 agree (not on every run: the workers race); the others find a
-// mismatch — two names reporting one st_ino, or a number that changed,
-// after moves of hard-linked files between layers; a file's attributes and
-// data where tmpfs has a newer, empty file; rmdir answering ENOENT. With
+// Not run by CI yet (issue 15 is open on it): of seeds 1-12, all but 5, 7
+// and 12 agree (not on every run: the workers race); those find two names
+// reporting one st_ino, or a number that changed, after moves of
+// hard-linked files between layers, mostly only with several workers. With
 // one worker (detourfs-stress --procs 1) most seeds agree. Run it with
 //   build/tests/stress-tests --gtest_also_run_disabled_tests
 //       --gtest_filter='*HomeStress*'
