@@ -220,6 +220,17 @@ Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageTree(Node* x,
       DETOURFS_TRY(changes_->SetIdRecordAt(dfd, n, markers::IdRecord{pid, false, {}}));
       return changes_->SetFlag(dfd, markers::kIdsXattr);
     };
+    // A link on the volume to an inode that keeps an id of its own (moved
+    // there from a tier, the id recorded on it): its directory is marked,
+    // or the name would report the inode's number once the kernel forgets
+    // it.
+    auto mark_own_id = [&](int dfd, const char* n, uint64_t pid) -> Result<void> {
+      if (IsTier(to)) return {};
+      Result<struct stat> lst = sys::StatAt(dfd, n);
+      if (!lst.ok()) return Errno{lst.error()};
+      if (pid == static_cast<uint64_t>(lst->st_ino)) return {};
+      return changes_->SetFlag(dfd, markers::kIdsXattr);
+    };
     cb.list = [&](const WalkDir& d) -> Result<std::vector<WalkItem>> {
       const std::string dir_path = d.path->empty() ? src_path : Join(src_path, *d.path);
       const int dir_route = d.self == nullptr ? src_route : TagRoute(d.self->tag);
@@ -306,6 +317,7 @@ Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageTree(Node* x,
         auto [it, first] = links.emplace(std::to_string(pid), here);
         if (!first) {
           DETOURFS_TRY(sys::LinkAt(roots[kDest], it->second.c_str(), dfd, n));
+          DETOURFS_TRY(mark_own_id(dfd, n, pid));
           if (auto c = copied.find(pid); c != copied.end()) c->second.second++;
           return false;
         }
@@ -314,6 +326,7 @@ Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageTree(Node* x,
         Result<bool> linked = LinkIntoCopy(sfd, n, *st, from, pid, to, dfd);
         if (!linked.ok()) return Errno{linked.error()};
         if (*linked) {
+          DETOURFS_TRY(mark_own_id(dfd, n, pid));
           staged->files++;
           return false;
         }

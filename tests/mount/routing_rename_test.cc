@@ -593,6 +593,30 @@ TEST_P(RoutedRenameTest, ACopyUpStoppedHalfwayLeavesEveryDirectoryUsable) {
 }
 
 // A file moved from a tier to the volume keeps its number (an id recorded
+// on its inode); linked into a routed tree (its copy in the tier's index),
+// and that tree then moved to the volume, the tree's name for it is a link
+// of the same volume inode, whose directory is marked as holding ids: it
+// reports the same number once the kernel has forgotten it, and after a
+// restart (it reported the inode's own number; home checker, seed 19).
+TEST_P(RoutedRenameTest, ALinkCarriedToTheVolumeByATreeKeepsTheFilesNumber) {
+  ASSERT_EQ(::mkdir(M("p").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(M("p/dist").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(M("p/dist/f"), "f"), 0);
+  const ino_t ino = Lstat(M("p/dist/f")).st_ino;
+  ASSERT_EQ(::rename(M("p/dist").c_str(), M("p/moved").c_str()), 0) << std::strerror(errno);
+  ASSERT_EQ(::mkdir(M("q").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(M("q/dist").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(M("q/dist/src").c_str(), 0755), 0);
+  ASSERT_EQ(::link(M("p/moved/f").c_str(), M("q/dist/src/g").c_str()), 0) << std::strerror(errno);
+  ASSERT_EQ(::rename(M("q/dist").c_str(), M("q/out").c_str()), 0) << std::strerror(errno);
+  EXPECT_EQ(Lstat(M("q/out/src/g")).st_ino, ino);
+  Restart();
+  EXPECT_EQ(Lstat(M("q/out/src/g")).st_ino, ino);
+  EXPECT_EQ(Lstat(M("p/moved/f")).st_ino, ino);
+  EXPECT_EQ(Lstat(M("q/out/src/g")).st_nlink, 2U);
+}
+
+// A file moved from a tier to the volume keeps its number (an id recorded
 // on its inode); a new name linked to it elsewhere on the volume reports the
 // same number, also after a restart.
 TEST_P(RoutedRenameTest, ALinkToAFileMovedToTheVolumeSharesItsNumber) {
