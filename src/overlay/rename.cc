@@ -419,7 +419,13 @@ void OverlayImpl::DropReplacedIndexName(RenameArgs& a) {
 Result<void> OverlayImpl::HoldReplacedVolumeInode(const RenameArgs& a) {
   // The last volume name of an indexed file, replaced: its inode, whose
   // number the index entry reports, is held, or the rename would free it.
-  if (a.x2 == nullptr || a.x2->is_dir() || !a.x2->Snapshot().index) return {};
+  // (Asked of the index sets, not the node: the rename holds x1's lock,
+  // and taking x2's here would order the two against a rename the other
+  // way.)
+  if (a.x2 == nullptr || a.x2->is_dir()) return {};
+  bool indexed = false;
+  for (Layer t : kTiers) indexed = indexed || Indexed(t, a.x2->pid());
+  if (!indexed) return {};
   const LayerHit& v = a.s2.at[Index(Layer::kVolume)];
   if (!v.has || v.st.st_nlink != 1 || static_cast<uint64_t>(v.st.st_ino) != a.x2->pid()) {
     return {};
