@@ -62,9 +62,11 @@ ChildRoute OverlayImpl::RouteOfPath(const std::string& dir_path, int dir_route,
 
 Result<void> OverlayImpl::MoveFile(RenameArgs& a, Layer to) {
   Node* x = a.x1;
+  // The replaced file first, before the moved file's lock: never one node's
+  // lock taken under another's (a rename the other way would invert them).
+  DETOURFS_TRY(HoldVictim(a, IsTier(to)));
   WriteLock lock(&x->content_mu);
   Binding& b = x->mutable_binding();
-  DETOURFS_TRY(HoldVictim(a, IsTier(to)));
   Result<SharedFd> src = resolver_.Fd(x, b);
   if (!src.ok()) return Errno{src.error()};
   Result<struct stat> st = sys::Fstat((*src)->get());

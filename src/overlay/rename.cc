@@ -488,9 +488,9 @@ Result<void> OverlayImpl::RenameOnVolume(RenameArgs& a, RenameNeeds& have, Renam
       dst_full = items.ok() && !items->empty();
     }
   }
+  DETOURFS_TRY(HoldVictim(a, false));  // before x1's lock (MoveFile)
   WriteLock lock(&a.x1->content_mu);
   if (a.x1->is_dir() && !a.x1->binding().parts[Index(Layer::kVolume)].present()) return Errno{EIO};
-  DETOURFS_TRY(HoldVictim(a, false));
   DETOURFS_TRY(CarryIds(a.d1, v1, a.d2, v2));
   const bool routed = a.s1.route.For(a.s1.type) >= 0 || a.s2.route.For(a.s1.type) >= 0;
   if (carried.empty() && dropped.empty() && !dst_full) {
@@ -569,8 +569,8 @@ Result<void> OverlayImpl::RenameOnTier(RenameArgs& a, Layer tier) {
   if (!t2.ok()) return Errno{t2.error()};
   const std::string p1 = Join(PathOf(a.d1), a.n1);
   const std::string p2 = Join(PathOf(a.d2), a.n2);
+  DETOURFS_TRY(HoldVictim(a, true));  // before x1's lock (MoveFile)
   WriteLock lock(&a.x1->content_mu);
-  DETOURFS_TRY(HoldVictim(a, true));
   const Binding& b1 = a.x1->binding();
   // The volume's entry at the old name stays hidden: a whiteout takes the
   // name in the same renameat2 — unless it is held instead (HoldOrigin).
@@ -686,10 +686,10 @@ Result<void> OverlayImpl::MoveLinked(RenameArgs& a, Layer to, RenameNeeds& have,
     Result<SharedFd> t1 = EnsureTierDir(a.d1, from);
     if (!t1.ok()) return Errno{t1.error()};
   }
+  DETOURFS_TRY(HoldVictim(a, IsTier(to)));  // before x1's lock (MoveFile)
   WriteLock lock(&a.x1->content_mu);
   Result<std::shared_ptr<StagedTree>> staged = StageLink(a.x1, to);
   if (!staged.ok()) return Errno{staged.error()};
-  DETOURFS_TRY(HoldVictim(a, IsTier(to)));
   Intent intent;
   auto tree = [](Layer l, const std::string& p) { return IntentPath{l, Area::kTree, p}; };
   intent.steps.push_back(
