@@ -343,7 +343,7 @@ class OverlayImpl final : public Overlay {
     const Caller& caller;
     SharedFd victim_fd;  // the replaced file, kept for its handles
     struct stat victim_st {};
-    bool replaced_index = false;  // x2, a name of an indexed file, was replaced
+    bool replaced_index = false;  // x2, a file (maybe indexed), lost a name
   };
   Result<void> RenameLocked(Node* d1, std::string_view n1, Node* d2, std::string_view n2,
                             unsigned int flags, const Caller& caller, RenameNeeds& have,

@@ -394,7 +394,9 @@ void OverlayImpl::Renamed(RenameArgs& a, bool exchanged) {
     table_.Renamed(a.x2, a.d2, a.n2, a.d1, a.n1);
   } else {
     if (a.x2 != nullptr) {
-      if (!a.x2->is_dir() && a.x2->Snapshot().index) a.replaced_index = true;
+      // (Whether it is indexed is looked at after the move, under its own
+      // lock: here the moved file's is held.)
+      if (!a.x2->is_dir()) a.replaced_index = true;
       if (table_.Unlinked(a.x2, a.d2, a.n2)) {
         if (a.victim_fd) {
           table_.KeepOrphan(a.x2, a.victim_fd, a.victim_st);
