@@ -443,8 +443,9 @@ Result<void> OverlayImpl::HoldVictim(RenameArgs& a, bool on_tier) {
   // A file a rename replaces loses its name: keep an fd for its open
   // handles and the kernel, as an unlink would.
   if (a.x2 == nullptr || a.x2->is_dir()) return {};
-  if (!on_tier) DETOURFS_TRY(HoldReplacedVolumeInode(a));
-  if (on_tier) {
+  if (!on_tier) {
+    DETOURFS_TRY(HoldReplacedVolumeInode(a));
+  } else {
     WriteLock lock(&a.x2->content_mu);
     const Binding& b = a.x2->binding();
     const Layer home = a.s2.route.LayerFor(a.s2.type);

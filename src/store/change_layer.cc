@@ -50,6 +50,12 @@ Result<UniqueFd> CreateEntry(int dirfd, const char* name, const MakeSpec& spec, 
   return sys::OpenBeneath(dirfd, name, O_PATH);
 }
 
+// A name in held/ for an inode held for `id`: the id, then a random tail
+// (an id may be held more than once).
+std::string HeldName(uint64_t id) {
+  return TokenName(id) + "." + TokenName(NewRandomToken()).substr(0, 8);
+}
+
 // Unlinks, in the held entry `name` of `held`, every file that has a name
 // elsewhere as well (st_nlink > 1): the other name keeps its inode number
 // reserved, and the held link would be counted in the st_nlink users see.
@@ -399,7 +405,7 @@ Result<void> ChangeLayer::SetNumber(int fd, const char* xattr, uint64_t value) {
 Result<void> ChangeLayer::Hold(const At& at, uint64_t id) {
   const LayerDirs& v = dirs(Layer::kVolume);
   if (!v.held) return Errno{ENOTSUP};
-  const std::string name = TokenName(id) + "." + TokenName(NewRandomToken()).substr(0, 8);
+  const std::string name = HeldName(id);
   DETOURFS_TRY(sys::RenameAt(at.dir, std::string(at.name).c_str(), v.held->get(), name.c_str(),
                              RENAME_NOREPLACE));
   Emit(ChangeKind::kUnlink, at, id);
@@ -413,7 +419,7 @@ Result<void> ChangeLayer::Hold(const At& at, uint64_t id) {
 Result<void> ChangeLayer::HoldInode(int fd, uint64_t id) {
   const LayerDirs& v = dirs(Layer::kVolume);
   if (!v.held) return Errno{ENOTSUP};
-  const std::string name = TokenName(id) + "." + TokenName(NewRandomToken()).substr(0, 8);
+  const std::string name = HeldName(id);
   spdlog::debug("change: the volume inode of id {} held as {}", id, name);
   return sys::LinkFd(fd, v.held->get(), name.c_str());
 }
@@ -688,7 +694,7 @@ Result<void> ChangeLayer::EmptyTrash(Layer layer) {
         const uint64_t ino = static_cast<uint64_t>(st.st_ino);
         if (!IndexedAnywhere(ino) && !(in_use_ && in_use_(ino))) return false;
         if (!dirs(layer).held) return true;
-        const std::string held = TokenName(ino) + "." + TokenName(NewRandomToken()).substr(0, 8);
+        const std::string held = HeldName(ino);
         if (Result<void> r =
                 sys::RenameAt(dirfd, name, dirs(layer).held->get(), held.c_str(), RENAME_NOREPLACE);
             !r.ok()) {
