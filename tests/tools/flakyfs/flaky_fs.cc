@@ -13,6 +13,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -54,17 +55,7 @@ Decision Gate(Op op, std::string_view rel, size_t size = 0) {
 #define FLAKY_NOT_HIDDEN(rel) \
   if (Model().Hidden(rel)) return -EPERM;
 
-struct Handle {
-  int fd = -1;
-  uint64_t epoch = 0;  // the model's epoch at open: a power cut kills older handles
-  std::atomic<bool> written{false};
-  FileKey key;  // the model's name for the file, under its guard
-};
-
-struct DirHandle {
-  DIR* dir = nullptr;
-  uint64_t epoch = 0;
-};
+using Handle = FileHandle;
 
 Handle* HandleOf(const fuse_file_info* fi) {
   return reinterpret_cast<Handle*>(fi->fh);  // NOLINT: the FUSE fh carries our pointer
@@ -280,10 +271,10 @@ int OpenCommon(Op op, const char* path, mode_t mode, fuse_file_info* fi) {
     GiveToCaller(Fs().source_fd, name);
     Model().Created(g, rel, true);
   }
-  auto* h = new Handle;  // NOLINT: owned by the kernel's file handle until Release
+  auto h = std::make_unique<Handle>();
   h->fd = fd;
   h->epoch = Model().epoch();
-  fi->fh = reinterpret_cast<uint64_t>(h);  // NOLINT
+  fi->fh = Fs().files.Add(std::move(h));
   return 0;
 }
 
@@ -365,11 +356,9 @@ int Flush(const char* path, fuse_file_info* fi) {
 }
 
 int Release(const char* path, fuse_file_info* fi) {
-  Handle* h = HandleOf(fi);
   // path is null when the file was unlinked while open (hard_remove).
   if (path != nullptr) (void)Gate(Op::kRelease, Rel(path));
-  close(h->fd);
-  delete h;  // NOLINT: see Open
+  Fs().files.Remove(fi->fh);
   return 0;
 }
 
@@ -460,10 +449,10 @@ int OpenDir(const char* path, fuse_file_info* fi) {
     close(fd);
     return -err;
   }
-  auto* d = new DirHandle;  // NOLINT: owned by the kernel's handle until ReleaseDir
+  auto d = std::make_unique<DirHandle>();
   d->dir = dir;
   d->epoch = Model().epoch();
-  fi->fh = reinterpret_cast<uint64_t>(d);  // NOLINT
+  fi->fh = Fs().dirs.Add(std::move(d));
   return 0;
 }
 
@@ -493,9 +482,7 @@ int ReadDir(const char* path, void* buf, fuse_fill_dir_t filler, off_t /*off*/, 
 }
 
 int ReleaseDir(const char* /*path*/, fuse_file_info* fi) {
-  DirHandle* d = DirHandleOf(fi);
-  closedir(d->dir);
-  delete d;  // NOLINT: see OpenDir
+  Fs().dirs.Remove(fi->fh);
   return 0;
 }
 

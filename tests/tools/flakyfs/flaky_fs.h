@@ -12,6 +12,7 @@
 #include <fuse.h>
 
 #include "fault_plan.h"
+#include "open_handles.h"
 #include "power_cut_model.h"
 
 namespace flakyfs {
@@ -21,6 +22,8 @@ struct FlakyFs {
   double cache_timeout = 0;  // kernel attr/entry timeout; 0 shows every fault
   FaultPlan plan;
   PowerCutModel model;
+  OpenHandles<FileHandle> files;
+  OpenHandles<DirHandle> dirs;
 };
 
 // The operations table; fuse_new's private data must be a FlakyFs*.

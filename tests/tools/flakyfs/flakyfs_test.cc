@@ -95,7 +95,7 @@ TEST_F(FlakyFsTest, PassesEverythingThroughWhenNothingIsConfigured) {
   EXPECT_EQ(TotalInjected(), 0U);
   EXPECT_EQ(c["stalls"].get<uint64_t>(), 0U);
   EXPECT_EQ(c["delayed_us"].get<uint64_t>(), 0U);
-  EXPECT_EQ(flaky_->Stop(), 0);
+  EXPECT_EQ(flaky_->Stop(), 0) << flaky_->Log();
 }
 
 // libfuse names no path for an unlinked open file (hard_remove) in the

@@ -88,7 +88,7 @@ TEST_F(PowerCutTest, IsOffByDefaultAndCostsNothing) {
   EXPECT_EQ(ListDir(source_), std::vector<std::string>{"f"});  // no state directory
   EXPECT_EQ(flaky_->Counters()["ops"]["fsyncdir"], 1U);        // directory fsyncs arrive
   EXPECT_EQ(ReadFile(M("f")), "new");
-  EXPECT_EQ(flaky_->Stop(), 0);
+  EXPECT_EQ(flaky_->Stop(), 0) << flaky_->Log();
 }
 
 TEST_F(PowerCutTest, UnsyncedWritesAreLostSyncedWritesKept) {
@@ -110,7 +110,7 @@ TEST_F(PowerCutTest, UnsyncedWritesAreLostSyncedWritesKept) {
   EXPECT_EQ(ReadFile(M("data")), "fdatasynced");
   EXPECT_EQ(ReadFile(M("half")), "synced");
   EXPECT_EQ(flaky_->Durability()["cuts"], 1U);
-  EXPECT_EQ(flaky_->Stop(), 0);
+  EXPECT_EQ(flaky_->Stop(), 0) << flaky_->Log();
 }
 
 TEST_F(PowerCutTest, NewFileNeedsItsOwnFsyncAndItsDirectorysFsync) {
@@ -129,7 +129,7 @@ TEST_F(PowerCutTest, NewFileNeedsItsOwnFsyncAndItsDirectorysFsync) {
   EXPECT_EQ(ReadFile(M("d/dir-only")), "");
   EXPECT_EQ(ReadFile(M("d/both")), "both");
   EXPECT_EQ(ListDir(M("d")), (std::vector<std::string>{"both", "dir-only"}));
-  EXPECT_EQ(flaky_->Stop(), 0);
+  EXPECT_EQ(flaky_->Stop(), 0) << flaky_->Log();
 }
 
 TEST_F(PowerCutTest, UnlinkComesBackUnlessTheDirectoryWasSynced) {
@@ -147,7 +147,7 @@ TEST_F(PowerCutTest, UnlinkComesBackUnlessTheDirectoryWasSynced) {
   EXPECT_EQ(ReadFile(M("d/back")), "back");
   EXPECT_EQ(Lstat(M("d/back")).st_ino, ino);  // the same inode, not a copy
   EXPECT_EQ(ListDir(S(".flakyfs-powercut/graves")), std::vector<std::string>{});
-  EXPECT_EQ(flaky_->Stop(), 0);
+  EXPECT_EQ(flaky_->Stop(), 0) << flaky_->Log();
 }
 
 TEST_F(PowerCutTest, RenameIsDurableOnlyOnceBothDirectoriesAreSynced) {
@@ -166,7 +166,7 @@ TEST_F(PowerCutTest, RenameIsDurableOnlyOnceBothDirectoriesAreSynced) {
   Cut();
   EXPECT_FALSE(Exists("a/x"));
   EXPECT_EQ(ReadFile(M("b/y")), "x");
-  EXPECT_EQ(flaky_->Stop(), 0);
+  EXPECT_EQ(flaky_->Stop(), 0) << flaky_->Log();
 }
 
 TEST_F(PowerCutTest, RenameOverAFileBringsTheReplacedFileBack) {
@@ -186,7 +186,7 @@ TEST_F(PowerCutTest, RenameOverAFileBringsTheReplacedFileBack) {
   Cut();
   EXPECT_EQ(ReadFile(M("target")), "new content");
   EXPECT_EQ(ListDir(mnt_), (std::vector<std::string>{"other", "target"}));
-  EXPECT_EQ(flaky_->Stop(), 0);
+  EXPECT_EQ(flaky_->Stop(), 0) << flaky_->Log();
 }
 
 TEST_F(PowerCutTest, ExchangeNoReplaceAndWhiteoutRenamesAreUndone) {
@@ -209,7 +209,7 @@ TEST_F(PowerCutTest, ExchangeNoReplaceAndWhiteoutRenamesAreUndone) {
   EXPECT_EQ(ReadFile(M("c")), "c");
   EXPECT_EQ(ReadFile(M("w")), "w");
   EXPECT_EQ(ListDir(mnt_), (std::vector<std::string>{"a", "b", "c", "w"}));
-  EXPECT_EQ(flaky_->Stop(), 0);
+  EXPECT_EQ(flaky_->Stop(), 0) << flaky_->Log();
 }
 
 TEST_F(PowerCutTest, DirectoryRenameIsUndoneWithEverythingInside) {
@@ -236,7 +236,7 @@ TEST_F(PowerCutTest, DirectoryRenameIsUndoneWithEverythingInside) {
   EXPECT_EQ(ReadFile(M("a/sub/deep/new")), "new");
   EXPECT_EQ(ListDir(M("b")), std::vector<std::string>{"empty"});
   EXPECT_EQ(ListDir(M("b/empty")), std::vector<std::string>{});
-  EXPECT_EQ(flaky_->Stop(), 0);
+  EXPECT_EQ(flaky_->Stop(), 0) << flaky_->Log();
 }
 
 TEST_F(PowerCutTest, NewDirectoryNeedsItsParentSynced) {
@@ -253,7 +253,7 @@ TEST_F(PowerCutTest, NewDirectoryNeedsItsParentSynced) {
   Sync(M("p"));
   Cut();
   EXPECT_EQ(ReadFile(M("p/d/f")), "f");
-  EXPECT_EQ(flaky_->Stop(), 0);
+  EXPECT_EQ(flaky_->Stop(), 0) << flaky_->Log();
 }
 
 TEST_F(PowerCutTest, RemovedDirectoryStaysGoneOnceItsParentIsSynced) {
@@ -270,7 +270,7 @@ TEST_F(PowerCutTest, RemovedDirectoryStaysGoneOnceItsParentIsSynced) {
   EXPECT_EQ(flaky_->Durability()["graves"], 0U);
   Cut();
   EXPECT_EQ(ListDir(M("p")), std::vector<std::string>{});
-  EXPECT_EQ(flaky_->Stop(), 0);
+  EXPECT_EQ(flaky_->Stop(), 0) << flaky_->Log();
 }
 
 TEST_F(PowerCutTest, HardLinksAreUndoneAndLinkCountsStayTrue) {
@@ -290,7 +290,7 @@ TEST_F(PowerCutTest, HardLinksAreUndoneAndLinkCountsStayTrue) {
   Cut();
   EXPECT_EQ(Lstat(M("g")).st_ino, Lstat(M("f")).st_ino);
   EXPECT_EQ(Lstat(M("g")).st_nlink, 2U);
-  EXPECT_EQ(flaky_->Stop(), 0);
+  EXPECT_EQ(flaky_->Stop(), 0) << flaky_->Log();
 }
 
 TEST_F(PowerCutTest, AttributesAndXattrsNeedTheFilesFsync) {
@@ -321,7 +321,7 @@ TEST_F(PowerCutTest, AttributesAndXattrsNeedTheFilesFsync) {
   EXPECT_EQ(st.st_mtim.tv_sec, 2000);
   EXPECT_EQ(::getxattr(M("synced").c_str(), "trusted.k", v, sizeof(v)), 1);
   EXPECT_EQ(::getxattr(M("datasynced").c_str(), "trusted.k", v, sizeof(v)), -1);
-  EXPECT_EQ(flaky_->Stop(), 0);
+  EXPECT_EQ(flaky_->Stop(), 0) << flaky_->Log();
 }
 
 TEST_F(PowerCutTest, TruncationsAreUndone) {
@@ -342,7 +342,7 @@ TEST_F(PowerCutTest, TruncationsAreUndone) {
   EXPECT_EQ(ReadFile(M("path")), "0123456789");
   EXPECT_EQ(ReadFile(M("handle")), "0123456789");
   EXPECT_EQ(ReadFile(M("otrunc")), "0123456789");
-  EXPECT_EQ(flaky_->Stop(), 0);
+  EXPECT_EQ(flaky_->Stop(), 0) << flaky_->Log();
 }
 
 TEST_F(PowerCutTest, RootFsyncAndSyncCommandAreSyncPoints) {
@@ -362,7 +362,7 @@ TEST_F(PowerCutTest, RootFsyncAndSyncCommandAreSyncPoints) {
   Cut();
   EXPECT_EQ(ReadFile(M("d/h")), "h");
   EXPECT_EQ(flaky_->Durability()["syncs"], 2U);
-  EXPECT_EQ(flaky_->Stop(), 0);
+  EXPECT_EQ(flaky_->Stop(), 0) << flaky_->Log();
 }
 
 TEST_F(PowerCutTest, WithoutRootSyncTheRootIsAnOrdinaryDirectory) {
@@ -376,7 +376,7 @@ TEST_F(PowerCutTest, WithoutRootSyncTheRootIsAnOrdinaryDirectory) {
   Cut();
   EXPECT_EQ(ReadFile(M("top")), "top");
   EXPECT_FALSE(Exists("d/f"));
-  EXPECT_EQ(flaky_->Stop(), 0);
+  EXPECT_EQ(flaky_->Stop(), 0) << flaky_->Log();
 }
 
 TEST_F(PowerCutTest, HandlesOpenedBeforeTheCutDieWithIt) {
@@ -397,7 +397,7 @@ TEST_F(PowerCutTest, HandlesOpenedBeforeTheCutDieWithIt) {
   ::close(fd);
   ::closedir(dir);
   EXPECT_EQ(ReadFile(M("f")), "f");  // a new open is fine
-  EXPECT_EQ(flaky_->Stop(), 0);
+  EXPECT_EQ(flaky_->Stop(), 0) << flaky_->Log();
 }
 
 TEST_F(PowerCutTest, StateDirectoryIsHiddenFromTheMount) {
@@ -411,7 +411,7 @@ TEST_F(PowerCutTest, StateDirectoryIsHiddenFromTheMount) {
   EXPECT_EQ(Lstat(M("")).st_nlink + 1, Lstat(S("")).st_nlink);
   EXPECT_EQ(flaky_->Control("durability off"), "ok");
   EXPECT_EQ(ListDir(source_), std::vector<std::string>{"d"});
-  EXPECT_EQ(flaky_->Stop(), 0);
+  EXPECT_EQ(flaky_->Stop(), 0) << flaky_->Log();
 }
 
 // Open fds in flakyfs, from /proc.
@@ -437,7 +437,7 @@ TEST_F(PowerCutTest, ThousandsOfFilesNeedNoFdEach) {
   for (int i = 0; i < 1500; i += 97) EXPECT_EQ(ReadFile(M("old/" + std::to_string(i))), "durable");
   EXPECT_EQ(ListDir(M("old")).size(), 1500U);
   EXPECT_LT(OpenFds(flaky_->pid()), fds_before + 20);
-  EXPECT_EQ(flaky_->Stop(), 0);
+  EXPECT_EQ(flaky_->Stop(), 0) << flaky_->Log();
 }
 
 }  // namespace
