@@ -684,15 +684,18 @@ Result<void> ChangeLayer::EmptyTrash(Layer layer) {
   if (!items.ok()) return Errno{items.error()};
   for (const WalkItem& item : *items) {
     auto drop_data = [&](int dirfd, const char* name, const struct stat& st) -> bool {
-      if (S_ISDIR(st.st_mode) || st.st_nlink != 1) return false;
+      if (!S_ISDIR(st.st_mode) && st.st_nlink != 1) return false;
       if (layer == Layer::kVolume) {
         // A volume inode whose number a file elsewhere reports (an index
         // entry, a copy on a tier; its names went with a directory, hidden
         // behind the tier) is held, not freed: the volume would give its
         // number to a new file. If it cannot be held it stays in the trash
-        // (tried again next round), never freed.
+        // (tried again next round), never freed. A directory is held
+        // emptied: RemoveTree asks once its contents are gone.
         const uint64_t ino = static_cast<uint64_t>(st.st_ino);
-        if (!IndexedAnywhere(ino) && !(in_use_ && in_use_(ino))) return false;
+        const bool reported = S_ISDIR(st.st_mode) ? in_use_ && in_use_(ino)
+                                                  : IndexedAnywhere(ino) || (in_use_ && in_use_(ino));
+        if (!reported) return false;
         if (!dirs(layer).held) return true;
         const std::string held = HeldName(ino);
         if (Result<void> r =
@@ -705,7 +708,7 @@ Result<void> ChangeLayer::EmptyTrash(Layer layer) {
       }
       // A stub's data goes before the stub itself: a crash in between leaves
       // the stub in the trash, deleted next time, never data nothing names.
-      if (!S_ISREG(st.st_mode) || !IsTier(layer)) return false;
+      if (!S_ISREG(st.st_mode) || st.st_nlink != 1 || !IsTier(layer)) return false;
       Result<UniqueFd> fd = sys::OpenBeneath(dirfd, name, O_PATH);
       if (!fd.ok()) return false;
       Result<markers::IdRecord> rec = markers::GetIdRecord(fd->get());

@@ -172,14 +172,20 @@ Result<void> RemoveTree(int dirfd, const char* name, const RemovingFn& removing)
     if (!r.ok() && r.error() != ENOENT) return Errno{r.error()};
     return false;
   };
-  cb.leave = [](const WalkDir& parent, const WalkItem& item) -> Result<void> {
+  cb.leave = [&](const WalkDir& parent, const WalkItem& item) -> Result<void> {
+    const int pfd = parent.fds[0];
+    if (removing) {
+      Result<struct stat> est = sys::StatAt(pfd, item.name.c_str());
+      if (est.ok() && removing(pfd, item.name.c_str(), *est)) return {};
+    }
     // (ENOTEMPTY: it holds what `removing` kept; the rest still goes.)
-    Result<void> r = sys::UnlinkAt(parent.fds[0], item.name.c_str(), AT_REMOVEDIR);
+    Result<void> r = sys::UnlinkAt(pfd, item.name.c_str(), AT_REMOVEDIR);
     if (!r.ok() && r.error() != ENOENT && r.error() != ENOTEMPTY) return r;
     return {};
   };
   DETOURFS_TRY(WalkTrees({top->get(), -1, -1, -1}, cb));
   top->Reset();
+  if (removing && removing(dirfd, name, *st)) return {};
   return sys::UnlinkAt(dirfd, name, AT_REMOVEDIR);
 }
 

@@ -651,6 +651,33 @@ TEST_F(ChangeLayerTest, HoldKeepsTheInodeButLetsGoOfLinkedFiles) {
   EXPECT_EQ(records_[0].layer, Layer::kVolume);
 }
 
+// The volume's trash holds a directory whose number a node the mount
+// knows reports (a tree's copy on a tier keeps its volume numbers), emptied
+// first so it keeps no data; the directory beside it, and every file, go.
+TEST_F(ChangeLayerTest, TheVolumeTrashHoldsAnEmptiedDirectoryWhoseNumberIsInUse) {
+  Start();
+  ASSERT_EQ(::mkdirat(vtree(), "p", 0755), 0);
+  ASSERT_EQ(::mkdirat(vtree(), "p/kept", 0755), 0);
+  ASSERT_EQ(::mkdirat(vtree(), "p/freed", 0755), 0);
+  WriteFile(vtree(), "p/kept/f", "data");
+  struct stat kept {};
+  ASSERT_EQ(::fstatat(vtree(), "p/kept", &kept, 0), 0);
+  changes_->SetNumbersInUse([&](uint64_t n) { return n == static_cast<uint64_t>(kept.st_ino); });
+  ASSERT_TRUE(changes_->Trash(VolumeAt("p", false)).ok());
+  changes_->Start();
+  ASSERT_TRUE(Eventually([&] { return Names(vol().trash->get()).empty(); }));
+  changes_->Stop();
+  const std::set<std::string> held = Names(vol().held->get());
+  ASSERT_EQ(held.size(), 1U);
+  const int h = ::openat(vol().held->get(), held.begin()->c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  ASSERT_GE(h, 0);
+  struct stat after {};
+  ASSERT_EQ(::fstat(h, &after), 0);
+  EXPECT_EQ(after.st_ino, kept.st_ino) << "the same inode, kept";
+  EXPECT_TRUE(Names(h).empty()) << "held emptied";
+  ::close(h);
+}
+
 TEST_F(ChangeLayerTest, TrashMovesAnEntryOutOfTheTree) {
   Start();
   ASSERT_EQ(::mkdirat(tree(), "t", 0755), 0);

@@ -321,12 +321,20 @@ TEST_F(TreeWalkTest, RemoveTreeRemovesEverythingAndToldOfEachFile) {
     struct stat now {};
     EXPECT_EQ(::fstatat(dirfd, name, &now, AT_SYMLINK_NOFOLLOW), 0) << "told before it goes";
     told[name] = st.st_mode & S_IFMT;
+    if (S_ISDIR(st.st_mode)) {
+      int fd = ::openat(dirfd, name, O_RDONLY | O_DIRECTORY);
+      EXPECT_GE(fd, 0);
+      Result<std::vector<WalkItem>> left = ListDir(fd);
+      EXPECT_TRUE(left.ok() && left->empty()) << name << ": a directory is told once it is empty";
+      ::close(fd);
+    }
     return false;
   };
   ASSERT_TRUE(RemoveTree(root_, "t", removing).ok());
   EXPECT_FALSE(Exists("t"));
   const std::map<std::string, mode_t> want = {
-      {"f1", S_IFREG}, {"f2", S_IFREG}, {"link", S_IFLNK}, {"fifo", S_IFIFO}};
+      {"t", S_IFDIR},  {"a", S_IFDIR},     {"empty", S_IFDIR}, {"f1", S_IFREG},
+      {"f2", S_IFREG}, {"link", S_IFLNK}, {"fifo", S_IFIFO}};
   EXPECT_EQ(told, want);
   struct stat st {};
   EXPECT_EQ(::stat("/etc/passwd", &st), 0) << "a symlink's target is not touched";
@@ -353,6 +361,32 @@ TEST_F(TreeWalkTest, RemoveTreeLeavesWhatRemovingKeeps) {
   EXPECT_TRUE(
       RemoveTree(root_, "single", [](int, const char*, const struct stat&) { return true; }).ok());
   EXPECT_TRUE(Exists("single"));
+}
+
+// A directory `removing` keeps (to move it away whole, as the volume trash
+// holds a directory whose number a tier copy reports) stays, emptied; so
+// does the directory above it.
+TEST_F(TreeWalkTest, RemoveTreeLeavesADirectoryRemovingKeepsEmptied) {
+  MakeDir("t");
+  MakeDir("t/a");
+  MakeFile("t/a/f");
+  MakeFile("t/g");
+  RemovingFn removing = [](int, const char* name, const struct stat&) {
+    return std::string(name) == "a";
+  };
+  Result<void> r = RemoveTree(root_, "t", removing);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error(), ENOTEMPTY);
+  EXPECT_TRUE(Exists("t/a"));
+  EXPECT_FALSE(Exists("t/a/f"));
+  EXPECT_FALSE(Exists("t/g"));
+  MakeDir("top");
+  MakeFile("top/f");
+  EXPECT_TRUE(RemoveTree(root_, "top", [](int, const char* name, const struct stat&) {
+                return std::string(name) == "top";
+              }).ok());
+  EXPECT_TRUE(Exists("top"));
+  EXPECT_FALSE(Exists("top/f"));
 }
 
 TEST_F(TreeWalkTest, RemoveTreeOfAFileOrSymlinkUnlinksJustIt) {
