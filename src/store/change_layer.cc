@@ -693,8 +693,9 @@ Result<void> ChangeLayer::EmptyTrash(Layer layer) {
         // (tried again next round), never freed. A directory is held
         // emptied: RemoveTree asks once its contents are gone.
         const uint64_t ino = static_cast<uint64_t>(st.st_ino);
-        const bool reported = S_ISDIR(st.st_mode) ? in_use_ && in_use_(ino)
-                                                  : IndexedAnywhere(ino) || (in_use_ && in_use_(ino));
+        const bool reported = S_ISDIR(st.st_mode)
+                                  ? in_use_ && in_use_(ino)
+                                  : IndexedAnywhere(ino) || (in_use_ && in_use_(ino));
         if (!reported) return false;
         if (!dirs(layer).held) return true;
         const std::string held = HeldName(ino);

@@ -669,7 +669,8 @@ TEST_F(ChangeLayerTest, TheVolumeTrashHoldsAnEmptiedDirectoryWhoseNumberIsInUse)
   changes_->Stop();
   const std::set<std::string> held = Names(vol().held->get());
   ASSERT_EQ(held.size(), 1U);
-  const int h = ::openat(vol().held->get(), held.begin()->c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  const int h =
+      ::openat(vol().held->get(), held.begin()->c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
   ASSERT_GE(h, 0);
   struct stat after {};
   ASSERT_EQ(::fstat(h, &after), 0);

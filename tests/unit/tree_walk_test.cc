@@ -332,9 +332,9 @@ TEST_F(TreeWalkTest, RemoveTreeRemovesEverythingAndToldOfEachFile) {
   };
   ASSERT_TRUE(RemoveTree(root_, "t", removing).ok());
   EXPECT_FALSE(Exists("t"));
-  const std::map<std::string, mode_t> want = {
-      {"t", S_IFDIR},  {"a", S_IFDIR},     {"empty", S_IFDIR}, {"f1", S_IFREG},
-      {"f2", S_IFREG}, {"link", S_IFLNK}, {"fifo", S_IFIFO}};
+  const std::map<std::string, mode_t> want = {{"t", S_IFDIR},   {"a", S_IFDIR},  {"empty", S_IFDIR},
+                                              {"f1", S_IFREG},  {"f2", S_IFREG}, {"link", S_IFLNK},
+                                              {"fifo", S_IFIFO}};
   EXPECT_EQ(told, want);
   struct stat st {};
   EXPECT_EQ(::stat("/etc/passwd", &st), 0) << "a symlink's target is not touched";
