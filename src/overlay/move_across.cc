@@ -812,6 +812,13 @@ Result<void> OverlayImpl::ExchangeAcross(RenameArgs& a, Layer to1, Layer to2, Re
       if (!s.ok()) return Errno{s.error()};
       *slot = *s;
     } else {
+      // An index entry whose one name left is its link on its tier: an
+      // ordinary tier file from now on, which moves as any (looked at
+      // again in the next round; a link cannot leave its tier).
+      if (LeaveIndexIfLone(x)) {
+        need->exclusive = true;
+        return Errno{EAGAIN};
+      }
       Result<std::shared_ptr<StagedTree>> s = StageFile(x, to);
       if (!s.ok()) return Errno{s.error()};
       *slot = *s;

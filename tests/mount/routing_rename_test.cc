@@ -862,6 +862,41 @@ TEST_P(RoutedRenameTest, AnIndexedFileWhoseOneNameIsATierLinkMovesToAnotherTier)
   check();
 }
 
+// The same file exchanged (RENAME_EXCHANGE) with a file on another tier
+// and with one on the volume, instead of renamed: it leaves the index and
+// moves as an ordinary file (the exchange answered EXDEV).
+TEST_P(RoutedRenameTest, AnIndexedFileWhoseOneNameIsATierLinkExchangesAcrossLayers) {
+  ASSERT_EQ(::mkdir(V("s").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(V("s/dist").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(V("s/dist/f"), "data"), 0);
+  ASSERT_EQ(::link(V("s/dist/f").c_str(), V("s/dist/g").c_str()), 0);
+  ASSERT_EQ(::unlink(M("s/dist/g").c_str()), 0) << std::strerror(errno);
+  ASSERT_EQ(WriteFile(M("s/dist/f"), "new data"), 0);
+  const ino_t ino = Lstat(M("s/dist/f")).st_ino;
+  ASSERT_EQ(::mkdir(M("t").c_str(), 0755), 0);
+  ASSERT_EQ(::rename(M("s").c_str(), M("t/dist").c_str()), 0) << std::strerror(errno);
+  const std::string f = M("t/dist/dist/f");
+  ASSERT_EQ(::mkdir(M("node_modules").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(M("node_modules/m"), "memory"), 0);
+  ASSERT_EQ(WriteFile(M("plain"), "volume"), 0);
+  ASSERT_EQ(Exchange(f, M("node_modules/m")), 0) << std::strerror(errno);
+  EXPECT_EQ(ReadFile(M("node_modules/m")), "new data");
+  EXPECT_EQ(ReadFile(f), "memory");
+  EXPECT_EQ(Lstat(M("node_modules/m")).st_ino, ino);
+  ASSERT_EQ(Exchange(M("node_modules/m"), M("plain")), 0) << std::strerror(errno);
+  auto check = [&] {
+    EXPECT_EQ(ReadFile(M("plain")), "new data");
+    EXPECT_EQ(Lstat(M("plain")).st_ino, ino);
+    EXPECT_EQ(Lstat(M("plain")).st_nlink, 1U);
+    EXPECT_EQ(ReadFile(M("node_modules/m")), "volume");
+    EXPECT_EQ(ReadFile(f), "memory");
+  };
+  check();
+  EXPECT_EQ(ReadFile(V("plain")), "new data");
+  Restart();
+  check();
+}
+
 // A volume file changed through a routed name while it had two names lives
 // in the tier's index; its other name removed, its volume name has one link
 // again. A tree holding that name, moved to another layer, carries the
