@@ -834,10 +834,19 @@ Result<void> OverlayImpl::Exchange(RenameArgs& a, RenameNeeds& have, RenameNeeds
       } else if (b.layer == Layer::kVolume) {
         // Copied up at its own name: only where that name routes a file to
         // the tier (not under a directory-only rule's name, `build/`).
-        const Slot& s = x == x1 ? a.s1 : a.s2;
+        const bool x_is_1 = x == x1;
+        const Slot& s = x_is_1 ? a.s1 : a.s2;
         if (s.route.LayerFor(s.type) != layer) return ExchangeAcross(a, to1, to2, have, need);
-        WriteLock lock(&x->content_mu);
-        if (x->binding().layer == Layer::kVolume) DETOURFS_TRY(CopyUp(x, layer));
+        {
+          WriteLock lock(&x->content_mu);
+          if (x->binding().layer == Layer::kVolume) DETOURFS_TRY(CopyUp(x, layer));
+        }
+        // A hard-linked file is copied into the tier's index: its name on
+        // the tier is a link to the entry, made now (the exchange found
+        // none, and the volume name behind it is held: the name was lost).
+        if (x->Snapshot().index) {
+          DETOURFS_TRY(LinkIndexedUp(x_is_1 ? a.d1 : a.d2, x_is_1 ? a.n1 : a.n2, s, x));
+        }
       } else if (b.layer != layer) {
         return ExchangeAcross(a, to1, to2, have, need);
       }

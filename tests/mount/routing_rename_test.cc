@@ -862,6 +862,34 @@ TEST_P(RoutedRenameTest, AnIndexedFileWhoseOneNameIsATierLinkMovesToAnotherTier)
   check();
 }
 
+// A hard-linked volume file in a routed directory exchanged with a tier
+// directory there: it is copied into the tier's index and its name linked
+// to the entry on the tier (the exchange answered ENOENT, and the volume
+// name, held before it, was gone: home checker seed 27).
+TEST_P(RoutedRenameTest, AHardLinkedVolumeFileExchangesWithATierDirectory) {
+  ASSERT_EQ(::mkdir(V("proj0").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(V("proj0/build").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(V("proj0/build/src").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(V("proj0/build/f0"), "data"), 0);
+  ASSERT_EQ(::link(V("proj0/build/f0").c_str(), V("proj0/build/src/f2").c_str()), 0);
+  const ino_t ino = Lstat(M("proj0/build/f0")).st_ino;
+  ASSERT_EQ(::mkdir(M("proj0/build/build").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(M("proj0/build/build/inside"), "in"), 0);
+  ASSERT_EQ(Exchange(M("proj0/build/build"), M("proj0/build/f0")), 0) << std::strerror(errno);
+  auto check = [&](const std::string& data) {
+    EXPECT_EQ(ReadFile(M("proj0/build/build")), data);
+    EXPECT_EQ(Lstat(M("proj0/build/build")).st_ino, ino);
+    EXPECT_EQ(Lstat(M("proj0/build/build")).st_nlink, 2U);
+    EXPECT_EQ(Lstat(M("proj0/build/src/f2")).st_ino, ino);
+    EXPECT_EQ(ReadFile(M("proj0/build/f0/inside")), "in");
+  };
+  check("data");
+  ASSERT_EQ(WriteFile(M("proj0/build/build"), "changed"), 0);
+  EXPECT_EQ(ReadFile(M("proj0/build/src/f2")), "changed");
+  Restart();
+  check("changed");
+}
+
 // The same file exchanged (RENAME_EXCHANGE) with a file on another tier
 // and with one on the volume, instead of renamed: it leaves the index and
 // moves as an ordinary file (the exchange answered EXDEV).
