@@ -482,8 +482,11 @@ Result<void> OverlayImpl::RenameOnVolume(RenameArgs& a, RenameNeeds& have, Renam
   // through the mount under a directory-only rule's name) makes way first.
   const LayerHit& hidden = a.s2.at[Index(Layer::kVolume)];
   const bool hidden_dst = !a.s2.exists && hidden.has;
-  // The replaced directory may still hold entries the tiers hide.
-  bool dst_full = false;
+  // The replaced directory may still hold entries the tiers hide; or the
+  // volume's entry at its name is none of its parts (an opaque directory
+  // made there on a tier after an rm -rf hides it whole): it goes first.
+  bool dst_full =
+      a.x2 != nullptr && a.x2->is_dir() && hidden.has && !b2.parts[Index(Layer::kVolume)].present();
   if (a.x2 != nullptr && a.x2->is_dir() && b2.parts[Index(Layer::kVolume)].present()) {
     Result<SharedFd> dfd = resolver_.DirFd(a.x2, Layer::kVolume);
     if (dfd.ok()) {

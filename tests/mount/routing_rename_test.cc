@@ -862,6 +862,32 @@ TEST_P(RoutedRenameTest, AnIndexedFileWhoseOneNameIsATierLinkMovesToAnotherTier)
   check();
 }
 
+// A volume directory moved onto a routed directory that an rm -rf and a
+// mkdir made anew on the tier (opaque, hiding the volume's old one, which
+// still holds files): the volume's old directory goes first (the rename
+// answered ENOTEMPTY although the merged directory was empty: seed 41).
+TEST_P(RoutedRenameTest, AVolumeDirectoryMovesOntoARoutedDirectoryMadeAnewOverVolumeContent) {
+  ASSERT_EQ(::mkdir(V("p").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(V("p/node_modules").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(V("p/node_modules/pkg").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(V("p/node_modules/pkg/old.js"), "old"), 0);
+  ASSERT_EQ(::mkdir(V("q").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(V("q/lib").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(V("q/lib/new.js"), "new"), 0);
+  ASSERT_EQ(Shell("rm -rf '" + M("p/node_modules") + "'"), 0);
+  ASSERT_EQ(::mkdir(M("p/node_modules").c_str(), 0755), 0);
+  ASSERT_EQ(ListDir(M("p/node_modules")), std::vector<std::string>{});
+  ASSERT_EQ(::rename(M("q/lib").c_str(), M("p/node_modules").c_str()), 0) << std::strerror(errno);
+  auto check = [&] {
+    EXPECT_EQ(ListDir(M("p/node_modules")), std::vector<std::string>{"new.js"});
+    EXPECT_EQ(ReadFile(M("p/node_modules/new.js")), "new");
+    EXPECT_FALSE(Exists(M("q/lib")));
+  };
+  check();
+  Restart();
+  check();
+}
+
 // A hard-linked volume file in a routed directory exchanged with a tier
 // directory there: it is copied into the tier's index and its name linked
 // to the entry on the tier (the exchange answered ENOENT, and the volume
