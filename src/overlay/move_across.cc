@@ -233,17 +233,29 @@ Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageTree(Node* x,
       if (pid == static_cast<uint64_t>(lst->st_ino)) return {};
       return changes_->SetFlag(dfd, markers::kIdsXattr);
     };
+    // Directories (paths in the tree) whose volume part is hidden, by an
+    // opaque tier part of their own or of a directory above: the walk still
+    // opens the volume's directories beneath them, which must not show.
+    std::unordered_set<std::string> volume_hidden;
     cb.list = [&](const WalkDir& d) -> Result<std::vector<WalkItem>> {
       const std::string dir_path = d.path->empty() ? src_path : Join(src_path, *d.path);
       const int dir_route = d.self == nullptr ? src_route : TagRoute(d.self->tag);
       // This level's parts: a tier part that is opaque hides the volume's.
       std::array<int, kLayerCount> fds{d.fds[0], d.fds[1], d.fds[2]};
+      bool hidden = false;
+      if (d.self != nullptr) {
+        const size_t slash = d.path->rfind('/');
+        hidden = volume_hidden.count(slash == std::string::npos ? std::string()
+                                                                : d.path->substr(0, slash)) != 0;
+      }
       for (Layer t : kTiers) {
-        if (fds[Index(t)] < 0) continue;
+        if (hidden || fds[Index(t)] < 0) continue;
         Result<markers::IdRecord> rec = markers::GetIdRecord(fds[Index(t)]);
-        if (rec.ok() && rec->opaque && (dir_route >= 0 && TierOf(dir_route) == t)) {
-          fds[Index(Layer::kVolume)] = -1;
-        }
+        hidden = rec.ok() && rec->opaque && (dir_route >= 0 && TierOf(dir_route) == t);
+      }
+      if (hidden) {
+        fds[Index(Layer::kVolume)] = -1;
+        volume_hidden.insert(*d.path);
       }
       std::vector<WalkItem> out;
       std::unordered_set<std::string> seen;

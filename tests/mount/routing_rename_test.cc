@@ -888,30 +888,59 @@ TEST_P(RoutedRenameTest, AVolumeDirectoryMovesOntoARoutedDirectoryMadeAnewOverVo
   check();
 }
 
-// A hard-linked volume file in a routed directory exchanged with a tier
-// directory there: it is copied into the tier's index and its name linked
+// A tree moved across layers (here by an exchange with a volume
+// directory) whose tier part is opaque at one directory (made anew where a
+// directory with volume content moved away) shows none of the volume's
+// content beneath it, at any depth: the copy took the volume's old tree
+// into a new directory below (home checker seed 56, its steps as found).
+TEST_P(RoutedRenameTest, ATreeMovedAcrossLayersKeepsWhatAnOpaqueDirectoryHidesHidden) {
+  ASSERT_EQ(Shell("mkdir -p '" + V("proj0/src") + "' '" + V("proj0/dist/src") + "' '" +
+                  V("proj1/lib/node_modules") + "' && touch '" + V("proj1/dist") + "' && mv '" +
+                  V("proj1") + "' '" + V("proj0/dist/src/dist") + "'"),
+            0);
+  ASSERT_EQ(::mkdir(M("proj1").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(M("proj1/dist").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(M("proj0/dist/src/dist/dist"), "written"), 0);
+  ASSERT_EQ(::rename(M("proj0/dist/src").c_str(), M("proj1/node_modules").c_str()), 0)
+      << std::strerror(errno);
+  ASSERT_EQ(::mkdir(M("proj0/dist/src").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(M("proj0/dist/src/dist").c_str(), 0755), 0);
+  ASSERT_EQ(ListDir(M("proj0/dist/src/dist")), std::vector<std::string>{});
+  ASSERT_EQ(Exchange(M("proj0/dist"), M("proj0/src")), 0) << std::strerror(errno);
+  auto check = [&] {
+    EXPECT_EQ(ListDir(M("proj0/src/src/dist")), std::vector<std::string>{});
+    EXPECT_EQ(ReadFile(M("proj1/node_modules/dist/dist")), "written");
+    EXPECT_EQ(ListDir(M("proj1/node_modules/dist/lib")), std::vector<std::string>{"node_modules"});
+  };
+  check();
+  Restart();
+  check();
+}
+
+// A hard-linked volume file in a routed directory (dist/) exchanged with a
+// tier directory there: it is copied into the tier's index and its name linked
 // to the entry on the tier (the exchange answered ENOENT, and the volume
 // name, held before it, was gone: home checker seed 27).
 TEST_P(RoutedRenameTest, AHardLinkedVolumeFileExchangesWithATierDirectory) {
   ASSERT_EQ(::mkdir(V("proj0").c_str(), 0755), 0);
-  ASSERT_EQ(::mkdir(V("proj0/build").c_str(), 0755), 0);
-  ASSERT_EQ(::mkdir(V("proj0/build/src").c_str(), 0755), 0);
-  ASSERT_EQ(WriteFile(V("proj0/build/f0"), "data"), 0);
-  ASSERT_EQ(::link(V("proj0/build/f0").c_str(), V("proj0/build/src/f2").c_str()), 0);
-  const ino_t ino = Lstat(M("proj0/build/f0")).st_ino;
-  ASSERT_EQ(::mkdir(M("proj0/build/build").c_str(), 0755), 0);
-  ASSERT_EQ(WriteFile(M("proj0/build/build/inside"), "in"), 0);
-  ASSERT_EQ(Exchange(M("proj0/build/build"), M("proj0/build/f0")), 0) << std::strerror(errno);
+  ASSERT_EQ(::mkdir(V("proj0/dist").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(V("proj0/dist/src").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(V("proj0/dist/f0"), "data"), 0);
+  ASSERT_EQ(::link(V("proj0/dist/f0").c_str(), V("proj0/dist/src/f2").c_str()), 0);
+  const ino_t ino = Lstat(M("proj0/dist/f0")).st_ino;
+  ASSERT_EQ(::mkdir(M("proj0/dist/dist").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(M("proj0/dist/dist/inside"), "in"), 0);
+  ASSERT_EQ(Exchange(M("proj0/dist/dist"), M("proj0/dist/f0")), 0) << std::strerror(errno);
   auto check = [&](const std::string& data) {
-    EXPECT_EQ(ReadFile(M("proj0/build/build")), data);
-    EXPECT_EQ(Lstat(M("proj0/build/build")).st_ino, ino);
-    EXPECT_EQ(Lstat(M("proj0/build/build")).st_nlink, 2U);
-    EXPECT_EQ(Lstat(M("proj0/build/src/f2")).st_ino, ino);
-    EXPECT_EQ(ReadFile(M("proj0/build/f0/inside")), "in");
+    EXPECT_EQ(ReadFile(M("proj0/dist/dist")), data);
+    EXPECT_EQ(Lstat(M("proj0/dist/dist")).st_ino, ino);
+    EXPECT_EQ(Lstat(M("proj0/dist/dist")).st_nlink, 2U);
+    EXPECT_EQ(Lstat(M("proj0/dist/src/f2")).st_ino, ino);
+    EXPECT_EQ(ReadFile(M("proj0/dist/f0/inside")), "in");
   };
   check("data");
-  ASSERT_EQ(WriteFile(M("proj0/build/build"), "changed"), 0);
-  EXPECT_EQ(ReadFile(M("proj0/build/src/f2")), "changed");
+  ASSERT_EQ(WriteFile(M("proj0/dist/dist"), "changed"), 0);
+  EXPECT_EQ(ReadFile(M("proj0/dist/src/f2")), "changed");
   Restart();
   check("changed");
 }
