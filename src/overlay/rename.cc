@@ -886,6 +886,11 @@ Result<void> OverlayImpl::Exchange(RenameArgs& a, RenameNeeds& have, RenameNeeds
       x->mutable_binding().opaque = true;
     }
   }
+  if (!IsTier(layer)) {
+    // An entry that keeps an id of its own reports it at its new name too.
+    DETOURFS_TRY(CarryIds(a.d1, (*f1)->get(), a.d2, (*f2)->get()));
+    DETOURFS_TRY(CarryIds(a.d2, (*f2)->get(), a.d1, (*f1)->get()));
+  }
   const bool routed = a.s1.route.For(a.s1.type) >= 0 || a.s2.route.For(a.s2.type) >= 0;
   DETOURFS_TRY(changes_->Rename(At{layer, (*f1)->get(), a.n1, p1, routed},
                                 At{layer, (*f2)->get(), a.n2, p2, routed}, RENAME_EXCHANGE,

@@ -917,6 +917,36 @@ TEST_P(RoutedRenameTest, ATreeMovedAcrossLayersKeepsWhatAnOpaqueDirectoryHidesHi
   check();
 }
 
+// A directory moved from a tier to the volume keeps its id there; exchanged
+// with a volume name of a file in a tier's index (an exchange on the
+// volume that is not all the volume's: the file's data is the index
+// entry's), it keeps that id at its new name — whose directory was not
+// marked as holding entries that keep one, so a lookup reported the new
+// inode's number (home checker seed 52).
+TEST_P(RoutedRenameTest, ADirectoryKeepsItsIdWhenExchangedWithAnIndexedFilesVolumeName) {
+  ino_t file_ino = 0;
+  ASSERT_NO_FATAL_FAILURE(LinkRoutedVolumeFileIntoTheIndex(&file_ino));
+  ASSERT_EQ(::mkdir(M("node_modules/d").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(M("node_modules/d/x"), "x"), 0);
+  ASSERT_EQ(::mkdir(V("q").c_str(), 0755), 0);
+  ASSERT_EQ(::rename(M("node_modules/d").c_str(), M("q/d").c_str()), 0) << std::strerror(errno);
+  const ino_t dir_ino = Lstat(M("q/d")).st_ino;
+  ASSERT_EQ(::mkdir(V("r").c_str(), 0755), 0);
+  ASSERT_EQ(::rename(V("p/node_modules/f").c_str(), V("r/f").c_str()), 0);  // an unrouted name
+  Restart();
+  ASSERT_EQ(Lstat(M("r/f")).st_ino, file_ino);
+  ASSERT_EQ(Exchange(M("q/d"), M("r/f")), 0) << std::strerror(errno);
+  auto check = [&] {
+    EXPECT_EQ(Lstat(M("r/f")).st_ino, dir_ino);
+    EXPECT_EQ(ReadFile(M("r/f/x")), "x");
+    EXPECT_EQ(Lstat(M("q/d")).st_ino, file_ino);
+    EXPECT_EQ(ReadFile(M("q/d")), "data");
+  };
+  check();
+  Restart();
+  check();
+}
+
 // A hard-linked volume file in a routed directory (dist/) exchanged with a
 // tier directory there: it is copied into the tier's index and its name linked
 // to the entry on the tier (the exchange answered ENOENT, and the volume
