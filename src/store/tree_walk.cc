@@ -172,9 +172,17 @@ Result<void> RemoveTree(int dirfd, const char* name, const RemovingFn& removing)
     if (!r.ok() && r.error() != ENOENT) return Errno{r.error()};
     return false;
   };
+  // A directory is offered to `removing` only once it is empty: one that
+  // still holds what `removing` kept stays where it is, with its contents.
+  auto emptied = [](int dirfd, const char* n) {
+    Result<UniqueFd> fd = sys::OpenBeneath(dirfd, n, O_PATH | O_DIRECTORY);
+    if (!fd.ok()) return false;
+    Result<std::vector<WalkItem>> left = ListDir(fd->get());
+    return left.ok() && left->empty();
+  };
   cb.leave = [&](const WalkDir& parent, const WalkItem& item) -> Result<void> {
     const int pfd = parent.fds[0];
-    if (removing) {
+    if (removing && emptied(pfd, item.name.c_str())) {
       Result<struct stat> est = sys::StatAt(pfd, item.name.c_str());
       if (est.ok() && removing(pfd, item.name.c_str(), *est)) return {};
     }
@@ -185,7 +193,7 @@ Result<void> RemoveTree(int dirfd, const char* name, const RemovingFn& removing)
   };
   DETOURFS_TRY(WalkTrees({top->get(), -1, -1, -1}, cb));
   top->Reset();
-  if (removing && removing(dirfd, name, *st)) return {};
+  if (removing && emptied(dirfd, name) && removing(dirfd, name, *st)) return {};
   return sys::UnlinkAt(dirfd, name, AT_REMOVEDIR);
 }
 

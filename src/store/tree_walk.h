@@ -64,9 +64,10 @@ Result<std::vector<WalkItem>> ListDir(int dirfd);
 // Removes `name` in `dirfd` and everything beneath it, never following a
 // symlink. `removing`, if given, is told of each entry just before it goes:
 // a non-directory before its unlink (a stub's spilled data goes first), a
-// directory once its contents are gone, before its rmdir. When it answers
-// true the entry is not removed (moved away, or kept: a kept entry's
-// directory then stays too, ENOTEMPTY).
+// directory once its contents are gone, before its rmdir (a directory that
+// still holds a kept entry is not offered). When it answers true the entry
+// is not removed (moved away, or kept: a kept entry's directory then stays
+// too, ENOTEMPTY).
 using RemovingFn = std::function<bool(int dirfd, const char* name, const struct stat&)>;
 Result<void> RemoveTree(int dirfd, const char* name, const RemovingFn& removing = nullptr);
 

@@ -365,7 +365,8 @@ TEST_F(TreeWalkTest, RemoveTreeLeavesWhatRemovingKeeps) {
 
 // A directory `removing` keeps (to move it away whole, as the volume trash
 // holds a directory whose number a tier copy reports) stays, emptied; so
-// does the directory above it.
+// does the directory above it. A directory that still holds a kept entry
+// is not offered: it stays with that entry where it is.
 TEST_F(TreeWalkTest, RemoveTreeLeavesADirectoryRemovingKeepsEmptied) {
   MakeDir("t");
   MakeDir("t/a");
@@ -387,6 +388,18 @@ TEST_F(TreeWalkTest, RemoveTreeLeavesADirectoryRemovingKeepsEmptied) {
               }).ok());
   EXPECT_TRUE(Exists("top"));
   EXPECT_FALSE(Exists("top/f"));
+  MakeDir("u");
+  MakeDir("u/a");
+  MakeFile("u/a/keep");
+  std::vector<std::string> offered;
+  r = RemoveTree(root_, "u", [&](int, const char* name, const struct stat&) {
+    offered.emplace_back(name);
+    return std::string(name) == "keep" || std::string(name) == "a";
+  });
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error(), ENOTEMPTY);
+  EXPECT_EQ(offered, std::vector<std::string>{"keep"});
+  EXPECT_TRUE(Exists("u/a/keep"));
 }
 
 TEST_F(TreeWalkTest, RemoveTreeOfAFileOrSymlinkUnlinksJustIt) {
