@@ -815,6 +815,18 @@ Result<void> OverlayImpl::ExchangeAcross(RenameArgs& a, Layer to1, Layer to2, Re
   Node* hi = lo == x1 ? x2 : x1;
   std::optional<WriteLock> l1(std::in_place, &lo->content_mu);
   std::optional<WriteLock> l2(std::in_place, &hi->content_mu);
+  // An index entry whose one name left is its link on its tier: an
+  // ordinary tier file from now on, which moves as any (looked at again in
+  // the next round; a link cannot leave its tier). Both before either is
+  // copied, so no copy is made twice.
+  bool left_index = false;
+  for (auto [x, slot] : {std::pair{x1, &have.staged}, std::pair{x2, &have.staged2}}) {
+    if (!*slot && !x->is_dir() && LeaveIndexIfLone(x)) left_index = true;
+  }
+  if (left_index) {
+    need->exclusive = true;
+    return Errno{EAGAIN};
+  }
   for (auto [x, d, n, other, to, slot] : {std::tuple{x1, a.d1, a.n1, x2, to1, &have.staged},
                                           std::tuple{x2, a.d2, a.n2, x1, to2, &have.staged2}}) {
     if (*slot) continue;
@@ -824,13 +836,6 @@ Result<void> OverlayImpl::ExchangeAcross(RenameArgs& a, Layer to1, Layer to2, Re
       if (!s.ok()) return Errno{s.error()};
       *slot = *s;
     } else {
-      // An index entry whose one name left is its link on its tier: an
-      // ordinary tier file from now on, which moves as any (looked at
-      // again in the next round; a link cannot leave its tier).
-      if (LeaveIndexIfLone(x)) {
-        need->exclusive = true;
-        return Errno{EAGAIN};
-      }
       Result<std::shared_ptr<StagedTree>> s = StageFile(x, to);
       if (!s.ok()) return Errno{s.error()};
       *slot = *s;

@@ -483,10 +483,10 @@ Result<void> OverlayImpl::RenameOnVolume(RenameArgs& a, RenameNeeds& have, Renam
   const LayerHit& hidden = a.s2.at[Index(Layer::kVolume)];
   const bool hidden_dst = !a.s2.exists && hidden.has;
   // The replaced directory may still hold entries the tiers hide; or the
-  // volume's entry at its name is none of its parts (an opaque directory
-  // made there on a tier after an rm -rf hides it whole): it goes first.
-  bool dst_full =
-      a.x2 != nullptr && a.x2->is_dir() && hidden.has && !b2.parts[Index(Layer::kVolume)].present();
+  // volume's entry at its name is hidden whole (an opaque directory made
+  // there on a tier after an rm -rf, as the probe finds it now): it goes
+  // first.
+  bool dst_full = a.x2 != nullptr && a.x2->is_dir() && hidden.has && a.s2.binding.opaque;
   if (a.x2 != nullptr && a.x2->is_dir() && b2.parts[Index(Layer::kVolume)].present()) {
     Result<SharedFd> dfd = resolver_.DirFd(a.x2, Layer::kVolume);
     if (dfd.ok()) {
@@ -696,6 +696,18 @@ Result<void> OverlayImpl::MoveLinked(RenameArgs& a, Layer to, RenameNeeds& have,
   WriteLock lock(&a.x1->content_mu);
   Result<std::shared_ptr<StagedTree>> staged = StageLink(a.x1, to);
   if (!staged.ok()) return Errno{staged.error()};
+  if (!IsTier(to)) {
+    // An inode that keeps an id of its own (moved to the volume from a
+    // tier, the id recorded on it): the new name's directory is marked, so
+    // the name reports that id once the kernel forgets it (as Link does).
+    Result<struct stat> vst = sys::StatAt(changes_->work(to), (*staged)->name.c_str());
+    if (!vst.ok()) return Errno{vst.error()};
+    if (a.x1->pid() != static_cast<uint64_t>(vst->st_ino)) {
+      Result<SharedFd> v2 = resolver_.DirFd(a.d2, Layer::kVolume);
+      if (!v2.ok()) return Errno{v2.error()};
+      DETOURFS_TRY(MarkIds(a.d2, (*v2)->get()));
+    }
+  }
   Intent intent;
   auto tree = [](Layer l, const std::string& p) { return IntentPath{l, Area::kTree, p}; };
   intent.steps.push_back(

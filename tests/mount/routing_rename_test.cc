@@ -947,6 +947,50 @@ TEST_P(RoutedRenameTest, ADirectoryKeepsItsIdWhenExchangedWithAnIndexedFilesVolu
   check();
 }
 
+// The same rename onto a routed directory made on a tier while the volume
+// had none, whose volume part then appeared underneath (not opaque): its
+// content is the merged directory's, never trashed as hidden.
+TEST_P(RoutedRenameTest, ARenameOntoADirectoryWhoseVolumePartAppearedUnderneathKeepsIt) {
+  ASSERT_EQ(::mkdir(V("p").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(V("q").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(V("q/lib").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(M("p/node_modules").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(V("p/node_modules").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(V("p/node_modules/keep").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(V("p/node_modules/keep/f"), "mine"), 0);
+  const int r = ::rename(M("q/lib").c_str(), M("p/node_modules").c_str());
+  EXPECT_EQ(r, -1);
+  EXPECT_EQ(errno, ENOTEMPTY);
+  EXPECT_EQ(ReadFile(V("p/node_modules/keep/f")), "mine");
+  EXPECT_EQ(ReadFile(M("p/node_modules/keep/f")), "mine");
+}
+
+// A file moved from a tier to the volume keeps its id there (recorded on
+// its inode); linked into a tier's index and that name moved to another
+// volume directory, the new name's directory is marked too, so the name
+// reports the id after a restart (it reported the inode's number and read
+// the volume inode's data, not the entry's).
+TEST_P(RoutedRenameTest, AnIndexedNameMovedToTheVolumeKeepsTheFilesOwnId) {
+  ASSERT_EQ(::mkdir(M("node_modules").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(M("node_modules/f"), "data"), 0);
+  const ino_t ino = Lstat(M("node_modules/f")).st_ino;
+  ASSERT_EQ(::mkdir(M("a").c_str(), 0755), 0);
+  ASSERT_EQ(::rename(M("node_modules/f").c_str(), M("a/f").c_str()), 0) << std::strerror(errno);
+  ASSERT_EQ(::link(M("a/f").c_str(), M("node_modules/h").c_str()), 0) << std::strerror(errno);
+  ASSERT_EQ(WriteFile(M("node_modules/h"), "changed"), 0);
+  ASSERT_EQ(::mkdir(V("b").c_str(), 0755), 0);
+  ASSERT_EQ(::rename(M("node_modules/h").c_str(), M("b/h").c_str()), 0) << std::strerror(errno);
+  auto check = [&] {
+    EXPECT_EQ(Lstat(M("b/h")).st_ino, ino);
+    EXPECT_EQ(ReadFile(M("b/h")), "changed");
+    EXPECT_EQ(Lstat(M("a/f")).st_ino, ino);
+    EXPECT_EQ(ReadFile(M("a/f")), "changed");
+  };
+  check();
+  Restart();
+  check();
+}
+
 // A hard-linked volume file in a routed directory (dist/) exchanged with a
 // tier directory there: it is copied into the tier's index and its name linked
 // to the entry on the tier (the exchange answered ENOENT, and the volume
