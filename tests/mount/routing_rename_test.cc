@@ -38,6 +38,20 @@ class RoutedRenameTest : public RoutingTest {
     *ino = Lstat(M("node_modules/f")).st_ino;
     EXPECT_EQ(ListDir(memory_.path() + "/tier/index").size(), 1U);
   }
+  // t/dist/dist/f, "new data": a volume file with two names written through
+  // one, so in the disk tier's index; its other name removed and the tree
+  // moved within the tier, its one name left is its link on the tier.
+  void MakeLoneIndexEntry(ino_t* ino) {
+    ASSERT_EQ(::mkdir(V("s").c_str(), 0755), 0);
+    ASSERT_EQ(::mkdir(V("s/dist").c_str(), 0755), 0);
+    ASSERT_EQ(WriteFile(V("s/dist/f"), "data"), 0);
+    ASSERT_EQ(::link(V("s/dist/f").c_str(), V("s/dist/g").c_str()), 0);
+    ASSERT_EQ(::unlink(M("s/dist/g").c_str()), 0) << std::strerror(errno);
+    ASSERT_EQ(WriteFile(M("s/dist/f"), "new data"), 0);
+    *ino = Lstat(M("s/dist/f")).st_ino;
+    ASSERT_EQ(::mkdir(M("t").c_str(), 0755), 0);
+    ASSERT_EQ(::rename(M("s").c_str(), M("t/dist").c_str()), 0) << std::strerror(errno);
+  }
   // Whether the volume's held/ keeps an inode numbered `ino` (at any depth:
   // a held directory holds what was in it).
   bool Held(ino_t ino) {
@@ -837,15 +851,8 @@ TEST_P(RoutedRenameTest, AFileWhoseOtherNameIsRenamedOverLeavesTheIndex) {
 // (it was EXDEV: a file with several names cannot leave its tier; home
 // checker, seed 1).
 TEST_P(RoutedRenameTest, AnIndexedFileWhoseOneNameIsATierLinkMovesToAnotherTier) {
-  ASSERT_EQ(::mkdir(V("s").c_str(), 0755), 0);
-  ASSERT_EQ(::mkdir(V("s/dist").c_str(), 0755), 0);
-  ASSERT_EQ(WriteFile(V("s/dist/f"), "data"), 0);
-  ASSERT_EQ(::link(V("s/dist/f").c_str(), V("s/dist/g").c_str()), 0);
-  ASSERT_EQ(::unlink(M("s/dist/g").c_str()), 0) << std::strerror(errno);
-  ASSERT_EQ(WriteFile(M("s/dist/f"), "new data"), 0);
-  const ino_t ino = Lstat(M("s/dist/f")).st_ino;
-  ASSERT_EQ(::mkdir(M("t").c_str(), 0755), 0);
-  ASSERT_EQ(::rename(M("s").c_str(), M("t/dist").c_str()), 0) << std::strerror(errno);
+  ino_t ino = 0;
+  ASSERT_NO_FATAL_FAILURE(MakeLoneIndexEntry(&ino));
   ASSERT_EQ(::mkdir(M("node_modules").c_str(), 0755), 0);
   ASSERT_EQ(::rename(M("t/dist/dist/f").c_str(), M("node_modules/f").c_str()), 0)
       << std::strerror(errno);
@@ -1023,15 +1030,8 @@ TEST_P(RoutedRenameTest, AHardLinkedVolumeFileExchangesWithATierDirectory) {
 // and with one on the volume, instead of renamed: it leaves the index and
 // moves as an ordinary file (the exchange answered EXDEV).
 TEST_P(RoutedRenameTest, AnIndexedFileWhoseOneNameIsATierLinkExchangesAcrossLayers) {
-  ASSERT_EQ(::mkdir(V("s").c_str(), 0755), 0);
-  ASSERT_EQ(::mkdir(V("s/dist").c_str(), 0755), 0);
-  ASSERT_EQ(WriteFile(V("s/dist/f"), "data"), 0);
-  ASSERT_EQ(::link(V("s/dist/f").c_str(), V("s/dist/g").c_str()), 0);
-  ASSERT_EQ(::unlink(M("s/dist/g").c_str()), 0) << std::strerror(errno);
-  ASSERT_EQ(WriteFile(M("s/dist/f"), "new data"), 0);
-  const ino_t ino = Lstat(M("s/dist/f")).st_ino;
-  ASSERT_EQ(::mkdir(M("t").c_str(), 0755), 0);
-  ASSERT_EQ(::rename(M("s").c_str(), M("t/dist").c_str()), 0) << std::strerror(errno);
+  ino_t ino = 0;
+  ASSERT_NO_FATAL_FAILURE(MakeLoneIndexEntry(&ino));
   const std::string f = M("t/dist/dist/f");
   ASSERT_EQ(::mkdir(M("node_modules").c_str(), 0755), 0);
   ASSERT_EQ(WriteFile(M("node_modules/m"), "memory"), 0);
