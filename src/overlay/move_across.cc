@@ -496,6 +496,9 @@ Result<bool> OverlayImpl::LinkIntoCopy(int sfd, const char* n, const struct stat
   }
   // To the volume: the volume inode an index entry stands for.
   if (!index) return false;  // a volume file is linked as every volume file is
+  if (IsTier(from) && LoneTierLink(pid, *index, st, entry)) {
+    return false;  // its one name, this one: an ordinary file now, copied
+  }
   Result<UniqueFd> v = VolumeInodeOf(*index, pid);
   if (!v.ok()) return Errno{v.error()};  // gone from the volume: a copy would split it
   DETOURFS_TRY(sys::LinkFd(v->get(), dfd, n));

@@ -80,7 +80,11 @@ std::unique_ptr<MountedFs> MountedFs::Start(const MountConfig& config, std::stri
     return nullptr;
   }
 
-  fs->args_ = {DetourfsBinary(), fs->tree_, "-f", "--log-level", "info"};
+  // DETOURFS_TEST_LOG_LEVEL=debug keeps every change in the daemon's log
+  // (with DETOURFS_KEEP_TEST_DIRS=1, to read it after the test).
+  const char* level = ::getenv("DETOURFS_TEST_LOG_LEVEL");
+  fs->args_ = {DetourfsBinary(), fs->tree_, "-f", "--log-level",
+               level != nullptr && *level != '\0' ? level : "info"};
   if (!config.lower_dir.empty()) fs->lower_ = config.lower_dir;
   if (config.separate_lower || !config.lower_dir.empty()) {
     fs->args_.emplace_back("--lower");
