@@ -144,8 +144,14 @@ Result<void> WalkTrees(std::array<int, kWalkTrees> roots, const WalkCallbacks& c
     stack.push_back(std::move(child));
     // Keep fds only for the deepest levels (and the top, which the caller
     // owns a copy of): the rest are reopened through ".." on the way back.
+    // A tree the level below lacks keeps its fd here: nothing below could
+    // reopen it (one fd per tree at the most, where that tree ends).
     if (stack.size() > kOpenWindow + 1) {
-      for (UniqueFd& fd : stack[stack.size() - 1 - kOpenWindow].fds) fd.Reset();
+      Frame& closing = stack[stack.size() - 1 - kOpenWindow];
+      const Frame& below = stack[stack.size() - kOpenWindow];
+      for (size_t t = 0; t < kWalkTrees; ++t) {
+        if (below.there[t]) closing.fds[t].Reset();
+      }
     }
   }
   return {};

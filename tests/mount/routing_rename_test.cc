@@ -1031,6 +1031,33 @@ TEST_P(RoutedRenameTest, ATreeHoldingALoneIndexEntryWithoutAVolumeInodeMovesToTh
   check();
 }
 
+// A tree deeper than the walk's window of open directories (8) on its
+// tier, whose volume part ends two levels down, moved to the volume: the
+// walk could not reopen the volume's directory on its way back up and the
+// rename answered ESTALE (home checker seed 95).
+TEST_P(RoutedRenameTest, ADeepTreeWhoseVolumePartIsShallowMovesAcrossLayers) {
+  ASSERT_EQ(::mkdir(V("p").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(V("p/node_modules").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(V("p/node_modules/a").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(V("p/node_modules/a/old.js"), "old"), 0);
+  std::string deep = "p/node_modules/a";
+  for (int i = 0; i < 12; ++i) {
+    deep += "/d" + std::to_string(i);
+    ASSERT_EQ(::mkdir(M(deep).c_str(), 0755), 0) << deep;
+  }
+  ASSERT_EQ(WriteFile(M(deep + "/new.js"), "new"), 0);
+  ASSERT_EQ(::rename(M("p/node_modules").c_str(), M("q").c_str()), 0) << std::strerror(errno);
+  const std::string moved = "q" + deep.substr(std::string("p/node_modules").size());
+  auto check = [&] {
+    EXPECT_EQ(ReadFile(M(moved + "/new.js")), "new");
+    EXPECT_EQ(ReadFile(M("q/a/old.js")), "old");
+    EXPECT_FALSE(Exists(M("p/node_modules")));
+  };
+  check();
+  Restart();
+  check();
+}
+
 // A hard-linked volume file in a routed directory (dist/) exchanged with a
 // tier directory there: it is copied into the tier's index and its name linked
 // to the entry on the tier (the exchange answered ENOENT, and the volume

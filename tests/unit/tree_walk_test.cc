@@ -223,6 +223,35 @@ TEST_F(TreeWalkTest, ParallelTreesShowWhereEachHasTheDirectory) {
   ::close(two);
 }
 
+// A tree that ends above the deepest levels (a volume part two levels
+// deep under a tier part twenty deep): its directory's fd cannot be reopened
+// through ".." of a child it lacks, so it is kept, and the walk goes back up
+// (it answered ESTALE: home checker seed 95, a deep node_modules moved).
+TEST_F(TreeWalkTest, ATreeEndingAboveTheDeepestLevelsIsWalkedBackUp) {
+  constexpr size_t kDepth = 20;
+  MakeDir("deep");
+  MakeChain("deep", kDepth, "d");
+  MakeDir("shallow");
+  MakeDir("shallow/d");
+  MakeFile("shallow/d/f");
+  const int deep = OpenDir("deep");
+  const int shallow = OpenDir("shallow");
+  size_t listed = 0;
+  size_t with_shallow = 0;
+  WalkCallbacks cb;
+  cb.list = [&](const WalkDir& d) {
+    ++listed;
+    if (d.fds[1] >= 0) ++with_shallow;
+    return ListDir(d.fds[0]);
+  };
+  Result<void> r = WalkTrees({deep, shallow, -1, -1}, cb);
+  EXPECT_TRUE(r.ok()) << (r.ok() ? 0 : r.error());
+  EXPECT_EQ(listed, kDepth + 1);
+  EXPECT_EQ(with_shallow, 2U);
+  ::close(deep);
+  ::close(shallow);
+}
+
 TEST_F(TreeWalkTest, WalkNeverFollowsSymlinks) {
   MakeDir("outside");
   MakeFile("outside/secret");
