@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include <array>
+#include <cstdlib>
 
 #include "stress_fs.h"
 
@@ -392,12 +393,37 @@ bool HoldsHardLinks(const std::string& path) {
   return found;
 }
 
+// `rel` with the symlinks in its directories resolved, as the kernel walks
+// it (in the reference under `root`): a name reached through a symlink is
+// routed where it really is. `rel` itself when that leaves `root`.
+std::string ResolvedParents(const std::string& root, const std::string& rel) {
+  const size_t slash = rel.rfind('/');
+  if (slash == std::string::npos) return rel;
+  char* real_root = ::realpath(root.c_str(), nullptr);
+  char* real_dir = ::realpath((root + "/" + rel.substr(0, slash)).c_str(), nullptr);
+  std::string out = rel;
+  if (real_root != nullptr && real_dir != nullptr) {
+    const std::string r = real_root;
+    const std::string d = real_dir;
+    if (d == r) {
+      out = rel.substr(slash + 1);
+    } else if (d.compare(0, r.size() + 1, r + "/") == 0) {
+      out = d.substr(r.size() + 1) + rel.substr(slash);
+    }
+  }
+  std::free(real_root);  // NOLINT: realpath's buffer
+  std::free(real_dir);   // NOLINT
+  return out;
+}
+
 }  // namespace
 
 bool MayRefuseExdev(const Operation& op, const std::string& ref_root) {
   switch (op.kind) {
     case Kind::kLink:
-      return FileRoute(op.path) != FileRoute(op.path2) || HoldsHardLinks(ref_root + "/" + op.path);
+      return FileRoute(ResolvedParents(ref_root, op.path)) !=
+                 FileRoute(ResolvedParents(ref_root, op.path2)) ||
+             HoldsHardLinks(ref_root + "/" + op.path);
     case Kind::kRenameExchange:
       if (HoldsHardLinks(ref_root + "/" + op.path2)) return true;
       [[fallthrough]];
