@@ -148,10 +148,9 @@ class HomeStressTest : public TieredMountTest {
 // compared with a tmpfs that had the same done to it.
 //
 // Not run by CI yet (issue 15 is open on it): in the last run of seeds
-// 1-110, 104 agreed; 23, 35, 47, 61, 95 and 105 did not (not on every run:
-// the workers race). They find a tree holding an index entry refused with
-// EXDEV, ESTALE on a RENAME_WHITEOUT, two names reporting one st_ino, and
-// a whiteout's link count. Run it with
+// 1-250, 248 agreed; 23 and 245 did not (not on every run: the workers
+// race). Both find two names reporting one st_ino, a volume inode freed
+// while a tier entry the mount does not know reports its number. Run it with
 //   build/tests/stress-tests --gtest_also_run_disabled_tests
 //       --gtest_filter='*HomeStress*'
 // or tests/stress/soak.sh DURATION build home; each mismatch prints its
