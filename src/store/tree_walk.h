@@ -1,14 +1,16 @@
-// TreeWalk: an iterative walk over up to three parallel directory trees (a
-// tier's part, the volume's part, a copy being built) that never recurses
+// TreeWalk: an iterative walk over up to four parallel directory trees
+// (the tiers' parts, the volume's part, a copy being built) that never recurses
 // and never holds more than a few fds, however deep the tree: a user can
 // make a tree 10,000 levels deep, and the daemon's fd limit may be 1,024.
 //
 // Each directory is listed once when entered (ListFn: by default getdents of
-// the first tree), its entries visited in order. Directories deeper than the
-// window keep no fd while their subdirectories are walked; on the way back
-// up the walk reopens a parent with openat(child, "..") and checks it is the
-// same directory (dev, ino) it left, so a tree moved or changed underneath
-// stops the walk with ESTALE instead of acting on something else.
+// the first tree), its entries visited in order. Directories above the
+// window of the deepest levels keep no fd while their subdirectories are
+// walked (except on a tree the level below lacks: at most one such fd per
+// tree); on the way back up the walk reopens a parent with
+// openat(child, "..") and checks it is the same directory (dev, ino) it
+// left, so a tree moved or changed underneath stops the walk with ESTALE
+// instead of acting on something else.
 #pragma once
 
 #include <sys/stat.h>
@@ -26,8 +28,6 @@ namespace detourfs {
 
 inline constexpr size_t kWalkTrees = 4;
 
-// The directory being walked, on each tree (fd -1 where a tree has no
-// directory at this path).
 // One entry of a listed directory.
 struct WalkItem {
   std::string name;
@@ -35,6 +35,8 @@ struct WalkItem {
   uint64_t tag = 0;  // the lister's own note (e.g. which tree it came from)
 };
 
+// The directory being walked, on each tree (fd -1 where a tree has no
+// directory at this path).
 struct WalkDir {
   std::array<int, kWalkTrees> fds{-1, -1, -1, -1};
   const std::string* path = nullptr;  // relative to the roots, "" at the top

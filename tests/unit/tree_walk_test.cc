@@ -234,22 +234,33 @@ TEST_F(TreeWalkTest, ATreeEndingAboveTheDeepestLevelsIsWalkedBackUp) {
   MakeDir("shallow");
   MakeDir("shallow/d");
   MakeFile("shallow/d/f");
+  MakeDir("mid");
+  MakeChain("mid", 12, "d");
+  MakeDir("top");
   const int deep = OpenDir("deep");
   const int shallow = OpenDir("shallow");
+  const int mid = OpenDir("mid");
+  const int top = OpenDir("top");
+  const size_t fds_before = OpenFdCount();
   size_t listed = 0;
   size_t with_shallow = 0;
+  size_t most_fds = 0;
   WalkCallbacks cb;
   cb.list = [&](const WalkDir& d) {
     ++listed;
     if (d.fds[1] >= 0) ++with_shallow;
+    most_fds = std::max(most_fds, OpenFdCount());
     return ListDir(d.fds[0]);
   };
-  Result<void> r = WalkTrees({deep, shallow, -1, -1}, cb);
+  Result<void> r = WalkTrees({deep, shallow, mid, top}, cb);
   EXPECT_TRUE(r.ok()) << (r.ok() ? 0 : r.error());
   EXPECT_EQ(listed, kDepth + 1);
   EXPECT_EQ(with_shallow, 2U);
-  ::close(deep);
-  ::close(shallow);
+  // Four trees ending at four depths: the window's fds, one kept where each
+  // shallower tree ends, and the walk's copies of the roots.
+  EXPECT_LE(most_fds - fds_before, 48U);
+  EXPECT_EQ(OpenFdCount(), fds_before) << "every fd closed after the walk";
+  for (int fd : {deep, shallow, mid, top}) ::close(fd);
 }
 
 TEST_F(TreeWalkTest, WalkNeverFollowsSymlinks) {
