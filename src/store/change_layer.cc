@@ -709,7 +709,7 @@ Result<void> ChangeLayer::EmptyTrash(Layer layer) {
       }
       // A stub's data goes before the stub itself: a crash in between leaves
       // the stub in the trash, deleted next time, never data nothing names.
-      if (!S_ISREG(st.st_mode) || st.st_nlink != 1 || !IsTier(layer)) return false;
+      if (!S_ISREG(st.st_mode) || !IsTier(layer)) return false;
       Result<UniqueFd> fd = sys::OpenBeneath(dirfd, name, O_PATH);
       if (!fd.ok()) return false;
       Result<markers::IdRecord> rec = markers::GetIdRecord(fd->get());

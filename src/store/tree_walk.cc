@@ -166,40 +166,47 @@ Result<void> RemoveTree(int dirfd, const char* name, const RemovingFn& removing)
   }
   Result<UniqueFd> top = sys::OpenBeneath(dirfd, name, O_PATH | O_DIRECTORY);
   if (!top.ok()) return Errno{top.error()};
+  // Directories (paths below the top, "" for it) that still hold an entry
+  // `removing` kept in place: they are not offered to it (they are not
+  // empty), and their rmdir fails. Looked at only when it answers true.
+  std::unordered_set<std::string> holding;
+  auto kept = [&](int pfd, const std::string& n, const std::string& dir_path) {
+    if (sys::StatAt(pfd, n.c_str()).ok()) holding.insert(dir_path);
+  };
   WalkCallbacks cb;
   cb.visit = [&](const WalkDir& parent, const WalkItem& item) -> Result<bool> {
     if (S_ISDIR(item.type)) return true;
     const int pfd = parent.fds[0];
     if (removing) {
       Result<struct stat> est = sys::StatAt(pfd, item.name.c_str());
-      if (est.ok() && removing(pfd, item.name.c_str(), *est)) return false;
+      if (est.ok() && removing(pfd, item.name.c_str(), *est)) {
+        kept(pfd, item.name, *parent.path);
+        return false;
+      }
     }
     Result<void> r = sys::UnlinkAt(pfd, item.name.c_str(), 0);
     if (!r.ok() && r.error() != ENOENT) return Errno{r.error()};
     return false;
   };
-  // A directory is offered to `removing` only once it is empty: one that
-  // still holds what `removing` kept stays where it is, with its contents.
-  auto emptied = [](int dirfd, const char* n) {
-    Result<UniqueFd> fd = sys::OpenBeneath(dirfd, n, O_PATH | O_DIRECTORY);
-    if (!fd.ok()) return false;
-    Result<std::vector<WalkItem>> left = ListDir(fd->get());
-    return left.ok() && left->empty();
-  };
   cb.leave = [&](const WalkDir& parent, const WalkItem& item) -> Result<void> {
     const int pfd = parent.fds[0];
-    if (removing && emptied(pfd, item.name.c_str())) {
+    const std::string path = parent.path->empty() ? item.name : *parent.path + "/" + item.name;
+    if (removing && holding.count(path) == 0) {
       Result<struct stat> est = sys::StatAt(pfd, item.name.c_str());
-      if (est.ok() && removing(pfd, item.name.c_str(), *est)) return {};
+      if (est.ok() && removing(pfd, item.name.c_str(), *est)) {
+        kept(pfd, item.name, *parent.path);
+        return {};
+      }
     }
     // (ENOTEMPTY: it holds what `removing` kept; the rest still goes.)
     Result<void> r = sys::UnlinkAt(pfd, item.name.c_str(), AT_REMOVEDIR);
+    if (!r.ok() && r.error() == ENOTEMPTY) holding.insert(*parent.path);
     if (!r.ok() && r.error() != ENOENT && r.error() != ENOTEMPTY) return r;
     return {};
   };
   DETOURFS_TRY(WalkTrees({top->get(), -1, -1, -1}, cb));
   top->Reset();
-  if (removing && emptied(dirfd, name) && removing(dirfd, name, *st)) return {};
+  if (removing && holding.count("") == 0 && removing(dirfd, name, *st)) return {};
   return sys::UnlinkAt(dirfd, name, AT_REMOVEDIR);
 }
 
