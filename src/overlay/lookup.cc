@@ -263,7 +263,7 @@ Result<Slot> OverlayImpl::Probe(Node* dir, std::string_view name) {
   // A hard-linked volume file copied up lives in an index, which every name
   // of it resolves to.
   // (A file with one volume name may have been linked into a tier.)
-  if (vol.st.st_nlink > 1 || Indexed(Layer::kMemory, s.pid) || Indexed(Layer::kDisk, s.pid)) {
+  if (vol.st.st_nlink > 1 || IndexedOnATier(s.pid)) {
     for (Layer t : {home, Layer::kMemory, Layer::kDisk}) {
       if (!IsTier(t) || !changes_->has(t) || !Indexed(t, s.pid)) continue;
       const int index = changes_->dirs(t).index->get();

@@ -401,7 +401,7 @@ Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageTree(Node* x,
 
 bool OverlayImpl::IndexedVolumeName(int dirfd, const char* name, const struct stat& st,
                                     uint64_t pid) {
-  if (st.st_nlink > 1 || !(Indexed(Layer::kMemory, pid) || Indexed(Layer::kDisk, pid))) {
+  if (st.st_nlink > 1 || !IndexedOnATier(pid)) {
     return false;
   }
   SharedFd entry;  // (by handle: the number may belong to a new file now)

@@ -211,6 +211,9 @@ class OverlayImpl final : public Overlay {
                            markers::IdRecord* rec, uint64_t volume_pid);
   // Whether `pid` has an index entry on `tier`.
   bool Indexed(Layer tier, uint64_t pid) EXCLUDES(index_mu_);
+  bool IndexedOnATier(uint64_t pid) EXCLUDES(index_mu_) {
+    return Indexed(Layer::kMemory, pid) || Indexed(Layer::kDisk, pid);
+  }
   // The index entry of `pid` on `tier`: its directory and name, for the
   // markers on it (by name: an entry may be a symlink).
   struct IndexAt {

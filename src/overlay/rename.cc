@@ -424,10 +424,7 @@ Result<void> OverlayImpl::HoldReplacedVolumeInode(const RenameArgs& a) {
   // (Asked of the index sets, not the node: the rename holds x1's lock,
   // and taking x2's here would order the two against a rename the other
   // way.)
-  if (a.x2 == nullptr || a.x2->is_dir()) return {};
-  bool indexed = false;
-  for (Layer t : kTiers) indexed = indexed || Indexed(t, a.x2->pid());
-  if (!indexed) return {};
+  if (a.x2 == nullptr || a.x2->is_dir() || !IndexedOnATier(a.x2->pid())) return {};
   const LayerHit& v = a.s2.at[Index(Layer::kVolume)];
   if (!v.has || v.st.st_nlink != 1 || static_cast<uint64_t>(v.st.st_ino) != a.x2->pid()) {
     return {};
