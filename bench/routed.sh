@@ -170,7 +170,14 @@ unmount_target() {
   if detourfs_target "$name"; then fusermount3 -u "$work/ext4/$name"
   elif [ "$name" != tmpfs ]; then fusermount3 -u "$work/mnt-$name"
   fi
-  umount "$work/tmpfs-$name"
+  # fusermount3 -u returns before a FUSE daemon has exited and let go of
+  # the tmpfs under it (fuse-overlayfs holds its upper dir open): wait for it.
+  local i
+  for i in $(seq 50); do
+    umount "$work/tmpfs-$name" 2>/dev/null && break
+    [ "$i" = 50 ] && umount "$work/tmpfs-$name"
+    sleep 0.1
+  done
   rm -rf "${work:?}/ext4/$name"
 }
 
