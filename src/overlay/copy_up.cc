@@ -63,12 +63,11 @@ Result<SharedFd> OverlayImpl::EnsureTierDir(Node* dir, Layer tier) {
     Result<UniqueFd> made = changes_->EnsureDir(at, (*model)->get(), *mst, d->pid());
     if (made.ok()) {
       // One that was there already must be this directory's (same id):
-      // anything else is left from a directory since removed.
+      // anything else is content no rule serves there (left by an earlier
+      // config): set aside, never deleted.
       Result<markers::IdRecord> rec = markers::GetIdRecord(made->get());
       if (rec.ok() && rec->id != 0 && rec->id != d->pid()) {
-        spdlog::info("{}: '{}' held a stale directory part, moved to the trash", LayerName(tier),
-                     path);
-        (void)changes_->Trash(at);
+        DETOURFS_TRY(changes_->SetAside(at));
         made = changes_->EnsureDir(at, (*model)->get(), *mst, d->pid());
       } else if (rec.ok() && rec->id == 0) {
         (void)changes_->SetIdRecord(made->get(), markers::IdRecord{d->pid(), false, {}});

@@ -88,9 +88,23 @@ Result<void> OverlayImpl::MoveFile(RenameArgs& a, Layer to) {
   const std::string p2 = Join(PathOf(a.d2), a.n2);
   const std::string staged = ChangeLayer::WorkName("moving");
   const int work = changes_->work(to);
+  // Not one of a batch: synced on its own before it is published, since its
+  // source goes in the same change.
   Result<Made> made =
-      changes_->CopyIn(At{to, work, staged, "", true}, (*src)->get(), data, *st, x->pid());
+      changes_->CopyIn(At{to, work, staged, "", false}, (*src)->get(), data, *st, x->pid());
   if (!made.ok()) return Errno{made.error()};
+  // Cleared from work/ on any way out before it is published.
+  StagedTree guard;
+  guard.layer = to;
+  guard.name = staged;
+  guard.changes = changes_.get();
+  if (to == Layer::kDisk && S_ISREG(st->st_mode)) {
+    // CopyIn syncs what goes to the volume; the disk tier syncs in batches,
+    // but this copy's source goes in the same change: synced now.
+    Result<UniqueFd> copy = sys::OpenBeneath(work, staged.c_str(), O_RDONLY);
+    if (!copy.ok()) return Errno{copy.error()};
+    DETOURFS_TRY(sys::Fsync(copy->get(), true));
+  }
   if (!IsTier(to)) {
     // On the volume the file keeps its id (its new inode number differs):
     // recorded on it, and its directory marked as holding such files.
@@ -128,7 +142,11 @@ Result<void> OverlayImpl::MoveFile(RenameArgs& a, Layer to) {
   } else {
     intent.steps.push_back({StepKind::kTrash, IntentPath{Layer::kVolume, Area::kTree, p1}, {}});
   }
-  DETOURFS_TRY(changes_->Run(intent));
+  bool kept = false;
+  Result<void> ran = changes_->Run(intent, &kept);
+  // Published, or kept in work/ for the next start to publish.
+  guard.published = ran.ok() || kept;
+  if (!ran.ok()) return ran;
   if (!IsTier(to)) {
     // Synced where it lives now, and read back.
     (void)sys::SyncDir((*dst_dir)->get());

@@ -490,6 +490,10 @@ class OverlayImpl final : public Overlay {
   // included.
   Result<std::vector<MergedName>> ListMerged(Node* dir);
   Result<bool> IsEmpty(Node* dir);
+  // Whether the tier directory `name` in `dirfd` holds anything but
+  // whiteouts: when the merged directory is empty, content no rule serves
+  // there, set aside rather than deleted when the directory goes.
+  static bool HoldsUnservedContent(int dirfd, const std::string& name);
   static bool SpansLayers(const Binding& b);
   Result<void> ReadStream(DirHandle& dh, off_t offset, bool plus,
                           const std::function<bool(const DirEntry&)>& emit) REQUIRES(dh.mu);

@@ -8,10 +8,26 @@
 
 #include "overlay/overlay_impl.h"
 #include "store/markers.h"
+#include "store/tree_walk.h"
 #include "sys/sys.h"
 #include "util/write_lock_set.h"
 
 namespace detourfs {
+
+bool OverlayImpl::HoldsUnservedContent(int dirfd, const std::string& name) {
+  Result<UniqueFd> fd = sys::OpenBeneath(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY);
+  if (!fd.ok()) return false;
+  Result<std::vector<WalkItem>> items = ListDir(fd->get());
+  if (!items.ok()) return true;  // unknown: kept rather than deleted
+  for (const WalkItem& item : *items) {
+    if (item.type != S_IFCHR && item.type != 0) return true;
+    Result<struct stat> st = sys::StatAt(fd->get(), item.name.c_str());
+    if (!st.ok()) return true;
+    Result<bool> wh = markers::IsWhiteout(fd->get(), item.name.c_str(), *st);
+    if (!wh.ok() || !*wh) return true;
+  }
+  return false;
+}
 
 Result<void> OverlayImpl::Unlink(uint64_t parent, std::string_view name) {
   return Remove(parent, name, false);
@@ -86,10 +102,15 @@ Result<void> OverlayImpl::RemoveEntry(Node* dir, std::string_view name, const Sl
       if (!vfd.ok()) return Errno{vfd.error()};
       DETOURFS_TRY(changes_->Remove(At{Layer::kVolume, (*vfd)->get(), name, path, false}, true,
                                     false, false, node->pid()));
+      // Anything there but whiteouts is content no rule serves (the
+      // merged directory was empty): set aside, never deleted.
       for (Layer t : kTiers) {
         if (!b.parts[Index(t)].present()) continue;
         Result<SharedFd> tfd = resolver_.DirFd(dir, t);
-        if (tfd.ok()) (void)changes_->Trash(At{t, (*tfd)->get(), name, path, true});
+        if (!tfd.ok()) continue;
+        const At at{t, (*tfd)->get(), name, path, true};
+        (void)(HoldsUnservedContent((*tfd)->get(), std::string(name)) ? changes_->SetAside(at)
+                                                                      : changes_->Trash(at));
       }
     } else if (b.parts[Index(home)].present()) {
       Result<SharedFd> tfd = resolver_.DirFd(dir, home);

@@ -78,9 +78,10 @@ Result<void> OverlayImpl::Rename(uint64_t parent, std::string_view name, uint64_
       }
     }
     if (round >= 5) {
-      spdlog::warn("rename '{}' -> '{}': its layers kept changing under it; EAGAIN", name,
-                   new_name);
-      return Errno{EAGAIN};
+      // EBUSY, one of rename(2)'s own answers ("in use by another
+      // process"); EAGAIN is not, and callers such as mv do not retry it.
+      spdlog::warn("rename '{}' -> '{}': its layers kept changing under it; EBUSY", name, new_name);
+      return Errno{EBUSY};
     }
     spdlog::debug("rename '{}' -> '{}' round {}: {} (freeze {}, staged {}/{}, exclusive {})", name,
                   new_name, round, r.ok() ? "ok" : ErrnoText(r.error()), needs.freeze,
@@ -531,10 +532,22 @@ Result<void> OverlayImpl::RenameOnVolume(RenameArgs& a, RenameNeeds& have, Renam
     if (a.s2.at[Index(t)].whiteout) intent.steps.push_back({StepKind::kTrash, tree(t, p2), {}});
   }
   intent.steps.push_back({StepKind::kRename, tree(Layer::kVolume, p1), tree(Layer::kVolume, p2)});
-  for (Layer t : dropped) intent.steps.push_back({StepKind::kTrash, tree(t, p2), {}});
+  for (Layer t : dropped) {
+    // The replaced directory was empty in the merged view: anything its
+    // part there holds but whiteouts is content no rule serves, set aside.
+    Result<SharedFd> tfd = resolver_.DirFd(a.d2, t);
+    if (tfd.ok() && HoldsUnservedContent((*tfd)->get(), std::string(a.n2))) {
+      intent.steps.push_back({StepKind::kRenameNoReplace, tree(t, p2),
+                              IntentPath{t, Area::kKept, ChangeLayer::WorkName("kept")}});
+    } else {
+      intent.steps.push_back({StepKind::kTrash, tree(t, p2), {}});
+    }
+  }
   for (Layer t : carried) {
     if (std::find(dropped.begin(), dropped.end(), t) == dropped.end()) {
-      intent.steps.push_back({StepKind::kTrash, tree(t, p2), {}});  // anything stale there
+      // Anything there is content no rule serves: set aside, never deleted.
+      intent.steps.push_back({StepKind::kRenameNoReplace, tree(t, p2),
+                              IntentPath{t, Area::kKept, ChangeLayer::WorkName("kept")}});
     }
     intent.steps.push_back({StepKind::kRenameNoReplace, tree(t, p1), tree(t, p2)});
   }

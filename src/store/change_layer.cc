@@ -11,6 +11,7 @@
 
 #include "store/as_caller.h"
 #include "store/file_copy.h"
+#include "store/id_source.h"
 #include "store/markers.h"
 #include "store/tree_walk.h"
 #include "sys/sys.h"
@@ -21,6 +22,8 @@ namespace detourfs {
 namespace {
 
 constexpr auto kSyncInterval = std::chrono::seconds(5);
+// In the volume's private directory (adopted_numbers.h).
+constexpr const char* kAdoptedName = "adopted";
 constexpr const char* kDefaultAcl = "system.posix_acl_default";
 
 bool IsWhiteoutDevice(const MakeSpec& spec) {
@@ -166,7 +169,8 @@ Result<Made> ChangeLayer::Make(const At& at, const MakeSpec& spec, const Caller&
   Result<void> marked;
   if (IsTier(at.layer) && (spec.id != 0 || spec.opaque)) {
     markers::IdRecord rec{spec.id, spec.opaque, {}};
-    marked = markers::SetIdRecordAt(dirfd, name.c_str(), rec);
+    marked = Adopt(spec.id);
+    if (marked.ok()) marked = markers::SetIdRecordAt(dirfd, name.c_str(), rec);
   }
   if (marked.ok() && IsTier(at.layer) && IsWhiteoutDevice(spec)) {
     marked = markers::SetFlag(fd->get(), markers::kDeviceXattr);
@@ -292,6 +296,7 @@ Result<UniqueFd> ChangeLayer::EnsureDir(const At& at, int model, const struct st
   if (r.ok() && model >= 0) r = CopyXattrs(model, fd->get());
   if (r.ok()) r = sys::ChownFd(fd->get(), model_st.st_uid, model_st.st_gid);
   if (r.ok()) r = sys::ChmodPath(fd->get(), model_st.st_mode & 07777);
+  if (r.ok() && IsTier(at.layer) && id != 0) r = Adopt(id);
   if (r.ok() && IsTier(at.layer) && id != 0) {
     r = markers::SetIdRecord(fd->get(), markers::IdRecord{id, false, {}});
   }
@@ -314,6 +319,7 @@ Result<UniqueFd> ChangeLayer::EnsureDir(const At& at, int model, const struct st
 }
 
 Result<void> ChangeLayer::SetOpaque(const At& at, int dirfd, bool opaque, uint64_t id) {
+  DETOURFS_TRY(Adopt(id));
   DETOURFS_TRY(markers::SetIdRecord(dirfd, markers::IdRecord{id, opaque, {}}));
   if (opaque) Emit(ChangeKind::kOpaque, at, id);
   return {};
@@ -340,6 +346,7 @@ Result<Made> ChangeLayer::CopyIn(const At& at, int src, int data, const struct s
     if (IsTier(at.layer) && id != 0) {
       markers::IdRecord rec{id, false, {}};
       if (stub != nullptr) rec.spill = *stub;
+      DETOURFS_TRY(Adopt(id));
       DETOURFS_TRY(markers::SetIdRecord(tmp->get(), rec));
     }
     if (index) {
@@ -362,7 +369,8 @@ Result<Made> ChangeLayer::CopyIn(const At& at, int src, int data, const struct s
   const std::string tmp = WorkName("copy");
   DETOURFS_TRY(CopySpecial(src, st, work, tmp.c_str()));
   Result<void> r;
-  if (IsTier(at.layer) && id != 0) {
+  if (IsTier(at.layer) && id != 0) r = Adopt(id);
+  if (r.ok() && IsTier(at.layer) && id != 0) {
     r = markers::SetIdRecordAt(work, tmp.c_str(), markers::IdRecord{id, false, {}});
   }
   if (r.ok() && IsTier(at.layer) && markers::MaybeWhiteout(st)) {
@@ -389,10 +397,12 @@ Result<Made> ChangeLayer::CopyIn(const At& at, int src, int data, const struct s
 }
 
 Result<void> ChangeLayer::SetIdRecordAt(int dirfd, const char* name, const markers::IdRecord& rec) {
+  DETOURFS_TRY(Adopt(rec.id));
   return markers::SetIdRecordAt(dirfd, name, rec);
 }
 
 Result<void> ChangeLayer::SetIdRecord(int fd, const markers::IdRecord& rec) {
+  DETOURFS_TRY(Adopt(rec.id));
   return markers::SetIdRecord(fd, rec);
 }
 
@@ -424,6 +434,11 @@ Result<void> ChangeLayer::HoldInode(int fd, uint64_t id) {
   return sys::LinkFd(fd, v.held->get(), name.c_str());
 }
 
+Result<void> ChangeLayer::Adopt(uint64_t id) {
+  if (id == 0 || id >= kIdBase) return {};  // not a volume inode's number
+  return adopted_.Add(id);
+}
+
 bool ChangeLayer::IndexedAnywhere(uint64_t id) const {
   const std::string name = markers::IndexName(id);
   for (Layer t : kTiers) {
@@ -444,6 +459,20 @@ Result<void> ChangeLayer::Trash(const At& at) {
   const int trash = dirs(at.layer).trash->get();
   DETOURFS_TRY(sys::RenameAt(at.dir, name.c_str(), trash, gone.c_str(), RENAME_NOREPLACE));
   DropLinkedName(trash, gone, *st);
+  return {};
+}
+
+Result<void> ChangeLayer::SetAside(const At& at) {
+  const LayerDirs& d = dirs(at.layer);
+  if (!d.kept) return Trash(at);  // the volume has no such content
+  const std::string name(at.name);
+  const std::string kept = WorkName("kept");
+  DETOURFS_TRY(sys::RenameAt(at.dir, name.c_str(), d.kept->get(), kept.c_str(), RENAME_NOREPLACE));
+  Dirty(at.layer);
+  spdlog::warn(
+      "the {} held '{}', which no rule serves there, where it had to make way: kept as "
+      "kept/{} in the tier's root (move it back by hand if it is wanted)",
+      LayerName(at.layer), at.path, kept);
   return {};
 }
 
@@ -509,6 +538,9 @@ int ChangeLayer::AreaFd(Layer layer, Area area) const {
     case Area::kIndex:
       fd = &d.index;
       break;
+    case Area::kKept:
+      fd = &d.kept;
+      break;
   }
   return fd && *fd ? (*fd)->get() : -1;
 }
@@ -546,6 +578,14 @@ Result<void> ChangeLayer::RunStep(const IntentStep& step) {
       }
       if (!r.ok()) return r;
       Dirty(step.b.layer);
+      if (step.b.area == Area::kKept) {
+        spdlog::warn(
+            "the {} held '{}', which no rule serves there, where it had to make way: "
+            "kept as kept/{} in the tier's root (move it back by hand if it is wanted)",
+            LayerName(step.a.layer), step.a.path, step.b.path);
+      }
+      DETOURFS_TRY(SyncIfVolume(step.a.layer, a->get()));
+      DETOURFS_TRY(SyncIfVolume(step.b.layer, b->get()));
       if (step.kind == StepKind::kHold) {
         if (Result<void> p = PruneHeld(b->get(), held.c_str()); !p.ok()) {
           spdlog::warn("held '{}' on the volume: its linked files could not be let go: {}", held,
@@ -567,7 +607,7 @@ Result<void> ChangeLayer::RunStep(const IntentStep& step) {
         DETOURFS_TRY(sys::MknodAt(a->get(), a_leaf.c_str(), S_IFCHR | 0000, makedev(0, 0)));
       }
       Dirty(step.a.layer);
-      return {};
+      return SyncIfVolume(step.a.layer, a->get());
     }
     case StepKind::kTrash: {
       if (!a_there) return {};
@@ -576,7 +616,7 @@ Result<void> ChangeLayer::RunStep(const IntentStep& step) {
       DETOURFS_TRY(sys::RenameAt(a->get(), a_leaf.c_str(), trash, gone.c_str(), RENAME_NOREPLACE));
       DropLinkedName(trash, gone, *ast);
       Dirty(step.a.layer);
-      return {};
+      return SyncIfVolume(step.a.layer, a->get());
     }
   }
   return {};
@@ -594,22 +634,27 @@ Result<void> ChangeLayer::Run(const Intent& intent, bool* kept) {
     (void)intents_->Remove(*record);  // nothing done: the old state
     return hit;
   }
-  bool marking = true;  // progress recorded after each step
   for (size_t i = 0; i < intent.steps.size(); ++i) {
     Result<void> r = RunStep(intent.steps[i]);
-    if (r.ok() && marking && i + 1 < intent.steps.size()) {
+    if (r.ok() && i + 1 < intent.steps.size()) {
+      // Progress recorded after each step: a replay starts after the last
+      // one recorded, and only the one step after it may have run already
+      // (each step alone is idempotent; a sequence is not: a swap's three
+      // renames replayed after they all ran swap back).
       Result<void> between = Hit("intent.step");
       if (between.ok()) {
         MutexLock lock(&intent_mu_);
         between = intents_->MarkDone(*record, i + 1);
       }
       if (!between.ok()) {
-        // Between steps, nothing is half-made: the rest goes on now (a
-        // crash from here replays from the last step recorded done, each
-        // step idempotent on its own).
-        spdlog::warn("a multi-step change could not record its progress ({}); finishing it",
-                     ErrnoText(between.error()));
-        marking = false;
+        // No further step runs unrecorded: the change stops here, its
+        // record kept, and the next start finishes it.
+        spdlog::error(
+            "a multi-step change could not record its progress after step {} ({}); record '{}' "
+            "kept: it is finished at the next start",
+            i + 1, ErrnoText(between.error()), *record);
+        if (kept != nullptr) *kept = true;
+        return between;
       }
     }
     if (!r.ok()) {
@@ -631,11 +676,32 @@ Result<void> ChangeLayer::Run(const Intent& intent, bool* kept) {
       return r;
     }
   }
-  DETOURFS_TRY(Hit("intent.done"));
-  return intents_->Remove(*record);
+  // Every step ran: the change is made whatever happens to its record (one
+  // left behind is replayed at the next start, each step found done).
+  if (Result<void> hit = Hit("intent.done"); !hit.ok()) return {};
+  if (Result<void> r = intents_->Remove(*record); !r.ok()) {
+    spdlog::warn(
+        "a multi-step change is done but its record '{}' could not be removed ({}); the "
+        "next start finds every step done",
+        *record, ErrnoText(r.error()));
+  }
+  return {};
+}
+
+Result<void> ChangeLayer::SyncIfVolume(Layer layer, int dir) {
+  // The record's progress line is synced after each step: the step must be
+  // durable first, or a power cut could leave "done" for a rename the volume
+  // lost (and start-up would clear its staged copy from work/). The tiers'
+  // records live on the disk tier, whose own renames its journal commits
+  // with the record's fsync; the volume is another filesystem.
+  if (layer != Layer::kVolume) return {};
+  return sys::SyncDir(dir);
 }
 
 Status ChangeLayer::Recover() {
+  if (const LayerDirs& v = dirs(Layer::kVolume); v.root) {
+    if (Status s = adopted_.Open(v.root->get(), kAdoptedName); !s.ok()) return s;
+  }
   if (intents_) {
     Result<std::vector<std::pair<std::string, Intent>>> pending = intents_->Pending();
     if (!pending.ok()) {
@@ -646,6 +712,17 @@ Status ChangeLayer::Recover() {
         if (Result<void> r = RunStep(intent.steps[i]); !r.ok()) {
           return Status::FromErrno(r.error(),
                                    "cannot finish the change recorded in '" + name + "'");
+        }
+        // Progress recorded as in Run: a replay cut short (a later step
+        // failing, a crash) is taken up after it, never from an earlier step
+        // that would clear a name a step since has published to.
+        if (i + 1 < intent.steps.size()) {
+          if (Result<void> m = intents_->MarkDone(name, i + 1); !m.ok()) {
+            return Status::FromErrno(m.error(),
+                                     "cannot record the progress of the change "
+                                     "recorded in '" +
+                                         name + "'");
+          }
         }
       }
       (void)intents_->Remove(name);
@@ -693,12 +770,13 @@ Result<void> ChangeLayer::EmptyTrash(Layer layer) {
         // (tried again next round), never freed. A directory is held
         // emptied: RemoveTree asks once its contents are gone.
         const uint64_t ino = static_cast<uint64_t>(st.st_ino);
-        const bool reported = S_ISDIR(st.st_mode)
-                                  ? in_use_ && in_use_(ino)
-                                  : IndexedAnywhere(ino) || (in_use_ && in_use_(ino));
+        const bool reported = adopted_.Has(ino) || (in_use_ && in_use_(ino)) ||
+                              (!S_ISDIR(st.st_mode) && IndexedAnywhere(ino));
         if (!reported) return false;
         if (!dirs(layer).held) return true;
         const std::string held = HeldName(ino);
+        spdlog::debug("volume trash: '{}' (number {}) held: a {} reports its number", name, ino,
+                      adopted_.Has(ino) ? "copy" : "node the mount knows");
         if (Result<void> r =
                 sys::RenameAt(dirfd, name, dirs(layer).held->get(), held.c_str(), RENAME_NOREPLACE);
             !r.ok()) {

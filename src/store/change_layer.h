@@ -36,6 +36,7 @@
 
 #include "detourfs/caller.h"
 #include "detourfs/result.h"
+#include "store/adopted_numbers.h"
 #include "store/change_record.h"
 #include "store/failpoints.h"
 #include "store/intent_log.h"
@@ -138,6 +139,9 @@ class ChangeLayer {
   void SetNumbersInUse(std::function<bool(uint64_t)> in_use) { in_use_ = std::move(in_use); }
   // Moves `at` to the trash.
   Result<void> Trash(const At& at);
+  // Moves tier content no rule serves, which must make way, to the tier's
+  // kept/ (never deleted; logged with its path). On the volume: Trash.
+  Result<void> SetAside(const At& at);
   // Records a change the caller made through a file it holds open (a write,
   // a truncate, attributes, xattrs) — the data path stays the caller's.
   void Record(ChangeKind kind, const At& at, uint64_t id, uint64_t offset = 0, uint64_t length = 0);
@@ -179,8 +183,14 @@ class ChangeLayer {
  private:
   // Whether a tier's index/ has an entry for `id`.
   bool IndexedAnywhere(uint64_t id) const;
+  // Before an entry is given `id`: a volume inode number is recorded as
+  // adopted (adopted_numbers.h), so the volume never frees its inode.
+  Result<void> Adopt(uint64_t id);
+  AdoptedNumbers adopted_;
   std::function<bool(uint64_t)> in_use_;  // set before Start(), read by the trash
   Result<void> RunStep(const IntentStep& step);
+  // Syncs directory `dir` when it is on the volume (after an intent's step).
+  static Result<void> SyncIfVolume(Layer layer, int dir);
   Result<UniqueFd> OpenAreaParent(const IntentPath& p, std::string* leaf);
   int AreaFd(Layer layer, Area area) const;
   void Emit(ChangeKind kind, const At& at, uint64_t id, std::string_view path2 = {},

@@ -80,7 +80,8 @@ Result<IntentPath> DecodePath(std::string_view s) {
   if (s.size() < 4 || s[1] != ':' || s[3] != ':') return Errno{EUCLEAN};
   const int layer = s[0] - '0';
   const int area = s[2] - '0';
-  if (layer < 0 || layer > 2 || area < 0 || area > 4) return Errno{EUCLEAN};
+  if (layer < 0 || layer > 2 || area < 0 || area > static_cast<int>(Area::kKept))
+    return Errno{EUCLEAN};
   Result<std::string> path = Unescape(s.substr(4));
   if (!path.ok()) return Errno{path.error()};
   return IntentPath{static_cast<Layer>(layer), static_cast<Area>(area), std::move(*path)};

@@ -35,7 +35,7 @@ namespace detourfs {
 
 // The areas of a layer a path can be in (layer_dirs.h).
 // (kIndex: a tier's index/.)
-enum class Area : uint8_t { kTree, kWork, kTrash, kHeld, kIndex };
+enum class Area : uint8_t { kTree, kWork, kTrash, kHeld, kIndex, kKept };
 
 struct IntentPath {
   Layer layer = Layer::kVolume;

@@ -182,6 +182,7 @@ Status OpenTierDirs(const TierConfig& tier, LayerDirs* out) {
   if (Status s = Subdir(tier.root, r, "index", 0700, &out->index); !s.ok()) return s;
   if (Status s = Subdir(tier.root, r, "spill", 0700, &out->spill); !s.ok()) return s;
   if (Status s = Subdir(tier.root, r, "intents", 0700, &out->intents); !s.ok()) return s;
+  if (Status s = Subdir(tier.root, r, "kept", 0700, &out->kept); !s.ok()) return s;
   if (format->empty()) {
     const std::string text = std::string(kFormat2) + "instance " + std::to_string(st->st_ino) +
                              "-" + std::to_string(::time(nullptr)) + "\n";

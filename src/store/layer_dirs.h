@@ -11,10 +11,13 @@
 //   index/    copy-ups of hard-linked volume files, by id
 //   spill/    data of files spilled here from a fuller tier
 //   intents/  records of multi-step changes while they run
+//   kept/     tier content no rule serves that had to make way (a directory
+//             removed or made where it was): set aside, logged, never deleted
 //   ids       the id incarnation (id_source.h)
 // The volume gets the same private directories under <volume>/.detourfs
 // (a name the mount hides and refuses), minus upper/, index/ and intents/,
-// plus held/ (inodes kept so their numbers are not reused).
+// plus held/ (inodes kept so their numbers are not reused) and `adopted`
+// (the numbers entries elsewhere report, adopted_numbers.h).
 #pragma once
 
 #include <string>
@@ -38,6 +41,7 @@ struct LayerDirs {
   SharedFd index;  // tiers
   SharedFd spill;
   SharedFd intents;       // tiers
+  SharedFd kept;          // tiers: content set aside, never deleted
   SharedFd held;          // the volume
   dev_t dev = 0;          // the filesystem of all of the above
   bool adopted = false;   // the layer held detourfs's directories already

@@ -432,6 +432,59 @@ TEST_P(RoutingTest, TierContentTheConfigNoLongerRoutesIsReportedAndKept) {
   expect_clean_log_ = false;  // the first restart reported errors, as it should
 }
 
+// Review 2026-12-07 #4: what a tier holds under a path the rules no longer
+// route there may be the only copy of what was written. When the mount
+// needs the name — a directory part made there, an unrouted directory above
+// it removed (empty in the merged view), a directory renamed onto its path,
+// or over the empty directory holding it — it goes to <tier>/kept/, logged,
+// never to the trash.
+TEST_P(RoutingTest, ContentNoRuleServesIsSetAsideNeverDeleted) {
+  for (const char* p : {"made", "removed", "onto", "over"}) {
+    ASSERT_EQ(::mkdir(M(p).c_str(), 0755), 0);
+    ASSERT_EQ(::mkdir(M(std::string(p) + "/node_modules").c_str(), 0755), 0);
+    ASSERT_EQ(WriteFile(M(std::string(p) + "/node_modules/only-copy.js"), p), 0);
+  }
+  // "onto": no volume directory left, only its tier scaffolding.
+  ASSERT_EQ(::rmdir(V("onto").c_str()), 0);
+  // node_modules no longer routed; .cache directories go to memory instead.
+  const std::string routes = ReadFile(config_);
+  std::string changed = routes;
+  const std::string memory_rule = "match = \"**/node_modules\"\ntier = \"memory\"";
+  ASSERT_NE(changed.find(memory_rule), std::string::npos);
+  changed.replace(changed.find(memory_rule), memory_rule.size(),
+                  "match = \"**/.cache/\"\ntier = \"memory\"");
+  ASSERT_EQ(WriteFile(config_, changed), 0);
+  Restart();
+  expect_clean_log_ = false;  // the start and each set-aside are reported
+
+  // A part made where the old one is (a routed directory below a new one).
+  ASSERT_EQ(Shell("mkdir -p '" + M("made/node_modules/.cache/x") + "'"), 0);
+  // An unrouted directory, empty in the merged view, removed.
+  ASSERT_EQ(::rmdir(M("removed").c_str()), 0) << std::strerror(errno);
+  // A directory with a tier part renamed onto the path.
+  ASSERT_EQ(Shell("mkdir -p '" + M("src/.cache") + "'"), 0);
+  ASSERT_EQ(::rename(M("src").c_str(), M("onto").c_str()), 0) << std::strerror(errno);
+  // And over the empty directory that holds it.
+  ASSERT_EQ(Shell("mkdir -p '" + M("src2/.cache") + "'"), 0);
+  ASSERT_EQ(::rename(M("src2").c_str(), M("over").c_str()), 0) << std::strerror(errno);
+
+  // Every copy is in kept/, whole, and nowhere else.
+  const std::string kept = ShellOutput("cd '" + memory_.path() +
+                                       "/tier/kept' && find . -name only-copy.js -exec cat {} \\; "
+                                       "-exec echo \\; | sort | tr '\\n' ' '");
+  EXPECT_EQ(kept, "made onto over removed ");
+  EXPECT_EQ(ListDir(memory_.path() + "/tier/trash"), std::vector<std::string>{});
+  const std::string log = fs_->Log();
+  EXPECT_NE(log.find("held 'made/node_modules', which no rule serves there"), std::string::npos)
+      << log;
+  EXPECT_NE(log.find("held 'removed', which no rule serves there"), std::string::npos);
+  EXPECT_NE(log.find("held 'onto', which no rule serves there"), std::string::npos);
+  EXPECT_NE(log.find("held 'over', which no rule serves there"), std::string::npos);
+  EXPECT_TRUE(Exists(M("made/node_modules/.cache/x")));
+  EXPECT_TRUE(Exists(M("onto/.cache")));
+  EXPECT_TRUE(Exists(M("over/.cache")));
+}
+
 DETOURFS_MOUNT_TEST_P(RoutingTest);
 DETOURFS_MOUNT_TEST_P(RoutingUncachedTest);
 

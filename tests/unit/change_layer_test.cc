@@ -486,13 +486,19 @@ TEST_F(ChangeLayerIntentTest, FailureBeforeTheFirstStepLeavesTheOldState) {
   EXPECT_TRUE(OldState());
 }
 
-// An error between two steps (its progress not recorded) is not a
-// half-made change: the rest is done at once.
-TEST_F(ChangeLayerIntentTest, ErrorBetweenStepsLeavesOldOrNewState) {
+// An error between two steps (its progress cannot be recorded): no step
+// runs unrecorded — replayed after a crash, a sequence of steps that all
+// ran is not idempotent (a swap would swap back; review 2026-12-07 #1).
+// The change stops, the caller is told, the record stays, and the next
+// start finishes it.
+TEST_F(ChangeLayerIntentTest, ErrorBetweenStepsStopsTheChangeForTheNextStartToFinish) {
   Start("intent.step=eio");
-  EXPECT_TRUE(changes_->Run(TwoSteps()).ok());
-  EXPECT_TRUE(OldState() || NewState())
-      << "tree after the change: " << ::testing::PrintToString(Names(tree()));
+  bool kept = false;
+  EXPECT_EQ(changes_->Run(TwoSteps(), &kept).error(), EIO);
+  EXPECT_TRUE(kept);
+  EXPECT_EQ(Names(tree()), (std::set<std::string>{"b", "old"}));  // step 1 of 2
+  EXPECT_EQ(Records(), 1U);
+  Restart();
   EXPECT_TRUE(NewState());
   EXPECT_EQ(Records(), 0U);
 }
@@ -517,9 +523,42 @@ TEST_F(ChangeLayerIntentTest, ARestartResumesAfterTheStepsRecordedDone) {
   EXPECT_EQ(Records(), 0U);
 }
 
-TEST_F(ChangeLayerIntentTest, FailureAfterTheLastStepKeepsTheNewState) {
+// Review 2026-12-07 #1: a replay records its progress, so when a later
+// step fails (the start fails) and the next start replays again, it does
+// not clear a name a step of the first replay published to.
+TEST_F(ChangeLayerIntentTest, AReplayCutShortIsTakenUpWhereItStopped) {
+  Start();
+  IntentLog log(mem().intents);
+  Intent intent;  // "b" cleared, "a" renamed to "b", "c" moved into "sub/"
+  intent.steps.push_back({StepKind::kTrash, IntentPath{Layer::kMemory, Area::kTree, "b"}, {}});
+  intent.steps.push_back({StepKind::kRenameNoReplace, IntentPath{Layer::kMemory, Area::kTree, "a"},
+                          IntentPath{Layer::kMemory, Area::kTree, "b"}});
+  intent.steps.push_back({StepKind::kRename, IntentPath{Layer::kMemory, Area::kTree, "c"},
+                          IntentPath{Layer::kMemory, Area::kTree, "sub/c"}});
+  WriteFile(tree(), "b", "replaced");
+  WriteFile(tree(), "c", "third");
+  Result<std::string> record = log.Write(intent);
+  ASSERT_TRUE(record.ok());
+  ASSERT_TRUE(log.MarkDone(*record, 1).ok());
+  ASSERT_EQ(::renameat(tree(), "b", mem().trash->get(), "gone"), 0);  // the step recorded done
+  // The first replay publishes "a" as "b", then fails at the third step.
+  changes_.reset();
+  OpenLayers();
+  Start();
+  EXPECT_FALSE(changes_->Recover().ok());
+  EXPECT_EQ(ReadAll(tree(), "b"), "moving");
+  ASSERT_EQ(::mkdirat(tree(), "sub", 0755), 0);
+  Restart();
+  EXPECT_EQ(ReadAll(tree(), "b"), "moving");
+  EXPECT_EQ(ReadAll(tree(), "sub/c"), "third");
+  EXPECT_EQ(Records(), 0U);
+}
+
+// Every step ran: the change is made (the caller must not take it for
+// undone: it would not follow a moved tree), whatever became of its record.
+TEST_F(ChangeLayerIntentTest, FailureAfterTheLastStepIsNoFailure) {
   Start("intent.done=eio");
-  EXPECT_EQ(changes_->Run(TwoSteps()).error(), EIO);
+  EXPECT_TRUE(changes_->Run(TwoSteps()).ok());
   EXPECT_TRUE(NewState());
   EXPECT_EQ(Records(), 1U);
   Restart();  // steps are idempotent: redoing them changes nothing
@@ -536,8 +575,8 @@ TEST_F(ChangeLayerIntentTest, RecoveryWhiteoutsAndHoldsAreIdempotent) {
   intent.steps.push_back({StepKind::kHold, IntentPath{Layer::kVolume, Area::kTree, "held-file"},
                           IntentPath{Layer::kVolume, Area::kHeld, markers::IndexName(kId)}});
   Start("intent.done=eio");
-  EXPECT_EQ(changes_->Run(intent).error(), EIO);
-  Restart();  // every step again
+  EXPECT_TRUE(changes_->Run(intent).ok());
+  Restart();  // the last step again
   EXPECT_TRUE(IsWhiteoutAt(tree(), "a"));
   EXPECT_TRUE(IsWhiteoutAt(tree(), "never-there"));
   EXPECT_FALSE(Exists(vtree(), "held-file"));

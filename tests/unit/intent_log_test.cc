@@ -39,6 +39,8 @@ Intent Sample() {
                           P(Layer::kDisk, Area::kIndex, "0000000000a7d039")});
   intent.steps.push_back(
       {StepKind::kTrash, P(Layer::kMemory, Area::kIndex, "0000000000a7d039"), {}});
+  intent.steps.push_back({StepKind::kRenameNoReplace, P(Layer::kMemory, Area::kTree, "stale"),
+                          P(Layer::kMemory, Area::kKept, "kept.0123")});
   return intent;
 }
 
@@ -161,7 +163,7 @@ TEST(IntentFormatTest, MalformedStepsAreRejectedBehindAGoodChecksum) {
            std::string("frobnicate 1:0:a\n"),    // unknown step
            std::string("trash\n"),               // no path
            std::string("trash 3:0:a\n"),         // no such layer
-           std::string("trash 1:5:a\n"),         // no such area
+           std::string("trash 1:6:a\n"),         // no such area
            std::string("trash x:0:a\n"),         //
            std::string("trash 1-0-a\n"),         //
            std::string("trash 1:0\n"),           // too short
