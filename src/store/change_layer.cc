@@ -622,6 +622,41 @@ Result<void> ChangeLayer::RunStep(const IntentStep& step) {
   return {};
 }
 
+Result<void> ChangeLayer::RunStepRetrying(const IntentStep& step) {
+  // The volume is flaky: an I/O error is tried again twice (10 ms, then
+  // 100 ms later) before a change is left half-made. A step is idempotent,
+  // so one that did happen before its error is found done.
+  Result<void> r = RunStep(step);
+  for (int delay_ms : {10, 100}) {
+    if (r.ok() ||
+        (r.error() != EIO && r.error() != EAGAIN && r.error() != EINTR && r.error() != ETIMEDOUT)) {
+      break;
+    }
+    spdlog::warn("a step of a multi-step change failed ({}); trying again", ErrnoText(r.error()));
+    std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+    r = RunStep(step);
+  }
+  return r;
+}
+
+Result<void> ChangeLayer::SetAsideStepSource(const IntentStep& step, const std::string& record) {
+  std::string leaf;
+  Result<UniqueFd> parent = OpenAreaParent(step.a, &leaf);
+  if (!parent.ok()) return Errno{parent.error()};
+  const LayerDirs& d = dirs(step.a.layer);
+  const SharedFd& to = IsTier(step.a.layer) ? d.kept : d.held;
+  if (!to) return Errno{EEXIST};
+  const std::string kept = WorkName("kept");
+  DETOURFS_TRY(
+      sys::RenameAt(parent->get(), leaf.c_str(), to->get(), kept.c_str(), RENAME_NOREPLACE));
+  spdlog::error(
+      "the change recorded in '{}' could not put '{}' on the {} in place (the name was "
+      "taken meanwhile): kept as {}/{} in the {}'s private directory",
+      record, step.b.path, LayerName(step.a.layer), IsTier(step.a.layer) ? "kept" : "held", kept,
+      LayerName(step.a.layer));
+  return {};
+}
+
 Result<void> ChangeLayer::Run(const Intent& intent, bool* kept) {
   if (!intents_) return Errno{ENOTSUP};
   Result<std::string> record = Errno{EIO};
@@ -635,7 +670,7 @@ Result<void> ChangeLayer::Run(const Intent& intent, bool* kept) {
     return hit;
   }
   for (size_t i = 0; i < intent.steps.size(); ++i) {
-    Result<void> r = RunStep(intent.steps[i]);
+    Result<void> r = RunStepRetrying(intent.steps[i]);
     if (r.ok() && i + 1 < intent.steps.size()) {
       // Progress recorded after each step: a replay starts after the last
       // one recorded, and only the one step after it may have run already
@@ -709,7 +744,14 @@ Status ChangeLayer::Recover() {
     }
     for (const auto& [name, intent] : *pending) {
       for (size_t i = intent.done; i < intent.steps.size(); ++i) {
-        if (Result<void> r = RunStep(intent.steps[i]); !r.ok()) {
+        Result<void> r = RunStepRetrying(intent.steps[i]);
+        if (!r.ok() && r.error() == EEXIST && intent.steps[i].kind == StepKind::kRenameNoReplace) {
+          // The name was taken meanwhile (the mount went on serving after
+          // the step failed): what was to go there is set aside, never
+          // deleted, and the change goes on.
+          r = SetAsideStepSource(intent.steps[i], name);
+        }
+        if (!r.ok()) {
           return Status::FromErrno(r.error(),
                                    "cannot finish the change recorded in '" + name + "'");
         }

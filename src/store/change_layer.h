@@ -189,6 +189,11 @@ class ChangeLayer {
   AdoptedNumbers adopted_;
   std::function<bool(uint64_t)> in_use_;  // set before Start(), read by the trash
   Result<void> RunStep(const IntentStep& step);
+  // RunStep, tried again on a transient error (EIO and the like).
+  Result<void> RunStepRetrying(const IntentStep& step);
+  // At start, for a rename whose destination was taken meanwhile: its
+  // source to kept/ (a tier) or held/ (the volume), logged; never deleted.
+  Result<void> SetAsideStepSource(const IntentStep& step, const std::string& record);
   // Syncs directory `dir` when it is on the volume (after an intent's step).
   static Result<void> SyncIfVolume(Layer layer, int dir);
   Result<UniqueFd> OpenAreaParent(const IntentPath& p, std::string* leaf);

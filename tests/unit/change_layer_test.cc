@@ -554,6 +554,30 @@ TEST_F(ChangeLayerIntentTest, AReplayCutShortIsTakenUpWhereItStopped) {
   EXPECT_EQ(Records(), 0U);
 }
 
+// Review 2026-12-07 #3: a change left half-made (its step failed, its
+// record kept) and a name it publishes to taken meanwhile — the mount went
+// on serving. The next start neither fails nor deletes what was to go
+// there: it is set aside in kept/, and the change goes on.
+TEST_F(ChangeLayerIntentTest, AReplayFindingItsNameTakenSetsTheCopyAside) {
+  Start();
+  IntentLog log(mem().intents);
+  Intent intent;
+  intent.steps.push_back({StepKind::kRenameNoReplace,
+                          IntentPath{Layer::kMemory, Area::kWork, "staged"},
+                          IntentPath{Layer::kMemory, Area::kTree, "b"}});
+  intent.steps.push_back({StepKind::kTrash, IntentPath{Layer::kMemory, Area::kTree, "old"}, {}});
+  WriteFile(mem().work->get(), "staged", "the moved copy");
+  WriteFile(tree(), "b", "made meanwhile");
+  ASSERT_TRUE(log.Write(intent).ok());
+  Restart();
+  EXPECT_EQ(ReadAll(tree(), "b"), "made meanwhile");
+  EXPECT_FALSE(Exists(tree(), "old"));
+  const std::set<std::string> kept = Names(mem().kept->get());
+  ASSERT_EQ(kept.size(), 1U);
+  EXPECT_EQ(ReadAll(mem().kept->get(), kept.begin()->c_str()), "the moved copy");
+  EXPECT_EQ(Records(), 0U);
+}
+
 // Every step ran: the change is made (the caller must not take it for
 // undone: it would not follow a moved tree), whatever became of its record.
 TEST_F(ChangeLayerIntentTest, FailureAfterTheLastStepIsNoFailure) {
