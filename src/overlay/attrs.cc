@@ -253,6 +253,19 @@ Result<struct stat> OverlayImpl::SetAttrOf(uint64_t ino, const SetAttrRequest& r
   return StatOf(node, b, fh);
 }
 
+void OverlayImpl::TouchVolumePart(Node* dir) {
+  const Binding b = dir->Snapshot();
+  if (Primary(b) != Layer::kVolume || !SpansLayers(b)) return;
+  Result<SharedFd> fd = resolver_.Fd(dir, b, Layer::kVolume);
+  Result<void> r = fd.ok() ? Result<void>() : Result<void>(Errno{fd.error()});
+  const struct timespec times[2] = {{0, UTIME_OMIT}, {0, UTIME_NOW}};
+  if (r.ok()) r = sys::UtimensPath((*fd)->get(), times);
+  if (!r.ok()) {
+    spdlog::warn("'{}': cannot update the directory's modification time: {}", PathOf(dir),
+                 ErrnoText(r.error()));
+  }
+}
+
 Result<std::string> OverlayImpl::Readlink(uint64_t ino) {
   Result<NodePin> node = NodeOf(ino);
   if (!node.ok()) return Errno{node.error()};

@@ -106,6 +106,7 @@ Result<std::pair<Entry, FileHandle*>> OverlayImpl::Make(uint64_t parent, std::st
           changes_->Make(At{layer, where->get(), name, path, routed}, spec, caller, where->get());
       if (!made.ok()) return Errno{made.error()};
       if (layer == Layer::kVolume) DropTierWhiteouts(dir, name, *s, path);
+      if (layer != Layer::kVolume) TouchVolumePart(dir);
       Binding b;
       b.layer = layer;
       for (Layer l : kAllLayers) b.parts[Index(l)] = Part::Absent();
@@ -284,6 +285,7 @@ Result<Entry> OverlayImpl::Link(uint64_t ino, uint64_t new_parent, std::string_v
     return Errno{linked.error()};
   }
   if (to == Layer::kVolume) DropTierWhiteouts(dir, new_name, *s, path);
+  if (to != Layer::kVolume) TouchVolumePart(dir);
   NodePin again = table_.Remember(dir, new_name, node->pid(), node->type(), b, true);
   Result<struct stat> st = StatOf(node, b, nullptr);
   if (!st.ok()) {

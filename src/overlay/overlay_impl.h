@@ -494,6 +494,11 @@ class OverlayImpl final : public Overlay {
   // whiteouts: when the merged directory is empty, content no rule serves
   // there, set aside rather than deleted when the directory goes.
   static bool HoldsUnservedContent(int dirfd, const std::string& name);
+  // An unrouted directory (its attributes are its volume part's) whose
+  // entries changed on a tier only — a routed name made, removed or renamed
+  // in it: its volume part's mtime (and so ctime) set to now, as any
+  // filesystem does for a changed directory (review 2026-12-07 #6).
+  void TouchVolumePart(Node* dir);
   static bool SpansLayers(const Binding& b);
   Result<void> ReadStream(DirHandle& dh, off_t offset, bool plus,
                           const std::function<bool(const DirEntry&)>& emit) REQUIRES(dh.mu);

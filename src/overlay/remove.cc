@@ -157,9 +157,17 @@ Result<void> OverlayImpl::RemoveEntry(Node* dir, std::string_view name, const Sl
     if (s.at[Index(home)].has && !s.at[Index(home)].whiteout) {
       DETOURFS_TRY(changes_->Remove(at, false, volume_has, false, node->pid()));
     } else {
-      DETOURFS_TRY(changes_->Whiteout(at));
+      Result<void> w = changes_->Whiteout(at);
+      if (!w.ok() && w.error() == EEXIST) {
+        // Copied up since the probe (a copy-up of a whole directory's
+        // volume content does not take its subdirectories' locks): the
+        // copy goes, a whiteout in its place (review 2026-12-07 #10).
+        w = changes_->Remove(at, false, volume_has, false, node->pid());
+      }
+      DETOURFS_TRY(w);
     }
   }
+  if (home != Layer::kVolume) TouchVolumePart(dir);
   // Its one name left a link on the tier: an ordinary tier file now.
   if (b.index && DropIndexName(node, b, dir, name)) UnbindIndex(node);
   const bool last_name = table_.Unlinked(node, dir, name);

@@ -851,38 +851,44 @@ void ChangeLayer::Start() {
   stop_ = false;
   SessionSignalsBlocked blocked;  // the signals that end the session are the loop's
   bg_ = std::thread([this] { Background(); });
-  // Named for top -H and for the tests that look for it in the served process.
+  // Its own thread: emptying a large trash (rm -rf of a project on the
+  // volume) never holds back the tiers' syncs (review 2026-12-07 #9).
+  sync_ = std::thread([this] { SyncLoop(); });
+  // Named for top -H and for the tests that look for them in the served process.
   (void)pthread_setname_np(bg_.native_handle(), "detourfs-bg");
+  (void)pthread_setname_np(sync_.native_handle(), "detourfs-sync");
 }
 
 void ChangeLayer::Background() {
-  auto next_sync = std::chrono::steady_clock::now() + kSyncInterval;
   for (;;) {
-    bool trash = false;
     {
       std::unique_lock<Mutex> lock(bg_mu_);
-      bg_cv_.wait_until(lock, next_sync,
-                        [&]() NO_THREAD_SAFETY_ANALYSIS { return stop_ || trash_pending_; });
+      bg_cv_.wait(lock, [&]() NO_THREAD_SAFETY_ANALYSIS { return stop_ || trash_pending_; });
       if (stop_) return;
-      trash = trash_pending_;
       trash_pending_ = false;
     }
-    if (trash) {
-      for (Layer l : kAllLayers) (void)EmptyTrash(l);
-      MutexLock lock(&bg_mu_);
-      ++trash_rounds_;
-      bg_cv_.notify_all();
+    for (Layer l : kAllLayers) (void)EmptyTrash(l);
+    MutexLock lock(&bg_mu_);
+    ++trash_rounds_;
+    bg_cv_.notify_all();
+  }
+}
+
+void ChangeLayer::SyncLoop() {
+  for (;;) {
+    {
+      std::unique_lock<Mutex> lock(bg_mu_);
+      if (bg_cv_.wait_for(lock, kSyncInterval, [&]() NO_THREAD_SAFETY_ANALYSIS { return stop_; })) {
+        return;
+      }
     }
-    if (std::chrono::steady_clock::now() >= next_sync) {
-      for (Layer l : kTiers) {
-        if (has(l) && dirty_[Index(l)].exchange(false)) {
-          if (Result<void> r = sys::Syncfs(dirs(l).tree->get()); !r.ok()) {
-            spdlog::warn("cannot sync the {}: {}", LayerName(l), ErrnoText(r.error()));
-            Dirty(l);
-          }
+    for (Layer l : kTiers) {
+      if (has(l) && dirty_[Index(l)].exchange(false)) {
+        if (Result<void> r = sys::Syncfs(dirs(l).tree->get()); !r.ok()) {
+          spdlog::warn("cannot sync the {}: {}", LayerName(l), ErrnoText(r.error()));
+          Dirty(l);
         }
       }
-      next_sync = std::chrono::steady_clock::now() + kSyncInterval;
     }
   }
 }
@@ -907,6 +913,7 @@ void ChangeLayer::Stop() {
     bg_cv_.notify_all();
   }
   if (bg_.joinable()) bg_.join();
+  if (sync_.joinable()) sync_.join();
   in_use_ = nullptr;  // its owner may go before this layer does
   for (Layer l : kTiers) {
     if (has(l) && dirty_[Index(l)].exchange(false)) (void)sys::Syncfs(dirs(l).tree->get());

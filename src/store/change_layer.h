@@ -173,8 +173,8 @@ class ChangeLayer {
   // The layer changed: its next background sync is due (tiers; the volume's
   // routed changes are synced by whoever made them).
   void Dirty(Layer layer) { dirty_[Index(layer)].store(true, std::memory_order_release); }
-  // Starts the background thread (trash, tier syncs); Stop joins it after
-  // a last sync.
+  // Starts the background threads (one empties the trash, one syncs the
+  // tiers every few seconds); Stop joins them, then syncs a last time.
   void Start();
   void Stop();
   // Wakes the trash thread and waits until the trash is empty (tests).
@@ -204,7 +204,8 @@ class ChangeLayer {
   // After `gone` (stat `st` before it moved) went to `trash`: unlinks it at
   // once when it is one name of a file with others, else wakes the drain.
   void DropLinkedName(int trash, const std::string& gone, const struct stat& st) EXCLUDES(bg_mu_);
-  void Background() EXCLUDES(bg_mu_);
+  void Background() EXCLUDES(bg_mu_);  // empties the trash when told to
+  void SyncLoop() EXCLUDES(bg_mu_);    // syncs dirty tiers every kSyncInterval
   Result<void> EmptyTrash(Layer layer);
 
   const std::array<LayerDirs, kLayerCount> dirs_;
@@ -222,6 +223,7 @@ class ChangeLayer {
   bool trash_pending_ GUARDED_BY(bg_mu_) = true;
   uint64_t trash_rounds_ GUARDED_BY(bg_mu_) = 0;
   std::thread bg_;
+  std::thread sync_;
 };
 
 }  // namespace detourfs

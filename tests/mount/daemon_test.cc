@@ -113,6 +113,7 @@ TEST(DaemonCliTest, BackgroundModeDetachesAndServes) {
                       "' /proc/$p/cmdline && cat /proc/$p/task/*/comm; done",
                   &st);
   EXPECT_NE(threads.find("detourfs-bg"), std::string::npos) << threads;
+  EXPECT_NE(threads.find("detourfs-sync"), std::string::npos) << threads;
   EXPECT_EQ(Shell("fusermount3 -u " + dir), 0);
   Shell("rm -rf " + dir);
 }

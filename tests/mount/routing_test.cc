@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -483,6 +484,30 @@ TEST_P(RoutingTest, ContentNoRuleServesIsSetAsideNeverDeleted) {
   EXPECT_TRUE(Exists(M("made/node_modules/.cache/x")));
   EXPECT_TRUE(Exists(M("onto/.cache")));
   EXPECT_TRUE(Exists(M("over/.cache")));
+}
+
+// Review 2026-12-07 #6: an unrouted directory whose routed entry is made,
+// renamed or removed (the change lands on a tier only) changes its mtime
+// and ctime, as on any filesystem (make, rsync and editors look at them).
+TEST_P(RoutingTest, AnUnroutedDirectoryChangesItsTimesWhenARoutedEntryInItChanges) {
+  ASSERT_EQ(::mkdir(M("app").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(M("app/node_modules").c_str(), 0755), 0);        // now it spans layers
+  const struct timespec past[2] = {{946684800, 0}, {946684800, 0}};  // 2000-01-01
+  auto changed = [&](const char* what, const std::function<int()>& change) {
+    SCOPED_TRACE(what);
+    ASSERT_EQ(::utimensat(AT_FDCWD, M("app").c_str(), past, 0), 0);
+    const struct stat before = Lstat(M("app"));
+    ASSERT_EQ(before.st_mtim.tv_sec, 946684800);
+    ASSERT_EQ(change(), 0) << std::strerror(errno);
+    const struct stat after = Lstat(M("app"));
+    EXPECT_GT(after.st_mtim.tv_sec, 946684800);
+    EXPECT_GE(after.st_ctim.tv_sec, after.st_mtim.tv_sec);
+  };
+  changed("mkdir of a routed name", [&] { return ::mkdir(M("app/dist").c_str(), 0755); });
+  changed("rename of a routed name",
+          [&] { return ::rename(M("app/dist").c_str(), M("app/build").c_str()); });
+  changed("rmdir of a routed name", [&] { return ::rmdir(M("app/build").c_str()); });
+  changed("rmdir of the last", [&] { return ::rmdir(M("app/node_modules").c_str()); });
 }
 
 DETOURFS_MOUNT_TEST_P(RoutingTest);
