@@ -832,6 +832,13 @@ Result<void> OverlayImpl::ExchangeAcross(RenameArgs& a, Layer to1, Layer to2, Re
     need->exclusive = true;
     return Errno{EAGAIN};
   }
+  // Parents on the destination layers, made before the two nodes' locks
+  // are taken: EnsureTierDir reads the ancestors' bindings under their
+  // locks, and no node's lock is held while another's is waited for.
+  Result<SharedFd> at2 = IsTier(to1) ? EnsureTierDir(a.d2, to1) : resolver_.DirFd(a.d2, to1);
+  if (!at2.ok()) return Errno{at2.error()};
+  Result<SharedFd> at1 = IsTier(to2) ? EnsureTierDir(a.d1, to2) : resolver_.DirFd(a.d1, to2);
+  if (!at1.ok()) return Errno{at1.error()};
   Node* lo = x1->id() < x2->id() ? x1 : x2;
   Node* hi = lo == x1 ? x2 : x1;
   std::optional<WriteLock> l1(std::in_place, &lo->content_mu);
@@ -864,11 +871,6 @@ Result<void> OverlayImpl::ExchangeAcross(RenameArgs& a, Layer to1, Layer to2, Re
   }
   const std::string p1 = Join(PathOf(a.d1), a.n1);
   const std::string p2 = Join(PathOf(a.d2), a.n2);
-  // Parents on the destination layers.
-  Result<SharedFd> at2 = IsTier(to1) ? EnsureTierDir(a.d2, to1) : resolver_.DirFd(a.d2, to1);
-  if (!at2.ok()) return Errno{at2.error()};
-  Result<SharedFd> at1 = IsTier(to2) ? EnsureTierDir(a.d1, to2) : resolver_.DirFd(a.d1, to2);
-  if (!at1.ok()) return Errno{at1.error()};
   if (!IsTier(to1)) DETOURFS_TRY(MarkIds(a.d2, (*at2)->get()));
   if (!IsTier(to2)) DETOURFS_TRY(MarkIds(a.d1, (*at1)->get()));
   // One recorded change: both names cleared on every layer (what the

@@ -496,12 +496,25 @@ Result<void> OverlayImpl::RenameOnVolume(RenameArgs& a, RenameNeeds& have, Renam
       dst_full = items.ok() && !items->empty();
     }
   }
+  // Several layers at once: one recorded change (intent_log.h), with the
+  // renames lock held exclusively.
+  const bool recorded = !carried.empty() || !dropped.empty() || dst_full;
+  if (recorded && !have.exclusive) {
+    need->exclusive = true;
+    return Errno{EAGAIN};
+  }
+  // The destination's parts on the tiers, made before x1's lock is taken:
+  // EnsureTierDir reads its ancestors' bindings under their locks, and no
+  // node's lock is held while another's is waited for.
+  if (recorded) {
+    for (Layer t : carried) DETOURFS_TRY(EnsureTierDir(a.d2, t));
+  }
   DETOURFS_TRY(HoldVictim(a, false));  // before x1's lock (MoveFile)
   WriteLock lock(&a.x1->content_mu);
   if (a.x1->is_dir() && !a.x1->binding().parts[Index(Layer::kVolume)].present()) return Errno{EIO};
   DETOURFS_TRY(CarryIds(a.d1, v1, a.d2, v2));
   const bool routed = a.s1.route.For(a.s1.type) >= 0 || a.s2.route.For(a.s1.type) >= 0;
-  if (carried.empty() && dropped.empty() && !dst_full) {
+  if (!recorded) {
     if (hidden_dst) {
       DETOURFS_TRY(changes_->Trash(At{Layer::kVolume, v2, a.n2, p2, true}));
     }
@@ -520,12 +533,6 @@ Result<void> OverlayImpl::RenameOnVolume(RenameArgs& a, RenameNeeds& have, Renam
     Renamed(a, false);
     return {};
   }
-  // Several layers at once: one recorded change (intent_log.h).
-  if (!have.exclusive) {
-    need->exclusive = true;
-    return Errno{EAGAIN};
-  }
-  for (Layer t : carried) DETOURFS_TRY(EnsureTierDir(a.d2, t));
   Intent intent;
   auto tree = [](Layer l, const std::string& p) { return IntentPath{l, Area::kTree, p}; };
   if (dst_full || hidden_dst) {
