@@ -469,11 +469,15 @@ Result<void> ChangeLayer::SetAside(const At& at) {
   const std::string kept = WorkName("kept");
   DETOURFS_TRY(sys::RenameAt(at.dir, name.c_str(), d.kept->get(), kept.c_str(), RENAME_NOREPLACE));
   Dirty(at.layer);
+  LogSetAside(at.layer, at.path, kept);
+  return {};
+}
+
+void ChangeLayer::LogSetAside(Layer layer, std::string_view path, std::string_view kept) {
   spdlog::warn(
       "the {} held '{}', which no rule serves there, where it had to make way: kept as "
       "kept/{} in the tier's root (move it back by hand if it is wanted)",
-      LayerName(at.layer), at.path, kept);
-  return {};
+      LayerName(layer), path, kept);
 }
 
 void ChangeLayer::DropLinkedName(int trash, const std::string& gone, const struct stat& st) {
@@ -578,12 +582,7 @@ Result<void> ChangeLayer::RunStep(const IntentStep& step) {
       }
       if (!r.ok()) return r;
       Dirty(step.b.layer);
-      if (step.b.area == Area::kKept) {
-        spdlog::warn(
-            "the {} held '{}', which no rule serves there, where it had to make way: "
-            "kept as kept/{} in the tier's root (move it back by hand if it is wanted)",
-            LayerName(step.a.layer), step.a.path, step.b.path);
-      }
+      if (step.b.area == Area::kKept) LogSetAside(step.a.layer, step.a.path, step.b.path);
       DETOURFS_TRY(SyncIfVolume(step.a.layer, a->get()));
       DETOURFS_TRY(SyncIfVolume(step.b.layer, b->get()));
       if (step.kind == StepKind::kHold) {
@@ -671,42 +670,34 @@ Result<void> ChangeLayer::Run(const Intent& intent, bool* kept) {
   }
   for (size_t i = 0; i < intent.steps.size(); ++i) {
     Result<void> r = RunStepRetrying(intent.steps[i]);
+    if (!r.ok() && i == 0) {
+      // The first step failed: nothing visible changed; the old state.
+      (void)intents_->Remove(*record);
+      return r;
+    }
+    bool recording = false;
     if (r.ok() && i + 1 < intent.steps.size()) {
       // Progress recorded after each step: a replay starts after the last
       // one recorded, and only the one step after it may have run already
       // (each step alone is idempotent; a sequence is not: a swap's three
       // renames replayed after they all ran swap back).
-      Result<void> between = Hit("intent.step");
-      if (between.ok()) {
+      recording = true;
+      r = Hit("intent.step");
+      if (r.ok()) {
         MutexLock lock(&intent_mu_);
-        between = intents_->MarkDone(*record, i + 1);
-      }
-      if (!between.ok()) {
-        // No further step runs unrecorded: the change stops here, its
-        // record kept, and the next start finishes it.
-        spdlog::error(
-            "a multi-step change could not record its progress after step {} ({}); record '{}' "
-            "kept: it is finished at the next start",
-            i + 1, ErrnoText(between.error()), *record);
-        if (kept != nullptr) *kept = true;
-        return between;
+        r = intents_->MarkDone(*record, i + 1);
       }
     }
     if (!r.ok()) {
-      if (i == 0) {
-        // The first step failed: nothing visible changed; the old state.
-        (void)intents_->Remove(*record);
-        return r;
-      }
-      // Part of it is done: the rest is carried out now if it can be,
-      // else at the next start (the record stays, and so do the copies
-      // its steps publish: they are in work/, which start-up clears only
-      // after the records are carried out). The caller keeps its staged
-      // copies (`kept`).
+      // Part of it is done, and no further step runs unrecorded: the record
+      // stays, and so do the copies its steps publish (they are in work/,
+      // which start-up clears only after the records are carried out); the
+      // next start finishes it. The caller keeps its staged copies (`kept`).
       spdlog::error(
-          "step {} of a multi-step change failed ({}); record '{}' kept: it is "
-          "finished at the next start",
-          i + 1, ErrnoText(r.error()), *record);
+          "{} {} of a multi-step change failed ({}); record '{}' kept: it is finished "
+          "at the next start",
+          recording ? "recording the progress of step" : "step", i + 1, ErrnoText(r.error()),
+          *record);
       if (kept != nullptr) *kept = true;
       return r;
     }

@@ -142,6 +142,8 @@ class ChangeLayer {
   // Moves tier content no rule serves, which must make way, to the tier's
   // kept/ (never deleted; logged with its path). On the volume: Trash.
   Result<void> SetAside(const At& at);
+  // The warning naming what was set aside in a tier's kept/.
+  static void LogSetAside(Layer layer, std::string_view path, std::string_view kept);
   // Records a change the caller made through a file it holds open (a write,
   // a truncate, attributes, xattrs) — the data path stays the caller's.
   void Record(ChangeKind kind, const At& at, uint64_t id, uint64_t offset = 0, uint64_t length = 0);
