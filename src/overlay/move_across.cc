@@ -60,11 +60,53 @@ ChildRoute OverlayImpl::RouteOfPath(const std::string& dir_path, int dir_route,
   return r;
 }
 
-Result<void> OverlayImpl::MoveFile(RenameArgs& a, Layer to) {
+Result<void> OverlayImpl::MoveFileAcross(RenameArgs& a, Layer to, RenameNeeds& have,
+                                         RenameNeeds* need) {
+  Node* x = a.x1;
+  // A file with other names is refused by MoveFile (EXDEV): no copy.
+  const bool copied = a.s1.st.st_nlink <= 1;
+  if (copied && !have.freeze) {
+    // Nothing writes to it while it is copied (writes wait at the gate).
+    need->freeze = true;
+    need->freeze_roots.push_back(table_.Pin(x));
+    return Errno{EAGAIN};
+  }
+  if (have.staged && !StagedFor(*have.staged, x, a.d1, a.n1, to)) {
+    have.staged.reset();  // things changed between the rounds: copy again
+  }
+  if (copied && !have.staged && !have.exclusive) {
+    // Copied between the rounds with no lock held (the file is frozen).
+    need->stage.push_back({table_.Pin(x), table_.Pin(a.d1), std::string(a.n1),
+                           a.x2 != nullptr ? table_.Pin(a.x2) : NodePin(), to, false});
+    need->exclusive = true;
+    return Errno{EAGAIN};
+  }
+  if (!have.exclusive) {
+    need->exclusive = true;
+    return Errno{EAGAIN};
+  }
+  return MoveFile(a, to, have.staged);
+}
+
+Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageJobCopy(const StageJob& job) {
+  Node* x = job.x.get();
+  if (x->is_dir()) return StageTree(x, job.d.get(), job.n, job.replaced.get(), job.to);
+  Result<std::shared_ptr<StagedTree>> s = Errno{EIO};
+  {
+    WriteLock lock(&x->content_mu);  // (StageFile may bind it to an index entry)
+    s = StageFile(x, job.to);
+  }
+  if (s.ok()) (*s)->src_path = Join(PathOf(job.d.get()), job.n);
+  return s;
+}
+
+Result<void> OverlayImpl::MoveFile(RenameArgs& a, Layer to, std::shared_ptr<StagedTree> staged) {
   Node* x = a.x1;
   // The replaced file first, before the moved file's lock: never one node's
   // lock taken under another's (a rename the other way would invert them).
   DETOURFS_TRY(HoldVictim(a, IsTier(to)));
+  Result<SharedFd> dst_dir = IsTier(to) ? EnsureTierDir(a.d2, to) : resolver_.DirFd(a.d2, to);
+  if (!dst_dir.ok()) return Errno{dst_dir.error()};
   WriteLock lock(&x->content_mu);
   Binding& b = x->mutable_binding();
   Result<SharedFd> src = resolver_.Fd(x, b);
@@ -74,42 +116,24 @@ Result<void> OverlayImpl::MoveFile(RenameArgs& a, Layer to) {
   // One name of several moving to another filesystem would split the file
   // in two: refused, as across filesystems (mv copies then, as it must).
   if (!S_ISDIR(st->st_mode) && st->st_nlink > 1) return Errno{EXDEV};
-  Result<SharedFd> dst_dir = IsTier(to) ? EnsureTierDir(a.d2, to) : resolver_.DirFd(a.d2, to);
-  if (!dst_dir.ok()) return Errno{dst_dir.error()};
-  int data = -1;
-  UniqueFd data_fd;
-  if (S_ISREG(st->st_mode)) {
-    Result<UniqueFd> d = resolver_.OpenData(x, b, O_RDONLY);
-    if (!d.ok()) return Errno{d.error()};
-    data_fd = std::move(*d);
-    data = data_fd.get();
+  if (!staged) {
+    // Copied under the lock: only when a round went wrong.
+    Result<std::shared_ptr<StagedTree>> s = StageFile(x, to);
+    if (!s.ok()) return Errno{s.error()};
+    staged = *s;
   }
   const std::string p1 = Join(PathOf(a.d1), a.n1);
   const std::string p2 = Join(PathOf(a.d2), a.n2);
-  const std::string staged = ChangeLayer::WorkName("moving");
   const int work = changes_->work(to);
-  // Not one of a batch: synced on its own before it is published, since its
-  // source goes in the same change.
-  Result<Made> made =
-      changes_->CopyIn(At{to, work, staged, "", false}, (*src)->get(), data, *st, x->pid());
-  if (!made.ok()) return Errno{made.error()};
-  // Cleared from work/ on any way out before it is published.
-  StagedTree guard;
-  guard.layer = to;
-  guard.name = staged;
-  guard.changes = changes_.get();
-  if (to == Layer::kDisk && S_ISREG(st->st_mode)) {
-    // CopyIn syncs what goes to the volume; the disk tier syncs in batches,
-    // but this copy's source goes in the same change: synced now.
-    Result<UniqueFd> copy = sys::OpenBeneath(work, staged.c_str(), O_RDONLY);
-    if (!copy.ok()) return Errno{copy.error()};
-    DETOURFS_TRY(sys::Fsync(copy->get(), true));
-  }
+  // The copy's inode, which becomes the file's at p2.
+  Result<UniqueFd> copy = sys::OpenBeneath(work, staged->name.c_str(), O_PATH);
+  if (!copy.ok()) return Errno{copy.error()};
+  Result<struct stat> copy_st = sys::Fstat(copy->get());
+  if (!copy_st.ok()) return Errno{copy_st.error()};
   if (!IsTier(to)) {
     // On the volume the file keeps its id (its new inode number differs):
-    // recorded on it, and its directory marked as holding such files.
-    DETOURFS_TRY(
-        changes_->SetIdRecordAt(work, staged.c_str(), markers::IdRecord{x->pid(), false, {}}));
+    // recorded on it (StageFile), and its directory marked as holding such
+    // files.
     DETOURFS_TRY(MarkIds(a.d2, (*dst_dir)->get()));
   }
   Intent intent;
@@ -119,8 +143,8 @@ Result<void> OverlayImpl::MoveFile(RenameArgs& a, Layer to) {
     // mount under a directory-only rule's name), makes way.
     intent.steps.push_back({StepKind::kTrash, IntentPath{Layer::kVolume, Area::kTree, p2}, {}});
   }
-  intent.steps.push_back(
-      {StepKind::kRename, IntentPath{to, Area::kWork, staged}, IntentPath{to, Area::kTree, p2}});
+  intent.steps.push_back({StepKind::kRename, IntentPath{to, Area::kWork, staged->name},
+                          IntentPath{to, Area::kTree, p2}});
   if (!IsTier(to)) {
     // Whiteouts of the name on the tiers would hide the file now there.
     for (Layer t : kTiers) {
@@ -145,13 +169,13 @@ Result<void> OverlayImpl::MoveFile(RenameArgs& a, Layer to) {
   bool kept = false;
   Result<void> ran = changes_->Run(intent, &kept);
   // Published, or kept in work/ for the next start to publish.
-  guard.published = ran.ok() || kept;
+  staged->published = ran.ok() || kept;
   if (!ran.ok()) return ran;
   if (!IsTier(to)) {
     // Synced where it lives now, and read back.
     (void)sys::SyncDir((*dst_dir)->get());
     Result<struct stat> now = sys::StatAt((*dst_dir)->get(), std::string(a.n2).c_str());
-    if (!now.ok() || now->st_size != made->st.st_size) {
+    if (!now.ok() || now->st_size != copy_st->st_size) {
       spdlog::error("the volume lost '{}' right after it was written (moved from the {})", p2,
                     LayerName(b.layer));
     }
@@ -162,10 +186,10 @@ Result<void> OverlayImpl::MoveFile(RenameArgs& a, Layer to) {
   b.index = false;
   b.metacopy = false;
   for (Layer l : kAllLayers) b.parts[Index(l)] = Part::Absent();
-  b.parts[Index(to)] = Part::Of(made->st);
+  b.parts[Index(to)] = Part::Of(*copy_st);
   x->generation.fetch_add(1, std::memory_order_acq_rel);
   resolver_.Drop(x->id());
-  resolver_.Prime(x, to, std::make_shared<const UniqueFd>(std::move(made->fd)));
+  resolver_.Prime(x, to, std::make_shared<const UniqueFd>(std::move(*copy)));
   Result<void> repointed = RepointHandles(x, b);
   (void)old_spill;  // a stub's data goes with the stub, from the trash
   changes_->Record(ChangeKind::kMove, At{to, -1, "", p2, true}, x->pid());
@@ -759,10 +783,18 @@ Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageFile(Node* x,
   staged->src_pid = x->pid();
   staged->name = ChangeLayer::WorkName("moving");
   const int work = changes_->work(to);
-  Result<Made> made = changes_->CopyIn(At{to, work, staged->name, "", true}, (*src)->get(),
+  // Not one of a batch: synced on its own before it is published, since its
+  // source goes in the same change (CopyIn syncs what goes to the volume;
+  // the disk tier syncs in batches, so this one now).
+  Result<Made> made = changes_->CopyIn(At{to, work, staged->name, "", false}, (*src)->get(),
                                        data.valid() ? data.get() : -1, *st, x->pid());
   if (!made.ok()) return Errno{made.error()};
   staged->changes = changes_.get();
+  if (to == Layer::kDisk && S_ISREG(st->st_mode)) {
+    Result<UniqueFd> synced = sys::OpenBeneath(work, staged->name.c_str(), O_RDONLY);
+    if (!synced.ok()) return Errno{synced.error()};
+    DETOURFS_TRY(sys::Fsync(synced->get(), true));
+  }
   if (!IsTier(to)) {
     DETOURFS_TRY(changes_->SetIdRecordAt(work, staged->name.c_str(),
                                          markers::IdRecord{x->pid(), false, {}}));

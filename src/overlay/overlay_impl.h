@@ -432,7 +432,14 @@ class OverlayImpl final : public Overlay {
   // A rename replacing the last volume name of an indexed file holds its
   // inode first (held/: its number stays the file's); from HoldVictim.
   Result<void> HoldReplacedVolumeInode(const RenameArgs& a);
-  Result<void> MoveFile(RenameArgs& a, Layer to);
+  // A file (one link, no index entry) between layers: frozen and copied
+  // aside between two rounds with no lock held, then published with the
+  // renames lock held exclusively (MoveFile) — no mount-wide lock is held
+  // across its copy (review 2026-12-07 #5).
+  Result<void> MoveFileAcross(RenameArgs& a, Layer to, RenameNeeds& have, RenameNeeds* need);
+  // Publishes `staged` (a copy of a.x1 in `to`'s work/; copied now, under
+  // the lock, when null) and removes the source, as one recorded change.
+  Result<void> MoveFile(RenameArgs& a, Layer to, std::shared_ptr<StagedTree> staged);
   // The tier whose index holds the file at `name` in `dirfd` (on `from`,
   // id `pid`), and the entry; none if no index does.
   std::optional<Layer> IndexOf(int dirfd, const char* name, const struct stat& st, Layer from,
@@ -472,6 +479,9 @@ class OverlayImpl final : public Overlay {
                                                 Node* replaced, Layer to);
   // The same for a file (copied now, its node locked by the caller).
   Result<std::shared_ptr<StagedTree>> StageFile(Node* x, Layer to) REQUIRES(x->content_mu);
+  // A staging job between two rounds of a rename (no lock held but the
+  // freeze of what it copies): a tree, or a file.
+  Result<std::shared_ptr<StagedTree>> StageJobCopy(const StageJob& job);
   Result<void> PublishTree(RenameArgs& a, StagedTree& staged);
   // RENAME_EXCHANGE of two entries that must change layers: both copied
   // aside, then one recorded change clears both names and publishes both.

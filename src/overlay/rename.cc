@@ -75,8 +75,7 @@ Result<void> OverlayImpl::Rename(uint64_t parent, std::string_view name, uint64_
       excl.reset();
       shared.reset();
       for (StageJob& job : more.stage) {
-        Result<std::shared_ptr<StagedTree>> s =
-            StageTree(job.x.get(), job.d.get(), job.n, job.replaced.get(), job.to);
+        Result<std::shared_ptr<StagedTree>> s = StageJobCopy(job);
         if (!s.ok()) return Errno{s.error()};
         (job.second ? needs.staged2 : needs.staged) = std::move(*s);
       }
@@ -377,20 +376,12 @@ Result<void> OverlayImpl::Move(RenameArgs& a, RenameNeeds& have, RenameNeeds* ne
       if (x1->Snapshot().index) return RenameIndexed(a, to, have, need);
     } else {
       if (a.s1.st.st_nlink > 1) return MoveLinked(a, to, have, need);  // a copy would split it
-      if (!have.exclusive) {
-        need->exclusive = true;
-        return Errno{EAGAIN};
-      }
-      return MoveFile(a, to);
+      return MoveFileAcross(a, to, have, need);
     }
     return RenameOnTier(a, to);
   }
   if (b1.layer == to) return RenameOnTier(a, to);
-  if (!have.exclusive) {
-    need->exclusive = true;
-    return Errno{EAGAIN};
-  }
-  return MoveFile(a, to);
+  return MoveFileAcross(a, to, have, need);
 }
 
 void OverlayImpl::Renamed(RenameArgs& a, bool exchanged) {
