@@ -253,15 +253,23 @@ Result<struct stat> OverlayImpl::SetAttrOf(uint64_t ino, const SetAttrRequest& r
   return StatOf(node, b, fh);
 }
 
-void OverlayImpl::TouchVolumePart(Node* dir) {
+SharedFd OverlayImpl::VolumePartToTouch(Node* dir) {
   const Binding b = dir->Snapshot();
-  if (Primary(b) != Layer::kVolume || !SpansLayers(b)) return;
+  if (Primary(b) != Layer::kVolume || !SpansLayers(b)) return nullptr;
   Result<SharedFd> fd = resolver_.Fd(dir, b, Layer::kVolume);
-  Result<void> r = fd.ok() ? Result<void>() : Result<void>(Errno{fd.error()});
-  const struct timespec times[2] = {{0, UTIME_OMIT}, {0, UTIME_NOW}};
-  if (r.ok()) r = sys::UtimensPath((*fd)->get(), times);
-  if (!r.ok()) {
+  if (!fd.ok()) {
     spdlog::warn("'{}': cannot update the directory's modification time: {}", PathOf(dir),
+                 ErrnoText(fd.error()));
+    return nullptr;
+  }
+  return *fd;
+}
+
+void OverlayImpl::TouchVolumePart(const SharedFd& part) {
+  if (!part) return;
+  const struct timespec times[2] = {{0, UTIME_OMIT}, {0, UTIME_NOW}};
+  if (Result<void> r = sys::UtimensPath(part->get(), times); !r.ok()) {
+    spdlog::warn("cannot update a directory's modification time on the volume: {}",
                  ErrnoText(r.error()));
   }
 }

@@ -106,7 +106,7 @@ Result<std::pair<Entry, FileHandle*>> OverlayImpl::Make(uint64_t parent, std::st
           changes_->Make(At{layer, where->get(), name, path, routed}, spec, caller, where->get());
       if (!made.ok()) return Errno{made.error()};
       if (layer == Layer::kVolume) DropTierWhiteouts(dir, name, *s, path);
-      if (layer != Layer::kVolume) TouchVolumePart(dir);
+      if (layer != Layer::kVolume) TouchVolumePart(VolumePartToTouch(dir));
       Binding b;
       b.layer = layer;
       for (Layer l : kAllLayers) b.parts[Index(l)] = Part::Absent();
@@ -229,6 +229,8 @@ Result<Entry> OverlayImpl::Link(uint64_t ino, uint64_t new_parent, std::string_v
       return Errno{EXDEV};
     }
   }
+  // (Before the file's lock: its parent's is taken to find it.)
+  const SharedFd touch = to != Layer::kVolume ? VolumePartToTouch(dir) : nullptr;
   // Held for writing: an index entry's count of names changes only under
   // it (an unlink or a rename over a name lowers it under the same).
   WriteLock lock(&node->content_mu);
@@ -285,7 +287,7 @@ Result<Entry> OverlayImpl::Link(uint64_t ino, uint64_t new_parent, std::string_v
     return Errno{linked.error()};
   }
   if (to == Layer::kVolume) DropTierWhiteouts(dir, new_name, *s, path);
-  if (to != Layer::kVolume) TouchVolumePart(dir);
+  TouchVolumePart(touch);
   NodePin again = table_.Remember(dir, new_name, node->pid(), node->type(), b, true);
   Result<struct stat> st = StatOf(node, b, nullptr);
   if (!st.ok()) {

@@ -507,8 +507,11 @@ class OverlayImpl final : public Overlay {
   // An unrouted directory (its attributes are its volume part's) whose
   // entries changed on a tier only — a routed name made, removed or renamed
   // in it: its volume part's mtime (and so ctime) set to now, as any
-  // filesystem does for a changed directory (review 2026-12-07 #6).
-  void TouchVolumePart(Node* dir);
+  // filesystem does for a changed directory (review 2026-12-07 #6). The
+  // part is found under the directory's lock (taken with no other node's
+  // lock held: never a child's then its parent's), touched after.
+  SharedFd VolumePartToTouch(Node* dir);
+  static void TouchVolumePart(const SharedFd& part);
   static bool SpansLayers(const Binding& b);
   Result<void> ReadStream(DirHandle& dh, off_t offset, bool plus,
                           const std::function<bool(const DirEntry&)>& emit) REQUIRES(dh.mu);

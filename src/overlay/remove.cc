@@ -70,8 +70,16 @@ Result<void> OverlayImpl::Remove(uint64_t parent, std::string_view name, bool di
       if (!empty.ok()) return Errno{empty.error()};
       if (!*empty) return Errno{ENOTEMPTY};
     }
-    WriteLock lock(&victim->content_mu);
-    return RemoveEntry(dir, name, *s, victim);
+    Result<void> r = Errno{EIO};
+    {
+      WriteLock lock(&victim->content_mu);
+      r = RemoveEntry(dir, name, *s, victim);
+    }
+    // (After the removed node's lock: its parent's is taken.)
+    if (r.ok() && s->route.LayerFor(s->type) != Layer::kVolume) {
+      TouchVolumePart(VolumePartToTouch(dir));
+    }
+    return r;
   }
 }
 
@@ -167,7 +175,6 @@ Result<void> OverlayImpl::RemoveEntry(Node* dir, std::string_view name, const Sl
       DETOURFS_TRY(w);
     }
   }
-  if (home != Layer::kVolume) TouchVolumePart(dir);
   // Its one name left a link on the tier: an ordinary tier file now.
   if (b.index && DropIndexName(node, b, dir, name)) UnbindIndex(node);
   const bool last_name = table_.Unlinked(node, dir, name);

@@ -60,8 +60,8 @@ Result<void> OverlayImpl::Rename(uint64_t parent, std::string_view name, uint64_
       RenameNeeds more;
       r = RenameLocked(d1->get(), name, d2->get(), new_name, flags, caller, needs, &more);
       if (r.ok()) {
-        TouchVolumePart(d1->get());
-        if (d2->get() != d1->get()) TouchVolumePart(d2->get());
+        TouchVolumePart(VolumePartToTouch(d1->get()));
+        if (d2->get() != d1->get()) TouchVolumePart(VolumePartToTouch(d2->get()));
       }
       // Another round only when asked for one (EAGAIN with what it needs);
       // any other answer is the rename's.
