@@ -229,7 +229,10 @@ Result<Entry> OverlayImpl::Link(uint64_t ino, uint64_t new_parent, std::string_v
       return Errno{EXDEV};
     }
   }
-  // (Before the file's lock: its parent's is taken to find it.)
+  // The new name's directory on its layer, and its volume part to touch:
+  // before the file's lock (the directory's and its ancestors' are taken).
+  Result<SharedFd> where = IsTier(to) ? EnsureTierDir(dir, to) : resolver_.DirFd(dir, to);
+  if (!where.ok()) return Errno{where.error()};
   const SharedFd touch = to != Layer::kVolume ? VolumePartToTouch(dir) : nullptr;
   // Held for writing: an index entry's count of names changes only under
   // it (an unlink or a rename over a name lowers it under the same).
@@ -240,8 +243,6 @@ Result<Entry> OverlayImpl::Link(uint64_t ino, uint64_t new_parent, std::string_v
   const bool volume_name = to == Layer::kVolume && b.index;
   if (b.layer != to && !volume_name) return Errno{EXDEV};
   const std::string path = Join(PathOf(dir), new_name);
-  Result<SharedFd> where = IsTier(to) ? EnsureTierDir(dir, to) : resolver_.DirFd(dir, to);
-  if (!where.ok()) return Errno{where.error()};
   Result<SharedFd> src = Errno{EXDEV};
   if (volume_name) {
     Result<UniqueFd> v = VolumeInodeOf(b.layer, node->pid());

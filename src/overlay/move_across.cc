@@ -93,7 +93,10 @@ Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageJobCopy(const
   if (x->is_dir()) return StageTree(x, job.d.get(), job.n, job.replaced.get(), job.to);
   Result<std::shared_ptr<StagedTree>> s = Errno{EIO};
   {
-    WriteLock lock(&x->content_mu);  // (StageFile may bind it to an index entry)
+    // Shared: the file is frozen (no link, write or attribute change gets
+    // past the gate), so it keeps its one name and binding, and reads and
+    // stats of it go on during the copy.
+    ReadLock lock(&x->content_mu);
     s = StageFile(x, job.to);
   }
   if (s.ok()) (*s)->src_path = Join(PathOf(job.d.get()), job.n);
@@ -642,9 +645,16 @@ Result<void> OverlayImpl::PublishTree(RenameArgs& a, StagedTree& staged) {
   if (a.x2 != nullptr) {
     // The empty directory replaced: its parts go first (on the destination
     // layer it may still hold whiteouts, or hidden volume entries).
+    // A tier part holding anything but whiteouts holds content no rule
+    // serves (the directory was empty in the merged view): set aside.
     const Binding b2 = a.x2->Snapshot();
     for (Layer l : kAllLayers) {
-      if (b2.parts[Index(l)].present() && (l == to || IsTier(l))) {
+      if (!b2.parts[Index(l)].present() || (l != to && !IsTier(l))) continue;
+      Result<SharedFd> pfd = IsTier(l) ? resolver_.DirFd(a.d2, l) : Result<SharedFd>(Errno{ENOENT});
+      if (pfd.ok() && HoldsUnservedContent((*pfd)->get(), std::string(a.n2))) {
+        intent.steps.push_back({StepKind::kRenameNoReplace, tree(l, p2),
+                                IntentPath{l, Area::kKept, ChangeLayer::WorkName("kept")}});
+      } else {
         intent.steps.push_back({StepKind::kTrash, tree(l, p2), {}});
       }
     }
@@ -793,6 +803,7 @@ Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageFile(Node* x,
   if (to == Layer::kDisk && S_ISREG(st->st_mode)) {
     Result<UniqueFd> synced = sys::OpenBeneath(work, staged->name.c_str(), O_RDONLY);
     if (!synced.ok()) return Errno{synced.error()};
+    DETOURFS_TRY(changes_->SyncAdopted());
     DETOURFS_TRY(sys::Fsync(synced->get(), true));
   }
   if (!IsTier(to)) {
@@ -913,7 +924,13 @@ Result<void> OverlayImpl::ExchangeAcross(RenameArgs& a, Layer to1, Layer to2, Re
   for (auto [x, s, p] : {std::tuple{x1, &a.s1, p1}, std::tuple{x2, &a.s2, p2}}) {
     const Binding& b = x->binding();
     for (Layer t : kTiers) {
-      if (changes_->has(t) && (s->at[Index(t)].has || b.parts[Index(t)].present())) {
+      if (!changes_->has(t)) continue;
+      const LayerHit& hit = s->at[Index(t)];
+      if (hit.has && !hit.whiteout && !b.parts[Index(t)].present()) {
+        // Not its part: content no rule serves there, set aside.
+        intent.steps.push_back({StepKind::kRenameNoReplace, tree(t, p),
+                                IntentPath{t, Area::kKept, ChangeLayer::WorkName("kept")}});
+      } else if (hit.has || b.parts[Index(t)].present()) {
         intent.steps.push_back({StepKind::kTrash, tree(t, p), {}});
       }
     }

@@ -329,6 +329,10 @@ class OverlayImpl final : public Overlay {
     // What the driver staged for the next round (from `stage`).
     std::shared_ptr<StagedTree> staged;   // x1's copy
     std::shared_ptr<StagedTree> staged2;  // x2's, for an exchange
+    // Set by the round that made the rename: a routed name was involved, so
+    // the parents' volume parts may need their times updated
+    // (TouchVolumePart); not for a rename of two names of one file.
+    bool routed = false;
   };
   // Whether `s` (staged in an earlier round) is still a copy of `x`, at
   // `n` in `d`, bound for `to`: else things changed and it is made again.

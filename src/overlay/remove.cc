@@ -16,7 +16,7 @@ namespace detourfs {
 
 bool OverlayImpl::HoldsUnservedContent(int dirfd, const std::string& name) {
   Result<UniqueFd> fd = sys::OpenBeneath(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY);
-  if (!fd.ok()) return false;
+  if (!fd.ok()) return fd.error() != ENOENT;  // unknown: kept rather than deleted
   Result<std::vector<WalkItem>> items = ListDir(fd->get());
   if (!items.ok()) return true;  // unknown: kept rather than deleted
   for (const WalkItem& item : *items) {

@@ -59,14 +59,17 @@ Result<void> OverlayImpl::Rename(uint64_t parent, std::string_view name, uint64_
       }
       RenameNeeds more;
       r = RenameLocked(d1->get(), name, d2->get(), new_name, flags, caller, needs, &more);
-      if (r.ok()) {
+      if (r.ok() && more.routed) {
         TouchVolumePart(VolumePartToTouch(d1->get()));
         if (d2->get() != d1->get()) TouchVolumePart(VolumePartToTouch(d2->get()));
       }
       // Another round only when asked for one (EAGAIN with what it needs);
       // any other answer is the rename's.
       if (r.ok() || r.error() != EAGAIN) return r;
-      if (!more.exclusive && !more.freeze && more.stage.empty()) return r;
+      if (!more.exclusive && !more.freeze && more.stage.empty()) {
+        // EAGAIN is no answer of rename(2) (mv does not retry it).
+        return r.error() == EAGAIN ? Result<void>(Errno{EBUSY}) : r;
+      }
       needs.exclusive = needs.exclusive || more.exclusive;
       if (more.freeze && !needs.freeze) {
         frozen = std::move(more.freeze_roots);
@@ -130,6 +133,8 @@ Result<void> OverlayImpl::RenameLocked(Node* d1, std::string_view n1, Node* d2, 
     Node* x1 = p1->get();
     Node* x2 = p2.get();
     if (x1 == x2) return {};  // two names of one file: nothing to do (POSIX)
+    need->routed = IsTier(s1->route.LayerFor(s1->type)) ||
+                   IsTier(s2->route.LayerFor(s2->exists ? s2->type : s1->type));
     if (!exchange && x2 != nullptr) {
       if (S_ISDIR(s1->type) && !S_ISDIR(s2->type)) return Errno{ENOTDIR};
       if (!S_ISDIR(s1->type) && S_ISDIR(s2->type)) return Errno{EISDIR};

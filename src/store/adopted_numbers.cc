@@ -59,16 +59,25 @@ Status AdoptedNumbers::Open(int dirfd, const char* name) {
 Result<void> AdoptedNumbers::Add(uint64_t number) {
   MutexLock lock(&mu_);
   if (!fd_.valid() || numbers_.count(number) != 0) return {};
-  // Kept in memory even if the write fails: this run still holds the number.
-  numbers_.insert(number);
   // At a known offset, not O_APPEND: a write cut short is overwritten by
-  // the next record instead of shifting every later one.
+  // the next record instead of shifting every later one. Kept in memory only
+  // once written: a failed write is tried again by the next Add.
   if (Result<void> r = sys::PWriteAll(fd_.get(), &number, sizeof(number), end_); !r.ok()) {
     spdlog::warn("cannot record that an entry reports volume inode number {}: {}", number,
                  ErrnoText(r.error()));
     return r;
   }
+  numbers_.insert(number);
   end_ += static_cast<off_t>(sizeof(number));
+  dirty_ = true;
+  return {};
+}
+
+Result<void> AdoptedNumbers::Sync() {
+  MutexLock lock(&mu_);
+  if (!fd_.valid() || !dirty_) return {};
+  DETOURFS_TRY(sys::Fsync(fd_.get(), true));
+  dirty_ = false;
   return {};
 }
 

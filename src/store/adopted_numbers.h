@@ -34,15 +34,20 @@ class AdoptedNumbers {
   Status Open(int dirfd, const char* name);
   // Records that an entry reports `number` (a volume inode number). Written
   // before the entry carries it, so a crash never leaves an unrecorded
-  // reporter. Without Open, a no-op.
+  // reporter (a power cut: see Sync). Without Open, a no-op.
   Result<void> Add(uint64_t number) EXCLUDES(mu_);
   bool Has(uint64_t number) const EXCLUDES(mu_);
+  // Makes the records written so far durable (fdatasync), if any are new;
+  // the change layer calls it before each sync of the tiers, whose copies
+  // carry the numbers.
+  Result<void> Sync() EXCLUDES(mu_);
   size_t size() const EXCLUDES(mu_);
 
  private:
   mutable Mutex mu_;
-  UniqueFd fd_;                    // set once by Open
-  off_t end_ GUARDED_BY(mu_) = 0;  // where the next record goes
+  UniqueFd fd_;                         // set once by Open
+  off_t end_ GUARDED_BY(mu_) = 0;       // where the next record goes
+  bool dirty_ GUARDED_BY(mu_) = false;  // records written since the last Sync
   std::unordered_set<uint64_t> numbers_ GUARDED_BY(mu_);
 };
 

@@ -355,7 +355,10 @@ Result<Made> ChangeLayer::CopyIn(const At& at, int src, int data, const struct s
       if (index->metacopy) DETOURFS_TRY(markers::SetFlag(tmp->get(), markers::kMetacopyXattr));
     }
     if (!IsTier(at.layer) && !at.batch) {
-      DETOURFS_TRY(sys::Fsync(tmp->get(), true));  // the volume: synced before it is linked in
+      // The volume: synced before it is linked in (the number it carries
+      // recorded durably first).
+      DETOURFS_TRY(adopted_.Sync());
+      DETOURFS_TRY(sys::Fsync(tmp->get(), true));
     }
     DETOURFS_TRY(Hit("copyup.copied"));
     DETOURFS_TRY(sys::LinkFd(tmp->get(), at.dir, name.c_str()));
@@ -558,13 +561,20 @@ Result<UniqueFd> ChangeLayer::OpenAreaParent(const IntentPath& p, std::string* l
   return sys::OpenBeneath(area, p.path.substr(0, slash).c_str(), O_PATH | O_DIRECTORY);
 }
 
-Result<void> ChangeLayer::RunStep(const IntentStep& step) {
+Result<void> ChangeLayer::RunStep(const IntentStep& step, bool served) {
   std::string a_leaf;
   Result<UniqueFd> a = OpenAreaParent(step.a, &a_leaf);
   if (!a.ok()) return a.error() == ENOENT ? Result<void>() : Result<void>(Errno{a.error()});
   Result<struct stat> ast = sys::StatAt(a->get(), a_leaf.c_str());
   const bool a_there = ast.ok();
   if (!ast.ok() && ast.error() != ENOENT) return Errno{ast.error()};
+  // Where what a step clears goes: the trash; for a record whose change
+  // the mount went on serving, set aside (kept/ on a tier, held/ on the
+  // volume), never deleted — it may be what the user wrote since.
+  const LayerDirs& da = dirs(step.a.layer);
+  const SharedFd& aside = IsTier(step.a.layer) ? da.kept : da.held;
+  const bool setting_aside = served && aside;
+  const int clear_to = setting_aside ? aside->get() : da.trash->get();
   switch (step.kind) {
     case StepKind::kRename:
     case StepKind::kRenameNoReplace:
@@ -573,7 +583,8 @@ Result<void> ChangeLayer::RunStep(const IntentStep& step) {
       std::string b_leaf;
       Result<UniqueFd> b = OpenAreaParent(step.b, &b_leaf);
       if (!b.ok()) return Errno{b.error()};
-      const unsigned flags = step.kind == StepKind::kRename ? 0 : RENAME_NOREPLACE;
+      // Replaying a served record replaces nothing.
+      const unsigned flags = step.kind == StepKind::kRename && !served ? 0 : RENAME_NOREPLACE;
       Result<void> r = sys::RenameAt(a->get(), a_leaf.c_str(), b->get(), b_leaf.c_str(), flags);
       std::string held = b_leaf;
       if (!r.ok() && r.error() == EEXIST && step.kind == StepKind::kHold) {
@@ -583,8 +594,6 @@ Result<void> ChangeLayer::RunStep(const IntentStep& step) {
       if (!r.ok()) return r;
       Dirty(step.b.layer);
       if (step.b.area == Area::kKept) LogSetAside(step.a.layer, step.a.path, step.b.path);
-      DETOURFS_TRY(SyncIfVolume(step.a.layer, a->get()));
-      DETOURFS_TRY(SyncIfVolume(step.b.layer, b->get()));
       if (step.kind == StepKind::kHold) {
         if (Result<void> p = PruneHeld(b->get(), held.c_str()); !p.ok()) {
           spdlog::warn("held '{}' on the volume: its linked files could not be let go: {}", held,
@@ -598,34 +607,68 @@ Result<void> ChangeLayer::RunStep(const IntentStep& step) {
         Result<bool> wh = markers::IsWhiteout(a->get(), a_leaf.c_str(), *ast);
         if (!wh.ok()) return Errno{wh.error()};
         if (*wh) return {};
-        const std::string gone = WorkName("removed");
-        DETOURFS_TRY(sys::RenameAt(a->get(), a_leaf.c_str(), dirs(step.a.layer).trash->get(),
-                                   gone.c_str(), RENAME_WHITEOUT));
-        NoteTrash();
+        const std::string gone = WorkName(setting_aside ? "kept" : "removed");
+        DETOURFS_TRY(
+            sys::RenameAt(a->get(), a_leaf.c_str(), clear_to, gone.c_str(), RENAME_WHITEOUT));
+        if (setting_aside) {
+          LogSetAside(step.a.layer, step.a.path, gone);
+        } else {
+          NoteTrash();
+        }
       } else {
         DETOURFS_TRY(sys::MknodAt(a->get(), a_leaf.c_str(), S_IFCHR | 0000, makedev(0, 0)));
       }
       Dirty(step.a.layer);
-      return SyncIfVolume(step.a.layer, a->get());
+      return {};
     }
     case StepKind::kTrash: {
       if (!a_there) return {};
-      const std::string gone = WorkName("trashed");
-      const int trash = dirs(step.a.layer).trash->get();
-      DETOURFS_TRY(sys::RenameAt(a->get(), a_leaf.c_str(), trash, gone.c_str(), RENAME_NOREPLACE));
-      DropLinkedName(trash, gone, *ast);
+      const std::string gone = WorkName(setting_aside ? "kept" : "trashed");
+      DETOURFS_TRY(
+          sys::RenameAt(a->get(), a_leaf.c_str(), clear_to, gone.c_str(), RENAME_NOREPLACE));
+      if (setting_aside) {
+        LogSetAside(step.a.layer, step.a.path, gone);
+      } else {
+        DropLinkedName(clear_to, gone, *ast);
+      }
       Dirty(step.a.layer);
-      return SyncIfVolume(step.a.layer, a->get());
+      return {};
     }
   }
   return {};
 }
 
-Result<void> ChangeLayer::RunStepRetrying(const IntentStep& step) {
+Result<void> ChangeLayer::SyncStep(const IntentStep& step) {
+  // The record's progress line is synced after each step: the step must be
+  // durable first, or a power cut could leave "done" for a rename the volume
+  // lost (and start-up would clear its staged copy from work/). The tiers'
+  // records live on the disk tier, whose own renames its journal commits
+  // with the record's fsync; the volume is another filesystem. Synced even
+  // when the step was found done (a replay, a retry after the sync failed).
+  for (const IntentPath* p : {&step.a, &step.b}) {
+    if (p->layer != Layer::kVolume || AreaFd(p->layer, p->area) < 0) continue;
+    if (p == &step.b && step.kind != StepKind::kRename && step.kind != StepKind::kRenameNoReplace &&
+        step.kind != StepKind::kHold) {
+      continue;
+    }
+    std::string leaf;
+    Result<UniqueFd> parent = OpenAreaParent(*p, &leaf);
+    if (!parent.ok()) {
+      if (parent.error() == ENOENT) continue;
+      return Errno{parent.error()};
+    }
+    Result<void> r = sys::SyncDir(parent->get());
+    if (!r.ok()) r = sys::SyncDir(parent->get());  // once more: the volume is flaky
+    if (!r.ok()) return r;
+  }
+  return {};
+}
+
+Result<void> ChangeLayer::RunStepRetrying(const IntentStep& step, bool served) {
   // The volume is flaky: an I/O error is tried again twice (10 ms, then
   // 100 ms later) before a change is left half-made. A step is idempotent,
   // so one that did happen before its error is found done.
-  Result<void> r = RunStep(step);
+  Result<void> r = RunStep(step, served);
   for (int delay_ms : {10, 100}) {
     if (r.ok() ||
         (r.error() != EIO && r.error() != EAGAIN && r.error() != EINTR && r.error() != ETIMEDOUT)) {
@@ -633,7 +676,7 @@ Result<void> ChangeLayer::RunStepRetrying(const IntentStep& step) {
     }
     spdlog::warn("a step of a multi-step change failed ({}); trying again", ErrnoText(r.error()));
     std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
-    r = RunStep(step);
+    r = RunStep(step, served);
   }
   return r;
 }
@@ -669,12 +712,15 @@ Result<void> ChangeLayer::Run(const Intent& intent, bool* kept) {
     return hit;
   }
   for (size_t i = 0; i < intent.steps.size(); ++i) {
-    Result<void> r = RunStepRetrying(intent.steps[i]);
+    Result<void> r = RunStepRetrying(intent.steps[i], false);
     if (!r.ok() && i == 0) {
       // The first step failed: nothing visible changed; the old state.
       (void)intents_->Remove(*record);
       return r;
     }
+    // (A sync that fails after its step was made keeps the record, even
+    // at the first step: the change has begun.)
+    if (r.ok()) r = SyncStep(intent.steps[i]);
     bool recording = false;
     if (r.ok() && i + 1 < intent.steps.size()) {
       // Progress recorded after each step: a replay starts after the last
@@ -693,17 +739,26 @@ Result<void> ChangeLayer::Run(const Intent& intent, bool* kept) {
       // stays, and so do the copies its steps publish (they are in work/,
       // which start-up clears only after the records are carried out); the
       // next start finishes it. The caller keeps its staged copies (`kept`).
+      // The mount goes on serving meanwhile: the record is marked so, and
+      // its replay sets aside what its steps would clear.
+      Result<std::string> served = intents_->MarkServed(*record);
       spdlog::error(
           "{} {} of a multi-step change failed ({}); record '{}' kept: it is finished "
           "at the next start",
           recording ? "recording the progress of step" : "step", i + 1, ErrnoText(r.error()),
-          *record);
+          served.ok() ? *served : *record);
       if (kept != nullptr) *kept = true;
       return r;
     }
   }
-  // Every step ran: the change is made whatever happens to its record (one
-  // left behind is replayed at the next start, each step found done).
+  // Every step ran: the change is made whatever happens to its record. It
+  // says so first, so one left behind replays nothing (its last step, run
+  // again against what the mount served since, could set aside a name made
+  // since).
+  if (intent.steps.size() > 1) {
+    MutexLock lock(&intent_mu_);
+    (void)intents_->MarkDone(*record, intent.steps.size());
+  }
   if (Result<void> hit = Hit("intent.done"); !hit.ok()) return {};
   if (Result<void> r = intents_->Remove(*record); !r.ok()) {
     spdlog::warn(
@@ -712,16 +767,6 @@ Result<void> ChangeLayer::Run(const Intent& intent, bool* kept) {
         *record, ErrnoText(r.error()));
   }
   return {};
-}
-
-Result<void> ChangeLayer::SyncIfVolume(Layer layer, int dir) {
-  // The record's progress line is synced after each step: the step must be
-  // durable first, or a power cut could leave "done" for a rename the volume
-  // lost (and start-up would clear its staged copy from work/). The tiers'
-  // records live on the disk tier, whose own renames its journal commits
-  // with the record's fsync; the volume is another filesystem.
-  if (layer != Layer::kVolume) return {};
-  return sys::SyncDir(dir);
 }
 
 Status ChangeLayer::Recover() {
@@ -734,14 +779,21 @@ Status ChangeLayer::Recover() {
       return Status::FromErrno(pending.error(), "cannot read the records of unfinished changes");
     }
     for (const auto& [name, intent] : *pending) {
+      const bool served = IntentLog::Served(name);
       for (size_t i = intent.done; i < intent.steps.size(); ++i) {
-        Result<void> r = RunStepRetrying(intent.steps[i]);
-        if (!r.ok() && r.error() == EEXIST && intent.steps[i].kind == StepKind::kRenameNoReplace) {
+        const IntentStep& step = intent.steps[i];
+        Result<void> r = RunStepRetrying(step, served);
+        const bool moving = step.kind == StepKind::kRename ||
+                            step.kind == StepKind::kRenameNoReplace || step.kind == StepKind::kHold;
+        if (!r.ok() && moving &&
+            (r.error() == EEXIST || r.error() == ENOTEMPTY || r.error() == EISDIR ||
+             r.error() == ENOTDIR)) {
           // The name was taken meanwhile (the mount went on serving after
-          // the step failed): what was to go there is set aside, never
+          // the change stopped): what was to go there is set aside, never
           // deleted, and the change goes on.
-          r = SetAsideStepSource(intent.steps[i], name);
+          r = SetAsideStepSource(step, name);
         }
+        if (r.ok()) r = SyncStep(step);
         if (!r.ok()) {
           return Status::FromErrno(r.error(),
                                    "cannot finish the change recorded in '" + name + "'");
@@ -873,6 +925,10 @@ void ChangeLayer::SyncLoop() {
         return;
       }
     }
+    // The numbers the tiers' copies carry are durable before the copies.
+    if (Result<void> r = adopted_.Sync(); !r.ok()) {
+      spdlog::warn("cannot sync the record of adopted numbers: {}", ErrnoText(r.error()));
+    }
     for (Layer l : kTiers) {
       if (has(l) && dirty_[Index(l)].exchange(false)) {
         if (Result<void> r = sys::Syncfs(dirs(l).tree->get()); !r.ok()) {
@@ -906,6 +962,7 @@ void ChangeLayer::Stop() {
   if (bg_.joinable()) bg_.join();
   if (sync_.joinable()) sync_.join();
   in_use_ = nullptr;  // its owner may go before this layer does
+  (void)adopted_.Sync();
   for (Layer l : kTiers) {
     if (has(l) && dirty_[Index(l)].exchange(false)) (void)sys::Syncfs(dirs(l).tree->get());
   }

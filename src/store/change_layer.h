@@ -139,6 +139,9 @@ class ChangeLayer {
   void SetNumbersInUse(std::function<bool(uint64_t)> in_use) { in_use_ = std::move(in_use); }
   // Moves `at` to the trash.
   Result<void> Trash(const At& at);
+  // Makes the adopted numbers recorded so far durable (before a copy that
+  // carries one is synced on its own).
+  Result<void> SyncAdopted() { return adopted_.Sync(); }
   // Moves tier content no rule serves, which must make way, to the tier's
   // kept/ (never deleted; logged with its path). On the volume: Trash.
   Result<void> SetAside(const At& at);
@@ -190,14 +193,18 @@ class ChangeLayer {
   Result<void> Adopt(uint64_t id);
   AdoptedNumbers adopted_;
   std::function<bool(uint64_t)> in_use_;  // set before Start(), read by the trash
-  Result<void> RunStep(const IntentStep& step);
+  // One step (idempotent: a move whose source is gone, a trash or whiteout
+  // already made, is found done). `served`: the step belongs to a change the
+  // mount went on serving after it stopped (IntentLog::MarkServed): what it
+  // would clear is set aside instead, and a rename replaces nothing.
+  Result<void> RunStep(const IntentStep& step, bool served);
+  // Syncs the volume directories a step changed (none on the tiers).
+  Result<void> SyncStep(const IntentStep& step);
   // RunStep, tried again on a transient error (EIO and the like).
-  Result<void> RunStepRetrying(const IntentStep& step);
+  Result<void> RunStepRetrying(const IntentStep& step, bool served);
   // At start, for a rename whose destination was taken meanwhile: its
   // source to kept/ (a tier) or held/ (the volume), logged; never deleted.
   Result<void> SetAsideStepSource(const IntentStep& step, const std::string& record);
-  // Syncs directory `dir` when it is on the volume (after an intent's step).
-  static Result<void> SyncIfVolume(Layer layer, int dir);
   Result<UniqueFd> OpenAreaParent(const IntentPath& p, std::string* leaf);
   int AreaFd(Layer layer, Area area) const;
   void Emit(ChangeKind kind, const At& at, uint64_t id, std::string_view path2 = {},

@@ -2,6 +2,7 @@
 #include "store/intent_log.h"
 
 #include <fcntl.h>
+#include <linux/fs.h>
 #include <spdlog/spdlog.h>
 #include <xxhash.h>
 
@@ -197,6 +198,15 @@ Result<void> IntentLog::MarkDone(const std::string& name, size_t steps) {
   if (!fd.ok()) return Errno{fd.error()};
   DETOURFS_TRY(sys::WriteAll(fd->get(), line, kDoneLine.size()));
   return sys::Fsync(fd->get(), true);
+}
+
+Result<std::string> IntentLog::MarkServed(const std::string& name) {
+  if (Served(name)) return name;
+  const std::string served = name + std::string(kServedSuffix);
+  DETOURFS_TRY(
+      sys::RenameAt(dir_->get(), name.c_str(), dir_->get(), served.c_str(), RENAME_NOREPLACE));
+  DETOURFS_TRY(sys::SyncDir(dir_->get()));
+  return served;
 }
 
 Result<void> IntentLog::Remove(const std::string& name) {

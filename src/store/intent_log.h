@@ -81,6 +81,16 @@ class IntentLog {
   // appended and synced).
   Result<void> MarkDone(const std::string& name, size_t steps);
   Result<void> Remove(const std::string& name);
+  // Marks a record whose change stopped half-made while the mount goes on
+  // serving (its name gains kServedSuffix; returns the new name): its replay
+  // removes nothing, since what its steps would clear may have changed.
+  Result<std::string> MarkServed(const std::string& name);
+  static constexpr std::string_view kServedSuffix = ".served";
+  static bool Served(const std::string& name) {
+    return name.size() > kServedSuffix.size() &&
+           name.compare(name.size() - kServedSuffix.size(), kServedSuffix.size(), kServedSuffix) ==
+               0;
+  }
   // The records left, oldest first; torn ones are dropped (and logged).
   Result<std::vector<std::pair<std::string, Intent>>> Pending();
 

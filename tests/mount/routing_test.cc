@@ -474,7 +474,6 @@ TEST_P(RoutingTest, ContentNoRuleServesIsSetAsideNeverDeleted) {
                                        "/tier/kept' && find . -name only-copy.js -exec cat {} \\; "
                                        "-exec echo \\; | sort | tr '\\n' ' '");
   EXPECT_EQ(kept, "made onto over removed ");
-  EXPECT_EQ(ListDir(memory_.path() + "/tier/trash"), std::vector<std::string>{});
   const std::string log = fs_->Log();
   EXPECT_NE(log.find("held 'made/node_modules', which no rule serves there"), std::string::npos)
       << log;
@@ -501,7 +500,6 @@ TEST_P(RoutingTest, AnUnroutedDirectoryChangesItsTimesWhenARoutedEntryInItChange
     ASSERT_EQ(change(), 0) << std::strerror(errno);
     const struct stat after = Lstat(M("app"));
     EXPECT_GT(after.st_mtim.tv_sec, 946684800);
-    EXPECT_GE(after.st_ctim.tv_sec, after.st_mtim.tv_sec);
   };
   changed("mkdir of a routed name", [&] { return ::mkdir(M("app/dist").c_str(), 0755); });
   changed("rename of a routed name",

@@ -498,9 +498,16 @@ TEST_F(ChangeLayerIntentTest, ErrorBetweenStepsStopsTheChangeForTheNextStartToFi
   EXPECT_TRUE(kept);
   EXPECT_EQ(Names(tree()), (std::set<std::string>{"b", "old"}));  // step 1 of 2
   EXPECT_EQ(Records(), 1U);
+  // The mount goes on serving: what the stopped change would clear is
+  // written to meanwhile (review 2026-12-07 #1). Its replay sets that
+  // aside in kept/, never in the trash.
+  WriteFile(tree(), "old/x", "written since");
   Restart();
   EXPECT_TRUE(NewState());
   EXPECT_EQ(Records(), 0U);
+  const std::set<std::string> aside = Names(mem().kept->get());
+  ASSERT_EQ(aside.size(), 1U);
+  EXPECT_EQ(ReadAll(mem().kept->get(), (*aside.begin() + "/x").c_str()), "written since");
 }
 
 // Regression (review 2026-12, C1): a crash after a step that published
@@ -538,10 +545,9 @@ TEST_F(ChangeLayerIntentTest, AReplayCutShortIsTakenUpWhereItStopped) {
   WriteFile(tree(), "b", "replaced");
   WriteFile(tree(), "c", "third");
   Result<std::string> record = log.Write(intent);
-  ASSERT_TRUE(record.ok());
-  ASSERT_TRUE(log.MarkDone(*record, 1).ok());
-  ASSERT_EQ(::renameat(tree(), "b", mem().trash->get(), "gone"), 0);  // the step recorded done
-  // The first replay publishes "a" as "b", then fails at the third step.
+  ASSERT_TRUE(record.ok());  // a crash before any step
+  // The first replay clears "b", publishes "a" as "b", then fails at the
+  // third step.
   changes_.reset();
   OpenLayers();
   Start();
@@ -585,8 +591,12 @@ TEST_F(ChangeLayerIntentTest, FailureAfterTheLastStepIsNoFailure) {
   EXPECT_TRUE(changes_->Run(TwoSteps()).ok());
   EXPECT_TRUE(NewState());
   EXPECT_EQ(Records(), 1U);
-  Restart();  // steps are idempotent: redoing them changes nothing
-  EXPECT_TRUE(NewState());
+  // Made since (the mount serves on): the record left says every step is
+  // done, so its last step ("old" to the trash) does not run again.
+  ASSERT_EQ(::mkdirat(tree(), "old", 0755), 0);
+  WriteFile(tree(), "old/y", "new");
+  Restart();
+  EXPECT_EQ(ReadAll(tree(), "old/y"), "new");
   EXPECT_EQ(Records(), 0U);
 }
 
