@@ -18,8 +18,12 @@ void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
     auto& [entry, fh] = *r;
     fi->keep_cache = 1;
     fi->fh = reinterpret_cast<uint64_t>(fh);
-    // The kernel owns it now (freed in Release), unless the creator is gone.
-    if (!ReplyCreate(req, entry, fi)) overlay->Release(fh);
+    // The kernel owns it now (freed in Release). A failed reply is not
+    // freed here: through io_uring a commit the kernel took can still be
+    // reported failed (its fetch cancelled), and the kernel's RELEASE would
+    // then free it a second time (ASan saw it in CI). It stays tracked:
+    // freed by that RELEASE, or at unmount.
+    (void)ReplyCreate(req, entry, fi);
   });
 }
 
