@@ -14,6 +14,8 @@
 #      one directory, locks, readdir under churn, stats racing spills, the
 #      multi-process model checker, flakyfs with its control thread);
 #   4. the libFuzzer targets, FUZZ_SECONDS (default 45 here) each (scripts/fuzz.sh).
+# Before the tests of 1, clang's thread-safety analysis of the lock
+# annotations (scripts/thread-safety.sh, syntax only).
 # Run as root (the mount suites mount for real). SANITIZE=0 skips 2 and 3,
 # FUZZ=0 skips 4; FUZZ_SECONDS sets the fuzzing time per target (CI: 45).
 # Prints "N passed, N failed, N skipped" (gtest counts, a
@@ -67,6 +69,11 @@ fail() { summary; exit 1; }
 
 echo "== build (release flags, -Werror)"
 BUILD_DIR=build "$here/build.sh" >/dev/null
+echo "== clang thread-safety analysis"
+if ! BUILD_DIR=build "$here/thread-safety.sh"; then
+  failed=$((failed + 1))
+  fail
+fi
 echo "== tests"
 run_suites build || fail
 

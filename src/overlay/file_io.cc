@@ -217,6 +217,7 @@ Result<size_t> OverlayImpl::CopyFileRange(FileHandle& in, off_t off_in, FileHand
       std::optional<ReadLock> l2;
       if (second != first) l2.emplace(&second->content_mu);
       if (!in.fd || !out.fd) return Errno{EIO};
+      node->content_mu.AssertReaderHeld();  // as `first` or `second`
       layer = DataLayer(node->binding());
       Result<size_t> r =
           sys::CopyFileRange(in.fd->get(), off_in, out.fd->get(), off_out, len, flags);

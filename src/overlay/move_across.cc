@@ -97,7 +97,7 @@ Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageJobCopy(const
     // past the gate), so it keeps its one name and binding, and reads and
     // stats of it go on during the copy.
     ReadLock lock(&x->content_mu);
-    s = StageFile(x, job.to);
+    s = StageFileCopy(x, job.to);
   }
   if (s.ok()) (*s)->src_path = Join(PathOf(job.d.get()), job.n);
   return s;
@@ -559,19 +559,19 @@ bool OverlayImpl::LoneTierLink(uint64_t pid, Layer tier, const struct stat& st,
   const IndexAt e = IndexEntryAt(tier, pid);
   Result<uint64_t> links = markers::GetNumberAt(e.dir, e.name.c_str(), markers::kLinksXattr);
   if (!links.ok() || *links != 1) return false;
+  // The count again, under the node's lock when the kernel knows the file
+  // (a link raises it under the same).
+  auto still_one = [&] {
+    links = markers::GetNumberAt(e.dir, e.name.c_str(), markers::kLinksXattr);
+    return links.ok() && *links == 1;
+  };
   NodePin node = table_.FindByPid(pid, st.st_mode);
-  if (node && !node->content_mu.TryLock()) return false;
-  bool gone = false;
-  // The count again, under the lock (a link raises it under the same).
-  links = markers::GetNumberAt(e.dir, e.name.c_str(), markers::kLinksXattr);
-  if (links.ok() && *links == 1 &&
-      (!node || (node->binding().index && node->binding().layer == tier))) {
-    gone = TrashLoneEntry(tier, pid, *est);
-  }
-  if (node) {
-    if (gone) UnbindIndex(node.get());
-    node->content_mu.Unlock();
-  }
+  if (!node) return still_one() && TrashLoneEntry(tier, pid, *est);
+  if (!node->content_mu.TryLock()) return false;
+  const bool gone = still_one() && node->binding().index && node->binding().layer == tier &&
+                    TrashLoneEntry(tier, pid, *est);
+  if (gone) UnbindIndex(node.get());
+  node->content_mu.Unlock();
   return gone;
 }
 
@@ -588,6 +588,7 @@ Result<void> OverlayImpl::MoveIndexEntryInto(uint64_t pid, Layer from, Layer to,
   NodePin node = table_.FindByPid(pid, st->st_mode);
   if (!node || !node->content_mu.TryLock()) return Errno{EXDEV};
   Result<void> r = [&]() -> Result<void> {
+    node->content_mu.AssertHeld();  // taken above (TryLock)
     const Binding& b = node->binding();
     if (!b.index || b.layer != from) return Errno{EXDEV};  // moved meanwhile
     DETOURFS_TRY(MoveIndexEntry(node.get(), to));
@@ -782,6 +783,16 @@ Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageFile(Node* x,
   Result<struct stat> st = sys::Fstat((*src)->get());
   if (!st.ok()) return Errno{st.error()};
   if (st->st_nlink > 1 || b.index) return StageLink(x, to);  // a copy would split it
+  return StageFileCopy(x, to);
+}
+
+Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageFileCopy(Node* x, Layer to) {
+  const Binding& b = x->binding();
+  Result<SharedFd> src = resolver_.Fd(x, b);
+  if (!src.ok()) return Errno{src.error()};
+  Result<struct stat> st = sys::Fstat((*src)->get());
+  if (!st.ok()) return Errno{st.error()};
+  if (st->st_nlink > 1 || b.index) return Errno{EXDEV};  // a copy would split it
   UniqueFd data;
   if (S_ISREG(st->st_mode)) {
     Result<UniqueFd> d = resolver_.OpenData(x, b, O_RDONLY);
@@ -892,6 +903,7 @@ Result<void> OverlayImpl::ExchangeAcross(RenameArgs& a, Layer to1, Layer to2, Re
   // copied, so no copy is made twice.
   bool left_index = false;
   for (auto [x, slot] : {std::pair{x1, &have.staged}, std::pair{x2, &have.staged2}}) {
+    x->content_mu.AssertHeld();  // as lo or hi
     if (!*slot && !x->is_dir() && LeaveIndexIfLone(x)) left_index = true;
   }
   if (left_index) {
@@ -901,6 +913,7 @@ Result<void> OverlayImpl::ExchangeAcross(RenameArgs& a, Layer to1, Layer to2, Re
   for (auto [x, d, n, other, to, slot] : {std::tuple{x1, a.d1, a.n1, x2, to1, &have.staged},
                                           std::tuple{x2, a.d2, a.n2, x1, to2, &have.staged2}}) {
     if (*slot) continue;
+    x->content_mu.AssertHeld();  // as lo or hi
     if (x->is_dir()) {
       // Copied under the exclusive lock: only when a round went wrong.
       Result<std::shared_ptr<StagedTree>> s = StageTree(x, d, n, other, to);
@@ -922,6 +935,7 @@ Result<void> OverlayImpl::ExchangeAcross(RenameArgs& a, Layer to1, Layer to2, Re
   Intent intent;
   auto tree = [](Layer l, const std::string& p) { return IntentPath{l, Area::kTree, p}; };
   for (auto [x, s, p] : {std::tuple{x1, &a.s1, p1}, std::tuple{x2, &a.s2, p2}}) {
+    x->content_mu.AssertHeld();  // as lo or hi
     const Binding& b = x->binding();
     for (Layer t : kTiers) {
       if (!changes_->has(t)) continue;

@@ -41,9 +41,9 @@ MoveGate::Pass MoveGate::Enter(std::initializer_list<Node*> nodes) {
     for (Node* n : nodes) blocked = blocked || (n != nullptr && InFrozen(n));
     if (!blocked) return Pass(this, s);
     Leave(s);
-    std::unique_lock<Mutex> lock(mu_);
-    cv_.wait_for(lock, std::chrono::milliseconds(100), [&]() NO_THREAD_SAFETY_ANALYSIS {
-      return std::none_of(nodes.begin(), nodes.end(), [&](Node* n) {
+    MutexLock lock(&mu_);
+    cv_.wait_for(mu_, std::chrono::milliseconds(100), [&]() NO_THREAD_SAFETY_ANALYSIS {
+      return std::none_of(nodes.begin(), nodes.end(), [&](Node* n) NO_THREAD_SAFETY_ANALYSIS {
         return n != nullptr && std::any_of(frozen_.begin(), frozen_.end(),
                                            [&](Node* r) { return table_.IsWithin(n, r); });
       });

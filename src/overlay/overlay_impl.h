@@ -483,6 +483,10 @@ class OverlayImpl final : public Overlay {
                                                 Node* replaced, Layer to);
   // The same for a file (copied now, its node locked by the caller).
   Result<std::shared_ptr<StagedTree>> StageFile(Node* x, Layer to) REQUIRES(x->content_mu);
+  // Its copy alone (one link, no index entry: else EXDEV), the node locked
+  // at least for reading by the caller.
+  Result<std::shared_ptr<StagedTree>> StageFileCopy(Node* x, Layer to)
+      REQUIRES_SHARED(x->content_mu);
   // A staging job between two rounds of a rename (no lock held but the
   // freeze of what it copies): a tree, or a file.
   Result<std::shared_ptr<StagedTree>> StageJobCopy(const StageJob& job);

@@ -265,6 +265,8 @@ Result<void> OverlayImpl::ExchangeCarrying(RenameArgs& a, RenameNeeds& have, Ren
   Node* hi = lo == a.x1 ? a.x2 : a.x1;
   WriteLock l1(&lo->content_mu);
   WriteLock l2(&hi->content_mu);
+  a.x1->content_mu.AssertHeld();  // as lo or hi
+  a.x2->content_mu.AssertHeld();
   const Binding b1 = a.x1->binding();
   const Binding b2 = a.x2->binding();
   if (!b1.parts[Index(Layer::kVolume)].present() || !b2.parts[Index(Layer::kVolume)].present()) {
@@ -903,6 +905,7 @@ Result<void> OverlayImpl::Exchange(RenameArgs& a, RenameNeeds& have, RenameNeeds
     // Directories landing where the volume has one are opaque.
     for (auto [x, s_to, dirfd, name, path] : {std::tuple{x1, &a.s2, (*f1)->get(), a.n1, p1},
                                               std::tuple{x2, &a.s1, (*f2)->get(), a.n2, p2}}) {
+      x->content_mu.AssertHeld();  // as lo or hi
       const LayerHit& vol = s_to->at[Index(Layer::kVolume)];
       if (!x->is_dir() || x->binding().opaque || !s_to->volume_visible || !vol.has ||
           !S_ISDIR(vol.st.st_mode)) {

@@ -905,8 +905,8 @@ void ChangeLayer::Start() {
 void ChangeLayer::Background() {
   for (;;) {
     {
-      std::unique_lock<Mutex> lock(bg_mu_);
-      bg_cv_.wait(lock, [&]() NO_THREAD_SAFETY_ANALYSIS { return stop_ || trash_pending_; });
+      MutexLock lock(&bg_mu_);
+      bg_cv_.wait(bg_mu_, [&]() NO_THREAD_SAFETY_ANALYSIS { return stop_ || trash_pending_; });
       if (stop_) return;
       trash_pending_ = false;
     }
@@ -920,8 +920,9 @@ void ChangeLayer::Background() {
 void ChangeLayer::SyncLoop() {
   for (;;) {
     {
-      std::unique_lock<Mutex> lock(bg_mu_);
-      if (bg_cv_.wait_for(lock, kSyncInterval, [&]() NO_THREAD_SAFETY_ANALYSIS { return stop_; })) {
+      MutexLock lock(&bg_mu_);
+      if (bg_cv_.wait_for(bg_mu_, kSyncInterval,
+                          [&]() NO_THREAD_SAFETY_ANALYSIS { return stop_; })) {
         return;
       }
     }
@@ -941,7 +942,7 @@ void ChangeLayer::SyncLoop() {
 }
 
 void ChangeLayer::DrainTrash() {
-  std::unique_lock<Mutex> lock(bg_mu_);
+  MutexLock lock(&bg_mu_);
   if (!bg_.joinable()) return;
   // Two rounds: the first may have begun before this call.
   const uint64_t want = trash_rounds_ + 2;
@@ -949,7 +950,7 @@ void ChangeLayer::DrainTrash() {
     trash_pending_ = true;
     bg_cv_.notify_all();
     const uint64_t seen = trash_rounds_;
-    bg_cv_.wait(lock, [&]() NO_THREAD_SAFETY_ANALYSIS { return trash_rounds_ > seen || stop_; });
+    bg_cv_.wait(bg_mu_, [&]() NO_THREAD_SAFETY_ANALYSIS { return trash_rounds_ > seen || stop_; });
   }
 }
 

@@ -26,5 +26,6 @@
 #define TRY_ACQUIRE(...) DETOURFS_TSA(try_acquire_capability(__VA_ARGS__))
 #define EXCLUDES(...) DETOURFS_TSA(locks_excluded(__VA_ARGS__))
 #define ASSERT_CAPABILITY(x) DETOURFS_TSA(assert_capability(x))
+#define ASSERT_SHARED_CAPABILITY(x) DETOURFS_TSA(assert_shared_capability(x))
 #define RETURN_CAPABILITY(x) DETOURFS_TSA(lock_returned(x))
 #define NO_THREAD_SAFETY_ANALYSIS DETOURFS_TSA(no_thread_safety_analysis)
