@@ -29,6 +29,7 @@
 # The "volume" is an ext4 loop device. ROUNDS rounds (default 3; VOLUME_ROUNDS,
 # default 1, for the slow volume target); TARGETS picks targets (tmpfs and
 # detourfs first, always); WORKLOADS picks workloads (default all three);
+# RING_FLAGS adds flags to the rings target of this checkout's binary;
 # medians and ratios to tmpfs go to bench/results/routed-<time>.md.
 # Run as root on a quiet machine.
 set -euo pipefail
@@ -122,6 +123,11 @@ for tg in detourfs detourfs-devfuse detourfs-base detourfs-base-devfuse; do
   [ "$(cat "$uring_switch" 2>/dev/null || true)" = Y ] || transport_of[$tg]=devfuse
   if [ -n "${bin_of[$tg]}" ]; then
     flags_of[$tg]=$(transport_flags "${bin_of[$tg]}" "${transport_of[$tg]}")
+  fi
+  # RING_FLAGS: more flags for this checkout's binary on rings (e.g.
+  # --io-uring-sched-idle, to compare with aac18b4, whose rings ran so).
+  if [ "$tg" = detourfs ] && [ "${transport_of[$tg]}" = rings ] && [ -n "${RING_FLAGS:-}" ]; then
+    flags_of[$tg]="${flags_of[$tg]} $RING_FLAGS"
   fi
 done
 

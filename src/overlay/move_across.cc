@@ -75,17 +75,20 @@ Result<void> OverlayImpl::MoveFileAcross(RenameArgs& a, Layer to, RenameNeeds& h
     have.staged.reset();  // things changed between the rounds: copy again
   }
   if (copied && !have.staged && !have.exclusive) {
-    // Copied between the rounds with no lock held (the file is frozen).
-    need->stage.push_back({table_.Pin(x), table_.Pin(a.d1), std::string(a.n1),
-                           a.x2 != nullptr ? table_.Pin(a.x2) : NodePin(), to, false});
-    need->exclusive = true;
-    return Errno{EAGAIN};
+    return RequestStaging(a, to, need);  // the file is frozen
   }
   if (!have.exclusive) {
     need->exclusive = true;
     return Errno{EAGAIN};
   }
   return MoveFile(a, to, have.staged);
+}
+
+Result<void> OverlayImpl::RequestStaging(const RenameArgs& a, Layer to, RenameNeeds* need) {
+  need->stage.push_back({table_.Pin(a.x1), table_.Pin(a.d1), std::string(a.n1),
+                         a.x2 != nullptr ? table_.Pin(a.x2) : NodePin(), to, false});
+  need->exclusive = true;
+  return Errno{EAGAIN};
 }
 
 Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageJobCopy(const StageJob& job) {
@@ -783,7 +786,7 @@ Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageFile(Node* x,
   Result<struct stat> st = sys::Fstat((*src)->get());
   if (!st.ok()) return Errno{st.error()};
   if (st->st_nlink > 1 || b.index) return StageLink(x, to);  // a copy would split it
-  return StageFileCopy(x, to);
+  return CopyStaged(x, to, **src, *st);
 }
 
 Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageFileCopy(Node* x, Layer to) {
@@ -793,8 +796,14 @@ Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageFileCopy(Node
   Result<struct stat> st = sys::Fstat((*src)->get());
   if (!st.ok()) return Errno{st.error()};
   if (st->st_nlink > 1 || b.index) return Errno{EXDEV};  // a copy would split it
+  return CopyStaged(x, to, **src, *st);
+}
+
+Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::CopyStaged(
+    Node* x, Layer to, const UniqueFd& src, const struct stat& st) {
+  const Binding& b = x->binding();
   UniqueFd data;
-  if (S_ISREG(st->st_mode)) {
+  if (S_ISREG(st.st_mode)) {
     Result<UniqueFd> d = resolver_.OpenData(x, b, O_RDONLY);
     if (!d.ok()) return Errno{d.error()};
     data = std::move(*d);
@@ -807,11 +816,11 @@ Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageFileCopy(Node
   // Not one of a batch: synced on its own before it is published, since its
   // source goes in the same change (CopyIn syncs what goes to the volume;
   // the disk tier syncs in batches, so this one now).
-  Result<Made> made = changes_->CopyIn(At{to, work, staged->name, "", false}, (*src)->get(),
-                                       data.valid() ? data.get() : -1, *st, x->pid());
+  Result<Made> made = changes_->CopyIn(At{to, work, staged->name, "", false}, src.get(),
+                                       data.valid() ? data.get() : -1, st, x->pid());
   if (!made.ok()) return Errno{made.error()};
   staged->changes = changes_.get();
-  if (to == Layer::kDisk && S_ISREG(st->st_mode)) {
+  if (to == Layer::kDisk && S_ISREG(st.st_mode)) {
     Result<UniqueFd> synced = sys::OpenBeneath(work, staged->name.c_str(), O_RDONLY);
     if (!synced.ok()) return Errno{synced.error()};
     DETOURFS_TRY(changes_->SyncAdopted());
@@ -822,7 +831,7 @@ Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageFileCopy(Node
                                          markers::IdRecord{x->pid(), false, {}}));
   }
   staged->files = 1;
-  staged->bytes = static_cast<uint64_t>(st->st_size);
+  staged->bytes = static_cast<uint64_t>(st.st_size);
   return staged;
 }
 

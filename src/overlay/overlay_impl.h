@@ -487,9 +487,17 @@ class OverlayImpl final : public Overlay {
   // at least for reading by the caller.
   Result<std::shared_ptr<StagedTree>> StageFileCopy(Node* x, Layer to)
       REQUIRES_SHARED(x->content_mu);
+  // The copy itself, from x's fd `src` whose fstat is `st`.
+  Result<std::shared_ptr<StagedTree>> CopyStaged(Node* x, Layer to, const UniqueFd& src,
+                                                 const struct stat& st)
+      REQUIRES_SHARED(x->content_mu);
   // A staging job between two rounds of a rename (no lock held but the
   // freeze of what it copies): a tree, or a file.
   Result<std::shared_ptr<StagedTree>> StageJobCopy(const StageJob& job);
+  // Asks for a.x1 (frozen) to be copied to `to`'s work/ between this round
+  // and the next, which publishes it with the renames lock held
+  // exclusively: EAGAIN, the next round's needs in `need`.
+  Result<void> RequestStaging(const RenameArgs& a, Layer to, RenameNeeds* need);
   Result<void> PublishTree(RenameArgs& a, StagedTree& staged);
   // RENAME_EXCHANGE of two entries that must change layers: both copied
   // aside, then one recorded change clears both names and publishes both.

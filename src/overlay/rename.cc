@@ -60,6 +60,9 @@ Result<void> OverlayImpl::Rename(uint64_t parent, std::string_view name, uint64_
       RenameNeeds more;
       r = RenameLocked(d1->get(), name, d2->get(), new_name, flags, caller, needs, &more);
       if (r.ok() && more.routed) {
+        // A write to the volume: not under the renames lock.
+        excl.reset();
+        shared.reset();
         TouchVolumePart(VolumePartToTouch(d1->get()));
         if (d2->get() != d1->get()) TouchVolumePart(VolumePartToTouch(d2->get()));
       }
@@ -358,11 +361,7 @@ Result<void> OverlayImpl::Move(RenameArgs& a, RenameNeeds& have, RenameNeeds* ne
         if (!staged.ok()) return Errno{staged.error()};
         return PublishTree(a, **staged);
       }
-      // Copied between the rounds with no lock held (the tree is frozen).
-      need->stage.push_back({table_.Pin(x1), table_.Pin(a.d1), std::string(a.n1),
-                             a.x2 != nullptr ? table_.Pin(a.x2) : NodePin(), to, false});
-      need->exclusive = true;
-      return Errno{EAGAIN};
+      return RequestStaging(a, to, need);  // the tree is frozen
     }
     if (!have.exclusive) {
       need->exclusive = true;

@@ -465,12 +465,17 @@ Result<void> ChangeLayer::Trash(const At& at) {
   return {};
 }
 
+const SharedFd& ChangeLayer::AsideDir(Layer layer) const {
+  const LayerDirs& d = dirs(layer);
+  return IsTier(layer) ? d.kept : d.held;
+}
+
 Result<void> ChangeLayer::SetAside(const At& at) {
-  const LayerDirs& d = dirs(at.layer);
-  if (!d.kept) return Trash(at);  // the volume has no such content
+  const SharedFd& aside = AsideDir(at.layer);
+  if (!aside) return Errno{ENOTSUP};
   const std::string name(at.name);
   const std::string kept = WorkName("kept");
-  DETOURFS_TRY(sys::RenameAt(at.dir, name.c_str(), d.kept->get(), kept.c_str(), RENAME_NOREPLACE));
+  DETOURFS_TRY(sys::RenameAt(at.dir, name.c_str(), aside->get(), kept.c_str(), RENAME_NOREPLACE));
   Dirty(at.layer);
   LogSetAside(at.layer, at.path, kept);
   return {};
@@ -478,9 +483,9 @@ Result<void> ChangeLayer::SetAside(const At& at) {
 
 void ChangeLayer::LogSetAside(Layer layer, std::string_view path, std::string_view kept) {
   spdlog::warn(
-      "the {} held '{}', which no rule serves there, where it had to make way: kept as "
-      "kept/{} in the tier's root (move it back by hand if it is wanted)",
-      LayerName(layer), path, kept);
+      "the {} held '{}', which had to make way and which nothing may delete: kept as {}/{} "
+      "in the {}'s private directory (move it back by hand if it is wanted)",
+      LayerName(layer), path, IsTier(layer) ? "kept" : "held", kept, LayerName(layer));
 }
 
 void ChangeLayer::DropLinkedName(int trash, const std::string& gone, const struct stat& st) {
@@ -571,10 +576,9 @@ Result<void> ChangeLayer::RunStep(const IntentStep& step, bool served) {
   // Where what a step clears goes: the trash; for a record whose change
   // the mount went on serving, set aside (kept/ on a tier, held/ on the
   // volume), never deleted — it may be what the user wrote since.
-  const LayerDirs& da = dirs(step.a.layer);
-  const SharedFd& aside = IsTier(step.a.layer) ? da.kept : da.held;
+  const SharedFd& aside = AsideDir(step.a.layer);
   const bool setting_aside = served && aside;
-  const int clear_to = setting_aside ? aside->get() : da.trash->get();
+  const int clear_to = setting_aside ? aside->get() : dirs(step.a.layer).trash->get();
   switch (step.kind) {
     case StepKind::kRename:
     case StepKind::kRenameNoReplace:
@@ -647,10 +651,7 @@ Result<void> ChangeLayer::SyncStep(const IntentStep& step) {
   // when the step was found done (a replay, a retry after the sync failed).
   for (const IntentPath* p : {&step.a, &step.b}) {
     if (p->layer != Layer::kVolume || AreaFd(p->layer, p->area) < 0) continue;
-    if (p == &step.b && step.kind != StepKind::kRename && step.kind != StepKind::kRenameNoReplace &&
-        step.kind != StepKind::kHold) {
-      continue;
-    }
+    if (p == &step.b && !IsMove(step.kind)) continue;
     std::string leaf;
     Result<UniqueFd> parent = OpenAreaParent(*p, &leaf);
     if (!parent.ok()) {
@@ -685,17 +686,15 @@ Result<void> ChangeLayer::SetAsideStepSource(const IntentStep& step, const std::
   std::string leaf;
   Result<UniqueFd> parent = OpenAreaParent(step.a, &leaf);
   if (!parent.ok()) return Errno{parent.error()};
-  const LayerDirs& d = dirs(step.a.layer);
-  const SharedFd& to = IsTier(step.a.layer) ? d.kept : d.held;
+  const SharedFd& to = AsideDir(step.a.layer);
   if (!to) return Errno{EEXIST};
   const std::string kept = WorkName("kept");
   DETOURFS_TRY(
       sys::RenameAt(parent->get(), leaf.c_str(), to->get(), kept.c_str(), RENAME_NOREPLACE));
-  spdlog::error(
-      "the change recorded in '{}' could not put '{}' on the {} in place (the name was "
-      "taken meanwhile): kept as {}/{} in the {}'s private directory",
-      record, step.b.path, LayerName(step.a.layer), IsTier(step.a.layer) ? "kept" : "held", kept,
-      LayerName(step.a.layer));
+  spdlog::error("the change recorded in '{}' could not put '{}' in place: the name was taken "
+                "meanwhile",
+                record, step.b.path);
+  LogSetAside(step.a.layer, step.b.path, kept);
   return {};
 }
 
@@ -783,9 +782,7 @@ Status ChangeLayer::Recover() {
       for (size_t i = intent.done; i < intent.steps.size(); ++i) {
         const IntentStep& step = intent.steps[i];
         Result<void> r = RunStepRetrying(step, served);
-        const bool moving = step.kind == StepKind::kRename ||
-                            step.kind == StepKind::kRenameNoReplace || step.kind == StepKind::kHold;
-        if (!r.ok() && moving &&
+        if (!r.ok() && IsMove(step.kind) &&
             (r.error() == EEXIST || r.error() == ENOTEMPTY || r.error() == EISDIR ||
              r.error() == ENOTDIR)) {
           // The name was taken meanwhile (the mount went on serving after

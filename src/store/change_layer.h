@@ -142,11 +142,14 @@ class ChangeLayer {
   // Makes the adopted numbers recorded so far durable (before a copy that
   // carries one is synced on its own).
   Result<void> SyncAdopted() { return adopted_.Sync(); }
-  // Moves tier content no rule serves, which must make way, to the tier's
-  // kept/ (never deleted; logged with its path). On the volume: Trash.
+  // Moves content no rule serves, which must make way, to AsideDir (never
+  // deleted; logged with its path). ENOTSUP where the layer has none.
   Result<void> SetAside(const At& at);
-  // The warning naming what was set aside in a tier's kept/.
+  // The warning naming what was set aside, and where (AsideDir).
   static void LogSetAside(Layer layer, std::string_view path, std::string_view kept);
+  // Where content that must make way, and that nothing may delete, goes on
+  // `layer`: a tier's kept/, the volume's held/ (null when it has none).
+  const SharedFd& AsideDir(Layer layer) const;
   // Records a change the caller made through a file it holds open (a write,
   // a truncate, attributes, xattrs) — the data path stays the caller's.
   void Record(ChangeKind kind, const At& at, uint64_t id, uint64_t offset = 0, uint64_t length = 0);

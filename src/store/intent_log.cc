@@ -36,10 +36,6 @@ const char* StepName(StepKind k) {
   return "?";
 }
 
-bool TwoPaths(StepKind k) {
-  return k == StepKind::kRename || k == StepKind::kRenameNoReplace || k == StepKind::kHold;
-}
-
 std::string Escape(std::string_view s) {
   std::string out;
   for (unsigned char c : s) {
@@ -103,7 +99,7 @@ std::string EncodeIntent(const Intent& intent) {
     body += StepName(s.kind);
     body += ' ';
     body += EncodePath(s.a);
-    if (TwoPaths(s.kind)) {
+    if (IsMove(s.kind)) {
       body += ' ';
       body += EncodePath(s.b);
     }
@@ -158,10 +154,10 @@ Result<Intent> DecodeIntent(std::string_view text) {
     if (!known) return Errno{EUCLEAN};
     std::string_view args = line.substr(sp + 1);
     const size_t sp2 = args.find(' ');
-    Result<IntentPath> a = DecodePath(TwoPaths(step.kind) ? args.substr(0, sp2) : args);
+    Result<IntentPath> a = DecodePath(IsMove(step.kind) ? args.substr(0, sp2) : args);
     if (!a.ok()) return Errno{a.error()};
     step.a = std::move(*a);
-    if (TwoPaths(step.kind)) {
+    if (IsMove(step.kind)) {
       if (sp2 == std::string_view::npos) return Errno{EUCLEAN};
       Result<IntentPath> b = DecodePath(args.substr(sp2 + 1));
       if (!b.ok()) return Errno{b.error()};

@@ -51,6 +51,12 @@ enum class StepKind : uint8_t {
   kHold,             // a goes to held/ as b (keeps its inode numbers reserved)
 };
 
+// Whether a step moves `a` to `b` (rename, rename-noreplace, hold): only
+// then does `b` name anything.
+inline bool IsMove(StepKind k) {
+  return k == StepKind::kRename || k == StepKind::kRenameNoReplace || k == StepKind::kHold;
+}
+
 struct IntentStep {
   StepKind kind = StepKind::kTrash;
   IntentPath a;
