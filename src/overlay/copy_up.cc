@@ -338,7 +338,9 @@ Result<void> OverlayImpl::DeepCopyUp(Node* dir, Layer tier) {
       Result<markers::IdRecord> rec = markers::GetIdRecordAt(d.fds[1], name);
       if (rec.ok() && rec->id != 0) pid = rec->id;
     }
-    const At at{tier, d.fds[0], item.name, path, true};
+    // One of a batch: the volume keeps the original; the tier's syncs
+    // make the copy durable.
+    const At at{tier, d.fds[0], item.name, path, true, true};
     if (S_ISDIR(vst->st_mode)) {
       Result<UniqueFd> model = sys::OpenBeneath(d.fds[1], name, O_PATH | O_DIRECTORY);
       if (!model.ok()) return Errno{model.error()};

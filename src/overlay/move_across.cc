@@ -74,9 +74,9 @@ Result<void> OverlayImpl::MoveFileAcross(RenameArgs& a, Layer to, RenameNeeds& h
   if (have.staged && !StagedFor(*have.staged, x, a.d1, a.n1, to)) {
     have.staged.reset();  // things changed between the rounds: copy again
   }
-  if (copied && !have.staged && !have.exclusive) {
-    return RequestStaging(a, to, need);  // the file is frozen
-  }
+  // Copied between the rounds, never under the lock (also when a round
+  // found its copy stale).
+  if (copied && !have.staged) return RequestStaging(a, to, need);  // the file is frozen
   if (!have.exclusive) {
     need->exclusive = true;
     return Errno{EAGAIN};
@@ -122,12 +122,10 @@ Result<void> OverlayImpl::MoveFile(RenameArgs& a, Layer to, std::shared_ptr<Stag
   // One name of several moving to another filesystem would split the file
   // in two: refused, as across filesystems (mv copies then, as it must).
   if (!S_ISDIR(st->st_mode) && st->st_nlink > 1) return Errno{EXDEV};
-  if (!staged) {
-    // Copied under the lock: only when a round went wrong.
-    Result<std::shared_ptr<StagedTree>> s = StageFile(x, to);
-    if (!s.ok()) return Errno{s.error()};
-    staged = *s;
-  }
+  // No copy: it had other names when the rename looked (one went since).
+  // Never copied here, under the renames lock: mv copies, as across
+  // filesystems.
+  if (!staged) return Errno{EXDEV};
   const std::string p1 = Join(PathOf(a.d1), a.n1);
   const std::string p2 = Join(PathOf(a.d2), a.n2);
   const int work = changes_->work(to);
@@ -247,7 +245,7 @@ Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageTree(Node* x,
     Result<struct stat> mst = sys::Fstat(parts[Index(primary)]->get());
     if (!mst.ok()) return Errno{mst.error()};
     Result<UniqueFd> root =
-        changes_->EnsureDir(At{to, work, name, "", false}, parts[Index(primary)]->get(), *mst,
+        changes_->EnsureDir(At{to, work, name, "", false, true}, parts[Index(primary)]->get(), *mst,
                             IsTier(to) ? x->pid() : 0);
     if (!root.ok()) return Errno{root.error()};
     staged->name = name;
@@ -363,7 +361,7 @@ Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageTree(Node* x,
       if (S_ISDIR(st->st_mode)) {
         Result<UniqueFd> model = sys::OpenBeneath(sfd, n, O_PATH | O_DIRECTORY);
         if (!model.ok()) return Errno{model.error()};
-        Result<UniqueFd> made = changes_->EnsureDir(At{to, dfd, item.name, "", false}, model->get(),
+        Result<UniqueFd> made = changes_->EnsureDir(At{to, dfd, item.name, "", false, true}, model->get(),
                                                     *st, IsTier(to) ? pid : 0);
         if (!made.ok()) return Errno{made.error()};
         DETOURFS_TRY(keep_id(dfd, n, pid));
@@ -440,8 +438,11 @@ Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageTree(Node* x,
     }
   }
   DETOURFS_TRY(changes_->Hit("move.copied"));
-  if (!IsTier(to)) {
-    // On the volume: durable before it is published and its source goes.
+  if (to != Layer::kMemory) {
+    // On the volume or the disk tier: durable before it is published and
+    // its source goes (the disk tier's own syncs come in batches, seconds
+    // later). The numbers its ids adopted first: they are on the volume.
+    if (to == Layer::kDisk) DETOURFS_TRY(changes_->SyncAdopted());
     DETOURFS_TRY(sys::Syncfs(work));
   }
   return staged;
@@ -779,14 +780,13 @@ Result<void> OverlayImpl::RebindMoved(Node* x, Layer to, int root_fd) {
   return {};
 }
 
-Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageFile(Node* x, Layer to) {
+bool OverlayImpl::LinkedFile(Node* x) {
   const Binding& b = x->binding();
+  if (b.index) return true;
   Result<SharedFd> src = resolver_.Fd(x, b);
-  if (!src.ok()) return Errno{src.error()};
+  if (!src.ok()) return false;  // the copy will say why
   Result<struct stat> st = sys::Fstat((*src)->get());
-  if (!st.ok()) return Errno{st.error()};
-  if (st->st_nlink > 1 || b.index) return StageLink(x, to);  // a copy would split it
-  return CopyStaged(x, to, **src, *st);
+  return st.ok() && st->st_nlink > 1;
 }
 
 Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageFileCopy(Node* x, Layer to) {
@@ -796,14 +796,8 @@ Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageFileCopy(Node
   Result<struct stat> st = sys::Fstat((*src)->get());
   if (!st.ok()) return Errno{st.error()};
   if (st->st_nlink > 1 || b.index) return Errno{EXDEV};  // a copy would split it
-  return CopyStaged(x, to, **src, *st);
-}
-
-Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::CopyStaged(
-    Node* x, Layer to, const UniqueFd& src, const struct stat& st) {
-  const Binding& b = x->binding();
   UniqueFd data;
-  if (S_ISREG(st.st_mode)) {
+  if (S_ISREG(st->st_mode)) {
     Result<UniqueFd> d = resolver_.OpenData(x, b, O_RDONLY);
     if (!d.ok()) return Errno{d.error()};
     data = std::move(*d);
@@ -816,11 +810,11 @@ Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::CopyStaged(
   // Not one of a batch: synced on its own before it is published, since its
   // source goes in the same change (CopyIn syncs what goes to the volume;
   // the disk tier syncs in batches, so this one now).
-  Result<Made> made = changes_->CopyIn(At{to, work, staged->name, "", false}, src.get(),
-                                       data.valid() ? data.get() : -1, st, x->pid());
+  Result<Made> made = changes_->CopyIn(At{to, work, staged->name, "", false}, (*src)->get(),
+                                       data.valid() ? data.get() : -1, *st, x->pid());
   if (!made.ok()) return Errno{made.error()};
   staged->changes = changes_.get();
-  if (to == Layer::kDisk && S_ISREG(st.st_mode)) {
+  if (to == Layer::kDisk && S_ISREG(st->st_mode)) {
     Result<UniqueFd> synced = sys::OpenBeneath(work, staged->name.c_str(), O_RDONLY);
     if (!synced.ok()) return Errno{synced.error()};
     DETOURFS_TRY(changes_->SyncAdopted());
@@ -831,7 +825,7 @@ Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::CopyStaged(
                                          markers::IdRecord{x->pid(), false, {}}));
   }
   staged->files = 1;
-  staged->bytes = static_cast<uint64_t>(st.st_size);
+  staged->bytes = static_cast<uint64_t>(st->st_size);
   return staged;
 }
 
@@ -873,25 +867,36 @@ Result<void> OverlayImpl::ExchangeAcross(RenameArgs& a, Layer to1, Layer to2, Re
                                          RenameNeeds* need) {
   Node* x1 = a.x1;
   Node* x2 = a.x2;
-  // Trees are frozen and copied with the renames lock held shared; files
-  // are copied under their own locks in the publishing round.
-  if (!have.freeze && (x1->is_dir() || x2->is_dir())) {
+  // Both are frozen and copied between the rounds with no lock held
+  // (trees, and files with one name); files with other names are linked,
+  // not copied, in the publishing round. Nothing is copied under a lock.
+  if (!have.freeze) {
     need->freeze = true;
-    for (Node* x : {x1, x2}) {
-      if (x->is_dir()) need->freeze_roots.push_back(table_.Pin(x));
-    }
+    for (Node* x : {x1, x2}) need->freeze_roots.push_back(table_.Pin(x));
     return Errno{EAGAIN};
   }
   if (have.staged && !StagedFor(*have.staged, x1, a.d1, a.n1, to1)) have.staged.reset();
   if (have.staged2 && !StagedFor(*have.staged2, x2, a.d2, a.n2, to2)) have.staged2.reset();
-  if (!have.exclusive) {
-    // Trees are copied between the rounds, with no lock held.
+  // Asks for the copies still missing (`copied(x)`: whether x is copied);
+  // false when none is.
+  auto request_copies = [&](auto copied) {
+    bool asked = false;
     for (auto [x, d, n, other, to, second] :
          {std::tuple{x1, a.d1, a.n1, x2, to1, false}, std::tuple{x2, a.d2, a.n2, x1, to2, true}}) {
-      if (!x->is_dir() || (second ? have.staged2 : have.staged)) continue;
+      if ((second ? have.staged2 : have.staged) || !copied(x, second)) continue;
       need->stage.push_back(
           {table_.Pin(x), table_.Pin(d), std::string(n), table_.Pin(other), to, second});
+      asked = true;
     }
+    if (asked) need->exclusive = true;
+    return asked;
+  };
+  if (!have.exclusive) {
+    // As the rename found them (a file's names and index entry are
+    // looked at again under its lock below).
+    request_copies([&](Node* x, bool second) {
+      return x->is_dir() || ((second ? a.s2 : a.s1).st.st_nlink <= 1 && !x->Snapshot().index);
+    });
     need->exclusive = true;
     return Errno{EAGAIN};
   }
@@ -919,20 +924,20 @@ Result<void> OverlayImpl::ExchangeAcross(RenameArgs& a, Layer to1, Layer to2, Re
     need->exclusive = true;
     return Errno{EAGAIN};
   }
-  for (auto [x, d, n, other, to, slot] : {std::tuple{x1, a.d1, a.n1, x2, to1, &have.staged},
-                                          std::tuple{x2, a.d2, a.n2, x1, to2, &have.staged2}}) {
+  // A copy still missing (stale: a path above was renamed meanwhile; or
+  // a file that lost its other names) is made between the rounds.
+  const bool asked = request_copies([&](Node* x, bool) {
+    x->content_mu.AssertHeld();  // as lo or hi
+    return x->is_dir() || !LinkedFile(x);
+  });
+  if (asked) return Errno{EAGAIN};
+  for (auto [x, to, slot] :
+       {std::tuple{x1, to1, &have.staged}, std::tuple{x2, to2, &have.staged2}}) {
     if (*slot) continue;
     x->content_mu.AssertHeld();  // as lo or hi
-    if (x->is_dir()) {
-      // Copied under the exclusive lock: only when a round went wrong.
-      Result<std::shared_ptr<StagedTree>> s = StageTree(x, d, n, other, to);
-      if (!s.ok()) return Errno{s.error()};
-      *slot = *s;
-    } else {
-      Result<std::shared_ptr<StagedTree>> s = StageFile(x, to);
-      if (!s.ok()) return Errno{s.error()};
-      *slot = *s;
-    }
+    Result<std::shared_ptr<StagedTree>> s = StageLink(x, to);  // a file with other names
+    if (!s.ok()) return Errno{s.error()};
+    *slot = *s;
   }
   const std::string p1 = Join(PathOf(a.d1), a.n1);
   const std::string p2 = Join(PathOf(a.d2), a.n2);

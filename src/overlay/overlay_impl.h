@@ -479,17 +479,16 @@ class OverlayImpl final : public Overlay {
   Result<std::shared_ptr<StagedTree>> StageLink(Node* x, Layer to) REQUIRES(x->content_mu);
   // Copies the tree `x` (at `n` in `d`) aside on `to`; `replaced` is what
   // it will replace (for the checks of the publishing round).
+  // Never under x's lock (it takes the locks of x and what is inside).
   Result<std::shared_ptr<StagedTree>> StageTree(Node* x, Node* d, std::string_view n,
-                                                Node* replaced, Layer to);
-  // The same for a file (copied now, its node locked by the caller).
-  Result<std::shared_ptr<StagedTree>> StageFile(Node* x, Layer to) REQUIRES(x->content_mu);
+                                                Node* replaced, Layer to)
+      EXCLUDES(x->content_mu);
+  // Whether the file x has other names or an index entry (it is linked,
+  // StageLink, not copied).
+  bool LinkedFile(Node* x) REQUIRES_SHARED(x->content_mu);
   // Its copy alone (one link, no index entry: else EXDEV), the node locked
   // at least for reading by the caller.
   Result<std::shared_ptr<StagedTree>> StageFileCopy(Node* x, Layer to)
-      REQUIRES_SHARED(x->content_mu);
-  // The copy itself, from x's fd `src` whose fstat is `st`.
-  Result<std::shared_ptr<StagedTree>> CopyStaged(Node* x, Layer to, const UniqueFd& src,
-                                                 const struct stat& st)
       REQUIRES_SHARED(x->content_mu);
   // A staging job between two rounds of a rename (no lock held but the
   // freeze of what it copies): a tree, or a file.

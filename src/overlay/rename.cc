@@ -354,15 +354,9 @@ Result<void> OverlayImpl::Move(RenameArgs& a, RenameNeeds& have, RenameNeeds* ne
                         have.staged->dst_pid != (a.x2 ? a.x2->pid() : 0))) {
       have.staged.reset();  // things changed between the rounds: copy again
     }
-    if (!have.staged) {
-      if (have.exclusive) {
-        // Only when a round went wrong: copied under the lock.
-        Result<std::shared_ptr<StagedTree>> staged = StageTree(x1, a.d1, a.n1, a.x2, to);
-        if (!staged.ok()) return Errno{staged.error()};
-        return PublishTree(a, **staged);
-      }
-      return RequestStaging(a, to, need);  // the tree is frozen
-    }
+    // Copied between the rounds, never under the lock (also when a round
+    // found its copy stale: a path above it was renamed meanwhile).
+    if (!have.staged) return RequestStaging(a, to, need);  // the tree is frozen
     if (!have.exclusive) {
       need->exclusive = true;
       return Errno{EAGAIN};

@@ -4,7 +4,11 @@
 #include <signal.h>
 #include <spdlog/spdlog.h>
 
+#include <chrono>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <thread>
 
 #include "build_config.h"
 
@@ -39,6 +43,8 @@ Result<std::unique_ptr<Failpoints>> Failpoints::Parse(std::string_view spec) {
       p->err = EIO;
     } else if (action == "enospc") {
       p->err = ENOSPC;
+    } else if (action == "wait") {
+      p->wait = true;
     } else {
       return Errno{EINVAL};
     }
@@ -62,6 +68,8 @@ std::unique_ptr<Failpoints> Failpoints::FromEnvironment() {
     return nullptr;
   }
   spdlog::warn("failpoints armed: {}", spec);
+  const char* dir = std::getenv("DETOURFS_FAILPOINT_DIR");  // NOLINT(concurrency-mt-unsafe)
+  if (dir != nullptr) (*fp)->wait_dir_ = dir;
   return std::move(*fp);
 #else
   return nullptr;
@@ -72,6 +80,10 @@ Result<void> Failpoints::Hit(std::string_view name) {
   for (auto& p : points_) {
     if (p->name != name) continue;
     if (p->hits.fetch_add(1) + 1 != p->nth) continue;
+    if (p->wait) {
+      Wait(name);
+      return {};
+    }
     if (p->err == 0) {
       spdlog::warn("failpoint {}: killing the daemon", name);
       spdlog::default_logger()->flush();
@@ -81,6 +93,18 @@ Result<void> Failpoints::Hit(std::string_view name) {
     return Errno{p->err};
   }
   return {};
+}
+
+void Failpoints::Wait(std::string_view name) const {
+  if (wait_dir_.empty()) return;
+  const std::filesystem::path dir(wait_dir_);
+  const std::string base(name);
+  spdlog::warn("failpoint {}: waiting for {}.go in {}", name, base, wait_dir_);
+  std::ofstream(dir / (base + ".waiting")).put('\n');
+  std::error_code ec;
+  for (int i = 0; i < 6000 && !std::filesystem::exists(dir / (base + ".go"), ec); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
 }
 
 }  // namespace detourfs

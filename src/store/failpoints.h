@@ -3,7 +3,9 @@
 // to prove that a crash or an error at any step leaves the old state or the
 // new one. Armed by DETOURFS_FAILPOINTS="name=kill,other=eio,third=kill@3"
 // (the third time that point is reached) in builds configured with
-// -Dfailpoints=true (CI's); other builds ignore the variable.
+// -Dfailpoints=true (CI's); other builds ignore the variable. "name=wait"
+// holds the thread that reaches it until a test lets it go: it makes
+// <name>.waiting in DETOURFS_FAILPOINT_DIR and waits for <name>.go there.
 //
 // kFailpoints lists every name, so a test can visit each one.
 #pragma once
@@ -47,10 +49,14 @@ class Failpoints {
   struct Point {
     std::string name;
     int err = 0;       // 0: kill
+    bool wait = false;  // wait for the test instead
     uint64_t nth = 1;  // fire on this hit
     std::atomic<uint64_t> hits{0};
   };
+  // "wait": until <dir>/<name>.go exists (at most a minute).
+  void Wait(std::string_view name) const;
   std::vector<std::unique_ptr<Point>> points_;
+  std::string wait_dir_;  // DETOURFS_FAILPOINT_DIR
 };
 
 }  // namespace detourfs

@@ -97,8 +97,8 @@ Result<void> CopyOwnerModeTimes(int fd, const struct stat& st) {
   return sys::Futimens(fd, times);
 }
 
-Result<UniqueFd> CopyToTmpfile(int src, int data, const struct stat& st, int tmp_dir) {
-  Result<UniqueFd> out = sys::OpenTmpfile(tmp_dir, 0600);
+Result<sys::TmpFile> CopyToTmpfile(int src, int data, const struct stat& st, int tmp_dir) {
+  Result<sys::TmpFile> out = sys::OpenTmpfile(tmp_dir, 0600);
   if (!out.ok()) return Errno{out.error()};
   UniqueFd own_in;
   if (data < 0) {

@@ -8,6 +8,7 @@
 
 #include "detourfs/result.h"
 #include "detourfs/unique_fd.h"
+#include "sys/tmp_file.h"
 
 namespace detourfs {
 
@@ -29,7 +30,7 @@ Result<void> CopyOwnerModeTimes(int fd, const struct stat& st);
 // `st`) as an O_TMPFILE in the directory `tmp_dir`: data (read from `data`,
 // an open fd, when the data lives elsewhere, e.g. a spill store), xattrs,
 // owner, mode and times. Not yet synced.
-Result<UniqueFd> CopyToTmpfile(int src, int data, const struct stat& st, int tmp_dir);
+Result<sys::TmpFile> CopyToTmpfile(int src, int data, const struct stat& st, int tmp_dir);
 
 // Makes `name` in `dirfd` a copy of the symlink, device, fifo or socket
 // `src` (O_PATH, stat `st`): target or device, owner, mode, xattrs.

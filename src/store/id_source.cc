@@ -7,6 +7,7 @@
 #include <string>
 
 #include "sys/sys.h"
+#include "sys/tmp_file.h"
 
 namespace detourfs {
 namespace {
@@ -25,12 +26,12 @@ uint64_t ReadIncarnation(int dir) {
 
 Result<void> WriteIncarnation(int dir, uint64_t incarnation) {
   const std::string text = std::to_string(incarnation) + "\n";
-  Result<UniqueFd> tmp = sys::OpenTmpfile(dir, 0600);
+  Result<sys::TmpFile> tmp = sys::OpenTmpfile(dir, 0600);
   if (!tmp.ok()) return Errno{tmp.error()};
   DETOURFS_TRY(sys::WriteAll(tmp->get(), text.data(), text.size()));
   DETOURFS_TRY(sys::Fsync(tmp->get(), true));
   (void)sys::UnlinkAt(dir, "ids.new", 0);
-  DETOURFS_TRY(sys::LinkFd(tmp->get(), dir, "ids.new"));
+  DETOURFS_TRY(tmp->Link(dir, "ids.new"));
   DETOURFS_TRY(sys::RenameAt(dir, "ids.new", dir, kIdsName, 0));
   return sys::SyncDir(dir);
 }

@@ -12,6 +12,7 @@
 
 #include "store/tree_walk.h"
 #include "sys/sys.h"
+#include "sys/tmp_file.h"
 #include "util/random_token.h"
 
 namespace detourfs {
@@ -171,7 +172,7 @@ Result<Intent> DecodeIntent(std::string_view text) {
 
 Result<std::string> IntentLog::Write(const Intent& intent) {
   const std::string text = EncodeIntent(intent);
-  Result<UniqueFd> tmp = sys::OpenTmpfile(dir_->get(), 0600);
+  Result<sys::TmpFile> tmp = sys::OpenTmpfile(dir_->get(), 0600);
   if (!tmp.ok()) return Errno{tmp.error()};
   DETOURFS_TRY(sys::WriteAll(tmp->get(), text.data(), text.size()));
   DETOURFS_TRY(sys::Fsync(tmp->get(), true));
@@ -181,7 +182,7 @@ Result<std::string> IntentLog::Write(const Intent& intent) {
                 static_cast<long long>(::time(nullptr)),             // NOLINT
                 static_cast<unsigned long long>(next_++ % 1000000),  // NOLINT
                 TokenName(NewRandomToken()).substr(0, 8).c_str());
-  DETOURFS_TRY(sys::LinkFd(tmp->get(), dir_->get(), name));
+  DETOURFS_TRY(tmp->Link(dir_->get(), name));
   DETOURFS_TRY(sys::SyncDir(dir_->get()));
   return std::string(name);
 }
@@ -218,6 +219,10 @@ Result<std::vector<std::pair<std::string, Intent>>> IntentLog::Pending() {
             [](const WalkItem& a, const WalkItem& b) { return a.name < b.name; });
   std::vector<std::pair<std::string, Intent>> out;
   for (const WalkItem& item : *items) {
+    if (sys::IsTmpfileName(item.name)) {
+      (void)Remove(item.name);  // a record not yet written whole (sys/tmp_file.h)
+      continue;
+    }
     Result<UniqueFd> fd = sys::OpenBeneath(dir_->get(), item.name.c_str(), O_RDONLY);
     if (!fd.ok()) return Errno{fd.error()};
     std::string text;

@@ -11,6 +11,7 @@
 #include "store/markers.h"
 #include "store/tree_walk.h"
 #include "sys/sys.h"
+#include "sys/tmp_file.h"
 
 namespace detourfs {
 namespace {
@@ -58,13 +59,13 @@ Result<std::string> ReadSmall(int dirfd, const char* name) {
 
 // Writes a small file whole: aside, synced, renamed into place.
 Result<void> WriteSmall(int dirfd, const char* name, const std::string& text) {
-  Result<UniqueFd> tmp = sys::OpenTmpfile(dirfd, 0600);
+  Result<sys::TmpFile> tmp = sys::OpenTmpfile(dirfd, 0600);
   if (!tmp.ok()) return Errno{tmp.error()};
   DETOURFS_TRY(sys::WriteAll(tmp->get(), text.data(), text.size()));
   DETOURFS_TRY(sys::Fsync(tmp->get(), true));
   const std::string part = std::string(name) + ".new";
   (void)sys::UnlinkAt(dirfd, part.c_str(), 0);
-  DETOURFS_TRY(sys::LinkFd(tmp->get(), dirfd, part.c_str()));
+  DETOURFS_TRY(tmp->Link(dirfd, part.c_str()));
   DETOURFS_TRY(sys::RenameAt(dirfd, part.c_str(), dirfd, name, 0));
   return sys::SyncDir(dirfd);
 }

@@ -277,10 +277,6 @@ Result<void> SetXattrAt(int dirfd, const char* name, const char* attr, const voi
   return Check(::lsetxattr(path, attr, value, size, flags));
 }
 
-Result<UniqueFd> OpenTmpfile(int dirfd, mode_t mode) {
-  return CheckFd(::openat(dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, mode & 07777));
-}
-
 Result<void> LinkAt(int olddirfd, const char* oldname, int newdirfd, const char* newname) {
   return Check(::linkat(olddirfd, oldname, newdirfd, newname, 0));
 }

@@ -89,9 +89,6 @@ Result<size_t> GetXattrAt(int dirfd, const char* name, const char* attr, void* v
 Result<void> SetXattrAt(int dirfd, const char* name, const char* attr, const void* value,
                         size_t size, int flags);
 
-// An unnamed regular file (O_TMPFILE | O_RDWR) in the directory `dirfd`, to be
-// filled and linked in whole with LinkFd.
-Result<UniqueFd> OpenTmpfile(int dirfd, mode_t mode);
 // link(2) of `oldname` in `olddirfd` as `newname` in `newdirfd`, never
 // following a symlink.
 Result<void> LinkAt(int olddirfd, const char* oldname, int newdirfd, const char* newname);

@@ -96,7 +96,13 @@ int Run(const std::string& dir, const std::string& ledger_path, uint64_t seed, u
   };
   for (uint64_t i = 0; i < files; ++i) {
     std::string subdir = "d" + std::to_string(i % 8);
-    if (::mkdir((dir + "/" + subdir).c_str(), 0755) != 0 && errno != EEXIST) {
+    if (::mkdir((dir + "/" + subdir).c_str(), 0755) == 0) {
+      // A new directory is durable once its parent is (a power cut).
+      if (!FsyncDir(dir)) {
+        failed("fsync directory", dir);
+        break;
+      }
+    } else if (errno != EEXIST) {
       failed("mkdir", subdir);
       break;
     }

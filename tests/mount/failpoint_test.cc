@@ -5,13 +5,18 @@
 // a mix, never a deleted entry back, never an internal name in sight — and
 // the layers' work directories must be empty. Each failpoint must be reached
 // by its change: a failpoint no change reaches fails the test.
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cstring>
 #include <functional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "lib/files.h"
@@ -249,6 +254,59 @@ TEST_P(FailpointTest, AChangeWhoseProgressCannotBeRecordedIsFinishedAtTheNextSta
   ASSERT_TRUE(fs_->Restart(&error)) << error;
   EXPECT_NE(fs_->Log().find("finished a change a crash interrupted"), std::string::npos);
   EXPECT_EQ(Describe(M("x")), after);
+  EXPECT_EQ(WorkLeft(), std::vector<std::string>{});
+}
+
+// Review 3 #1: a directory above two trees exchanged across layers is
+// renamed while their copies are made between the rounds. The publishing
+// round finds a copy stale and asks for it again between the rounds; it
+// used to copy it under the two nodes' locks, where the copy's first read
+// lock of the node its own thread held for writing aborted the daemon.
+TEST_P(FailpointTest, AnExchangeWhoseCopyWentStaleIsCopiedAgainBetweenTheRounds) {
+  expect_clean_log_ = false;  // the armed start and the wait are logged as warnings
+  ASSERT_EQ(Shell("mkdir -p '" + M("w/app/node_modules/pkg") + "' '" + M("w/app/vendor/lib") +
+                  "' && echo a > '" + M("w/app/node_modules/pkg/a.js") + "' && echo b > '" +
+                  M("w/app/vendor/lib/b.js") + "'"),
+            0);
+  char tmpl[] = "/tmp/detourfs-failpoint-wait.XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string waits = tmpl;
+  ASSERT_EQ(fs_->Stop(), 0);
+  ::setenv("DETOURFS_FAILPOINTS", "move.copied=wait", 1);
+  ::setenv("DETOURFS_FAILPOINT_DIR", waits.c_str(), 1);
+  std::string error;
+  const bool started = fs_->Restart(&error);
+  ::unsetenv("DETOURFS_FAILPOINTS");
+  ::unsetenv("DETOURFS_FAILPOINT_DIR");
+  ASSERT_TRUE(started) << error;
+
+  int exchanged = -1;
+  std::thread exchange([&] {
+    exchanged = ::renameat2(AT_FDCWD, M("w/app/node_modules").c_str(), AT_FDCWD,
+                            M("w/app/vendor").c_str(), RENAME_EXCHANGE) == 0
+                    ? 0
+                    : errno;
+  });
+  // The first tree's copy is made, and waits.
+  bool waiting = false;
+  for (int i = 0; i < 3000 && !waiting; ++i) {
+    waiting = Exists(waits + "/move.copied.waiting");
+    if (!waiting) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(waiting) << fs_->Log();
+  const int moved = ::rename(M("w").c_str(), M("w2").c_str()) == 0 ? 0 : errno;
+  EXPECT_EQ(WriteFile(waits + "/move.copied.go", "go"), 0);
+  exchange.join();
+  Shell("rm -rf '" + waits + "'");
+  EXPECT_EQ(moved, 0) << std::strerror(moved);
+  EXPECT_EQ(exchanged, 0) << std::strerror(exchanged) << fs_->Log();
+  EXPECT_EQ(ReadFile(M("w2/app/vendor/pkg/a.js")), "a\n");
+  EXPECT_EQ(ReadFile(M("w2/app/node_modules/lib/b.js")), "b\n");
+  // Each on the layer its new name is routed to.
+  EXPECT_TRUE(Exists(V("w2/app/vendor/pkg/a.js")));
+  EXPECT_TRUE(Exists(Mem("w2/app/node_modules/lib/b.js")));
+  EXPECT_FALSE(Exists(V("w2/app/node_modules/lib/b.js")));
+  EXPECT_EQ(fs_->Stop(), 0);
   EXPECT_EQ(WorkLeft(), std::vector<std::string>{});
 }
 
