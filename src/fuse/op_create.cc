@@ -19,10 +19,11 @@ void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
     fi->keep_cache = 1;
     fi->fh = reinterpret_cast<uint64_t>(fh);
     // The kernel owns it now (freed in Release). A failed reply is not
-    // freed here: through io_uring a commit the kernel took can still be
-    // reported failed (its fetch cancelled), and the kernel's RELEASE would
-    // then free it a second time (ASan saw it in CI). It stays tracked:
-    // freed by that RELEASE, or at unmount.
+    // freed here: through io_uring a commit the kernel took was once
+    // reported failed (its fetch cancelled), and the kernel's RELEASE then
+    // freed it a second time (ASan saw it in CI). Such replies now count as
+    // delivered (uring_transport.cc, Refused); the handle stays tracked all
+    // the same: freed by a RELEASE, or at unmount.
     (void)ReplyCreate(req, entry, fi);
   });
 }

@@ -92,6 +92,13 @@ ssize_t ReplyFailed(int err) {
   return -1;
 }
 
+// Whether a commit's error means the kernel refused the reply. An error of
+// the connection going away does not say: the commit may have been taken
+// and only its fetch cancelled. Such a reply counts as delivered, so no
+// lookup reference or file handle the kernel may hold is given up (the
+// connection's end drops them all anyway).
+bool Refused(int commit_error) { return commit_error != 0 && !IsShutdownError(commit_error); }
+
 }  // namespace
 
 // One registered request buffer, owned by one ring thread.
@@ -576,7 +583,7 @@ ssize_t UringTransport::Writev(int fd, iovec* iov, int count, void* userdata) {
       }
       stored = e->StoreReply(*out, e->payload(), len);
     }
-    if (int refused = t->Commit(e); refused != 0) return ReplyFailed(refused);
+    if (int err = t->Commit(e); Refused(err)) return ReplyFailed(err);
     if (!stored) return ReplyFailed(EIO);
     return static_cast<ssize_t>(sizeof(*out) + len);
   }
@@ -621,7 +628,7 @@ ssize_t UringTransport::SpliceSend(int fdin, off_t* offin, int fdout, off_t* off
     return ReplyFailed(EIO);
   }
   const bool stored = e->StoreReply(out, e->payload(), len - sizeof(out));
-  if (int refused = t->Commit(e); refused != 0) return ReplyFailed(refused);
+  if (int err = t->Commit(e); Refused(err)) return ReplyFailed(err);
   if (!stored) return ReplyFailed(EIO);
   return static_cast<ssize_t>(len);
 }

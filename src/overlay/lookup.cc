@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <spdlog/spdlog.h>
+#include <sys/xattr.h>
 
 #include <chrono>
 #include <cinttypes>
@@ -82,11 +83,20 @@ Result<uint64_t> OverlayImpl::TierPid(int dirfd, const char* name, const struct 
   if (rec->id != 0) return rec->id;
   // No id recorded (made by hand, or a crash between a create and its id):
   // the volume's when this is that entry's tier part, else a new one, kept.
+  // Only if none is there yet: lookups and listings of one directory run
+  // side by side, and the first id given is the entry's (review 3 #6).
+  (void)st;
   rec->id = volume_pid != 0 ? volume_pid : ids_->Next();
-  if (Result<void> r = changes_->SetIdRecordAt(dirfd, name, *rec); !r.ok()) {
-    (void)st;
-    return Errno{r.error()};
+  Result<void> r = changes_->SetIdRecordAt(dirfd, name, *rec, XATTR_CREATE);
+  if (!r.ok() && r.error() == EEXIST) {
+    Result<markers::IdRecord> now = markers::GetIdRecordAt(dirfd, name);
+    if (now.ok() && now->id != 0) {
+      *rec = *now;
+      return rec->id;
+    }
+    r = changes_->SetIdRecordAt(dirfd, name, *rec);  // a record without an id
   }
+  if (!r.ok()) return Errno{r.error()};
   return rec->id;
 }
 

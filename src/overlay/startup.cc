@@ -199,12 +199,14 @@ void OverlayImpl::SetAsideOrphanedSpills() {
   }
   if (total == 0) return;
   // The tokens stubs refer to, wherever a stub can be: the tiers' trees,
-  // indexes and trash (the trash thread drops a stub's data with it).
+  // indexes, trash (the trash thread drops a stub's data with it) and kept/
+  // (set aside: its data stays for whoever moves it back).
   std::array<std::unordered_set<uint64_t>, kLayerCount> referenced;
   for (Layer t : kTiers) {
     const LayerDirs& d = changes_->dirs(t);
     if (!d.tree) continue;
-    for (const SharedFd* root : {&d.tree, &d.index, &d.trash}) {
+    for (const SharedFd* root : {&d.tree, &d.index, &d.trash, &d.kept}) {
+      if (!*root) continue;
       WalkCallbacks cb;
       cb.visit = [&](const WalkDir& parent, const WalkItem& item) -> Result<bool> {
         if (S_ISDIR(item.type)) return true;

@@ -272,9 +272,31 @@ Result<void> ChangeLayer::Whiteout(const At& at) {
   return {};
 }
 
+void ChangeLayer::KeepReplacedStub(Layer layer, int dirfd, const char* name) {
+  if (!IsTier(layer)) return;
+  Result<struct stat> st = sys::StatAt(dirfd, name);
+  if (!st.ok() || !S_ISREG(st->st_mode) || st->st_nlink != 1) return;
+  Result<markers::IdRecord> rec = markers::GetIdRecordAt(dirfd, name);
+  if (!rec.ok() || rec->spill.token == 0) return;
+  const std::string gone = WorkName("replaced");
+  Result<UniqueFd> fd = sys::OpenBeneath(dirfd, name, O_PATH);
+  Result<void> r = fd.ok() ? sys::LinkFd(fd->get(), dirs(layer).trash->get(), gone.c_str())
+                           : Result<void>(Errno{fd.error()});
+  if (!r.ok()) {
+    spdlog::warn("'{}' on the {}: a replaced file's spilled data stays in the spill store: {}",
+                 name, LayerName(layer), ErrnoText(r.error()));
+    return;
+  }
+  NoteTrash();
+}
+
 Result<void> ChangeLayer::Rename(const At& from, const At& to, unsigned int flags, uint64_t id) {
-  DETOURFS_TRY(sys::RenameAt(from.dir, std::string(from.name).c_str(), to.dir,
-                             std::string(to.name).c_str(), flags));
+  const std::string to_name(to.name);
+  if ((flags & (RENAME_EXCHANGE | RENAME_NOREPLACE)) == 0) {
+    KeepReplacedStub(to.layer, to.dir, to_name.c_str());
+  }
+  DETOURFS_TRY(sys::RenameAt(from.dir, std::string(from.name).c_str(), to.dir, to_name.c_str(),
+                             flags));
   Emit(ChangeKind::kRename, from, id, to.path);
   if (flags & RENAME_WHITEOUT) Emit(ChangeKind::kWhiteout, from, 0);
   if (from.layer != to.layer) Dirty(to.layer);
@@ -417,9 +439,10 @@ Result<Made> ChangeLayer::CopyIn(const At& at, int src, int data, const struct s
   return Made{std::move(*fd), *now};
 }
 
-Result<void> ChangeLayer::SetIdRecordAt(int dirfd, const char* name, const markers::IdRecord& rec) {
+Result<void> ChangeLayer::SetIdRecordAt(int dirfd, const char* name, const markers::IdRecord& rec,
+                                        int flags) {
   DETOURFS_TRY(Adopt(rec.id));
-  return markers::SetIdRecordAt(dirfd, name, rec);
+  return markers::SetIdRecordAt(dirfd, name, rec, flags);
 }
 
 Result<void> ChangeLayer::SetIdRecord(int fd, const markers::IdRecord& rec) {
@@ -607,6 +630,9 @@ Result<void> ChangeLayer::RunStep(const IntentStep& step, bool served) {
       if (!b.ok()) return Errno{b.error()};
       // Replaying a served record replaces nothing.
       const unsigned flags = step.kind == StepKind::kRename && !served ? 0 : RENAME_NOREPLACE;
+      if (flags == 0 && step.b.area == Area::kTree) {
+        KeepReplacedStub(step.b.layer, b->get(), b_leaf.c_str());
+      }
       Result<void> r = sys::RenameAt(a->get(), a_leaf.c_str(), b->get(), b_leaf.c_str(), flags);
       std::string held = b_leaf;
       if (!r.ok() && r.error() == EEXIST && step.kind == StepKind::kHold) {
@@ -887,7 +913,9 @@ Result<void> ChangeLayer::EmptyTrash(Layer layer) {
       }
       // A stub's data goes before the stub itself: a crash in between leaves
       // the stub in the trash, deleted next time, never data nothing names.
-      if (!S_ISREG(st.st_mode) || !IsTier(layer)) return false;
+      // Not while it has another name (a stub linked here just before a
+      // rename over it, which a crash cut short).
+      if (!S_ISREG(st.st_mode) || !IsTier(layer) || st.st_nlink > 1) return false;
       Result<UniqueFd> fd = sys::OpenBeneath(dirfd, name, O_PATH);
       if (!fd.ok()) return false;
       Result<markers::IdRecord> rec = markers::GetIdRecord(fd->get());

@@ -122,7 +122,8 @@ class ChangeLayer {
                       const IndexInfo* index = nullptr, const markers::SpillRef* stub = nullptr);
   // Records an id (and opacity, spill) on a tier entry: identity
   // bookkeeping, not a change of the merged view.
-  Result<void> SetIdRecordAt(int dirfd, const char* name, const markers::IdRecord& rec);
+  Result<void> SetIdRecordAt(int dirfd, const char* name, const markers::IdRecord& rec,
+                             int flags = 0);
   Result<void> SetIdRecord(int fd, const markers::IdRecord& rec);
   Result<void> SetFlag(int fd, const char* xattr);
   Result<void> SetNumber(int fd, const char* xattr, uint64_t value);
@@ -145,6 +146,10 @@ class ChangeLayer {
   // Moves content no rule serves, which must make way, to AsideDir (never
   // deleted; logged with its path). ENOTSUP where the layer has none.
   Result<void> SetAside(const At& at);
+  // Before a rename over `name` in `dirfd` on `layer`: a stub with no other
+  // name is linked into the trash, which drops its spilled data (else the
+  // rename would leave that data unnamed in the spill store; review 3 #3).
+  void KeepReplacedStub(Layer layer, int dirfd, const char* name);
   // The warning naming what was set aside, and where (AsideDir).
   static void LogSetAside(Layer layer, std::string_view path, std::string_view kept);
   // Where content that must make way, and that nothing may delete, goes on

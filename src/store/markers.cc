@@ -165,10 +165,10 @@ Result<void> SetIdRecord(int fd, const IdRecord& record) {
   return sys::SetXattr(fd, kIdXattr, buf, n, 0);
 }
 
-Result<void> SetIdRecordAt(int dirfd, const char* name, const IdRecord& record) {
+Result<void> SetIdRecordAt(int dirfd, const char* name, const IdRecord& record, int flags) {
   unsigned char buf[kIdFlagsSpill];
   const size_t n = EncodeIdRecord(record, buf);
-  return sys::SetXattrAt(dirfd, name, kIdXattr, buf, n, 0);
+  return sys::SetXattrAt(dirfd, name, kIdXattr, buf, n, flags);
 }
 
 Result<std::string> GetBytes(int fd, const char* xattr) {

@@ -92,7 +92,8 @@ struct IdRecord {
 Result<IdRecord> GetIdRecord(int fd);
 Result<IdRecord> GetIdRecordAt(int dirfd, const char* name);
 Result<void> SetIdRecord(int fd, const IdRecord& record);
-Result<void> SetIdRecordAt(int dirfd, const char* name, const IdRecord& record);
+// `flags`: setxattr's (XATTR_CREATE: EEXIST if one is there).
+Result<void> SetIdRecordAt(int dirfd, const char* name, const IdRecord& record, int flags = 0);
 size_t EncodeIdRecord(const IdRecord& record, unsigned char* buf);  // buf: 18 bytes
 
 Result<std::string> GetBytes(int fd, const char* xattr);  // "" when absent

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstring>
 #include <mutex>
 #include <string>
@@ -148,6 +149,30 @@ TEST_P(CapacityTest, SpilledFilesAreFoundByNameAfterTheKernelForgetsThem) {
   EXPECT_EQ(ReadFile(M("node_modules/pkg/small.js")), "s");
   EXPECT_EQ(ListDir(M("node_modules/pkg")), (std::vector<std::string>{"big.bin", "small.js"}));
   ::close(dir);
+}
+
+// Review 3 #3: a spilled file replaced by a rename (write a temporary,
+// rename it over: what npm and build caches do) takes its spilled data with
+// it, as an unlink does; it used to stay in the spill store, unnamed, and be
+// set aside as "orphaned" at the next start.
+TEST_P(CapacityTest, ASpilledFileReplacedByARenameTakesItsDataAlong) {
+  ASSERT_EQ(::mkdir(M("node_modules").c_str(), 0755), 0);
+  ASSERT_EQ(WriteBig(M("node_modules/cache.bin"), 80 * kMiB, 3), 0);
+  ASSERT_EQ(ListDir(V(".detourfs/spill")).size(), 1U);  // its data
+  ASSERT_EQ(WriteFile(M("node_modules/cache.bin.tmp"), "new"), 0);
+  ASSERT_EQ(::rename(M("node_modules/cache.bin.tmp").c_str(), M("node_modules/cache.bin").c_str()),
+            0);
+  EXPECT_EQ(ReadFile(M("node_modules/cache.bin")), "new");
+  Restart();
+  // The trash drops the data (its thread, or the start): waited for.
+  std::vector<std::string> left = ListDir(V(".detourfs/spill"));
+  for (int i = 0; i < 1000 && !left.empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    left = ListDir(V(".detourfs/spill"));
+  }
+  EXPECT_EQ(left, std::vector<std::string>{});
+  EXPECT_EQ(ReadFile(M("node_modules/cache.bin")), "new");
+  EXPECT_EQ(fs_->Log().find("orphaned"), std::string::npos) << fs_->Log();
 }
 
 TEST_P(CapacityTest, SpillingUnderAnOpaqueDirectoryKeepsTheOldContentHidden) {
