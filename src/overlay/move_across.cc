@@ -106,8 +106,13 @@ Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageJobCopy(const
   return s;
 }
 
-Result<void> OverlayImpl::MoveFile(RenameArgs& a, Layer to, std::shared_ptr<StagedTree> staged) {
+Result<void> OverlayImpl::MoveFile(RenameArgs& a, Layer to,
+                                   const std::shared_ptr<StagedTree>& staged) {
   Node* x = a.x1;
+  // No copy: it had other names when the rename looked (one went since, or
+  // it has them still). Never copied here, under the renames lock: EXDEV
+  // (mv copies, as across filesystems) — before anything changes.
+  if (!staged) return Errno{EXDEV};
   // The replaced file first, before the moved file's lock: never one node's
   // lock taken under another's (a rename the other way would invert them).
   DETOURFS_TRY(HoldVictim(a, IsTier(to)));
@@ -122,10 +127,6 @@ Result<void> OverlayImpl::MoveFile(RenameArgs& a, Layer to, std::shared_ptr<Stag
   // One name of several moving to another filesystem would split the file
   // in two: refused, as across filesystems (mv copies then, as it must).
   if (!S_ISDIR(st->st_mode) && st->st_nlink > 1) return Errno{EXDEV};
-  // No copy: it had other names when the rename looked (one went since).
-  // Never copied here, under the renames lock: mv copies, as across
-  // filesystems.
-  if (!staged) return Errno{EXDEV};
   const std::string p1 = Join(PathOf(a.d1), a.n1);
   const std::string p2 = Join(PathOf(a.d2), a.n2);
   const int work = changes_->work(to);
@@ -361,8 +362,8 @@ Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageTree(Node* x,
       if (S_ISDIR(st->st_mode)) {
         Result<UniqueFd> model = sys::OpenBeneath(sfd, n, O_PATH | O_DIRECTORY);
         if (!model.ok()) return Errno{model.error()};
-        Result<UniqueFd> made = changes_->EnsureDir(At{to, dfd, item.name, "", false, true}, model->get(),
-                                                    *st, IsTier(to) ? pid : 0);
+        Result<UniqueFd> made = changes_->EnsureDir(At{to, dfd, item.name, "", false, true},
+                                                    model->get(), *st, IsTier(to) ? pid : 0);
         if (!made.ok()) return Errno{made.error()};
         DETOURFS_TRY(keep_id(dfd, n, pid));
         return true;
@@ -620,7 +621,11 @@ Result<UniqueFd> OverlayImpl::VolumeInodeOf(Layer index, uint64_t pid) {
 bool OverlayImpl::StagedFor(const StagedTree& s, Node* x, Node* d, std::string_view n, Layer to) {
   // A linked file is the inode itself, wherever its name went; a tree's
   // routes were decided by the path it was copied from.
-  return s.src_pid == x->pid() && s.layer == to && (s.linked || s.src_path == Join(PathOf(d), n));
+  const std::string now = Join(PathOf(d), n);
+  if (s.src_pid == x->pid() && s.layer == to && (s.linked || s.src_path == now)) return true;
+  spdlog::info("the copy of '{}' made for a rename went stale ('{}' now): copying it again",
+               s.src_path, now);
+  return false;
 }
 
 Result<void> OverlayImpl::PublishTree(RenameArgs& a, StagedTree& staged) {
@@ -934,7 +939,7 @@ Result<void> OverlayImpl::ExchangeAcross(RenameArgs& a, Layer to1, Layer to2, Re
   for (auto [x, to, slot] :
        {std::tuple{x1, to1, &have.staged}, std::tuple{x2, to2, &have.staged2}}) {
     if (*slot) continue;
-    x->content_mu.AssertHeld();  // as lo or hi
+    x->content_mu.AssertHeld();                                // as lo or hi
     Result<std::shared_ptr<StagedTree>> s = StageLink(x, to);  // a file with other names
     if (!s.ok()) return Errno{s.error()};
     *slot = *s;

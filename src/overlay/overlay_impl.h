@@ -443,7 +443,7 @@ class OverlayImpl final : public Overlay {
   Result<void> MoveFileAcross(RenameArgs& a, Layer to, RenameNeeds& have, RenameNeeds* need);
   // Publishes `staged` (a copy of a.x1 in `to`'s work/; copied now, under
   // the lock, when null) and removes the source, as one recorded change.
-  Result<void> MoveFile(RenameArgs& a, Layer to, std::shared_ptr<StagedTree> staged);
+  Result<void> MoveFile(RenameArgs& a, Layer to, const std::shared_ptr<StagedTree>& staged);
   // The tier whose index holds the file at `name` in `dirfd` (on `from`,
   // id `pid`), and the entry; none if no index does.
   std::optional<Layer> IndexOf(int dirfd, const char* name, const struct stat& st, Layer from,
@@ -481,8 +481,7 @@ class OverlayImpl final : public Overlay {
   // it will replace (for the checks of the publishing round).
   // Never under x's lock (it takes the locks of x and what is inside).
   Result<std::shared_ptr<StagedTree>> StageTree(Node* x, Node* d, std::string_view n,
-                                                Node* replaced, Layer to)
-      EXCLUDES(x->content_mu);
+                                                Node* replaced, Layer to) EXCLUDES(x->content_mu);
   // Whether the file x has other names or an index entry (it is linked,
   // StageLink, not copied).
   bool LinkedFile(Node* x) REQUIRES_SHARED(x->content_mu);

@@ -80,17 +80,18 @@ Result<void> OverlayImpl::Rename(uint64_t parent, std::string_view name, uint64_
       }
       excl.reset();
       shared.reset();
+      if (round >= 5) {
+        // EBUSY, one of rename(2)'s own answers ("in use by another
+        // process"); EAGAIN is not, and callers such as mv do not retry it.
+        spdlog::warn("rename '{}' -> '{}': its layers kept changing under it; EBUSY", name,
+                     new_name);
+        return Errno{EBUSY};
+      }
       for (StageJob& job : more.stage) {
         Result<std::shared_ptr<StagedTree>> s = StageJobCopy(job);
         if (!s.ok()) return Errno{s.error()};
         (job.second ? needs.staged2 : needs.staged) = std::move(*s);
       }
-    }
-    if (round >= 5) {
-      // EBUSY, one of rename(2)'s own answers ("in use by another
-      // process"); EAGAIN is not, and callers such as mv do not retry it.
-      spdlog::warn("rename '{}' -> '{}': its layers kept changing under it; EBUSY", name, new_name);
-      return Errno{EBUSY};
     }
     spdlog::debug("rename '{}' -> '{}' round {}: {} (freeze {}, staged {}/{}, exclusive {})", name,
                   new_name, round, r.ok() ? "ok" : ErrnoText(r.error()), needs.freeze,
@@ -634,8 +635,16 @@ Result<void> OverlayImpl::RenameOnTier(RenameArgs& a, Layer tier) {
   } else if (whiteout_src) {
     flags |= RENAME_WHITEOUT;
   }
+  // A spilled file replaced here, open nowhere, takes its data along; one
+  // still open keeps it (set aside at the next start: its data outlives it).
+  bool replaced_goes = false;
+  if (a.x2 != nullptr && !a.x2->is_dir()) {
+    MutexLock lock(&a.x2->handles_mu);
+    replaced_goes = a.x2->open_handles.empty();
+  }
   DETOURFS_TRY(changes_->Rename(At{tier, (*t1)->get(), a.n1, p1, true},
-                                At{tier, (*t2)->get(), a.n2, p2, true}, flags, a.x1->pid()));
+                                At{tier, (*t2)->get(), a.n2, p2, true}, flags, a.x1->pid(),
+                                replaced_goes));
   if (dir_over_whiteout && !whiteout_src) {
     (void)changes_->Remove(At{tier, (*t1)->get(), a.n1, p1, true}, false, false, false, 0);
   }

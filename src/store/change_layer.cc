@@ -272,31 +272,41 @@ Result<void> ChangeLayer::Whiteout(const At& at) {
   return {};
 }
 
-void ChangeLayer::KeepReplacedStub(Layer layer, int dirfd, const char* name) {
-  if (!IsTier(layer)) return;
+std::string ChangeLayer::LinkReplacedStub(Layer layer, int dirfd, const char* name) {
+  if (!IsTier(layer)) return {};
   Result<struct stat> st = sys::StatAt(dirfd, name);
-  if (!st.ok() || !S_ISREG(st->st_mode) || st->st_nlink != 1) return;
+  if (!st.ok() || !S_ISREG(st->st_mode) || st->st_nlink != 1) return {};
   Result<markers::IdRecord> rec = markers::GetIdRecordAt(dirfd, name);
-  if (!rec.ok() || rec->spill.token == 0) return;
-  const std::string gone = WorkName("replaced");
+  if (!rec.ok() || rec->spill.token == 0) return {};
+  std::string gone = WorkName("replaced");
   Result<UniqueFd> fd = sys::OpenBeneath(dirfd, name, O_PATH);
   Result<void> r = fd.ok() ? sys::LinkFd(fd->get(), dirs(layer).trash->get(), gone.c_str())
                            : Result<void>(Errno{fd.error()});
   if (!r.ok()) {
     spdlog::warn("'{}' on the {}: a replaced file's spilled data stays in the spill store: {}",
                  name, LayerName(layer), ErrnoText(r.error()));
-    return;
+    return {};
   }
-  NoteTrash();
+  return gone;
 }
 
-Result<void> ChangeLayer::Rename(const At& from, const At& to, unsigned int flags, uint64_t id) {
+Result<void> ChangeLayer::Rename(const At& from, const At& to, unsigned int flags, uint64_t id,
+                                 bool replaced_stub_goes) {
   const std::string to_name(to.name);
-  if ((flags & (RENAME_EXCHANGE | RENAME_NOREPLACE)) == 0) {
-    KeepReplacedStub(to.layer, to.dir, to_name.c_str());
+  std::string linked;
+  if (replaced_stub_goes && (flags & (RENAME_EXCHANGE | RENAME_NOREPLACE)) == 0) {
+    linked = LinkReplacedStub(to.layer, to.dir, to_name.c_str());
   }
-  DETOURFS_TRY(sys::RenameAt(from.dir, std::string(from.name).c_str(), to.dir, to_name.c_str(),
-                             flags));
+  Result<void> r =
+      sys::RenameAt(from.dir, std::string(from.name).c_str(), to.dir, to_name.c_str(), flags);
+  if (!linked.empty()) {
+    if (r.ok()) {
+      NoteTrash();  // now its last name: the drain drops its data with it
+    } else {
+      (void)sys::UnlinkAt(dirs(to.layer).trash->get(), linked.c_str(), 0);
+    }
+  }
+  DETOURFS_TRY(r);
   Emit(ChangeKind::kRename, from, id, to.path);
   if (flags & RENAME_WHITEOUT) Emit(ChangeKind::kWhiteout, from, 0);
   if (from.layer != to.layer) Dirty(to.layer);
@@ -630,9 +640,6 @@ Result<void> ChangeLayer::RunStep(const IntentStep& step, bool served) {
       if (!b.ok()) return Errno{b.error()};
       // Replaying a served record replaces nothing.
       const unsigned flags = step.kind == StepKind::kRename && !served ? 0 : RENAME_NOREPLACE;
-      if (flags == 0 && step.b.area == Area::kTree) {
-        KeepReplacedStub(step.b.layer, b->get(), b_leaf.c_str());
-      }
       Result<void> r = sys::RenameAt(a->get(), a_leaf.c_str(), b->get(), b_leaf.c_str(), flags);
       std::string held = b_leaf;
       if (!r.ok() && r.error() == EEXIST && step.kind == StepKind::kHold) {
@@ -735,9 +742,10 @@ Result<void> ChangeLayer::SetAsideStepSource(const IntentStep& step, const std::
   const std::string kept = WorkName("kept");
   DETOURFS_TRY(
       sys::RenameAt(parent->get(), leaf.c_str(), to->get(), kept.c_str(), RENAME_NOREPLACE));
-  spdlog::error("the change recorded in '{}' could not put '{}' in place: the name was taken "
-                "meanwhile",
-                record, step.b.path);
+  spdlog::error(
+      "the change recorded in '{}' could not put '{}' in place: the name was taken "
+      "meanwhile",
+      record, step.b.path);
   LogSetAside(step.a.layer, step.b.path, kept);
   return {};
 }
@@ -887,7 +895,14 @@ Result<void> ChangeLayer::EmptyTrash(Layer layer) {
   if (!items.ok()) return Errno{items.error()};
   for (const WalkItem& item : *items) {
     auto drop_data = [&](int dirfd, const char* name, const struct stat& st) -> bool {
-      if (!S_ISDIR(st.st_mode) && st.st_nlink != 1) return false;
+      if (!S_ISDIR(st.st_mode) && st.st_nlink != 1) {
+        // A stub with another name: linked here before a rename over it
+        // that is not done yet (or that a crash cut short). Kept until this
+        // is its last name, so that its data goes with it.
+        if (!IsTier(layer) || !S_ISREG(st.st_mode)) return false;
+        Result<markers::IdRecord> rec = markers::GetIdRecordAt(dirfd, name);
+        return rec.ok() && rec->spill.token != 0;
+      }
       if (layer == Layer::kVolume) {
         // A volume inode whose number a file elsewhere reports (an index
         // entry, a copy on a tier; its names went with a directory, hidden
@@ -913,9 +928,7 @@ Result<void> ChangeLayer::EmptyTrash(Layer layer) {
       }
       // A stub's data goes before the stub itself: a crash in between leaves
       // the stub in the trash, deleted next time, never data nothing names.
-      // Not while it has another name (a stub linked here just before a
-      // rename over it, which a crash cut short).
-      if (!S_ISREG(st.st_mode) || !IsTier(layer) || st.st_nlink > 1) return false;
+      if (!S_ISREG(st.st_mode) || !IsTier(layer)) return false;
       Result<UniqueFd> fd = sys::OpenBeneath(dirfd, name, O_PATH);
       if (!fd.ok()) return false;
       Result<markers::IdRecord> rec = markers::GetIdRecord(fd->get());

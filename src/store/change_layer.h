@@ -105,8 +105,11 @@ class ChangeLayer {
   Result<void> Remove(const At& at, bool is_dir, bool whiteout, bool stub, uint64_t id);
   // Puts a whiteout at a name the tier does not hold (EEXIST if it does).
   Result<void> Whiteout(const At& at);
-  // renameat2 within one layer.
-  Result<void> Rename(const At& from, const At& to, unsigned int flags, uint64_t id);
+  // renameat2 within one layer. `replaced_stub_goes`: a stub it replaces
+  // (no other name, no open file: the caller knows) takes its spilled data
+  // with it (LinkReplacedStub).
+  Result<void> Rename(const At& from, const At& to, unsigned int flags, uint64_t id,
+                      bool replaced_stub_goes = false);
   // A directory part at `at` made like `model` (an O_PATH fd, stat
   // `model_st`: owner, mode, times, xattrs), with `id`; if it exists
   // already, that one. Built aside, renamed in without replacing.
@@ -147,9 +150,10 @@ class ChangeLayer {
   // deleted; logged with its path). ENOTSUP where the layer has none.
   Result<void> SetAside(const At& at);
   // Before a rename over `name` in `dirfd` on `layer`: a stub with no other
-  // name is linked into the trash, which drops its spilled data (else the
-  // rename would leave that data unnamed in the spill store; review 3 #3).
-  void KeepReplacedStub(Layer layer, int dirfd, const char* name);
+  // name is linked into the trash (its trash name, or "" if it is none), so
+  // that once the rename made that its last name the drain drops its
+  // spilled data with it (review 3 #3).
+  std::string LinkReplacedStub(Layer layer, int dirfd, const char* name);
   // The warning naming what was set aside, and where (AsideDir).
   static void LogSetAside(Layer layer, std::string_view path, std::string_view kept);
   // Where content that must make way, and that nothing may delete, goes on

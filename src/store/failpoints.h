@@ -48,9 +48,9 @@ class Failpoints {
  private:
   struct Point {
     std::string name;
-    int err = 0;       // 0: kill
+    int err = 0;        // 0: kill
     bool wait = false;  // wait for the test instead
-    uint64_t nth = 1;  // fire on this hit
+    uint64_t nth = 1;   // fire on this hit
     std::atomic<uint64_t> hits{0};
   };
   // "wait": until <dir>/<name>.go exists (at most a minute).

@@ -58,6 +58,19 @@ Result<std::string> ReadSmall(int dirfd, const char* name) {
 }
 
 // Writes a small file whole: aside, synced, renamed into place.
+// Files a crash left half-made under TmpFile's private names (only where
+// the filesystem has no O_TMPFILE): nothing refers to them.
+void RemoveTmpfileLeftovers(int dir) {
+  Result<std::vector<WalkItem>> items = ListDir(dir);
+  if (!items.ok()) return;
+  for (const WalkItem& item : *items) {
+    if (!sys::IsTmpfileName(item.name) || !S_ISREG(item.type)) continue;
+    if (sys::UnlinkAt(dir, item.name.c_str(), 0).ok()) {
+      spdlog::info("removed '{}', a file a crash left half-made", item.name);
+    }
+  }
+}
+
 Result<void> WriteSmall(int dirfd, const char* name, const std::string& text) {
   Result<sys::TmpFile> tmp = sys::OpenTmpfile(dirfd, 0600);
   if (!tmp.ok()) return Errno{tmp.error()};
@@ -184,6 +197,8 @@ Status OpenTierDirs(const TierConfig& tier, LayerDirs* out) {
   if (Status s = Subdir(tier.root, r, "spill", 0700, &out->spill); !s.ok()) return s;
   if (Status s = Subdir(tier.root, r, "intents", 0700, &out->intents); !s.ok()) return s;
   if (Status s = Subdir(tier.root, r, "kept", 0700, &out->kept); !s.ok()) return s;
+  RemoveTmpfileLeftovers(r);
+  RemoveTmpfileLeftovers(out->spill->get());
   if (format->empty()) {
     const std::string text = std::string(kFormat2) + "instance " + std::to_string(st->st_ino) +
                              "-" + std::to_string(::time(nullptr)) + "\n";
@@ -221,6 +236,8 @@ Status OpenVolumeDirs(UniqueFd lower, bool with_private, LayerDirs* out) {
   if (Status s = Subdir(where, p, "trash", 0700, &out->trash); !s.ok()) return s;
   if (Status s = Subdir(where, p, "spill", 0700, &out->spill); !s.ok()) return s;
   if (Status s = Subdir(where, p, "held", 0700, &out->held); !s.ok()) return s;
+  RemoveTmpfileLeftovers(p);
+  RemoveTmpfileLeftovers(out->spill->get());
   out->adopted = true;
   return Status::OK();
 }

@@ -2,7 +2,6 @@
 // writes, restart it, and check that every acknowledged file is intact,
 // through the mount and on the volume itself.
 #include <gtest/gtest.h>
-
 #include <sys/stat.h>
 #include <unistd.h>
 

@@ -306,6 +306,8 @@ TEST_P(FailpointTest, AnExchangeWhoseCopyWentStaleIsCopiedAgainBetweenTheRounds)
   EXPECT_TRUE(Exists(V("w2/app/vendor/pkg/a.js")));
   EXPECT_TRUE(Exists(Mem("w2/app/node_modules/lib/b.js")));
   EXPECT_FALSE(Exists(V("w2/app/node_modules/lib/b.js")));
+  // The publishing round saw the copy go stale, and it was made again.
+  EXPECT_NE(fs_->Log().find("went stale ('w2/app/"), std::string::npos) << fs_->Log();
   EXPECT_EQ(fs_->Stop(), 0);
   EXPECT_EQ(WorkLeft(), std::vector<std::string>{});
 }

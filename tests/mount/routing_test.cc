@@ -475,8 +475,7 @@ TEST_P(RoutingTest, ContentNoRuleServesIsSetAsideNeverDeleted) {
                                        "-exec echo \\; | sort | tr '\\n' ' '");
   EXPECT_EQ(kept, "made onto over removed ");
   const std::string log = fs_->Log();
-  EXPECT_NE(log.find("held 'made/node_modules', which had to make way"), std::string::npos)
-      << log;
+  EXPECT_NE(log.find("held 'made/node_modules', which had to make way"), std::string::npos) << log;
   EXPECT_NE(log.find("held 'removed', which had to make way"), std::string::npos);
   EXPECT_NE(log.find("held 'onto', which had to make way"), std::string::npos);
   EXPECT_NE(log.find("held 'over', which had to make way"), std::string::npos);
