@@ -76,7 +76,11 @@ Result<void> OverlayImpl::MoveFileAcross(RenameArgs& a, Layer to, RenameNeeds& h
   }
   // Copied between the rounds, never under the lock (also when a round
   // found its copy stale).
-  if (copied && !have.staged) return RequestStaging(a, to, need);  // the file is frozen
+  if (copied && !have.staged) {
+    // What HoldVictim would copy under the lock, copied now.
+    if (IsTier(to)) DETOURFS_TRY(CopyVictimUp(a));
+    return RequestStaging(a, to, need);  // the file is frozen
+  }
   if (!have.exclusive) {
     need->exclusive = true;
     return Errno{EAGAIN};
@@ -834,6 +838,18 @@ Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageFileCopy(Node
   return staged;
 }
 
+Result<void> OverlayImpl::CopyLinkedAhead(Node* x, Layer to) {
+  if (!IsTier(to)) return {};
+  WriteLock lock(&x->content_mu);
+  const Binding& b = x->binding();
+  if (b.layer == to || x->is_dir()) return {};
+  // A lone entry leaves the index in the publishing round and is copied
+  // as an ordinary file.
+  if (b.index) return IndexEntryIsLone(b.layer, x->pid()) ? Result<void>{} : MoveIndexEntry(x, to);
+  if (b.layer == Layer::kVolume) return CopyUp(x, to, true);
+  return {};  // StageLink answers
+}
+
 Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageLink(Node* x, Layer to) {
   if (IsTier(to) && x->binding().layer != to) {
     const Binding& now = x->binding();
@@ -899,9 +915,15 @@ Result<void> OverlayImpl::ExchangeAcross(RenameArgs& a, Layer to1, Layer to2, Re
   if (!have.exclusive) {
     // As the rename found them (a file's names and index entry are
     // looked at again under its lock below).
-    request_copies([&](Node* x, bool second) {
+    auto copied = [&](Node* x, bool second) {
       return x->is_dir() || ((second ? a.s2 : a.s1).st.st_nlink <= 1 && !x->Snapshot().index);
-    });
+    };
+    request_copies(copied);
+    // A file with other names is linked in the publishing round; what that
+    // needs copied first is copied now.
+    for (auto [x, to, second] : {std::tuple{x1, to1, false}, std::tuple{x2, to2, true}}) {
+      if (!copied(x, second)) DETOURFS_TRY(CopyLinkedAhead(x, to));
+    }
     need->exclusive = true;
     return Errno{EAGAIN};
   }

@@ -418,6 +418,8 @@ class OverlayImpl final : public Overlay {
   // on the entry's tier, leaves the index (TrashLoneEntry) and is unbound:
   // an ordinary tier file from now on. True if it left.
   bool LeaveIndexIfLone(Node* node) REQUIRES(node->content_mu);
+  // Whether the index entry of `pid` on `layer` has one name left.
+  bool IndexEntryIsLone(Layer layer, uint64_t pid);
   // The node of such a file is bound to its name, not the entry.
   void UnbindIndex(Node* node) REQUIRES(node->content_mu);
   // A hard-linked file's name moved to another layer: the inode gets the
@@ -477,6 +479,15 @@ class OverlayImpl final : public Overlay {
   // one bound for a tier is copied into the tier's index first. EXDEV where
   // the inode is on neither.
   Result<std::shared_ptr<StagedTree>> StageLink(Node* x, Layer to) REQUIRES(x->content_mu);
+  // Before the publishing round (the renames lock held shared, not
+  // exclusively): what StageLink would copy (a volume file with several
+  // names into the tier's index, an index entry to another tier) is copied
+  // now, under x's lock alone, so that StageLink only links.
+  Result<void> CopyLinkedAhead(Node* x, Layer to) EXCLUDES(x->content_mu);
+  // A replaced volume file with several names whose routed name is on a
+  // tier: copied into the tier's index (its other names go on counting
+  // right). From HoldVictim, or ahead, before the publishing round.
+  Result<void> CopyVictimUp(const RenameArgs& a);
   // Copies the tree `x` (at `n` in `d`) aside on `to`; `replaced` is what
   // it will replace (for the checks of the publishing round).
   // Never under x's lock (it takes the locks of x and what is inside).

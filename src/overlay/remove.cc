@@ -240,12 +240,16 @@ bool OverlayImpl::Unindex(Node* node, const Binding& b, Node* dir, std::string_v
   return TrashLoneEntry(b.layer, node->pid(), *st);
 }
 
+bool OverlayImpl::IndexEntryIsLone(Layer layer, uint64_t pid) {
+  const IndexAt e = IndexEntryAt(layer, pid);
+  Result<uint64_t> links = markers::GetNumberAt(e.dir, e.name.c_str(), markers::kLinksXattr);
+  return links.ok() && *links == 1;
+}
+
 bool OverlayImpl::LeaveIndexIfLone(Node* node) {
   const Binding b = node->binding();
   if (!b.index || !IsTier(b.layer)) return false;
-  const IndexAt e = IndexEntryAt(b.layer, node->pid());
-  Result<uint64_t> links = markers::GetNumberAt(e.dir, e.name.c_str(), markers::kLinksXattr);
-  if (!links.ok() || *links != 1 || !Unindex(node, b, nullptr, {})) return false;
+  if (!IndexEntryIsLone(b.layer, node->pid()) || !Unindex(node, b, nullptr, {})) return false;
   UnbindIndex(node);
   return true;
 }

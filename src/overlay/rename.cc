@@ -433,6 +433,17 @@ Result<void> OverlayImpl::HoldReplacedVolumeInode(const RenameArgs& a) {
   return changes_->HoldInode(fd->get(), a.x2->pid());
 }
 
+Result<void> OverlayImpl::CopyVictimUp(const RenameArgs& a) {
+  if (a.x2 == nullptr || a.x2->is_dir()) return {};
+  WriteLock lock(&a.x2->content_mu);
+  const Binding& b = a.x2->binding();
+  const Layer home = a.s2.route.LayerFor(a.s2.type);
+  if (b.layer == Layer::kVolume && !b.index && a.s2.st.st_nlink > 1 && IsTier(home)) {
+    return CopyUp(a.x2, CopyUpTarget(a.x2, b).value_or(home), true);
+  }
+  return {};
+}
+
 Result<void> OverlayImpl::HoldVictim(RenameArgs& a, bool on_tier) {
   // A file a rename replaces loses its name: keep an fd for its open
   // handles and the kernel, as an unlink would.
@@ -440,12 +451,7 @@ Result<void> OverlayImpl::HoldVictim(RenameArgs& a, bool on_tier) {
   if (!on_tier) {
     DETOURFS_TRY(HoldReplacedVolumeInode(a));
   } else {
-    WriteLock lock(&a.x2->content_mu);
-    const Binding& b = a.x2->binding();
-    const Layer home = a.s2.route.LayerFor(a.s2.type);
-    if (b.layer == Layer::kVolume && !b.index && a.s2.st.st_nlink > 1 && IsTier(home)) {
-      DETOURFS_TRY(CopyUp(a.x2, CopyUpTarget(a.x2, b).value_or(home), true));
-    }
+    DETOURFS_TRY(CopyVictimUp(a));  // done already when called ahead
   }
   ReadLock lock(&a.x2->content_mu);
   const Binding& b = a.x2->binding();
@@ -697,8 +703,11 @@ Result<void> OverlayImpl::RenameIndexed(RenameArgs& a, Layer to, RenameNeeds& ha
 Result<void> OverlayImpl::MoveLinked(RenameArgs& a, Layer to, RenameNeeds& have,
                                      RenameNeeds* need) {
   // One recorded change: the new name published (a link of the same inode,
-  // staged aside), the old one hidden or gone.
+  // staged aside), the old one hidden or gone. What the link needs copied
+  // first is copied before, with the renames lock held shared.
   if (!have.exclusive) {
+    DETOURFS_TRY(CopyLinkedAhead(a.x1, to));
+    if (IsTier(to)) DETOURFS_TRY(CopyVictimUp(a));
     need->exclusive = true;
     return Errno{EAGAIN};
   }

@@ -6,11 +6,14 @@
 //     the ledger ("ack PATH SIZE HASH"). Every fourth step instead replaces an
 //     acknowledged file atomically (write a temporary, fsync, rename over,
 //     fsync the directory), recording "pending" before the rename and "ack"
-//     after the directory fsync. The ledger lives outside the mount.
+//     after the directory fsync. Once 32 are acknowledged, every eighth step
+//     removes one (unlink, fsync the directory), recording "removing" before
+//     and "removed" after. The ledger lives outside the mount.
 //   check --dir DIR --ledger FILE
 //     Every acknowledged path must hold its last acknowledged content, or the
-//     content of a replacement that was pending after it. Prints each
-//     violation; exit 1 if any.
+//     content of a replacement that was pending after it, or be gone if its
+//     removal had begun; a removed path must be gone. Prints each violation;
+//     exit 1 if any.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -19,6 +22,7 @@
 #include <CLI/CLI.hpp>
 #include <array>
 #include <cerrno>
+#include <cstddef>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -106,6 +110,23 @@ int Run(const std::string& dir, const std::string& ledger_path, uint64_t seed, u
       failed("mkdir", subdir);
       break;
     }
+    if (i % 8 == 6 && acked.size() > 32) {
+      // Removal of an acknowledged file: durable once its directory is.
+      const size_t at = rng() % acked.size();
+      const std::string rel = acked[at];
+      Record(ledger, "removing", rel, "");
+      if (::unlink((dir + "/" + rel).c_str()) != 0) {
+        failed("unlink", rel);
+        break;
+      }
+      if (!FsyncDir(dir + "/" + rel.substr(0, rel.find('/')))) {
+        failed("fsync directory of", rel);
+        break;
+      }
+      Record(ledger, "removed", rel, "");
+      acked.erase(acked.begin() + static_cast<std::ptrdiff_t>(at));
+      continue;
+    }
     std::string data = Content(rng);
     if (i % 4 == 3 && !acked.empty()) {
       // Atomic replacement of an acknowledged file.
@@ -150,6 +171,8 @@ int Check(const std::string& dir, const std::string& ledger_path) {
   struct Expect {
     std::string acked;
     std::set<std::string> pending;
+    bool removing = false;  // its removal began: gone is fine
+    bool removed = false;   // its removal is durable: it must be gone
   };
   std::map<std::string, Expect> expect;
   std::string line;
@@ -165,10 +188,24 @@ int Check(const std::string& dir, const std::string& ledger_path) {
       ++records;
     } else if (kind == "pending" && expect.count(rel) != 0) {
       expect[rel].pending.insert(value);
+    } else if (kind == "removing" && expect.count(rel) != 0) {
+      expect[rel].removing = true;
+    } else if (kind == "removed" && expect.count(rel) != 0) {
+      expect[rel].removed = true;
+      ++records;
     }
   }
   int bad = 0;
   for (const auto& [rel, e] : expect) {
+    struct stat st {};
+    const bool there = ::lstat((dir + "/" + rel).c_str(), &st) == 0;
+    if (e.removed || (e.removing && !there)) {
+      if (e.removed && there) {
+        std::printf("BACK %s: removed (its directory fsynced), but there again\n", rel.c_str());
+        ++bad;
+      }
+      continue;
+    }
     std::ifstream file(dir + "/" + rel, std::ios::binary);
     if (!file) {
       std::printf("LOST %s: acknowledged (%s) but cannot be opened\n", rel.c_str(),
@@ -188,7 +225,7 @@ int Check(const std::string& dir, const std::string& ledger_path) {
       ++bad;
     }
   }
-  std::printf("checked %zu files (%zu acknowledgements): %d lost or corrupt\n", expect.size(),
+  std::printf("checked %zu files (%zu acknowledgements): %d lost, corrupt or back\n", expect.size(),
               records, bad);
   return bad == 0 ? 0 : 1;
 }
