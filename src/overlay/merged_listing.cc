@@ -6,6 +6,7 @@
 // there not served.
 #include <dirent.h>
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
 
 #include <unordered_map>
 #include <unordered_set>
@@ -129,6 +130,8 @@ Result<void> OverlayImpl::FsyncDir(DirHandle& dh, bool datasync) {
     Result<UniqueFd> open = sys::Reopen((*fd)->get(), O_RDONLY | O_DIRECTORY);
     if (!open.ok()) return Errno{open.error()};
     DETOURFS_TRY(sys::Fsync(open->get(), datasync));
+    // Where the layer's changes of these entries came from or went to.
+    DETOURFS_TRY(changes_->SyncAreas(l));
   }
   return {};
 }
@@ -230,11 +233,24 @@ Result<void> OverlayImpl::ReadStream(DirHandle& dh, off_t offset, bool plus,
     e.type = static_cast<mode_t>(d->d_type) << 12;
     e.next_offset = d->d_off;
     bool skip = false;
-    if (IsDot(e.name)) {
+    if (IsTier(dh.layer) && d->d_type == DT_CHR) {
+      // A whiteout left where nothing is hidden any more (the volume's
+      // entry went by a path the tier did not follow, or a power cut kept
+      // one side only) is not a name, here as in a lookup.
+      Result<struct stat> st = sys::StatAt(dh.fd.get(), d->d_name);
+      Result<bool> wh = st.ok() ? markers::IsWhiteout(dh.fd.get(), d->d_name, *st)
+                                : Result<bool>(Errno{st.error()});
+      skip = !wh.ok() || *wh;
+    }
+    if (skip) {
+      // not a name
+    } else if (IsDot(e.name)) {
       e.ino = node->pid();
     } else if (plus) {
       Result<Entry> entry = Lookup(node->id(), e.name);
       if (!entry.ok()) {
+        spdlog::debug("readdirplus of '{}': '{}': {}", PathOf(node), e.name,
+                      ErrnoText(entry.error()));
         skip = entry.error() == ENOENT;  // removed since getdents
         if (!skip) {
           if (emitted) return {};

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <set>
 
 #include "store/as_caller.h"
 #include "store/file_copy.h"
@@ -64,6 +65,30 @@ std::string HeldName(uint64_t id) {
 // elsewhere as well (st_nlink > 1): the other name keeps its inode number
 // reserved, and the held link would be counted in the st_nlink users see.
 // Directories and single-link files stay: they are what holds numbers.
+// fsync of the directory `name` in `dirfd`.
+Result<void> SyncDirAt(int dirfd, const char* name) {
+  Result<UniqueFd> dir = sys::OpenBeneath(dirfd, name, O_RDONLY | O_DIRECTORY);
+  if (!dir.ok()) return Errno{dir.error()};
+  return sys::SyncDir(dir->get());
+}
+
+// fsync of every directory in the tree `name` in `dirfd`, deepest first:
+// before the tree leaves users' sight (held/, kept/), where no fsync of
+// theirs could make what changed in it durable any more.
+Result<void> SyncTreeDirsAt(int dirfd, const char* name) {
+  Result<UniqueFd> root = sys::OpenBeneath(dirfd, name, O_RDONLY | O_DIRECTORY);
+  if (!root.ok()) return Errno{root.error()};
+  WalkCallbacks cb;
+  cb.visit = [](const WalkDir&, const WalkItem& item) -> Result<bool> {
+    return S_ISDIR(item.type);
+  };
+  cb.leave = [](const WalkDir& parent, const WalkItem& item) -> Result<void> {
+    return SyncDirAt(parent.fds[0], item.name.c_str());
+  };
+  DETOURFS_TRY(WalkTrees({root->get(), -1, -1, -1}, cb));
+  return sys::SyncDir(root->get());
+}
+
 Result<void> PruneHeld(int held, const char* name) {
   Result<struct stat> top = sys::StatAt(held, name);
   if (!top.ok()) return top.error() == ENOENT ? Result<void>() : Result<void>(Errno{top.error()});
@@ -73,15 +98,28 @@ Result<void> PruneHeld(int held, const char* name) {
   }
   Result<UniqueFd> root = sys::OpenBeneath(held, name, O_RDONLY | O_DIRECTORY);
   if (!root.ok()) return Errno{root.error()};
+  // Each directory something left is synced once its walk is done: later
+  // changes to these inodes (a trash, a release) build on the unlinks.
   WalkCallbacks cb;
-  cb.visit = [](const WalkDir& parent, const WalkItem& item) -> Result<bool> {
+  std::set<std::string> changed;
+  cb.visit = [&changed](const WalkDir& parent, const WalkItem& item) -> Result<bool> {
     if (S_ISDIR(item.type)) return true;
     const int dir = parent.fds[0];
     Result<struct stat> st = sys::StatAt(dir, item.name.c_str());
-    if (st.ok() && st->st_nlink > 1) DETOURFS_TRY(sys::UnlinkAt(dir, item.name.c_str(), 0));
+    if (st.ok() && st->st_nlink > 1) {
+      DETOURFS_TRY(sys::UnlinkAt(dir, item.name.c_str(), 0));
+      changed.insert(*parent.path);
+    }
     return false;
   };
-  return WalkTrees({root->get(), -1, -1, -1}, cb);
+  cb.leave = [&changed](const WalkDir& parent, const WalkItem& item) -> Result<void> {
+    const std::string path = parent.path->empty() ? item.name : *parent.path + "/" + item.name;
+    if (changed.erase(path) == 0) return {};
+    return SyncDirAt(parent.fds[0], item.name.c_str());
+  };
+  DETOURFS_TRY(WalkTrees({root->get(), -1, -1, -1}, cb));
+  if (changed.count("") != 0) return sys::SyncDir(root->get());
+  return {};
 }
 
 }  // namespace
@@ -108,7 +146,7 @@ void ChangeLayer::Emit(ChangeKind kind, const At& at, uint64_t id, std::string_v
                        uint64_t offset, uint64_t length) {
   spdlog::debug("change: {} on the {}: '{}'{}{} (id {})", ChangeKindName(kind), LayerName(at.layer),
                 at.path, path2.empty() ? "" : " -> ", path2, id);
-  if (IsTier(at.layer)) Dirty(at.layer);
+  Dirty(at.layer);
   if (!sink_ || (!IsTier(at.layer) && !at.routed)) return;
   ChangeRecord r;
   r.kind = kind;
@@ -470,6 +508,11 @@ Result<void> ChangeLayer::Hold(const At& at, uint64_t id) {
   const LayerDirs& v = dirs(Layer::kVolume);
   if (!v.held) return Errno{ENOTSUP};
   const std::string name = HeldName(id);
+  // What changed in a directory is durable before it leaves users' sight.
+  Result<struct stat> st = sys::StatAt(at.dir, std::string(at.name).c_str());
+  if (st.ok() && S_ISDIR(st->st_mode)) {
+    DETOURFS_TRY(SyncTreeDirsAt(at.dir, std::string(at.name).c_str()));
+  }
   DETOURFS_TRY(sys::RenameAt(at.dir, std::string(at.name).c_str(), v.held->get(), name.c_str(),
                              RENAME_NOREPLACE));
   Emit(ChangeKind::kUnlink, at, id);
@@ -477,6 +520,7 @@ Result<void> ChangeLayer::Hold(const At& at, uint64_t id) {
     spdlog::warn("held '{}' on the volume: its linked files could not be let go: {}", name,
                  ErrnoText(p.error()));
   }
+  SyncMoveOnVolume(at, v.held->get());
   return {};
 }
 
@@ -485,7 +529,25 @@ Result<void> ChangeLayer::HoldInode(int fd, uint64_t id) {
   if (!v.held) return Errno{ENOTSUP};
   const std::string name = HeldName(id);
   spdlog::debug("change: the volume inode of id {} held as {}", id, name);
-  return sys::LinkFd(fd, v.held->get(), name.c_str());
+  DETOURFS_TRY(sys::LinkFd(fd, v.held->get(), name.c_str()));
+  SyncMoveOnVolume(At{Layer::kVolume, -1, "", "", true}, v.held->get());
+  return {};
+}
+
+void ChangeLayer::SyncMoveOnVolume(const At& from, int to_dir) {
+  // The volume's entries a change moves into held/ or the trash are synced
+  // at once, on both sides: the directory they left may itself be hidden
+  // from users later (moved into held/ whole), and then no fsync of theirs
+  // could make the move durable, nor anything that builds on it.
+  for (int dir : {from.dir, to_dir}) {
+    if (dir < 0) continue;
+    Result<void> r = sys::SyncDir(dir);
+    if (!r.ok()) r = sys::SyncDir(dir);  // once more: the volume is flaky
+    if (!r.ok()) {
+      spdlog::warn("cannot sync a change on the volume ('{}' into the private area): {}", from.path,
+                   ErrnoText(r.error()));
+    }
+  }
 }
 
 Result<void> ChangeLayer::Adopt(uint64_t id) {
@@ -513,6 +575,7 @@ Result<void> ChangeLayer::Trash(const At& at) {
   const int trash = dirs(at.layer).trash->get();
   DETOURFS_TRY(sys::RenameAt(at.dir, name.c_str(), trash, gone.c_str(), RENAME_NOREPLACE));
   DropLinkedName(trash, gone, *st);
+  if (at.layer == Layer::kVolume) SyncMoveOnVolume(at, trash);
   return {};
 }
 
@@ -638,6 +701,12 @@ Result<void> ChangeLayer::RunStep(const IntentStep& step, bool served) {
       std::string b_leaf;
       Result<UniqueFd> b = OpenAreaParent(step.b, &b_leaf);
       if (!b.ok()) return Errno{b.error()};
+      // A directory going where no user can fsync it any more (held/,
+      // kept/): what changed in it is made durable first (every directory
+      // in it: a tier's kept/ and the volume's held/ are rare, small moves).
+      if (S_ISDIR(ast->st_mode) && (step.b.area == Area::kHeld || step.b.area == Area::kKept)) {
+        DETOURFS_TRY(SyncTreeDirsAt(a->get(), a_leaf.c_str()));
+      }
       // Replaying a served record replaces nothing.
       const unsigned flags = step.kind == StepKind::kRename && !served ? 0 : RENAME_NOREPLACE;
       Result<void> r = sys::RenameAt(a->get(), a_leaf.c_str(), b->get(), b_leaf.c_str(), flags);
@@ -688,6 +757,23 @@ Result<void> ChangeLayer::RunStep(const IntentStep& step, bool served) {
       }
       Dirty(step.a.layer);
       return {};
+    }
+  }
+  return {};
+}
+
+Result<void> ChangeLayer::SyncAreas(Layer layer) {
+  if (!has(layer) || !areas_dirty_[Index(layer)].exchange(false, std::memory_order_acq_rel)) {
+    return {};
+  }
+  for (Area area : {Area::kWork, Area::kTrash, Area::kHeld, Area::kKept, Area::kIndex}) {
+    const int fd = AreaFd(layer, area);
+    if (fd < 0) continue;
+    if (Result<void> r = sys::SyncDir(fd); !r.ok()) {
+      spdlog::warn("cannot sync the private directories of the {}: {}", LayerName(layer),
+                   ErrnoText(r.error()));
+      areas_dirty_[Index(layer)].store(true, std::memory_order_release);
+      return r;
     }
   }
   return {};
@@ -860,8 +946,13 @@ Status ChangeLayer::Recover() {
         }
       }
       (void)intents_->Remove(name);
-      spdlog::info("finished a change a crash interrupted (record '{}', {} steps)", name,
-                   intent.steps.size());
+      if (intent.done >= intent.steps.size()) {
+        spdlog::info("removed the record '{}' of a change that was made whole", name);
+      } else {
+        spdlog::info("finished a change a crash interrupted (record '{}', steps {} to {} of {})",
+                     name, intent.done + 1, intent.steps.size(), intent.steps.size());
+      }
+      spdlog::debug("the change recorded in '{}': {}", name, EncodeIntent(intent));
     }
   }
   // What work/ holds was never published: it goes.
@@ -918,6 +1009,15 @@ Result<void> ChangeLayer::EmptyTrash(Layer layer) {
         const std::string held = HeldName(ino);
         spdlog::debug("volume trash: '{}' (number {}) held: a {} reports its number", name, ino,
                       adopted_.Has(ino) ? "copy" : "node the mount knows");
+        if (S_ISDIR(st.st_mode)) {
+          // Emptied, and kept: what left it is durable before it moves (a
+          // later change to it builds on those removals).
+          if (Result<void> synced = SyncDirAt(dirfd, name); !synced.ok()) {
+            spdlog::warn("volume trash: '{}' cannot be synced before it is held: {}", name,
+                         ErrnoText(synced.error()));
+            return true;  // stays in the trash, tried again next round
+          }
+        }
         if (Result<void> r =
                 sys::RenameAt(dirfd, name, dirs(layer).held->get(), held.c_str(), RENAME_NOREPLACE);
             !r.ok()) {
@@ -938,6 +1038,16 @@ Result<void> ChangeLayer::EmptyTrash(Layer layer) {
     Result<void> r = RemoveTree(d.trash->get(), item.name.c_str(), drop_data);
     if (!r.ok() && r.error() != ENOENT) {
       spdlog::warn("cannot delete '{}' from the {}'s trash: {}", item.name, LayerName(layer),
+                   ErrnoText(r.error()));
+    }
+  }
+  // What this round moved and removed is durable before anything builds on
+  // it: later changes to the same inodes wait for it on a strict
+  // filesystem.
+  for (const SharedFd* dir : {&d.trash, &d.held}) {
+    if (*dir == nullptr) continue;
+    if (Result<void> r = sys::SyncDir((*dir)->get()); !r.ok()) {
+      spdlog::warn("cannot sync the {}'s trash or held entries: {}", LayerName(layer),
                    ErrnoText(r.error()));
     }
   }

@@ -188,8 +188,19 @@ class ChangeLayer {
     return failpoints_ ? failpoints_->Hit(failpoint) : Result<void>();
   }
   // The layer changed: its next background sync is due (tiers; the volume's
-  // routed changes are synced by whoever made them).
-  void Dirty(Layer layer) { dirty_[Index(layer)].store(true, std::memory_order_release); }
+  // routed changes are synced by whoever made them), and so is the sync of
+  // its private directories at the next fsync of a directory on it.
+  void Dirty(Layer layer) {
+    dirty_[Index(layer)].store(true, std::memory_order_release);
+    areas_dirty_[Index(layer)].store(true, std::memory_order_release);
+  }
+  // For an fsync of a directory with a part on `layer`: the layer's private
+  // directories (work/, trash/, held/, kept/, index/) fsynced if anything
+  // changed on the layer since they last were. A change published by a
+  // rename out of work/, or cleared by one into trash/, is durable only once
+  // both directories are (POSIX promises nothing for a rename until then;
+  // ext4's journal happens to commit it with either).
+  Result<void> SyncAreas(Layer layer);
   // Starts the background threads (one empties the trash, one syncs the
   // tiers every few seconds); Stop joins them, then syncs a last time.
   void Start();
@@ -212,6 +223,9 @@ class ChangeLayer {
   Result<void> RunStep(const IntentStep& step, bool served);
   // Syncs the volume directories a step changed (none on the tiers).
   Result<void> SyncStep(const IntentStep& step);
+  // After a move of a volume entry at `from` into held/ or the trash
+  // (`to_dir`): both directories synced (a failure is logged).
+  static void SyncMoveOnVolume(const At& from, int to_dir);
   // RunStep, tried again on a transient error (EIO and the like).
   Result<void> RunStepRetrying(const IntentStep& step, bool served);
   // At start, for a rename whose destination was taken meanwhile: its
@@ -238,6 +252,7 @@ class ChangeLayer {
   Mutex intent_mu_;  // one intent record written at a time (IntentLog's counter)
 
   std::array<std::atomic<bool>, kLayerCount> dirty_{};
+  std::array<std::atomic<bool>, kLayerCount> areas_dirty_{};  // SyncAreas is due
   Mutex bg_mu_;
   std::condition_variable_any bg_cv_;
   bool stop_ GUARDED_BY(bg_mu_) = false;

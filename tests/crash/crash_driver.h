@@ -57,6 +57,8 @@ class CrashDriver {
   std::string mount_dir() const { return fs_->tree() + "/work"; }
   // The same tree on the volume, bypassing detourfs (and flakyfs).
   std::string volume_dir() const;
+  // The same tree on the volume through flakyfs (over_flakyfs only).
+  std::string volume_through_flakyfs() const { return flaky_mountpoint_ + "/work"; }
   size_t Acks() const;
 
  private:

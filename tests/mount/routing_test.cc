@@ -154,6 +154,36 @@ TEST_P(RoutingTest, RmRfAndMkdirGiveAnOpaqueDirectory) {
   EXPECT_EQ(ListDir(M("node_modules")), (std::vector<std::string>{"dev", "pkg"}));
 }
 
+// A whiteout left on a tier where the volume no longer holds anything to
+// hide (its volume entry went while the whiteout stayed: a power cut keeping
+// one side) is not a name: not listed, not found, and a name can be made
+// there again.
+TEST_P(RoutingTest, AWhiteoutWithNothingToHideIsNotListed) {
+  ASSERT_EQ(::mkdir(M("node_modules").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(M("node_modules/pkg").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(M("node_modules/pkg/kept.js"), "k"), 0);
+  // Enough names that a listing takes several requests, the later ones
+  // plain READDIR (the kernel asks for READDIRPLUS at offset 0).
+  std::vector<std::string> names{"kept.js"};
+  for (int i = 0; i < 300; ++i) {
+    names.push_back("f" + std::to_string(1000 + i));
+    ASSERT_EQ(WriteFile(M("node_modules/pkg/" + names.back()), ""), 0);
+  }
+  std::sort(names.begin(), names.end());
+  ASSERT_FALSE(Exists(V("node_modules")));  // the tier's alone
+  ASSERT_EQ(fs_->Stop(), 0);
+  ASSERT_EQ(::mknod(Mem("node_modules/pkg/gone.js").c_str(), S_IFCHR | 0000, 0), 0);
+  std::string error;
+  ASSERT_TRUE(fs_->Restart(&error)) << error;
+  EXPECT_EQ(ListDir(M("node_modules/pkg")), names);
+  EXPECT_EQ(Shell("ls -f " + M("node_modules/pkg") + " | grep -qx gone.js"), 1);
+  int err = 0;
+  Lstat(M("node_modules/pkg/gone.js"), &err);
+  EXPECT_EQ(err, ENOENT);
+  ASSERT_EQ(WriteFile(M("node_modules/pkg/gone.js"), "again"), 0);
+  EXPECT_EQ(ReadFile(M("node_modules/pkg/gone.js")), "again");
+}
+
 TEST_P(RoutingTest, RemovingAWholeRoutedTreeThatSpansLayers) {
   ASSERT_EQ(::mkdir(V("node_modules").c_str(), 0755), 0);
   ASSERT_EQ(::mkdir(V("node_modules/a").c_str(), 0755), 0);

@@ -9,11 +9,13 @@
 //   detourfs-stress --home --test MOUNT --ref DIR --prefill VOLUME ...
 // With --home each worker's directory (MOUNT/w0, ...) is a home-like tree
 // whose names collide with a home's routing rules (stress_home.h).
+#include <sys/prctl.h>
 #include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <csignal>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -28,7 +30,7 @@ int main(int argc, char** argv) {
       "reference, compared step by step"};
   app.add_option("--test", o.test, "Directory under test (e.g. inside a detourfs mount)")
       ->required();
-  app.add_option("--ref", o.ref, "Reference directory (tmpfs)")->required();
+  app.add_option("--ref", o.ref, "Reference directory (tmpfs); required but with --check-durable");
   app.add_option("--seed", o.seed, "Seed (default 1)");
   app.add_option("--ops", o.ops, "Operations per worker (default 2000)");
   app.add_option("--procs", o.procs, "Worker processes (default 4)");
@@ -43,11 +45,32 @@ int main(int argc, char** argv) {
                "Each worker's directory is a home-like tree whose names collide with "
                "routing rules: **/node_modules, **/dist/, **/build/, /*/.cache");
   app.add_option("--skip", o.skip,
-                 "Never generate these operations (e.g. link,rename_whiteout), to look past a "
-                 "known bug")
+                 "Never generate these operations (e.g. link,rename_whiteout), in the prefill "
+                 "(and the home skeleton) too, to look past a known bug")
       ->delimiter(',');
   app.add_flag("--stats", o.stats, "Print how often each operation ran and succeeded");
+  app.add_option("--durable-every", o.durable_every,
+                 "Under power cuts: make each worker's tree durable (fsync of every file and "
+                 "directory) every N operations and record it in --durable-dir");
+  app.add_option("--durable-dir", o.durable_dir,
+                 "Where the durable states and the operations since are recorded (outside the "
+                 "filesystems cut)");
+  bool check_durable = false;
+  app.add_flag("--check-durable", check_durable,
+               "After a power cut: compare each worker's tree under --test with its last durable "
+               "state in --durable-dir (exit 1 on a difference)");
   CLI11_PARSE(app, argc, argv);
+  if (check_durable || o.durable_every > 0) {
+    if (o.durable_dir.empty()) {
+      std::fprintf(stderr, "--check-durable and --durable-every need --durable-dir\n");
+      return 2;
+    }
+    if (check_durable) return detourfs::stress::CheckDurableAll(o);
+  }
+  if (o.ref.empty()) {
+    std::fprintf(stderr, "--ref is required\n");
+    return 2;
+  }
   if (o.procs == 0 || o.check_every == 0) {
     std::fprintf(stderr, "--procs and --check-every must be at least 1\n");
     return 2;
@@ -73,13 +96,19 @@ int main(int argc, char** argv) {
     }
   }
   std::vector<pid_t> children;
+  const pid_t parent = ::getpid();
   for (unsigned i = 0; i < o.procs; ++i) {
     pid_t pid = ::fork();
     if (pid < 0) {
       std::perror("fork");
       return 2;
     }
-    if (pid == 0) ::_exit(detourfs::stress::Worker(o, i));
+    if (pid == 0) {
+      // A worker ends with the run (killed at a power cut, it must not go on).
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (::getppid() != parent) ::_exit(2);
+      ::_exit(detourfs::stress::Worker(o, i));
+    }
     children.push_back(pid);
   }
   int failed = 0;

@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "stress_compare.h"
+#include "stress_durable.h"
 #include "stress_home.h"
 #include "stress_ops.h"
 
@@ -39,21 +40,26 @@ struct KindStats {
   }
 };
 
-// The worker's operations: its namespace's generator, less --skip.
-std::unique_ptr<OpSource> Source(const Options& o, uint64_t seed, const std::string& ref_root) {
-  std::unique_ptr<OpSource> gen;
-  if (o.home) {
-    gen = std::make_unique<HomeGenerator>(seed, ref_root, false);
-  } else {
-    gen = std::make_unique<Generator>(seed);
-  }
-  if (o.skip.empty()) return gen;
+// The kinds --skip names.
+std::set<Kind> Skipped(const Options& o) {
   std::set<Kind> skip;
   for (const std::string& name : o.skip) {
     Kind kind{};
     if (KindFromName(name, &kind)) skip.insert(kind);
   }
-  return std::make_unique<SkippingSource>(std::move(gen), std::move(skip));
+  return skip;
+}
+
+// `gen`, less --skip.
+std::unique_ptr<OpSource> LessSkipped(const Options& o, std::unique_ptr<OpSource> gen) {
+  if (o.skip.empty()) return gen;
+  return std::make_unique<SkippingSource>(std::move(gen), Skipped(o));
+}
+
+// The worker's operations: its namespace's generator, less --skip.
+std::unique_ptr<OpSource> Source(const Options& o, uint64_t seed, const std::string& ref_root) {
+  if (o.home) return LessSkipped(o, std::make_unique<HomeGenerator>(seed, ref_root, false));
+  return LessSkipped(o, std::make_unique<Generator>(seed));
 }
 
 // Makes the prefill in <prefill>/<dir> and <ref>/<dir>: random operations
@@ -72,10 +78,13 @@ std::vector<Operation> Prefill(const Options& o, const std::string& dir, uint64_
   std::filesystem::create_directories(ref.root, ec);
   std::unique_ptr<OpSource> gen;
   if (o.home) {
-    ops = HomeSkeleton();
-    gen = std::make_unique<HomeGenerator>(seed ^ 0x5EED5EEDULL, ref.root, true);
+    const std::set<Kind> skip = Skipped(o);
+    for (Operation& op : HomeSkeleton()) {
+      if (skip.count(op.kind) == 0) ops.push_back(std::move(op));
+    }
+    gen = LessSkipped(o, std::make_unique<HomeGenerator>(seed ^ 0x5EED5EEDULL, ref.root, true));
   } else {
-    gen = std::make_unique<Generator>(seed ^ 0x5EED5EEDULL);
+    gen = LessSkipped(o, std::make_unique<Generator>(seed ^ 0x5EED5EEDULL));
   }
   for (Operation& op : ops) (void)ApplyBoth(op, &vol, &ref);
   for (uint64_t i = 0; i < o.prefill_ops; ++i) {
@@ -228,8 +237,26 @@ int Worker(const Options& o, unsigned index) {
   TreeChecker checker(test.root, ref.root);
   KindStats stats;
   Mismatch m = CompareNow(&checker, "before the first operation");
+  std::unique_ptr<DurableLog> durable;
+  if (o.durable_every > 0) {
+    // What a home held before is old: durable on the volume.
+    std::string error = o.prefill.empty() ? "" : SyncTree(o.prefill + "/" + tag);
+    if (error.empty()) durable = DurableLog::Open(o.durable_dir, tag, &error);
+    if (durable == nullptr) {
+      std::fprintf(stderr, "worker %u: %s\n", index, error.c_str());
+      return 2;
+    }
+  }
   for (uint64_t n = 0; n < o.ops && !m.found(); ++n) {
     log.push_back(gen->Next());
+    if (durable != nullptr) {
+      std::string error = n % o.durable_every == 0 ? durable->MakeDurable(test.root, ref.root) : "";
+      if (error.empty()) error = durable->Touching(log.back(), ref);
+      if (!error.empty()) {
+        std::fprintf(stderr, "worker %u: %s\n", index, error.c_str());
+        return 2;
+      }
+    }
     int ref_errno = 0;
     m = Step(o, log.back(), n, log.size(), &test, &ref, &checker, &ref_errno);
     stats.Add(log.back().kind, ref_errno);
@@ -261,6 +288,23 @@ int Worker(const Options& o, unsigned index) {
                log.size(), again.what.c_str());
   PrintLog(shortest, 200);
   return 1;
+}
+
+int CheckDurableAll(const Options& o) {
+  int bad = 0;
+  size_t total = 0;
+  for (unsigned i = 0; i < o.procs; ++i) {
+    const std::string tag = "w" + std::to_string(i);
+    size_t checked = 0;
+    const std::string report = CheckDurable(o.test + "/" + tag, o.durable_dir, tag, &checked);
+    total += checked;
+    if (report.empty()) continue;
+    std::fprintf(stderr, "worker %u, against its last durable state:\n%s", i, report.c_str());
+    ++bad;
+  }
+  std::fprintf(stderr, "detourfs-stress: %zu entries checked against the durable states: %s\n",
+               total, bad == 0 ? "nothing lost, changed or back" : "DIFFERENCES");
+  return bad == 0 ? 0 : 1;
 }
 
 }  // namespace detourfs::stress

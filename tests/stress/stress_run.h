@@ -30,11 +30,21 @@ struct Options {
   std::vector<std::string> skip;
   // Print how often each kind ran and how the reference answered.
   bool stats = false;
+  // Under power cuts (stress_durable.h): every `durable_every` operations
+  // the worker's tree is made durable and the state recorded in
+  // `durable_dir`, outside the filesystems cut. 0: never.
+  uint64_t durable_every = 0;
+  std::string durable_dir;
 };
 
 // Runs worker `index` in <test>/w<index> and <ref>/w<index>: 0 if everything
 // agreed, 1 on a mismatch (printed with its shortest log), 2 if the checker
 // itself could not run.
 int Worker(const Options& o, unsigned index);
+
+// After a power cut (--check-durable): each worker's tree under <test>/w<i>
+// compared with its last durable state (stress_durable.h). 0 if all agree,
+// 1 on a difference (each printed).
+int CheckDurableAll(const Options& o);
 
 }  // namespace detourfs::stress

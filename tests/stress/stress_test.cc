@@ -6,34 +6,19 @@
 #include <gtest/gtest.h>
 #include <sys/mount.h>
 
-#include <cstdlib>
-#include <ctime>
+#include <sstream>
 #include <string>
 
 #include "lib/flaky_mount.h"
 #include "lib/mount_test.h"
 #include "lib/mounted_fs.h"
+#include "lib/process.h"
+#include "lib/stress_tool.h"
 #include "lib/tmpfs.h"
 #include "mount/routing_fixture.h"
 
 namespace detourfs::testing {
 namespace {
-
-std::string StressBin() {
-  const char* bin = std::getenv("DETOURFS_STRESS_BIN");
-  return bin != nullptr ? bin : "detourfs-stress";
-}
-
-// The seed: $DETOURFS_STRESS_SEED, else the time (printed, so a failure can
-// be replayed with the same seed).
-unsigned long long Seed() {  // NOLINT
-  const char* s = std::getenv("DETOURFS_STRESS_SEED");
-  unsigned long long seed = s != nullptr
-                                ? std::strtoull(s, nullptr, 10)                         // NOLINT
-                                : static_cast<unsigned long long>(std::time(nullptr));  // NOLINT
-  std::printf("detourfs-stress seed %llu (set DETOURFS_STRESS_SEED to replay)\n", seed);
-  return seed;
-}
 
 class StressTest : public MountTest {};
 
@@ -42,7 +27,7 @@ TEST_P(StressTest, RandomOperationsAgreeWithTmpfs) {
   ASSERT_TRUE(ref.ok());
   const std::string cmd = StressBin() + " --test " + fs_->tree() + " --ref " + ref.path() +
                           " --procs 4 --ops 6000 --check-every 200 --seed " +
-                          std::to_string(Seed()) + " 2>&1";
+                          std::to_string(StressSeed()) + " 2>&1";
   int status = 0;
   std::string out = ShellOutput(cmd, &status);
   EXPECT_EQ(status, 0) << out;
@@ -86,7 +71,7 @@ void RunRouted(const std::string& capacity, int ops, const std::string& disk_cap
   const std::string cmd = StressBin() + " --test " + fs->tree() + "/node_modules --ref " +
                           ref.path() + " --prefill " + fs->lower() +
                           "/node_modules --procs 2 --ops " + std::to_string(ops) +
-                          " --check-every 200 --seed " + std::to_string(Seed()) + " 2>&1";
+                          " --check-every 200 --seed " + std::to_string(StressSeed()) + " 2>&1";
   int status = 0;
   std::string out = ShellOutput(cmd, &status);
   EXPECT_EQ(status, 0) << out;
@@ -163,7 +148,7 @@ TEST_P(HomeStressTest, HomeTreeOverVolumeContentAgreesWithTmpfs) {
                           " --prefill " + fs_->lower() +
                           " --prefill-ops 100 --procs 3 --ops 2000 --check-every 100"
                           " --shrink-seconds 30 --seed " +
-                          std::to_string(Seed()) + " 2>&1";
+                          std::to_string(StressSeed()) + " 2>&1";
   int status = 0;
   std::string out = ShellOutput(cmd, &status);
   EXPECT_EQ(status, 0) << out;  // each worker's mismatch and shortest log
@@ -184,10 +169,48 @@ TEST(StressCheckerTest, HomeNamespaceAgreesBetweenTwoTmpfs) {
   std::string out = ShellOutput(StressBin() + " --home --test " + test.path() + " --ref " +
                                     ref.path() + " --prefill " + test.path() +
                                     " --procs 4 --ops 3000 --check-every 50 --seed " +
-                                    std::to_string(Seed()) + " 2>&1",
+                                    std::to_string(StressSeed()) + " 2>&1",
                                 &status);
   EXPECT_EQ(status, 0) << out;
   EXPECT_NE(out.find("all agreed with the reference"), std::string::npos) << out;
+}
+
+// The check after a power cut is not vacuous: after a run that made its tree
+// durable at every step, a durable file no operation touched since is
+// removed and an absent name made; the check reports both.
+TEST(StressCheckerTest, TheDurableCheckReportsALostFileAndOneBack) {
+  std::string why;
+  if (!CanMount(&why)) GTEST_SKIP() << why;
+  TmpfsDir test("512M", MS_NODEV | MS_NOSUID);
+  TmpfsDir ref("512M", MS_NODEV | MS_NOSUID);
+  TmpfsDir records("16M");
+  ASSERT_TRUE(test.ok() && ref.ok() && records.ok());
+  const std::string run =
+      StressBin() + " --home --procs 1 --test " + test.path() + " --durable-dir " + records.path();
+  int status = 0;
+  std::string out = ShellOutput(run + " --ref " + ref.path() + " --prefill " + test.path() +
+                                    " --ops 200 --durable-every 1 --seed 5 2>&1",
+                                &status);
+  ASSERT_EQ(status, 0) << out;
+  out = ShellOutput(run + " --check-durable 2>&1", &status);
+  ASSERT_EQ(status, 0) << out;
+  // A regular file in the durable state that the last operation did not touch.
+  std::string touched = ReadWholeFile(records.path() + "/w0.touched");
+  std::string lost;
+  std::istringstream manifest(ReadWholeFile(records.path() + "/w0.manifest"));
+  for (std::string line; std::getline(manifest, line) && lost.empty();) {
+    if (line.rfind("f ", 0) != 0) continue;
+    const std::string rel = line.substr(line.rfind(' ') + 1);
+    if (touched.find(rel) == std::string::npos) lost = rel;
+  }
+  ASSERT_NE(lost, "") << touched;
+  ASSERT_EQ(::unlink((test.path() + "/w0/" + lost).c_str()), 0);
+  ASSERT_EQ(WriteFile(test.path() + "/w0/never-made", "x"), 0);
+  out = ShellOutput(run + " --check-durable 2>&1", &status);
+  EXPECT_EQ(status, 1) << out;
+  EXPECT_NE(out.find("LOST " + lost + ": made durable, gone after the cut"), std::string::npos)
+      << out;
+  EXPECT_NE(out.find("BACK never-made: absent when made durable"), std::string::npos) << out;
 }
 
 TEST(StressCheckerTest, CatchesALyingVolumeAndShrinksTheLog) {

@@ -3,6 +3,7 @@
 // power_cut_namespace.cc.
 #include "power_cut_model.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -27,6 +28,10 @@ std::string PowerCutModel::Apply(const std::vector<std::string_view>& words, std
   if (verb == "durability") {
     if (words.size() == 1) {
       *reply = StatusJson();
+      return {};
+    }
+    if (words[1] == "pending" && words.size() == 2) {
+      *reply = PendingJson();
       return {};
     }
     if (words[1] == "off" && words.size() == 2) {
@@ -110,6 +115,28 @@ void PowerCutModel::Disable() {
   state_fd_.Reset();
   RemoveTree(root_fd_.get(), std::string(kStateDir));
   root_fd_.Reset();
+}
+
+std::string PowerCutModel::PendingJson() {
+  std::lock_guard lock(mu_);
+  auto path = [&](const FileKey& key) -> std::string {
+    UniqueFd fd(OpenByKey(root_fd_.get(), key, O_PATH));
+    if (!fd.valid()) return "(gone)";
+    char buf[4096];
+    const std::string proc = "/proc/self/fd/" + std::to_string(fd.get());
+    const ssize_t n = readlink(proc.c_str(), buf, sizeof buf);
+    return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "(unknown)";
+  };
+  nlohmann::json out = nlohmann::json::array();
+  log_.ForEachPending([&](UndoLog::Seq seq, const std::vector<std::string>& keys,
+                          const std::set<std::string>& dirs) {
+    nlohmann::json e;
+    e["seq"] = seq;
+    for (const std::string& k : keys) e["keys"].push_back(path(k));
+    for (const std::string& d : dirs) e["waits_for"].push_back(path(d));
+    out.push_back(e);
+  });
+  return out.dump();
 }
 
 std::string PowerCutModel::StatusJson() const {
@@ -244,6 +271,21 @@ void PowerCutModel::DirSynced(const Guard& g, int fd, bool datasync) {
   if (key == root_key_ && root_sync_) return SyncPoint();
   Retire(log_.DirSynced(key));
   if (!datasync) DropSaved(key, false, true);
+  // Symlinks and special files cannot be fsynced: their attributes and
+  // xattrs become durable with their directory (as a journaling filesystem
+  // commits them with its fsync).
+  const int own = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);  // not the caller's offset
+  DIR* dir = own >= 0 ? fdopendir(own) : nullptr;
+  if (dir == nullptr) {
+    if (own >= 0) close(own);
+    return;
+  }
+  while (const dirent* e = readdir(dir)) {
+    if (e->d_type == DT_REG || e->d_type == DT_DIR || e->d_type == DT_UNKNOWN) continue;
+    FileKey child;
+    if (KeyAt(fd, e->d_name, &child) == 0) DropSaved(child, false, true);
+  }
+  closedir(dir);
 }
 
 void PowerCutModel::SyncPoint() {

@@ -127,6 +127,9 @@ class PowerCutModel {
   std::string Enable(bool root_sync);
   void Disable();
   std::string StatusJson() const;
+  // `durability pending`: each unsynced change with the paths of its keys
+  // and of the directories it waits for (a debugging aid).
+  std::string PendingJson();
   std::string Cut(std::string* reply);
   void SyncPoint();
 

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 #include <string>
 
 #include "lib/files.h"
@@ -301,7 +302,13 @@ TEST_F(PowerCutTest, AttributesAndXattrsNeedTheFilesFsync) {
   ASSERT_EQ(::chmod(S("f").c_str(), 0640), 0);
   const struct timespec times[2] = {{1000, 0}, {2000, 0}};
   ASSERT_EQ(::utimensat(AT_FDCWD, S("f").c_str(), times, 0), 0);
+  ASSERT_EQ(::symlink("f", S("l").c_str()), 0);
+  ASSERT_EQ(::lsetxattr(S("l").c_str(), "trusted.old", "1", 1, 0), 0);
   Mount();
+  // A symlink's own xattrs are served (detourfs keeps ids on them), and
+  // undone alike.
+  ASSERT_EQ(::lsetxattr(M("l").c_str(), "trusted.new", "2", 1, 0), 0) << std::strerror(errno);
+  ASSERT_EQ(::lremovexattr(M("l").c_str(), "trusted.old"), 0);
   ASSERT_EQ(::setxattr(M("f").c_str(), "trusted.new", "2", 1, 0), 0);
   ASSERT_EQ(::removexattr(M("f").c_str(), "trusted.old"), 0);
   ASSERT_EQ(::chmod(M("f").c_str(), 0600), 0);
@@ -315,12 +322,55 @@ TEST_F(PowerCutTest, AttributesAndXattrsNeedTheFilesFsync) {
   char v[8] = {};
   EXPECT_EQ(::getxattr(M("f").c_str(), "trusted.old", v, sizeof(v)), 1);
   EXPECT_EQ(::getxattr(M("f").c_str(), "trusted.new", v, sizeof(v)), -1);
+  EXPECT_EQ(::lgetxattr(M("l").c_str(), "trusted.old", v, sizeof(v)), 1);
+  EXPECT_EQ(::lgetxattr(M("l").c_str(), "trusted.new", v, sizeof(v)), -1);
+  EXPECT_EQ(ReadFile(M("l")), "f");
   struct stat st = Lstat(M("f"));
   EXPECT_EQ(st.st_mode & 07777, 0640U);
   EXPECT_EQ(st.st_uid, 0U);
   EXPECT_EQ(st.st_mtim.tv_sec, 2000);
   EXPECT_EQ(::getxattr(M("synced").c_str(), "trusted.k", v, sizeof(v)), 1);
   EXPECT_EQ(::getxattr(M("datasynced").c_str(), "trusted.k", v, sizeof(v)), -1);
+  EXPECT_EQ(flaky_->Stop(), 0) << flaky_->Log();
+}
+
+// A file unlinked while open stays writable through its handle, as on any
+// filesystem; the cut undoes the unlink, and the file comes back with what
+// its fsync made durable.
+TEST_F(PowerCutTest, AnUnlinkedOpenFileStaysWritable) {
+  WriteFile(S("f"), "old");
+  Mount();
+  const int fd = ::open(M("f").c_str(), O_RDWR);
+  ASSERT_GE(fd, 0) << std::strerror(errno);
+  ASSERT_EQ(::unlink(M("f").c_str()), 0);
+  EXPECT_EQ(::pwrite(fd, "new", 3, 0), 3) << std::strerror(errno);
+  EXPECT_EQ(::fsync(fd), 0) << std::strerror(errno);
+  char buf[4] = {};
+  EXPECT_EQ(::pread(fd, buf, 3, 0), 3);
+  EXPECT_STREQ(buf, "new");
+  EXPECT_EQ(::close(fd), 0) << std::strerror(errno);
+  Cut();
+  EXPECT_EQ(ReadFile(M("f")), "new");
+  EXPECT_EQ(flaky_->Stop(), 0) << flaky_->Log();
+}
+
+// A symlink or a device cannot be fsynced: its xattrs are durable once its
+// directory is.
+TEST_F(PowerCutTest, XattrsOfWhatCannotBeFsyncedNeedTheirDirectorysFsync) {
+  ASSERT_EQ(::mkdir(S("d").c_str(), 0755), 0);
+  ASSERT_EQ(::symlink("x", S("d/l").c_str()), 0);
+  ASSERT_EQ(::mknod(S("d/c").c_str(), S_IFCHR | 0600, 0), 0);
+  ASSERT_EQ(::symlink("x", S("u").c_str()), 0);
+  Mount();
+  ASSERT_EQ(::lsetxattr(M("d/l").c_str(), "trusted.k", "1", 1, 0), 0) << std::strerror(errno);
+  ASSERT_EQ(::lsetxattr(M("d/c").c_str(), "trusted.k", "1", 1, 0), 0) << std::strerror(errno);
+  ASSERT_EQ(::lsetxattr(M("u").c_str(), "trusted.k", "1", 1, 0), 0);
+  Sync(M("d"));
+  Cut();
+  char v[8] = {};
+  EXPECT_EQ(::lgetxattr(M("d/l").c_str(), "trusted.k", v, sizeof(v)), 1);
+  EXPECT_EQ(::lgetxattr(M("d/c").c_str(), "trusted.k", v, sizeof(v)), 1);
+  EXPECT_EQ(::lgetxattr(M("u").c_str(), "trusted.k", v, sizeof(v)), -1);  // its directory was not
   EXPECT_EQ(flaky_->Stop(), 0) << flaky_->Log();
 }
 

@@ -94,7 +94,7 @@ int SaveAttrs(int fd, SavedAttrs* attrs) {
   attrs->mtime = st.st_mtim;
   attrs->is_symlink = S_ISLNK(st.st_mode);
   attrs->xattrs.clear();
-  if (attrs->is_symlink) return 0;
+  // A symlink's xattrs too: the /proc name of its O_PATH fd is the link.
   const std::string path = ProcPath(fd);
   std::vector<std::string> names;
   if (int r = ListXattrs(path, &names); r != 0) return r;
@@ -117,18 +117,16 @@ int RestoreAttrs(int fd, const SavedAttrs& attrs) {
     return -errno;
   }
   const std::string path = ProcPath(fd);
-  if (!attrs.is_symlink) {
-    if (chmod(path.c_str(), attrs.mode) != 0) return -errno;
-    std::vector<std::string> names;
-    if (int r = ListXattrs(path, &names); r != 0) return r;
-    for (const std::string& name : names) {
-      bool kept = std::any_of(attrs.xattrs.begin(), attrs.xattrs.end(),
-                              [&](const auto& x) { return x.first == name; });
-      if (!kept && removexattr(path.c_str(), name.c_str()) != 0 && errno != ENODATA) return -errno;
-    }
-    for (const auto& [name, value] : attrs.xattrs) {
-      if (setxattr(path.c_str(), name.c_str(), value.data(), value.size(), 0) != 0) return -errno;
-    }
+  if (!attrs.is_symlink && chmod(path.c_str(), attrs.mode) != 0) return -errno;
+  std::vector<std::string> names;
+  if (int r = ListXattrs(path, &names); r != 0) return r;
+  for (const std::string& name : names) {
+    bool kept = std::any_of(attrs.xattrs.begin(), attrs.xattrs.end(),
+                            [&](const auto& x) { return x.first == name; });
+    if (!kept && removexattr(path.c_str(), name.c_str()) != 0 && errno != ENODATA) return -errno;
+  }
+  for (const auto& [name, value] : attrs.xattrs) {
+    if (setxattr(path.c_str(), name.c_str(), value.data(), value.size(), 0) != 0) return -errno;
   }
   const timespec times[2] = {attrs.atime, attrs.mtime};
   if (utimensat(fd, "", times, AT_EMPTY_PATH) != 0) return -errno;

@@ -20,7 +20,7 @@ struct SavedAttrs {
   gid_t gid = 0;
   timespec atime{};
   timespec mtime{};
-  bool is_symlink = false;  // then only owner and times: flakyfs serves no symlink xattrs
+  bool is_symlink = false;  // then no mode: a symlink has none to set
   std::vector<std::pair<std::string, std::string>> xattrs;
 };
 

@@ -39,6 +39,12 @@ class UndoLog {
   std::vector<Seq> TakeForUndo();
 
   size_t size() const { return entries_.size(); }
+  // Each change not yet durable, oldest first: its keys and the
+  // directories it still waits for (for `durability pending`).
+  template <typename F>
+  void ForEachPending(F&& f) const {
+    for (const auto& [seq, e] : entries_) f(seq, e.keys, e.pending_dirs);
+  }
 
  private:
   struct Entry {
