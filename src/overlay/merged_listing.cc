@@ -237,10 +237,12 @@ Result<void> OverlayImpl::ReadStream(DirHandle& dh, off_t offset, bool plus,
       // A whiteout left where nothing is hidden any more (the volume's
       // entry went by a path the tier did not follow, or a power cut kept
       // one side only) is not a name, here as in a lookup.
+      // (Gone since getdents: skipped too; a marker that cannot be read:
+      // listed, and its lookup says why.)
       Result<struct stat> st = sys::StatAt(dh.fd.get(), d->d_name);
       Result<bool> wh = st.ok() ? markers::IsWhiteout(dh.fd.get(), d->d_name, *st)
                                 : Result<bool>(Errno{st.error()});
-      skip = !wh.ok() || *wh;
+      skip = wh.ok() ? *wh : wh.error() == ENOENT;
     }
     if (skip) {
       // not a name

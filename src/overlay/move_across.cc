@@ -841,12 +841,12 @@ Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageFileCopy(Node
 Result<void> OverlayImpl::CopyLinkedAhead(Node* x, Layer to) {
   if (!IsTier(to)) return {};
   WriteLock lock(&x->content_mu);
-  const Binding& b = x->binding();
-  if (b.layer == to || x->is_dir()) return {};
-  // A lone entry leaves the index in the publishing round and is copied
-  // as an ordinary file.
-  if (b.index) return IndexEntryIsLone(b.layer, x->pid()) ? Result<void>{} : MoveIndexEntry(x, to);
-  if (b.layer == Layer::kVolume) return CopyUp(x, to, true);
+  if (x->is_dir() || x->binding().layer == to) return {};
+  // An index entry whose one name left is its link on its tier leaves the
+  // index (an ordinary file, copied between the rounds); any other moves
+  // its entry now.
+  if (x->binding().index) return LeaveIndexIfLone(x) ? Result<void>{} : MoveIndexEntry(x, to);
+  if (x->binding().layer == Layer::kVolume) return CopyUp(x, to, true);
   return {};  // StageLink answers
 }
 

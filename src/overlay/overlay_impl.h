@@ -482,7 +482,8 @@ class OverlayImpl final : public Overlay {
   // Before the publishing round (the renames lock held shared, not
   // exclusively): what StageLink would copy (a volume file with several
   // names into the tier's index, an index entry to another tier) is copied
-  // now, under x's lock alone, so that StageLink only links.
+  // now, under x's lock alone, so that StageLink only links; an index entry
+  // whose one name left is its tier link leaves the index instead.
   Result<void> CopyLinkedAhead(Node* x, Layer to) EXCLUDES(x->content_mu);
   // A replaced volume file with several names whose routed name is on a
   // tier: copied into the tier's index (its other names go on counting

@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <set>
+#include <vector>
 
 #include "store/as_caller.h"
 #include "store/file_copy.h"
@@ -146,7 +147,13 @@ void ChangeLayer::Emit(ChangeKind kind, const At& at, uint64_t id, std::string_v
                        uint64_t offset, uint64_t length) {
   spdlog::debug("change: {} on the {}: '{}'{}{} (id {})", ChangeKindName(kind), LayerName(at.layer),
                 at.path, path2.empty() ? "" : " -> ", path2, id);
-  Dirty(at.layer);
+  if (IsTier(at.layer)) dirty_[Index(at.layer)].store(true, std::memory_order_release);
+  // Names made, moved or removed may have passed through the private
+  // directories (work/, the trash); data and attributes do not.
+  if (kind != ChangeKind::kWrite && kind != ChangeKind::kTruncate && kind != ChangeKind::kSetattr &&
+      kind != ChangeKind::kXattr) {
+    AreasChanged(at.layer);
+  }
   if (!sink_ || (!IsTier(at.layer) && !at.routed)) return;
   ChangeRecord r;
   r.kind = kind;
@@ -510,9 +517,7 @@ Result<void> ChangeLayer::Hold(const At& at, uint64_t id) {
   const std::string name = HeldName(id);
   // What changed in a directory is durable before it leaves users' sight.
   Result<struct stat> st = sys::StatAt(at.dir, std::string(at.name).c_str());
-  if (st.ok() && S_ISDIR(st->st_mode)) {
-    DETOURFS_TRY(SyncTreeDirsAt(at.dir, std::string(at.name).c_str()));
-  }
+  if (st.ok() && S_ISDIR(st->st_mode)) SyncVolumeWhole();
   DETOURFS_TRY(sys::RenameAt(at.dir, std::string(at.name).c_str(), v.held->get(), name.c_str(),
                              RENAME_NOREPLACE));
   Emit(ChangeKind::kUnlink, at, id);
@@ -530,8 +535,22 @@ Result<void> ChangeLayer::HoldInode(int fd, uint64_t id) {
   const std::string name = HeldName(id);
   spdlog::debug("change: the volume inode of id {} held as {}", id, name);
   DETOURFS_TRY(sys::LinkFd(fd, v.held->get(), name.c_str()));
+  Dirty(Layer::kVolume);
   SyncMoveOnVolume(At{Layer::kVolume, -1, "", "", true}, v.held->get());
   return {};
+}
+
+void ChangeLayer::SyncVolumeWhole() {
+  const LayerDirs& v = dirs(Layer::kVolume);
+  Result<void> r = sys::Syncfs(v.tree->get());
+  // A syncfs reaches no FUSE filesystem (the kernel sends it to virtiofs
+  // only); an fsync of the root is what stands in for it there (flakyfs).
+  if (r.ok()) r = sys::SyncDir(v.tree->get());
+  if (!r.ok()) {
+    spdlog::warn("cannot sync the volume before a directory leaves users' sight: {}",
+                 ErrnoText(r.error()));
+    AreasChanged(Layer::kVolume);
+  }
 }
 
 void ChangeLayer::SyncMoveOnVolume(const At& from, int to_dir) {
@@ -541,9 +560,10 @@ void ChangeLayer::SyncMoveOnVolume(const At& from, int to_dir) {
   // could make the move durable, nor anything that builds on it.
   for (int dir : {from.dir, to_dir}) {
     if (dir < 0) continue;
-    Result<void> r = sys::SyncDir(dir);
-    if (!r.ok()) r = sys::SyncDir(dir);  // once more: the volume is flaky
-    if (!r.ok()) {
+    // No second try: an fsync's error is reported once, and a retry that
+    // succeeds proves nothing. The layer is marked changed, so the next
+    // fsync of a directory there syncs the private ones again.
+    if (Result<void> r = sys::SyncDir(dir); !r.ok()) {
       spdlog::warn("cannot sync a change on the volume ('{}' into the private area): {}", from.path,
                    ErrnoText(r.error()));
     }
@@ -575,6 +595,7 @@ Result<void> ChangeLayer::Trash(const At& at) {
   const int trash = dirs(at.layer).trash->get();
   DETOURFS_TRY(sys::RenameAt(at.dir, name.c_str(), trash, gone.c_str(), RENAME_NOREPLACE));
   DropLinkedName(trash, gone, *st);
+  Dirty(at.layer);
   if (at.layer == Layer::kVolume) SyncMoveOnVolume(at, trash);
   return {};
 }
@@ -701,11 +722,18 @@ Result<void> ChangeLayer::RunStep(const IntentStep& step, bool served) {
       std::string b_leaf;
       Result<UniqueFd> b = OpenAreaParent(step.b, &b_leaf);
       if (!b.ok()) return Errno{b.error()};
-      // A directory going where no user can fsync it any more (held/,
-      // kept/): what changed in it is made durable first (every directory
-      // in it: a tier's kept/ and the volume's held/ are rare, small moves).
-      if (S_ISDIR(ast->st_mode) && (step.b.area == Area::kHeld || step.b.area == Area::kKept)) {
-        DETOURFS_TRY(SyncTreeDirsAt(a->get(), a_leaf.c_str()));
+      // A directory going where no user can fsync it any more: what
+      // changed in it is made durable first. Into the volume's held/ to
+      // stay (a tree part published elsewhere): the whole volume, one
+      // syncfs; into a tier's kept/ (rare): every directory in it. A swap's
+      // stop in held/ comes back within the change and needs neither.
+      if (S_ISDIR(ast->st_mode) && step.kind == StepKind::kHold) {
+        SyncVolumeWhole();
+      } else if (S_ISDIR(ast->st_mode) && step.b.area == Area::kKept) {
+        if (Result<void> r = SyncTreeDirsAt(a->get(), a_leaf.c_str()); !r.ok()) {
+          spdlog::warn("cannot sync '{}' before it is set aside: {}", step.a.path,
+                       ErrnoText(r.error()));
+        }
       }
       // Replaying a served record replaces nothing.
       const unsigned flags = step.kind == StepKind::kRename && !served ? 0 : RENAME_NOREPLACE;
@@ -763,31 +791,37 @@ Result<void> ChangeLayer::RunStep(const IntentStep& step, bool served) {
 }
 
 Result<void> ChangeLayer::SyncAreas(Layer layer) {
-  if (!has(layer) || !areas_dirty_[Index(layer)].exchange(false, std::memory_order_acq_rel)) {
-    return {};
-  }
+  if (!has(layer)) return {};
+  // What the caller needs covered: every change counted before now.
+  const uint64_t want = areas_gen_[Index(layer)].load(std::memory_order_acquire);
+  MutexLock lock(&areas_sync_mu_);
+  if (areas_synced_[Index(layer)] >= want) return {};
   for (Area area : {Area::kWork, Area::kTrash, Area::kHeld, Area::kKept, Area::kIndex}) {
     const int fd = AreaFd(layer, area);
     if (fd < 0) continue;
     if (Result<void> r = sys::SyncDir(fd); !r.ok()) {
       spdlog::warn("cannot sync the private directories of the {}: {}", LayerName(layer),
                    ErrnoText(r.error()));
-      areas_dirty_[Index(layer)].store(true, std::memory_order_release);
       return r;
     }
   }
+  areas_synced_[Index(layer)] = want;
   return {};
 }
 
 Result<void> ChangeLayer::SyncStep(const IntentStep& step) {
   // The record's progress line is synced after each step: the step must be
-  // durable first, or a power cut could leave "done" for a rename the volume
-  // lost (and start-up would clear its staged copy from work/). The tiers'
-  // records live on the disk tier, whose own renames its journal commits
-  // with the record's fsync; the volume is another filesystem. Synced even
-  // when the step was found done (a replay, a retry after the sync failed).
+  // durable first, or a power cut could leave "done" for a rename the
+  // filesystem lost (and start-up would clear its staged copy from work/).
+  // Both directories of the step's rename are synced, on every layer: a
+  // tier's journal may commit them with the record's fsync, but POSIX
+  // promises a rename nothing before both are. Synced even when the step
+  // was found done (a replay, a retry after the sync failed). No second
+  // try on an error: an fsync reports it once, and the record stays.
+  std::vector<int> dirs_to_sync;
+  std::vector<UniqueFd> opened;
   for (const IntentPath* p : {&step.a, &step.b}) {
-    if (p->layer != Layer::kVolume || AreaFd(p->layer, p->area) < 0) continue;
+    if (AreaFd(p->layer, p->area) < 0) continue;
     if (p == &step.b && !IsMove(step.kind)) continue;
     std::string leaf;
     Result<UniqueFd> parent = OpenAreaParent(*p, &leaf);
@@ -795,10 +829,16 @@ Result<void> ChangeLayer::SyncStep(const IntentStep& step) {
       if (parent.error() == ENOENT) continue;
       return Errno{parent.error()};
     }
-    Result<void> r = sys::SyncDir(parent->get());
-    if (!r.ok()) r = sys::SyncDir(parent->get());  // once more: the volume is flaky
-    if (!r.ok()) return r;
+    dirs_to_sync.push_back(parent->get());
+    opened.push_back(std::move(*parent));
   }
+  if (step.kind == StepKind::kTrash || step.kind == StepKind::kWhiteout) {
+    // What the step cleared went to the trash (or aside).
+    for (const SharedFd* d : {&dirs(step.a.layer).trash, &AsideDir(step.a.layer)}) {
+      if (*d != nullptr) dirs_to_sync.push_back((*d)->get());
+    }
+  }
+  for (int dir : dirs_to_sync) DETOURFS_TRY(sys::SyncDir(dir));
   return {};
 }
 
@@ -1044,9 +1084,11 @@ Result<void> ChangeLayer::EmptyTrash(Layer layer) {
   // What this round moved and removed is durable before anything builds on
   // it: later changes to the same inodes wait for it on a strict
   // filesystem.
+  if (items->empty()) return {};
   for (const SharedFd* dir : {&d.trash, &d.held}) {
     if (*dir == nullptr) continue;
     if (Result<void> r = sys::SyncDir((*dir)->get()); !r.ok()) {
+      AreasChanged(layer);  // the next fsync of a directory there tries again
       spdlog::warn("cannot sync the {}'s trash or held entries: {}", LayerName(layer),
                    ErrnoText(r.error()));
     }

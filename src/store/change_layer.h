@@ -192,15 +192,20 @@ class ChangeLayer {
   // its private directories at the next fsync of a directory on it.
   void Dirty(Layer layer) {
     dirty_[Index(layer)].store(true, std::memory_order_release);
-    areas_dirty_[Index(layer)].store(true, std::memory_order_release);
+    AreasChanged(layer);
+  }
+  // Something in the layer's private directories changed (after the change).
+  void AreasChanged(Layer layer) {
+    areas_gen_[Index(layer)].fetch_add(1, std::memory_order_acq_rel);
   }
   // For an fsync of a directory with a part on `layer`: the layer's private
-  // directories (work/, trash/, held/, kept/, index/) fsynced if anything
-  // changed on the layer since they last were. A change published by a
+  // directories (work/, trash/, held/, kept/, index/) fsynced if they
+  // changed since they last were, and only then an answer: a caller that
+  // finds another's sync under way waits for it. A change published by a
   // rename out of work/, or cleared by one into trash/, is durable only once
   // both directories are (POSIX promises nothing for a rename until then;
   // ext4's journal happens to commit it with either).
-  Result<void> SyncAreas(Layer layer);
+  Result<void> SyncAreas(Layer layer) EXCLUDES(areas_sync_mu_);
   // Starts the background threads (one empties the trash, one syncs the
   // tiers every few seconds); Stop joins them, then syncs a last time.
   void Start();
@@ -226,6 +231,10 @@ class ChangeLayer {
   // After a move of a volume entry at `from` into held/ or the trash
   // (`to_dir`): both directories synced (a failure is logged).
   static void SyncMoveOnVolume(const At& from, int to_dir);
+  // Before a volume directory leaves users' sight for good (held/): the
+  // whole volume synced (syncfs, and an fsync of its root); a failure is
+  // logged.
+  void SyncVolumeWhole();
   // RunStep, tried again on a transient error (EIO and the like).
   Result<void> RunStepRetrying(const IntentStep& step, bool served);
   // At start, for a rename whose destination was taken meanwhile: its
@@ -252,7 +261,11 @@ class ChangeLayer {
   Mutex intent_mu_;  // one intent record written at a time (IntentLog's counter)
 
   std::array<std::atomic<bool>, kLayerCount> dirty_{};
-  std::array<std::atomic<bool>, kLayerCount> areas_dirty_{};  // SyncAreas is due
+  // Changes to each layer's private directories, counted, and the count
+  // the last SyncAreas covered.
+  std::array<std::atomic<uint64_t>, kLayerCount> areas_gen_{};
+  Mutex areas_sync_mu_;  // one SyncAreas at a time (a leaf: held across fsyncs only)
+  std::array<uint64_t, kLayerCount> areas_synced_ GUARDED_BY(areas_sync_mu_){};
   Mutex bg_mu_;
   std::condition_variable_any bg_cv_;
   bool stop_ GUARDED_BY(bg_mu_) = false;
