@@ -334,6 +334,21 @@ TEST_F(PowerCutTest, AttributesAndXattrsNeedTheFilesFsync) {
   EXPECT_EQ(flaky_->Stop(), 0) << flaky_->Log();
 }
 
+// `durability pending` names what a cut would undo: the inodes a change
+// touched and the directories whose fsync it waits for.
+TEST_F(PowerCutTest, PendingListsWhatACutWouldUndo) {
+  ASSERT_EQ(::mkdir(S("d").c_str(), 0755), 0);
+  Mount();
+  Put(M("d/new"), "x", /*fsync=*/true);
+  nlohmann::json pending = nlohmann::json::parse(flaky_->Control("durability pending").substr(3));
+  ASSERT_EQ(pending.size(), 1U) << pending.dump();
+  EXPECT_EQ(pending[0]["keys"], (nlohmann::json{S("d"), S("d/new")})) << pending.dump();
+  EXPECT_EQ(pending[0]["waits_for"], nlohmann::json{S("d")}) << pending.dump();
+  Sync(M("d"));
+  EXPECT_EQ(flaky_->Control("durability pending"), "ok []");
+  EXPECT_EQ(flaky_->Stop(), 0) << flaky_->Log();
+}
+
 // A file unlinked while open stays writable through its handle, as on any
 // filesystem; the cut undoes the unlink, and the file comes back with what
 // its fsync made durable.
