@@ -62,15 +62,11 @@ std::string HeldName(uint64_t id) {
   return TokenName(id) + "." + TokenName(NewRandomToken()).substr(0, 8);
 }
 
-// Unlinks, in the held entry `name` of `held`, every file that has a name
-// elsewhere as well (st_nlink > 1): the other name keeps its inode number
-// reserved, and the held link would be counted in the st_nlink users see.
-// Directories and single-link files stay: they are what holds numbers.
 // fsync of the directory `name` in `dirfd`.
 Result<void> SyncDirAt(int dirfd, const char* name) {
   Result<UniqueFd> dir = sys::OpenBeneath(dirfd, name, O_RDONLY | O_DIRECTORY);
   if (!dir.ok()) return Errno{dir.error()};
-  return sys::SyncDir(dir->get());
+  return sys::Fsync(dir->get(), false);
 }
 
 // fsync of every directory in the tree `name` in `dirfd`, deepest first:
@@ -87,9 +83,13 @@ Result<void> SyncTreeDirsAt(int dirfd, const char* name) {
     return SyncDirAt(parent.fds[0], item.name.c_str());
   };
   DETOURFS_TRY(WalkTrees({root->get(), -1, -1, -1}, cb));
-  return sys::SyncDir(root->get());
+  return sys::Fsync(root->get(), false);
 }
 
+// Unlinks, in the held entry `name` of `held`, every file that has a name
+// elsewhere as well (st_nlink > 1): the other name keeps its inode number
+// reserved, and the held link would be counted in the st_nlink users see.
+// Directories and single-link files stay: they are what holds numbers.
 Result<void> PruneHeld(int held, const char* name) {
   Result<struct stat> top = sys::StatAt(held, name);
   if (!top.ok()) return top.error() == ENOENT ? Result<void>() : Result<void>(Errno{top.error()});
@@ -119,7 +119,7 @@ Result<void> PruneHeld(int held, const char* name) {
     return SyncDirAt(parent.fds[0], item.name.c_str());
   };
   DETOURFS_TRY(WalkTrees({root->get(), -1, -1, -1}, cb));
-  if (changed.count("") != 0) return sys::SyncDir(root->get());
+  if (changed.count("") != 0) return sys::Fsync(root->get(), false);
   return {};
 }
 
@@ -818,8 +818,6 @@ Result<void> ChangeLayer::SyncStep(const IntentStep& step) {
   // promises a rename nothing before both are. Synced even when the step
   // was found done (a replay, a retry after the sync failed). No second
   // try on an error: an fsync reports it once, and the record stays.
-  std::vector<int> dirs_to_sync;
-  std::vector<UniqueFd> opened;
   for (const IntentPath* p : {&step.a, &step.b}) {
     if (AreaFd(p->layer, p->area) < 0) continue;
     if (p == &step.b && !IsMove(step.kind)) continue;
@@ -829,16 +827,14 @@ Result<void> ChangeLayer::SyncStep(const IntentStep& step) {
       if (parent.error() == ENOENT) continue;
       return Errno{parent.error()};
     }
-    dirs_to_sync.push_back(parent->get());
-    opened.push_back(std::move(*parent));
+    DETOURFS_TRY(sys::SyncDir(parent->get()));
   }
   if (step.kind == StepKind::kTrash || step.kind == StepKind::kWhiteout) {
     // What the step cleared went to the trash (or aside).
     for (const SharedFd* d : {&dirs(step.a.layer).trash, &AsideDir(step.a.layer)}) {
-      if (*d != nullptr) dirs_to_sync.push_back((*d)->get());
+      if (*d != nullptr) DETOURFS_TRY(sys::SyncDir((*d)->get()));
     }
   }
-  for (int dir : dirs_to_sync) DETOURFS_TRY(sys::SyncDir(dir));
   return {};
 }
 
