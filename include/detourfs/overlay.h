@@ -101,6 +101,8 @@ class Overlay {
   virtual void Release(FileHandle* fh) = 0;
   // Reads through `reply(fd, off, size)`, called with the file's fd while
   // the file cannot move (it sends the data; its return value is returned).
+  // When the file's data cannot be reached, `reply` is not called and the
+  // answer is a negative errno.
   using ReadFn = std::function<int(int fd, off_t off, size_t size)>;
   virtual int Read(FileHandle& fh, off_t off, size_t size, const ReadFn& reply) = 0;
   // Writes `size` bytes at `off` through `write(fd, off, size)` (bytes

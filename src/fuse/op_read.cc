@@ -8,14 +8,16 @@ namespace detourfs::fuseops {
 void Read(fuse_req_t req, fuse_ino_t /*ino*/, size_t size, off_t off, fuse_file_info* fi) noexcept {
   // The overlay holds the file still (no spill or move swaps it) while the
   // data is spliced from it into the reply.
+  bool replied = false;
   const int rc = FuseContext::From(req).overlay->Read(
-      *FileOf(fi), off, size, [req](int fd, off_t at, size_t n) {
+      *FileOf(fi), off, size, [req, &replied](int fd, off_t at, size_t n) {
+        replied = true;
         fuse_bufvec buf = FdBufvec(fd, n, at);
         return fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
       });
-  // A negative answer before any reply was sent: an error (EIO for a file
-  // that could not follow its data). A failed send is the kernel's affair.
-  if (rc == -EIO) ReplyErr(req, EIO, "read");
+  // No reply sent: the overlay's error (the file's data out of reach). A
+  // failed send is the kernel's affair.
+  if (!replied) ReplyErr(req, -rc, "read");
 }
 
 }  // namespace detourfs::fuseops

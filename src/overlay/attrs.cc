@@ -64,8 +64,12 @@ void OverlayImpl::Report(Node* node, const Binding& b, struct stat* st) {
 
 Result<struct stat> OverlayImpl::StatOf(Node* node, const Binding& b, FileHandle* fh) {
   Result<struct stat> st = Errno{EIO};
+  // The open file's own fd when it has one (a handle following its data
+  // late answers by name, like a stat without a handle).
+  Result<SharedFd> open = fh != nullptr ? HandleFd(node, *fh) : Result<SharedFd>(Errno{EBADF});
+  if (!open.ok()) fh = nullptr;
   if (fh != nullptr && b.spill.token == 0) {
-    st = sys::Fstat(fh->fd->get());
+    st = sys::Fstat((*open)->get());
   } else {
     Result<SharedFd> fd = resolver_.Fd(node, b, Primary(b));
     if (!fd.ok()) {
@@ -87,7 +91,7 @@ Result<struct stat> OverlayImpl::StatOf(Node* node, const Binding& b, FileHandle
     Result<UniqueFd> data = Errno{EIO};
     Result<struct stat> dst = Errno{EIO};
     if (fh != nullptr) {
-      dst = sys::Fstat(fh->fd->get());
+      dst = sys::Fstat((*open)->get());
     } else {
       data = resolver_.OpenData(node, b, O_RDONLY);
       if (!data.ok() && data.error() == ESTALE) {
@@ -148,12 +152,15 @@ Result<struct stat> OverlayImpl::SetAttrOf(uint64_t ino, const SetAttrRequest& r
   }
   ReadLock lock(&node->content_mu);
   const Binding& b = node->binding();
-  const bool open_fd = fh != nullptr;
+  // The open file's own fd when it has one (a handle following its data
+  // late changes it by name, like a setattr without a handle).
+  Result<SharedFd> open = fh != nullptr ? HandleFd(node, *fh) : Result<SharedFd>(Errno{EBADF});
+  const bool open_fd = open.ok();
   // Attributes of a stub are its own; its data's size and times are the
   // store file's.
   Result<SharedFd> meta = Errno{EIO};
   if (open_fd && b.spill.token == 0) {
-    meta = fh->fd;
+    meta = open;
   } else {
     meta = resolver_.Fd(node, b, Primary(b));
   }
@@ -179,7 +186,7 @@ Result<struct stat> OverlayImpl::SetAttrOf(uint64_t ino, const SetAttrRequest& r
   bool data_gone = false;
   if (b.spill.token != 0 && (req.size || req.atime || req.mtime)) {
     if (open_fd) {
-      dfd = fh->fd->get();
+      dfd = (*open)->get();
     } else {
       Result<UniqueFd> data = resolver_.OpenData(node, b, O_RDWR);
       if (!data.ok() && data.error() == ESTALE) {

@@ -201,7 +201,8 @@ Result<void> OverlayImpl::CopyUp(Node* node, Layer tier, bool force_index) {
   node->generation.fetch_add(1, std::memory_order_acq_rel);
   resolver_.Drop(node->id());
   resolver_.Prime(node, tier, std::make_shared<const UniqueFd>(std::move(made->fd)));
-  return RepointHandles(node, b);
+  RepointHandles(node, b);
+  return {};
 }
 
 Result<Made> OverlayImpl::RelocateIndexEntry(uint64_t pid, Layer from, Layer to, int src,
@@ -296,7 +297,8 @@ Result<void> OverlayImpl::MoveIndexEntry(Node* node, Layer to) {
   b.parts[Index(to)] = Part::Of(made->st);
   node->generation.fetch_add(1, std::memory_order_acq_rel);
   resolver_.Drop(node->id());
-  return RepointHandles(node, b);
+  RepointHandles(node, b);
+  return {};
 }
 
 Result<void> OverlayImpl::DeepCopyUp(Node* dir, Layer tier) {
@@ -370,7 +372,7 @@ Result<void> OverlayImpl::DeepCopyUp(Node* dir, Layer tier) {
           nb.parts[Index(tier)] = Part::Of(made->st);
           n->generation.fetch_add(1, std::memory_order_acq_rel);
           resolver_.Drop(n->id());
-          (void)RepointHandles(n.get(), nb);
+          RepointHandles(n.get(), nb);
         }
       }
     }

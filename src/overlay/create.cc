@@ -131,7 +131,10 @@ Result<std::pair<Entry, FileHandle*>> OverlayImpl::Make(uint64_t parent, std::st
       // The create's open file: not cached as the node's fd (a cached
       // writable fd would keep the file busy for exec after close).
       auto* fh = new FileHandle();
-      fh->fd = std::make_shared<const UniqueFd>(std::move(made->fd));
+      {
+        MutexLock fl(&fh->fd_mu);
+        fh->fd = std::make_shared<const UniqueFd>(std::move(made->fd));
+      }
       fh->flags = open_flags;
       fh->writable = true;
       {

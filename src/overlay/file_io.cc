@@ -36,23 +36,49 @@ void OverlayImpl::Track(DirHandle* dh) {
   dirs_.insert(dh);
 }
 
-Result<void> OverlayImpl::RepointHandles(Node* node, const Binding& b) {
+void OverlayImpl::RepointHandles(Node* node, const Binding& b) {
   MutexLock lock(&node->handles_mu);
-  int failed = 0;
   for (FileHandle* fh : node->open_handles) {
     Result<UniqueFd> fd = resolver_.OpenData(node, b, fh->flags);
+    if (Result<void> hit = changes_->Hit("handle.follow"); fd.ok() && !hit.ok()) {
+      fd = Errno{hit.error()};
+    }
+    MutexLock fl(&fh->fd_mu);
     if (!fd.ok()) {
-      // Never let a handle keep writing into the old copy: it fails instead.
-      spdlog::error("node {}: an open file could not follow it to the {}: {}", node->pid(),
-                    LayerName(DataLayer(b)), ErrnoText(fd.error()));
+      // Never let a handle keep writing into the old copy: it lets go of it
+      // and opens the data at its next use.
+      spdlog::warn("node {}: an open file could not follow it to the {} now ({}): it will at its "
+                   "next use",
+                   node->pid(), LayerName(DataLayer(b)), ErrnoText(fd.error()));
       fh->fd = nullptr;
-      failed = fd.error();
       continue;
     }
     fh->fd = std::make_shared<const UniqueFd>(std::move(*fd));
   }
-  if (failed != 0) return Errno{failed};
-  return {};
+}
+
+Result<SharedFd> OverlayImpl::HandleFd(Node* node, FileHandle& fh) {
+  {
+    MutexLock lock(&fh.fd_mu);
+    if (fh.fd) return fh.fd;
+  }
+  // Opened without fd_mu held (OpenData may look at the node's other
+  // handles); content_mu, held shared, keeps the binding still meanwhile.
+  Result<UniqueFd> fd = resolver_.OpenData(node, node->binding(), fh.flags);
+  if (!fd.ok()) {
+    spdlog::warn("node {}: an open file still cannot reach its data on the {}: {}", node->pid(),
+                 LayerName(DataLayer(node->binding())), ErrnoText(fd.error()));
+    // The daemon's own fd table is not the caller's: no EMFILE on a read.
+    const bool out_of_fds = fd.error() == EMFILE || fd.error() == ENFILE;
+    return Errno{out_of_fds ? EIO : fd.error()};
+  }
+  MutexLock lock(&fh.fd_mu);
+  if (!fh.fd) {
+    spdlog::info("node {}: an open file followed its data to the {}", node->pid(),
+                 LayerName(DataLayer(node->binding())));
+    fh.fd = std::make_shared<const UniqueFd>(std::move(*fd));
+  }
+  return fh.fd;
 }
 
 Result<FileHandle*> OverlayImpl::OpenNode(NodePin node, int flags) {
@@ -62,7 +88,10 @@ Result<FileHandle*> OverlayImpl::OpenNode(NodePin node, int flags) {
   Result<UniqueFd> data = resolver_.OpenData(n, b, flags);
   if (!data.ok()) return Errno{data.error()};
   auto* fh = new FileHandle();
-  fh->fd = std::make_shared<const UniqueFd>(std::move(*data));
+  {
+    MutexLock fl(&fh->fd_mu);
+    fh->fd = std::make_shared<const UniqueFd>(std::move(*data));
+  }
   fh->flags = flags & ~O_TRUNC;
   fh->writable = (flags & O_ACCMODE) != O_RDONLY;
   if (flags & O_TRUNC) {
@@ -111,9 +140,11 @@ void OverlayImpl::Release(FileHandle* fh) {
 
 int OverlayImpl::Read(FileHandle& fh, off_t off, size_t size, const ReadFn& reply) {
   // Held across the reply: the file cannot move while its data is spliced.
-  ReadLock lock(&fh.node->content_mu);
-  if (!fh.fd) return -EIO;
-  return reply(fh.fd->get(), off, size);
+  Node* node = fh.node.get();
+  ReadLock lock(&node->content_mu);
+  Result<SharedFd> fd = HandleFd(node, fh);
+  if (!fd.ok()) return -fd.error();
+  return reply((*fd)->get(), off, size);
 }
 
 Result<size_t> OverlayImpl::Write(FileHandle& fh, off_t off, size_t size, const WriteFn& write) {
@@ -127,10 +158,11 @@ Result<size_t> OverlayImpl::Write(FileHandle& fh, off_t off, size_t size, const 
     Layer full = Layer::kVolume;
     {
       ReadLock lock(&node->content_mu);
-      if (!fh.fd) return done > 0 ? Result<size_t>(done) : Errno{EIO};
+      Result<SharedFd> handle_fd = HandleFd(node, fh);
+      if (!handle_fd.ok()) return done > 0 ? Result<size_t>(done) : Errno{handle_fd.error()};
       const Binding& b = node->binding();
       const Layer layer = DataLayer(b);
-      const int fd = fh.fd->get();
+      const int fd = (*handle_fd)->get();
       bool room = true;
       if (TierSpace* space = SpaceOf(layer); space && spills < kLayerCount) {
         // Only what the write adds beyond the file's end takes space.
@@ -176,9 +208,11 @@ Result<size_t> OverlayImpl::Write(FileHandle& fh, off_t off, size_t size, const 
 }
 
 Result<void> OverlayImpl::Fsync(FileHandle& fh, bool datasync) {
-  ReadLock lock(&fh.node->content_mu);
-  if (!fh.fd) return Errno{EIO};
-  return sys::Fsync(fh.fd->get(), datasync);
+  Node* node = fh.node.get();
+  ReadLock lock(&node->content_mu);
+  Result<SharedFd> fd = HandleFd(node, fh);
+  if (!fd.ok()) return Errno{fd.error()};
+  return sys::Fsync((*fd)->get(), datasync);
 }
 
 Result<void> OverlayImpl::Fallocate(FileHandle& fh, int mode, off_t offset, off_t length) {
@@ -188,9 +222,10 @@ Result<void> OverlayImpl::Fallocate(FileHandle& fh, int mode, off_t offset, off_
     Layer layer = Layer::kVolume;
     {
       ReadLock lock(&node->content_mu);
-      if (!fh.fd) return Errno{EIO};
+      Result<SharedFd> fd = HandleFd(node, fh);
+      if (!fd.ok()) return Errno{fd.error()};
       layer = DataLayer(node->binding());
-      Result<void> r = sys::Fallocate(fh.fd->get(), mode, offset, length);
+      Result<void> r = sys::Fallocate((*fd)->get(), mode, offset, length);
       if (r.ok()) {
         changes_->Record(ChangeKind::kWrite, At{layer, -1, "", PathOf(node), RouteOf(node) >= 0},
                          node->pid(), static_cast<uint64_t>(offset), static_cast<uint64_t>(length));
@@ -216,11 +251,15 @@ Result<size_t> OverlayImpl::CopyFileRange(FileHandle& in, off_t off_in, FileHand
       ReadLock l1(&first->content_mu);
       std::optional<ReadLock> l2;
       if (second != first) l2.emplace(&second->content_mu);
-      if (!in.fd || !out.fd) return Errno{EIO};
-      node->content_mu.AssertReaderHeld();  // as `first` or `second`
+      in.node->content_mu.AssertReaderHeld();  // as `first` or `second`
+      node->content_mu.AssertReaderHeld();
+      Result<SharedFd> in_fd = HandleFd(in.node.get(), in);
+      if (!in_fd.ok()) return Errno{in_fd.error()};
+      Result<SharedFd> out_fd = HandleFd(node, out);
+      if (!out_fd.ok()) return Errno{out_fd.error()};
       layer = DataLayer(node->binding());
       Result<size_t> r =
-          sys::CopyFileRange(in.fd->get(), off_in, out.fd->get(), off_out, len, flags);
+          sys::CopyFileRange((*in_fd)->get(), off_in, (*out_fd)->get(), off_out, len, flags);
       if (r.ok()) {
         changes_->Record(ChangeKind::kWrite, At{layer, -1, "", PathOf(node), RouteOf(node) >= 0},
                          node->pid(), static_cast<uint64_t>(off_out), *r);
@@ -233,9 +272,11 @@ Result<size_t> OverlayImpl::CopyFileRange(FileHandle& in, off_t off_in, FileHand
 }
 
 Result<off_t> OverlayImpl::Lseek(FileHandle& fh, off_t off, int whence) {
-  ReadLock lock(&fh.node->content_mu);
-  if (!fh.fd) return Errno{EIO};
-  return sys::Lseek(fh.fd->get(), off, whence);
+  Node* node = fh.node.get();
+  ReadLock lock(&node->content_mu);
+  Result<SharedFd> fd = HandleFd(node, fh);
+  if (!fd.ok()) return Errno{fd.error()};
+  return sys::Lseek((*fd)->get(), off, whence);
 }
 
 }  // namespace detourfs

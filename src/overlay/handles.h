@@ -16,10 +16,14 @@ namespace detourfs {
 // its data. A request using `fd` holds the node's content_mu shared; moving
 // the file (copy-up, spill, a move across layers) holds it exclusively while
 // it copies the data and points `fd` at the new file, so no read sees a
-// half-moved file and no write lands in the old copy.
+// half-moved file and no write lands in the old copy. When the new file
+// could not be opened then (no fd left, the volume failing), `fd` is null
+// and the handle opens the file's data at its next use
+// (OverlayImpl::HandleFd): it follows late, never writes to the old copy.
 struct FileHandle {
   NodePin node;
-  SharedFd fd;    // guarded by node->content_mu
+  Mutex fd_mu;  // taken under node->content_mu, shared or exclusive
+  SharedFd fd GUARDED_BY(fd_mu);
   int flags = 0;  // the flags `fd` was opened with (O_TRUNC excluded)
   bool writable = false;
 };

@@ -162,11 +162,21 @@ Result<void> OverlayImpl::MoveFile(RenameArgs& a, Layer to,
       }
     }
   }
+  // Moving to the volume, the tier's copy waits in the tier's work/ until
+  // the volume's is read back at its new name (a crash meanwhile clears
+  // work/: the volume's copy was synced before it was published).
+  std::string leaving;
   if (IsTier(b.layer)) {
     const bool whiteout = a.s1.volume_visible && a.s1.at[Index(Layer::kVolume)].has;
-    intent.steps.push_back({whiteout ? StepKind::kWhiteout : StepKind::kTrash,
-                            IntentPath{b.layer, Area::kTree, p1},
-                            {}});
+    if (!IsTier(to) && !whiteout) {
+      leaving = ChangeLayer::WorkName("leaving");
+      intent.steps.push_back({StepKind::kRenameNoReplace, IntentPath{b.layer, Area::kTree, p1},
+                              IntentPath{b.layer, Area::kWork, leaving}});
+    } else {
+      intent.steps.push_back({whiteout ? StepKind::kWhiteout : StepKind::kTrash,
+                              IntentPath{b.layer, Area::kTree, p1},
+                              {}});
+    }
   } else if (x->pid() == static_cast<uint64_t>(st->st_ino)) {
     // The volume file's inode number is the id the moved file keeps: the
     // old inode is held (hidden) so the volume never gives it to another.
@@ -180,13 +190,30 @@ Result<void> OverlayImpl::MoveFile(RenameArgs& a, Layer to,
   // Published, or kept in work/ for the next start to publish.
   staged->published = ran.ok() || kept;
   if (!ran.ok()) return ran;
+  bool lost = false;
   if (!IsTier(to)) {
-    // Synced where it lives now, and read back.
-    (void)sys::SyncDir((*dst_dir)->get());
+    // Synced where it lives now, and looked up again: the tier's copy goes
+    // only once the volume shows it. Else it is kept (never deleted), and
+    // the caller told.
+    Result<void> synced = sys::SyncDir((*dst_dir)->get());
     Result<struct stat> now = sys::StatAt((*dst_dir)->get(), std::string(a.n2).c_str());
-    if (!now.ok() || now->st_size != copy_st->st_size) {
-      spdlog::error("the volume lost '{}' right after it was written (moved from the {})", p2,
-                    LayerName(b.layer));
+    const bool kept_by_volume = synced.ok() && now.ok() && now->st_ino == copy_st->st_ino &&
+                                now->st_dev == copy_st->st_dev &&
+                                now->st_size == copy_st->st_size;
+    if (!leaving.empty()) {
+      const At left{b.layer, changes_->work(b.layer), leaving, p1, true};
+      Result<void> gone = kept_by_volume ? changes_->Trash(left) : changes_->SetAside(left);
+      if (!gone.ok()) {
+        spdlog::warn("'{}': the {}'s copy, moved out, stays in its work directory until the "
+                     "next start: {}",
+                     p1, LayerName(b.layer), ErrnoText(gone.error()));
+      }
+    }
+    if (!kept_by_volume) {
+      spdlog::error("the volume lost '{}' right after it was published there (moved from the {}{})",
+                    p2, LayerName(b.layer),
+                    leaving.empty() ? "" : "; the tier's copy is kept, see the line above");
+      lost = true;  // the rename happened; the caller is told it did not keep
     }
   }
   const markers::SpillRef old_spill = b.spill;
@@ -199,12 +226,13 @@ Result<void> OverlayImpl::MoveFile(RenameArgs& a, Layer to,
   x->generation.fetch_add(1, std::memory_order_acq_rel);
   resolver_.Drop(x->id());
   resolver_.Prime(x, to, std::make_shared<const UniqueFd>(std::move(*copy)));
-  Result<void> repointed = RepointHandles(x, b);
+  RepointHandles(x, b);
   (void)old_spill;  // a stub's data goes with the stub, from the trash
   changes_->Record(ChangeKind::kMove, At{to, -1, "", p2, true}, x->pid());
   Renamed(a, false);
   DETOURFS_TRY(UserWhiteoutAfterMove(a));
-  return repointed;
+  if (lost) return Errno{EIO};
+  return {};
 }
 
 Result<void> OverlayImpl::UserWhiteoutAfterMove(RenameArgs& a) {
@@ -428,6 +456,16 @@ Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageTree(Node* x,
           changes_->CopyIn(At{to, dfd, item.name, "", false, true}, src->get(),
                            data.valid() ? data.get() : -1, *st, IsTier(to) ? pid : 0);
       if (!made.ok()) return Errno{made.error()};
+      if (!IsTier(to) && S_ISREG(st->st_mode)) {
+        // Read back from the volume before its source goes.
+        if (!data.valid()) {
+          Result<UniqueFd> opened = sys::Reopen(src->get(), O_RDONLY);
+          if (!opened.ok()) return Errno{opened.error()};
+          data = std::move(*opened);
+        }
+        const std::string here = d.path->empty() ? item.name : Join(*d.path, item.name);
+        DETOURFS_TRY(ReadBack(data.get(), dfd, item.name, Join(src_path, here)));
+      }
       DETOURFS_TRY(keep_id(dfd, n, pid));
       staged->files++;
       staged->bytes += static_cast<uint64_t>(st->st_size);
@@ -748,7 +786,10 @@ Result<void> OverlayImpl::RebindMoved(Node* x, Layer to, int root_fd) {
     if (x->is_dir()) x->volume_ids.store(IsTier(to) ? 0 : -1, std::memory_order_release);
     x->generation.fetch_add(1, std::memory_order_acq_rel);
     resolver_.Drop(x->id());
-    if (!x->is_dir()) return RepointHandles(x, xb);
+    if (!x->is_dir()) {
+      RepointHandles(x, xb);
+      return {};
+    }
   }
   const size_t prefix = top.empty() ? 0 : top.size() + 1;
   std::vector<NodePin> moved = table_.NodesWithin(x);
@@ -784,7 +825,7 @@ Result<void> OverlayImpl::RebindMoved(Node* x, Layer to, int root_fd) {
   for (NodePin& n : moved) {
     if (n->is_dir()) continue;
     WriteLock lock(&n->content_mu);
-    (void)RepointHandles(n.get(), n->binding());
+    RepointHandles(n.get(), n->binding());
   }
   return {};
 }
@@ -818,11 +859,20 @@ Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageFileCopy(Node
   const int work = changes_->work(to);
   // Not one of a batch: synced on its own before it is published, since its
   // source goes in the same change (CopyIn syncs what goes to the volume;
-  // the disk tier syncs in batches, so this one now).
-  Result<Made> made = changes_->CopyIn(At{to, work, staged->name, "", false}, (*src)->get(),
-                                       data.valid() ? data.get() : -1, *st, x->pid());
-  if (!made.ok()) return Errno{made.error()};
-  staged->changes = changes_.get();
+  // the disk tier syncs in batches, so this one now). On the volume it is
+  // read back too, and copied once more if it does not match.
+  for (int attempt = 1;; ++attempt) {
+    Result<Made> made = changes_->CopyIn(At{to, work, staged->name, "", false}, (*src)->get(),
+                                         data.valid() ? data.get() : -1, *st, x->pid());
+    if (!made.ok()) return Errno{made.error()};
+    staged->changes = changes_.get();
+    if (IsTier(to) || !S_ISREG(st->st_mode)) break;
+    Result<void> same = ReadBack(data.get(), work, staged->name, PathOf(x));
+    if (same.ok()) break;
+    (void)changes_->Trash(At{to, work, staged->name, "", false});
+    if (attempt == 2) return Errno{same.error()};
+    staged->name = ChangeLayer::WorkName("moving");
+  }
   if (to == Layer::kDisk && S_ISREG(st->st_mode)) {
     Result<UniqueFd> synced = sys::OpenBeneath(work, staged->name.c_str(), O_RDONLY);
     if (!synced.ok()) return Errno{synced.error()};
@@ -836,6 +886,17 @@ Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageFileCopy(Node
   staged->files = 1;
   staged->bytes = static_cast<uint64_t>(st->st_size);
   return staged;
+}
+
+Result<void> OverlayImpl::ReadBack(int data, int dirfd, const std::string& name,
+                                   const std::string& path) {
+  Result<UniqueFd> copy = sys::OpenBeneath(dirfd, name.c_str(), O_RDONLY);
+  Result<bool> same = copy.ok() ? SameData(data, copy->get()) : Result<bool>(Errno{copy.error()});
+  if (same.ok() && *same) return {};
+  spdlog::error("the volume did not keep the copy of '{}' written to it just now ({}): its "
+                "source stays where it is",
+                path, same.ok() ? "its data reads back different" : ErrnoText(same.error()));
+  return Errno{EIO};
 }
 
 Result<void> OverlayImpl::CopyLinkedAhead(Node* x, Layer to) {

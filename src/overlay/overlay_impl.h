@@ -228,7 +228,8 @@ class OverlayImpl final : public Overlay {
   // The attributes to report for `node` (binding `b`, read under its
   // content_mu): st_ino its id, a directory spanning layers st_nlink 1, a
   // stub its data's size and times.
-  Result<struct stat> StatOf(Node* node, const Binding& b, FileHandle* fh);
+  Result<struct stat> StatOf(Node* node, const Binding& b, FileHandle* fh)
+      REQUIRES_SHARED(node->content_mu);
   Result<struct stat> SetAttrOf(uint64_t ino, const SetAttrRequest& req, FileHandle* fh);
   void Report(Node* node, const Binding& b, struct stat* st);
   static Layer Primary(const Binding& b);
@@ -269,8 +270,13 @@ class OverlayImpl final : public Overlay {
 
   // --- file_io.cc ---
   static int BackingFlags(int flags, bool writeback_cache);
-  // Points every open handle of `node` at its data now (after it moved).
-  Result<void> RepointHandles(Node* node, const Binding& b) REQUIRES(node->content_mu);
+  // Points every open handle of `node` at its data now (after it moved). A
+  // handle that cannot be reopened there now is left to follow at its next
+  // use (HandleFd): the move itself has happened either way.
+  void RepointHandles(Node* node, const Binding& b) REQUIRES(node->content_mu);
+  // The fd of an open file's data: the handle's own, or, for one that could
+  // not follow its data when it moved, the data opened now.
+  Result<SharedFd> HandleFd(Node* node, FileHandle& fh) REQUIRES_SHARED(node->content_mu);
   Result<FileHandle*> OpenNode(NodePin node, int flags);
   void Track(FileHandle* fh);
   void Track(DirHandle* dh);
@@ -499,6 +505,10 @@ class OverlayImpl final : public Overlay {
   bool LinkedFile(Node* x) REQUIRES_SHARED(x->content_mu);
   // Its copy alone (one link, no index entry: else EXDEV), the node locked
   // at least for reading by the caller.
+  // Reads back the copy `name` in `dirfd` just written to the volume and
+  // compares it with `data` (the source's, open): EIO, logged, when the
+  // volume did not keep it.
+  Result<void> ReadBack(int data, int dirfd, const std::string& name, const std::string& path);
   Result<std::shared_ptr<StagedTree>> StageFileCopy(Node* x, Layer to)
       REQUIRES_SHARED(x->content_mu);
   // A staging job between two rounds of a rename (no lock held but the

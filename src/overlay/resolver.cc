@@ -149,6 +149,7 @@ Result<UniqueFd> Resolver::OpenData(Node* node, const Binding& b, int flags) {
       {
         MutexLock lock(&node->handles_mu);
         for (FileHandle* fh : node->open_handles) {
+          MutexLock fl(&fh->fd_mu);
           if (fh->fd) open = fh->fd;
           if (open) break;
         }

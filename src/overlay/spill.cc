@@ -69,7 +69,7 @@ Result<void> OverlayImpl::Spill(Node* node, Layer full) {
     node->generation.fetch_add(1, std::memory_order_acq_rel);
     // Handles follow before the old copy goes: no write lands in it, no read
     // sees it emptied (content_mu is held: no request is using it now).
-    Result<void> repointed = RepointHandles(node, b);
+    RepointHandles(node, b);
     if (old.token != 0) {
       changes_->DropSpilled(old);
     } else {
@@ -79,7 +79,7 @@ Result<void> OverlayImpl::Spill(Node* node, Layer full) {
     changes_->Record(ChangeKind::kSpill, At{*next, -1, "", path, true}, node->pid());
     spdlog::info("{} full: data of '{}' ({} bytes) moved to the {}'s spill store", LayerName(full),
                  path, dst->st_size, LayerName(*next));
-    return repointed;
+    return {};
   }
   return Errno{ENOSPC};
 }

@@ -33,6 +33,7 @@ inline constexpr const char* kFailpoints[] = {
     "spill.marked",     // the stub marked, its data not yet emptied
     "move.copied",      // a tree moving across layers copied aside
     "move.published",   // the moved tree at its new name, the source still there
+    "handle.follow",    // a moved file's open handle about to take its new fd
 };
 
 class Failpoints {

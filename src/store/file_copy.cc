@@ -4,7 +4,10 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <xxhash.h>
+
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "store/markers.h"
@@ -63,6 +66,40 @@ Result<void> CopyData(int in, int out, off_t size) {
     pos = end;
   }
   return sys::Ftruncate(out, size);
+}
+
+namespace {
+
+// The XXH3 digest of all of the open file `fd`, and its length.
+Result<std::pair<XXH64_hash_t, off_t>> DigestOf(int fd) {
+  std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> state(XXH3_createState(),
+                                                                  &XXH3_freeState);
+  if (!state || XXH3_64bits_reset(state.get()) != XXH_OK) return Errno{ENOMEM};
+  std::vector<char> buf(size_t{1} << 20);
+  off_t pos = 0;
+  for (;;) {
+    Result<size_t> n = sys::PRead(fd, buf.data(), buf.size(), pos);
+    if (!n.ok()) return Errno{n.error()};
+    if (*n == 0) break;
+    if (XXH3_64bits_update(state.get(), buf.data(), *n) != XXH_OK) return Errno{ENOMEM};
+    pos += static_cast<off_t>(*n);
+  }
+  return std::make_pair(XXH3_64bits_digest(state.get()), pos);
+}
+
+}  // namespace
+
+Result<bool> SameData(int a, int b) {
+  Result<struct stat> sa = sys::Fstat(a);
+  if (!sa.ok()) return Errno{sa.error()};
+  Result<struct stat> sb = sys::Fstat(b);
+  if (!sb.ok()) return Errno{sb.error()};
+  if (sa->st_size != sb->st_size) return false;
+  Result<std::pair<XXH64_hash_t, off_t>> da = DigestOf(a);
+  if (!da.ok()) return Errno{da.error()};
+  Result<std::pair<XXH64_hash_t, off_t>> db = DigestOf(b);
+  if (!db.ok()) return Errno{db.error()};
+  return *da == *db;
 }
 
 Result<void> CopyXattrs(int from, int to) {

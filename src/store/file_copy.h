@@ -18,6 +18,12 @@ namespace detourfs {
 // holes stay holes.
 Result<void> CopyData(int in, int out, off_t size);
 
+// Whether the open files `a` and `b` hold the same bytes: equal sizes, and
+// equal XXH3 digests of all of each, read back from offset 0. A copy on the
+// volume, which is known to lose fresh writes, is read back this way before
+// its source goes.
+Result<bool> SameData(int a, int b);
+
 // Copies the xattrs of `from` to `to` (O_PATH fds are fine), skipping
 // detourfs's reserved ones and those the target does not support.
 Result<void> CopyXattrs(int from, int to);

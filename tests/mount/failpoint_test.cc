@@ -100,6 +100,9 @@ const Scenario kScenarios[] = {
     // (published in the disk tier's index, the memory one trashed).
     {"intent.step", kIndexMoveSetup, "ln src/s.js dist/s.js"},
     {"intent.done", kIndexMoveSetup, "ln src/s.js dist/s.js"},
+    // A volume file copied up while a reader has it open: the reader's
+    // handle follows the copy.
+    {"handle.follow", "true", "exec 3<node_modules/a.js && echo more >> node_modules/a.js"},
 };
 
 class FailpointTest : public TieredMountTest {
@@ -310,6 +313,49 @@ TEST_P(FailpointTest, AnExchangeWhoseCopyWentStaleIsCopiedAgainBetweenTheRounds)
   EXPECT_NE(fs_->Log().find("went stale ('w2/app/"), std::string::npos) << fs_->Log();
   EXPECT_EQ(fs_->Stop(), 0);
   EXPECT_EQ(WorkLeft(), std::vector<std::string>{});
+}
+
+// Review #2: an open file whose data moves (here: renamed from its tier to
+// the volume) while its handle cannot be reopened on the new copy (the
+// failpoint answers EIO, as a full fd table or a failing volume would) does
+// not fail from then on: it lets go of the old copy and opens the new one at
+// its next use, so its writes land in the moved file.
+TEST_P(FailpointTest, AnOpenFileThatCouldNotFollowItsMoveFollowsAtItsNextUse) {
+  expect_clean_log_ = false;  // the armed start and the failed reopen are logged as warnings
+  ASSERT_EQ(::mkdir(V("src").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(M("node_modules").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(M("node_modules/x.js"), "tier\n"), 0);
+  ASSERT_TRUE(Exists(Mem("node_modules/x.js")));
+  ASSERT_EQ(fs_->Stop(), 0);
+  ::setenv("DETOURFS_FAILPOINTS", "handle.follow=eio", 1);
+  std::string error;
+  const bool started = fs_->Restart(&error);
+  ::unsetenv("DETOURFS_FAILPOINTS");
+  ASSERT_TRUE(started) << error;
+
+  const int fd = ::open(M("node_modules/x.js").c_str(), O_RDWR);
+  ASSERT_GE(fd, 0) << std::strerror(errno);
+  ASSERT_EQ(::rename(M("node_modules/x.js").c_str(), M("src/x.js").c_str()), 0)
+      << std::strerror(errno);
+  EXPECT_TRUE(Exists(V("src/x.js")));
+  EXPECT_FALSE(Exists(Mem("node_modules/x.js")));
+  // Written and read through the handle that could not follow at the move.
+  const std::string more = "written after the move\n";
+  EXPECT_EQ(::pwrite(fd, more.data(), more.size(), 5), static_cast<ssize_t>(more.size()))
+      << std::strerror(errno);
+  EXPECT_EQ(::fsync(fd), 0) << std::strerror(errno);
+  char buf[64] = {};
+  EXPECT_EQ(::pread(fd, buf, 4, 0), 4) << std::strerror(errno);
+  EXPECT_EQ(std::string(buf, 4), "tier");
+  struct stat st {};
+  EXPECT_EQ(::fstat(fd, &st), 0);
+  EXPECT_EQ(st.st_size, static_cast<off_t>(5 + more.size()));
+  ASSERT_EQ(::close(fd), 0);
+  // The writes are in the moved file, on the volume.
+  EXPECT_EQ(ReadFile(M("src/x.js")), "tier\n" + more);
+  EXPECT_EQ(ReadFile(V("src/x.js")), "tier\n" + more);
+  EXPECT_NE(fs_->Log().find("could not follow it to the volume"), std::string::npos) << fs_->Log();
+  EXPECT_NE(fs_->Log().find("followed its data to the volume"), std::string::npos) << fs_->Log();
 }
 
 DETOURFS_MOUNT_TEST_P(FailpointTest);

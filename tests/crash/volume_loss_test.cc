@@ -1,0 +1,149 @@
+// A volume that fails or loses what was just written to it (flakyfs `eio`
+// on reads, `lie` on renames), met by a file moving from its tier to the volume (review #5): the
+// tier's copy goes only once the volume's copy has been read back at its new
+// name; until then, and when the volume loses it, nothing is deleted and the
+// caller gets EIO.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "crash_driver.h"
+#include "lib/files.h"
+#include "lib/mount_test.h"
+#include "lib/tmpfs.h"
+
+namespace detourfs::testing {
+namespace {
+
+bool Exists(const std::string& path) {
+  struct stat st {};
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
+class VolumeLossTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string why;
+    if (!CanMount(&why)) GTEST_SKIP() << why;
+    ASSERT_TRUE(memory_.ok());
+    const std::string conf = memory_.path() + "/detourfs.toml";
+    ASSERT_EQ(WriteFile(conf, "[tiers.memory]\nroot = \"" + memory_.path() +
+                                  "/tier\"\n[[route]]\nmatch = \"**/node_modules\"\n"
+                                  "tier = \"memory\"\n"),
+              0);
+    CrashConfig config;
+    config.over_flakyfs = true;
+    config.mount.extra_args = {"-c", conf};
+    std::string error;
+    d_ = CrashDriver::Start(config, &error);
+    ASSERT_NE(d_, nullptr) << error;
+    ASSERT_TRUE(::mkdir(M("").c_str(), 0755) == 0 || errno == EEXIST);
+    ASSERT_EQ(::mkdir(M("src").c_str(), 0755), 0);
+    ASSERT_EQ(::mkdir(M("node_modules").c_str(), 0755), 0);
+    ASSERT_EQ(WriteFile(M("node_modules/x.js"), kData), 0);
+    ASSERT_TRUE(Exists(memory_.path() + "/tier/upper/work/node_modules/x.js"));
+  }
+  void TearDown() override {
+    if (d_ != nullptr) {
+      EXPECT_EQ(d_->fs().Stop(), 0);
+    }
+  }
+
+  // Through the mount, and on the volume (bypassing detourfs and flakyfs).
+  std::string M(const std::string& p) const { return d_->mount_dir() + "/" + p; }
+  std::string V(const std::string& p) const { return d_->volume_dir() + "/" + p; }
+  // rename(2) through the mount: 0 or the errno.
+  int Rename(const std::string& from, const std::string& to) const {
+    return std::rename(M(from).c_str(), M(to).c_str()) == 0 ? 0 : errno;
+  }
+  // What the memory tier set aside (its kept/ directory), by content.
+  std::vector<std::string> KeptContents() const {
+    std::vector<std::string> out;
+    for (const std::string& n : ListDir(memory_.path() + "/tier/kept")) {
+      out.push_back(ReadFile(memory_.path() + "/tier/kept/" + n));
+    }
+    return out;
+  }
+
+  static constexpr char kData[] = "written on the tier\n";
+  TmpfsDir memory_{"64M"};
+  std::unique_ptr<CrashDriver> d_;
+};
+
+// The copy written to the volume cannot be read back (flakyfs's `vanish`
+// cannot reach a file linked in before it is closed, as these copies are;
+// a copy that reads back different is SameData's, unit-tested): the move
+// is refused before anything is published, and the file stays on its
+// tier, whole.
+TEST_F(VolumeLossTest, ACopyTheVolumeDoesNotKeepIsNeverPublished) {
+  ASSERT_EQ(
+      d_->flaky()->Control("fault eio ops=read glob=.detourfs/work/**").rfind("ok", 0), 0u);
+  EXPECT_EQ(Rename("node_modules/x.js", "src/x.js"), EIO);
+  EXPECT_GE(d_->flaky()->Injected("eio"), 2u);  // copied, read back, copied again
+  EXPECT_EQ(ReadFile(M("node_modules/x.js")), kData);
+  EXPECT_FALSE(Exists(M("src/x.js")));
+  EXPECT_FALSE(Exists(V("src/x.js")));
+  EXPECT_NE(d_->fs().Log().find("did not keep the copy of 'work/node_modules/x.js'"),
+            std::string::npos)
+      << d_->fs().Log();
+  // The volume behaves again: the same move goes through.
+  ASSERT_EQ(d_->flaky()->Control("clear"), "ok");
+  EXPECT_EQ(Rename("node_modules/x.js", "src/x.js"), 0);
+  EXPECT_EQ(ReadFile(M("src/x.js")), kData);
+  EXPECT_EQ(ReadFile(V("src/x.js")), kData);
+  EXPECT_EQ(KeptContents(), std::vector<std::string>{});
+}
+
+// The same for a directory moving to the volume: one file of it read back
+// wrong, and the whole move is refused.
+TEST_F(VolumeLossTest, ATreeWithAFileTheVolumeDoesNotKeepIsNeverPublished) {
+  ASSERT_EQ(::mkdir(M("node_modules/pkg").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(M("node_modules/pkg/a.js"), "a\n"), 0);
+  ASSERT_EQ(d_->flaky()->Control("fault eio ops=read glob=.detourfs/**/a.js").rfind("ok", 0), 0u);
+  EXPECT_EQ(Rename("node_modules", "src/nm"), EIO);
+  EXPECT_EQ(ReadFile(M("node_modules/pkg/a.js")), "a\n");
+  EXPECT_EQ(ReadFile(M("node_modules/x.js")), kData);
+  EXPECT_FALSE(Exists(M("src/nm")));
+  ASSERT_EQ(d_->flaky()->Control("clear"), "ok");
+  EXPECT_EQ(Rename("node_modules", "src/nm"), 0);
+  EXPECT_EQ(ReadFile(V("src/nm/pkg/a.js")), "a\n");
+  EXPECT_EQ(ReadFile(V("src/nm/x.js")), kData);
+}
+
+// The volume acknowledges the rename that publishes the copy and does not
+// make it: the tier's copy is not deleted but set aside (kept/, logged), and
+// the caller gets EIO.
+TEST_F(VolumeLossTest, AMoveTheVolumeLosesAfterPublishingKeepsTheTiersCopy) {
+  ASSERT_EQ(
+      d_->flaky()->Control("fault lie ops=rename glob=.detourfs/work/moving.*").rfind("ok", 0),
+      0u);
+  EXPECT_EQ(Rename("node_modules/x.js", "src/x.js"), EIO);
+  EXPECT_GE(d_->flaky()->Injected("lie"), 1u);
+  EXPECT_FALSE(Exists(V("src/x.js")));
+  EXPECT_EQ(KeptContents(), std::vector<std::string>{kData});
+  const std::string log = d_->fs().Log();
+  EXPECT_NE(log.find("the volume lost 'work/src/x.js' right after it was published"),
+            std::string::npos)
+      << log;
+  EXPECT_NE(log.find("kept as kept/"), std::string::npos) << log;
+}
+
+// A volume that keeps what it is given: the tier's copy goes (to the trash),
+// nothing is set aside.
+TEST_F(VolumeLossTest, AMoveTheVolumeKeepsLeavesNothingAside) {
+  EXPECT_EQ(Rename("node_modules/x.js", "src/x.js"), 0);
+  EXPECT_EQ(ReadFile(V("src/x.js")), kData);
+  EXPECT_FALSE(Exists(memory_.path() + "/tier/upper/work/node_modules/x.js"));
+  EXPECT_EQ(KeptContents(), std::vector<std::string>{});
+  EXPECT_EQ(ListDir(memory_.path() + "/tier/work"), std::vector<std::string>{});
+}
+
+}  // namespace
+}  // namespace detourfs::testing
