@@ -726,9 +726,18 @@ Result<void> OverlayImpl::PublishTree(RenameArgs& a, StagedTree& staged) {
   // opaque one hid) stays hidden by a whiteout.
   const bool volume_part_held = b.parts[Index(Layer::kVolume)].present() &&
                                 (b.layer == Layer::kVolume || to == Layer::kVolume);
+  // Moving to the volume, the tiers' parts wait in their work/ until the
+  // volume shows the published tree (as MoveFile's).
+  std::vector<std::pair<Layer, std::string>> leaving;
   for (Layer t : kTiers) {
     if (!b.parts[Index(t)].present()) continue;
     const bool whiteout = t == b.layer && volume_has && !volume_part_held;
+    if (!IsTier(to) && !whiteout) {
+      leaving.emplace_back(t, ChangeLayer::WorkName("leaving"));
+      intent.steps.push_back(
+          {StepKind::kRenameNoReplace, tree(t, p1), IntentPath{t, Area::kWork, leaving.back().second}});
+      continue;
+    }
     intent.steps.push_back({whiteout ? StepKind::kWhiteout : StepKind::kTrash, tree(t, p1), {}});
   }
   if (b.parts[Index(Layer::kVolume)].present()) {
@@ -746,6 +755,9 @@ Result<void> OverlayImpl::PublishTree(RenameArgs& a, StagedTree& staged) {
       intent.steps.push_back({StepKind::kWhiteout, tree(b.layer, p1), {}});
     }
   }
+  // What the published tree's root must be.
+  Result<struct stat> staged_st = sys::StatAt(work, staged.name.c_str());
+  if (!staged_st.ok()) return Errno{staged_st.error()};
   bool kept = false;
   Result<void> ran = changes_->Run(intent, &kept);
   // Published, or to be published by the next start: no longer ours to drop.
@@ -754,8 +766,28 @@ Result<void> OverlayImpl::PublishTree(RenameArgs& a, StagedTree& staged) {
   DETOURFS_TRY(changes_->Hit("move.published"));
   Result<UniqueFd> root =
       sys::OpenBeneath((*dst_dir)->get(), std::string(a.n2).c_str(), O_PATH | O_DIRECTORY);
+  if (!IsTier(to)) {
+    Result<void> synced = sys::SyncDir((*dst_dir)->get());
+    Result<struct stat> now = root.ok() ? sys::Fstat(root->get()) : Result<struct stat>(Errno{EIO});
+    const bool kept_by_volume = synced.ok() && now.ok() && now->st_ino == staged_st->st_ino &&
+                                now->st_dev == staged_st->st_dev;
+    for (const auto& [t, name] : leaving) {
+      const At left{t, changes_->work(t), name, p1, true};
+      Result<void> gone = kept_by_volume ? changes_->Trash(left) : changes_->SetAside(left);
+      if (!gone.ok()) {
+        spdlog::warn("'{}': the {}'s part, moved out, stays in its work directory until the "
+                     "next start: {}",
+                     p1, LayerName(t), ErrnoText(gone.error()));
+      }
+    }
+    if (!kept_by_volume) {
+      spdlog::error("the volume lost '{}' right after it was published there (moved from the {}{})",
+                    p2, LayerName(b.layer),
+                    leaving.empty() ? "" : "; the tiers' parts are kept, see the lines above");
+      return Errno{EIO};
+    }
+  }
   if (!root.ok()) return Errno{root.error()};
-  if (!IsTier(to)) (void)sys::SyncDir((*dst_dir)->get());
   // The table follows the rename, then the nodes the kernel holds.
   Renamed(a, false);
   DETOURFS_TRY(RebindMoved(x, to, root->get()));

@@ -355,6 +355,14 @@ Result<void> ChangeLayer::Rename(const At& from, const At& to, unsigned int flag
   Emit(ChangeKind::kRename, from, id, to.path);
   if (flags & RENAME_WHITEOUT) Emit(ChangeKind::kWhiteout, from, 0);
   if (from.layer != to.layer) Dirty(to.layer);
+  if (from.layer == Layer::kVolume && to.layer == Layer::kVolume && from.routed &&
+      from.dir != to.dir) {
+    // Routed content leaving a directory on the volume: the mount may hide
+    // that directory later (rm -rf of a routed tree leaves the volume's
+    // part behind a whiteout), out of reach of any fsync through it, so
+    // the move is made durable now (an exchange moves both ways).
+    SyncMoveOnVolume(from, to.dir);
+  }
   return {};
 }
 
@@ -554,8 +562,8 @@ void ChangeLayer::SyncVolumeWhole() {
 }
 
 void ChangeLayer::SyncMoveOnVolume(const At& from, int to_dir) {
-  // The volume's entries a change moves into held/ or the trash are synced
-  // at once, on both sides: the directory they left may itself be hidden
+  // The volume's entries a change moves into held/ or the trash (or routed
+  // ones out of their directory) are synced at once, on both sides: the directory they left may itself be hidden
   // from users later (moved into held/ whole), and then no fsync of theirs
   // could make the move durable, nor anything that builds on it.
   for (int dir : {from.dir, to_dir}) {
@@ -991,7 +999,9 @@ Status ChangeLayer::Recover() {
       spdlog::debug("the change recorded in '{}': {}", name, EncodeIntent(intent));
     }
   }
-  // What work/ holds was never published: it goes.
+  // What work/ holds was never published, or is a tier's copy of what a
+  // move published on the volume (leaving.*: the volume's copy was synced
+  // before it was published, and the step after): it goes.
   for (Layer l : kAllLayers) {
     const LayerDirs& d = dirs(l);
     if (!d.work) continue;

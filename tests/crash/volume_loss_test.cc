@@ -135,6 +135,21 @@ TEST_F(VolumeLossTest, AMoveTheVolumeLosesAfterPublishingKeepsTheTiersCopy) {
   EXPECT_NE(log.find("kept as kept/"), std::string::npos) << log;
 }
 
+// The same for a tree: its tier part is set aside whole.
+TEST_F(VolumeLossTest, ATreeTheVolumeLosesAfterPublishingKeepsItsTierPart) {
+  ASSERT_EQ(
+      d_->flaky()->Control("fault lie ops=rename glob=.detourfs/work/tree.*").rfind("ok", 0), 0u);
+  EXPECT_EQ(Rename("node_modules", "src/nm"), EIO);
+  EXPECT_GE(d_->flaky()->Injected("lie"), 1u);
+  EXPECT_FALSE(Exists(V("src/nm")));
+  const std::vector<std::string> kept = ListDir(memory_.path() + "/tier/kept");
+  ASSERT_EQ(kept.size(), 1u);
+  EXPECT_EQ(ReadFile(memory_.path() + "/tier/kept/" + kept[0] + "/x.js"), kData);
+  EXPECT_NE(d_->fs().Log().find("the volume lost 'work/src/nm' right after it was published"),
+            std::string::npos)
+      << d_->fs().Log();
+}
+
 // A volume that keeps what it is given: the tier's copy goes (to the trash),
 // nothing is set aside.
 TEST_F(VolumeLossTest, AMoveTheVolumeKeepsLeavesNothingAside) {
@@ -142,6 +157,13 @@ TEST_F(VolumeLossTest, AMoveTheVolumeKeepsLeavesNothingAside) {
   EXPECT_EQ(ReadFile(V("src/x.js")), kData);
   EXPECT_FALSE(Exists(memory_.path() + "/tier/upper/work/node_modules/x.js"));
   EXPECT_EQ(KeptContents(), std::vector<std::string>{});
+  EXPECT_EQ(ListDir(memory_.path() + "/tier/work"), std::vector<std::string>{});
+  // A tree too.
+  ASSERT_EQ(::mkdir(M("node_modules/pkg").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(M("node_modules/pkg/a.js"), "a\n"), 0);
+  EXPECT_EQ(Rename("node_modules", "src/nm"), 0);
+  EXPECT_EQ(ReadFile(V("src/nm/pkg/a.js")), "a\n");
+  EXPECT_EQ(ListDir(memory_.path() + "/tier/kept"), std::vector<std::string>{});
   EXPECT_EQ(ListDir(memory_.path() + "/tier/work"), std::vector<std::string>{});
 }
 
