@@ -826,6 +826,16 @@ Result<void> ChangeLayer::SyncStep(const IntentStep& step) {
   // promises a rename nothing before both are. Synced even when the step
   // was found done (a replay, a retry after the sync failed). No second
   // try on an error: an fsync reports it once, and the record stays.
+  // First the private directories of each tier the step touches: its
+  // rename may build on an earlier change through them that no fsync
+  // reached (a directory a user made, built in work/ and swapped into the
+  // step's directory), and a filesystem that keeps each directory's
+  // changes in order keeps the step only with it. Nothing when nothing
+  // changed there since the last time.
+  for (const IntentPath* p : {&step.a, &step.b}) {
+    if (p == &step.b && !IsMove(step.kind)) continue;
+    if (IsTier(p->layer)) DETOURFS_TRY(SyncAreas(p->layer));
+  }
   for (const IntentPath* p : {&step.a, &step.b}) {
     if (AreaFd(p->layer, p->area) < 0) continue;
     if (p == &step.b && !IsMove(step.kind)) continue;

@@ -226,8 +226,9 @@ class ChangeLayer {
   // mount went on serving after it stopped (IntentLog::MarkServed): what it
   // would clear is set aside instead, and a rename replaces nothing.
   Result<void> RunStep(const IntentStep& step, bool served);
-  // Syncs both directories of a step's rename (and the trash, for a step
-  // that clears), on every layer.
+  // Syncs the private directories of the tiers a step touches, then both
+  // directories of its rename (and the trash, for a step that clears), on
+  // every layer.
   Result<void> SyncStep(const IntentStep& step);
   // After a move of a volume entry at `from` into held/ or the trash
   // (`to_dir`): both directories synced (a failure is logged).
