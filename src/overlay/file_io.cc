@@ -47,9 +47,10 @@ void OverlayImpl::RepointHandles(Node* node, const Binding& b) {
     if (!fd.ok()) {
       // Never let a handle keep writing into the old copy: it lets go of it
       // and opens the data at its next use.
-      spdlog::warn("node {}: an open file could not follow it to the {} now ({}): it will at its "
-                   "next use",
-                   node->pid(), LayerName(DataLayer(b)), ErrnoText(fd.error()));
+      spdlog::warn(
+          "node {}: an open file could not follow it to the {} now ({}): it will at its "
+          "next use",
+          node->pid(), LayerName(DataLayer(b)), ErrnoText(fd.error()));
       fh->fd = nullptr;
       continue;
     }

@@ -198,15 +198,15 @@ Result<void> OverlayImpl::MoveFile(RenameArgs& a, Layer to,
     Result<void> synced = sys::SyncDir((*dst_dir)->get());
     Result<struct stat> now = sys::StatAt((*dst_dir)->get(), std::string(a.n2).c_str());
     const bool kept_by_volume = synced.ok() && now.ok() && now->st_ino == copy_st->st_ino &&
-                                now->st_dev == copy_st->st_dev &&
-                                now->st_size == copy_st->st_size;
+                                now->st_dev == copy_st->st_dev && now->st_size == copy_st->st_size;
     if (!leaving.empty()) {
       const At left{b.layer, changes_->work(b.layer), leaving, p1, true};
       Result<void> gone = kept_by_volume ? changes_->Trash(left) : changes_->SetAside(left);
       if (!gone.ok()) {
-        spdlog::warn("'{}': the {}'s copy, moved out, stays in its work directory until the "
-                     "next start: {}",
-                     p1, LayerName(b.layer), ErrnoText(gone.error()));
+        spdlog::warn(
+            "'{}': the {}'s copy, moved out, stays in its work directory until the "
+            "next start: {}",
+            p1, LayerName(b.layer), ErrnoText(gone.error()));
       }
     }
     if (!kept_by_volume) {
@@ -734,8 +734,8 @@ Result<void> OverlayImpl::PublishTree(RenameArgs& a, StagedTree& staged) {
     const bool whiteout = t == b.layer && volume_has && !volume_part_held;
     if (!IsTier(to) && !whiteout) {
       leaving.emplace_back(t, ChangeLayer::WorkName("leaving"));
-      intent.steps.push_back(
-          {StepKind::kRenameNoReplace, tree(t, p1), IntentPath{t, Area::kWork, leaving.back().second}});
+      intent.steps.push_back({StepKind::kRenameNoReplace, tree(t, p1),
+                              IntentPath{t, Area::kWork, leaving.back().second}});
       continue;
     }
     intent.steps.push_back({whiteout ? StepKind::kWhiteout : StepKind::kTrash, tree(t, p1), {}});
@@ -775,9 +775,10 @@ Result<void> OverlayImpl::PublishTree(RenameArgs& a, StagedTree& staged) {
       const At left{t, changes_->work(t), name, p1, true};
       Result<void> gone = kept_by_volume ? changes_->Trash(left) : changes_->SetAside(left);
       if (!gone.ok()) {
-        spdlog::warn("'{}': the {}'s part, moved out, stays in its work directory until the "
-                     "next start: {}",
-                     p1, LayerName(t), ErrnoText(gone.error()));
+        spdlog::warn(
+            "'{}': the {}'s part, moved out, stays in its work directory until the "
+            "next start: {}",
+            p1, LayerName(t), ErrnoText(gone.error()));
       }
     }
     if (!kept_by_volume) {
@@ -925,9 +926,10 @@ Result<void> OverlayImpl::ReadBack(int data, int dirfd, const std::string& name,
   Result<UniqueFd> copy = sys::OpenBeneath(dirfd, name.c_str(), O_RDONLY);
   Result<bool> same = copy.ok() ? SameData(data, copy->get()) : Result<bool>(Errno{copy.error()});
   if (same.ok() && *same) return {};
-  spdlog::error("the volume did not keep the copy of '{}' written to it just now ({}): its "
-                "source stays where it is",
-                path, same.ok() ? "its data reads back different" : ErrnoText(same.error()));
+  spdlog::error(
+      "the volume did not keep the copy of '{}' written to it just now ({}): its "
+      "source stays where it is",
+      path, same.ok() ? "its data reads back different" : ErrnoText(same.error()));
   return Errno{EIO};
 }
 

@@ -563,9 +563,9 @@ void ChangeLayer::SyncVolumeWhole() {
 
 void ChangeLayer::SyncMoveOnVolume(const At& from, int to_dir) {
   // The volume's entries a change moves into held/ or the trash (or routed
-  // ones out of their directory) are synced at once, on both sides: the directory they left may itself be hidden
-  // from users later (moved into held/ whole), and then no fsync of theirs
-  // could make the move durable, nor anything that builds on it.
+  // ones out of their directory) are synced at once, on both sides: the directory they left may
+  // itself be hidden from users later (moved into held/ whole), and then no fsync of theirs could
+  // make the move durable, nor anything that builds on it.
   for (int dir : {from.dir, to_dir}) {
     if (dir < 0) continue;
     // No second try: an fsync's error is reported once, and a retry that

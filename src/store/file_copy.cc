@@ -3,7 +3,6 @@
 
 #include <fcntl.h>
 #include <unistd.h>
-
 #include <xxhash.h>
 
 #include <cstring>
@@ -73,7 +72,7 @@ namespace {
 // The XXH3 digest of all of the open file `fd`, and its length.
 Result<std::pair<XXH64_hash_t, off_t>> DigestOf(int fd) {
   std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> state(XXH3_createState(),
-                                                                  &XXH3_freeState);
+                                                                 &XXH3_freeState);
   if (!state || XXH3_64bits_reset(state.get()) != XXH_OK) return Errno{ENOMEM};
   std::vector<char> buf(size_t{1} << 20);
   off_t pos = 0;

@@ -83,8 +83,7 @@ class VolumeLossTest : public ::testing::Test {
 // is refused before anything is published, and the file stays on its
 // tier, whole.
 TEST_F(VolumeLossTest, ACopyTheVolumeDoesNotKeepIsNeverPublished) {
-  ASSERT_EQ(
-      d_->flaky()->Control("fault eio ops=read glob=.detourfs/work/**").rfind("ok", 0), 0u);
+  ASSERT_EQ(d_->flaky()->Control("fault eio ops=read glob=.detourfs/work/**").rfind("ok", 0), 0u);
   EXPECT_EQ(Rename("node_modules/x.js", "src/x.js"), EIO);
   EXPECT_GE(d_->flaky()->Injected("eio"), 2u);  // copied, read back, copied again
   EXPECT_EQ(ReadFile(M("node_modules/x.js")), kData);
@@ -122,8 +121,7 @@ TEST_F(VolumeLossTest, ATreeWithAFileTheVolumeDoesNotKeepIsNeverPublished) {
 // the caller gets EIO.
 TEST_F(VolumeLossTest, AMoveTheVolumeLosesAfterPublishingKeepsTheTiersCopy) {
   ASSERT_EQ(
-      d_->flaky()->Control("fault lie ops=rename glob=.detourfs/work/moving.*").rfind("ok", 0),
-      0u);
+      d_->flaky()->Control("fault lie ops=rename glob=.detourfs/work/moving.*").rfind("ok", 0), 0u);
   EXPECT_EQ(Rename("node_modules/x.js", "src/x.js"), EIO);
   EXPECT_GE(d_->flaky()->Injected("lie"), 1u);
   EXPECT_FALSE(Exists(V("src/x.js")));
@@ -137,8 +135,8 @@ TEST_F(VolumeLossTest, AMoveTheVolumeLosesAfterPublishingKeepsTheTiersCopy) {
 
 // The same for a tree: its tier part is set aside whole.
 TEST_F(VolumeLossTest, ATreeTheVolumeLosesAfterPublishingKeepsItsTierPart) {
-  ASSERT_EQ(
-      d_->flaky()->Control("fault lie ops=rename glob=.detourfs/work/tree.*").rfind("ok", 0), 0u);
+  ASSERT_EQ(d_->flaky()->Control("fault lie ops=rename glob=.detourfs/work/tree.*").rfind("ok", 0),
+            0u);
   EXPECT_EQ(Rename("node_modules", "src/nm"), EIO);
   EXPECT_GE(d_->flaky()->Injected("lie"), 1u);
   EXPECT_FALSE(Exists(V("src/nm")));
