@@ -17,7 +17,7 @@ void Read(fuse_req_t req, fuse_ino_t /*ino*/, size_t size, off_t off, fuse_file_
       });
   // No reply sent: the overlay's error (the file's data out of reach). A
   // failed send is the kernel's affair.
-  if (!replied) ReplyErr(req, -rc, "read");
+  if (!replied) ReplyErr(req, rc < 0 ? -rc : EIO, "read");
 }
 
 }  // namespace detourfs::fuseops

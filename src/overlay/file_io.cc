@@ -37,8 +37,15 @@ void OverlayImpl::Track(DirHandle* dh) {
 }
 
 void OverlayImpl::RepointHandles(Node* node, const Binding& b) {
-  MutexLock lock(&node->handles_mu);
-  for (FileHandle* fh : node->open_handles) {
+  // The handles as they are now: none is added (OpenNode holds content_mu
+  // shared) or released (Release too) while content_mu is held here, and
+  // handles_mu stays a leaf (OpenData may take it, for a stub).
+  std::vector<FileHandle*> handles;
+  {
+    MutexLock lock(&node->handles_mu);
+    handles = node->open_handles;
+  }
+  for (FileHandle* fh : handles) {
     Result<UniqueFd> fd = resolver_.OpenData(node, b, fh->flags);
     if (Result<void> hit = changes_->Hit("handle.follow"); fd.ok() && !hit.ok()) {
       fd = Errno{hit.error()};
@@ -67,11 +74,29 @@ Result<SharedFd> OverlayImpl::HandleFd(Node* node, FileHandle& fh) {
   // handles); content_mu, held shared, keeps the binding still meanwhile.
   Result<UniqueFd> fd = resolver_.OpenData(node, node->binding(), fh.flags);
   if (!fd.ok()) {
-    spdlog::warn("node {}: an open file still cannot reach its data on the {}: {}", node->pid(),
-                 LayerName(DataLayer(node->binding())), ErrnoText(fd.error()));
-    // The daemon's own fd table is not the caller's: no EMFILE on a read.
-    const bool out_of_fds = fd.error() == EMFILE || fd.error() == ENFILE;
-    return Errno{out_of_fds ? EIO : fd.error()};
+    {
+      MutexLock lock(&fh.fd_mu);
+      if (!fh.follow_failed) {  // once per handle: a reader may try again in a loop
+        spdlog::warn("node {}: an open file still cannot reach its data on the {}: {}", node->pid(),
+                     LayerName(DataLayer(node->binding())), ErrnoText(fd.error()));
+      }
+      fh.follow_failed = true;
+    }
+    // What read(2) and write(2) may answer for an open file: its data gone
+    // is ESTALE, the daemon's own fd table full or anything else EIO.
+    switch (fd.error()) {
+      case ENOENT:
+        return Errno{ESTALE};
+      case EIO:
+      case ESTALE:
+      case EROFS:
+      case ENOSPC:
+      case EDQUOT:
+      case EINTR:
+        return Errno{fd.error()};
+      default:
+        return Errno{EIO};
+    }
   }
   MutexLock lock(&fh.fd_mu);
   if (!fh.fd) {
@@ -125,6 +150,8 @@ Result<FileHandle*> OverlayImpl::Open(uint64_t ino, int flags) {
 void OverlayImpl::Release(FileHandle* fh) {
   Node* n = fh->node.get();
   {
+    // Shared: never while the file's data moves and its handles follow.
+    ReadLock content(&n->content_mu);
     MutexLock hl(&n->handles_mu);
     auto& v = n->open_handles;
     v.erase(std::remove(v.begin(), v.end(), fh), v.end());

@@ -24,6 +24,7 @@ struct FileHandle {
   NodePin node;
   Mutex fd_mu;  // taken under node->content_mu, shared or exclusive
   SharedFd fd GUARDED_BY(fd_mu);
+  bool follow_failed GUARDED_BY(fd_mu) = false;  // HandleFd logged its failure once
   int flags = 0;  // the flags `fd` was opened with (O_TRUNC excluded)
   bool writable = false;
 };

@@ -163,16 +163,17 @@ Result<void> OverlayImpl::MoveFile(RenameArgs& a, Layer to,
     }
   }
   // Moving to the volume, the tier's copy waits in the tier's work/ until
-  // the volume's is read back at its new name (a crash meanwhile clears
-  // work/: the volume's copy was synced before it was published).
-  std::string leaving;
+  // the volume shows the published copy (SettleLeaving); a whiteout takes
+  // its name where the volume still has one.
+  std::vector<Leaving> leaving;
   if (IsTier(b.layer)) {
     const bool whiteout = a.s1.volume_visible && a.s1.at[Index(Layer::kVolume)].has;
-    if (!IsTier(to) && !whiteout) {
-      leaving = ChangeLayer::WorkName("leaving");
+    if (!IsTier(to)) {
+      leaving.push_back({b.layer, ChangeLayer::WorkName("leaving"), whiteout});
       intent.steps.push_back({StepKind::kRenameNoReplace, IntentPath{b.layer, Area::kTree, p1},
-                              IntentPath{b.layer, Area::kWork, leaving}});
-    } else {
+                              IntentPath{b.layer, Area::kWork, leaving.back().name}});
+    }
+    if (IsTier(to) || whiteout) {
       intent.steps.push_back({whiteout ? StepKind::kWhiteout : StepKind::kTrash,
                               IntentPath{b.layer, Area::kTree, p1},
                               {}});
@@ -190,32 +191,7 @@ Result<void> OverlayImpl::MoveFile(RenameArgs& a, Layer to,
   // Published, or kept in work/ for the next start to publish.
   staged->published = ran.ok() || kept;
   if (!ran.ok()) return ran;
-  bool lost = false;
-  if (!IsTier(to)) {
-    // Synced where it lives now, and looked up again: the tier's copy goes
-    // only once the volume shows it. Else it is kept (never deleted), and
-    // the caller told.
-    Result<void> synced = sys::SyncDir((*dst_dir)->get());
-    Result<struct stat> now = sys::StatAt((*dst_dir)->get(), std::string(a.n2).c_str());
-    const bool kept_by_volume = synced.ok() && now.ok() && now->st_ino == copy_st->st_ino &&
-                                now->st_dev == copy_st->st_dev && now->st_size == copy_st->st_size;
-    if (!leaving.empty()) {
-      const At left{b.layer, changes_->work(b.layer), leaving, p1, true};
-      Result<void> gone = kept_by_volume ? changes_->Trash(left) : changes_->SetAside(left);
-      if (!gone.ok()) {
-        spdlog::warn(
-            "'{}': the {}'s copy, moved out, stays in its work directory until the "
-            "next start: {}",
-            p1, LayerName(b.layer), ErrnoText(gone.error()));
-      }
-    }
-    if (!kept_by_volume) {
-      spdlog::error("the volume lost '{}' right after it was published there (moved from the {}{})",
-                    p2, LayerName(b.layer),
-                    leaving.empty() ? "" : "; the tier's copy is kept, see the line above");
-      lost = true;  // the rename happened; the caller is told it did not keep
-    }
-  }
+  if (!IsTier(to)) DETOURFS_TRY(SettleLeaving(a, (*dst_dir)->get(), *copy_st, leaving));
   const markers::SpillRef old_spill = b.spill;
   b.layer = to;
   b.spill = {};
@@ -231,8 +207,61 @@ Result<void> OverlayImpl::MoveFile(RenameArgs& a, Layer to,
   changes_->Record(ChangeKind::kMove, At{to, -1, "", p2, true}, x->pid());
   Renamed(a, false);
   DETOURFS_TRY(UserWhiteoutAfterMove(a));
-  if (lost) return Errno{EIO};
   return {};
+}
+
+Result<void> OverlayImpl::SettleLeaving(const RenameArgs& a, int dst_dir,
+                                        const struct stat& published,
+                                        const std::vector<Leaving>& leaving) {
+  const std::string p1 = Join(PathOf(a.d1), a.n1);
+  const std::string p2 = Join(PathOf(a.d2), a.n2);
+  const std::string n1(a.n1);
+  // Synced where it lives now, and looked up again: the tiers' copies go
+  // only once the volume shows it.
+  Result<void> synced = sys::SyncDir(dst_dir);
+  Result<struct stat> now = sys::StatAt(dst_dir, std::string(a.n2).c_str());
+  const bool kept_by_volume = synced.ok() && now.ok() && now->st_ino == published.st_ino &&
+                              now->st_dev == published.st_dev &&
+                              (S_ISDIR(published.st_mode) || now->st_size == published.st_size);
+  for (const Leaving& l : leaving) {
+    const int work = changes_->work(l.layer);
+    const At left{l.layer, work, l.name, p1, true};
+    if (kept_by_volume) {
+      if (Result<void> gone = changes_->Trash(left); !gone.ok()) {
+        spdlog::warn("'{}': the {}'s copy, moved out, stays in its work directory: {}", p1,
+                     LayerName(l.layer), ErrnoText(gone.error()));
+      }
+      continue;
+    }
+    // The volume lost it: the tier's copy goes back to its name (the move
+    // undone there, as the caller is told), or aside.
+    Result<SharedFd> dir = resolver_.DirFd(a.d1, l.layer);
+    Result<void> back = dir.ok() ? sys::RenameAt(work, l.name.c_str(), (*dir)->get(), n1.c_str(),
+                                                 l.whiteout ? RENAME_EXCHANGE : RENAME_NOREPLACE)
+                                 : Result<void>(Errno{dir.error()});
+    if (back.ok() && l.whiteout) (void)sys::UnlinkAt(work, l.name.c_str(), 0);  // the whiteout
+    if (back.ok()) {
+      spdlog::error(
+          "the volume lost '{}' right after it was published there: the {}'s copy is "
+          "back at '{}'",
+          p2, LayerName(l.layer), p1);
+    } else if (Result<void> aside = changes_->SetAside(left); !aside.ok()) {
+      spdlog::error(
+          "the volume lost '{}' right after it was published there; the {}'s copy "
+          "stays in its work directory as {} (the next start keeps it aside): {}",
+          p2, LayerName(l.layer), l.name, ErrnoText(aside.error()));
+    } else {
+      spdlog::error(
+          "the volume lost '{}' right after it was published there; the {}'s copy "
+          "could not go back to '{}' ({}) and is kept, see the line above",
+          p2, LayerName(l.layer), p1, ErrnoText(back.error()));
+    }
+  }
+  if (kept_by_volume) return {};
+  if (leaving.empty()) {
+    spdlog::error("the volume lost '{}' right after it was published there", p2);
+  }
+  return Errno{EIO};
 }
 
 Result<void> OverlayImpl::UserWhiteoutAfterMove(RenameArgs& a) {
@@ -273,6 +302,9 @@ Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageTree(Node* x,
   staged->src_path = src_path;
   const int work = changes_->work(to);
   const std::string name = ChangeLayer::WorkName("tree");
+  // Files copied to the volume, read back once synced: path in the copy,
+  // the source's digest.
+  std::vector<std::pair<std::string, DataDigest>> to_check;
   {
     const Layer primary = Primary(b);
     Result<struct stat> mst = sys::Fstat(parts[Index(primary)]->get());
@@ -457,14 +489,16 @@ Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageTree(Node* x,
                            data.valid() ? data.get() : -1, *st, IsTier(to) ? pid : 0);
       if (!made.ok()) return Errno{made.error()};
       if (!IsTier(to) && S_ISREG(st->st_mode)) {
-        // Read back from the volume before its source goes.
+        // Read back from the volume once the copy is synced (below): the
+        // source's digest now, under its lock.
         if (!data.valid()) {
           Result<UniqueFd> opened = sys::Reopen(src->get(), O_RDONLY);
           if (!opened.ok()) return Errno{opened.error()};
           data = std::move(*opened);
         }
-        const std::string here = d.path->empty() ? item.name : Join(*d.path, item.name);
-        DETOURFS_TRY(ReadBack(data.get(), dfd, item.name, Join(src_path, here)));
+        Result<DataDigest> digest = DigestOf(data.get());
+        if (!digest.ok()) return Errno{digest.error()};
+        to_check.emplace_back(d.path->empty() ? item.name : Join(*d.path, item.name), *digest);
       }
       DETOURFS_TRY(keep_id(dfd, n, pid));
       staged->files++;
@@ -488,7 +522,29 @@ Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageTree(Node* x,
     if (to == Layer::kDisk) DETOURFS_TRY(changes_->SyncAdopted());
     DETOURFS_TRY(sys::Syncfs(work));
   }
+  if (!to_check.empty()) DETOURFS_TRY(ReadBackTree(work, name, src_path, to_check));
   return staged;
+}
+
+Result<void> OverlayImpl::ReadBackTree(
+    int work, const std::string& name, const std::string& src_path,
+    const std::vector<std::pair<std::string, DataDigest>>& files) {
+  Result<UniqueFd> root = sys::OpenBeneath(work, name.c_str(), O_PATH | O_DIRECTORY);
+  if (!root.ok()) return Errno{root.error()};
+  for (const auto& [rel, want] : files) {
+    Result<UniqueFd> copy = sys::OpenBeneath(root->get(), rel.c_str(), O_RDONLY | O_NOATIME);
+    // Synced, so its pages are clean: dropped, the read goes to the device.
+    if (copy.ok()) (void)::posix_fadvise(copy->get(), 0, 0, POSIX_FADV_DONTNEED);
+    Result<DataDigest> got =
+        copy.ok() ? DigestOf(copy->get()) : Result<DataDigest>(Errno{copy.error()});
+    if (got.ok() && *got == want) continue;
+    spdlog::error(
+        "the volume did not keep the copy of '{}' written to it just now ({}): the tree "
+        "stays where it is",
+        Join(src_path, rel), got.ok() ? "its data reads back different" : ErrnoText(got.error()));
+    return Errno{EIO};
+  }
+  return {};
 }
 
 bool OverlayImpl::IndexedVolumeName(int dirfd, const char* name, const struct stat& st,
@@ -727,16 +783,16 @@ Result<void> OverlayImpl::PublishTree(RenameArgs& a, StagedTree& staged) {
   const bool volume_part_held = b.parts[Index(Layer::kVolume)].present() &&
                                 (b.layer == Layer::kVolume || to == Layer::kVolume);
   // Moving to the volume, the tiers' parts wait in their work/ until the
-  // volume shows the published tree (as MoveFile's).
-  std::vector<std::pair<Layer, std::string>> leaving;
+  // volume shows the published tree (SettleLeaving, as MoveFile's).
+  std::vector<Leaving> leaving;
   for (Layer t : kTiers) {
     if (!b.parts[Index(t)].present()) continue;
     const bool whiteout = t == b.layer && volume_has && !volume_part_held;
-    if (!IsTier(to) && !whiteout) {
-      leaving.emplace_back(t, ChangeLayer::WorkName("leaving"));
+    if (!IsTier(to)) {
+      leaving.push_back({t, ChangeLayer::WorkName("leaving"), whiteout});
       intent.steps.push_back({StepKind::kRenameNoReplace, tree(t, p1),
-                              IntentPath{t, Area::kWork, leaving.back().second}});
-      continue;
+                              IntentPath{t, Area::kWork, leaving.back().name}});
+      if (!whiteout) continue;
     }
     intent.steps.push_back({whiteout ? StepKind::kWhiteout : StepKind::kTrash, tree(t, p1), {}});
   }
@@ -764,30 +820,9 @@ Result<void> OverlayImpl::PublishTree(RenameArgs& a, StagedTree& staged) {
   staged.published = ran.ok() || kept;
   if (!ran.ok()) return ran;
   DETOURFS_TRY(changes_->Hit("move.published"));
+  if (!IsTier(to)) DETOURFS_TRY(SettleLeaving(a, (*dst_dir)->get(), *staged_st, leaving));
   Result<UniqueFd> root =
       sys::OpenBeneath((*dst_dir)->get(), std::string(a.n2).c_str(), O_PATH | O_DIRECTORY);
-  if (!IsTier(to)) {
-    Result<void> synced = sys::SyncDir((*dst_dir)->get());
-    Result<struct stat> now = root.ok() ? sys::Fstat(root->get()) : Result<struct stat>(Errno{EIO});
-    const bool kept_by_volume = synced.ok() && now.ok() && now->st_ino == staged_st->st_ino &&
-                                now->st_dev == staged_st->st_dev;
-    for (const auto& [t, name] : leaving) {
-      const At left{t, changes_->work(t), name, p1, true};
-      Result<void> gone = kept_by_volume ? changes_->Trash(left) : changes_->SetAside(left);
-      if (!gone.ok()) {
-        spdlog::warn(
-            "'{}': the {}'s part, moved out, stays in its work directory until the "
-            "next start: {}",
-            p1, LayerName(t), ErrnoText(gone.error()));
-      }
-    }
-    if (!kept_by_volume) {
-      spdlog::error("the volume lost '{}' right after it was published there (moved from the {}{})",
-                    p2, LayerName(b.layer),
-                    leaving.empty() ? "" : "; the tiers' parts are kept, see the lines above");
-      return Errno{EIO};
-    }
-  }
   if (!root.ok()) return Errno{root.error()};
   // The table follows the rename, then the nodes the kernel holds.
   Renamed(a, false);
@@ -923,7 +958,9 @@ Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageFileCopy(Node
 
 Result<void> OverlayImpl::ReadBack(int data, int dirfd, const std::string& name,
                                    const std::string& path) {
-  Result<UniqueFd> copy = sys::OpenBeneath(dirfd, name.c_str(), O_RDONLY);
+  Result<UniqueFd> copy = sys::OpenBeneath(dirfd, name.c_str(), O_RDONLY | O_NOATIME);
+  // Synced, so its pages are clean: dropped, the read goes to the device.
+  if (copy.ok()) (void)::posix_fadvise(copy->get(), 0, 0, POSIX_FADV_DONTNEED);
   Result<bool> same = copy.ok() ? SameData(data, copy->get()) : Result<bool>(Errno{copy.error()});
   if (same.ok() && *same) return {};
   spdlog::error(

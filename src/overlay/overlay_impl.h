@@ -42,6 +42,7 @@
 #include "overlay/resolver.h"
 #include "route/router.h"
 #include "store/change_layer.h"
+#include "store/file_copy.h"
 #include "store/id_source.h"
 #include "store/tier_space.h"
 
@@ -505,10 +506,29 @@ class OverlayImpl final : public Overlay {
   bool LinkedFile(Node* x) REQUIRES_SHARED(x->content_mu);
   // Its copy alone (one link, no index entry: else EXDEV), the node locked
   // at least for reading by the caller.
+  // A tier's copy of what a move to the volume publishes, parked in the
+  // tier's work/ under `name` until the volume shows the published copy
+  // (a whiteout took its name where the volume has one).
+  struct Leaving {
+    Layer layer = Layer::kMemory;
+    std::string name;
+    bool whiteout = false;
+  };
+  // After a move to the volume was published: the volume's directory
+  // synced and the name looked up again; when it shows `published`, the
+  // tiers' copies go to the trash; else each goes back to the old name (the
+  // move undone on the tiers) or aside to kept/, logged, and EIO.
+  Result<void> SettleLeaving(const RenameArgs& a, int dst_dir, const struct stat& published,
+                             const std::vector<Leaving>& leaving);
   // Reads back the copy `name` in `dirfd` just written to the volume and
   // compares it with `data` (the source's, open): EIO, logged, when the
   // volume did not keep it.
   Result<void> ReadBack(int data, int dirfd, const std::string& name, const std::string& path);
+  // The files of the tree `name` (in the volume's work/, synced) read back
+  // and compared with their sources' digests: EIO, logged, at the first
+  // that does not match.
+  Result<void> ReadBackTree(int work, const std::string& name, const std::string& src_path,
+                            const std::vector<std::pair<std::string, DataDigest>>& files);
   Result<std::shared_ptr<StagedTree>> StageFileCopy(Node* x, Layer to)
       REQUIRES_SHARED(x->content_mu);
   // A staging job between two rounds of a rename (no lock held but the

@@ -1009,17 +1009,26 @@ Status ChangeLayer::Recover() {
       spdlog::debug("the change recorded in '{}': {}", name, EncodeIntent(intent));
     }
   }
-  // What work/ holds was never published, or is a tier's copy of what a
-  // move published on the volume (leaving.*: the volume's copy was synced
-  // before it was published, and the step after): it goes.
+  // What work/ holds was never published: it goes. But a tier's copy of
+  // what a move published on the volume (leaving.*, left by a crash before
+  // the volume's copy was looked at) is kept aside: nothing checked that
+  // the volume kept it.
   for (Layer l : kAllLayers) {
     const LayerDirs& d = dirs(l);
     if (!d.work) continue;
     Result<std::vector<WalkItem>> items = ListDir(d.work->get());
     if (!items.ok()) return Status::FromErrno(items.error(), "cannot list a work directory");
     for (const WalkItem& item : *items) {
-      Result<void> r = sys::RenameAt(d.work->get(), item.name.c_str(), d.trash->get(),
+      const bool leaving = item.name.rfind("leaving.", 0) == 0 && AsideDir(l) != nullptr;
+      Result<void> r = sys::RenameAt(d.work->get(), item.name.c_str(),
+                                     leaving ? AsideDir(l)->get() : d.trash->get(),
                                      item.name.c_str(), RENAME_NOREPLACE);
+      if (r.ok() && leaving) {
+        spdlog::warn(
+            "a move to the volume was cut short before the volume's copy was checked: "
+            "the {}'s copy is kept as kept/{} (remove it once the volume's is found whole)",
+            LayerName(l), item.name);
+      }
       if (!r.ok()) {
         spdlog::warn("cannot clear '{}' from the {}'s work directory: {}", item.name, LayerName(l),
                      ErrnoText(r.error()));

@@ -67,10 +67,7 @@ Result<void> CopyData(int in, int out, off_t size) {
   return sys::Ftruncate(out, size);
 }
 
-namespace {
-
-// The XXH3 digest of all of the open file `fd`, and its length.
-Result<std::pair<XXH64_hash_t, off_t>> DigestOf(int fd) {
+Result<DataDigest> DigestOf(int fd) {
   std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> state(XXH3_createState(),
                                                                  &XXH3_freeState);
   if (!state || XXH3_64bits_reset(state.get()) != XXH_OK) return Errno{ENOMEM};
@@ -83,10 +80,8 @@ Result<std::pair<XXH64_hash_t, off_t>> DigestOf(int fd) {
     if (XXH3_64bits_update(state.get(), buf.data(), *n) != XXH_OK) return Errno{ENOMEM};
     pos += static_cast<off_t>(*n);
   }
-  return std::make_pair(XXH3_64bits_digest(state.get()), pos);
+  return DataDigest{XXH3_64bits_digest(state.get()), pos};
 }
-
-}  // namespace
 
 Result<bool> SameData(int a, int b) {
   Result<struct stat> sa = sys::Fstat(a);
@@ -94,9 +89,9 @@ Result<bool> SameData(int a, int b) {
   Result<struct stat> sb = sys::Fstat(b);
   if (!sb.ok()) return Errno{sb.error()};
   if (sa->st_size != sb->st_size) return false;
-  Result<std::pair<XXH64_hash_t, off_t>> da = DigestOf(a);
+  Result<DataDigest> da = DigestOf(a);
   if (!da.ok()) return Errno{da.error()};
-  Result<std::pair<XXH64_hash_t, off_t>> db = DigestOf(b);
+  Result<DataDigest> db = DigestOf(b);
   if (!db.ok()) return Errno{db.error()};
   return *da == *db;
 }

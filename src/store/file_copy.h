@@ -6,6 +6,8 @@
 
 #include <sys/stat.h>
 
+#include <cstdint>
+
 #include "detourfs/result.h"
 #include "detourfs/unique_fd.h"
 #include "sys/tmp_file.h"
@@ -18,10 +20,18 @@ namespace detourfs {
 // holes stay holes.
 Result<void> CopyData(int in, int out, off_t size);
 
+// The XXH3 digest of all the bytes of an open file (read from offset 0),
+// and how many there were.
+struct DataDigest {
+  uint64_t hash = 0;
+  off_t size = 0;
+  bool operator==(const DataDigest&) const = default;
+};
+Result<DataDigest> DigestOf(int fd);
+
 // Whether the open files `a` and `b` hold the same bytes: equal sizes, and
-// equal XXH3 digests of all of each, read back from offset 0. A copy on the
-// volume, which is known to lose fresh writes, is read back this way before
-// its source goes.
+// equal digests. A copy on the volume, which is known to lose fresh writes,
+// is read back this way before its source goes.
 Result<bool> SameData(int a, int b);
 
 // Copies the xattrs of `from` to `to` (O_PATH fds are fine), skipping

@@ -1,8 +1,10 @@
 // A volume that fails or loses what was just written to it (flakyfs `eio`
-// on reads, `lie` on renames), met by a file moving from its tier to the volume (review #5): the
-// tier's copy goes only once the volume's copy has been read back at its new
-// name; until then, and when the volume loses it, nothing is deleted and the
-// caller gets EIO.
+// on reads, `lie` on renames), met by a file or tree moving from its tier
+// to the volume (review #5): each copy is read back, synced, before
+// anything is published; the tier's copy goes only once the volume shows
+// the published one at its new name; when the volume lost it, the move is
+// undone on the tier (the copy back at its old name) and the caller gets
+// EIO. Nothing is deleted.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -10,6 +12,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -117,35 +120,67 @@ TEST_F(VolumeLossTest, ATreeWithAFileTheVolumeDoesNotKeepIsNeverPublished) {
 }
 
 // The volume acknowledges the rename that publishes the copy and does not
-// make it: the tier's copy is not deleted but set aside (kept/, logged), and
-// the caller gets EIO.
-TEST_F(VolumeLossTest, AMoveTheVolumeLosesAfterPublishingKeepsTheTiersCopy) {
+// make it: the tier's copy, parked until the volume showed the new name,
+// goes back to its old name, and the caller gets EIO — the move undone,
+// nothing deleted.
+TEST_F(VolumeLossTest, AMoveTheVolumeLosesAfterPublishingIsUndone) {
   ASSERT_EQ(
       d_->flaky()->Control("fault lie ops=rename glob=.detourfs/work/moving.*").rfind("ok", 0), 0u);
   EXPECT_EQ(Rename("node_modules/x.js", "src/x.js"), EIO);
   EXPECT_GE(d_->flaky()->Injected("lie"), 1u);
   EXPECT_FALSE(Exists(V("src/x.js")));
-  EXPECT_EQ(KeptContents(), std::vector<std::string>{kData});
+  EXPECT_EQ(ReadFile(M("node_modules/x.js")), kData);
+  EXPECT_EQ(ReadFile(memory_.path() + "/tier/upper/work/node_modules/x.js"), kData);
+  EXPECT_EQ(KeptContents(), std::vector<std::string>{});
+  EXPECT_EQ(ListDir(memory_.path() + "/tier/work"), std::vector<std::string>{});
   const std::string log = d_->fs().Log();
-  EXPECT_NE(log.find("the volume lost 'work/src/x.js' right after it was published"),
+  EXPECT_NE(log.find("the volume lost 'work/src/x.js' right after it was published there: the "
+                     "memory tier's copy is back at 'work/node_modules/x.js'"),
             std::string::npos)
       << log;
-  EXPECT_NE(log.find("kept as kept/"), std::string::npos) << log;
+  // Once the volume behaves, the same move goes through.
+  ASSERT_EQ(d_->flaky()->Control("clear"), "ok");
+  EXPECT_EQ(Rename("node_modules/x.js", "src/x.js"), 0);
+  EXPECT_EQ(ReadFile(V("src/x.js")), kData);
 }
 
-// The same for a tree: its tier part is set aside whole.
-TEST_F(VolumeLossTest, ATreeTheVolumeLosesAfterPublishingKeepsItsTierPart) {
+// A file copied up from the volume (the volume still has its old name,
+// hidden by a whiteout once it moves) is undone the same way: the tier's
+// copy, with what was written to it, back in place of the whiteout.
+TEST_F(VolumeLossTest, ACopiedUpFileTheVolumeLosesIsBackWithItsChanges) {
+  ASSERT_EQ(::mkdir(V("lib").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(V("lib/node_modules").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(V("lib/node_modules/old.js"), "old\n"), 0);
+  {
+    std::ofstream out(M("lib/node_modules/old.js"), std::ios::app);
+    out << "changed\n";
+    ASSERT_TRUE(out.good());
+  }
+  ASSERT_TRUE(Exists(memory_.path() + "/tier/upper/work/lib/node_modules/old.js"));
+  ASSERT_EQ(
+      d_->flaky()->Control("fault lie ops=rename glob=.detourfs/work/moving.*").rfind("ok", 0), 0u);
+  EXPECT_EQ(Rename("lib/node_modules/old.js", "src/old.js"), EIO);
+  EXPECT_EQ(ReadFile(M("lib/node_modules/old.js")), "old\nchanged\n");
+  EXPECT_FALSE(Exists(M("src/old.js")));
+  EXPECT_EQ(KeptContents(), std::vector<std::string>{});
+  EXPECT_EQ(ListDir(memory_.path() + "/tier/work"), std::vector<std::string>{});
+}
+
+// The same for a tree: its tier part back at its name.
+TEST_F(VolumeLossTest, ATreeTheVolumeLosesAfterPublishingIsUndone) {
   ASSERT_EQ(d_->flaky()->Control("fault lie ops=rename glob=.detourfs/work/tree.*").rfind("ok", 0),
             0u);
   EXPECT_EQ(Rename("node_modules", "src/nm"), EIO);
   EXPECT_GE(d_->flaky()->Injected("lie"), 1u);
   EXPECT_FALSE(Exists(V("src/nm")));
-  const std::vector<std::string> kept = ListDir(memory_.path() + "/tier/kept");
-  ASSERT_EQ(kept.size(), 1u);
-  EXPECT_EQ(ReadFile(memory_.path() + "/tier/kept/" + kept[0] + "/x.js"), kData);
+  EXPECT_EQ(ReadFile(M("node_modules/x.js")), kData);
+  EXPECT_EQ(KeptContents(), std::vector<std::string>{});
   EXPECT_NE(d_->fs().Log().find("the volume lost 'work/src/nm' right after it was published"),
             std::string::npos)
       << d_->fs().Log();
+  ASSERT_EQ(d_->flaky()->Control("clear"), "ok");
+  EXPECT_EQ(Rename("node_modules", "src/nm"), 0);
+  EXPECT_EQ(ReadFile(V("src/nm/x.js")), kData);
 }
 
 // A volume that keeps what it is given: the tier's copy goes (to the trash),
