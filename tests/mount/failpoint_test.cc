@@ -141,15 +141,21 @@ class FailpointTest : public TieredMountTest {
     return f.substr(0, f.find('@'));
   }
   bool StartArmed(const Scenario& s) {
-    if (fs_->Stop() != 0) return false;
     const std::string f = s.failpoint;
     const size_t at = f.find('@');
-    const std::string spec =
-        at == std::string::npos ? f + "=kill" : f.substr(0, at) + "=kill" + f.substr(at);
+    return RestartArmed(at == std::string::npos ? f + "=kill"
+                                                : f.substr(0, at) + "=kill" + f.substr(at));
+  }
+  // Stops the daemon and starts it again with DETOURFS_FAILPOINTS=`spec`
+  // (and DETOURFS_FAILPOINT_DIR=`wait_dir` when given).
+  bool RestartArmed(const std::string& spec, const std::string& wait_dir = "") {
+    if (fs_->Stop() != 0) return false;
     ::setenv("DETOURFS_FAILPOINTS", spec.c_str(), 1);
+    if (!wait_dir.empty()) ::setenv("DETOURFS_FAILPOINT_DIR", wait_dir.c_str(), 1);
     std::string error;
     const bool started = fs_->Restart(&error);
     ::unsetenv("DETOURFS_FAILPOINTS");
+    ::unsetenv("DETOURFS_FAILPOINT_DIR");
     EXPECT_TRUE(started) << error;
     return started;
   }
@@ -246,12 +252,8 @@ TEST_P(FailpointTest, AChangeWhoseProgressCannotBeRecordedIsFinishedAtTheNextSta
   const std::string after = Describe(ref);
   Shell("rm -rf '" + std::string(tmpl) + "'");
 
-  ASSERT_EQ(fs_->Stop(), 0);
-  ::setenv("DETOURFS_FAILPOINTS", "intent.step=eio", 1);
+  ASSERT_TRUE(RestartArmed("intent.step=eio"));
   std::string error;
-  const bool started = fs_->Restart(&error);
-  ::unsetenv("DETOURFS_FAILPOINTS");
-  ASSERT_TRUE(started) << error;
   EXPECT_NE(Shell(In(M("x"), kExchange)), 0);
   ASSERT_EQ(fs_->Stop(), 0);
   ASSERT_TRUE(fs_->Restart(&error)) << error;
@@ -274,14 +276,7 @@ TEST_P(FailpointTest, AnExchangeWhoseCopyWentStaleIsCopiedAgainBetweenTheRounds)
   char tmpl[] = "/tmp/detourfs-failpoint-wait.XXXXXX";
   ASSERT_NE(::mkdtemp(tmpl), nullptr);
   const std::string waits = tmpl;
-  ASSERT_EQ(fs_->Stop(), 0);
-  ::setenv("DETOURFS_FAILPOINTS", "move.copied=wait", 1);
-  ::setenv("DETOURFS_FAILPOINT_DIR", waits.c_str(), 1);
-  std::string error;
-  const bool started = fs_->Restart(&error);
-  ::unsetenv("DETOURFS_FAILPOINTS");
-  ::unsetenv("DETOURFS_FAILPOINT_DIR");
-  ASSERT_TRUE(started) << error;
+  ASSERT_TRUE(RestartArmed("move.copied=wait", waits));
 
   int exchanged = -1;
   std::thread exchange([&] {
@@ -326,12 +321,7 @@ TEST_P(FailpointTest, AnOpenFileThatCouldNotFollowItsMoveFollowsAtItsNextUse) {
   ASSERT_EQ(::mkdir(M("node_modules").c_str(), 0755), 0);
   ASSERT_EQ(WriteFile(M("node_modules/x.js"), "tier\n"), 0);
   ASSERT_TRUE(Exists(Mem("node_modules/x.js")));
-  ASSERT_EQ(fs_->Stop(), 0);
-  ::setenv("DETOURFS_FAILPOINTS", "handle.follow=eio", 1);
-  std::string error;
-  const bool started = fs_->Restart(&error);
-  ::unsetenv("DETOURFS_FAILPOINTS");
-  ASSERT_TRUE(started) << error;
+  ASSERT_TRUE(RestartArmed("handle.follow=eio"));
 
   const int fd = ::open(M("node_modules/x.js").c_str(), O_RDWR);
   ASSERT_GE(fd, 0) << std::strerror(errno);
@@ -367,12 +357,8 @@ TEST_P(FailpointTest, ATiersCopyLeftByAKillBeforeTheVolumeWasCheckedIsKept) {
   ASSERT_EQ(Shell("mkdir -p '" + M("node_modules/new") + "' && echo n > '" +
                   M("node_modules/new/n.js") + "'"),
             0);
-  ASSERT_EQ(fs_->Stop(), 0);
-  ::setenv("DETOURFS_FAILPOINTS", "move.published=kill", 1);
+  ASSERT_TRUE(RestartArmed("move.published=kill"));
   std::string error;
-  const bool started = fs_->Restart(&error);
-  ::unsetenv("DETOURFS_FAILPOINTS");
-  ASSERT_TRUE(started) << error;
   EXPECT_NE(::rename(M("node_modules").c_str(), M("src/nm").c_str()), 0);
   ASSERT_TRUE(fs_->AwaitDeath(20));
   ASSERT_TRUE(fs_->Restart(&error)) << error;
@@ -385,8 +371,7 @@ TEST_P(FailpointTest, ATiersCopyLeftByAKillBeforeTheVolumeWasCheckedIsKept) {
   ASSERT_EQ(kept.size(), 1u);
   EXPECT_EQ(kept[0].rfind("leaving.", 0), 0u);
   EXPECT_EQ(ReadFile(memory_.path() + "/tier/kept/" + kept[0] + "/new/n.js"), "n\n");
-  EXPECT_NE(fs_->Log().find("a move to the volume was cut short"), std::string::npos)
-      << fs_->Log();
+  EXPECT_NE(fs_->Log().find("a move to the volume was cut short"), std::string::npos) << fs_->Log();
 }
 
 DETOURFS_MOUNT_TEST_P(FailpointTest);
