@@ -83,7 +83,8 @@ Result<SharedFd> OverlayImpl::HandleFd(Node* node, FileHandle& fh) {
       fh.follow_failed = true;
     }
     // What read(2) and write(2) may answer for an open file: its data gone
-    // is ESTALE, the daemon's own fd table full or anything else EIO.
+    // is ESTALE; the daemon's own fd table full, an interrupted open (no
+    // signal was the caller's) or anything else EIO.
     switch (fd.error()) {
       case ENOENT:
         return Errno{ESTALE};
@@ -92,13 +93,13 @@ Result<SharedFd> OverlayImpl::HandleFd(Node* node, FileHandle& fh) {
       case EROFS:
       case ENOSPC:
       case EDQUOT:
-      case EINTR:
         return Errno{fd.error()};
       default:
         return Errno{EIO};
     }
   }
   MutexLock lock(&fh.fd_mu);
+  fh.follow_failed = false;
   if (!fh.fd) {
     spdlog::info("node {}: an open file followed its data to the {}", node->pid(),
                  LayerName(DataLayer(node->binding())));

@@ -191,7 +191,10 @@ Result<void> OverlayImpl::MoveFile(RenameArgs& a, Layer to,
   // Published, or kept in work/ for the next start to publish.
   staged->published = ran.ok() || kept;
   if (!ran.ok()) return ran;
-  if (!IsTier(to)) DETOURFS_TRY(SettleLeaving(a, (*dst_dir)->get(), *copy_st, leaving));
+  if (!IsTier(to)) {
+    DETOURFS_TRY(
+        SettleLeaving(a, (*dst_dir)->get(), *copy_st, Settle{!kept, staged->name}, leaving));
+  }
   const markers::SpillRef old_spill = b.spill;
   b.layer = to;
   b.spill = {};
@@ -211,57 +214,91 @@ Result<void> OverlayImpl::MoveFile(RenameArgs& a, Layer to,
 }
 
 Result<void> OverlayImpl::SettleLeaving(const RenameArgs& a, int dst_dir,
-                                        const struct stat& published,
+                                        const struct stat& published, const Settle& how,
                                         const std::vector<Leaving>& leaving) {
   const std::string p1 = Join(PathOf(a.d1), a.n1);
   const std::string p2 = Join(PathOf(a.d2), a.n2);
-  const std::string n1(a.n1);
   // Synced where it lives now, and looked up again: the tiers' copies go
-  // only once the volume shows it.
-  Result<void> synced = sys::SyncDir(dst_dir);
+  // only once the volume shows it. Lost only when the volume says so (no
+  // such name, or another inode there); a check that failed proves
+  // nothing, and then the tiers' copies are kept aside.
+  if (Result<void> synced = sys::SyncDir(dst_dir); !synced.ok()) {
+    spdlog::warn("'{}': cannot sync its directory on the volume: {}", p2,
+                 ErrnoText(synced.error()));
+  }
   Result<struct stat> now = sys::StatAt(dst_dir, std::string(a.n2).c_str());
-  const bool kept_by_volume = synced.ok() && now.ok() && now->st_ino == published.st_ino &&
-                              now->st_dev == published.st_dev &&
-                              (S_ISDIR(published.st_mode) || now->st_size == published.st_size);
+  const bool shown = now.ok() && now->st_ino == published.st_ino &&
+                     now->st_dev == published.st_dev &&
+                     (S_ISDIR(published.st_mode) || now->st_size == published.st_size);
+  const bool lost = !shown && (now.ok() || now.error() == ENOENT);
+  // Undone only when nothing else moved with the copy (a tree's volume
+  // part is in held/) and no record of the move is left to replay it.
+  const bool undo = lost && how.undoable;
   for (const Leaving& l : leaving) {
-    const int work = changes_->work(l.layer);
-    const At left{l.layer, work, l.name, p1, true};
-    if (kept_by_volume) {
+    const At left{l.layer, changes_->work(l.layer), l.name, p1, true};
+    if (shown) {
       if (Result<void> gone = changes_->Trash(left); !gone.ok()) {
         spdlog::warn("'{}': the {}'s copy, moved out, stays in its work directory: {}", p1,
                      LayerName(l.layer), ErrnoText(gone.error()));
       }
       continue;
     }
-    // The volume lost it: the tier's copy goes back to its name (the move
-    // undone there, as the caller is told), or aside.
-    Result<SharedFd> dir = resolver_.DirFd(a.d1, l.layer);
-    Result<void> back = dir.ok() ? sys::RenameAt(work, l.name.c_str(), (*dir)->get(), n1.c_str(),
-                                                 l.whiteout ? RENAME_EXCHANGE : RENAME_NOREPLACE)
-                                 : Result<void>(Errno{dir.error()});
-    if (back.ok() && l.whiteout) (void)sys::UnlinkAt(work, l.name.c_str(), 0);  // the whiteout
-    if (back.ok()) {
+    if (undo && PutBack(a, l)) {
       spdlog::error(
           "the volume lost '{}' right after it was published there: the {}'s copy is "
           "back at '{}'",
           p2, LayerName(l.layer), p1);
-    } else if (Result<void> aside = changes_->SetAside(left); !aside.ok()) {
+      continue;
+    }
+    if (Result<void> aside = changes_->SetAside(left); !aside.ok()) {
       spdlog::error(
-          "the volume lost '{}' right after it was published there; the {}'s copy "
-          "stays in its work directory as {} (the next start keeps it aside): {}",
-          p2, LayerName(l.layer), l.name, ErrnoText(aside.error()));
-    } else {
-      spdlog::error(
-          "the volume lost '{}' right after it was published there; the {}'s copy "
-          "could not go back to '{}' ({}) and is kept, see the line above",
-          p2, LayerName(l.layer), p1, ErrnoText(back.error()));
+          "'{}': the {}'s copy stays in its work directory as {} (the next start keeps "
+          "it aside): {}",
+          p1, LayerName(l.layer), l.name, ErrnoText(aside.error()));
     }
   }
-  if (kept_by_volume) return {};
-  if (leaving.empty()) {
-    spdlog::error("the volume lost '{}' right after it was published there", p2);
+  if (shown) return {};
+  if (!lost) {
+    spdlog::warn(
+        "'{}': cannot tell whether the volume kept it ({}); the tiers' copies are kept "
+        "aside",
+        p2, ErrnoText(now.error()));
+    return {};  // published, as far as anything shows
   }
+  // The volume's copy, if the publishing rename left it in work/: kept too.
+  if (!how.staged.empty()) {
+    const int vwork = changes_->work(Layer::kVolume);
+    if (sys::StatAt(vwork, how.staged.c_str()).ok()) {
+      (void)changes_->SetAside(At{Layer::kVolume, vwork, how.staged, p2, true});
+    }
+  }
+  spdlog::error("the volume lost '{}' right after it was published there{}", p2,
+                undo ? "" : "; what it was made from is kept aside (see above)");
   return Errno{EIO};
+}
+
+bool OverlayImpl::PutBack(const RenameArgs& a, const Leaving& l) {
+  const int work = changes_->work(l.layer);
+  const std::string n1(a.n1);
+  Result<SharedFd> dir = resolver_.DirFd(a.d1, l.layer);
+  if (!dir.ok()) return false;
+  if (!l.whiteout) {
+    return sys::RenameAt(work, l.name.c_str(), (*dir)->get(), n1.c_str(), RENAME_NOREPLACE).ok();
+  }
+  // In place of the whiteout the move left: swapped, and what came out is
+  // removed only if it is that whiteout (else it is kept aside).
+  if (!sys::RenameAt(work, l.name.c_str(), (*dir)->get(), n1.c_str(), RENAME_EXCHANGE).ok()) {
+    return false;
+  }
+  Result<struct stat> out = sys::StatAt(work, l.name.c_str());
+  Result<bool> wh =
+      out.ok() ? markers::IsWhiteout(work, l.name.c_str(), *out) : Result<bool>(Errno{out.error()});
+  if (wh.ok() && *wh) {
+    (void)sys::UnlinkAt(work, l.name.c_str(), 0);
+  } else {
+    (void)changes_->SetAside(At{l.layer, work, l.name, Join(PathOf(a.d1), a.n1), true});
+  }
+  return true;
 }
 
 Result<void> OverlayImpl::UserWhiteoutAfterMove(RenameArgs& a) {
@@ -532,9 +569,7 @@ Result<void> OverlayImpl::ReadBackTree(
   Result<UniqueFd> root = sys::OpenBeneath(work, name.c_str(), O_PATH | O_DIRECTORY);
   if (!root.ok()) return Errno{root.error()};
   for (const auto& [rel, want] : files) {
-    Result<UniqueFd> copy = sys::OpenBeneath(root->get(), rel.c_str(), O_RDONLY | O_NOATIME);
-    // Synced, so its pages are clean: dropped, the read goes to the device.
-    if (copy.ok()) (void)::posix_fadvise(copy->get(), 0, 0, POSIX_FADV_DONTNEED);
+    Result<UniqueFd> copy = OpenForReadBack(root->get(), rel);
     Result<DataDigest> got =
         copy.ok() ? DigestOf(copy->get()) : Result<DataDigest>(Errno{copy.error()});
     if (got.ok() && *got == want) continue;
@@ -820,7 +855,12 @@ Result<void> OverlayImpl::PublishTree(RenameArgs& a, StagedTree& staged) {
   staged.published = ran.ok() || kept;
   if (!ran.ok()) return ran;
   DETOURFS_TRY(changes_->Hit("move.published"));
-  if (!IsTier(to)) DETOURFS_TRY(SettleLeaving(a, (*dst_dir)->get(), *staged_st, leaving));
+  if (!IsTier(to)) {
+    // A tree whose volume part went to held/ (its files linked into the
+    // copy leave it) is not put back: all of it is kept aside instead.
+    const Settle how{!kept && !volume_part_held, staged.name};
+    DETOURFS_TRY(SettleLeaving(a, (*dst_dir)->get(), *staged_st, how, leaving));
+  }
   Result<UniqueFd> root =
       sys::OpenBeneath((*dst_dir)->get(), std::string(a.n2).c_str(), O_PATH | O_DIRECTORY);
   if (!root.ok()) return Errno{root.error()};
@@ -956,11 +996,26 @@ Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageFileCopy(Node
   return staged;
 }
 
+Result<UniqueFd> OverlayImpl::OpenForReadBack(int dirfd, const std::string& name) {
+  Result<UniqueFd> copy = sys::OpenBeneath(dirfd, name.c_str(), O_RDONLY | O_NOATIME);
+  if (!copy.ok() && copy.error() == EPERM) {
+    copy = sys::OpenBeneath(dirfd, name.c_str(), O_RDONLY);  // not its owner, no CAP_FOWNER
+  }
+  if (!copy.ok()) return copy;
+  // Synced (again: cheap after a syncfs, and what a FUSE volume sees), so
+  // its pages are clean: dropped, and the read goes to the volume. A FUSE
+  // or network volume's own cache is its own.
+  DETOURFS_TRY(sys::Fsync(copy->get(), false));
+  if (const int r = ::posix_fadvise(copy->get(), 0, 0, POSIX_FADV_DONTNEED); r != 0) {
+    spdlog::debug("'{}': cannot drop its cached pages before reading it back: {}", name,
+                  ErrnoText(r));
+  }
+  return copy;
+}
+
 Result<void> OverlayImpl::ReadBack(int data, int dirfd, const std::string& name,
                                    const std::string& path) {
-  Result<UniqueFd> copy = sys::OpenBeneath(dirfd, name.c_str(), O_RDONLY | O_NOATIME);
-  // Synced, so its pages are clean: dropped, the read goes to the device.
-  if (copy.ok()) (void)::posix_fadvise(copy->get(), 0, 0, POSIX_FADV_DONTNEED);
+  Result<UniqueFd> copy = OpenForReadBack(dirfd, name);
   Result<bool> same = copy.ok() ? SameData(data, copy->get()) : Result<bool>(Errno{copy.error()});
   if (same.ok() && *same) return {};
   spdlog::error(

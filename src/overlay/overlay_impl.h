@@ -514,16 +514,31 @@ class OverlayImpl final : public Overlay {
     std::string name;
     bool whiteout = false;
   };
+  // How a move to the volume may be settled: undone when the volume lost
+  // it (false when a record of the move is left to replay, or a tree's
+  // volume part moved with it); the copy's name in the volume's work/.
+  struct Settle {
+    bool undoable = true;
+    std::string staged;
+  };
   // After a move to the volume was published: the volume's directory
-  // synced and the name looked up again; when it shows `published`, the
-  // tiers' copies go to the trash; else each goes back to the old name (the
-  // move undone on the tiers) or aside to kept/, logged, and EIO.
+  // synced and the name looked up again. When it shows `published`, the
+  // tiers' copies go to the trash. When the volume lost it, each goes back
+  // to the old name (the move undone on the tiers) or aside to kept/ (and
+  // the volume's copy, if still in work/, to held/), logged, and EIO. When
+  // the check itself failed, the copies are kept aside and the move stands.
   Result<void> SettleLeaving(const RenameArgs& a, int dst_dir, const struct stat& published,
-                             const std::vector<Leaving>& leaving);
+                             const Settle& how, const std::vector<Leaving>& leaving);
+  // A tier's copy back at the old name (over the whiteout the move left):
+  // whether it is.
+  bool PutBack(const RenameArgs& a, const Leaving& l);
   // Reads back the copy `name` in `dirfd` just written to the volume and
   // compares it with `data` (the source's, open): EIO, logged, when the
   // volume did not keep it.
   Result<void> ReadBack(int data, int dirfd, const std::string& name, const std::string& path);
+  // Opens a copy on the volume to read it back: synced, its cached pages
+  // dropped.
+  Result<UniqueFd> OpenForReadBack(int dirfd, const std::string& name);
   // The files of the tree `name` (in the volume's work/, synced) read back
   // and compared with their sources' digests: EIO, logged, at the first
   // that does not match.

@@ -946,16 +946,20 @@ Result<void> ChangeLayer::Run(const Intent& intent, bool* kept) {
   // says so first, so one left behind replays nothing (its last step, run
   // again against what the mount served since, could set aside a name made
   // since).
+  Result<void> all_done;
   if (intent.steps.size() > 1) {
     MutexLock lock(&intent_mu_);
-    (void)intents_->MarkDone(*record, intent.steps.size());
+    all_done = intents_->MarkDone(*record, intent.steps.size());
   }
   if (Result<void> hit = Hit("intent.done"); !hit.ok()) return {};
   if (Result<void> r = intents_->Remove(*record); !r.ok()) {
     spdlog::warn(
         "a multi-step change is done but its record '{}' could not be removed ({}); the "
-        "next start finds every step done",
-        *record, ErrnoText(r.error()));
+        "next start finds {}",
+        *record, ErrnoText(r.error()),
+        all_done.ok() ? "every step done" : "its last step not marked done, and runs it again");
+    // A record that may run a step again: the caller undoes nothing.
+    if (!all_done.ok() && kept != nullptr) *kept = true;
   }
   return {};
 }

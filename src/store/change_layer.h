@@ -175,7 +175,9 @@ class ChangeLayer {
   // (its progress synced after it), the record removed. A failure at the
   // first step leaves the old state; a later one leaves the record, and
   // `kept` (if given) is set: what the steps publish from work/ must stay
-  // there, since the next start finishes the change.
+  // there, since the next start finishes the change. `kept` is set too
+  // when every step ran but the record, neither marked done nor removed,
+  // may run its last step again at the next start.
   Result<void> Run(const Intent& intent, bool* kept = nullptr);
   // At start, before serving: carries out the records a crash left, then
   // clears every work/ into the trash.

@@ -20,6 +20,7 @@
 #include "crash_driver.h"
 #include "lib/files.h"
 #include "lib/mount_test.h"
+#include "lib/process.h"
 #include "lib/tmpfs.h"
 
 namespace detourfs::testing {
@@ -181,6 +182,27 @@ TEST_F(VolumeLossTest, ATreeTheVolumeLosesAfterPublishingIsUndone) {
   ASSERT_EQ(d_->flaky()->Control("clear"), "ok");
   EXPECT_EQ(Rename("node_modules", "src/nm"), 0);
   EXPECT_EQ(ReadFile(V("src/nm/x.js")), kData);
+}
+
+// A tree with a volume part (held when the move publishes, its files
+// linked into the copy) is not put back: its tier part is kept aside in
+// kept/, and the volume's files are still on the volume (here in the copy
+// flakyfs never renamed; a volume that acknowledges a rename it does not
+// make also fails the rename that would set that copy aside, so the next
+// start would clear it with work/ — see docs/overlay.md).
+TEST_F(VolumeLossTest, ATreeWithAVolumePartTheVolumeLosesIsKeptAside) {
+  ASSERT_EQ(::mkdir(V("lib2").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(V("lib2/node_modules").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(V("lib2/node_modules/v.js"), "on the volume\n"), 0);
+  ASSERT_EQ(WriteFile(M("lib2/node_modules/t.js"), "on the tier\n"), 0);
+  ASSERT_EQ(d_->flaky()->Control("fault lie ops=rename glob=.detourfs/work/tree.*").rfind("ok", 0),
+            0u);
+  EXPECT_EQ(Rename("lib2/node_modules", "src/nm2"), EIO);
+  const std::string volume = d_->volume_dir() + "/../.detourfs";
+  EXPECT_NE(ShellOutput("grep -rl --exclude-dir=trash 'on the volume' '" + volume + "'"), "");
+  EXPECT_NE(ShellOutput("grep -rl 'on the tier' '" + memory_.path() + "/tier/kept'"), "");
+  EXPECT_NE(d_->fs().Log().find("what it was made from is kept aside"), std::string::npos)
+      << d_->fs().Log();
 }
 
 // A volume that keeps what it is given: the tier's copy goes (to the trash),
