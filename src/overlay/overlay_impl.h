@@ -408,7 +408,10 @@ class OverlayImpl final : public Overlay {
   // held/ (the volume never gives the number to another while it is held),
   // so no whiteout is needed at the old name. Held before the move: a crash
   // between leaves the tier's entry at its old name. True if held.
-  bool HoldOrigin(Node* d, std::string_view n, const Slot& s, Node* x);
+  // `any_file`: also a visible volume entry there that is not a directory
+  // and whose number is not the id (a volume name of a hard-linked file
+  // whose copy is a tier's index entry): an exchange leaves no whiteout.
+  bool HoldOrigin(Node* d, std::string_view n, const Slot& s, Node* x, bool any_file = false);
   // One name of an index-bound file gone: its count, or its entry. With
   // `unindex` (the directory the name `gone` left), true when the entry
   // went because the one name left is a link of it on the tier (Unindex):

@@ -508,7 +508,7 @@ Result<void> OverlayImpl::RenameOnVolume(RenameArgs& a, RenameNeeds& have, Renam
     for (Layer t : carried) DETOURFS_TRY(EnsureTierDir(a.d2, t));
   }
   DETOURFS_TRY(HoldVictim(a, false));  // before x1's lock (MoveFile)
-  WriteLock lock(&a.x1->content_mu);
+  std::optional<WriteLock> lock(std::in_place, &a.x1->content_mu);
   if (a.x1->is_dir() && !a.x1->binding().parts[Index(Layer::kVolume)].present()) return Errno{EIO};
   DETOURFS_TRY(CarryIds(a.d1, v1, a.d2, v2));
   const bool routed = a.s1.route.For(a.s1.type) >= 0 || a.s2.route.For(a.s1.type) >= 0;
@@ -567,7 +567,10 @@ Result<void> OverlayImpl::RenameOnVolume(RenameArgs& a, RenameNeeds& have, Renam
     DETOURFS_TRY(LeaveUserWhiteout(a, Layer::kVolume, v1, false));
   }
   if (a.x2 != nullptr) {
-    // The replaced directory's parts are gone.
+    // The replaced directory's parts are gone. x1's lock goes first: never
+    // one node's lock taken under another's (an exchange takes two in id
+    // order; TSan saw the inversion).
+    lock.reset();
     WriteLock l2(&a.x2->content_mu);
     Binding& b = a.x2->mutable_binding();
     for (Layer l : kAllLayers) b.parts[Index(l)] = Part::Absent();
@@ -578,9 +581,11 @@ Result<void> OverlayImpl::RenameOnVolume(RenameArgs& a, RenameNeeds& have, Renam
   return {};
 }
 
-bool OverlayImpl::HoldOrigin(Node* d, std::string_view n, const Slot& s, Node* x) {
+bool OverlayImpl::HoldOrigin(Node* d, std::string_view n, const Slot& s, Node* x, bool any_file) {
   const LayerHit& v = s.at[Index(Layer::kVolume)];
-  if (!s.volume_visible || !v.has || x->pid() != static_cast<uint64_t>(v.st.st_ino)) return false;
+  if (!s.volume_visible || !v.has) return false;
+  const bool origin = x->pid() == static_cast<uint64_t>(v.st.st_ino);
+  if (!origin && !(any_file && !S_ISDIR(v.st.st_mode))) return false;
   Result<SharedFd> vfd = resolver_.DirFd(d, Layer::kVolume);
   if (!vfd.ok()) return false;
   return changes_->Hold(At{Layer::kVolume, (*vfd)->get(), n, Join(PathOf(d), n), true}, x->pid())
@@ -910,9 +915,13 @@ Result<void> OverlayImpl::Exchange(RenameArgs& a, RenameNeeds& have, RenameNeeds
   if (IsTier(layer)) {
     // The volume entries the two take their ids from are held (HoldOrigin):
     // apart from them they would stay hidden where they are, and be freed
-    // with an unrouted directory above them.
-    (void)HoldOrigin(a.d1, a.n1, a.s1, x1);
-    (void)HoldOrigin(a.d2, a.n2, a.s2, x2);
+    // with an unrouted directory above them. So is any other file the
+    // volume has behind either name (a volume name of a hard-linked file
+    // linked up to the tier): no whiteout is left at either name, and
+    // where a directory-only rule serves a file from the volume, removing
+    // what the tier now holds there would bring that file back.
+    (void)HoldOrigin(a.d1, a.n1, a.s1, x1, true);
+    (void)HoldOrigin(a.d2, a.n2, a.s2, x2, true);
     // Directories landing where the volume has one are opaque.
     for (auto [x, s_to, dirfd, name, path] : {std::tuple{x1, &a.s2, (*f1)->get(), a.n1, p1},
                                               std::tuple{x2, &a.s1, (*f2)->get(), a.n2, p2}}) {

@@ -122,6 +122,21 @@ constexpr char kHomeRoutes[] =
 class HomeStressTest : public TieredMountTest {
  protected:
   HomeStressTest() : TieredMountTest("512M", "", kHomeRoutes, "512M") {}
+
+  // The home checker with `seed`: every worker must agree with the reference.
+  void RunHome(uint64_t seed) {
+    TmpfsDir ref("512M", MS_NODEV | MS_NOSUID);  // as the FUSE mount: whiteouts open alike
+    ASSERT_TRUE(ref.ok());
+    const std::string cmd = StressBin() + " --home --test " + fs_->tree() + " --ref " + ref.path() +
+                            " --prefill " + fs_->lower() +
+                            " --prefill-ops 100 --procs 3 --ops 2000 --check-every 100"
+                            " --shrink-seconds 30 --seed " +
+                            std::to_string(seed) + " 2>&1";
+    int status = 0;
+    std::string out = ShellOutput(cmd, &status);
+    EXPECT_EQ(status, 0) << out;  // each worker's mismatch and shortest log
+    EXPECT_NE(out.find("all agreed with the reference"), std::string::npos);
+  }
 };
 
 // The checker at the mount root over a home-like tree (stress_home.h): each
@@ -141,19 +156,16 @@ class HomeStressTest : public TieredMountTest {
 //   build/tests/stress-tests --gtest_filter='*HomeStress*'
 // or tests/stress/soak.sh DURATION build home; each mismatch prints its
 // shortest log and seed.
-TEST_P(HomeStressTest, HomeTreeOverVolumeContentAgreesWithTmpfs) {
-  TmpfsDir ref("512M", MS_NODEV | MS_NOSUID);  // as the FUSE mount: whiteouts open alike
-  ASSERT_TRUE(ref.ok());
-  const std::string cmd = StressBin() + " --home --test " + fs_->tree() + " --ref " + ref.path() +
-                          " --prefill " + fs_->lower() +
-                          " --prefill-ops 100 --procs 3 --ops 2000 --check-every 100"
-                          " --shrink-seconds 30 --seed " +
-                          std::to_string(StressSeed()) + " 2>&1";
-  int status = 0;
-  std::string out = ShellOutput(cmd, &status);
-  EXPECT_EQ(status, 0) << out;  // each worker's mismatch and shortest log
-  EXPECT_NE(out.find("all agreed with the reference"), std::string::npos);
-}
+TEST_P(HomeStressTest, HomeTreeOverVolumeContentAgreesWithTmpfs) { RunHome(StressSeed()); }
+
+// Seed 1796657200 (found in CI's ASan run): a volume device 0:0 with two
+// names, one linked into the disk tier's index, exchanged at an unrouted
+// `dist` with a directory on the disk tier, then `rm -rf` of that
+// directory: the device's old volume name came back (it stayed behind
+// the directory; a directory-only rule serves a device from the volume).
+// The exchange holds it now. (A mount test built by hand did not reach
+// the same path.)
+TEST_P(HomeStressTest, AnExchangedVolumeNameDoesNotComeBack) { RunHome(1796657200); }
 
 DETOURFS_MOUNT_TEST_P(HomeStressTest);
 
