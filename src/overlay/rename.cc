@@ -509,6 +509,7 @@ Result<void> OverlayImpl::RenameOnVolume(RenameArgs& a, RenameNeeds& have, Renam
   }
   DETOURFS_TRY(HoldVictim(a, false));  // before x1's lock (MoveFile)
   std::optional<WriteLock> lock(std::in_place, &a.x1->content_mu);
+  a.x1->content_mu.AssertHeld();  // (the analysis does not see through optional)
   if (a.x1->is_dir() && !a.x1->binding().parts[Index(Layer::kVolume)].present()) return Errno{EIO};
   DETOURFS_TRY(CarryIds(a.d1, v1, a.d2, v2));
   const bool routed = a.s1.route.For(a.s1.type) >= 0 || a.s2.route.For(a.s1.type) >= 0;
