@@ -569,15 +569,7 @@ Result<void> OverlayImpl::ReadBackTree(
   Result<UniqueFd> root = sys::OpenBeneath(work, name.c_str(), O_PATH | O_DIRECTORY);
   if (!root.ok()) return Errno{root.error()};
   for (const auto& [rel, want] : files) {
-    Result<UniqueFd> copy = OpenForReadBack(root->get(), rel);
-    Result<DataDigest> got =
-        copy.ok() ? DigestOf(copy->get()) : Result<DataDigest>(Errno{copy.error()});
-    if (got.ok() && *got == want) continue;
-    spdlog::error(
-        "the volume did not keep the copy of '{}' written to it just now ({}): the tree "
-        "stays where it is",
-        Join(src_path, rel), got.ok() ? "its data reads back different" : ErrnoText(got.error()));
-    return Errno{EIO};
+    DETOURFS_TRY(ReadBackAgainst(root->get(), rel, want, Join(src_path, rel), "the tree"));
   }
   return {};
 }
@@ -1015,13 +1007,21 @@ Result<UniqueFd> OverlayImpl::OpenForReadBack(int dirfd, const std::string& name
 
 Result<void> OverlayImpl::ReadBack(int data, int dirfd, const std::string& name,
                                    const std::string& path) {
+  Result<DataDigest> want = DigestOf(data);
+  if (!want.ok()) return Errno{want.error()};
+  return ReadBackAgainst(dirfd, name, *want, path, "its source");
+}
+
+Result<void> OverlayImpl::ReadBackAgainst(int dirfd, const std::string& name,
+                                          const DataDigest& want, const std::string& path,
+                                          std::string_view stays) {
   Result<UniqueFd> copy = OpenForReadBack(dirfd, name);
-  Result<bool> same = copy.ok() ? SameData(data, copy->get()) : Result<bool>(Errno{copy.error()});
-  if (same.ok() && *same) return {};
+  Result<DataDigest> got =
+      copy.ok() ? DigestOf(copy->get()) : Result<DataDigest>(Errno{copy.error()});
+  if (got.ok() && *got == want) return {};
   spdlog::error(
-      "the volume did not keep the copy of '{}' written to it just now ({}): its "
-      "source stays where it is",
-      path, same.ok() ? "its data reads back different" : ErrnoText(same.error()));
+      "the volume did not keep the copy of '{}' written to it just now ({}): {} stays where it is",
+      path, got.ok() ? "its data reads back different" : ErrnoText(got.error()), stays);
   return Errno{EIO};
 }
 

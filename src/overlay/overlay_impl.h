@@ -539,6 +539,11 @@ class OverlayImpl final : public Overlay {
   // compares it with `data` (the source's, open): EIO, logged, when the
   // volume did not keep it.
   Result<void> ReadBack(int data, int dirfd, const std::string& name, const std::string& path);
+  // Reads back the copy `name` in `dirfd` and compares it with `want`, its
+  // source's digest: EIO, logged (saying that `stays` stays where it is),
+  // when it differs or cannot be read.
+  Result<void> ReadBackAgainst(int dirfd, const std::string& name, const DataDigest& want,
+                               const std::string& path, std::string_view stays);
   // Opens a copy on the volume to read it back: synced, its cached pages
   // dropped.
   Result<UniqueFd> OpenForReadBack(int dirfd, const std::string& name);

@@ -83,19 +83,6 @@ Result<DataDigest> DigestOf(int fd) {
   return DataDigest{XXH3_64bits_digest(state.get()), pos};
 }
 
-Result<bool> SameData(int a, int b) {
-  Result<struct stat> sa = sys::Fstat(a);
-  if (!sa.ok()) return Errno{sa.error()};
-  Result<struct stat> sb = sys::Fstat(b);
-  if (!sb.ok()) return Errno{sb.error()};
-  if (sa->st_size != sb->st_size) return false;
-  Result<DataDigest> da = DigestOf(a);
-  if (!da.ok()) return Errno{da.error()};
-  Result<DataDigest> db = DigestOf(b);
-  if (!db.ok()) return Errno{db.error()};
-  return *da == *db;
-}
-
 Result<void> CopyXattrs(int from, int to) {
   Result<size_t> need = sys::ListXattr(from, nullptr, 0);
   if (!need.ok()) return need.error() == ENOTSUP ? Result<void>() : Errno{need.error()};

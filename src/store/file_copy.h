@@ -21,18 +21,15 @@ namespace detourfs {
 Result<void> CopyData(int in, int out, off_t size);
 
 // The XXH3 digest of all the bytes of an open file (read from offset 0),
-// and how many there were.
+// and how many there were. A copy on the volume, which is known to lose
+// fresh writes, is read back and compared with its source's this way
+// before the source goes.
 struct DataDigest {
   uint64_t hash = 0;
   off_t size = 0;
   bool operator==(const DataDigest&) const = default;
 };
 Result<DataDigest> DigestOf(int fd);
-
-// Whether the open files `a` and `b` hold the same bytes: equal sizes, and
-// equal digests. A copy on the volume, which is known to lose fresh writes,
-// is read back this way before its source goes.
-Result<bool> SameData(int a, int b);
 
 // Copies the xattrs of `from` to `to` (O_PATH fds are fine), skipping
 // detourfs's reserved ones and those the target does not support.

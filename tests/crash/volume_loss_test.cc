@@ -83,7 +83,7 @@ class VolumeLossTest : public ::testing::Test {
 
 // The copy written to the volume cannot be read back (flakyfs's `vanish`
 // cannot reach a file linked in before it is closed, as these copies are;
-// a copy that reads back different is SameData's, unit-tested): the move
+// a copy that reads back different is DigestOf's, unit-tested): the move
 // is refused before anything is published, and the file stays on its
 // tier, whole.
 TEST_F(VolumeLossTest, ACopyTheVolumeDoesNotKeepIsNeverPublished) {

@@ -1,5 +1,6 @@
-// SameData (store/file_copy.h): the read-back that gates a copy on the
-// volume before its source goes — equal only when every byte is.
+// DigestOf (store/file_copy.h): the read-back that gates a copy on the
+// volume before its source goes — two files' digests equal only when every
+// byte is.
 #include "store/file_copy.h"
 
 #include <fcntl.h>
@@ -13,7 +14,7 @@
 namespace detourfs {
 namespace {
 
-class SameDataTest : public ::testing::Test {
+class DataDigestTest : public ::testing::Test {
  protected:
   // A file `name` holding `data` (made sparse up to `size` when larger),
   // open for reading.
@@ -27,59 +28,67 @@ class SameDataTest : public ::testing::Test {
     }
     return UniqueFd(fd);
   }
+  // Whether two open files read back alike, as the read-back compares them.
+  static Result<bool> Same(int a, int b) {
+    Result<DataDigest> da = DigestOf(a);
+    if (!da.ok()) return Errno{da.error()};
+    Result<DataDigest> db = DigestOf(b);
+    if (!db.ok()) return Errno{db.error()};
+    return *da == *db;
+  }
   ScratchDir dir_{"/tmp/detourfs-file-copy"};
 };
 
-TEST_F(SameDataTest, EqualFilesAreTheSame) {
+TEST_F(DataDigestTest, EqualFilesAreTheSame) {
   const std::string big(3 << 20, 'x');  // more than one read buffer
   UniqueFd a = Make("a", big + "end");
   UniqueFd b = Make("b", big + "end");
-  Result<bool> same = SameData(a.get(), b.get());
+  Result<bool> same = Same(a.get(), b.get());
   ASSERT_TRUE(same.ok());
   EXPECT_TRUE(*same);
 }
 
-TEST_F(SameDataTest, OneByteChangedPastTheFirstBufferDiffers) {
+TEST_F(DataDigestTest, OneByteChangedPastTheFirstBufferDiffers) {
   const std::string big(3 << 20, 'x');
   UniqueFd a = Make("a", big + "end");
   UniqueFd b = Make("b", big + "End");
-  Result<bool> same = SameData(a.get(), b.get());
+  Result<bool> same = Same(a.get(), b.get());
   ASSERT_TRUE(same.ok());
   EXPECT_FALSE(*same);
 }
 
-TEST_F(SameDataTest, ZerosWhereTheDataWasDiffer) {
+TEST_F(DataDigestTest, ZerosWhereTheDataWasDiffer) {
   // What a volume that lost a fresh write shows: the size kept, zeros.
   UniqueFd a = Make("a", "written\n");
   UniqueFd b = Make("b", std::string(8, '\0'));
-  Result<bool> same = SameData(a.get(), b.get());
+  Result<bool> same = Same(a.get(), b.get());
   ASSERT_TRUE(same.ok());
   EXPECT_FALSE(*same);
 }
 
-TEST_F(SameDataTest, ATruncatedCopyDiffers) {
+TEST_F(DataDigestTest, ATruncatedCopyDiffers) {
   UniqueFd a = Make("a", "written\n");
   UniqueFd b = Make("b", "");
-  Result<bool> same = SameData(a.get(), b.get());
+  Result<bool> same = Same(a.get(), b.get());
   ASSERT_TRUE(same.ok());
   EXPECT_FALSE(*same);
 }
 
-TEST_F(SameDataTest, AHoleEqualsTheZerosItReadsAs) {
+TEST_F(DataDigestTest, AHoleEqualsTheZerosItReadsAs) {
   UniqueFd a = Make("a", "head", 1 << 20);
   UniqueFd b = Make("b", "head" + std::string((1 << 20) - 4, '\0'));
-  Result<bool> same = SameData(a.get(), b.get());
+  Result<bool> same = Same(a.get(), b.get());
   ASSERT_TRUE(same.ok());
   EXPECT_TRUE(*same);
 }
 
-TEST_F(SameDataTest, AnUnreadableFileIsAnError) {
+TEST_F(DataDigestTest, AnUnreadableFileIsAnError) {
   UniqueFd a = Make("a", "written\n");
   const std::string path = dir_.path() + "/w";
   UniqueFd w(::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
   ASSERT_TRUE(w.valid());
   ASSERT_EQ(::pwrite(w.get(), "written\n", 8, 0), 8);
-  Result<bool> same = SameData(a.get(), w.get());
+  Result<bool> same = Same(a.get(), w.get());
   ASSERT_FALSE(same.ok());
   EXPECT_EQ(same.error(), EBADF);
 }
