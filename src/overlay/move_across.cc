@@ -10,6 +10,7 @@
 #include <linux/fs.h>
 #include <spdlog/spdlog.h>
 
+#include <array>
 #include <cinttypes>
 #include <cstdio>
 #include <unordered_map>
@@ -408,6 +409,10 @@ Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageTree(Node* x,
       std::vector<WalkItem> out;
       std::unordered_set<std::string> seen;
       std::array<std::unordered_set<std::string>, kLayerCount> whited;
+      // Tier entries not served here: set aside unless a directory of the
+      // same name is served (a directory spans layers: the walk goes into
+      // every part of it).
+      std::vector<std::pair<Layer, WalkItem>> passed_over;
       for (Layer t : kTiers) {
         if (fds[Index(t)] < 0) continue;
         Result<std::vector<WalkItem>> items = ListDir(fds[Index(t)]);
@@ -423,7 +428,10 @@ Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageTree(Node* x,
               continue;
             }
           }
-          if (r.LayerFor(item.type) != t || seen.count(item.name)) continue;
+          if (r.LayerFor(item.type) != t || seen.count(item.name)) {
+            passed_over.emplace_back(t, item);
+            continue;
+          }
           seen.insert(item.name);
           item.tag = Tag(t, r.For(item.type));
           out.push_back(std::move(item));
@@ -440,6 +448,13 @@ Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageTree(Node* x,
           item.tag = Tag(Layer::kVolume, r.For(item.type));
           out.push_back(std::move(item));
         }
+      }
+      for (const auto& [t, item] : passed_over) {
+        const bool merged = S_ISDIR(item.type) && std::any_of(out.begin(), out.end(), [&](auto& o) {
+                              return o.name == item.name && S_ISDIR(o.type);
+                            });
+        if (!merged)
+          staged->unserved.emplace_back(t, d.path->empty() ? item.name : Join(*d.path, item.name));
       }
       return out;
     };
@@ -811,6 +826,7 @@ Result<void> OverlayImpl::PublishTree(RenameArgs& a, StagedTree& staged) {
                                 (b.layer == Layer::kVolume || to == Layer::kVolume);
   // Moving to the volume, the tiers' parts wait in their work/ until the
   // volume shows the published tree (SettleLeaving, as MoveFile's).
+  SetAsideUnserved(staged, p1, &intent);
   std::vector<Leaving> leaving;
   for (Layer t : kTiers) {
     if (!b.parts[Index(t)].present()) continue;
@@ -863,6 +879,15 @@ Result<void> OverlayImpl::PublishTree(RenameArgs& a, StagedTree& staged) {
   spdlog::info("moved '{}' to '{}' ({} to {}: {} files, {} bytes)", p1, p2, LayerName(b.layer),
                LayerName(to), staged.files, staged.bytes);
   return UserWhiteoutAfterMove(a);
+}
+
+void OverlayImpl::SetAsideUnserved(const StagedTree& staged, const std::string& path,
+                                   Intent* intent) {
+  for (const auto& [tier, in_tree] : staged.unserved) {
+    intent->steps.push_back({StepKind::kRenameNoReplace,
+                             IntentPath{tier, Area::kTree, Join(path, in_tree)},
+                             IntentPath{tier, Area::kKept, ChangeLayer::WorkName("kept")}});
+  }
 }
 
 Result<void> OverlayImpl::RebindMoved(Node* x, Layer to, int root_fd) {
@@ -1089,12 +1114,28 @@ Result<void> OverlayImpl::ExchangeAcross(RenameArgs& a, Layer to1, Layer to2, Re
   // false when none is.
   auto request_copies = [&](auto copied) {
     bool asked = false;
-    for (auto [x, d, n, other, to, second] :
-         {std::tuple{x1, a.d1, a.n1, x2, to1, false}, std::tuple{x2, a.d2, a.n2, x1, to2, true}}) {
+    bool to_tier = false;
+    const std::array sides{std::tuple{x1, a.d1, a.n1, x2, to1, false},
+                           std::tuple{x2, a.d2, a.n2, x1, to2, true}};
+    for (auto [x, d, n, other, to, second] : sides) {
       if ((second ? have.staged2 : have.staged) || !copied(x, second)) continue;
       need->stage.push_back(
           {table_.Pin(x), table_.Pin(d), std::string(n), table_.Pin(other), to, second});
       asked = true;
+      to_tier = to_tier || IsTier(to);
+    }
+    // A copy bound for the volume links the volume files it holds, so a
+    // file the two share has one name more until the exchange is published;
+    // one bound for a tier, made meanwhile, would count it in its index
+    // entry's names. So the tier's copy comes first (Rename runs the jobs
+    // bound for a tier first), and a volume copy made before it is made
+    // again after it.
+    for (auto [x, d, n, other, to, second] : sides) {
+      std::shared_ptr<StagedTree>& slot = second ? have.staged2 : have.staged;
+      if (!to_tier || IsTier(to) || !slot || slot->linked) continue;
+      slot.reset();
+      need->stage.push_back(
+          {table_.Pin(x), table_.Pin(d), std::string(n), table_.Pin(other), to, second});
     }
     if (asked) need->exclusive = true;
     return asked;
@@ -1162,6 +1203,8 @@ Result<void> OverlayImpl::ExchangeAcross(RenameArgs& a, Layer to1, Layer to2, Re
   // copies published.
   Intent intent;
   auto tree = [](Layer l, const std::string& p) { return IntentPath{l, Area::kTree, p}; };
+  SetAsideUnserved(*have.staged, p1, &intent);
+  SetAsideUnserved(*have.staged2, p2, &intent);
   for (auto [x, s, p] : {std::tuple{x1, &a.s1, p1}, std::tuple{x2, &a.s2, p2}}) {
     x->content_mu.AssertHeld();  // as lo or hi
     const Binding& b = x->binding();

@@ -309,6 +309,11 @@ class OverlayImpl final : public Overlay {
     std::string src_path;  // where the source was when it was copied (routes)
     uint64_t files = 0;
     uint64_t bytes = 0;
+    // Tier content in the tree no rule serves (left by an earlier config,
+    // or a part whose parent's part went with a tier emptied at a stop):
+    // its tier and path in the tree. Set aside when the tree is published,
+    // never left in a part that goes to the trash.
+    std::vector<std::pair<Layer, std::string>> unserved;
     ~StagedTree();
     ChangeLayer* changes = nullptr;  // to clear it away if never published
     bool published = false;
@@ -583,6 +588,9 @@ class OverlayImpl final : public Overlay {
   // whiteouts: when the merged directory is empty, content no rule serves
   // there, set aside rather than deleted when the directory goes.
   static bool HoldsUnservedContent(int dirfd, const std::string& name);
+  // Steps that set aside, to their tiers' kept/, what `staged` found no
+  // rule serves in the tree at `path` (before its tier parts go).
+  static void SetAsideUnserved(const StagedTree& staged, const std::string& path, Intent* intent);
   // An unrouted directory (its attributes are its volume part's) whose
   // entries changed on a tier only — a routed name made, removed or renamed
   // in it: its volume part's mtime (and so ctime) set to now, as any

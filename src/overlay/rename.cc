@@ -13,6 +13,8 @@
 #include <spdlog/spdlog.h>
 #include <sys/sysmacros.h>
 
+#include <algorithm>
+
 #include "overlay/overlay_impl.h"
 #include "store/as_caller.h"
 #include "store/tree_walk.h"
@@ -87,6 +89,10 @@ Result<void> OverlayImpl::Rename(uint64_t parent, std::string_view name, uint64_
                      new_name);
         return Errno{EBUSY};
       }
+      // Copies bound for a tier before those bound for the volume (see
+      // ExchangeAcross).
+      std::stable_partition(more.stage.begin(), more.stage.end(),
+                            [](const StageJob& job) { return IsTier(job.to); });
       for (StageJob& job : more.stage) {
         Result<std::shared_ptr<StagedTree>> s = StageJobCopy(job);
         if (!s.ok()) return Errno{s.error()};

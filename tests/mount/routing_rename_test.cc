@@ -1244,6 +1244,38 @@ TEST_P(RoutedRenameTest, ATierFileWithSeveralNamesStaysOnItsTier) {
   EXPECT_EQ(Lstat(M("node_modules/g")).st_nlink, 2U);
 }
 
+// Stress seed 1796659834: a volume file with a name in a project's src and
+// one in its node_modules (still on the volume), a change in node_modules
+// (it gets a tier part), then the two directories exchanged. Each moves
+// across layers; the file, linked into the memory tier's index as
+// node_modules/f0, said nlink 3 (the names the volume held while both trees
+// moved), not its two names.
+TEST_P(RoutedRenameTest, AFileLinkedAcrossAnExchangeOfTreesCountsItsOwnNames) {
+  ASSERT_EQ(::mkdir(V("proj0").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(V("proj0/src").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(V("proj0/src/f0"), "data"), 0);
+  ASSERT_EQ(::mkdir(V("proj0/node_modules").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(V("proj0/node_modules/pkg").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(V("proj0/node_modules/pkg/dist").c_str(), 0755), 0);
+  ASSERT_EQ(::link(V("proj0/src/f0").c_str(), V("proj0/node_modules/f1").c_str()), 0);
+  const ino_t ino = Lstat(M("proj0/src/f0")).st_ino;
+  ASSERT_EQ(WriteFile(M("proj0/node_modules/pkg/build"), "", 0600), 0);
+  ASSERT_EQ(Exchange(M("proj0/node_modules"), M("proj0/src")), 0) << std::strerror(errno);
+  auto check = [&] {
+    EXPECT_EQ(Lstat(M("proj0/node_modules/f0")).st_nlink, 2U);
+    EXPECT_EQ(Lstat(M("proj0/src/f1")).st_nlink, 2U);
+    EXPECT_EQ(Lstat(M("proj0/node_modules/f0")).st_ino, ino);
+    EXPECT_EQ(Lstat(M("proj0/src/f1")).st_ino, ino);
+    EXPECT_TRUE(Exists(M("proj0/src/pkg/build")));
+    EXPECT_TRUE(Exists(M("proj0/src/pkg/dist")));
+  };
+  check();
+  Restart();
+  check();
+  ASSERT_EQ(::unlink(M("proj0/src/f1").c_str()), 0);
+  EXPECT_EQ(Lstat(M("proj0/node_modules/f0")).st_nlink, 1U);
+}
+
 DETOURFS_MOUNT_TEST_P(RoutedRenameTest);
 
 }  // namespace

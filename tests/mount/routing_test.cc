@@ -514,6 +514,62 @@ TEST_P(RoutingTest, ContentNoRuleServesIsSetAsideNeverDeleted) {
   EXPECT_TRUE(Exists(M("over/.cache")));
 }
 
+// The same inside a tree that moves to another layer: what its tier parts
+// hold that no rule serves there (a file on the disk tier at an unrouted
+// path, a directory on the memory tier at one, as an earlier config would
+// have left them) is not copied with the tree; it goes to its tier's kept/
+// before those parts go, never to the trash.
+TEST_P(RoutingTest, ContentNoRuleServesInAMovingTreeIsSetAside) {
+  ASSERT_EQ(Shell("mkdir -p '" + M("host/node_modules") + "' '" + M("host/dist") + "'"), 0);
+  for (const std::string p : {"app1", "app2"}) {
+    ASSERT_EQ(Shell("mkdir -p '" + M(p + "/node_modules") + "' '" + M(p + "/dist") + "'"), 0);
+    ASSERT_EQ(WriteFile(M(p + "/node_modules/a.js"), "a"), 0);
+    ASSERT_EQ(WriteFile(M(p + "/dist/d.js"), "d"), 0);
+    ASSERT_TRUE(Exists(Mem(p + "/node_modules/a.js")) && Exists(Disk(p + "/dist/d.js")));
+  }
+  ASSERT_EQ(fs_->Stop(), 0);
+  for (const std::string p : {"app1", "app2"}) {
+    ASSERT_EQ(WriteFile(Disk(p + "/only-copy.js"), p + " disk"), 0);
+    ASSERT_EQ(::mkdir(Mem(p + "/old").c_str(), 0755), 0);
+    ASSERT_EQ(WriteFile(Mem(p + "/old/only-copy.js"), p + " memory"), 0);
+  }
+  std::string error;
+  ASSERT_TRUE(fs_->Restart(&error)) << error;
+  expect_clean_log_ = false;  // each set-aside is reported
+  const std::vector<std::string> listing{"dist", "node_modules"};
+  EXPECT_EQ(ListDir(M("app1")), listing);
+
+  // To the memory tier (under node_modules), and to the disk tier (dist).
+  ASSERT_EQ(::rename(M("app1").c_str(), M("host/node_modules/app1").c_str()), 0)
+      << std::strerror(errno);
+  ASSERT_EQ(::rename(M("app2").c_str(), M("host/dist/app2").c_str()), 0) << std::strerror(errno);
+  auto check = [&] {
+    for (const std::string moved : {"host/node_modules/app1", "host/dist/app2"}) {
+      EXPECT_EQ(ListDir(M(moved)), listing) << moved;
+      EXPECT_EQ(ReadFile(M(moved + "/node_modules/a.js")), "a");
+      EXPECT_EQ(ReadFile(M(moved + "/dist/d.js")), "d");
+    }
+  };
+  check();
+  EXPECT_TRUE(Exists(Mem("host/node_modules/app1/dist/d.js")));
+  EXPECT_TRUE(Exists(Disk("host/dist/app2/node_modules/a.js")));
+  // Every copy is in its tier's kept/ (a file under a name of its own
+  // there), and nowhere else.
+  for (const auto& [tier, want] : {std::pair{memory_.path(), "app1 memory app2 memory "},
+                                   std::pair{disk_, "app1 disk app2 disk "}}) {
+    EXPECT_EQ(ShellOutput("cd '" + tier +
+                          "/tier/kept' && find . -type f -exec cat {} \\; "
+                          "-exec echo \\; | sort | tr '\\n' ' '"),
+              want);
+    EXPECT_EQ(ShellOutput("find '" + tier + "/tier/upper' -name only-copy.js | wc -l"), "0\n");
+  }
+  const std::string log = fs_->Log();
+  EXPECT_NE(log.find("held 'app1/old', which had to make way"), std::string::npos) << log;
+  EXPECT_NE(log.find("held 'app2/only-copy.js', which had to make way"), std::string::npos);
+  Restart();
+  check();
+}
+
 // Review 2026-12-07 #6: an unrouted directory whose routed entry is made,
 // renamed or removed (the change lands on a tier only) changes its mtime
 // and ctime, as on any filesystem (make, rsync and editors look at them).
