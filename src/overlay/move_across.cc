@@ -44,6 +44,17 @@ OverlayImpl::StagedTree::~StagedTree() {
   }
 }
 
+void OverlayImpl::Discard(StagedTree* s) {
+  if (s->published || s->name.empty()) return;
+  Result<void> removed = RemoveTree(changes_->work(s->layer), s->name.c_str());
+  if (removed.ok()) {
+    s->name.clear();
+  } else {
+    spdlog::debug("a copy no longer wanted in the {}'s work/ goes to the trash instead: {}",
+                  LayerName(s->layer), ErrnoText(removed.error()));
+  }
+}
+
 ChildRoute OverlayImpl::RouteOfPath(const std::string& dir_path, int dir_route,
                                     std::string_view name) {
   ChildRoute r;
@@ -449,12 +460,17 @@ Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageTree(Node* x,
           out.push_back(std::move(item));
         }
       }
-      for (const auto& [t, item] : passed_over) {
-        const bool merged = S_ISDIR(item.type) && std::any_of(out.begin(), out.end(), [&](auto& o) {
-                              return o.name == item.name && S_ISDIR(o.type);
-                            });
-        if (!merged)
-          staged->unserved.emplace_back(t, d.path->empty() ? item.name : Join(*d.path, item.name));
+      for (const auto& over : passed_over) {
+        const Layer t = over.first;
+        const WalkItem& item = over.second;
+        auto served = std::find_if(out.begin(), out.end(),
+                                   [&](const WalkItem& o) { return o.name == item.name; });
+        const bool dir = served != out.end() && S_ISDIR(served->type);
+        if (dir && S_ISDIR(item.type) && PartOfServedDir(fds, dir_path, dir_route, *served, t)) {
+          continue;  // the walk goes into it with the rest of the directory
+        }
+        if (dir) served->apart |= 1U << Index(t);
+        staged->unserved.emplace_back(t, d.path->empty() ? item.name : Join(*d.path, item.name));
       }
       return out;
     };
@@ -488,6 +504,7 @@ Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageTree(Node* x,
       // other names removed since): its data and attributes are the
       // entry's, never the volume file's.
       if (st->st_nlink > 1 || (!IsTier(from) && IndexedVolumeName(sfd, n, *st, pid))) {
+        if (!IsTier(to)) staged->links_volume_files = true;
         // Names of one file (a volume name and a tier link to its index
         // entry alike) are keyed by its id.
         const std::string here = d.path->empty() ? item.name : Join(*d.path, item.name);
@@ -881,6 +898,28 @@ Result<void> OverlayImpl::PublishTree(RenameArgs& a, StagedTree& staged) {
   return UserWhiteoutAfterMove(a);
 }
 
+bool OverlayImpl::PartOfServedDir(const std::array<int, kLayerCount>& fds,
+                                  const std::string& dir_path, int dir_route,
+                                  const WalkItem& served, Layer tier) {
+  // As Probe decides: an unrouted directory's scaffolding on a tier, made
+  // for the volume directory with that id (or before ids were kept); a
+  // routed directory has no part on another tier.
+  if (TagLayer(served.tag) != Layer::kVolume) return false;
+  if (RouteOfPath(dir_path, dir_route, served.name).LayerFor(S_IFDIR) != Layer::kVolume) {
+    return false;
+  }
+  const int vfd = fds[Index(Layer::kVolume)];
+  Result<markers::IdRecord> rec = markers::GetIdRecordAt(fds[Index(tier)], served.name.c_str());
+  if (!rec.ok()) return false;
+  if (rec->id == 0) return true;
+  Result<struct stat> vst = sys::StatAt(vfd, served.name.c_str());
+  if (!vst.ok()) return false;
+  uint64_t pid = static_cast<uint64_t>(vst->st_ino);
+  Result<markers::IdRecord> vrec = markers::GetIdRecordAt(vfd, served.name.c_str());
+  if (vrec.ok() && vrec->id != 0) pid = vrec->id;
+  return rec->id == pid;
+}
+
 void OverlayImpl::SetAsideUnserved(const StagedTree& staged, const std::string& path,
                                    Intent* intent) {
   for (const auto& [tier, in_tree] : staged.unserved) {
@@ -1108,8 +1147,12 @@ Result<void> OverlayImpl::ExchangeAcross(RenameArgs& a, Layer to1, Layer to2, Re
     for (Node* x : {x1, x2}) need->freeze_roots.push_back(table_.Pin(x));
     return Errno{EAGAIN};
   }
-  if (have.staged && !StagedFor(*have.staged, x1, a.d1, a.n1, to1)) have.staged.reset();
-  if (have.staged2 && !StagedFor(*have.staged2, x2, a.d2, a.n2, to2)) have.staged2.reset();
+  if (have.staged && !StagedFor(*have.staged, x1, a.d1, a.n1, to1)) {
+    need->discard.push_back(std::move(have.staged));
+  }
+  if (have.staged2 && !StagedFor(*have.staged2, x2, a.d2, a.n2, to2)) {
+    need->discard.push_back(std::move(have.staged2));
+  }
   // Asks for the copies still missing (`copied(x)`: whether x is copied);
   // false when none is.
   auto request_copies = [&](auto copied) {
@@ -1122,18 +1165,19 @@ Result<void> OverlayImpl::ExchangeAcross(RenameArgs& a, Layer to1, Layer to2, Re
       need->stage.push_back(
           {table_.Pin(x), table_.Pin(d), std::string(n), table_.Pin(other), to, second});
       asked = true;
-      to_tier = to_tier || IsTier(to);
+      to_tier = to_tier || (IsTier(to) && x->is_dir());
     }
     // A copy bound for the volume links the volume files it holds, so a
     // file the two share has one name more until the exchange is published;
-    // one bound for a tier, made meanwhile, would count it in its index
-    // entry's names. So the tier's copy comes first (Rename runs the jobs
-    // bound for a tier first), and a volume copy made before it is made
-    // again after it.
+    // a tree bound for a tier, copied meanwhile, would count it in its
+    // index entry's names. So the tier's copy comes first (Rename runs the
+    // jobs bound for a tier first), and a volume copy made before it with
+    // such links is removed (Discard: in the trash its links would still
+    // count) and made again after it.
     for (auto [x, d, n, other, to, second] : sides) {
       std::shared_ptr<StagedTree>& slot = second ? have.staged2 : have.staged;
-      if (!to_tier || IsTier(to) || !slot || slot->linked) continue;
-      slot.reset();
+      if (!to_tier || IsTier(to) || !slot || !slot->links_volume_files) continue;
+      need->discard.push_back(std::move(slot));
       need->stage.push_back(
           {table_.Pin(x), table_.Pin(d), std::string(n), table_.Pin(other), to, second});
     }
@@ -1164,8 +1208,8 @@ Result<void> OverlayImpl::ExchangeAcross(RenameArgs& a, Layer to1, Layer to2, Re
   if (!at1.ok()) return Errno{at1.error()};
   Node* lo = x1->id() < x2->id() ? x1 : x2;
   Node* hi = lo == x1 ? x2 : x1;
-  std::optional<WriteLock> l1(std::in_place, &lo->content_mu);
-  std::optional<WriteLock> l2(std::in_place, &hi->content_mu);
+  ReleasableWriteLock l1(&lo->content_mu);
+  ReleasableWriteLock l2(&hi->content_mu);
   // An index entry whose one name left is its link on its tier: an
   // ordinary tier file from now on, which moves as any (looked at again in
   // the next round; a link cannot leave its tier). Both before either is
@@ -1205,7 +1249,11 @@ Result<void> OverlayImpl::ExchangeAcross(RenameArgs& a, Layer to1, Layer to2, Re
   auto tree = [](Layer l, const std::string& p) { return IntentPath{l, Area::kTree, p}; };
   SetAsideUnserved(*have.staged, p1, &intent);
   SetAsideUnserved(*have.staged2, p2, &intent);
-  for (auto [x, s, p] : {std::tuple{x1, &a.s1, p1}, std::tuple{x2, &a.s2, p2}}) {
+  // What goes to the volume leaves its tiers' parts in their work/ until
+  // the volume shows it (SettleLeaving, as a move's).
+  std::array<std::vector<Leaving>, 2> leaving;
+  for (auto [x, s, p, to, left] :
+       {std::tuple{x1, &a.s1, p1, to1, &leaving[0]}, std::tuple{x2, &a.s2, p2, to2, &leaving[1]}}) {
     x->content_mu.AssertHeld();  // as lo or hi
     const Binding& b = x->binding();
     for (Layer t : kTiers) {
@@ -1215,6 +1263,11 @@ Result<void> OverlayImpl::ExchangeAcross(RenameArgs& a, Layer to1, Layer to2, Re
         // Not its part: content no rule serves there, set aside.
         intent.steps.push_back({StepKind::kRenameNoReplace, tree(t, p),
                                 IntentPath{t, Area::kKept, ChangeLayer::WorkName("kept")}});
+      } else if (!IsTier(to) && hit.has && !hit.whiteout) {
+        // (A part of an indexed file may be its entry alone: no name here.)
+        left->push_back({t, ChangeLayer::WorkName("leaving"), false});
+        intent.steps.push_back({StepKind::kRenameNoReplace, tree(t, p),
+                                IntentPath{t, Area::kWork, left->back().name}});
       } else if (hit.has || b.parts[Index(t)].present()) {
         intent.steps.push_back({StepKind::kTrash, tree(t, p), {}});
       }
@@ -1235,26 +1288,58 @@ Result<void> OverlayImpl::ExchangeAcross(RenameArgs& a, Layer to1, Layer to2, Re
       {StepKind::kRenameNoReplace, IntentPath{to1, Area::kWork, have.staged->name}, tree(to1, p2)});
   intent.steps.push_back({StepKind::kRenameNoReplace,
                           IntentPath{to2, Area::kWork, have.staged2->name}, tree(to2, p1)});
+  // What each copy published on the volume must be.
+  std::array<struct stat, 2> copies{};
+  DETOURFS_TRY(StatVolumeCopies({to1, to2}, have, &copies));
   bool kept = false;
   Result<void> ran = changes_->Run(intent, &kept);
   have.staged->published = have.staged2->published = ran.ok() || kept;
   if (!ran.ok()) return ran;
-  for (auto [d, to] : {std::pair{a.d1, to2}, std::pair{a.d2, to1}}) {
-    if (!IsTier(to)) {
-      Result<SharedFd> vfd = resolver_.DirFd(d, Layer::kVolume);
-      if (vfd.ok()) (void)sys::SyncDir((*vfd)->get());
-    }
-  }
+  // The exchange stands whatever the volume shows: one copy it lost (logged,
+  // what it was made from kept aside) cannot be undone, the other took its
+  // name. The caller is told it is done, as the kernel's names then agree
+  // with the mount's.
+  SettleExchanged(a, {to1, to2}, {(*at2)->get(), (*at1)->get()}, have, copies, leaving);
   Renamed(a, true);
-  l2.reset();
-  l1.reset();
+  l2.Unlock();
+  l1.Unlock();
   // Each follows its copy (their names have swapped in the table).
   Result<UniqueFd> r1 = sys::OpenBeneath((*at2)->get(), std::string(a.n2).c_str(), O_PATH);
   Result<UniqueFd> r2 = sys::OpenBeneath((*at1)->get(), std::string(a.n1).c_str(), O_PATH);
-  if (!r1.ok() || !r2.ok()) return Errno{EIO};
-  if (!have.staged->linked) DETOURFS_TRY(RebindMoved(x1, to1, r1->get()));
-  if (!have.staged2->linked) DETOURFS_TRY(RebindMoved(x2, to2, r2->get()));
+  // (One the volume lost is not there to follow: its node goes stale.)
+  if (r1.ok() && !have.staged->linked) DETOURFS_TRY(RebindMoved(x1, to1, r1->get()));
+  if (r2.ok() && !have.staged2->linked) DETOURFS_TRY(RebindMoved(x2, to2, r2->get()));
   return {};
+}
+
+Result<void> OverlayImpl::StatVolumeCopies(std::array<Layer, 2> to, const RenameNeeds& have,
+                                           std::array<struct stat, 2>* copies) {
+  for (auto [t, staged, copy] : {std::tuple{to[0], have.staged.get(), &(*copies)[0]},
+                                 std::tuple{to[1], have.staged2.get(), &(*copies)[1]}}) {
+    if (IsTier(t)) continue;
+    Result<struct stat> st = sys::StatAt(changes_->work(t), staged->name.c_str());
+    if (!st.ok()) return Errno{st.error()};
+    *copy = *st;
+  }
+  return {};
+}
+
+void OverlayImpl::SettleExchanged(const RenameArgs& a, std::array<Layer, 2> to,
+                                  std::array<int, 2> dst_dirs, const RenameNeeds& have,
+                                  const std::array<struct stat, 2>& copies,
+                                  const std::array<std::vector<Leaving>, 2>& leaving) {
+  // Never undone (the other copy took the old name): when the volume lost
+  // one, what it was made from is kept aside (SettleLeaving logs it).
+  if (!IsTier(to[0])) {
+    (void)SettleLeaving(a, dst_dirs[0], copies[0], Settle{false, have.staged->name}, leaving[0]);
+  }
+  if (!IsTier(to[1])) {
+    // x2's move, seen as a rename of its own.
+    const RenameArgs back{a.d2, a.n2,    a.s2,     a.x2, a.d1, a.n1, a.s1,
+                          a.x1, a.flags, a.caller, {},   {},   false};
+    (void)SettleLeaving(back, dst_dirs[1], copies[1], Settle{false, have.staged2->name},
+                        leaving[1]);
+  }
 }
 
 }  // namespace detourfs

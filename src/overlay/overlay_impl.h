@@ -45,6 +45,7 @@
 #include "store/file_copy.h"
 #include "store/id_source.h"
 #include "store/tier_space.h"
+#include "store/tree_walk.h"
 
 namespace detourfs {
 
@@ -320,6 +321,9 @@ class OverlayImpl final : public Overlay {
     // A link to the file itself (a hard-linked one moves as one more name
     // of the same inode): its binding stays as it is.
     bool linked = false;
+    // A copy on the volume holding links to volume files with other names:
+    // until it is published or removed, each counts one name more.
+    bool links_volume_files = false;
   };
   // What a rename found it needs before it can go on: the renames lock
   // exclusively, a frozen tree, trees to copy before the next round.
@@ -341,6 +345,9 @@ class OverlayImpl final : public Overlay {
     // What the driver staged for the next round (from `stage`).
     std::shared_ptr<StagedTree> staged;   // x1's copy
     std::shared_ptr<StagedTree> staged2;  // x2's, for an exchange
+    // Copies dropped, removed before the next round's are made (not left
+    // to the trash: see ExchangeAcross).
+    std::vector<std::shared_ptr<StagedTree>> discard;
     // Set by the round that made the rename: a routed name was involved, so
     // the parents' volume parts may need their times updated
     // (TouchVolumePart); not for a rename of two names of one file.
@@ -349,6 +356,10 @@ class OverlayImpl final : public Overlay {
   // Whether `s` (staged in an earlier round) is still a copy of `x`, at
   // `n` in `d`, bound for `to`: else things changed and it is made again.
   bool StagedFor(const StagedTree& s, Node* x, Node* d, std::string_view n, Layer to);
+  // Removes a copy never published from its work/ at once (with no lock
+  // held: nothing but this rename knows it); left to the trash if it
+  // cannot be.
+  void Discard(StagedTree* s);
   struct RenameArgs {
     Node* d1;
     std::string_view n1;
@@ -540,6 +551,15 @@ class OverlayImpl final : public Overlay {
   // A tier's copy back at the old name (over the whiteout the move left):
   // whether it is.
   bool PutBack(const RenameArgs& a, const Leaving& l);
+  // The stats of an exchange's copies bound for the volume, in its work/.
+  Result<void> StatVolumeCopies(std::array<Layer, 2> to, const RenameNeeds& have,
+                                std::array<struct stat, 2>* copies);
+  // After an exchange across layers was published: SettleLeaving for each
+  // copy published on the volume (x1's lands in dst_dirs[0], x2's in
+  // dst_dirs[1]; `copies`, their stats before), never undone.
+  void SettleExchanged(const RenameArgs& a, std::array<Layer, 2> to, std::array<int, 2> dst_dirs,
+                       const RenameNeeds& have, const std::array<struct stat, 2>& copies,
+                       const std::array<std::vector<Leaving>, 2>& leaving);
   // Reads back the copy `name` in `dirfd` just written to the volume and
   // compares it with `data` (the source's, open): EIO, logged, when the
   // volume did not keep it.
@@ -590,6 +610,11 @@ class OverlayImpl final : public Overlay {
   static bool HoldsUnservedContent(int dirfd, const std::string& name);
   // Steps that set aside, to their tiers' kept/, what `staged` found no
   // rule serves in the tree at `path` (before its tier parts go).
+  // Whether the directory `tier` holds under `served`'s name (in the
+  // directory at `dir_path` whose parts are `fds`) is part of the
+  // directory a tree walk serves there.
+  bool PartOfServedDir(const std::array<int, kLayerCount>& fds, const std::string& dir_path,
+                       int dir_route, const WalkItem& served, Layer tier);
   static void SetAsideUnserved(const StagedTree& staged, const std::string& path, Intent* intent);
   // An unrouted directory (its attributes are its volume part's) whose
   // entries changed on a tier only — a routed name made, removed or renamed

@@ -89,6 +89,7 @@ Result<void> OverlayImpl::Rename(uint64_t parent, std::string_view name, uint64_
                      new_name);
         return Errno{EBUSY};
       }
+      for (const std::shared_ptr<StagedTree>& s : more.discard) Discard(s.get());
       // Copies bound for a tier before those bound for the volume (see
       // ExchangeAcross).
       std::stable_partition(more.stage.begin(), more.stage.end(),

@@ -129,7 +129,7 @@ Result<void> WalkTrees(std::array<int, kWalkTrees> roots, const WalkCallbacks& c
     child.item = item;
     child.path = f.path.empty() ? item.name : f.path + "/" + item.name;
     for (size_t t = 0; t < kWalkTrees; ++t) {
-      if (!f.there[t]) continue;
+      if (!f.there[t] || ((item.apart >> t) & 1U) != 0) continue;
       Result<UniqueFd> fd =
           sys::OpenBeneath(f.fds[t].get(), item.name.c_str(), O_PATH | O_DIRECTORY);
       if (!fd.ok()) {

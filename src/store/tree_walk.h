@@ -33,6 +33,9 @@ struct WalkItem {
   std::string name;
   mode_t type = 0;   // S_IFMT bits (S_IFDIR: the walk may descend)
   uint64_t tag = 0;  // the lister's own note (e.g. which tree it came from)
+  // Trees (bit t) whose directory of this name is not part of this one:
+  // the walk does not go into them.
+  unsigned apart = 0;
 };
 
 // The directory being walked, on each tree (fd -1 where a tree has no

@@ -72,6 +72,24 @@ class SCOPED_CAPABILITY WriteLock {
   RwLock* const mu_;
 };
 
+// A WriteLock that can be let go before the end of its scope.
+class SCOPED_CAPABILITY ReleasableWriteLock {
+ public:
+  explicit ReleasableWriteLock(RwLock* mu) ACQUIRE(mu) : mu_(mu) { mu_->Lock(); }
+  ~ReleasableWriteLock() RELEASE() {
+    if (mu_ != nullptr) mu_->Unlock();
+  }
+  ReleasableWriteLock(const ReleasableWriteLock&) = delete;
+  ReleasableWriteLock& operator=(const ReleasableWriteLock&) = delete;
+  void Unlock() RELEASE() {
+    mu_->Unlock();
+    mu_ = nullptr;
+  }
+
+ private:
+  RwLock* mu_;
+};
+
 class SCOPED_CAPABILITY ReadLock {
  public:
   explicit ReadLock(RwLock* mu) ACQUIRE_SHARED(mu) : mu_(mu) { mu_->LockShared(); }

@@ -5,7 +5,9 @@
 // the published one at its new name; when the volume lost it, the move is
 // undone on the tier (the copy back at its old name) and the caller gets
 // EIO. Nothing is deleted.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <linux/fs.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -202,6 +204,31 @@ TEST_F(VolumeLossTest, ATreeWithAVolumePartTheVolumeLosesIsKeptAside) {
   EXPECT_NE(ShellOutput("grep -rl --exclude-dir=trash 'on the volume' '" + volume + "'"), "");
   EXPECT_NE(ShellOutput("grep -rl 'on the tier' '" + memory_.path() + "/tier/kept'"), "");
   EXPECT_NE(d_->fs().Log().find("what it was made from is kept aside"), std::string::npos)
+      << d_->fs().Log();
+}
+
+// An exchange of a tier tree with a volume directory (review of 3f8379d #3):
+// the tier's copy of what goes to the volume waits in the tier's work/
+// until the volume shows it there; when the volume lost it, that copy is
+// kept aside. The exchange is not undone (the other tree took the name)
+// and stands, so the kernel's names agree with the mount's; the loss is
+// logged as an error.
+TEST_F(VolumeLossTest, AnExchangeTheVolumeLosesKeepsTheTierCopyAside) {
+  ASSERT_EQ(WriteFile(M("src/s.js"), "s\n"), 0);
+  ASSERT_EQ(d_->flaky()->Control("fault lie ops=rename glob=.detourfs/work/tree.*").rfind("ok", 0),
+            0u);
+  EXPECT_EQ(
+      ::renameat2(AT_FDCWD, M("node_modules").c_str(), AT_FDCWD, M("src").c_str(), RENAME_EXCHANGE),
+      0)
+      << std::strerror(errno);
+  EXPECT_GE(d_->flaky()->Injected("lie"), 1u);
+  EXPECT_EQ(ReadFile(M("node_modules/s.js")), "s\n");  // the other side went through
+  EXPECT_FALSE(Exists(V("src")));
+  EXPECT_NE(ShellOutput("grep -rl 'written on the tier' '" + memory_.path() + "/tier/kept'"), "");
+  EXPECT_EQ(ListDir(memory_.path() + "/tier/work"), std::vector<std::string>{});
+  EXPECT_NE(d_->fs().Log().find("the volume lost 'work/src' right after it was published there; "
+                                "what it was made from is kept aside"),
+            std::string::npos)
       << d_->fs().Log();
 }
 

@@ -570,6 +570,37 @@ TEST_P(RoutingTest, ContentNoRuleServesInAMovingTreeIsSetAside) {
   check();
 }
 
+// A tier directory left by a volume directory of that name since gone
+// (the volume lost it, or it was replaced behind the mount) is no part of
+// the new one: a lookup does not show what it holds, and neither does a
+// tree moved to another layer. Its content is set aside with the move.
+TEST_P(RoutingTest, AMovedTreeLeavesStaleScaffoldingOut) {
+  ASSERT_EQ(Shell("mkdir -p '" + M("p/sub/node_modules") + "'"), 0);
+  ASSERT_EQ(WriteFile(M("p/sub/node_modules/old.js"), "old"), 0);
+  ASSERT_TRUE(Exists(Mem("p/sub/node_modules/old.js")));
+  ASSERT_EQ(fs_->Stop(), 0);
+  // Made before the old one goes: another inode number.
+  ASSERT_EQ(::mkdir(V("p/new").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(V("p/new/x"), "x"), 0);
+  ASSERT_EQ(Shell("rm -rf '" + V("p/sub") + "' && mv '" + V("p/new") + "' '" + V("p/sub") + "'"),
+            0);
+  std::string error;
+  ASSERT_TRUE(fs_->Restart(&error)) << error;
+  expect_clean_log_ = false;  // the set-aside is reported
+  ASSERT_EQ(ListDir(M("p/sub")), std::vector<std::string>{"x"});
+
+  // Copied to the memory tier.
+  ASSERT_EQ(Shell("mkdir -p '" + M("q/node_modules") + "'"), 0);
+  ASSERT_EQ(::rename(M("p").c_str(), M("q/node_modules/p").c_str()), 0) << std::strerror(errno);
+  EXPECT_EQ(ListDir(M("q/node_modules/p/sub")), std::vector<std::string>{"x"});
+  EXPECT_EQ(ReadFile(M("q/node_modules/p/sub/x")), "x");
+  EXPECT_TRUE(Exists(Mem("q/node_modules/p/sub/x")));
+  EXPECT_EQ(ShellOutput("cd '" + memory_.path() + "/tier/kept' && find . -type f -exec cat {} \\;"),
+            "old");
+  Restart();
+  EXPECT_EQ(ListDir(M("q/node_modules/p/sub")), std::vector<std::string>{"x"});
+}
+
 // Review 2026-12-07 #6: an unrouted directory whose routed entry is made,
 // renamed or removed (the change lands on a tier only) changes its mtime
 // and ctime, as on any filesystem (make, rsync and editors look at them).
