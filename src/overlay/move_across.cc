@@ -204,8 +204,9 @@ Result<void> OverlayImpl::MoveFile(RenameArgs& a, Layer to,
   staged->published = ran.ok() || kept;
   if (!ran.ok()) return ran;
   if (!IsTier(to)) {
-    DETOURFS_TRY(
-        SettleLeaving(a, (*dst_dir)->get(), *copy_st, Settle{!kept, staged->name}, leaving));
+    Result<bool> shown =
+        SettleLeaving(a, (*dst_dir)->get(), *copy_st, Settle{!kept, staged->name}, leaving);
+    if (!shown.ok()) return Errno{shown.error()};
   }
   const markers::SpillRef old_spill = b.spill;
   b.layer = to;
@@ -225,7 +226,7 @@ Result<void> OverlayImpl::MoveFile(RenameArgs& a, Layer to,
   return {};
 }
 
-Result<void> OverlayImpl::SettleLeaving(const RenameArgs& a, int dst_dir,
+Result<bool> OverlayImpl::SettleLeaving(const RenameArgs& a, int dst_dir,
                                         const struct stat& published, const Settle& how,
                                         const std::vector<Leaving>& leaving) {
   const std::string p1 = Join(PathOf(a.d1), a.n1);
@@ -269,13 +270,13 @@ Result<void> OverlayImpl::SettleLeaving(const RenameArgs& a, int dst_dir,
           p1, LayerName(l.layer), l.name, ErrnoText(aside.error()));
     }
   }
-  if (shown) return {};
+  if (shown) return true;
   if (!lost) {
     spdlog::warn(
         "'{}': cannot tell whether the volume kept it ({}); the tiers' copies are kept "
         "aside",
         p2, ErrnoText(now.error()));
-    return {};  // published, as far as anything shows
+    return false;  // published, as far as anything shows
   }
   // The volume's copy, if the publishing rename left it in work/: kept too.
   if (!how.staged.empty()) {
@@ -856,14 +857,18 @@ Result<void> OverlayImpl::PublishTree(RenameArgs& a, StagedTree& staged) {
     }
     intent.steps.push_back({whiteout ? StepKind::kWhiteout : StepKind::kTrash, tree(t, p1), {}});
   }
+  const std::string held = ChangeLayer::WorkName("tree");
   if (b.parts[Index(Layer::kVolume)].present()) {
     if (volume_part_held) {
       // Its entries' volume numbers are the ids their copies keep (st_ino):
       // held, not freed, so the volume never gives a new entry one of them.
-      // Files linked into the copy leave the held tree at once (PruneHeld).
-      intent.steps.push_back(
-          {StepKind::kHold, tree(Layer::kVolume, p1),
-           IntentPath{Layer::kVolume, Area::kHeld, ChangeLayer::WorkName("tree")}});
+      // Files linked into the copy leave the held tree (PruneHeld): at
+      // once when the copy is on a tier; when it is on the volume, once
+      // the volume shows it (SettleLeaving), as until then their names in
+      // the copy may be all they have.
+      intent.steps.push_back({IsTier(to) ? StepKind::kHold : StepKind::kHoldWhole,
+                              tree(Layer::kVolume, p1),
+                              IntentPath{Layer::kVolume, Area::kHeld, held}});
     } else if (!b.home().present()) {
       // Only on the volume until now: a whiteout on its tier hides it.
       Result<SharedFd> t1 = EnsureTierDir(a.d1, b.layer);
@@ -875,7 +880,10 @@ Result<void> OverlayImpl::PublishTree(RenameArgs& a, StagedTree& staged) {
   Result<struct stat> staged_st = sys::StatAt(work, staged.name.c_str());
   if (!staged_st.ok()) return Errno{staged_st.error()};
   bool kept = false;
-  Result<void> ran = changes_->Run(intent, &kept);
+  // (A record left for the hold-whole step, ended below.)
+  const bool whole = volume_part_held && !IsTier(to);
+  std::string record;
+  Result<void> ran = changes_->Run(intent, &kept, whole ? &record : nullptr);
   // Published, or to be published by the next start: no longer ours to drop.
   staged.published = ran.ok() || kept;
   if (!ran.ok()) return ran;
@@ -884,7 +892,9 @@ Result<void> OverlayImpl::PublishTree(RenameArgs& a, StagedTree& staged) {
     // A tree whose volume part went to held/ (its files linked into the
     // copy leave it) is not put back: all of it is kept aside instead.
     const Settle how{!kept && !volume_part_held, staged.name};
-    DETOURFS_TRY(SettleLeaving(a, (*dst_dir)->get(), *staged_st, how, leaving));
+    Result<bool> shown = SettleLeaving(a, (*dst_dir)->get(), *staged_st, how, leaving);
+    if (!record.empty()) changes_->SettleHold(record, shown.ok() && *shown ? held : "");
+    if (!shown.ok()) return Errno{shown.error()};
   }
   Result<UniqueFd> root =
       sys::OpenBeneath((*dst_dir)->get(), std::string(a.n2).c_str(), O_PATH | O_DIRECTORY);

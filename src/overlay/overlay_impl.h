@@ -546,7 +546,8 @@ class OverlayImpl final : public Overlay {
   // to the old name (the move undone on the tiers) or aside to kept/ (and
   // the volume's copy, if still in work/, to held/), logged, and EIO. When
   // the check itself failed, the copies are kept aside and the move stands.
-  Result<void> SettleLeaving(const RenameArgs& a, int dst_dir, const struct stat& published,
+  // Whether the volume showed it.
+  Result<bool> SettleLeaving(const RenameArgs& a, int dst_dir, const struct stat& published,
                              const Settle& how, const std::vector<Leaving>& leaving);
   // A tier's copy back at the old name (over the whiteout the move left):
   // whether it is.

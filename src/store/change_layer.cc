@@ -537,6 +537,17 @@ Result<void> ChangeLayer::Hold(const At& at, uint64_t id) {
   return {};
 }
 
+Result<void> ChangeLayer::LetGoOfLinked(const std::string& held_name) {
+  const LayerDirs& v = dirs(Layer::kVolume);
+  if (!v.held) return Errno{ENOTSUP};
+  Result<void> p = PruneHeld(v.held->get(), held_name.c_str());
+  if (!p.ok()) {
+    spdlog::warn("held '{}' on the volume: its linked files could not be let go: {}", held_name,
+                 ErrnoText(p.error()));
+  }
+  return p;
+}
+
 Result<void> ChangeLayer::HoldInode(int fd, uint64_t id) {
   const LayerDirs& v = dirs(Layer::kVolume);
   if (!v.held) return Errno{ENOTSUP};
@@ -725,7 +736,8 @@ Result<void> ChangeLayer::RunStep(const IntentStep& step, bool served) {
   switch (step.kind) {
     case StepKind::kRename:
     case StepKind::kRenameNoReplace:
-    case StepKind::kHold: {
+    case StepKind::kHold:
+    case StepKind::kHoldWhole: {
       if (!a_there) return {};  // done before the crash
       std::string b_leaf;
       Result<UniqueFd> b = OpenAreaParent(step.b, &b_leaf);
@@ -735,7 +747,7 @@ Result<void> ChangeLayer::RunStep(const IntentStep& step, bool served) {
       // stay (a tree part published elsewhere): the whole volume, one
       // syncfs; into a tier's kept/ (rare): every directory in it. A swap's
       // stop in held/ comes back within the change and needs neither.
-      if (S_ISDIR(ast->st_mode) && step.kind == StepKind::kHold) {
+      if (S_ISDIR(ast->st_mode) && IsHold(step.kind)) {
         SyncVolumeWhole();
       } else if (S_ISDIR(ast->st_mode) && step.b.area == Area::kKept) {
         if (Result<void> r = SyncTreeDirsAt(a->get(), a_leaf.c_str()); !r.ok()) {
@@ -747,7 +759,7 @@ Result<void> ChangeLayer::RunStep(const IntentStep& step, bool served) {
       const unsigned flags = step.kind == StepKind::kRename && !served ? 0 : RENAME_NOREPLACE;
       Result<void> r = sys::RenameAt(a->get(), a_leaf.c_str(), b->get(), b_leaf.c_str(), flags);
       std::string held = b_leaf;
-      if (!r.ok() && r.error() == EEXIST && step.kind == StepKind::kHold) {
+      if (!r.ok() && r.error() == EEXIST && IsHold(step.kind)) {
         held = b_leaf + "." + TokenName(NewRandomToken());
         r = sys::RenameAt(a->get(), a_leaf.c_str(), b->get(), held.c_str(), RENAME_NOREPLACE);
       }
@@ -890,7 +902,7 @@ Result<void> ChangeLayer::SetAsideStepSource(const IntentStep& step, const std::
   return {};
 }
 
-Result<void> ChangeLayer::Run(const Intent& intent, bool* kept) {
+Result<void> ChangeLayer::Run(const Intent& intent, bool* kept, std::string* held_whole) {
   if (!intents_) return Errno{ENOTSUP};
   Result<std::string> record = Errno{EIO};
   {
@@ -952,6 +964,10 @@ Result<void> ChangeLayer::Run(const Intent& intent, bool* kept) {
     all_done = intents_->MarkDone(*record, intent.steps.size());
   }
   if (Result<void> hit = Hit("intent.done"); !hit.ok()) return {};
+  if (held_whole != nullptr && all_done.ok() && intent.steps.size() > 1) {
+    *held_whole = *record;  // ended by SettleHold, or at the next start
+    return {};
+  }
   if (Result<void> r = intents_->Remove(*record); !r.ok()) {
     spdlog::warn(
         "a multi-step change is done but its record '{}' could not be removed ({}); the "
@@ -962,6 +978,41 @@ Result<void> ChangeLayer::Run(const Intent& intent, bool* kept) {
     if (!all_done.ok() && kept != nullptr) *kept = true;
   }
   return {};
+}
+
+void ChangeLayer::SettleHold(const std::string& record, const std::string& held) {
+  if (!held.empty()) (void)LetGoOfLinked(held);
+  if (Result<void> r = intents_->Remove(record); !r.ok()) {
+    spdlog::warn(
+        "the record '{}' of a change made whole could not be removed ({}); the next start "
+        "removes it",
+        record, ErrnoText(r.error()));
+  }
+}
+
+void ChangeLayer::LetGoIfPublished(const Intent& intent) {
+  const auto hold = std::find_if(intent.steps.begin(), intent.steps.end(), [](const IntentStep& s) {
+    return s.kind == StepKind::kHoldWhole;
+  });
+  if (hold == intent.steps.end()) return;
+  for (const IntentStep& step : intent.steps) {
+    if (!IsMove(step.kind) || IsHold(step.kind) || step.a.layer != Layer::kVolume ||
+        step.a.area != Area::kWork || step.b.layer != Layer::kVolume ||
+        step.b.area != Area::kTree) {
+      continue;
+    }
+    std::string leaf;
+    Result<UniqueFd> dir = OpenAreaParent(step.b, &leaf);
+    if (dir.ok() && sys::StatAt(dir->get(), leaf.c_str()).ok()) {
+      (void)LetGoOfLinked(hold->b.path);
+    } else {
+      spdlog::warn(
+          "the volume does not show '{}', which a change published: the files it links "
+          "stay held as held/{}",
+          step.b.path, hold->b.path);
+    }
+    return;
+  }
 }
 
 Status ChangeLayer::Recover() {
@@ -1003,6 +1054,7 @@ Status ChangeLayer::Recover() {
           }
         }
       }
+      LetGoIfPublished(intent);
       (void)intents_->Remove(name);
       if (intent.done >= intent.steps.size()) {
         spdlog::info("removed the record '{}' of a change that was made whole", name);

@@ -133,6 +133,11 @@ class ChangeLayer {
   // Moves a volume entry to held/ (its inode number stays reserved: a file
   // elsewhere reports it).
   Result<void> Hold(const At& at, uint64_t id);
+  // After a `hold-whole` step held a tree as `held_name`, once the names
+  // its files have elsewhere are known to be on the volume: those files
+  // leave the held tree (in it they would count in st_nlink). Logged when
+  // it fails.
+  Result<void> LetGoOfLinked(const std::string& held_name);
   // Links the volume inode open at `fd` into held/: its number stays
   // reserved for `id`, which a file on a tier reports, whatever happens to
   // its names on the volume.
@@ -178,7 +183,18 @@ class ChangeLayer {
   // there, since the next start finishes the change. `kept` is set too
   // when every step ran but the record, neither marked done nor removed,
   // may run its last step again at the next start.
-  Result<void> Run(const Intent& intent, bool* kept = nullptr);
+  //
+  // With `held_whole` (a change with a `hold-whole` step): when every step
+  // ran, the record stays, marked done, and its name is set there; the
+  // caller ends it with SettleHold once it knows whether the volume shows
+  // what the change published. A start that finds it lets go of the held
+  // tree's linked files if the volume shows the published name.
+  Result<void> Run(const Intent& intent, bool* kept = nullptr, std::string* held_whole = nullptr);
+  // Ends a record Run left for a `hold-whole` step: the held tree `held`
+  // lets go of its files linked elsewhere (LetGoOfLinked) unless `held` is
+  // "" (the volume did not show the change: they stay), then the record
+  // goes.
+  void SettleHold(const std::string& record, const std::string& held);
   // At start, before serving: carries out the records a crash left, then
   // clears every work/ into the trash.
   Status Recover();
@@ -241,6 +257,10 @@ class ChangeLayer {
   void SyncVolumeWhole();
   // RunStep, tried again on a transient error (EIO and the like).
   Result<void> RunStepRetrying(const IntentStep& step, bool served);
+  // At start, after a change with a `hold-whole` step was carried out:
+  // its held tree lets go of its linked files if the volume shows the name
+  // the change published from the volume's work/.
+  void LetGoIfPublished(const Intent& intent);
   // At start, for a rename whose destination was taken meanwhile: its
   // source to kept/ (a tier) or held/ (the volume), logged; never deleted.
   Result<void> SetAsideStepSource(const IntentStep& step, const std::string& record);

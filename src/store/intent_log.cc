@@ -33,6 +33,8 @@ const char* StepName(StepKind k) {
       return "trash";
     case StepKind::kHold:
       return "hold";
+    case StepKind::kHoldWhole:
+      return "hold-whole";
   }
   return "?";
 }
@@ -146,7 +148,7 @@ Result<Intent> DecodeIntent(std::string_view text) {
     IntentStep step;
     bool known = false;
     for (StepKind k : {StepKind::kRename, StepKind::kRenameNoReplace, StepKind::kWhiteout,
-                       StepKind::kTrash, StepKind::kHold}) {
+                       StepKind::kTrash, StepKind::kHold, StepKind::kHoldWhole}) {
       if (name == StepName(k)) {
         step.kind = k;
         known = true;

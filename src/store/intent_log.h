@@ -49,12 +49,17 @@ enum class StepKind : uint8_t {
   kWhiteout,         // a becomes a whiteout (what it held goes to the trash)
   kTrash,            // a goes to the trash
   kHold,             // a goes to held/ as b (keeps its inode numbers reserved)
+  // As kHold, but its files with other names stay in it too, until the
+  // caller knows those names are on the volume (ChangeLayer::LetGoOfLinked).
+  kHoldWhole,
 };
+
+inline bool IsHold(StepKind k) { return k == StepKind::kHold || k == StepKind::kHoldWhole; }
 
 // Whether a step moves `a` to `b` (rename, rename-noreplace, hold): only
 // then does `b` name anything.
 inline bool IsMove(StepKind k) {
-  return k == StepKind::kRename || k == StepKind::kRenameNoReplace || k == StepKind::kHold;
+  return k == StepKind::kRename || k == StepKind::kRenameNoReplace || IsHold(k);
 }
 
 struct IntentStep {

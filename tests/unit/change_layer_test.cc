@@ -618,6 +618,66 @@ TEST_F(ChangeLayerIntentTest, RecoveryWhiteoutsAndHoldsAreIdempotent) {
   EXPECT_EQ(Records(), 0U);
 }
 
+// A `hold-whole` step keeps a held tree's files that have names elsewhere
+// (a `hold` lets them go at once): until the caller knows those names are
+// on the volume, the held ones may be all that is left. LetGoOfLinked
+// then lets them go, and keeps the files with no other name.
+TEST_F(ChangeLayerIntentTest, AWholeHoldKeepsLinkedFilesUntilLetGo) {
+  ASSERT_EQ(::mkdirat(vtree(), "t", 0755), 0);
+  WriteFile(vtree(), "t/linked", "linked into a copy");
+  WriteFile(vtree(), "t/alone", "one name");
+  ASSERT_EQ(::linkat(vtree(), "t/linked", vtree(), "copy-of-linked", 0), 0);
+  Intent intent;
+  intent.steps.push_back({StepKind::kHoldWhole, IntentPath{Layer::kVolume, Area::kTree, "t"},
+                          IntentPath{Layer::kVolume, Area::kHeld, "tree.0123"}});
+  intent.steps.push_back({StepKind::kTrash, IntentPath{Layer::kMemory, Area::kTree, "x"}, {}});
+  Start();
+  ASSERT_TRUE(changes_->Run(intent).ok());
+  EXPECT_FALSE(Exists(vtree(), "t"));
+  EXPECT_TRUE(Exists(vol().held->get(), "tree.0123/linked"));
+  EXPECT_TRUE(Exists(vol().held->get(), "tree.0123/alone"));
+  ASSERT_TRUE(changes_->LetGoOfLinked("tree.0123").ok());
+  EXPECT_FALSE(Exists(vol().held->get(), "tree.0123/linked"));
+  EXPECT_TRUE(Exists(vol().held->get(), "tree.0123/alone"));
+  EXPECT_EQ(ReadAll(vtree(), "copy-of-linked"), "linked into a copy");
+  EXPECT_TRUE(changes_->LetGoOfLinked("no-such-tree").ok());
+}
+
+// A change with a hold-whole step keeps its record until the caller knows
+// whether the volume shows what it published (SettleHold); a start that
+// finds that record lets go of the held tree's linked files only when the
+// volume shows the published name.
+TEST_F(ChangeLayerIntentTest, AWholeHoldsRecordIsSettledAtTheNextStart) {
+  for (const bool shown : {true, false}) {
+    const std::string t = shown ? "shown" : "lost";
+    ASSERT_EQ(::mkdirat(vtree(), t.c_str(), 0755), 0);
+    WriteFile(vtree(), (t + "/f").c_str(), "data");
+    ASSERT_EQ(::mkdirat(vol().work->get(), ("tree." + t).c_str(), 0755), 0);
+    ASSERT_EQ(
+        ::linkat(vtree(), (t + "/f").c_str(), vol().work->get(), ("tree." + t + "/f").c_str(), 0),
+        0);
+    Intent intent;
+    intent.steps.push_back({StepKind::kRename, IntentPath{Layer::kVolume, Area::kWork, "tree." + t},
+                            IntentPath{Layer::kVolume, Area::kTree, t + ".moved"}});
+    intent.steps.push_back({StepKind::kHoldWhole, IntentPath{Layer::kVolume, Area::kTree, t},
+                            IntentPath{Layer::kVolume, Area::kHeld, "held." + t}});
+    Start();
+    std::string record;
+    ASSERT_TRUE(changes_->Run(intent, nullptr, &record).ok());
+    EXPECT_FALSE(record.empty());
+    EXPECT_EQ(Records(), 1U);
+    EXPECT_TRUE(Exists(vol().held->get(), ("held." + t + "/f").c_str()));
+    // The volume lost the published name before the crash.
+    if (!shown) {
+      ASSERT_EQ(::unlinkat(vtree(), (t + ".moved/f").c_str(), 0), 0);
+      ASSERT_EQ(::unlinkat(vtree(), (t + ".moved").c_str(), AT_REMOVEDIR), 0);
+    }
+    Restart();  // no SettleHold: a crash
+    EXPECT_EQ(Records(), 0U);
+    EXPECT_EQ(Exists(vol().held->get(), ("held." + t + "/f").c_str()), !shown) << t;
+  }
+}
+
 // --- Recovery, trash, spills, hold -----------------------------------------------
 
 TEST_F(ChangeLayerTest, RecoverClearsWorkAndTheTrashThreadEmptiesIt) {

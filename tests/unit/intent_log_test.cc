@@ -35,6 +35,8 @@ Intent Sample() {
   intent.steps.push_back({StepKind::kTrash, P(Layer::kDisk, Area::kTree, "old/file"), {}});
   intent.steps.push_back({StepKind::kHold, P(Layer::kVolume, Area::kTree, "v"),
                           P(Layer::kVolume, Area::kHeld, "4000000000000001")});
+  intent.steps.push_back({StepKind::kHoldWhole, P(Layer::kVolume, Area::kTree, "w/t"),
+                          P(Layer::kVolume, Area::kHeld, "tree.0123")});
   intent.steps.push_back({StepKind::kRenameNoReplace, P(Layer::kDisk, Area::kWork, "index.1"),
                           P(Layer::kDisk, Area::kIndex, "0000000000a7d039")});
   intent.steps.push_back(
@@ -53,8 +55,7 @@ void ExpectSame(const Intent& got, const Intent& want) {
     EXPECT_EQ(g.a.layer, w.a.layer) << i;
     EXPECT_EQ(g.a.area, w.a.area) << i;
     EXPECT_EQ(g.a.path, w.a.path) << i;
-    if (w.kind == StepKind::kRename || w.kind == StepKind::kRenameNoReplace ||
-        w.kind == StepKind::kHold) {
+    if (IsMove(w.kind)) {
       EXPECT_EQ(g.b.layer, w.b.layer) << i;
       EXPECT_EQ(g.b.area, w.b.area) << i;
       EXPECT_EQ(g.b.path, w.b.path) << i;
