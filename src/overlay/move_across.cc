@@ -50,8 +50,10 @@ void OverlayImpl::Discard(StagedTree* s) {
   if (removed.ok()) {
     s->name.clear();
   } else {
-    spdlog::debug("a copy no longer wanted in the {}'s work/ goes to the trash instead: {}",
-                  LayerName(s->layer), ErrnoText(removed.error()));
+    spdlog::warn(
+        "a copy no longer wanted in the {}'s work/ goes to the trash instead (until it is "
+        "emptied, files it links count one name more): {}",
+        LayerName(s->layer), ErrnoText(removed.error()));
   }
 }
 
@@ -893,7 +895,11 @@ Result<void> OverlayImpl::PublishTree(RenameArgs& a, StagedTree& staged) {
     // copy leave it) is not put back: all of it is kept aside instead.
     const Settle how{!kept && !volume_part_held, staged.name};
     Result<bool> shown = SettleLeaving(a, (*dst_dir)->get(), *staged_st, how, leaving);
-    if (!record.empty()) changes_->SettleHold(record, shown.ok() && *shown ? held : "");
+    // (Nothing to tell by: the record stays for the next start to decide.)
+    if (!record.empty() && !(shown.ok() && !*shown)) {
+      changes_->SettleHold(
+          record, shown.ok() ? std::vector<std::string>{held} : std::vector<std::string>{});
+    }
     if (!shown.ok()) return Errno{shown.error()};
   }
   Result<UniqueFd> root =
@@ -1262,6 +1268,9 @@ Result<void> OverlayImpl::ExchangeAcross(RenameArgs& a, Layer to1, Layer to2, Re
   // What goes to the volume leaves its tiers' parts in their work/ until
   // the volume shows it (SettleLeaving, as a move's).
   std::array<std::vector<Leaving>, 2> leaving;
+  // The volume parts of what goes to the volume (both sides may: a tier
+  // directory and a volume file exchanged at unrouted names), in held/.
+  std::vector<std::string> held;
   for (auto [x, s, p, to, left] :
        {std::tuple{x1, &a.s1, p1, to1, &leaving[0]}, std::tuple{x2, &a.s2, p2, to2, &leaving[1]}}) {
     x->content_mu.AssertHeld();  // as lo or hi
@@ -1284,8 +1293,14 @@ Result<void> OverlayImpl::ExchangeAcross(RenameArgs& a, Layer to1, Layer to2, Re
     }
     if (s->at[Index(Layer::kVolume)].has) {
       // The volume entry whose number is the id of what moves (its own, or
-      // the origin a copy on a tier reports) is held, never freed.
-      if (x->pid() == static_cast<uint64_t>(s->at[Index(Layer::kVolume)].st.st_ino)) {
+      // the origin a copy on a tier reports) is held, never freed. What
+      // goes to the volume holds its volume part whole: the copy links its
+      // files, which leave held/ only once the volume shows it (SettleHold).
+      if (!IsTier(to)) {
+        held.push_back(ChangeLayer::WorkName("tree"));
+        intent.steps.push_back({StepKind::kHoldWhole, tree(Layer::kVolume, p),
+                                IntentPath{Layer::kVolume, Area::kHeld, held.back()}});
+      } else if (x->pid() == static_cast<uint64_t>(s->at[Index(Layer::kVolume)].st.st_ino)) {
         intent.steps.push_back(
             {StepKind::kHold, tree(Layer::kVolume, p),
              IntentPath{Layer::kVolume, Area::kHeld, ChangeLayer::WorkName("x")}});
@@ -1302,23 +1317,30 @@ Result<void> OverlayImpl::ExchangeAcross(RenameArgs& a, Layer to1, Layer to2, Re
   std::array<struct stat, 2> copies{};
   DETOURFS_TRY(StatVolumeCopies({to1, to2}, have, &copies));
   bool kept = false;
-  Result<void> ran = changes_->Run(intent, &kept);
+  std::string record;  // left for the hold-whole step (SettleHold)
+  Result<void> ran = changes_->Run(intent, &kept, held.empty() ? nullptr : &record);
   have.staged->published = have.staged2->published = ran.ok() || kept;
   if (!ran.ok()) return ran;
-  // The exchange stands whatever the volume shows: one copy it lost (logged,
-  // what it was made from kept aside) cannot be undone, the other took its
-  // name. The caller is told it is done, as the kernel's names then agree
-  // with the mount's.
-  SettleExchanged(a, {to1, to2}, {(*at2)->get(), (*at1)->get()}, have, copies, leaving);
   Renamed(a, true);
   l2.Unlock();
   l1.Unlock();
-  // Each follows its copy (their names have swapped in the table).
+  // Each follows its copy (their names have swapped in the table), before
+  // the tier copies of one on the volume may go. One the volume lost is
+  // not there to follow: its node goes stale.
   Result<UniqueFd> r1 = sys::OpenBeneath((*at2)->get(), std::string(a.n2).c_str(), O_PATH);
   Result<UniqueFd> r2 = sys::OpenBeneath((*at1)->get(), std::string(a.n1).c_str(), O_PATH);
-  // (One the volume lost is not there to follow: its node goes stale.)
   if (r1.ok() && !have.staged->linked) DETOURFS_TRY(RebindMoved(x1, to1, r1->get()));
   if (r2.ok() && !have.staged2->linked) DETOURFS_TRY(RebindMoved(x2, to2, r2->get()));
+  // The exchange stands whatever the volume shows: a copy it lost (logged,
+  // what it was made from kept aside) cannot be undone, the other took its
+  // name. The caller is told it is done, as the kernel's names then agree
+  // with the mount's.
+  const std::array<int, 2> followed{r1.ok() ? 0 : r1.error(), r2.ok() ? 0 : r2.error()};
+  const Shown shown = SettleExchanged(a, {to1, to2}, {(*at2)->get(), (*at1)->get()}, have, copies,
+                                      leaving, followed);
+  if (!record.empty() && shown != Shown::kUnknown) {
+    changes_->SettleHold(record, shown == Shown::kYes ? held : std::vector<std::string>{});
+  }
   return {};
 }
 
@@ -1334,22 +1356,36 @@ Result<void> OverlayImpl::StatVolumeCopies(std::array<Layer, 2> to, const Rename
   return {};
 }
 
-void OverlayImpl::SettleExchanged(const RenameArgs& a, std::array<Layer, 2> to,
-                                  std::array<int, 2> dst_dirs, const RenameNeeds& have,
-                                  const std::array<struct stat, 2>& copies,
-                                  const std::array<std::vector<Leaving>, 2>& leaving) {
+OverlayImpl::Shown OverlayImpl::SettleExchanged(const RenameArgs& a, std::array<Layer, 2> to,
+                                                std::array<int, 2> dst_dirs,
+                                                const RenameNeeds& have,
+                                                const std::array<struct stat, 2>& copies,
+                                                const std::array<std::vector<Leaving>, 2>& leaving,
+                                                std::array<int, 2> followed) {
   // Never undone (the other copy took the old name): when the volume lost
   // one, what it was made from is kept aside (SettleLeaving logs it).
-  if (!IsTier(to[0])) {
-    (void)SettleLeaving(a, dst_dirs[0], copies[0], Settle{false, have.staged->name}, leaving[0]);
+  // x2's move is seen as a rename of its own.
+  const RenameArgs back{a.d2, a.n2,    a.s2,     a.x2, a.d1, a.n1, a.s1,
+                        a.x1, a.flags, a.caller, {},   {},   false};
+  Shown shown = Shown::kYes;
+  for (size_t i = 0; i < 2; ++i) {
+    if (IsTier(to[i])) continue;
+    const std::string& staged = (i == 0 ? have.staged : have.staged2)->name;
+    if (followed[i] != 0 && followed[i] != ENOENT) {
+      // Its node could not follow the copy (no fd, an error): it still
+      // reads the tier's copies, which must not go.
+      for (const Leaving& l : leaving[i]) {
+        const std::string path = Join(PathOf(i == 0 ? a.d1 : a.d2), i == 0 ? a.n1 : a.n2);
+        (void)changes_->SetAside(At{l.layer, changes_->work(l.layer), l.name, path, true});
+      }
+      shown = Shown::kUnknown;
+      continue;
+    }
+    Result<bool> r =
+        SettleLeaving(i == 0 ? a : back, dst_dirs[i], copies[i], Settle{false, staged}, leaving[i]);
+    shown = !r.ok() ? Shown::kNo : (*r ? shown : Shown::kUnknown);
   }
-  if (!IsTier(to[1])) {
-    // x2's move, seen as a rename of its own.
-    const RenameArgs back{a.d2, a.n2,    a.s2,     a.x2, a.d1, a.n1, a.s1,
-                          a.x1, a.flags, a.caller, {},   {},   false};
-    (void)SettleLeaving(back, dst_dirs[1], copies[1], Settle{false, have.staged2->name},
-                        leaving[1]);
-  }
+  return shown;
 }
 
 }  // namespace detourfs

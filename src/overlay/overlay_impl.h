@@ -555,12 +555,19 @@ class OverlayImpl final : public Overlay {
   // The stats of an exchange's copies bound for the volume, in its work/.
   Result<void> StatVolumeCopies(std::array<Layer, 2> to, const RenameNeeds& have,
                                 std::array<struct stat, 2>* copies);
-  // After an exchange across layers was published: SettleLeaving for each
-  // copy published on the volume (x1's lands in dst_dirs[0], x2's in
-  // dst_dirs[1]; `copies`, their stats before), never undone.
-  void SettleExchanged(const RenameArgs& a, std::array<Layer, 2> to, std::array<int, 2> dst_dirs,
-                       const RenameNeeds& have, const std::array<struct stat, 2>& copies,
-                       const std::array<std::vector<Leaving>, 2>& leaving);
+  // What the volume showed of a change published there: the copy, no such
+  // thing, or nothing to tell by (the check failed).
+  enum class Shown { kYes, kNo, kUnknown };
+  // After an exchange across layers was published and its nodes followed
+  // their copies: SettleLeaving for each copy published on the volume
+  // (x1's lands in dst_dirs[0], x2's in dst_dirs[1]; `copies`, their stats
+  // before; `followed`, the errno of opening it to follow, 0 if none),
+  // never undone. A node that could not follow keeps its tier copies
+  // (kept aside).
+  Shown SettleExchanged(const RenameArgs& a, std::array<Layer, 2> to, std::array<int, 2> dst_dirs,
+                        const RenameNeeds& have, const std::array<struct stat, 2>& copies,
+                        const std::array<std::vector<Leaving>, 2>& leaving,
+                        std::array<int, 2> followed);
   // Reads back the copy `name` in `dirfd` just written to the volume and
   // compares it with `data` (the source's, open): EIO, logged, when the
   // volume did not keep it.

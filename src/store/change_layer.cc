@@ -980,8 +980,8 @@ Result<void> ChangeLayer::Run(const Intent& intent, bool* kept, std::string* hel
   return {};
 }
 
-void ChangeLayer::SettleHold(const std::string& record, const std::string& held) {
-  if (!held.empty()) (void)LetGoOfLinked(held);
+void ChangeLayer::SettleHold(const std::string& record, const std::vector<std::string>& held) {
+  for (const std::string& h : held) (void)LetGoOfLinked(h);
   if (Result<void> r = intents_->Remove(record); !r.ok()) {
     spdlog::warn(
         "the record '{}' of a change made whole could not be removed ({}); the next start "
@@ -991,28 +991,35 @@ void ChangeLayer::SettleHold(const std::string& record, const std::string& held)
 }
 
 void ChangeLayer::LetGoIfPublished(const Intent& intent) {
-  const auto hold = std::find_if(intent.steps.begin(), intent.steps.end(), [](const IntentStep& s) {
-    return s.kind == StepKind::kHoldWhole;
-  });
-  if (hold == intent.steps.end()) return;
+  std::vector<std::string> held;
+  for (const IntentStep& step : intent.steps) {
+    if (step.kind == StepKind::kHoldWhole) held.push_back(step.b.path);
+  }
+  if (held.empty()) return;
   for (const IntentStep& step : intent.steps) {
     if (!IsMove(step.kind) || IsHold(step.kind) || step.a.layer != Layer::kVolume ||
         step.a.area != Area::kWork || step.b.layer != Layer::kVolume ||
         step.b.area != Area::kTree) {
       continue;
     }
+    // Published: gone from work/, and shown at its name once synced.
+    std::string copy_leaf;
     std::string leaf;
+    Result<UniqueFd> work = OpenAreaParent(step.a, &copy_leaf);
     Result<UniqueFd> dir = OpenAreaParent(step.b, &leaf);
-    if (dir.ok() && sys::StatAt(dir->get(), leaf.c_str()).ok()) {
-      (void)LetGoOfLinked(hold->b.path);
-    } else {
+    const Result<struct stat> wst =
+        work.ok() ? sys::StatAt(work->get(), copy_leaf.c_str()) : Result<struct stat>(Errno{EIO});
+    const bool in_work = wst.ok() || wst.error() != ENOENT;
+    if (dir.ok()) (void)sys::SyncDir(dir->get());
+    if (in_work || !dir.ok() || !sys::StatAt(dir->get(), leaf.c_str()).ok()) {
       spdlog::warn(
           "the volume does not show '{}', which a change published: the files it links "
-          "stay held as held/{}",
-          step.b.path, hold->b.path);
+          "stay held",
+          step.b.path);
+      return;
     }
-    return;
   }
+  for (const std::string& h : held) (void)LetGoOfLinked(h);
 }
 
 Status ChangeLayer::Recover() {

@@ -190,11 +190,10 @@ class ChangeLayer {
   // what the change published. A start that finds it lets go of the held
   // tree's linked files if the volume shows the published name.
   Result<void> Run(const Intent& intent, bool* kept = nullptr, std::string* held_whole = nullptr);
-  // Ends a record Run left for a `hold-whole` step: the held tree `held`
-  // lets go of its files linked elsewhere (LetGoOfLinked) unless `held` is
-  // "" (the volume did not show the change: they stay), then the record
-  // goes.
-  void SettleHold(const std::string& record, const std::string& held);
+  // Ends a record Run left for `hold-whole` steps: each held tree in
+  // `held` lets go of its files linked elsewhere (LetGoOfLinked; none when
+  // the volume did not show the change: they stay), then the record goes.
+  void SettleHold(const std::string& record, const std::vector<std::string>& held);
   // At start, before serving: carries out the records a crash left, then
   // clears every work/ into the trash.
   Status Recover();
@@ -257,9 +256,9 @@ class ChangeLayer {
   void SyncVolumeWhole();
   // RunStep, tried again on a transient error (EIO and the like).
   Result<void> RunStepRetrying(const IntentStep& step, bool served);
-  // At start, after a change with a `hold-whole` step was carried out:
-  // its held tree lets go of its linked files if the volume shows the name
-  // the change published from the volume's work/.
+  // At start, after a change with `hold-whole` steps was carried out:
+  // their held trees let go of their linked files if the volume shows
+  // every name the change published from the volume's work/.
   void LetGoIfPublished(const Intent& intent);
   // At start, for a rename whose destination was taken meanwhile: its
   // source to kept/ (a tier) or held/ (the volume), logged; never deleted.

@@ -238,6 +238,33 @@ TEST_F(VolumeLossTest, AnExchangeTheVolumeLosesKeepsTheTierCopyAside) {
       << d_->fs().Log();
 }
 
+// The same exchange with a tree that has a volume part (its files linked
+// into the volume's copy): that part is held whole, so the files stay in
+// held/ when the volume loses the copy — across a restart too.
+TEST_F(VolumeLossTest, AnExchangeTheVolumeLosesKeepsTheVolumePartHeld) {
+  ASSERT_EQ(::mkdir(V("lib3").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(V("lib3/node_modules").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(V("lib3/node_modules/v.js"), "on the volume\n"), 0);
+  ASSERT_EQ(WriteFile(M("lib3/node_modules/t.js"), "on the tier\n"), 0);
+  ASSERT_EQ(::mkdir(M("lib3/src").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(M("lib3/src/s.js"), "s\n"), 0);
+  ASSERT_EQ(d_->flaky()->Control("fault lie ops=rename glob=.detourfs/work/tree.*").rfind("ok", 0),
+            0u);
+  EXPECT_EQ(::renameat2(AT_FDCWD, M("lib3/node_modules").c_str(), AT_FDCWD, M("lib3/src").c_str(),
+                        RENAME_EXCHANGE),
+            0)
+      << std::strerror(errno);
+  EXPECT_EQ(ReadFile(M("lib3/node_modules/s.js")), "s\n");
+  const std::string volume = d_->volume_dir() + "/../.detourfs";
+  EXPECT_NE(ShellOutput("grep -rl 'on the volume' '" + volume + "/held'"), "");
+  EXPECT_NE(ShellOutput("grep -rl 'on the tier' '" + memory_.path() + "/tier/kept'"), "");
+  ASSERT_EQ(d_->flaky()->Control("clear"), "ok");
+  d_->KillDaemon();
+  std::string error;
+  ASSERT_TRUE(d_->RestartDaemon(&error)) << error;
+  EXPECT_NE(ShellOutput("grep -rl 'on the volume' '" + volume + "/held'"), "");
+}
+
 // A volume that keeps what it is given: the tier's copy goes (to the trash),
 // nothing is set aside.
 TEST_F(VolumeLossTest, AMoveTheVolumeKeepsLeavesNothingAside) {

@@ -167,6 +167,15 @@ TEST_P(HomeStressTest, HomeTreeOverVolumeContentAgreesWithTmpfs) { RunHome(Stres
 // the same path.)
 TEST_P(HomeStressTest, AnExchangedVolumeNameDoesNotComeBack) { RunHome(1796657200); }
 
+// Seed 1796680016: a routed directory on the disk tier with a volume part
+// exchanged with a volume file at an unrouted name: both sides go to the
+// volume, each holding its volume part whole (hold-whole) until the volume
+// shows the copies. Only the second held part let go of its files linked
+// into the copies, so the directory's file showed nlink 2.
+TEST_P(HomeStressTest, BothSidesOfAnExchangeToTheVolumeLetGoOfTheirHeldLinks) {
+  RunHome(1796680016);
+}
+
 DETOURFS_MOUNT_TEST_P(HomeStressTest);
 
 // The home namespace itself agrees between two plain filesystems: a mismatch
