@@ -360,6 +360,10 @@ class OverlayImpl final : public Overlay {
   // held: nothing but this rename knows it); left to the trash if it
   // cannot be.
   void Discard(StagedTree* s);
+  // Between two rounds of a rename, no lock held: the copies `more` drops
+  // removed, the ones it asks for made (bound for a tier first) into
+  // `needs`.
+  Result<void> StageBetweenRounds(RenameNeeds* more, RenameNeeds* needs);
   struct RenameArgs {
     Node* d1;
     std::string_view n1;

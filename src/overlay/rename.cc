@@ -89,16 +89,7 @@ Result<void> OverlayImpl::Rename(uint64_t parent, std::string_view name, uint64_
                      new_name);
         return Errno{EBUSY};
       }
-      for (const std::shared_ptr<StagedTree>& s : more.discard) Discard(s.get());
-      // Copies bound for a tier before those bound for the volume (see
-      // ExchangeAcross).
-      std::stable_partition(more.stage.begin(), more.stage.end(),
-                            [](const StageJob& job) { return IsTier(job.to); });
-      for (StageJob& job : more.stage) {
-        Result<std::shared_ptr<StagedTree>> s = StageJobCopy(job);
-        if (!s.ok()) return Errno{s.error()};
-        (job.second ? needs.staged2 : needs.staged) = std::move(*s);
-      }
+      DETOURFS_TRY(StageBetweenRounds(&more, &needs));
     }
     spdlog::debug("rename '{}' -> '{}' round {}: {} (freeze {}, staged {}/{}, exclusive {})", name,
                   new_name, round, r.ok() ? "ok" : ErrnoText(r.error()), needs.freeze,
@@ -110,6 +101,20 @@ Result<void> OverlayImpl::Rename(uint64_t parent, std::string_view name, uint64_
       for (NodePin& root : frozen) freezes.push_back(gate_.Begin(root.get()));
     }
   }
+}
+
+Result<void> OverlayImpl::StageBetweenRounds(RenameNeeds* more, RenameNeeds* needs) {
+  for (const std::shared_ptr<StagedTree>& s : more->discard) Discard(s.get());
+  // Copies bound for a tier before those bound for the volume (see
+  // ExchangeAcross).
+  std::stable_partition(more->stage.begin(), more->stage.end(),
+                        [](const StageJob& job) { return IsTier(job.to); });
+  for (StageJob& job : more->stage) {
+    Result<std::shared_ptr<StagedTree>> s = StageJobCopy(job);
+    if (!s.ok()) return Errno{s.error()};
+    (job.second ? needs->staged2 : needs->staged) = std::move(*s);
+  }
+  return {};
 }
 
 Result<void> OverlayImpl::RenameLocked(Node* d1, std::string_view n1, Node* d2, std::string_view n2,
