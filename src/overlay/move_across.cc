@@ -124,6 +124,20 @@ Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageJobCopy(const
   return s;
 }
 
+void OverlayImpl::MakeWayOnVolume(const Slot& s2, const std::string& p2,
+                                  std::vector<IntentStep>* before, std::vector<IntentStep>* after) {
+  if (!s2.exists && s2.at[Index(Layer::kVolume)].has) {
+    // What the volume holds there, hidden (a directory removed through the
+    // mount under a directory-only rule's name), makes way.
+    before->push_back({StepKind::kTrash, IntentPath{Layer::kVolume, Area::kTree, p2}, {}});
+  }
+  // Whiteouts of the name on the tiers would hide the file once there.
+  for (Layer t : kTiers) {
+    if (s2.at[Index(t)].whiteout)
+      after->push_back({StepKind::kTrash, IntentPath{t, Area::kTree, p2}, {}});
+  }
+}
+
 Result<void> OverlayImpl::MoveFile(RenameArgs& a, Layer to,
                                    const std::shared_ptr<StagedTree>& staged) {
   Node* x = a.x1;
@@ -160,22 +174,11 @@ Result<void> OverlayImpl::MoveFile(RenameArgs& a, Layer to,
     DETOURFS_TRY(MarkIds(a.d2, (*dst_dir)->get()));
   }
   Intent intent;
-  const bool hidden_on_volume = !a.s2.exists && a.s2.at[Index(Layer::kVolume)].has;
-  if (!IsTier(to) && hidden_on_volume) {
-    // What the volume holds there, hidden (a directory removed through the
-    // mount under a directory-only rule's name), makes way.
-    intent.steps.push_back({StepKind::kTrash, IntentPath{Layer::kVolume, Area::kTree, p2}, {}});
-  }
+  std::vector<IntentStep> after;
+  if (!IsTier(to)) MakeWayOnVolume(a.s2, p2, &intent.steps, &after);
   intent.steps.push_back({StepKind::kRename, IntentPath{to, Area::kWork, staged->name},
                           IntentPath{to, Area::kTree, p2}});
-  if (!IsTier(to)) {
-    // Whiteouts of the name on the tiers would hide the file now there.
-    for (Layer t : kTiers) {
-      if (a.s2.at[Index(t)].whiteout) {
-        intent.steps.push_back({StepKind::kTrash, IntentPath{t, Area::kTree, p2}, {}});
-      }
-    }
-  }
+  intent.steps.insert(intent.steps.end(), after.begin(), after.end());
   // Moving to the volume, the tier's copy waits in the tier's work/ until
   // the volume shows the published copy (SettleLeaving); a whiteout takes
   // its name where the volume still has one.

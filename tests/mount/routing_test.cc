@@ -337,7 +337,9 @@ TEST_P(RoutingTest, UnlinkingANameOverAVolumeFileDropsItsLinkCount) {
 // on the volume, where the old directory still is. Every way of making one
 // there (create, link, symlink) takes the name.
 TEST_P(RoutingTest, AFileTakesTheNameOfARemovedDirectoryUnderADirectoryOnlyRule) {
-  for (const char* how : {"create", "link", "symlink"}) {
+  // Made there, or renamed there: from the volume, from a tier, and a file
+  // with another name on a tier (home model checker, seed 1796680003).
+  for (const char* how : {"create", "link", "symlink", "rename", "rename-tier", "rename-linked"}) {
     SCOPED_TRACE(how);
     const std::string dir = std::string("p-") + how;
     ASSERT_EQ(::mkdir(V(dir).c_str(), 0755), 0);
@@ -351,12 +353,38 @@ TEST_P(RoutingTest, AFileTakesTheNameOfARemovedDirectoryUnderADirectoryOnlyRule)
     } else if (std::string(how) == "link") {
       ASSERT_EQ(::link(M(dir + "/src.sh").c_str(), name.c_str()), 0) << std::strerror(errno);
       EXPECT_EQ(Lstat(name).st_nlink, 2U);
-    } else {
+    } else if (std::string(how) == "symlink") {
       ASSERT_EQ(::symlink("src.sh", name.c_str()), 0) << std::strerror(errno);
+    } else {
+      std::string from = M(dir + "/run.sh");
+      if (std::string(how) != "rename") {
+        ASSERT_EQ(::mkdir(M(dir + "/node_modules").c_str(), 0755), 0);
+        from = M(dir + "/node_modules/run.sh");
+      }
+      if (std::string(how) == "rename-linked") {
+        // A volume file given a name on the tier: its copy is in the
+        // tier's index, and the tier's name moves back to the volume.
+        ASSERT_EQ(WriteFile(V(dir + "/run.sh"), "new"), 0);
+        ASSERT_EQ(::link(M(dir + "/run.sh").c_str(), from.c_str()), 0) << std::strerror(errno);
+      } else {
+        ASSERT_EQ(WriteFile(from, "new"), 0);
+      }
+      ASSERT_EQ(::rename(from.c_str(), name.c_str()), 0) << std::strerror(errno);
     }
     EXPECT_FALSE(S_ISDIR(Lstat(name).st_mode));
-    EXPECT_EQ(ListDir(M(dir)), (std::vector<std::string>{"dist", "src.sh"}));
+    std::vector<std::string> want{"dist", "src.sh"};
+    if (std::string(how).rfind("rename-", 0) == 0) want.insert(want.begin() + 1, "node_modules");
+    if (std::string(how) == "rename-linked") want.insert(want.begin() + 2, "run.sh");
+    EXPECT_EQ(ListDir(M(dir)), want);
   }
+  Restart();
+  for (const char* how : {"create", "rename", "rename-tier", "rename-linked"}) {
+    SCOPED_TRACE(how);
+    const std::string name = M(std::string("p-") + how + "/dist");
+    EXPECT_TRUE(S_ISREG(Lstat(name).st_mode));
+    EXPECT_EQ(ReadFile(name), "new");
+  }
+  EXPECT_EQ(Lstat(M("p-rename-linked/dist")).st_nlink, 2U);
 }
 
 TEST_P(RoutingTest, InodeNumbersStayDistinctAcrossLayers) {
