@@ -38,6 +38,8 @@ Result<std::vector<MergedName>> OverlayImpl::ListMerged(Node* dir) {
     Result<SharedFd> fd = resolver_.DirFd(dir, l);
     if (!fd.ok()) {
       if (fd.error() == ENOENT) continue;
+      spdlog::debug("listing '{}' (node {}): its {} part: {}", PathOf(dir), dir->pid(), LayerName(l),
+                    ErrnoText(fd.error()));
       return Errno{fd.error()};
     }
     fds[Index(l)] = *fd;
@@ -156,7 +158,11 @@ Result<void> OverlayImpl::ReadDir(DirHandle& dh, off_t offset, bool plus,
     } else {
       const Layer l = Primary(b);
       Result<SharedFd> fd = resolver_.DirFd(node, l);
-      if (!fd.ok()) return Errno{fd.error()};
+      if (!fd.ok()) {
+        spdlog::debug("reading '{}' (node {}): its {} part: {}", PathOf(node), node->pid(),
+                      LayerName(l), ErrnoText(fd.error()));
+        return Errno{fd.error()};
+      }
       Result<UniqueFd> open = sys::Reopen((*fd)->get(), O_RDONLY | O_DIRECTORY);
       if (!open.ok()) return Errno{open.error()};
       dh.fd = std::move(*open);
