@@ -38,8 +38,8 @@ Result<std::vector<MergedName>> OverlayImpl::ListMerged(Node* dir) {
     Result<SharedFd> fd = resolver_.DirFd(dir, l);
     if (!fd.ok()) {
       if (fd.error() == ENOENT) continue;
-      spdlog::debug("listing '{}' (node {}): its {} part: {}", PathOf(dir), dir->pid(), LayerName(l),
-                    ErrnoText(fd.error()));
+      spdlog::debug("listing '{}' (node {}): its {} part: {}", PathOf(dir), dir->pid(),
+                    LayerName(l), ErrnoText(fd.error()));
       return Errno{fd.error()};
     }
     fds[Index(l)] = *fd;

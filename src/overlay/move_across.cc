@@ -133,8 +133,9 @@ void OverlayImpl::MakeWayOnVolume(const Slot& s2, const std::string& p2,
   }
   // Whiteouts of the name on the tiers would hide the file once there.
   for (Layer t : kTiers) {
-    if (s2.at[Index(t)].whiteout)
-      after->push_back({StepKind::kTrash, IntentPath{t, Area::kTree, p2}, {}});
+    if (s2.at[Index(t)].whiteout) {
+      after->push_back({StepKind::kDropWhiteout, IntentPath{t, Area::kTree, p2}, {}});
+    }
   }
 }
 
@@ -949,31 +950,38 @@ void OverlayImpl::SetAsideUnserved(const StagedTree& staged, const std::string& 
 }
 
 Result<void> OverlayImpl::RebindMoved(Node* x, Layer to, int root_fd) {
-  // Bindings first, the tree's root before the rest (its descendants
-  // resolve through it), then open handles, which resolve through them.
-  const std::string top = PathOf(x);
   {
-    Result<struct stat> st = sys::Fstat(root_fd);
-    if (!st.ok()) return Errno{st.error()};
-    Result<markers::IdRecord> rec =
-        IsTier(to) ? markers::GetIdRecord(root_fd) : Result<markers::IdRecord>(markers::IdRecord{});
     WriteLock lock(&x->content_mu);
-    Binding& xb = x->mutable_binding();
-    for (Layer l : kAllLayers) xb.parts[Index(l)] = Part::Absent();
-    xb.parts[Index(to)] = Part::Of(*st);
-    xb.layer = to;
-    xb.spill = {};
-    xb.index = false;
-    xb.metacopy = false;
-    xb.opaque = rec.ok() && rec->opaque;
-    if (x->is_dir()) x->volume_ids.store(IsTier(to) ? 0 : -1, std::memory_order_release);
-    x->generation.fetch_add(1, std::memory_order_acq_rel);
-    resolver_.Drop(x->id());
-    if (!x->is_dir()) {
-      RepointHandles(x, xb);
-      return {};
-    }
+    DETOURFS_TRY(RebindRoot(x, to, root_fd));
   }
+  return RebindWithin(x, to, root_fd);
+}
+
+Result<void> OverlayImpl::RebindRoot(Node* x, Layer to, int root_fd) {
+  Result<struct stat> st = sys::Fstat(root_fd);
+  if (!st.ok()) return Errno{st.error()};
+  Result<markers::IdRecord> rec =
+      IsTier(to) ? markers::GetIdRecord(root_fd) : Result<markers::IdRecord>(markers::IdRecord{});
+  Binding& xb = x->mutable_binding();
+  for (Layer l : kAllLayers) xb.parts[Index(l)] = Part::Absent();
+  xb.parts[Index(to)] = Part::Of(*st);
+  xb.layer = to;
+  xb.spill = {};
+  xb.index = false;
+  xb.metacopy = false;
+  xb.opaque = rec.ok() && rec->opaque;
+  if (x->is_dir()) x->volume_ids.store(IsTier(to) ? 0 : -1, std::memory_order_release);
+  x->generation.fetch_add(1, std::memory_order_acq_rel);
+  resolver_.Drop(x->id());
+  if (!x->is_dir()) RepointHandles(x, xb);
+  return {};
+}
+
+Result<void> OverlayImpl::RebindWithin(Node* x, Layer to, int root_fd) {
+  // The root is bound already (its descendants resolve through it); then
+  // open handles, which resolve through the bindings.
+  if (!x->is_dir()) return {};
+  const std::string top = PathOf(x);
   const size_t prefix = top.empty() ? 0 : top.size() + 1;
   std::vector<NodePin> moved = table_.NodesWithin(x);
   for (NodePin& n : moved) {
@@ -1303,7 +1311,10 @@ Result<void> OverlayImpl::ExchangeAcross(RenameArgs& a, Layer to1, Layer to2, Re
         held.push_back(ChangeLayer::WorkName("tree"));
         intent.steps.push_back({StepKind::kHoldWhole, tree(Layer::kVolume, p),
                                 IntentPath{Layer::kVolume, Area::kHeld, held.back()}});
-      } else if (x->pid() == static_cast<uint64_t>(s->at[Index(Layer::kVolume)].st.st_ino)) {
+      } else if (x->pid() == static_cast<uint64_t>(s->at[Index(Layer::kVolume)].st.st_ino) ||
+                 (x->is_dir() && s->binding.parts[Index(Layer::kVolume)].present())) {
+        // (A directory's own volume part too: what persisted of the
+        // content the tier copy took, never freed.)
         intent.steps.push_back(
             {StepKind::kHold, tree(Layer::kVolume, p),
              IntentPath{Layer::kVolume, Area::kHeld, ChangeLayer::WorkName("x")}});
@@ -1325,15 +1336,25 @@ Result<void> OverlayImpl::ExchangeAcross(RenameArgs& a, Layer to1, Layer to2, Re
   have.staged->published = have.staged2->published = ran.ok() || kept;
   if (!ran.ok()) return ran;
   Renamed(a, true);
-  l2.Unlock();
-  l1.Unlock();
   // Each follows its copy (their names have swapped in the table), before
-  // the tier copies of one on the volume may go. One the volume lost is
+  // the tier copies of one on the volume may go: the two roots before
+  // their locks are let go (no call on either inode sees the old binding
+  // under the new name), what lies within after. One the volume lost is
   // not there to follow: its node goes stale.
   Result<UniqueFd> r1 = sys::OpenBeneath((*at2)->get(), std::string(a.n2).c_str(), O_PATH);
   Result<UniqueFd> r2 = sys::OpenBeneath((*at1)->get(), std::string(a.n1).c_str(), O_PATH);
-  if (r1.ok() && !have.staged->linked) DETOURFS_TRY(RebindMoved(x1, to1, r1->get()));
-  if (r2.ok() && !have.staged2->linked) DETOURFS_TRY(RebindMoved(x2, to2, r2->get()));
+  const bool follow1 = r1.ok() && !have.staged->linked;
+  const bool follow2 = r2.ok() && !have.staged2->linked;
+  x1->content_mu.AssertHeld();  // as lo or hi
+  x2->content_mu.AssertHeld();
+  Result<void> root1 = follow1 ? RebindRoot(x1, to1, r1->get()) : Result<void>();
+  Result<void> root2 = follow2 ? RebindRoot(x2, to2, r2->get()) : Result<void>();
+  l2.Unlock();
+  l1.Unlock();
+  DETOURFS_TRY(root1);
+  DETOURFS_TRY(root2);
+  if (follow1) DETOURFS_TRY(RebindWithin(x1, to1, r1->get()));
+  if (follow2) DETOURFS_TRY(RebindWithin(x2, to2, r2->get()));
   // The exchange stands whatever the volume shows: a copy it lost (logged,
   // what it was made from kept aside) cannot be undone, the other took its
   // name. The caller is told it is done, as the kernel's names then agree

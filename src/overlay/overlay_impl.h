@@ -426,8 +426,10 @@ class OverlayImpl final : public Overlay {
   // A tier file or directory about to leave its name `n` in `d` (slot `s`)
   // whose id is the number of the volume entry there: that entry goes to
   // held/ (the volume never gives the number to another while it is held),
-  // so no whiteout is needed at the old name. Held before the move: a crash
-  // between leaves the tier's entry at its old name. True if held.
+  // so no whiteout is needed at the old name. So is a directory's own
+  // volume part (its content's persisted copy, copied up before the move).
+  // Held before the move: a crash between leaves the tier's entry at its
+  // old name. True if held.
   // `any_file`: also a visible volume entry there that is not a directory
   // and whose number is not the id (a volume name of a hard-linked file
   // whose copy is a tier's index entry): an exchange leaves no whiteout.
@@ -613,6 +615,10 @@ class OverlayImpl final : public Overlay {
   // it and the nodes the kernel holds beneath it are bound to their copies,
   // and their open files follow.
   Result<void> RebindMoved(Node* x, Layer to, int root_fd);
+  // RebindMoved's two halves: `x` itself (its lock held), then, for a
+  // directory, the nodes within (no lock held).
+  Result<void> RebindRoot(Node* x, Layer to, int root_fd) REQUIRES(x->content_mu);
+  Result<void> RebindWithin(Node* x, Layer to, int root_fd);
   // The route of `name` in a directory at `dir_path` whose own route is
   // `dir_route` (for walks of trees no node stands for).
   ChildRoute RouteOfPath(const std::string& dir_path, int dir_route, std::string_view name);

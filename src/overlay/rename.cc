@@ -317,7 +317,7 @@ Result<void> OverlayImpl::ExchangeCarrying(RenameArgs& a, RenameNeeds& have, Ren
                      LayerName(t), p);
         return Errno{EBUSY};
       }
-      intent.steps.push_back({StepKind::kTrash, tree(t, p), {}});
+      intent.steps.push_back({StepKind::kDropWhiteout, tree(t, p), {}});
     }
     if (h1 && h2) {
       swap(t);
@@ -551,7 +551,9 @@ Result<void> OverlayImpl::RenameOnVolume(RenameArgs& a, RenameNeeds& have, Renam
   }
   for (Layer t : kTiers) {
     // A whiteout there would hide what arrives.
-    if (a.s2.at[Index(t)].whiteout) intent.steps.push_back({StepKind::kTrash, tree(t, p2), {}});
+    if (a.s2.at[Index(t)].whiteout) {
+      intent.steps.push_back({StepKind::kDropWhiteout, tree(t, p2), {}});
+    }
   }
   intent.steps.push_back({StepKind::kRename, tree(Layer::kVolume, p1), tree(Layer::kVolume, p2)});
   for (Layer t : dropped) {
@@ -598,7 +600,12 @@ bool OverlayImpl::HoldOrigin(Node* d, std::string_view n, const Slot& s, Node* x
   const LayerHit& v = s.at[Index(Layer::kVolume)];
   if (!s.volume_visible || !v.has) return false;
   const bool origin = x->pid() == static_cast<uint64_t>(v.st.st_ino);
-  if (!origin && !(any_file && !S_ISDIR(v.st.st_mode))) return false;
+  // A directory's own volume part (copied up whole before a rename on its
+  // tier) is what persisted of its content: held, never left hidden where
+  // a file made at the name later would clear it.
+  const bool own_dir =
+      x->is_dir() && S_ISDIR(v.st.st_mode) && s.binding.parts[Index(Layer::kVolume)].present();
+  if (!origin && !own_dir && !(any_file && !S_ISDIR(v.st.st_mode))) return false;
   Result<SharedFd> vfd = resolver_.DirFd(d, Layer::kVolume);
   if (!vfd.ok()) return false;
   return changes_->Hold(At{Layer::kVolume, (*vfd)->get(), n, Join(PathOf(d), n), true}, x->pid())

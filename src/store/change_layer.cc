@@ -793,6 +793,18 @@ Result<void> ChangeLayer::RunStep(const IntentStep& step, bool served) {
       Dirty(step.a.layer);
       return {};
     }
+    case StepKind::kDropWhiteout: {
+      if (!a_there) return {};
+      Result<bool> wh = markers::IsWhiteout(a->get(), a_leaf.c_str(), *ast);
+      if (!wh.ok()) return Errno{wh.error()};
+      if (!*wh) return {};  // a name made since: not this step's to clear
+      const std::string gone = WorkName("trashed");
+      DETOURFS_TRY(sys::RenameAt(a->get(), a_leaf.c_str(), dirs(step.a.layer).trash->get(),
+                                 gone.c_str(), RENAME_NOREPLACE));
+      NoteTrash();
+      Dirty(step.a.layer);
+      return {};
+    }
     case StepKind::kTrash: {
       if (!a_there) return {};
       const std::string gone = WorkName(setting_aside ? "kept" : "trashed");
@@ -859,7 +871,8 @@ Result<void> ChangeLayer::SyncStep(const IntentStep& step) {
     }
     DETOURFS_TRY(sys::SyncDir(parent->get()));
   }
-  if (step.kind == StepKind::kTrash || step.kind == StepKind::kWhiteout) {
+  if (step.kind == StepKind::kTrash || step.kind == StepKind::kWhiteout ||
+      step.kind == StepKind::kDropWhiteout) {
     // What the step cleared went to the trash (or aside).
     for (const SharedFd* d : {&dirs(step.a.layer).trash, &AsideDir(step.a.layer)}) {
       if (*d != nullptr) DETOURFS_TRY(sys::SyncDir((*d)->get()));

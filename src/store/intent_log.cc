@@ -35,6 +35,8 @@ const char* StepName(StepKind k) {
       return "hold";
     case StepKind::kHoldWhole:
       return "hold-whole";
+    case StepKind::kDropWhiteout:
+      return "drop-whiteout";
   }
   return "?";
 }
@@ -147,8 +149,9 @@ Result<Intent> DecodeIntent(std::string_view text) {
     const std::string_view name = line.substr(0, sp);
     IntentStep step;
     bool known = false;
-    for (StepKind k : {StepKind::kRename, StepKind::kRenameNoReplace, StepKind::kWhiteout,
-                       StepKind::kTrash, StepKind::kHold, StepKind::kHoldWhole}) {
+    for (StepKind k :
+         {StepKind::kRename, StepKind::kRenameNoReplace, StepKind::kWhiteout, StepKind::kTrash,
+          StepKind::kHold, StepKind::kHoldWhole, StepKind::kDropWhiteout}) {
       if (name == StepName(k)) {
         step.kind = k;
         known = true;

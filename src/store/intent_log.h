@@ -52,6 +52,9 @@ enum class StepKind : uint8_t {
   // As kHold, but its files with other names stay in it too, until the
   // caller knows those names are on the volume (ChangeLayer::LetGoOfLinked).
   kHoldWhole,
+  // a goes to the trash if it is a whiteout; anything else there (a name
+  // made since, by a user, when a record is replayed) stays.
+  kDropWhiteout,
 };
 
 inline bool IsHold(StepKind k) { return k == StepKind::kHold || k == StepKind::kHoldWhole; }

@@ -387,6 +387,31 @@ TEST_P(RoutingTest, AFileTakesTheNameOfARemovedDirectoryUnderADirectoryOnlyRule)
   EXPECT_EQ(Lstat(M("p-rename-linked/dist")).st_nlink, 2U);
 }
 
+// A routed directory with a volume part renamed within its tier leaves
+// that volume part (what persisted of its content) in held/, not hidden at
+// the old name where a file made there later would clear it (review of
+// 10b3d20, finding 1).
+TEST_P(RoutingTest, ARoutedDirectorysVolumePartIsHeldWhenItMovesOnItsTier) {
+  ASSERT_EQ(::mkdir(M("p").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(M("q").c_str(), 0755), 0);
+  ASSERT_EQ(Shell("mkdir -p " + M("p/node_modules/pkg")), 0);
+  ASSERT_EQ(WriteFile(M("p/node_modules/pkg/f"), "data"), 0);
+  ASSERT_EQ(::rename(M("p/node_modules").c_str(), M("p/keep").c_str()), 0);  // to the volume
+  ASSERT_EQ(::rename(M("p/keep").c_str(), M("p/dist").c_str()), 0);  // routed, volume part only
+  ASSERT_EQ(WriteFile(M("p/dist/new"), "n"), 0);                     // a disk part too
+  ASSERT_EQ(::rename(M("p/dist").c_str(), M("q/dist").c_str()), 0);  // on the disk tier
+  ASSERT_EQ(::mkdir(M("p/node_modules").c_str(), 0755), 0);
+  ASSERT_EQ(WriteFile(M("p/node_modules/g"), "x"), 0);
+  ASSERT_EQ(::rename(M("p/node_modules/g").c_str(), M("p/dist").c_str()), 0);
+  EXPECT_EQ(ReadFile(M("p/dist")), "x");
+  EXPECT_EQ(ReadFile(M("q/dist/pkg/f")), "data");
+  // The volume still has the directory's persisted content, held.
+  EXPECT_EQ(ShellOutput("grep -rl '^data$' '" + V(".detourfs/held") + "' | wc -l"), "1\n");
+  Restart();
+  EXPECT_EQ(ReadFile(M("q/dist/pkg/f")), "data");
+  EXPECT_EQ(ReadFile(M("p/dist")), "x");
+}
+
 TEST_P(RoutingTest, InodeNumbersStayDistinctAcrossLayers) {
   ASSERT_EQ(::mkdir(M("node_modules").c_str(), 0755), 0);
   std::vector<ino_t> seen;

@@ -618,6 +618,27 @@ TEST_F(ChangeLayerIntentTest, RecoveryWhiteoutsAndHoldsAreIdempotent) {
   EXPECT_EQ(Records(), 0U);
 }
 
+// A `drop-whiteout` step takes a whiteout away, and nothing else: a name a
+// user made there since (a record replayed after the mount went on serving)
+// stays where it is.
+TEST_F(ChangeLayerIntentTest, ADropWhiteoutStepClearsOnlyAWhiteout) {
+  ASSERT_EQ(::mknodat(tree(), "wh", S_IFCHR | 0000, makedev(0, 0)), 0);
+  ASSERT_EQ(::mkdirat(tree(), "users", 0755), 0);
+  WriteFile(tree(), "users/f", "made since");
+  Intent intent;
+  intent.steps.push_back(
+      {StepKind::kDropWhiteout, IntentPath{Layer::kMemory, Area::kTree, "wh"}, {}});
+  intent.steps.push_back(
+      {StepKind::kDropWhiteout, IntentPath{Layer::kMemory, Area::kTree, "users"}, {}});
+  intent.steps.push_back(
+      {StepKind::kDropWhiteout, IntentPath{Layer::kMemory, Area::kTree, "never-there"}, {}});
+  Start();
+  ASSERT_TRUE(changes_->Run(intent).ok());
+  EXPECT_FALSE(Exists(tree(), "wh"));
+  EXPECT_EQ(ReadAll(tree(), "users/f"), "made since");
+  EXPECT_EQ(Records(), 0U);
+}
+
 // A `hold-whole` step keeps a held tree's files that have names elsewhere
 // (a `hold` lets them go at once): until the caller knows those names are
 // on the volume, the held ones may be all that is left. LetGoOfLinked

@@ -37,6 +37,7 @@ Intent Sample() {
                           P(Layer::kVolume, Area::kHeld, "4000000000000001")});
   intent.steps.push_back({StepKind::kHoldWhole, P(Layer::kVolume, Area::kTree, "w/t"),
                           P(Layer::kVolume, Area::kHeld, "tree.0123")});
+  intent.steps.push_back({StepKind::kDropWhiteout, P(Layer::kDisk, Area::kTree, "p/dist"), {}});
   intent.steps.push_back({StepKind::kRenameNoReplace, P(Layer::kDisk, Area::kWork, "index.1"),
                           P(Layer::kDisk, Area::kIndex, "0000000000a7d039")});
   intent.steps.push_back(

@@ -1,0 +1,53 @@
+// OpenJournals (journals.h).
+#include "daemon/journals.h"
+
+#include <spdlog/spdlog.h>
+
+#include "journal/journal_sink.h"
+
+namespace detourfs {
+
+std::unique_ptr<ChangeSink> OpenJournals(const std::array<LayerDirs, kLayerCount>& layers,
+                                         const Router& router, std::unique_ptr<ChangeSink> also) {
+  std::array<std::unique_ptr<journal::JournalWriter>, kLayerCount> writers;
+  bool any = false;
+  for (Layer t : kTiers) {
+    const LayerDirs& d = layers[Index(t)];
+    if (!d.journal) continue;
+    const std::string what = LayerName(t);
+    Result<journal::JournalSummary> summary = journal::SummarizeJournal(d.journal->get());
+    if (!summary.ok()) {
+      spdlog::warn("journal of the {}: cannot read it: {}", what, ErrnoText(summary.error()));
+    } else if (summary->segments > 0) {
+      if (summary->complete) {
+        spdlog::info("journal of the {}: {} changes in {} segments, complete", what,
+                     summary->changes, summary->segments);
+      } else {
+        spdlog::warn(
+            "journal of the {}: {} changes in {} segments, incomplete ({}): the tier is "
+            "compared with the volume to find the rest",
+            what, summary->changes, summary->segments, summary->problem);
+      }
+    }
+    Result<std::unique_ptr<journal::JournalWriter>> w =
+        journal::JournalWriter::Open(d.journal, what);
+    if (!w.ok()) {
+      spdlog::error("journal of the {}: cannot begin a segment ({}): its changes are found by "
+                    "comparing the tier with the volume",
+                    what, ErrnoText(w.error()));
+      continue;
+    }
+    writers[Index(t)] = std::move(*w);
+    any = true;
+  }
+  if (!any) return also;
+  // Paths in a `persist = "never"` subtree are not journaled.
+  journal::PersistedFn persisted = [router](std::string_view path, bool is_dir) {
+    const RouteDecision d = router.Route(path, is_dir);
+    return d.rule == nullptr || d.rule->persist != Persist::kNever;
+  };
+  return std::make_unique<journal::JournalSink>(std::move(writers), std::move(persisted),
+                                                std::move(also));
+}
+
+}  // namespace detourfs

@@ -1,0 +1,243 @@
+// The journal's encoding and scanning (journal_format.h, docs/journal.md).
+#include "journal/journal_format.h"
+
+#include <xxhash.h>
+
+#include <cstring>
+
+namespace detourfs::journal {
+namespace {
+
+constexpr char kMagic[8] = {'D', 'T', 'F', 'S', 'J', 'R', 'N', 'L'};
+
+void PutU8(std::string* out, uint8_t v) { out->push_back(static_cast<char>(v)); }
+
+void PutU32(std::string* out, uint32_t v) {
+  for (int i = 0; i < 4; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+void PutU64(std::string* out, uint64_t v) {
+  for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+void PutString(std::string* out, std::string_view s) {
+  PutU32(out, static_cast<uint32_t>(s.size()));
+  out->append(s);
+}
+
+// Reads fixed-width little-endian fields and length-prefixed strings from
+// a byte range; any read past its end marks it failed.
+class Cursor {
+ public:
+  explicit Cursor(std::string_view bytes) : bytes_(bytes) {}
+  bool ok() const { return ok_; }
+  bool done() const { return pos_ == bytes_.size(); }
+  uint64_t Fixed(int width) {
+    if (!ok_ || bytes_.size() - pos_ < static_cast<size_t>(width)) {
+      ok_ = false;
+      return 0;
+    }
+    uint64_t v = 0;
+    for (int i = 0; i < width; ++i) {
+      v |= static_cast<uint64_t>(static_cast<unsigned char>(bytes_[pos_ + i])) << (8 * i);
+    }
+    pos_ += static_cast<size_t>(width);
+    return v;
+  }
+  std::string String() {
+    const uint64_t n = Fixed(4);
+    if (!ok_ || bytes_.size() - pos_ < n) {
+      ok_ = false;
+      return {};
+    }
+    std::string s(bytes_.substr(pos_, n));
+    pos_ += n;
+    return s;
+  }
+
+ private:
+  std::string_view bytes_;
+  size_t pos_ = 0;
+  bool ok_ = true;
+};
+
+std::string Frame(RecordType type, std::string_view payload) {
+  std::string out;
+  out.reserve(kFrameOverhead + payload.size());
+  PutU32(&out, static_cast<uint32_t>(payload.size()));
+  PutU8(&out, static_cast<uint8_t>(type));
+  out.append(payload);
+  PutU64(&out, XXH3_64bits(out.data(), out.size()));
+  return out;
+}
+
+bool ValidKind(uint64_t kind) { return kind <= static_cast<uint64_t>(ChangeKind::kMove); }
+
+bool ValidLayer(uint64_t layer) { return layer <= static_cast<uint64_t>(Layer::kDisk); }
+
+}  // namespace
+
+std::string EncodeHeader(const SegmentHeader& header) {
+  std::string out(kMagic, sizeof(kMagic));
+  PutU32(&out, kVersion);
+  PutU32(&out, 0);  // flags: none yet
+  PutU64(&out, header.number);
+  PutU64(&out, header.first_seq);
+  PutU64(&out, XXH3_64bits(out.data(), out.size()));
+  return out;
+}
+
+std::string EncodeChange(const ChangeRecord& r) {
+  std::string payload;
+  PutU8(&payload, static_cast<uint8_t>(r.kind));
+  PutU8(&payload, static_cast<uint8_t>(r.layer));
+  PutU64(&payload, r.seq);
+  PutU64(&payload, r.id);
+  PutU64(&payload, r.offset);
+  PutU64(&payload, r.length);
+  PutString(&payload, r.path);
+  PutString(&payload, r.path2);
+  return Frame(RecordType::kChange, payload);
+}
+
+std::string EncodeClose(uint64_t last_seq) {
+  std::string payload;
+  PutU64(&payload, last_seq);
+  return Frame(RecordType::kClose, payload);
+}
+
+std::string EncodeGap(uint64_t dropped_through_seq) {
+  std::string payload;
+  PutU64(&payload, dropped_through_seq);
+  return Frame(RecordType::kGap, payload);
+}
+
+const char* StopReasonName(StopReason reason) {
+  switch (reason) {
+    case StopReason::kEnd:
+      return "end";
+    case StopReason::kTorn:
+      return "torn";
+    case StopReason::kCorrupt:
+      return "corrupt";
+    case StopReason::kBadHeader:
+      return "bad header";
+  }
+  return "?";
+}
+
+SegmentScan ScanSegment(std::string_view bytes) {
+  SegmentScan scan;
+  if (bytes.size() < kHeaderSize) {
+    // A segment is made with its header in one write: shorter is torn.
+    scan.stop = bytes.empty() ? StopReason::kBadHeader : StopReason::kTorn;
+    scan.detail = "header cut short (" + std::to_string(bytes.size()) + " bytes)";
+    return scan;
+  }
+  {
+    Cursor c(bytes.substr(0, kHeaderSize));
+    const bool magic = std::memcmp(bytes.data(), kMagic, sizeof(kMagic)) == 0;
+    c.Fixed(8);
+    const uint64_t version = c.Fixed(4);
+    c.Fixed(4);
+    scan.header.number = c.Fixed(8);
+    scan.header.first_seq = c.Fixed(8);
+    const uint64_t sum = c.Fixed(8);
+    if (!magic || sum != XXH3_64bits(bytes.data(), kHeaderSize - 8)) {
+      scan.stop = StopReason::kBadHeader;
+      scan.detail = magic ? "header checksum mismatch" : "not a detourfs journal segment";
+      return scan;
+    }
+    if (version != kVersion) {
+      scan.stop = StopReason::kBadHeader;
+      scan.detail = "journal format version " + std::to_string(version) + " (this build reads " +
+                    std::to_string(kVersion) + ")";
+      return scan;
+    }
+  }
+  size_t pos = kHeaderSize;
+  scan.valid_bytes = pos;
+  uint64_t last_seq = scan.header.first_seq;
+  while (pos < bytes.size()) {
+    if (scan.closed) {
+      scan.stop = StopReason::kCorrupt;
+      scan.detail = "bytes after the close record";
+      return scan;
+    }
+    const std::string_view rest = bytes.substr(pos);
+    if (rest.size() < 5) {
+      scan.stop = StopReason::kTorn;
+      scan.detail = "frame header cut short";
+      return scan;
+    }
+    Cursor head(rest.substr(0, 5));
+    const uint64_t length = head.Fixed(4);
+    const uint64_t type = head.Fixed(1);
+    if (length > kMaxPayload) {
+      scan.stop = StopReason::kCorrupt;
+      scan.detail = "record length " + std::to_string(length) + " out of range";
+      return scan;
+    }
+    if (rest.size() < kFrameOverhead + length) {
+      scan.stop = StopReason::kTorn;
+      scan.detail = "record cut short";
+      return scan;
+    }
+    Cursor tail(rest.substr(5 + length, 8));
+    if (tail.Fixed(8) != XXH3_64bits(rest.data(), 5 + length)) {
+      scan.stop = StopReason::kCorrupt;
+      scan.detail = "record checksum mismatch";
+      return scan;
+    }
+    Cursor p(rest.substr(5, length));
+    bool good = false;
+    ChangeRecord r;
+    switch (static_cast<RecordType>(type)) {
+      case RecordType::kChange: {
+        const uint64_t kind = p.Fixed(1);
+        const uint64_t layer = p.Fixed(1);
+        r.kind = static_cast<ChangeKind>(kind);
+        r.layer = static_cast<Layer>(layer);
+        r.seq = p.Fixed(8);
+        r.id = p.Fixed(8);
+        r.offset = p.Fixed(8);
+        r.length = p.Fixed(8);
+        r.path = p.String();
+        r.path2 = p.String();
+        // Sequence numbers only grow: one that does not is not this
+        // journal's (a stale block the filesystem left).
+        good = p.ok() && p.done() && ValidKind(kind) && ValidLayer(layer) && r.seq > last_seq;
+        break;
+      }
+      case RecordType::kClose: {
+        // It names the last change before it.
+        const uint64_t seq = p.Fixed(8);
+        good = p.ok() && p.done() && seq == last_seq;
+        break;
+      }
+      case RecordType::kGap: {
+        p.Fixed(8);
+        good = p.ok() && p.done();
+        break;
+      }
+    }
+    if (!good) {
+      scan.stop = StopReason::kCorrupt;
+      scan.detail = "record " + std::to_string(scan.changes.size() + 1) + " malformed";
+      return scan;
+    }
+    if (static_cast<RecordType>(type) == RecordType::kChange) {
+      last_seq = r.seq;
+      scan.changes.push_back(std::move(r));
+    } else if (static_cast<RecordType>(type) == RecordType::kClose) {
+      scan.closed = true;
+    } else {
+      scan.gap = true;
+    }
+    pos += kFrameOverhead + length;
+    scan.valid_bytes = pos;
+  }
+  return scan;
+}
+
+}  // namespace detourfs::journal

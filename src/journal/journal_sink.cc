@@ -1,0 +1,61 @@
+// JournalSink and SummarizeJournal (journal_sink.h).
+#include "journal/journal_sink.h"
+
+#include "journal/journal_format.h"
+
+namespace detourfs::journal {
+namespace {
+
+bool AboutADirectory(ChangeKind kind) {
+  return kind == ChangeKind::kMkdir || kind == ChangeKind::kRmdir || kind == ChangeKind::kOpaque;
+}
+
+}  // namespace
+
+JournalSink::JournalSink(std::array<std::unique_ptr<JournalWriter>, kLayerCount> writers,
+                         PersistedFn persisted, std::unique_ptr<ChangeSink> also)
+    : writers_(std::move(writers)), persisted_(std::move(persisted)), also_(std::move(also)) {}
+
+void JournalSink::Append(const ChangeRecord& record) {
+  if (also_) also_->Append(record);
+  if (IsTier(record.layer)) {
+    JournalWriter* w = writers_[Index(record.layer)].get();
+    if (w != nullptr && persisted_(record.path, AboutADirectory(record.kind))) w->Append(record);
+    return;
+  }
+  for (Layer t : kTiers) {
+    if (JournalWriter* w = writers_[Index(t)].get()) w->Append(record);
+  }
+}
+
+Result<JournalSummary> SummarizeJournal(int dir_fd) {
+  Result<std::vector<SegmentFile>> segments = ListSegments(dir_fd);
+  if (!segments.ok()) return Errno{segments.error()};
+  JournalSummary out;
+  out.segments = segments->size();
+  uint64_t expected = 0;
+  for (const SegmentFile& s : *segments) {
+    Result<std::string> bytes = ReadSegmentFile(dir_fd, s.name);
+    if (!bytes.ok()) return Errno{bytes.error()};
+    const SegmentScan scan = ScanSegment(*bytes);
+    out.changes += scan.changes.size();
+    std::string problem;
+    if (scan.stop != StopReason::kEnd) {
+      problem = s.name + ": " + StopReasonName(scan.stop) + " (" + scan.detail + ")";
+    } else if (!scan.closed) {
+      problem = s.name + ": not closed (the daemon stopped without closing it)";
+    } else if (scan.gap) {
+      problem = s.name + ": older changes were dropped";
+    } else if (expected != 0 && s.number != expected) {
+      problem = "segment " + std::to_string(expected) + " is missing";
+    }
+    expected = s.number + 1;
+    if (!problem.empty() && out.complete) {
+      out.complete = false;
+      out.problem = problem;
+    }
+  }
+  return out;
+}
+
+}  // namespace detourfs::journal
