@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "daemon/config_commands.h"
+#include "daemon/journals.h"
 #include "daemon/mountpoint.h"
 #include "fuse/ops.h"
 #include "overlay/overlay_impl.h"
@@ -123,6 +124,7 @@ int Daemon::Run() {
       return kExitUsage;
     }
   }
+  setup.sink = OpenJournals(setup.layers, setup.router, std::move(setup.sink));
   Result<std::unique_ptr<Overlay>> overlay = OpenOverlay(std::move(setup));
   if (!overlay.ok()) {
     spdlog::error("{}",

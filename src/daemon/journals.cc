@@ -24,17 +24,18 @@ std::unique_ptr<ChangeSink> OpenJournals(const std::array<LayerDirs, kLayerCount
                      summary->changes, summary->segments);
       } else {
         spdlog::warn(
-            "journal of the {}: {} changes in {} segments, incomplete ({}): the tier is "
-            "compared with the volume to find the rest",
+            "journal of the {}: {} changes in {} segments, incomplete ({}): it does not "
+            "name every change made on the tier since it began",
             what, summary->changes, summary->segments, summary->problem);
       }
     }
     Result<std::unique_ptr<journal::JournalWriter>> w =
         journal::JournalWriter::Open(d.journal, what);
     if (!w.ok()) {
-      spdlog::error("journal of the {}: cannot begin a segment ({}): its changes are found by "
-                    "comparing the tier with the volume",
-                    what, ErrnoText(w.error()));
+      spdlog::error(
+          "journal of the {}: cannot begin a segment ({}): this run's changes "
+          "on the tier are not journaled",
+          what, ErrnoText(w.error()));
       continue;
     }
     writers[Index(t)] = std::move(*w);

@@ -100,8 +100,8 @@ Result<std::unique_ptr<JournalWriter>> JournalWriter::Open(SharedFd dir_fd, std:
       spdlog::warn("journal of the {}: cannot remove the old segment '{}': {}", w->what_, name,
                    ErrnoText(r.error()));
     } else {
-      spdlog::warn("journal of the {}: removed the old segment '{}' to stay under {} MiB",
-                   w->what_, name, kMaxJournalBytes >> 20);
+      spdlog::warn("journal of the {}: removed the old segment '{}' to stay under {} MiB", w->what_,
+                   name, kMaxJournalBytes >> 20);
     }
   }
   return w;
@@ -138,8 +138,8 @@ Result<void> JournalWriter::Begin(uint64_t number, bool gap, uint64_t first_seq)
 void JournalWriter::Fail(const char* doing, int err) {
   if (!failed_) {
     spdlog::error(
-        "journal of the {}: cannot {} ({}); changes from now on are found by comparing the "
-        "tier with the volume",
+        "journal of the {}: cannot {} ({}); changes from now on are not journaled (the "
+        "segment stays unclosed, so the next start knows)",
         what_, doing, ErrnoText(err));
   }
   failed_ = true;

@@ -64,7 +64,8 @@ class JournalWriter {
   bool intact() const;
 
  private:
-  JournalWriter(SharedFd dir_fd, std::string what) : dir_(std::move(dir_fd)), what_(std::move(what)) {}
+  JournalWriter(SharedFd dir_fd, std::string what)
+      : dir_(std::move(dir_fd)), what_(std::move(what)) {}
   Result<void> Begin(uint64_t number, bool gap, uint64_t first_seq) REQUIRES(mu_);
   Result<void> WriteBuffer() REQUIRES(mu_);
   void Fail(const char* doing, int err) REQUIRES(mu_);

@@ -1,7 +1,7 @@
 // ChangeRecord: one change the change layer made to a tier, or to the
 // volume on behalf of routed content, in the order they were made. This is
-// the stream the write-back journal will persist (next: docs/architecture.md
-// "Change layer"); a ChangeSink receives it. Tests observe it through
+// the stream each tier's write-back journal persists (journal/journal_sink.h,
+// docs/journal.md); a ChangeSink receives it. Tests observe it through
 // `detourfs --record-changes FILE` (JSON lines).
 #pragma once
 

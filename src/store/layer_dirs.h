@@ -13,6 +13,7 @@
 //   intents/  records of multi-step changes while they run
 //   kept/     tier content no rule serves that had to make way (a directory
 //             removed or made where it was): set aside, logged, never deleted
+//   journal/  the write-back journal's segments (docs/journal.md)
 //   ids       the id incarnation (id_source.h)
 // The volume gets the same private directories under <volume>/.detourfs
 // (a name the mount hides and refuses), minus upper/, index/ and intents/,
@@ -42,6 +43,7 @@ struct LayerDirs {
   SharedFd spill;
   SharedFd intents;       // tiers
   SharedFd kept;          // tiers: content set aside, never deleted
+  SharedFd journal;       // tiers: the write-back journal's segments
   SharedFd held;          // the volume
   dev_t dev = 0;          // the filesystem of all of the above
   bool adopted = false;   // the layer held detourfs's directories already
