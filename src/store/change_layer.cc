@@ -845,23 +845,28 @@ Result<void> ChangeLayer::SyncStep(const IntentStep& step) {
   // The record's progress line is synced after each step: the step must be
   // durable first, or a power cut could leave "done" for a rename the
   // filesystem lost (and start-up would clear its staged copy from work/).
-  // Both directories of the step's rename are synced, on every layer: a
-  // tier's journal may commit them with the record's fsync, but POSIX
-  // promises a rename nothing before both are. Synced even when the step
-  // was found done (a replay, a retry after the sync failed). No second
-  // try on an error: an fsync reports it once, and the record stays.
-  // First the private directories of each tier the step touches: its
-  // rename may build on an earlier change through them that no fsync
-  // reached (a directory a user made, built in work/ and swapped into the
-  // step's directory), and a filesystem that keeps each directory's
-  // changes in order keeps the step only with it. Nothing when nothing
-  // changed there since the last time.
+  // Synced even when the step was found done (a replay, a retry after the
+  // sync failed). No second try on an error: an fsync reports it once, and
+  // the record stays.
+  //
+  // On a tier, the whole tier (syncfs, and an fsync of its root): a step's
+  // rename may build on earlier changes no fsync of its own directories
+  // covers (a user's removal in a directory nobody syncs, moved through
+  // the trash that the step's rename also goes through), and a filesystem
+  // that keeps changes in order keeps the step only with them. Steps are
+  // few (moves between layers, exchanges); the tiers' own data is not.
+  // On the volume, both directories of the step's rename (POSIX promises
+  // a rename nothing before both are), and the trash or aside directory
+  // for a step that clears.
+  bool tier_synced[kLayerCount] = {};
   for (const IntentPath* p : {&step.a, &step.b}) {
     if (p == &step.b && !IsMove(step.kind)) continue;
-    if (IsTier(p->layer)) DETOURFS_TRY(SyncAreas(p->layer));
+    if (!IsTier(p->layer) || tier_synced[Index(p->layer)]) continue;
+    DETOURFS_TRY(SyncTierWhole(p->layer));
+    tier_synced[Index(p->layer)] = true;
   }
   for (const IntentPath* p : {&step.a, &step.b}) {
-    if (AreaFd(p->layer, p->area) < 0) continue;
+    if (IsTier(p->layer) || AreaFd(p->layer, p->area) < 0) continue;
     if (p == &step.b && !IsMove(step.kind)) continue;
     std::string leaf;
     Result<UniqueFd> parent = OpenAreaParent(*p, &leaf);
@@ -871,13 +876,34 @@ Result<void> ChangeLayer::SyncStep(const IntentStep& step) {
     }
     DETOURFS_TRY(sys::SyncDir(parent->get()));
   }
-  if (step.kind == StepKind::kTrash || step.kind == StepKind::kWhiteout ||
-      step.kind == StepKind::kDropWhiteout) {
+  if (!IsTier(step.a.layer) &&
+      (step.kind == StepKind::kTrash || step.kind == StepKind::kWhiteout ||
+       step.kind == StepKind::kDropWhiteout)) {
     // What the step cleared went to the trash (or aside).
     for (const SharedFd* d : {&dirs(step.a.layer).trash, &AsideDir(step.a.layer)}) {
       if (*d != nullptr) DETOURFS_TRY(sys::SyncDir((*d)->get()));
     }
   }
+  return {};
+}
+
+Result<void> ChangeLayer::SyncTierWhole(Layer tier) {
+  const LayerDirs& d = dirs(tier);
+  // What the sync covers: every change counted before it starts.
+  const uint64_t gen = areas_gen_[Index(tier)].load(std::memory_order_acquire);
+  Result<void> r = sys::Syncfs(d.root->get());
+  // A syncfs reaches no FUSE filesystem; an fsync of the tier's root is
+  // what stands in for it on one (flakyfs, when the tier is its root).
+  if (r.ok()) r = sys::SyncDir(d.root->get());
+  if (!r.ok()) {
+    spdlog::warn("cannot sync the {} after a step of a multi-step change: {}", LayerName(tier),
+                 ErrnoText(r.error()));
+    AreasChanged(tier);
+    return r;
+  }
+  // Its private directories are synced with it.
+  MutexLock lock(&areas_sync_mu_);
+  areas_synced_[Index(tier)] = std::max(areas_synced_[Index(tier)], gen);
   return {};
 }
 

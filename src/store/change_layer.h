@@ -243,10 +243,13 @@ class ChangeLayer {
   // mount went on serving after it stopped (IntentLog::MarkServed): what it
   // would clear is set aside instead, and a rename replaces nothing.
   Result<void> RunStep(const IntentStep& step, bool served);
-  // Syncs the private directories of the tiers a step touches, then both
-  // directories of its rename (and the trash, for a step that clears), on
-  // every layer.
+  // Makes a step durable: each tier it touches whole (SyncTierWhole); on
+  // the volume, both directories of its rename (and the trash, for a step
+  // that clears).
   Result<void> SyncStep(const IntentStep& step);
+  // A tier whole: syncfs, then an fsync of its root (what stands in for a
+  // syncfs on a FUSE filesystem). Logged on failure.
+  Result<void> SyncTierWhole(Layer tier);
   // After a move of a volume entry at `from` into held/ or the trash
   // (`to_dir`): both directories synced (a failure is logged).
   static void SyncMoveOnVolume(const At& from, int to_dir);
