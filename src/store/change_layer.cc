@@ -876,9 +876,8 @@ Result<void> ChangeLayer::SyncStep(const IntentStep& step) {
     }
     DETOURFS_TRY(sys::SyncDir(parent->get()));
   }
-  if (!IsTier(step.a.layer) &&
-      (step.kind == StepKind::kTrash || step.kind == StepKind::kWhiteout ||
-       step.kind == StepKind::kDropWhiteout)) {
+  if (!IsTier(step.a.layer) && (step.kind == StepKind::kTrash || step.kind == StepKind::kWhiteout ||
+                                step.kind == StepKind::kDropWhiteout)) {
     // What the step cleared went to the trash (or aside).
     for (const SharedFd* d : {&dirs(step.a.layer).trash, &AsideDir(step.a.layer)}) {
       if (*d != nullptr) DETOURFS_TRY(sys::SyncDir((*d)->get()));
