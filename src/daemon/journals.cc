@@ -15,6 +15,15 @@ std::unique_ptr<ChangeSink> OpenJournals(const std::array<LayerDirs, kLayerCount
     const LayerDirs& d = layers[Index(t)];
     if (!d.journal) continue;
     const std::string what = LayerName(t);
+    if (d.adopted && d.journal_new) {
+      // A tier that held content before it had a journal: the journal
+      // cannot name what changed before it began.
+      spdlog::info("journal of the {}: begun on a tier that already held content", what);
+      if (Result<void> m = journal::MarkIncomplete(d.journal->get()); !m.ok()) {
+        spdlog::warn("journal of the {}: cannot mark it incomplete: {}", what,
+                     ErrnoText(m.error()));
+      }
+    }
     Result<journal::JournalSummary> summary = journal::SummarizeJournal(d.journal->get());
     if (!summary.ok()) {
       spdlog::warn("journal of the {}: cannot read it: {}", what, ErrnoText(summary.error()));

@@ -61,13 +61,15 @@ class Cursor {
   bool ok_ = true;
 };
 
-std::string Frame(RecordType type, std::string_view payload) {
+// The checksum is seeded with the segment's number: a stale block of
+// another segment that a crash left in this one's tail never checks out.
+std::string Frame(RecordType type, std::string_view payload, uint64_t segment) {
   std::string out;
   out.reserve(kFrameOverhead + payload.size());
   PutU32(&out, static_cast<uint32_t>(payload.size()));
   PutU8(&out, static_cast<uint8_t>(type));
   out.append(payload);
-  PutU64(&out, XXH3_64bits(out.data(), out.size()));
+  PutU64(&out, XXH3_64bits_withSeed(out.data(), out.size(), segment));
   return out;
 }
 
@@ -87,7 +89,7 @@ std::string EncodeHeader(const SegmentHeader& header) {
   return out;
 }
 
-std::string EncodeChange(const ChangeRecord& r) {
+std::string EncodeChange(const ChangeRecord& r, uint64_t segment) {
   std::string payload;
   PutU8(&payload, static_cast<uint8_t>(r.kind));
   PutU8(&payload, static_cast<uint8_t>(r.layer));
@@ -97,19 +99,19 @@ std::string EncodeChange(const ChangeRecord& r) {
   PutU64(&payload, r.length);
   PutString(&payload, r.path);
   PutString(&payload, r.path2);
-  return Frame(RecordType::kChange, payload);
+  return Frame(RecordType::kChange, payload, segment);
 }
 
-std::string EncodeClose(uint64_t last_seq) {
+std::string EncodeClose(uint64_t last_seq, uint64_t segment) {
   std::string payload;
   PutU64(&payload, last_seq);
-  return Frame(RecordType::kClose, payload);
+  return Frame(RecordType::kClose, payload, segment);
 }
 
-std::string EncodeGap(uint64_t dropped_through_seq) {
+std::string EncodeGap(uint64_t last_dropped_segment, uint64_t segment) {
   std::string payload;
-  PutU64(&payload, dropped_through_seq);
-  return Frame(RecordType::kGap, payload);
+  PutU64(&payload, last_dropped_segment);
+  return Frame(RecordType::kGap, payload, segment);
 }
 
 const char* StopReasonName(StopReason reason) {
@@ -130,7 +132,8 @@ SegmentScan ScanSegment(std::string_view bytes) {
   SegmentScan scan;
   if (bytes.size() < kHeaderSize) {
     // A segment is made with its header in one write: shorter is torn.
-    scan.stop = bytes.empty() ? StopReason::kBadHeader : StopReason::kTorn;
+    // (Empty: made, and the crash came before its header was written.)
+    scan.stop = StopReason::kTorn;
     scan.detail = "header cut short (" + std::to_string(bytes.size()) + " bytes)";
     return scan;
   }
@@ -139,19 +142,26 @@ SegmentScan ScanSegment(std::string_view bytes) {
     const bool magic = std::memcmp(bytes.data(), kMagic, sizeof(kMagic)) == 0;
     c.Fixed(8);
     const uint64_t version = c.Fixed(4);
-    c.Fixed(4);
+    const uint64_t flags = c.Fixed(4);
     scan.header.number = c.Fixed(8);
     scan.header.first_seq = c.Fixed(8);
     const uint64_t sum = c.Fixed(8);
-    if (!magic || sum != XXH3_64bits(bytes.data(), kHeaderSize - 8)) {
+    // Magic, then version (another version may lay its header out
+    // otherwise), then the checksum.
+    if (!magic) {
       scan.stop = StopReason::kBadHeader;
-      scan.detail = magic ? "header checksum mismatch" : "not a detourfs journal segment";
+      scan.detail = "not a detourfs journal segment";
       return scan;
     }
     if (version != kVersion) {
       scan.stop = StopReason::kBadHeader;
       scan.detail = "journal format version " + std::to_string(version) + " (this build reads " +
                     std::to_string(kVersion) + ")";
+      return scan;
+    }
+    if (sum != XXH3_64bits(bytes.data(), kHeaderSize - 8) || flags != 0) {
+      scan.stop = StopReason::kBadHeader;
+      scan.detail = flags != 0 ? "unknown header flags" : "header checksum mismatch";
       return scan;
     }
   }
@@ -184,7 +194,7 @@ SegmentScan ScanSegment(std::string_view bytes) {
       return scan;
     }
     Cursor tail(rest.substr(5 + length, 8));
-    if (tail.Fixed(8) != XXH3_64bits(rest.data(), 5 + length)) {
+    if (tail.Fixed(8) != XXH3_64bits_withSeed(rest.data(), 5 + length, scan.header.number)) {
       scan.stop = StopReason::kCorrupt;
       scan.detail = "record checksum mismatch";
       return scan;

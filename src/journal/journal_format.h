@@ -31,8 +31,9 @@ inline constexpr uint32_t kMaxPayload = 64 * 1024;
 enum class RecordType : uint8_t {
   kChange = 1,  // a ChangeRecord
   kClose = 2,   // the segment was closed cleanly: nothing after it was lost
-  kGap = 3,     // changes before this point were dropped (an old segment
-                // removed to bound the journal): a reconcile pass must run
+  kGap = 3,     // changes were dropped here (old segments removed to bound
+                // the journal, or a record too long to write): a
+                // reconcile pass must run
 };
 
 struct SegmentHeader {
@@ -41,9 +42,10 @@ struct SegmentHeader {
 };
 
 std::string EncodeHeader(const SegmentHeader& header);
-std::string EncodeChange(const ChangeRecord& record);
-std::string EncodeClose(uint64_t last_seq);
-std::string EncodeGap(uint64_t dropped_through_seq);
+// Records of segment number `segment` (their checksums are seeded with it).
+std::string EncodeChange(const ChangeRecord& record, uint64_t segment);
+std::string EncodeClose(uint64_t last_seq, uint64_t segment);
+std::string EncodeGap(uint64_t last_dropped_segment, uint64_t segment);
 
 // Why a scan stopped.
 enum class StopReason {

@@ -16,11 +16,23 @@ JournalSink::JournalSink(std::array<std::unique_ptr<JournalWriter>, kLayerCount>
                          PersistedFn persisted, std::unique_ptr<ChangeSink> also)
     : writers_(std::move(writers)), persisted_(std::move(persisted)), also_(std::move(also)) {}
 
+bool JournalSink::Persisted(const ChangeRecord& record) const {
+  // A directory-only rule decides by type, which only some kinds tell:
+  // the others count as persisted if either reading says so.
+  auto persisted = [&](const std::string& path) {
+    if (AboutADirectory(record.kind)) return persisted_(path, true);
+    return persisted_(path, false) || persisted_(path, true);
+  };
+  // A rename counts if either end is in a persisted subtree (one leaving a
+  // `persist = "never"` subtree for a persisted one brings content in).
+  return persisted(record.path) || (!record.path2.empty() && persisted(record.path2));
+}
+
 void JournalSink::Append(const ChangeRecord& record) {
   if (also_) also_->Append(record);
   if (IsTier(record.layer)) {
     JournalWriter* w = writers_[Index(record.layer)].get();
-    if (w != nullptr && persisted_(record.path, AboutADirectory(record.kind))) w->Append(record);
+    if (w != nullptr && Persisted(record)) w->Append(record);
     return;
   }
   for (Layer t : kTiers) {
@@ -54,6 +66,12 @@ Result<JournalSummary> SummarizeJournal(int dir_fd) {
       out.complete = false;
       out.problem = problem;
     }
+  }
+  if (out.complete && MarkedIncomplete(dir_fd)) {
+    out.complete = false;
+    out.problem =
+        "marked incomplete (a run could not journal, or the tier held content before "
+        "its journal began)";
   }
   return out;
 }

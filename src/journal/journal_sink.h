@@ -18,8 +18,8 @@
 
 namespace detourfs::journal {
 
-// Whether a record's path (relative to the mount root) lies in a persisted
-// subtree; `is_dir` when the record is about a directory.
+// Whether a path (relative to the mount root) lies in a persisted subtree,
+// read as a directory (`is_dir`) or not.
 using PersistedFn = std::function<bool(std::string_view path, bool is_dir)>;
 
 class JournalSink : public ChangeSink {
@@ -29,6 +29,8 @@ class JournalSink : public ChangeSink {
   void Append(const ChangeRecord& record) override;
 
  private:
+  bool Persisted(const ChangeRecord& record) const;
+
   std::array<std::unique_ptr<JournalWriter>, kLayerCount> writers_;
   const PersistedFn persisted_;
   const std::unique_ptr<ChangeSink> also_;

@@ -6,9 +6,10 @@
 // (a crash, a write that failed) tells the next start to reconcile the
 // tier with the volume instead of trusting the journal alone.
 //
-// Bounded: a segment is closed and a new one begun past kSegmentBytes,
-// and the oldest segments go past kMaxJournalBytes, a gap record then
-// saying that changes were dropped (a reconcile pass finds them).
+// Bounded: past kSegmentBytes the next segment is begun and then this one
+// closed; whenever one begins, the oldest go while the journal exceeds
+// kMaxJournalBytes, a gap record in the new one saying so. A run that
+// cannot journal marks the journal incomplete (kIncompleteMarker).
 #pragma once
 
 #include <chrono>
@@ -44,6 +45,13 @@ Result<std::vector<SegmentFile>> ListSegments(int dir_fd);
 // A segment's bytes.
 Result<std::string> ReadSegmentFile(int dir_fd, const std::string& name);
 
+// The marker a journal that cannot name every change carries (a run that
+// could not journal, a tier adopted with content but no journal) until a
+// reconcile pass (the flush's) has compared the tier with the volume.
+inline constexpr const char* kIncompleteMarker = "incomplete";
+Result<void> MarkIncomplete(int dir_fd);
+bool MarkedIncomplete(int dir_fd);
+
 class JournalWriter {
  public:
   // Begins a new segment in `dir_fd` (the journal directory, kept open),
@@ -66,7 +74,14 @@ class JournalWriter {
  private:
   JournalWriter(SharedFd dir_fd, std::string what)
       : dir_(std::move(dir_fd)), what_(std::move(what)) {}
-  Result<void> Begin(uint64_t number, bool gap, uint64_t first_seq) REQUIRES(mu_);
+  // A new segment, its header durable.
+  Result<UniqueFd> Begin(uint64_t number, uint64_t first_seq) REQUIRES(mu_);
+  // Begins the segment after every one there, then closes the current one
+  // (if any) and drops the oldest past the bound.
+  Result<void> BeginNext() REQUIRES(mu_);
+  // Removes the oldest segments (never the current) while the journal is
+  // larger than `bound`, a gap record in the current one first.
+  Result<void> DropOldest(uint64_t bound) REQUIRES(mu_);
   Result<void> WriteBuffer() REQUIRES(mu_);
   void Fail(const char* doing, int err) REQUIRES(mu_);
 

@@ -14,22 +14,26 @@
 namespace detourfs {
 
 enum class ChangeKind : uint8_t {
-  kCreate,    // a file, symlink, device or fifo made
-  kMkdir,     // a directory made (also a directory part made for a copy-up)
-  kLink,      // a hard link made
-  kUnlink,    // a name removed (no whiteout needed)
-  kRmdir,     // a directory removed
-  kWhiteout,  // a name hidden: a whiteout now stands for the volume's entry
-  kOpaque,    // a directory's volume part hidden, whole
-  kRename,    // a name moved within one layer (path -> path2)
-  kCopyUp,    // a volume file copied to its tier (path)
-  kWrite,     // data written (offset, length)
-  kTruncate,  // size set (length)
-  kSetattr,   // mode, owner or times changed
-  kXattr,     // an extended attribute set or removed
-  kSpill,     // data moved to a spill store (layer: where it went)
-  kMove,      // a file or tree moved between layers (layer: its new one)
+  kCreate = 0,     // a file, symlink, device or fifo made
+  kMkdir = 1,      // a directory made (also a directory part made for a copy-up)
+  kLink = 2,       // a hard link made
+  kUnlink = 3,     // a name removed (no whiteout needed)
+  kRmdir = 4,      // a directory removed
+  kWhiteout = 5,   // a name hidden: a whiteout now stands for the volume's entry
+  kOpaque = 6,     // a directory's volume part hidden, whole
+  kRename = 7,     // a name moved within one layer (path -> path2)
+  kCopyUp = 8,     // a volume file copied to its tier (path)
+  kWrite = 9,      // data written (offset, length)
+  kTruncate = 10,  // size set (length)
+  kSetattr = 11,   // mode, owner or times changed
+  kXattr = 12,     // an extended attribute set or removed
+  kSpill = 13,     // data moved to a spill store (layer: where it went)
+  kMove = 14,      // a file or tree moved between layers (layer: its new one)
 };
+
+// The values are the journal's on-disk kinds (docs/journal.md): never
+// renumbered.
+static_assert(static_cast<int>(ChangeKind::kMove) == 14);
 
 const char* ChangeKindName(ChangeKind kind);
 

@@ -197,7 +197,9 @@ Status OpenTierDirs(const TierConfig& tier, LayerDirs* out) {
   if (Status s = Subdir(tier.root, r, "spill", 0700, &out->spill); !s.ok()) return s;
   if (Status s = Subdir(tier.root, r, "intents", 0700, &out->intents); !s.ok()) return s;
   if (Status s = Subdir(tier.root, r, "kept", 0700, &out->kept); !s.ok()) return s;
-  if (Status s = Subdir(tier.root, r, "journal", 0700, &out->journal); !s.ok()) return s;
+  if (Status s = Subdir(tier.root, r, "journal", 0700, &out->journal, &out->journal_new); !s.ok()) {
+    return s;
+  }
   RemoveTmpfileLeftovers(r);
   RemoveTmpfileLeftovers(out->spill->get());
   if (format->empty()) {

@@ -41,13 +41,14 @@ struct LayerDirs {
   SharedFd trash;
   SharedFd index;  // tiers
   SharedFd spill;
-  SharedFd intents;       // tiers
-  SharedFd kept;          // tiers: content set aside, never deleted
-  SharedFd journal;       // tiers: the write-back journal's segments
-  SharedFd held;          // the volume
-  dev_t dev = 0;          // the filesystem of all of the above
-  bool adopted = false;   // the layer held detourfs's directories already
-  bool migrated = false;  // a tier in format 1 was converted
+  SharedFd intents;          // tiers
+  SharedFd kept;             // tiers: content set aside, never deleted
+  SharedFd journal;          // tiers: the write-back journal's segments
+  bool journal_new = false;  // journal/ was made by this start
+  SharedFd held;             // the volume
+  dev_t dev = 0;             // the filesystem of all of the above
+  bool adopted = false;      // the layer held detourfs's directories already
+  bool migrated = false;     // a tier in format 1 was converted
 };
 
 // Opens a tier: makes its root (0700, root-owned) and directories if

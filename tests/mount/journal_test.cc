@@ -74,6 +74,11 @@ TEST_P(JournalTest, PersistedRoutedChangesAreJournaledInOrderPerTier) {
   ASSERT_EQ(WriteFile(M("app/dist/bundle.js"), "bundle"), 0);
   ASSERT_EQ(::mkdir(M(".cache").c_str(), 0755), 0);
   ASSERT_EQ(WriteFile(M(".cache/scratch"), "never flushed"), 0);
+  // Out of the never-persisted cache into node_modules (both on the memory
+  // tier): journaled, it brings content into a persisted subtree.
+  ASSERT_EQ(WriteFile(M(".cache/fetched.tgz"), "pkg"), 0);
+  ASSERT_EQ(::rename(M(".cache/fetched.tgz").c_str(), M("app/node_modules/fetched.tgz").c_str()),
+            0);
   Restart();  // a clean stop closes the segments
 
   std::vector<journal::SegmentScan> memory = Segments(true);
@@ -87,7 +92,9 @@ TEST_P(JournalTest, PersistedRoutedChangesAreJournaledInOrderPerTier) {
   EXPECT_TRUE(Has(lines, "write app/node_modules/pkg/index.js"));
   EXPECT_TRUE(Has(lines, "rename app/node_modules/pkg -> app/node_modules/pkg2"));
   EXPECT_TRUE(Has(lines, "unlink app/node_modules/pkg2/index.js"));
+  EXPECT_TRUE(Has(lines, "rename .cache/fetched.tgz -> app/node_modules/fetched.tgz"));
   for (const std::string& l : lines) {
+    if (l.find("fetched.tgz") != std::string::npos) continue;
     EXPECT_EQ(l.find(".cache"), std::string::npos) << l;  // persist = "never"
     EXPECT_EQ(l.find("readme"), std::string::npos) << l;  // unrouted
     EXPECT_EQ(l.find("dist"), std::string::npos) << l;    // the disk tier's

@@ -139,6 +139,33 @@ TEST_F(JournalWriterTest, AFullSegmentIsClosedAndTheNextTakesOver) {
   EXPECT_EQ(second.changes.back().seq, seq);
 }
 
+TEST_F(JournalWriterTest, AJournalMarkedIncompleteIsIncomplete) {
+  { auto w = Open(); }
+  Result<JournalSummary> s = SummarizeJournal(fd_->get());
+  ASSERT_TRUE(s.ok());
+  EXPECT_TRUE(s->complete) << s->problem;
+  ASSERT_TRUE(MarkIncomplete(fd_->get()).ok());
+  s = SummarizeJournal(fd_->get());
+  ASSERT_TRUE(s.ok());
+  EXPECT_FALSE(s->complete);
+  EXPECT_NE(s->problem.find("marked incomplete"), std::string::npos) << s->problem;
+}
+
+TEST_F(JournalWriterTest, AChangeTooLongToJournalLeavesAGap) {
+  {
+    auto w = Open();
+    w->Append(Change(1, "a"));
+    w->Append(Change(2, std::string(70000, 'x')));
+    w->Append(Change(3, "b"));
+  }
+  const SegmentScan scan = Scan(1);
+  EXPECT_EQ(scan.stop, StopReason::kEnd) << scan.detail;
+  EXPECT_TRUE(scan.gap);
+  EXPECT_TRUE(scan.closed);
+  ASSERT_EQ(scan.changes.size(), 2U);
+  EXPECT_EQ(scan.changes[1].path, "b");
+}
+
 TEST_F(JournalWriterTest, OldSegmentsGoPastTheBoundAndTheNewOneSaysSo) {
   // Two old segments of 100 MiB (sparse: only their size counts).
   for (uint64_t n : {1U, 2U}) {
