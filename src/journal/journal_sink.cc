@@ -30,11 +30,14 @@ bool JournalSink::Persisted(const ChangeRecord& record) const {
 
 void JournalSink::Append(const ChangeRecord& record) {
   if (also_) also_->Append(record);
-  if (IsTier(record.layer)) {
+  if (IsTier(record.layer) && record.kind != ChangeKind::kMove) {
     JournalWriter* w = writers_[Index(record.layer)].get();
     if (w != nullptr && Persisted(record)) w->Append(record);
     return;
   }
+  // On the volume, or a move between layers (the layer it left must know
+  // the name is gone, the one it went to that it came): every tier's.
+  if (record.kind == ChangeKind::kMove && IsTier(record.layer) && !Persisted(record)) return;
   for (Layer t : kTiers) {
     if (JournalWriter* w = writers_[Index(t)].get()) w->Append(record);
   }

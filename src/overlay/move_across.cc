@@ -226,7 +226,7 @@ Result<void> OverlayImpl::MoveFile(RenameArgs& a, Layer to,
   resolver_.Prime(x, to, std::make_shared<const UniqueFd>(std::move(*copy)));
   RepointHandles(x, b);
   (void)old_spill;  // a stub's data goes with the stub, from the trash
-  changes_->Record(ChangeKind::kMove, At{to, -1, "", p2, true}, x->pid());
+  changes_->RecordMove(At{to, -1, "", p2, true}, p1, x->pid());
   Renamed(a, false);
   DETOURFS_TRY(UserWhiteoutAfterMove(a));
   return {};
@@ -912,7 +912,7 @@ Result<void> OverlayImpl::PublishTree(RenameArgs& a, StagedTree& staged) {
   // The table follows the rename, then the nodes the kernel holds.
   Renamed(a, false);
   DETOURFS_TRY(RebindMoved(x, to, root->get()));
-  changes_->Record(ChangeKind::kMove, At{to, -1, "", p2, true}, x->pid());
+  changes_->RecordMove(At{to, -1, "", p2, true}, p1, x->pid());
   spdlog::info("moved '{}' to '{}' ({} to {}: {} files, {} bytes)", p1, p2, LayerName(b.layer),
                LayerName(to), staged.files, staged.bytes);
   return UserWhiteoutAfterMove(a);

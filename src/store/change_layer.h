@@ -167,6 +167,11 @@ class ChangeLayer {
   // Records a change the caller made through a file it holds open (a write,
   // a truncate, attributes, xattrs) — the data path stays the caller's.
   void Record(ChangeKind kind, const At& at, uint64_t id, uint64_t offset = 0, uint64_t length = 0);
+  // A file or tree moved between layers: now at `to` (its layer and path),
+  // having left `from_path` (recorded as path2).
+  void RecordMove(const At& to, std::string_view from_path, uint64_t id) {
+    Emit(ChangeKind::kMove, to, id, from_path);
+  }
 
   // Spill stores: the data of `ref` opened with `flags`.
   Result<UniqueFd> OpenSpilled(const markers::SpillRef& ref, int flags);

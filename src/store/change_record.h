@@ -28,7 +28,8 @@ enum class ChangeKind : uint8_t {
   kSetattr = 11,   // mode, owner or times changed
   kXattr = 12,     // an extended attribute set or removed
   kSpill = 13,     // data moved to a spill store (layer: where it went)
-  kMove = 14,      // a file or tree moved between layers (layer: its new one)
+  kMove = 14,      // a file or tree moved between layers (layer and path: where
+                   // it went; path2: the path it left)
 };
 
 // The values are the journal's on-disk kinds (docs/journal.md): never
@@ -42,7 +43,7 @@ struct ChangeRecord {
   ChangeKind kind = ChangeKind::kCreate;
   Layer layer = Layer::kVolume;
   std::string path;   // relative to the layer's tree
-  std::string path2;  // rename and move targets
+  std::string path2;  // a rename's target; the path a move left
   uint64_t id = 0;    // the file's persistent id (st_ino through the mount)
   uint64_t offset = 0;
   uint64_t length = 0;

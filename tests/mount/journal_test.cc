@@ -70,6 +70,8 @@ TEST_P(JournalTest, PersistedRoutedChangesAreJournaledInOrderPerTier) {
   ASSERT_EQ(WriteFile(M("app/node_modules/pkg/index.js"), "module.exports = 1;\n"), 0);
   ASSERT_EQ(::rename(M("app/node_modules/pkg").c_str(), M("app/node_modules/pkg2").c_str()), 0);
   ASSERT_EQ(::unlink(M("app/node_modules/pkg2/index.js").c_str()), 0);
+  // Out of its route to the volume: a move, in every tier's journal.
+  ASSERT_EQ(::rename(M("app/node_modules/pkg2").c_str(), M("app/pkg2").c_str()), 0);
   ASSERT_EQ(::mkdir(M("app/dist").c_str(), 0755), 0);
   ASSERT_EQ(WriteFile(M("app/dist/bundle.js"), "bundle"), 0);
   ASSERT_EQ(::mkdir(M(".cache").c_str(), 0755), 0);
@@ -93,6 +95,7 @@ TEST_P(JournalTest, PersistedRoutedChangesAreJournaledInOrderPerTier) {
   EXPECT_TRUE(Has(lines, "rename app/node_modules/pkg -> app/node_modules/pkg2"));
   EXPECT_TRUE(Has(lines, "unlink app/node_modules/pkg2/index.js"));
   EXPECT_TRUE(Has(lines, "rename .cache/fetched.tgz -> app/node_modules/fetched.tgz"));
+  EXPECT_TRUE(Has(lines, "move app/pkg2 -> app/node_modules/pkg2"));
   for (const std::string& l : lines) {
     if (l.find("fetched.tgz") != std::string::npos) continue;
     EXPECT_EQ(l.find(".cache"), std::string::npos) << l;  // persist = "never"
@@ -117,6 +120,7 @@ TEST_P(JournalTest, PersistedRoutedChangesAreJournaledInOrderPerTier) {
   const std::vector<std::string> disk_lines = Lines(disk.front());
   EXPECT_TRUE(Has(disk_lines, "mkdir app/dist"));
   EXPECT_TRUE(Has(disk_lines, "create app/dist/bundle.js"));
+  EXPECT_TRUE(Has(disk_lines, "move app/pkg2 -> app/node_modules/pkg2"));
   EXPECT_TRUE(disk.front().closed);
   // The restart began a second segment on each tier.
   EXPECT_EQ(Segments(true).size(), 2U);
