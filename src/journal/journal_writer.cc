@@ -68,15 +68,7 @@ Result<std::vector<SegmentFile>> ListSegments(int dir_fd) {
 Result<std::string> ReadSegmentFile(int dir_fd, const std::string& name) {
   Result<UniqueFd> fd = sys::OpenBeneath(dir_fd, name.c_str(), O_RDONLY | O_NOFOLLOW);
   if (!fd.ok()) return Errno{fd.error()};
-  std::string bytes;
-  char buf[64 << 10];
-  for (;;) {
-    Result<size_t> n = sys::Read(fd->get(), buf, sizeof(buf));
-    if (!n.ok()) return Errno{n.error()};
-    if (*n == 0) break;
-    bytes.append(buf, *n);
-  }
-  return bytes;
+  return sys::ReadAll(fd->get());
 }
 
 Result<void> MarkIncomplete(int dir_fd) {

@@ -230,15 +230,9 @@ Result<std::vector<std::pair<std::string, Intent>>> IntentLog::Pending() {
     }
     Result<UniqueFd> fd = sys::OpenBeneath(dir_->get(), item.name.c_str(), O_RDONLY);
     if (!fd.ok()) return Errno{fd.error()};
-    std::string text;
-    char buf[8192];
-    for (;;) {
-      Result<size_t> n = sys::Read(fd->get(), buf, sizeof(buf));
-      if (!n.ok()) return Errno{n.error()};
-      if (*n == 0) break;
-      text.append(buf, *n);
-    }
-    Result<Intent> intent = DecodeIntent(text);
+    Result<std::string> text = sys::ReadAll(fd->get());
+    if (!text.ok()) return Errno{text.error()};
+    Result<Intent> intent = DecodeIntent(*text);
     if (!intent.ok()) {
       spdlog::warn("intent record '{}' is torn or corrupt: dropped (its change had not started)",
                    item.name);

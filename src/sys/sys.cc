@@ -165,6 +165,17 @@ Result<size_t> Read(int fd, void* buf, size_t size) {
   }
 }
 
+Result<std::string> ReadAll(int fd) {
+  std::string out;
+  char buf[8192];
+  for (;;) {
+    Result<size_t> n = Read(fd, buf, sizeof(buf));
+    if (!n.ok()) return Errno{n.error()};
+    if (*n == 0) return out;
+    out.append(buf, *n);
+  }
+}
+
 Result<size_t> PRead(int fd, void* buf, size_t size, off_t off) {
   for (;;) {
     const ssize_t n = ::pread(fd, buf, size, off);

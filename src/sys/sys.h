@@ -68,6 +68,8 @@ Result<size_t> PRead(int fd, void* buf, size_t size, off_t off);
 Result<void> PWriteAll(int fd, const void* buf, size_t size, off_t off);
 // read(2), retried on EINTR: the bytes read, 0 at the end.
 Result<size_t> Read(int fd, void* buf, size_t size);
+// Everything left to read from `fd`, to its end.
+Result<std::string> ReadAll(int fd);
 // write(2) until all of `size` is written, retried on EINTR.
 Result<void> WriteAll(int fd, const void* buf, size_t size);
 Result<struct statvfs> Fstatvfs(int fd);
