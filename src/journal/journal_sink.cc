@@ -30,15 +30,13 @@ bool JournalSink::Persisted(const ChangeRecord& record) const {
 
 void JournalSink::Append(const ChangeRecord& record) {
   if (also_) also_->Append(record);
-  if (IsTier(record.layer) && record.kind != ChangeKind::kMove) {
-    JournalWriter* w = writers_[Index(record.layer)].get();
-    if (w != nullptr && Persisted(record)) w->Append(record);
-    return;
-  }
-  // On the volume, or a move between layers (the layer it left must know
-  // the name is gone, the one it went to that it came): every tier's.
-  if (record.kind == ChangeKind::kMove && IsTier(record.layer) && !Persisted(record)) return;
+  if (IsTier(record.layer) && !Persisted(record)) return;
+  // A tier's own change goes to its journal; a change on the volume for
+  // routed content, or a move between layers (the layer it left must know
+  // the name is gone, the one it went to that it came), to every tier's.
+  const bool every_tier = !IsTier(record.layer) || record.kind == ChangeKind::kMove;
   for (Layer t : kTiers) {
+    if (!every_tier && t != record.layer) continue;
     if (JournalWriter* w = writers_[Index(t)].get()) w->Append(record);
   }
 }

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cinttypes>
 #include <cstdio>
 
@@ -30,19 +31,10 @@ std::string SegmentName(uint64_t number) {
 uint64_t SegmentNumber(const std::string& name) {
   const size_t prefix = sizeof(kPrefix) - 1;
   if (name.size() != prefix + 16 || name.compare(0, prefix, kPrefix) != 0) return 0;
+  // Lower-case hex digits only, as SegmentName writes them.
+  if (name.find_first_not_of("0123456789abcdef", prefix) != std::string::npos) return 0;
   uint64_t n = 0;
-  for (size_t i = prefix; i < name.size(); ++i) {
-    const char c = name[i];
-    int digit = 0;
-    if (c >= '0' && c <= '9') {
-      digit = c - '0';
-    } else if (c >= 'a' && c <= 'f') {
-      digit = c - 'a' + 10;
-    } else {
-      return 0;
-    }
-    n = (n << 4) | static_cast<uint64_t>(digit);
-  }
+  std::from_chars(name.data() + prefix, name.data() + name.size(), n, 16);
   return n;
 }
 
