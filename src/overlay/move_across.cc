@@ -124,17 +124,21 @@ Result<std::shared_ptr<OverlayImpl::StagedTree>> OverlayImpl::StageJobCopy(const
   return s;
 }
 
-void OverlayImpl::MakeWayOnVolume(const Slot& s2, const std::string& p2,
-                                  std::vector<IntentStep>* before, std::vector<IntentStep>* after) {
-  if (!s2.exists && s2.at[Index(Layer::kVolume)].has) {
+void OverlayImpl::AddPublishSteps(const Slot& s2, const IntentStep& publish,
+                                  std::vector<IntentStep>* steps) {
+  const bool to_volume = !IsTier(publish.b.layer);
+  const std::string& p2 = publish.b.path;
+  if (to_volume && !s2.exists && s2.at[Index(Layer::kVolume)].has) {
     // What the volume holds there, hidden (a directory removed through the
     // mount under a directory-only rule's name), makes way.
-    before->push_back({StepKind::kTrash, IntentPath{Layer::kVolume, Area::kTree, p2}, {}});
+    steps->push_back({StepKind::kTrash, IntentPath{Layer::kVolume, Area::kTree, p2}, {}});
   }
-  // Whiteouts of the name on the tiers would hide the file once there.
+  steps->push_back(publish);
+  if (!to_volume) return;
+  // Whiteouts of the name on the tiers would hide the file now there.
   for (Layer t : kTiers) {
     if (s2.at[Index(t)].whiteout) {
-      after->push_back({StepKind::kDropWhiteout, IntentPath{t, Area::kTree, p2}, {}});
+      steps->push_back({StepKind::kDropWhiteout, IntentPath{t, Area::kTree, p2}, {}});
     }
   }
 }
@@ -175,11 +179,10 @@ Result<void> OverlayImpl::MoveFile(RenameArgs& a, Layer to,
     DETOURFS_TRY(MarkIds(a.d2, (*dst_dir)->get()));
   }
   Intent intent;
-  std::vector<IntentStep> after;
-  if (!IsTier(to)) MakeWayOnVolume(a.s2, p2, &intent.steps, &after);
-  intent.steps.push_back({StepKind::kRename, IntentPath{to, Area::kWork, staged->name},
-                          IntentPath{to, Area::kTree, p2}});
-  intent.steps.insert(intent.steps.end(), after.begin(), after.end());
+  AddPublishSteps(a.s2,
+                  {StepKind::kRename, IntentPath{to, Area::kWork, staged->name},
+                   IntentPath{to, Area::kTree, p2}},
+                  &intent.steps);
   // Moving to the volume, the tier's copy waits in the tier's work/ until
   // the volume shows the published copy (SettleLeaving); a whiteout takes
   // its name where the volume still has one.

@@ -478,12 +478,13 @@ class OverlayImpl final : public Overlay {
   // Publishes `staged` (a copy of a.x1 in `to`'s work/; copied now, under
   // the lock, when null) and removes the source, as one recorded change.
   Result<void> MoveFile(RenameArgs& a, Layer to, const std::shared_ptr<StagedTree>& staged);
-  // Steps before a file is published at `p2` on the volume (`s2` its slot):
-  // a hidden volume entry there (a directory removed under a directory-only
-  // rule's name) makes way, and tier whiteouts of the name, which would
-  // hide the file, go after it is there (pushed into `before`/`after`).
-  static void MakeWayOnVolume(const Slot& s2, const std::string& p2,
-                              std::vector<IntentStep>* before, std::vector<IntentStep>* after);
+  // Appends `publish` (a file's copy renamed to its new name, whose slot is
+  // `s2`) to `steps`; on the volume with what it needs around it: a hidden
+  // volume entry there (a directory removed under a directory-only rule's
+  // name) makes way first, and tier whiteouts of the name, which would
+  // hide the file, go after.
+  static void AddPublishSteps(const Slot& s2, const IntentStep& publish,
+                              std::vector<IntentStep>* steps);
   // The tier whose index holds the file at `name` in `dirfd` (on `from`,
   // id `pid`), and the entry; none if no index does.
   std::optional<Layer> IndexOf(int dirfd, const char* name, const struct stat& st, Layer from,

@@ -765,11 +765,9 @@ Result<void> OverlayImpl::MoveLinked(RenameArgs& a, Layer to, RenameNeeds& have,
   }
   Intent intent;
   auto tree = [](Layer l, const std::string& p) { return IntentPath{l, Area::kTree, p}; };
-  std::vector<IntentStep> after;
-  if (!IsTier(to)) MakeWayOnVolume(a.s2, p2, &intent.steps, &after);
-  intent.steps.push_back(
-      {StepKind::kRename, IntentPath{to, Area::kWork, (*staged)->name}, tree(to, p2)});
-  intent.steps.insert(intent.steps.end(), after.begin(), after.end());
+  AddPublishSteps(a.s2,
+                  {StepKind::kRename, IntentPath{to, Area::kWork, (*staged)->name}, tree(to, p2)},
+                  &intent.steps);
   const LayerHit& vol = a.s1.at[Index(Layer::kVolume)];
   const bool volume_shows = a.s1.volume_visible && vol.has;
   if (IsTier(from) && a.s1.at[Index(from)].has && !a.s1.at[Index(from)].whiteout) {
