@@ -560,16 +560,31 @@ Result<void> ChangeLayer::HoldInode(int fd, uint64_t id) {
 }
 
 void ChangeLayer::SyncVolumeWhole() {
-  const LayerDirs& v = dirs(Layer::kVolume);
-  Result<void> r = sys::Syncfs(v.tree->get());
+  (void)SyncWhole(Layer::kVolume, "before a directory leaves users' sight");
+}
+
+Result<void> ChangeLayer::SyncWhole(Layer layer, const char* when) {
+  const LayerDirs& d = dirs(layer);
+  const int fd = IsTier(layer) ? d.root->get() : d.tree->get();
+  // What the sync covers: every change counted before it starts.
+  const uint64_t gen = areas_gen_[Index(layer)].load(std::memory_order_acquire);
+  Result<void> r = sys::Syncfs(fd);
   // A syncfs reaches no FUSE filesystem (the kernel sends it to virtiofs
-  // only); an fsync of the root is what stands in for it there (flakyfs).
-  if (r.ok()) r = sys::SyncDir(v.tree->get());
+  // only); an fsync of the root is what stands in for it there (flakyfs,
+  // when the layer is its root).
+  if (r.ok()) r = sys::SyncDir(fd);
   if (!r.ok()) {
-    spdlog::warn("cannot sync the volume before a directory leaves users' sight: {}",
-                 ErrnoText(r.error()));
-    AreasChanged(Layer::kVolume);
+    spdlog::warn("cannot sync the {} {}: {}", LayerName(layer), when, ErrnoText(r.error()));
+    AreasChanged(layer);
+    return r;
   }
+  // A tier's private directories are synced with it (the volume's are
+  // still synced on their own).
+  if (IsTier(layer)) {
+    MutexLock lock(&areas_sync_mu_);
+    areas_synced_[Index(layer)] = std::max(areas_synced_[Index(layer)], gen);
+  }
+  return {};
 }
 
 void ChangeLayer::SyncMoveOnVolume(const At& from, int to_dir) {
@@ -862,7 +877,7 @@ Result<void> ChangeLayer::SyncStep(const IntentStep& step) {
   for (const IntentPath* p : {&step.a, &step.b}) {
     if (p == &step.b && !IsMove(step.kind)) continue;
     if (!IsTier(p->layer) || tier_synced[Index(p->layer)]) continue;
-    DETOURFS_TRY(SyncTierWhole(p->layer));
+    DETOURFS_TRY(SyncWhole(p->layer, "after a step of a multi-step change"));
     tier_synced[Index(p->layer)] = true;
   }
   for (const IntentPath* p : {&step.a, &step.b}) {
@@ -883,26 +898,6 @@ Result<void> ChangeLayer::SyncStep(const IntentStep& step) {
       if (*d != nullptr) DETOURFS_TRY(sys::SyncDir((*d)->get()));
     }
   }
-  return {};
-}
-
-Result<void> ChangeLayer::SyncTierWhole(Layer tier) {
-  const LayerDirs& d = dirs(tier);
-  // What the sync covers: every change counted before it starts.
-  const uint64_t gen = areas_gen_[Index(tier)].load(std::memory_order_acquire);
-  Result<void> r = sys::Syncfs(d.root->get());
-  // A syncfs reaches no FUSE filesystem; an fsync of the tier's root is
-  // what stands in for it on one (flakyfs, when the tier is its root).
-  if (r.ok()) r = sys::SyncDir(d.root->get());
-  if (!r.ok()) {
-    spdlog::warn("cannot sync the {} after a step of a multi-step change: {}", LayerName(tier),
-                 ErrnoText(r.error()));
-    AreasChanged(tier);
-    return r;
-  }
-  // Its private directories are synced with it.
-  MutexLock lock(&areas_sync_mu_);
-  areas_synced_[Index(tier)] = std::max(areas_synced_[Index(tier)], gen);
   return {};
 }
 

@@ -248,19 +248,20 @@ class ChangeLayer {
   // mount went on serving after it stopped (IntentLog::MarkServed): what it
   // would clear is set aside instead, and a rename replaces nothing.
   Result<void> RunStep(const IntentStep& step, bool served);
-  // Makes a step durable: each tier it touches whole (SyncTierWhole); on
-  // the volume, both directories of its rename (and the trash, for a step
-  // that clears).
+  // Makes a step durable: each tier it touches whole (SyncWhole); on the
+  // volume, both directories of its rename (and the trash, for a step that
+  // clears).
   Result<void> SyncStep(const IntentStep& step);
-  // A tier whole: syncfs, then an fsync of its root (what stands in for a
-  // syncfs on a FUSE filesystem). Logged on failure.
-  Result<void> SyncTierWhole(Layer tier);
+  // A layer whole: syncfs, then an fsync of its root (what stands in for a
+  // syncfs on a FUSE filesystem); a tier's private directories then count
+  // as synced.
+  // Logged on failure, saying `when`.
+  Result<void> SyncWhole(Layer layer, const char* when);
   // After a move of a volume entry at `from` into held/ or the trash
   // (`to_dir`): both directories synced (a failure is logged).
   static void SyncMoveOnVolume(const At& from, int to_dir);
   // Before a volume directory leaves users' sight for good (held/): the
-  // whole volume synced (syncfs, and an fsync of its root); a failure is
-  // logged.
+  // whole volume synced (SyncWhole); a failure is logged.
   void SyncVolumeWhole();
   // RunStep, tried again on a transient error (EIO and the like).
   Result<void> RunStepRetrying(const IntentStep& step, bool served);

@@ -136,7 +136,7 @@ class PowerCutRig {
     if (disk_ == nullptr) return false;
     const std::string config_file = conf_.path() + "/detourfs.toml";
     // The tier is the flakyfs's root: the fsync of its root that stands in
-    // for a syncfs (SyncTierWhole) is then flakyfs's sync point.
+    // for a syncfs (ChangeLayer::SyncWhole) is then flakyfs's sync point.
     if (WriteFile(config_file, "[tiers.disk]\nroot = \"" + std::string(disk_mountpoint_) + "\"\n" +
                                    routes) != 0) {
       *error = "cannot write the config";
