@@ -5,61 +5,12 @@
 
 #include <cstring>
 
+#include "util/byte_codec.h"
+
 namespace detourfs::journal {
 namespace {
 
 constexpr char kMagic[8] = {'D', 'T', 'F', 'S', 'J', 'R', 'N', 'L'};
-
-void PutU8(std::string* out, uint8_t v) { out->push_back(static_cast<char>(v)); }
-
-void PutU32(std::string* out, uint32_t v) {
-  for (int i = 0; i < 4; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-
-void PutU64(std::string* out, uint64_t v) {
-  for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-
-void PutString(std::string* out, std::string_view s) {
-  PutU32(out, static_cast<uint32_t>(s.size()));
-  out->append(s);
-}
-
-// Reads fixed-width little-endian fields and length-prefixed strings from
-// a byte range; any read past its end marks it failed.
-class Cursor {
- public:
-  explicit Cursor(std::string_view bytes) : bytes_(bytes) {}
-  bool ok() const { return ok_; }
-  bool done() const { return pos_ == bytes_.size(); }
-  uint64_t Fixed(int width) {
-    if (!ok_ || bytes_.size() - pos_ < static_cast<size_t>(width)) {
-      ok_ = false;
-      return 0;
-    }
-    uint64_t v = 0;
-    for (int i = 0; i < width; ++i) {
-      v |= static_cast<uint64_t>(static_cast<unsigned char>(bytes_[pos_ + i])) << (8 * i);
-    }
-    pos_ += static_cast<size_t>(width);
-    return v;
-  }
-  std::string String() {
-    const uint64_t n = Fixed(4);
-    if (!ok_ || bytes_.size() - pos_ < n) {
-      ok_ = false;
-      return {};
-    }
-    std::string s(bytes_.substr(pos_, n));
-    pos_ += n;
-    return s;
-  }
-
- private:
-  std::string_view bytes_;
-  size_t pos_ = 0;
-  bool ok_ = true;
-};
 
 // The checksum is seeded with the segment's number: a stale block of
 // another segment that a crash left in this one's tail never checks out.
@@ -138,7 +89,7 @@ SegmentScan ScanSegment(std::string_view bytes) {
     return scan;
   }
   {
-    Cursor c(bytes.substr(0, kHeaderSize));
+    ByteCursor c(bytes.substr(0, kHeaderSize));
     const bool magic = std::memcmp(bytes.data(), kMagic, sizeof(kMagic)) == 0;
     c.Fixed(8);
     const uint64_t version = c.Fixed(4);
@@ -180,7 +131,7 @@ SegmentScan ScanSegment(std::string_view bytes) {
       scan.detail = "frame header cut short";
       return scan;
     }
-    Cursor head(rest.substr(0, 5));
+    ByteCursor head(rest.substr(0, 5));
     const uint64_t length = head.Fixed(4);
     const uint64_t type = head.Fixed(1);
     if (length > kMaxPayload) {
@@ -193,13 +144,13 @@ SegmentScan ScanSegment(std::string_view bytes) {
       scan.detail = "record cut short";
       return scan;
     }
-    Cursor tail(rest.substr(5 + length, 8));
+    ByteCursor tail(rest.substr(5 + length, 8));
     if (tail.Fixed(8) != XXH3_64bits_withSeed(rest.data(), 5 + length, scan.header.number)) {
       scan.stop = StopReason::kCorrupt;
       scan.detail = "record checksum mismatch";
       return scan;
     }
-    Cursor p(rest.substr(5, length));
+    ByteCursor p(rest.substr(5, length));
     bool good = false;
     ChangeRecord r;
     switch (static_cast<RecordType>(type)) {

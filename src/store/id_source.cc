@@ -25,15 +25,7 @@ uint64_t ReadIncarnation(int dir) {
 }
 
 Result<void> WriteIncarnation(int dir, uint64_t incarnation) {
-  const std::string text = std::to_string(incarnation) + "\n";
-  Result<sys::TmpFile> tmp = sys::OpenTmpfile(dir, 0600);
-  if (!tmp.ok()) return Errno{tmp.error()};
-  DETOURFS_TRY(sys::WriteAll(tmp->get(), text.data(), text.size()));
-  DETOURFS_TRY(sys::Fsync(tmp->get(), true));
-  (void)sys::UnlinkAt(dir, "ids.new", 0);
-  DETOURFS_TRY(tmp->Link(dir, "ids.new"));
-  DETOURFS_TRY(sys::RenameAt(dir, "ids.new", dir, kIdsName, 0));
-  return sys::SyncDir(dir);
+  return sys::ReplaceFileDurably(dir, kIdsName, std::to_string(incarnation) + "\n", 0600);
 }
 
 }  // namespace

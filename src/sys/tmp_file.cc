@@ -77,4 +77,17 @@ Result<TmpFile> OpenTmpfile(int dirfd, mode_t mode) {
   return Errno{EEXIST};
 }
 
+Result<void> ReplaceFileDurably(int dirfd, const std::string& name, std::string_view bytes,
+                                mode_t mode) {
+  Result<TmpFile> tmp = OpenTmpfile(dirfd, mode);
+  if (!tmp.ok()) return Errno{tmp.error()};
+  DETOURFS_TRY(WriteAll(tmp->get(), bytes.data(), bytes.size()));
+  DETOURFS_TRY(Fsync(tmp->get(), true));
+  const std::string aside = name + ".new";
+  if (Result<void> r = UnlinkAt(dirfd, aside.c_str(), 0); !r.ok() && r.error() != ENOENT) return r;
+  DETOURFS_TRY(tmp->Link(dirfd, aside.c_str()));
+  DETOURFS_TRY(RenameAt(dirfd, aside.c_str(), dirfd, name.c_str(), 0));
+  return SyncDir(dirfd);
+}
+
 }  // namespace detourfs::sys

@@ -45,4 +45,10 @@ class TmpFile {
 // A TmpFile opened O_RDWR in `dirfd`, which must outlive it.
 Result<TmpFile> OpenTmpfile(int dirfd, mode_t mode);
 
+// Replaces the small file `name` in `dirfd` durably: `bytes` written to a
+// new file, synced, renamed over `name` (via `name`.new), the directory
+// synced. A crash leaves the old content or the new, never a mix.
+Result<void> ReplaceFileDurably(int dirfd, const std::string& name, std::string_view bytes,
+                                mode_t mode);
+
 }  // namespace detourfs::sys

@@ -1,0 +1,143 @@
+// The flush's directory on the volume (epoch_area.h, docs/flush.md).
+#include "flush/epoch_area.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cinttypes>
+#include <cstdio>
+
+#include "store/tree_walk.h"
+#include "sys/sys.h"
+#include "sys/tmp_file.h"
+
+namespace detourfs::flush {
+namespace {
+
+constexpr const char* kLastName = "last";
+constexpr const char* kManifestName = "manifest";
+constexpr const char* kDataName = "data";
+constexpr std::string_view kEpochPrefix = "epoch-";
+
+// The epoch a directory name in flush/ stands for, if it is one.
+bool ParseEpochDir(std::string_view name, uint64_t* epoch) {
+  if (name.size() != kEpochPrefix.size() + 16 ||
+      name.substr(0, kEpochPrefix.size()) != kEpochPrefix) {
+    return false;
+  }
+  const char* first = name.data() + kEpochPrefix.size();
+  const char* last = name.data() + name.size();
+  auto [end, ec] = std::from_chars(first, last, *epoch, 16);
+  return ec == std::errc() && end == last;
+}
+
+Result<uint64_t> ReadLast(int dir) {
+  Result<UniqueFd> fd = sys::OpenBeneath(dir, kLastName, O_RDONLY);
+  if (!fd.ok()) return fd.error() == ENOENT ? Result<uint64_t>(0) : Errno{fd.error()};
+  Result<std::string> text = sys::ReadAll(fd->get());
+  if (!text.ok()) return Errno{text.error()};
+  uint64_t last = 0;
+  auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), last);
+  if (ec != std::errc() || end == text->data()) return Errno{EINVAL};
+  return last;
+}
+
+}  // namespace
+
+std::string EpochDirName(uint64_t epoch) {
+  char name[32];
+  std::snprintf(name, sizeof(name), "epoch-%016" PRIx64, epoch);
+  return name;
+}
+
+Result<EpochArea> EpochArea::Open(int private_dir) {
+  Result<void> made = sys::MkdirAt(private_dir, kFlushDirName, 0700);
+  if (!made.ok() && made.error() != EEXIST) return Errno{made.error()};
+  if (made.ok()) DETOURFS_TRY(sys::SyncDir(private_dir));
+  Result<UniqueFd> dir = sys::OpenBeneath(private_dir, kFlushDirName, O_PATH | O_DIRECTORY);
+  if (!dir.ok()) return Errno{dir.error()};
+  Result<uint64_t> last = ReadLast(dir->get());
+  if (!last.ok()) return Errno{last.error()};
+  EpochArea area;
+  area.dir_ = std::move(*dir);
+  area.last_done_ = *last;
+  return area;
+}
+
+Result<std::vector<uint64_t>> EpochArea::InFlight() const {
+  Result<std::vector<WalkItem>> items = ListDir(dir_.get());
+  if (!items.ok()) return Errno{items.error()};
+  std::vector<uint64_t> epochs;
+  for (const WalkItem& item : *items) {
+    uint64_t epoch = 0;
+    if (S_ISDIR(item.type) && ParseEpochDir(item.name, &epoch)) epochs.push_back(epoch);
+  }
+  std::sort(epochs.begin(), epochs.end());
+  return epochs;
+}
+
+Result<UniqueFd> EpochArea::Begin(uint64_t epoch) {
+  const std::string name = EpochDirName(epoch);
+  Result<void> gone = RemoveTree(dir_.get(), name.c_str());
+  if (!gone.ok() && gone.error() != ENOENT) return Errno{gone.error()};
+  DETOURFS_TRY(sys::MkdirAt(dir_.get(), name.c_str(), 0700));
+  Result<UniqueFd> epoch_dir = sys::OpenBeneath(dir_.get(), name.c_str(), O_PATH | O_DIRECTORY);
+  if (!epoch_dir.ok()) return Errno{epoch_dir.error()};
+  DETOURFS_TRY(sys::MkdirAt(epoch_dir->get(), kDataName, 0700));
+  return sys::OpenBeneath(epoch_dir->get(), kDataName, O_PATH | O_DIRECTORY);
+}
+
+Result<UniqueFd> EpochArea::OpenData(uint64_t epoch) const {
+  const std::string path = EpochDirName(epoch) + "/" + kDataName;
+  return sys::OpenBeneath(dir_.get(), path.c_str(), O_PATH | O_DIRECTORY);
+}
+
+Result<void> EpochArea::Commit(int volume_fd, const Manifest& manifest) {
+  Result<UniqueFd> epoch_dir =
+      sys::OpenBeneath(dir_.get(), EpochDirName(manifest.epoch).c_str(), O_PATH | O_DIRECTORY);
+  if (!epoch_dir.ok()) return Errno{epoch_dir.error()};
+  // The staged objects and their directories first, in one sync: the
+  // manifest never names an object a crash could lose.
+  DETOURFS_TRY(sys::Syncfs(volume_fd));
+  const std::string bytes = EncodeManifest(manifest);
+  DETOURFS_TRY(sys::ReplaceFileDurably(epoch_dir->get(), kManifestName, bytes, 0600));
+  std::string why;
+  Result<Manifest> back = ReadManifest(manifest.epoch, &why);
+  if (!back.ok() || !(*back == manifest)) return Errno{EIO};
+  return {};
+}
+
+Result<Manifest> EpochArea::ReadManifest(uint64_t epoch, std::string* why) const {
+  const std::string path = EpochDirName(epoch) + "/" + kManifestName;
+  Result<UniqueFd> fd = sys::OpenBeneath(dir_.get(), path.c_str(), O_RDONLY);
+  if (!fd.ok()) return Errno{fd.error()};
+  (void)sys::Fadvise(fd->get(), 0, 0, POSIX_FADV_DONTNEED);
+  Result<std::string> bytes = sys::ReadAll(fd->get());
+  if (!bytes.ok()) return Errno{bytes.error()};
+  Result<Manifest> manifest = DecodeManifest(*bytes, why);
+  if (manifest.ok() && manifest->epoch != epoch) {
+    *why = "the manifest names epoch " + std::to_string(manifest->epoch);
+    return Errno{EINVAL};
+  }
+  return manifest;
+}
+
+Result<void> EpochArea::Done(uint64_t epoch) {
+  if (epoch > last_done_) {
+    DETOURFS_TRY(
+        sys::ReplaceFileDurably(dir_.get(), kLastName, std::to_string(epoch) + "\n", 0600));
+    last_done_ = epoch;
+  }
+  return Discard(epoch);
+}
+
+Result<void> EpochArea::Discard(uint64_t epoch) {
+  Result<void> gone = RemoveTree(dir_.get(), EpochDirName(epoch).c_str());
+  if (!gone.ok() && gone.error() != ENOENT) return gone;
+  return sys::SyncDir(dir_.get());
+}
+
+}  // namespace detourfs::flush

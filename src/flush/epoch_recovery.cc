@@ -1,0 +1,77 @@
+// Finishing and discarding epochs left on the volume (epoch_recovery.h).
+#include "flush/epoch_recovery.h"
+
+#include <cerrno>
+#include <cstring>
+
+#include "flush/manifest_apply.h"
+#include "sys/sys.h"
+
+namespace detourfs::flush {
+
+Result<void> FinishEpoch(EpochArea* area, const Manifest& manifest, int tree, std::string* why) {
+  Result<UniqueFd> data = area->OpenData(manifest.epoch);
+  if (!data.ok()) {
+    *why = std::string("its data/ cannot be opened: ") + std::strerror(data.error());
+    return Errno{data.error()};
+  }
+  size_t failed = 0;
+  if (Result<void> r = ApplyManifest(manifest, tree, data->get(), &failed); !r.ok()) {
+    *why = "step " + std::to_string(failed) + " (" + StepKindName(manifest.steps[failed].kind) +
+           " " + manifest.steps[failed].path + "): " + std::strerror(r.error());
+    return r;
+  }
+  if (Result<void> r = sys::Syncfs(tree); !r.ok()) {
+    *why = std::string("syncfs: ") + std::strerror(r.error());
+    return r;
+  }
+  Result<std::vector<VerifyFinding>> findings = VerifyManifest(manifest, tree);
+  if (!findings.ok()) {
+    *why = std::string("verify: ") + std::strerror(findings.error());
+    return Errno{findings.error()};
+  }
+  if (!findings->empty()) {
+    const VerifyFinding& f = findings->front();
+    *why = std::to_string(findings->size()) + " step(s) did not verify, first " + f.path + ": " +
+           f.what;
+    return Errno{EIO};
+  }
+  if (Result<void> r = area->Done(manifest.epoch); !r.ok()) {
+    *why = std::string("marking it done: ") + std::strerror(r.error());
+    return r;
+  }
+  return {};
+}
+
+Result<RecoveryReport> RecoverEpochs(EpochArea* area, int tree) {
+  Result<std::vector<uint64_t>> epochs = area->InFlight();
+  if (!epochs.ok()) return Errno{epochs.error()};
+  RecoveryReport report;
+  for (uint64_t epoch : *epochs) {
+    const std::string name = EpochDirName(epoch);
+    std::string why;
+    Result<Manifest> manifest = area->ReadManifest(epoch, &why);
+    // Done already (its directory not yet removed), or never committed.
+    if (epoch <= area->last_done() || (!manifest.ok() && manifest.error() == ENOENT)) {
+      if (Result<void> r = area->Discard(epoch); !r.ok()) {
+        report.unfinished.push_back(name + ": cannot be removed: " + std::strerror(r.error()));
+        break;
+      }
+      report.discarded.push_back(epoch);
+      continue;
+    }
+    if (!manifest.ok()) {
+      if (why.empty()) why = std::strerror(manifest.error());
+      report.unfinished.push_back(name + ": its manifest cannot be read: " + why);
+      break;
+    }
+    if (!FinishEpoch(area, *manifest, tree, &why).ok()) {
+      report.unfinished.push_back(name + ": " + why);
+      break;
+    }
+    report.finished.push_back(epoch);
+  }
+  return report;
+}
+
+}  // namespace detourfs::flush

@@ -1,0 +1,35 @@
+// Recovery of the flush's epochs on the volume (docs/flush.md, "Recovery"):
+// run at mount before anything is served, and offline on a volume whose
+// detourfs is gone. Every committed epoch is finished (applied again, which
+// is idempotent, synced and verified); every uncommitted one is discarded.
+// Afterwards each persisted subtree on the volume is exactly its state at a
+// committed epoch.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "detourfs/result.h"
+#include "flush/epoch_area.h"
+
+namespace detourfs::flush {
+
+struct RecoveryReport {
+  std::vector<uint64_t> finished;   // committed, applied and verified
+  std::vector<uint64_t> discarded;  // never committed, or done already
+  // Committed epochs that could not be finished, oldest first, with why
+  // (their directories stay for the next try; later epochs are left too).
+  std::vector<std::string> unfinished;
+};
+
+// Recovers every epoch in `area` onto the volume tree `tree`, oldest first,
+// stopping at the first committed one that cannot be finished. An error
+// only when the area itself cannot be listed.
+Result<RecoveryReport> RecoverEpochs(EpochArea* area, int tree);
+
+// Applies a committed epoch's manifest, syncs the volume, verifies, and
+// marks it done. EIO when the result does not verify (`why` says what).
+Result<void> FinishEpoch(EpochArea* area, const Manifest& manifest, int tree, std::string* why);
+
+}  // namespace detourfs::flush
