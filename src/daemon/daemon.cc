@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "daemon/config_commands.h"
+#include "daemon/flush_startup.h"
 #include "daemon/journals.h"
 #include "daemon/mountpoint.h"
 #include "fuse/ops.h"
@@ -110,6 +111,9 @@ int Daemon::Run() {
     spdlog::error("{}", s.ToString());
     return kExitLower;
   }
+  // A flush a crash cut short is finished or undone before anything is
+  // served, whatever is configured now.
+  (void)RecoverFlushAtStart(setup.layers[Index(Layer::kVolume)].tree->get());
   const auto fd_limit = RaiseFdLimit();
 
   setup.options.fd_cache_capacity = o.fd_cache;

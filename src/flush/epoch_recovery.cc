@@ -1,10 +1,13 @@
 // Finishing and discarding epochs left on the volume (epoch_recovery.h).
 #include "flush/epoch_recovery.h"
 
+#include <fcntl.h>
+
 #include <cerrno>
 #include <cstring>
 
 #include "flush/manifest_apply.h"
+#include "store/layer_dirs.h"
 #include "sys/sys.h"
 
 namespace detourfs::flush {
@@ -72,6 +75,20 @@ Result<RecoveryReport> RecoverEpochs(EpochArea* area, int tree) {
     report.finished.push_back(epoch);
   }
   return report;
+}
+
+Result<RecoveryReport> RecoverVolume(int volume) {
+  const std::string flush_dir = std::string(kPrivateDirName) + "/" + kFlushDirName;
+  Result<UniqueFd> flush = sys::OpenBeneath(volume, flush_dir.c_str(), O_PATH | O_DIRECTORY);
+  if (!flush.ok()) {
+    if (flush.error() == ENOENT) return RecoveryReport{};
+    return Errno{flush.error()};
+  }
+  Result<UniqueFd> private_dir = sys::OpenBeneath(volume, kPrivateDirName, O_PATH | O_DIRECTORY);
+  if (!private_dir.ok()) return Errno{private_dir.error()};
+  Result<EpochArea> area = EpochArea::Open(private_dir->get());
+  if (!area.ok()) return Errno{area.error()};
+  return RecoverEpochs(&*area, volume);
 }
 
 }  // namespace detourfs::flush

@@ -28,6 +28,12 @@ struct RecoveryReport {
 // only when the area itself cannot be listed.
 Result<RecoveryReport> RecoverEpochs(EpochArea* area, int tree);
 
+// Recovers the volume whose root is `volume` (a directory fd): the epochs
+// in its .detourfs/flush/, if it has one (nothing to do otherwise: the
+// report is empty). For the daemon at start, before anything is served, and
+// for offline recovery of a volume detourfs is gone from.
+Result<RecoveryReport> RecoverVolume(int volume);
+
 // Applies a committed epoch's manifest, syncs the volume, verifies, and
 // marks it done. EIO when the result does not verify (`why` says what).
 Result<void> FinishEpoch(EpochArea* area, const Manifest& manifest, int tree, std::string* why);

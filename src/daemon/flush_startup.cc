@@ -1,0 +1,34 @@
+// RecoverFlushAtStart (flush_startup.h).
+#include "daemon/flush_startup.h"
+
+#include <spdlog/spdlog.h>
+
+#include "detourfs/status.h"
+#include "flush/epoch_recovery.h"
+
+namespace detourfs {
+
+bool RecoverFlushAtStart(int volume) {
+  Result<flush::RecoveryReport> report = flush::RecoverVolume(volume);
+  if (!report.ok()) {
+    spdlog::error("cannot recover the volume's flush epochs (.detourfs/flush): {}",
+                  ErrnoText(report.error()));
+    return false;
+  }
+  for (uint64_t epoch : report->finished) {
+    spdlog::info("flush epoch {} was committed when detourfs last stopped: finished and verified",
+                 epoch);
+  }
+  for (uint64_t epoch : report->discarded) {
+    spdlog::info("flush epoch {} was not committed when detourfs last stopped: discarded", epoch);
+  }
+  for (const std::string& why : report->unfinished) {
+    spdlog::error(
+        "flush {} could not be finished; the volume's persisted subtrees may hold part of it "
+        "until it is (the tiers still hold the data; detourfs retries at the next start)",
+        why);
+  }
+  return report->unfinished.empty();
+}
+
+}  // namespace detourfs
