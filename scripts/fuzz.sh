@@ -4,13 +4,13 @@
 # New interesting inputs go to a scratch directory, not the repository. A
 # crash leaves its input in build-fuzz/artifacts/ and fails the script: fix
 # it, then add the input to tests/fuzz/corpus/<target>/ as a regression test.
-#   scripts/fuzz.sh [TARGET...]     (targets: glob config; default all)
+#   scripts/fuzz.sh [TARGET...]     (targets: glob config manifest journal; default all)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$here/.."
 seconds=${FUZZ_SECONDS:-60}
 targets=("$@")
-[ "${#targets[@]}" -gt 0 ] || targets=(glob config)
+[ "${#targets[@]}" -gt 0 ] || targets=(glob config manifest journal)
 build_dir=build-fuzz
 if [ ! -f "$build_dir/build.ninja" ]; then
   CXX=clang++ CC=clang meson setup "$build_dir" -Dfuzz=true -Dwerror=true \

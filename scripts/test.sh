@@ -109,7 +109,7 @@ fi
 if [ "${FUZZ:-1}" != 0 ]; then
   echo "== fuzzing"
   if FUZZ_SECONDS=${FUZZ_SECONDS:-45} "$here/fuzz.sh"; then
-    fuzzed="; fuzz targets clean: glob, config"
+    fuzzed="; fuzz targets clean: glob, config, manifest, journal"
   else
     failed=$((failed + 1))
     fail

@@ -38,5 +38,9 @@ TEST(FuzzCorpusTest, GlobCorpusRunsClean) { EXPECT_GE(Replay("glob", FuzzGlob), 
 
 TEST(FuzzCorpusTest, ConfigCorpusRunsClean) { EXPECT_GE(Replay("config", FuzzConfig), 5U); }
 
+TEST(FuzzCorpusTest, ManifestCorpusRunsClean) { EXPECT_GE(Replay("manifest", FuzzManifest), 3U); }
+
+TEST(FuzzCorpusTest, JournalCorpusRunsClean) { EXPECT_GE(Replay("journal", FuzzJournal), 3U); }
+
 }  // namespace
 }  // namespace detourfs::fuzz

@@ -2,6 +2,7 @@
 #include "fuzz_targets.h"
 
 #include <fnmatch.h>
+#include <xxhash.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -10,6 +11,8 @@
 #include <vector>
 
 #include "config/config.h"
+#include "flush/manifest_format.h"
+#include "journal/journal_format.h"
 #include "route/glob.h"
 #include "route/router.h"
 
@@ -39,6 +42,50 @@ bool Ascii(std::string_view s) {
     if (static_cast<unsigned char>(c) < 32 || static_cast<unsigned char>(c) > 126) return false;
   }
   return true;
+}
+
+// The checksums of the input, made right: past them, the decoders'
+// parsing is what is fuzzed (a checksum is easy to forge for anyone who
+// can write the file). Little-endian u64 at `at`.
+void PutU64At(std::string* bytes, size_t at, uint64_t v) {
+  for (int i = 0; i < 8; ++i) (*bytes)[at + i] = static_cast<char>((v >> (8 * i)) & 0xff);
+}
+
+uint64_t GetU64At(std::string_view bytes, size_t at) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) {
+    v |= static_cast<uint64_t>(static_cast<unsigned char>(bytes[at + i])) << (8 * i);
+  }
+  return v;
+}
+
+// A manifest: body checksum at 32, header checksum at 40.
+std::string FixManifestChecksums(std::string bytes) {
+  if (bytes.size() < flush::kManifestHeaderSize) return bytes;
+  const std::string_view body = std::string_view(bytes).substr(flush::kManifestHeaderSize);
+  PutU64At(&bytes, 32, XXH3_64bits(body.data(), body.size()));
+  PutU64At(&bytes, 40, XXH3_64bits(bytes.data(), 40));
+  return bytes;
+}
+
+// A journal segment: the header's checksum at 32, then each framed record's
+// (u32 length, u8 type, payload, u64 checksum seeded with the segment number).
+std::string FixJournalChecksums(std::string bytes) {
+  if (bytes.size() < journal::kHeaderSize) return bytes;
+  PutU64At(&bytes, 32, XXH3_64bits(bytes.data(), 32));
+  const uint64_t segment = GetU64At(bytes, 16);
+  size_t at = journal::kHeaderSize;
+  while (bytes.size() - at >= journal::kFrameOverhead) {
+    uint64_t length = 0;
+    for (int i = 0; i < 4; ++i) {
+      length |= static_cast<uint64_t>(static_cast<unsigned char>(bytes[at + i])) << (8 * i);
+    }
+    if (length > bytes.size() - at - journal::kFrameOverhead) break;
+    const size_t framed = 5 + length;
+    PutU64At(&bytes, at + framed, XXH3_64bits_withSeed(bytes.data() + at, framed, segment));
+    at += framed + 8;
+  }
+  return bytes;
 }
 
 }  // namespace
@@ -91,6 +138,39 @@ void FuzzConfig(const uint8_t* data, size_t size) {
     if (rule.tier != TierId::kVolume && config.tier(rule.tier) == nullptr) {
       Violated("a rule names an unconfigured tier", TierName(rule.tier), "");
     }
+  }
+}
+
+void FuzzManifest(const uint8_t* data, size_t size) {
+  const std::string bytes =
+      FixManifestChecksums(std::string(reinterpret_cast<const char*>(data), size));  // NOLINT
+  std::string why;
+  Result<flush::Manifest> m = flush::DecodeManifest(bytes, &why);
+  if (!m.ok()) {
+    if (why.empty()) Violated("a refusal without a reason", bytes, "");
+    return;
+  }
+  for (const flush::ManifestStep& step : m->steps) {
+    if (!flush::ValidStepPath(step.path)) Violated("an unsafe path was accepted", step.path, "");
+    if (step.kind == flush::StepKind::kLink && !flush::ValidStepPath(step.target)) {
+      Violated("an unsafe link target was accepted", step.target, "");
+    }
+  }
+  if (flush::EncodeManifest(*m) != bytes) Violated("decode then encode changed the bytes", "", "");
+}
+
+void FuzzJournal(const uint8_t* data, size_t size) {
+  const std::string input =
+      FixJournalChecksums(std::string(reinterpret_cast<const char*>(data), size));  // NOLINT
+  const std::string_view bytes = input;
+  const journal::SegmentScan scan = journal::ScanSegment(bytes);
+  if (scan.valid_bytes > bytes.size()) Violated("a good prefix longer than the input", "", "");
+  const journal::SegmentScan again = journal::ScanSegment(bytes.substr(0, scan.valid_bytes));
+  if (again.changes.size() != scan.changes.size() || again.closed != scan.closed) {
+    Violated("the good prefix scans otherwise", "", "");
+  }
+  for (size_t i = 1; i < scan.changes.size(); ++i) {
+    if (scan.changes[i].seq <= scan.changes[i - 1].seq) Violated("a sequence out of order", "", "");
   }
 }
 

@@ -17,4 +17,12 @@ void FuzzGlob(const uint8_t* data, size_t size);
 // explains a few paths and checks placement. Aborts on a violated invariant.
 void FuzzConfig(const uint8_t* data, size_t size);
 
+// Input: a flush manifest's bytes. A decode either refuses them or gives
+// steps whose paths stay in the tree and whose encoding is the input again.
+void FuzzManifest(const uint8_t* data, size_t size);
+
+// Input: a journal segment's bytes. The scan's good prefix scans to the
+// same changes, and nothing it returns lies past it.
+void FuzzJournal(const uint8_t* data, size_t size);
+
 }  // namespace detourfs::fuzz

@@ -1,0 +1,7 @@
+// libFuzzer entry point for the journal decoder (see fuzz_targets.h).
+#include "fuzz_targets.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  detourfs::fuzz::FuzzJournal(data, size);
+  return 0;
+}
