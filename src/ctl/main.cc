@@ -20,12 +20,17 @@ int main(int argc, char** argv) {
       "2 usage (e.g. DIR is a FUSE mount), 3 DIR or its flush area cannot be read.");
   recover->add_option("DIR", dir, "The volume's root directory (the home detourfs mounts over)")
       ->required();
+  uint64_t discard = 0;
+  recover->add_option("--discard", discard,
+                      "Discard epoch N instead, committed or not: the way out when it cannot be "
+                      "finished (the subtrees it named may hold part of it until the next "
+                      "flush)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     const int rc = app.exit(e);
     return rc == 0 ? 0 : detourfs::ctl::kExitUsage;
   }
-  if (*recover) return detourfs::ctl::RunRecover(dir);
+  if (*recover) return detourfs::ctl::RunRecover(dir, discard);
   return detourfs::ctl::kExitUsage;
 }

@@ -5,6 +5,8 @@
 #include <linux/magic.h>
 #include <sys/vfs.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstdio>
 
 #include "detourfs/status.h"
@@ -13,7 +15,37 @@
 
 namespace detourfs::ctl {
 
-int RunRecover(const std::string& dir) {
+namespace {
+
+// Discards epoch `epoch` of the volume `volume` (at `dir`).
+int Discard(int volume, const std::string& dir, uint64_t epoch) {
+  Result<flush::EpochArea> area = flush::OpenVolumeArea(volume);
+  if (!area.ok()) {
+    std::fprintf(stderr, "detourctl recover: cannot open '%s/.detourfs/flush': %s\n", dir.c_str(),
+                 ErrnoText(area.error()));
+    return area.error() == EBUSY ? kExitUsage : kExitCannot;
+  }
+  Result<std::vector<uint64_t>> epochs = area->InFlight();
+  if (!epochs.ok() || std::find(epochs->begin(), epochs->end(), epoch) == epochs->end()) {
+    std::fprintf(stderr, "detourctl recover: '%s' has no epoch %llu in flight\n", dir.c_str(),
+                 static_cast<unsigned long long>(epoch));
+    return kExitUsage;
+  }
+  if (Result<void> r = area->Discard(epoch); !r.ok()) {
+    std::fprintf(stderr, "detourctl recover: cannot discard epoch %llu: %s\n",
+                 static_cast<unsigned long long>(epoch), ErrnoText(r.error()));
+    return kExitCannot;
+  }
+  std::printf(
+      "epoch %llu: discarded; the persisted subtrees it named may hold part of it on the volume "
+      "until the next flush writes them again from the tiers\n",
+      static_cast<unsigned long long>(epoch));
+  return kExitOk;
+}
+
+}  // namespace
+
+int RunRecover(const std::string& dir, uint64_t discard) {
   Result<UniqueFd> volume = sys::OpenPath(dir.c_str(), O_PATH | O_DIRECTORY);
   if (!volume.ok()) {
     std::fprintf(stderr, "detourctl recover: cannot open '%s': %s\n", dir.c_str(),
@@ -29,7 +61,23 @@ int RunRecover(const std::string& dir) {
                  dir.c_str());
     return kExitUsage;
   }
+  if (discard != 0) return Discard(volume->get(), dir, discard);
   Result<flush::RecoveryReport> report = flush::RecoverVolume(volume->get());
+  if (!report.ok() && report.error() == EBUSY) {
+    std::fprintf(stderr,
+                 "detourctl recover: a detourfs (or another detourctl recover) is running on "
+                 "'%s' and holds its flush area; a running detourfs recovered it when it "
+                 "started\n",
+                 dir.c_str());
+    return kExitUsage;
+  }
+  if (!report.ok() && report.error() == EPERM) {
+    std::fprintf(stderr,
+                 "detourctl recover: '%s/.detourfs' or its flush/ is not root's and private: "
+                 "detourfs did not make it, and nothing in it is applied\n",
+                 dir.c_str());
+    return kExitCannot;
+  }
   if (!report.ok()) {
     std::fprintf(stderr, "detourctl recover: cannot read '%s/.detourfs/flush': %s\n", dir.c_str(),
                  ErrnoText(report.error()));

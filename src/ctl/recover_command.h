@@ -3,6 +3,7 @@
 // running on. A mounted detourfs recovers at start instead.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 namespace detourfs::ctl {
@@ -14,7 +15,8 @@ inline constexpr int kExitUsage = 2;
 inline constexpr int kExitCannot = 3;  // the directory or its flush area cannot be read
 
 // Recovers the volume at `dir`, printing what was done; returns the exit
-// code.
-int RunRecover(const std::string& dir);
+// code. With `discard` (an epoch number, 0: none) that epoch is discarded
+// instead, committed or not: the way out when one cannot be finished.
+int RunRecover(const std::string& dir, uint64_t discard);
 
 }  // namespace detourfs::ctl

@@ -113,7 +113,7 @@ int Daemon::Run() {
   }
   // A flush a crash cut short is finished or undone before anything is
   // served, whatever is configured now.
-  (void)RecoverFlushAtStart(setup.layers[Index(Layer::kVolume)].tree->get());
+  flush_area_ = RecoverFlushAtStart(setup.layers[Index(Layer::kVolume)].tree->get());
   const auto fd_limit = RaiseFdLimit();
 
   setup.options.fd_cache_capacity = o.fd_cache;

@@ -7,6 +7,7 @@
 
 #include "daemon/options.h"
 #include "detourfs/overlay.h"
+#include "flush/epoch_area.h"
 #include "fuse/fuse_context.h"
 #include "fuse/uring_transport.h"
 
@@ -24,6 +25,8 @@ class Daemon {
 
  private:
   DaemonOptions options_;
+  // The volume's flush area, locked for the daemon's life (null: none).
+  std::unique_ptr<flush::EpochArea> flush_area_;
   std::unique_ptr<Overlay> overlay_;
   fuseops::FuseContext context_;
   std::unique_ptr<fuseops::UringTransport> transport_;

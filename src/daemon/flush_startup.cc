@@ -3,17 +3,24 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cerrno>
+
 #include "detourfs/status.h"
 #include "flush/epoch_recovery.h"
 
 namespace detourfs {
 
-bool RecoverFlushAtStart(int volume) {
-  Result<flush::RecoveryReport> report = flush::RecoverVolume(volume);
+std::unique_ptr<flush::EpochArea> RecoverFlushAtStart(int volume) {
+  std::unique_ptr<flush::EpochArea> area;
+  Result<flush::RecoveryReport> report = flush::RecoverVolume(volume, &area);
   if (!report.ok()) {
     spdlog::error("cannot recover the volume's flush epochs (.detourfs/flush): {}",
-                  ErrnoText(report.error()));
-    return false;
+                  report.error() == EPERM
+                      ? "it is not root's and private (made by a user, not by detourfs): refused"
+                  : report.error() == EBUSY ? "another process holds it (a detourfs or a "
+                                              "detourctl recover running on this volume)"
+                                            : ErrnoText(report.error()));
+    return nullptr;
   }
   for (uint64_t epoch : report->finished) {
     spdlog::info("flush epoch {} was committed when detourfs last stopped: finished and verified",
@@ -28,7 +35,7 @@ bool RecoverFlushAtStart(int volume) {
         "until it is (the tiers still hold the data; detourfs retries at the next start)",
         why);
   }
-  return report->unfinished.empty();
+  return area;
 }
 
 }  // namespace detourfs

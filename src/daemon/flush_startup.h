@@ -3,11 +3,17 @@
 // logged (docs/flush.md, "Recovery").
 #pragma once
 
+#include <memory>
+
+#include "flush/epoch_area.h"
+
 namespace detourfs {
 
-// Recovers the flush epochs of the volume whose root is `volume`. Returns
-// false when one could not be finished (logged with why); serving goes on
-// all the same: the tiers still hold the data.
-bool RecoverFlushAtStart(int volume);
+// Recovers the flush epochs of the volume whose root is `volume`, and
+// returns the volume's epoch area (null when it has none, or it could not
+// be opened), whose lock keeps `detourctl recover` off while the daemon
+// runs. An epoch that could not be finished is logged with why; serving
+// goes on all the same: the tiers still hold the data.
+std::unique_ptr<flush::EpochArea> RecoverFlushAtStart(int volume);
 
 }  // namespace detourfs

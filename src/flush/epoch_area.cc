@@ -2,7 +2,9 @@
 #include "flush/epoch_area.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -10,6 +12,8 @@
 #include <cinttypes>
 #include <cstdio>
 
+#include "flush/manifest_apply.h"
+#include "store/file_copy.h"
 #include "store/tree_walk.h"
 #include "sys/sys.h"
 #include "sys/tmp_file.h"
@@ -59,10 +63,19 @@ Result<EpochArea> EpochArea::Open(int private_dir) {
   if (made.ok()) DETOURFS_TRY(sys::SyncDir(private_dir));
   Result<UniqueFd> dir = sys::OpenBeneath(private_dir, kFlushDirName, O_PATH | O_DIRECTORY);
   if (!dir.ok()) return Errno{dir.error()};
+  Result<struct stat> st = sys::Fstat(dir->get());
+  if (!st.ok()) return Errno{st.error()};
+  if (st->st_uid != ::geteuid() || (st->st_mode & 022) != 0) return Errno{EPERM};
+  Result<UniqueFd> lock = sys::Reopen(dir->get(), O_RDONLY | O_DIRECTORY);
+  if (!lock.ok()) return Errno{lock.error()};
+  if (Result<void> r = sys::Flock(lock->get(), LOCK_EX | LOCK_NB); !r.ok()) {
+    return Errno{r.error() == EWOULDBLOCK ? EBUSY : r.error()};
+  }
   Result<uint64_t> last = ReadLast(dir->get());
   if (!last.ok()) return Errno{last.error()};
   EpochArea area;
   area.dir_ = std::move(*dir);
+  area.lock_ = std::move(*lock);
   area.last_done_ = *last;
   return area;
 }
@@ -79,15 +92,36 @@ Result<std::vector<uint64_t>> EpochArea::InFlight() const {
   return epochs;
 }
 
-Result<UniqueFd> EpochArea::Begin(uint64_t epoch) {
+Result<uint64_t> EpochArea::NextEpoch() const {
+  Result<std::vector<uint64_t>> epochs = InFlight();
+  if (!epochs.ok()) return Errno{epochs.error()};
+  uint64_t top = last_done_;
+  if (!epochs->empty()) top = std::max(top, epochs->back());
+  return top + 1;
+}
+
+Result<UniqueFd> EpochArea::Begin(int volume, uint64_t epoch) {
+  Result<std::vector<uint64_t>> epochs = InFlight();
+  if (!epochs.ok()) return Errno{epochs.error()};
+  if (epoch <= last_done_ || (!epochs->empty() && epoch <= epochs->back())) return Errno{EEXIST};
+  for (uint64_t other : *epochs) {
+    const std::string manifest = EpochDirName(other) + "/" + kManifestName;
+    Result<struct stat> st = sys::StatAt(dir_.get(), manifest.c_str());
+    if (st.ok()) return Errno{EBUSY};
+    if (st.error() != ENOENT) return Errno{st.error()};
+  }
+  Result<UniqueFd> sync_fd = sys::Reopen(volume, O_RDONLY | O_DIRECTORY);
+  if (!sync_fd.ok()) return Errno{sync_fd.error()};
   const std::string name = EpochDirName(epoch);
-  Result<void> gone = RemoveTree(dir_.get(), name.c_str());
-  if (!gone.ok() && gone.error() != ENOENT) return Errno{gone.error()};
   DETOURFS_TRY(sys::MkdirAt(dir_.get(), name.c_str(), 0700));
   Result<UniqueFd> epoch_dir = sys::OpenBeneath(dir_.get(), name.c_str(), O_PATH | O_DIRECTORY);
   if (!epoch_dir.ok()) return Errno{epoch_dir.error()};
   DETOURFS_TRY(sys::MkdirAt(epoch_dir->get(), kDataName, 0700));
-  return sys::OpenBeneath(epoch_dir->get(), kDataName, O_PATH | O_DIRECTORY);
+  Result<UniqueFd> data = sys::OpenBeneath(epoch_dir->get(), kDataName, O_PATH | O_DIRECTORY);
+  if (!data.ok()) return Errno{data.error()};
+  begun_ = epoch;
+  sync_fd_ = std::move(*sync_fd);
+  return data;
 }
 
 Result<UniqueFd> EpochArea::OpenData(uint64_t epoch) const {
@@ -95,13 +129,39 @@ Result<UniqueFd> EpochArea::OpenData(uint64_t epoch) const {
   return sys::OpenBeneath(dir_.get(), path.c_str(), O_PATH | O_DIRECTORY);
 }
 
-Result<void> EpochArea::Commit(int volume_fd, const Manifest& manifest) {
-  Result<UniqueFd> epoch_dir =
-      sys::OpenBeneath(dir_.get(), EpochDirName(manifest.epoch).c_str(), O_PATH | O_DIRECTORY);
+namespace {
+
+// Whether every staged regular file of `manifest` reads back from the
+// volume with its step's size and hash.
+Result<bool> StagedFilesReadBack(const Manifest& manifest, int data) {
+  for (const ManifestStep& s : manifest.steps) {
+    if (s.kind != StepKind::kPlace || !S_ISREG(s.mode)) continue;
+    Result<UniqueFd> fd = sys::OpenBeneath(data, StagedName(s.staged).c_str(), O_RDONLY);
+    if (!fd.ok()) return fd.error() == ENOENT ? Result<bool>(false) : Errno{fd.error()};
+    (void)sys::Fadvise(fd->get(), 0, 0, POSIX_FADV_DONTNEED);
+    Result<DataDigest> digest = DigestOf(fd->get());
+    if (!digest.ok()) return Errno{digest.error()};
+    if (static_cast<uint64_t>(digest->size) != s.size || digest->hash != s.hash) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+Result<void> EpochArea::Commit(const Manifest& manifest) {
+  if (manifest.epoch != begun_ || !sync_fd_.valid()) return Errno{EINVAL};
+  const std::string name = EpochDirName(manifest.epoch);
+  Result<UniqueFd> epoch_dir = sys::OpenBeneath(dir_.get(), name.c_str(), O_PATH | O_DIRECTORY);
   if (!epoch_dir.ok()) return Errno{epoch_dir.error()};
   // The staged objects and their directories first, in one sync: the
-  // manifest never names an object a crash could lose.
-  DETOURFS_TRY(sys::Syncfs(volume_fd));
+  // manifest never names an object a crash could lose. Through the fd
+  // opened before staging, so a write-back error of the staging is seen.
+  DETOURFS_TRY(sys::Syncfs(sync_fd_.get()));
+  Result<UniqueFd> data = OpenData(manifest.epoch);
+  if (!data.ok()) return Errno{data.error()};
+  Result<bool> staged = StagedFilesReadBack(manifest, data->get());
+  if (!staged.ok()) return Errno{staged.error()};
+  if (!*staged) return Errno{EIO};
   const std::string bytes = EncodeManifest(manifest);
   DETOURFS_TRY(sys::ReplaceFileDurably(epoch_dir->get(), kManifestName, bytes, 0600));
   std::string why;

@@ -7,7 +7,7 @@
 //     data/          its staged objects, named by number (StagedName)
 //     manifest       present once the epoch is committed
 // An epoch directory without a manifest is discarded by recovery; one with
-// a manifest is finished.
+// a manifest is finished. At most one committed epoch is here at a time.
 #pragma once
 
 #include <cstdint>
@@ -25,7 +25,10 @@ inline constexpr const char* kFlushDirName = "flush";
 class EpochArea {
  public:
   // Opens flush/ under the volume's private directory `private_dir`,
-  // making it (0700) if missing, and reads `last`.
+  // making it (0700) if missing, locks it (flock, held while this object
+  // lives: one daemon or one `detourctl recover` at a time; EBUSY when
+  // another holds it) and reads `last`. EPERM when flush/ is not owned by
+  // this (root) user or is writable by others: not made by detourfs.
   static Result<EpochArea> Open(int private_dir);
 
   EpochArea() = default;
@@ -34,18 +37,26 @@ class EpochArea {
 
   // The epochs with a directory here, oldest first.
   Result<std::vector<uint64_t>> InFlight() const;
+  // The number the next epoch takes: above `last` and every epoch here.
+  Result<uint64_t> NextEpoch() const;
 
-  // Makes epoch `epoch`'s directory and data/ (removing what an earlier,
-  // uncommitted attempt left) and returns data/.
-  Result<UniqueFd> Begin(uint64_t epoch);
+  // Begins epoch `epoch` on the volume `volume`: makes its directory and
+  // data/ and returns data/. EEXIST for a number at or below one done or
+  // in flight; EBUSY while a committed epoch is here (it must be finished
+  // or discarded first: a later one planned over it would be undone by its
+  // replay). The volume is reopened here for reading, so the commit's
+  // syncfs reports any write-back error met by the staging.
+  Result<UniqueFd> Begin(int volume, uint64_t epoch);
   // data/ of an epoch in flight.
   Result<UniqueFd> OpenData(uint64_t epoch) const;
 
-  // Commits `manifest` (its epoch begun): the volume is synced (the staged
-  // objects durable, one syncfs), then the manifest written aside, synced,
-  // renamed into place and its directory synced; then read back. EIO when
-  // it does not read back as written (the volume lost it).
-  Result<void> Commit(int volume_fd, const Manifest& manifest);
+  // Commits the begun epoch's `manifest`: the volume synced (one syncfs for
+  // all the staged objects), every staged regular file read back from the
+  // volume (its page cache dropped first) and checked against its step's
+  // size and hash, then the manifest written aside, synced, renamed into
+  // place, its directory synced, and read back. EIO when a staged file or
+  // the manifest does not read back as written (nothing is committed then).
+  Result<void> Commit(const Manifest& manifest);
 
   // The committed manifest of `epoch`: ENOENT when it was never committed,
   // EINVAL (with `why`) when it does not decode.
@@ -58,7 +69,10 @@ class EpochArea {
 
  private:
   UniqueFd dir_;
+  UniqueFd lock_;  // flush/, open for reading, flock'ed
   uint64_t last_done_ = 0;
+  uint64_t begun_ = 0;  // the epoch Begin made (0: none)
+  UniqueFd sync_fd_;    // the volume, open for reading since Begin
 };
 
 std::string EpochDirName(uint64_t epoch);

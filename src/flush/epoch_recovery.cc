@@ -2,6 +2,7 @@
 #include "flush/epoch_recovery.h"
 
 #include <fcntl.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -77,18 +78,32 @@ Result<RecoveryReport> RecoverEpochs(EpochArea* area, int tree) {
   return report;
 }
 
-Result<RecoveryReport> RecoverVolume(int volume) {
+Result<EpochArea> OpenVolumeArea(int volume) {
   const std::string flush_dir = std::string(kPrivateDirName) + "/" + kFlushDirName;
   Result<UniqueFd> flush = sys::OpenBeneath(volume, flush_dir.c_str(), O_PATH | O_DIRECTORY);
-  if (!flush.ok()) {
-    if (flush.error() == ENOENT) return RecoveryReport{};
-    return Errno{flush.error()};
-  }
+  if (!flush.ok()) return Errno{flush.error()};
   Result<UniqueFd> private_dir = sys::OpenBeneath(volume, kPrivateDirName, O_PATH | O_DIRECTORY);
   if (!private_dir.ok()) return Errno{private_dir.error()};
-  Result<EpochArea> area = EpochArea::Open(private_dir->get());
-  if (!area.ok()) return Errno{area.error()};
-  return RecoverEpochs(&*area, volume);
+  // Users own their home: a .detourfs they made is not detourfs's, and its
+  // manifests are not applied.
+  Result<struct stat> top = sys::Fstat(volume);
+  Result<struct stat> own = sys::Fstat(private_dir->get());
+  if (!top.ok() || !own.ok()) return Errno{top.ok() ? own.error() : top.error()};
+  if (own->st_uid != ::geteuid() || (own->st_mode & 022) != 0 || own->st_dev != top->st_dev) {
+    return Errno{EPERM};
+  }
+  return EpochArea::Open(private_dir->get());
+}
+
+Result<RecoveryReport> RecoverVolume(int volume, std::unique_ptr<EpochArea>* keep) {
+  Result<EpochArea> area = OpenVolumeArea(volume);
+  if (!area.ok()) {
+    if (area.error() == ENOENT) return RecoveryReport{};
+    return Errno{area.error()};
+  }
+  Result<RecoveryReport> report = RecoverEpochs(&*area, volume);
+  if (keep != nullptr) *keep = std::make_unique<EpochArea>(std::move(*area));
+  return report;
 }
 
 }  // namespace detourfs::flush

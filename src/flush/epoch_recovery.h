@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -28,11 +29,21 @@ struct RecoveryReport {
 // only when the area itself cannot be listed.
 Result<RecoveryReport> RecoverEpochs(EpochArea* area, int tree);
 
+// The flush area of the volume whose root is `volume`, checked and locked:
+// ENOENT when it has none, EPERM when .detourfs or flush/ is not root's
+// and private (or .detourfs is on another filesystem), EBUSY when another
+// process holds it.
+Result<EpochArea> OpenVolumeArea(int volume);
+
 // Recovers the volume whose root is `volume` (a directory fd): the epochs
 // in its .detourfs/flush/, if it has one (nothing to do otherwise: the
 // report is empty). For the daemon at start, before anything is served, and
-// for offline recovery of a volume detourfs is gone from.
-Result<RecoveryReport> RecoverVolume(int volume);
+// for offline recovery of a volume detourfs is gone from. EPERM when
+// .detourfs or flush/ is not root's and private (or .detourfs is on another
+// filesystem): a user made it, and nothing in it is applied. EBUSY when
+// another process holds the area (a running daemon). `keep`, when given,
+// receives the area, whose lock then lasts as long as the caller keeps it.
+Result<RecoveryReport> RecoverVolume(int volume, std::unique_ptr<EpochArea>* keep = nullptr);
 
 // Applies a committed epoch's manifest, syncs the volume, verifies, and
 // marks it done. EIO when the result does not verify (`why` says what).

@@ -84,7 +84,7 @@ bool Unchanged(const CapturedEntry& e, const VolumeEntry* v) {
   if (S_ISREG(e.mode)) {
     // A file with one name must not share its volume inode with another.
     if (e.group == 0 && v->st.st_nlink > 1) return false;
-    return static_cast<uint64_t>(v->st.st_size) == e.size && SameMtime(e, v->st);
+    return e.clean && static_cast<uint64_t>(v->st.st_size) == e.size && SameMtime(e, v->st);
   }
   if (S_ISLNK(e.mode)) return v->target == e.target;
   if (S_ISCHR(e.mode) || S_ISBLK(e.mode)) return v->st.st_rdev == e.rdev;
@@ -139,6 +139,13 @@ class Planner {
       const VolumeEntry* there = nullptr;
       std::optional<VolumeEntry> root;
       if (i == 0) {
+        // The root's parent must be a directory on the volume: a plan that
+        // makes the root under nothing could never be applied.
+        if (const std::string_view parent = ParentOf(e.path); !parent.empty()) {
+          Result<UniqueFd> up =
+              sys::OpenBeneath(volume_, std::string(parent).c_str(), O_PATH | O_DIRECTORY);
+          if (!up.ok()) return Errno{up.error()};
+        }
         Result<struct stat> st = StatRoot(e.path);
         if (!st.ok() && st.error() != ENOENT) return Errno{st.error()};
         if (st.ok()) root = VolumeEntry{*st, {}};
@@ -204,7 +211,8 @@ class Planner {
       }
       if (!level.step) ++plan_->unchanged;
     } else {
-      if (there != nullptr) Add(MakeStep(StepKind::kRemove, e.path));
+      // A non-directory there is replaced by the directory step itself: a
+      // remove step before it would, on a replay, remove the new directory.
       Stage(i, Add(StepFor(StepKind::kDirectory, e)));
       level.step = true;
     }

@@ -3,8 +3,11 @@
 // the manifest steps that make the volume equal to the capture, and the
 // objects to stage for them.
 //
-// Unchanged entries need no step: a regular file whose volume copy has its
-// type, size, mtime, mode and owner (the check rsync makes), a symlink with
+// Unchanged entries need no step: a regular file the capture knows is clean
+// (not changed since it was last flushed) whose volume copy still has its
+// type, size, mtime, mode and owner — size and mtime alone cannot tell (npm
+// gives every file it extracts the same mtime, and a package upgrade may
+// keep a file's size) — a symlink with
 // its target and owner, a device or fifo with its mode, owner and number, a
 // directory with its mode, owner and mtime. Names the volume holds in a
 // captured directory that the capture does not are removed. The volume is
@@ -35,6 +38,10 @@ struct CapturedEntry {
   uint64_t rdev = 0;   // devices
   std::string target;  // symlinks
   uint64_t group = 0;  // hard links: a nonzero number shared by every name of one file
+  // Regular files: the capturer knows the data has not changed since the
+  // file was last flushed (from its change tracking). Otherwise the file is
+  // staged whatever the volume's copy looks like.
+  bool clean = false;
 };
 
 // A persisted subtree at the capture: its root directory first, then every
@@ -64,7 +71,9 @@ struct Plan {
 // Adds to `plan` the steps for `tree` against the volume's tree `volume`
 // (a directory fd). Staged objects are numbered from `*next_staged` on
 // (then advanced): an epoch numbers them across its subtrees. EINVAL for a
-// capture that is not a pre-order tree of valid paths.
+// capture that is not a pre-order tree of valid paths; the errno of opening
+// the root's parent on the volume (ENOENT, ENOTDIR, ELOOP) when it is not a
+// directory there.
 Result<void> PlanSubtree(const CapturedTree& tree, int volume, uint64_t* next_staged, Plan* plan);
 
 }  // namespace detourfs::flush

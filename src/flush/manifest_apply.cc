@@ -29,7 +29,9 @@ Result<UniqueFd> OpenParentOf(int tree, const std::string& path, std::string* le
   return sys::OpenBeneath(tree, path.substr(0, slash).c_str(), O_PATH | O_DIRECTORY);
 }
 
-bool Absent(int err) { return err == ENOENT || err == ENOTDIR; }
+// No such path beneath the tree: missing, a non-directory where a directory
+// was expected, or a symlink on the way (never followed).
+bool Absent(int err) { return err == ENOENT || err == ENOTDIR || err == ELOOP; }
 
 Result<void> ApplyRemove(const ManifestStep& s, int tree) {
   std::string leaf;

@@ -5,6 +5,7 @@
 #include <xxhash.h>
 
 #include <cerrno>
+#include <unordered_set>
 
 #include "store/layer_dirs.h"
 #include "util/byte_codec.h"
@@ -54,6 +55,26 @@ bool StepConsistent(const ManifestStep& s, std::string* why) {
       return why->empty();
   }
   return false;
+}
+
+// Whether no remove step is followed by a step making its name or a name
+// beneath it: applying such a manifest again (after a crash) would remove
+// what the later step made.
+bool RemovesStayRemoved(const std::vector<ManifestStep>& steps) {
+  std::unordered_set<std::string_view> made;  // later steps' paths and their ancestors
+  for (size_t i = steps.size(); i-- > 0;) {
+    std::string_view path = steps[i].path;
+    if (steps[i].kind == StepKind::kRemove) {
+      if (made.count(path) != 0) return false;
+      continue;
+    }
+    while (made.insert(path).second) {
+      const size_t slash = path.rfind('/');
+      if (slash == std::string_view::npos) break;
+      path = path.substr(0, slash);
+    }
+  }
+  return true;
 }
 
 }  // namespace
@@ -116,14 +137,15 @@ Result<Manifest> DecodeManifest(std::string_view bytes, std::string* why) {
   const uint64_t count = head.Fixed(8);
   const uint64_t body_hash = head.Fixed(8);
   const uint64_t head_hash = head.Fixed(8);
+  const bool head_ok = head_hash == XXH3_64bits(bytes.data(), kManifestHeaderSize - 8);
   if (version != kManifestVersion) {
-    *why = "version " + std::to_string(version) + " (this build reads " +
-           std::to_string(kManifestVersion) + ")";
+    // Another version may lay its header out otherwise; a header that
+    // checks out as this version's says which it is.
+    *why = std::string(head_ok ? "" : "a damaged header, or ") + "version " +
+           std::to_string(version) + " (this build reads " + std::to_string(kManifestVersion) + ")";
     return Errno{EINVAL};
   }
-  if (head_hash != XXH3_64bits(bytes.data(), kManifestHeaderSize - 8)) {
-    return bad("header checksum mismatch");
-  }
+  if (!head_ok) return bad("header checksum mismatch");
   if (flags != 0) return bad("unknown flags");
   std::string_view body = bytes.substr(kManifestHeaderSize);
   if (XXH3_64bits(body.data(), body.size()) != body_hash) return bad("body checksum mismatch");
@@ -154,6 +176,7 @@ Result<Manifest> DecodeManifest(std::string_view bytes, std::string* why) {
     m.steps.push_back(std::move(s));
   }
   if (!c.done()) return bad("bytes after the last step");
+  if (!RemovesStayRemoved(m.steps)) return bad("a removed name is made again by a later step");
   return m;
 }
 

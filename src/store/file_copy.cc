@@ -128,12 +128,14 @@ Result<sys::TmpFile> CopyToTmpfile(int src, int data, const struct stat& st, int
   Result<struct stat> dst = sys::Fstat(data);
   if (!dst.ok()) return Errno{dst.error()};
   DETOURFS_TRY(CopyData(data, out->get(), dst->st_size));
-  DETOURFS_TRY(CopyXattrs(src, out->get()));
-  // Times last but one: the data copy set mtime; owner before mode.
+  // Owner before mode (chown clears setuid), and both before the xattrs
+  // (chown clears security.capability); the data copy set mtime, so times
+  // are set here too, and setting xattrs does not change them.
   struct stat meta = st;
   meta.st_atim = dst->st_atim;
   meta.st_mtim = dst->st_mtim;
   DETOURFS_TRY(CopyOwnerModeTimes(out->get(), meta));
+  DETOURFS_TRY(CopyXattrs(src, out->get()));
   return std::move(*out);
 }
 

@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <linux/openat2.h>
+#include <sys/file.h>
 #include <sys/fsuid.h>
 #include <sys/syscall.h>
 #include <sys/xattr.h>
@@ -291,6 +292,8 @@ Result<void> SetXattrAt(int dirfd, const char* name, const char* attr, const voi
 Result<void> LinkAt(int olddirfd, const char* oldname, int newdirfd, const char* newname) {
   return Check(::linkat(olddirfd, oldname, newdirfd, newname, 0));
 }
+
+Result<void> Flock(int fd, int operation) { return Check(::flock(fd, operation)); }
 
 Result<void> Syncfs(int fd) {
   // syncfs refuses O_PATH fds too: through /proc.

@@ -95,6 +95,8 @@ Result<void> SetXattrAt(int dirfd, const char* name, const char* attr, const voi
 // following a symlink.
 Result<void> LinkAt(int olddirfd, const char* oldname, int newdirfd, const char* newname);
 Result<void> Syncfs(int fd);
+// flock(2) of an open (not O_PATH) fd.
+Result<void> Flock(int fd, int operation);
 // fsync of a directory held as an O_PATH fd (reopened for reading: fsync
 // refuses O_PATH fds).
 Result<void> SyncDir(int dirfd);

@@ -74,6 +74,7 @@ class FlushApplyTest : public ::testing::Test {
     tree_ = std::move(*tree);
     Result<UniqueFd> priv = sys::OpenBeneath(tree_.get(), ".detourfs", O_PATH | O_DIRECTORY);
     ASSERT_TRUE(priv.ok());
+    area_ = EpochArea();  // its lock let go, as by a process that ended
     Result<EpochArea> area = EpochArea::Open(priv->get());
     ASSERT_TRUE(area.ok());
     area_ = std::move(*area);
@@ -87,7 +88,7 @@ class FlushApplyTest : public ::testing::Test {
   Manifest Stage() {
     Manifest m;
     m.epoch = 1;
-    Result<UniqueFd> data = area_.Begin(1);
+    Result<UniqueFd> data = area_.Begin(tree_.get(), 1);
     EXPECT_TRUE(data.ok());
     const std::string d = Data(1);
     auto dir = [&](uint64_t n, mode_t mode) {
@@ -137,7 +138,7 @@ class FlushApplyTest : public ::testing::Test {
 TEST_F(FlushApplyTest, ACommittedEpochMakesTheTreeItsNewState) {
   const std::string old = Dump(vol_);
   const Manifest m = Stage();
-  ASSERT_TRUE(area_.Commit(tree_.get(), m).ok());
+  ASSERT_TRUE(area_.Commit(m).ok());
   EXPECT_EQ(Dump(vol_), old) << "nothing changes before apply";
   std::string why;
   ASSERT_TRUE(FinishEpoch(&area_, m, tree_.get(), &why).ok()) << why;
@@ -151,8 +152,9 @@ TEST_F(FlushApplyTest, ACommittedEpochMakesTheTreeItsNewState) {
   Result<std::vector<uint64_t>> left = area_.InFlight();
   ASSERT_TRUE(left.ok());
   EXPECT_TRUE(left->empty());
-  // Applying it again changes nothing.
-  Result<UniqueFd> data = area_.Begin(1);
+  // Applying it again (its staged objects gone) changes nothing.
+  ASSERT_EQ(::mkdir((scratch_.path() + "/no-data").c_str(), 0700), 0);
+  Result<UniqueFd> data = sys::OpenPath((scratch_.path() + "/no-data").c_str(), O_PATH);
   ASSERT_TRUE(data.ok());
   ASSERT_TRUE(ApplyManifest(m, tree_.get(), data->get()).ok());
   EXPECT_EQ(Dump(vol_), Dump(Expected()));
@@ -164,7 +166,7 @@ TEST_F(FlushApplyTest, ACrashAfterAnyStepIsFinishedByRecovery) {
     SCOPED_TRACE("crash after step " + std::to_string(k));
     ASSERT_NO_FATAL_FAILURE(Fresh());
     Manifest m = Stage();
-    ASSERT_TRUE(area_.Commit(tree_.get(), m).ok());
+    ASSERT_TRUE(area_.Commit(m).ok());
     Manifest done_part = m;
     done_part.steps.resize(k);
     Result<UniqueFd> data = area_.OpenData(1);
@@ -200,27 +202,83 @@ TEST_F(FlushApplyTest, AnUncommittedEpochIsDiscardedAndTheOldStateStays) {
 }
 
 TEST_F(FlushApplyTest, AnEpochDoneBeforeTheCrashIsNotAppliedAgain) {
-  Manifest m = Stage();
-  ASSERT_TRUE(area_.Commit(tree_.get(), m).ok());
-  std::string why;
-  ASSERT_TRUE(FinishEpoch(&area_, m, tree_.get(), &why).ok()) << why;
-  // Epoch 1's directory, as a crash between recording it done and removing
-  // it would leave it, with a manifest that would now be wrong to apply.
-  ASSERT_TRUE(area_.Begin(1).ok());
-  ASSERT_TRUE(
-      area_.Commit(tree_.get(), Manifest{1, {MakeStep(StepKind::kRemove, "proj/src")}}).ok());
+  // Epoch 1 recorded done, its directory still there with its manifest (a
+  // crash while removing it), a manifest that would now be wrong to apply.
+  ASSERT_TRUE(area_.Begin(tree_.get(), 1).ok());
+  ASSERT_TRUE(area_.Commit(Manifest{1, {MakeStep(StepKind::kRemove, "proj/src")}}).ok());
+  WriteFile(vol_ + "/.detourfs/flush/last", "1\n", 0600);
   ASSERT_NO_FATAL_FAILURE(OpenArea());
   EXPECT_EQ(area_.last_done(), 1U);
+  const std::string before = Dump(vol_);
   Result<RecoveryReport> report = RecoverEpochs(&area_, tree_.get());
   ASSERT_TRUE(report.ok());
   EXPECT_EQ(report->discarded, std::vector<uint64_t>{1});
+  EXPECT_EQ(Dump(vol_), before);
+}
+
+TEST_F(FlushApplyTest, ANewEpochWaitsForACommittedOneAndNeverReusesANumber) {
+  Manifest m = Stage();
+  EXPECT_EQ(area_.Begin(tree_.get(), 1).error(), EEXIST);  // begun already
+  ASSERT_TRUE(area_.Commit(m).ok());
+  // Planned over a volume the committed one has not finished with, a later
+  // epoch would be undone by the replay of the earlier one.
+  EXPECT_EQ(area_.Begin(tree_.get(), 2).error(), EBUSY);
+  std::string why;
+  ASSERT_TRUE(FinishEpoch(&area_, m, tree_.get(), &why).ok()) << why;
+  EXPECT_EQ(area_.Begin(tree_.get(), 1).error(), EEXIST);  // done
+  Result<uint64_t> next = area_.NextEpoch();
+  ASSERT_TRUE(next.ok());
+  EXPECT_EQ(*next, 2U);
+  EXPECT_TRUE(area_.Begin(tree_.get(), 2).ok());
+  // One process at a time holds the area.
+  Result<UniqueFd> priv = sys::OpenBeneath(tree_.get(), ".detourfs", O_PATH | O_DIRECTORY);
+  ASSERT_TRUE(priv.ok());
+  EXPECT_EQ(EpochArea::Open(priv->get()).error(), EBUSY);
+}
+
+TEST_F(FlushApplyTest, AStagedFileTheVolumeLostIsNeverCommitted) {
+  Manifest m = Stage();
+  WriteFile(Data(1) + StagedName(5), "v3", 0755);  // "v2" became something else
+  EXPECT_EQ(area_.Commit(m).error(), EIO);
+  ASSERT_EQ(::unlink((Data(1) + StagedName(5)).c_str()), 0);
+  EXPECT_EQ(area_.Commit(m).error(), EIO);
+  EXPECT_FALSE(
+      sys::StatAt(tree_.get(), (".detourfs/flush/" + EpochDirName(1) + "/manifest").c_str()).ok());
+}
+
+TEST_F(FlushApplyTest, AFlushAreaAUserMadeIsNeverApplied) {
+  const std::string old = Dump(vol_);
+  Manifest m = Stage();
+  ASSERT_TRUE(area_.Commit(m).ok());
+  area_ = EpochArea();
+  ASSERT_EQ(::chown((vol_ + "/.detourfs").c_str(), 1000, 1000), 0);
+  EXPECT_EQ(RecoverVolume(tree_.get()).error(), EPERM);
+  ASSERT_EQ(::chown((vol_ + "/.detourfs").c_str(), 0, 0), 0);
+  ASSERT_EQ(::chmod((vol_ + "/.detourfs/flush").c_str(), 0777), 0);
+  EXPECT_EQ(RecoverVolume(tree_.get()).error(), EPERM);
+  EXPECT_EQ(Dump(vol_), old);
+  ASSERT_EQ(::chmod((vol_ + "/.detourfs/flush").c_str(), 0700), 0);
+  Result<RecoveryReport> report = RecoverVolume(tree_.get());
+  ASSERT_TRUE(report.ok());
+  EXPECT_EQ(report->finished, std::vector<uint64_t>{1});
   EXPECT_EQ(Dump(vol_), Dump(Expected()));
+}
+
+TEST_F(FlushApplyTest, ARemoveBelowASymlinkIsDoneAlready) {
+  ASSERT_EQ(::symlink("/tmp", (vol_ + "/proj/node_modules/left/l").c_str()), 0);
+  ASSERT_TRUE(area_.Begin(tree_.get(), 1).ok());
+  const Manifest m{1, {MakeStep(StepKind::kRemove, "proj/node_modules/left/l/x/y")}};
+  ASSERT_TRUE(area_.Commit(m).ok());
+  std::string why;
+  ASSERT_TRUE(FinishEpoch(&area_, m, tree_.get(), &why).ok()) << why;
+  struct stat st {};
+  EXPECT_EQ(::lstat("/tmp", &st), 0);
 }
 
 TEST_F(FlushApplyTest, ACorruptManifestIsNeverApplied) {
   const std::string old = Dump(vol_);
   Manifest m = Stage();
-  ASSERT_TRUE(area_.Commit(tree_.get(), m).ok());
+  ASSERT_TRUE(area_.Commit(m).ok());
   const std::string manifest = vol_ + "/.detourfs/flush/" + EpochDirName(1) + "/manifest";
   std::string bytes = ReadFile(manifest);
   bytes[bytes.size() / 2] ^= 0x20;
@@ -239,7 +297,7 @@ TEST_F(FlushApplyTest, ACorruptManifestIsNeverApplied) {
 
 TEST_F(FlushApplyTest, VerifyReportsWhatTheVolumeLostOrChanged) {
   Manifest m = Stage();
-  ASSERT_TRUE(area_.Commit(tree_.get(), m).ok());
+  ASSERT_TRUE(area_.Commit(m).ok());
   std::string why;
   ASSERT_TRUE(FinishEpoch(&area_, m, tree_.get(), &why).ok()) << why;
   Result<std::vector<VerifyFinding>> clean = VerifyManifest(m, tree_.get());
@@ -271,7 +329,7 @@ TEST_F(FlushApplyTest, AStepNeverFollowsASymlinkOutOfTheTree) {
   const std::string outside = scratch_.path() + "/outside";
   ASSERT_EQ(::mkdir(outside.c_str(), 0755), 0);
   ASSERT_EQ(::symlink(outside.c_str(), (vol_ + "/proj/evil").c_str()), 0);
-  ASSERT_TRUE(area_.Begin(1).ok());
+  ASSERT_TRUE(area_.Begin(tree_.get(), 1).ok());
   WriteFile(Data(1) + StagedName(1), "planted");
   Manifest m{1,
              {File("proj/evil/x", 1, "planted", 0644), MakeStep(StepKind::kRemove, "proj/evil/y")}};

@@ -3,6 +3,7 @@
 // could leave the volume's tree is refused whole.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <xxhash.h>
 
 #include <string>
 
@@ -81,6 +82,11 @@ TEST(FlushManifestTest, AnotherVersionIsNamed) {
   bytes[8] = 2;  // the version's low byte
   std::string why;
   EXPECT_FALSE(DecodeManifest(bytes, &why).ok());
+  EXPECT_EQ(why, "a damaged header, or version 2 (this build reads 1)");
+  // A header written by that version (its checksum right).
+  const uint64_t sum = XXH3_64bits(bytes.data(), 40);
+  for (int i = 0; i < 8; ++i) bytes[40 + i] = static_cast<char>((sum >> (8 * i)) & 0xff);
+  EXPECT_FALSE(DecodeManifest(bytes, &why).ok());
   EXPECT_EQ(why, "version 2 (this build reads 1)");
   bytes[0] = 'X';
   EXPECT_FALSE(DecodeManifest(bytes, &why).ok());
@@ -105,6 +111,26 @@ TEST(FlushManifestTest, APathThatCouldLeaveTheTreeIsRefused) {
   Manifest m{1, {MakeStep(StepKind::kLink, "a", "../b")}};
   std::string why;
   EXPECT_FALSE(DecodeManifest(EncodeManifest(m), &why).ok());
+}
+
+TEST(FlushManifestTest, ANameRemovedAndMadeAgainLaterIsRefused) {
+  // Applied again after a crash, the remove would take what the later
+  // step made.
+  ManifestStep dir = MakeStep(StepKind::kDirectory, "a/pkg");
+  dir.mode = S_IFDIR | 0755;
+  ManifestStep file = MakeStep(StepKind::kPlace, "a/pkg/x/index.js");
+  file.mode = S_IFREG | 0644;
+  const ManifestStep remove = MakeStep(StepKind::kRemove, "a/pkg");
+  std::string why;
+  for (const ManifestStep& later : {dir, file}) {
+    EXPECT_FALSE(DecodeManifest(EncodeManifest(Manifest{1, {remove, later}}), &why).ok());
+    EXPECT_EQ(why, "a removed name is made again by a later step");
+  }
+  // Made first, removed after, or a sibling: fine.
+  EXPECT_TRUE(DecodeManifest(EncodeManifest(Manifest{1, {dir, remove}}), &why).ok()) << why;
+  ManifestStep sibling = file;
+  sibling.path = "a/pkgs/index.js";
+  EXPECT_TRUE(DecodeManifest(EncodeManifest(Manifest{1, {remove, sibling}}), &why).ok()) << why;
 }
 
 TEST(FlushManifestTest, AStepsModeMustFitItsKind) {
