@@ -72,12 +72,7 @@ class FlushApplyTest : public ::testing::Test {
     Result<UniqueFd> tree = sys::OpenPath(vol_.c_str(), O_PATH | O_DIRECTORY);
     ASSERT_TRUE(tree.ok());
     tree_ = std::move(*tree);
-    Result<UniqueFd> priv = sys::OpenBeneath(tree_.get(), ".detourfs", O_PATH | O_DIRECTORY);
-    ASSERT_TRUE(priv.ok());
-    area_ = EpochArea();  // its lock let go, as by a process that ended
-    Result<EpochArea> area = EpochArea::Open(priv->get());
-    ASSERT_TRUE(area.ok());
-    area_ = std::move(*area);
+    ReopenArea(tree_.get(), &area_);
   }
 
   std::string Data(uint64_t epoch) const {

@@ -107,14 +107,7 @@ class FlushPlanTest : public ::testing::Test {
     ASSERT_NO_FATAL_FAILURE(OpenArea());
   }
 
-  void OpenArea() {
-    Result<UniqueFd> priv = sys::OpenBeneath(volume_.get(), ".detourfs", O_PATH | O_DIRECTORY);
-    ASSERT_TRUE(priv.ok());
-    area_ = EpochArea();  // its lock let go, as by a process that ended
-    Result<EpochArea> area = EpochArea::Open(priv->get());
-    ASSERT_TRUE(area.ok());
-    area_ = std::move(*area);
-  }
+  void OpenArea() { ReopenArea(volume_.get(), &area_); }
 
   // Captures node_modules on the tier; Flush records its stamps as clean.
   CapturedTree Capture() {

@@ -17,6 +17,9 @@
 #include <utility>
 #include <vector>
 
+#include "flush/epoch_area.h"
+#include "flush/epoch_recovery.h"
+
 namespace detourfs::flush::flush_trees {
 
 constexpr int64_t kTime = 1700000000;
@@ -133,6 +136,16 @@ inline void BuildNew(const std::string& v) {
   SetMeta(v + "/proj/node_modules/becomes_dir", 1000, 1000, 0750, kTime + 10);
   SetMeta(v + "/proj/node_modules/new", 1000, 1000, 0700, kTime + 11);
   SetMeta(v + "/proj/node_modules", 1000, 1000, 0711, kTime + 12);
+}
+
+// Opens (made if missing) the flush area of the volume `tree` into `*area`, letting go of
+// the one it held first (its lock, as a process that ended would).
+inline void ReopenArea(int tree, EpochArea* area) {
+  *area = EpochArea();
+  (void)::mkdirat(tree, ".detourfs/flush", 0700);  // as the flush makes it
+  Result<EpochArea> opened = OpenVolumeArea(tree);
+  ASSERT_TRUE(opened.ok());
+  *area = std::move(*opened);
 }
 
 }  // namespace detourfs::flush::flush_trees
