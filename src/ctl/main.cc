@@ -2,12 +2,16 @@
 // recovery of a volume). The control socket and status, sync, and the
 // rest of docs/detourctl.md come with the flush (issue 16) and issue 17.
 #include <CLI/CLI.hpp>
+#include <cstdio>
+#include <exception>
 #include <string>
 
 #include "build_config.h"
 #include "ctl/recover_command.h"
 
-int main(int argc, char** argv) {
+namespace {
+
+int Run(int argc, char** argv) {
   CLI::App app{"detourctl: controls detourfs mounts and repairs their volumes."};
   app.set_version_flag("-V,--version", std::string("detourctl ") + DETOURFS_VERSION);
   app.require_subcommand(1);
@@ -33,4 +37,15 @@ int main(int argc, char** argv) {
   }
   if (*recover) return detourfs::ctl::RunRecover(dir, discard);
   return detourfs::ctl::kExitUsage;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return Run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "detourctl: %s\n", e.what());
+    return detourfs::ctl::kExitCannot;
+  }
 }

@@ -5,8 +5,8 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
 
+#include "detourfs/status.h"
 #include "flush/manifest_apply.h"
 #include "store/layer_dirs.h"
 #include "sys/sys.h"
@@ -16,22 +16,22 @@ namespace detourfs::flush {
 Result<void> FinishEpoch(EpochArea* area, const Manifest& manifest, int tree, std::string* why) {
   Result<UniqueFd> data = area->OpenData(manifest.epoch);
   if (!data.ok()) {
-    *why = std::string("its data/ cannot be opened: ") + std::strerror(data.error());
+    *why = std::string("its data/ cannot be opened: ") + ErrnoText(data.error());
     return Errno{data.error()};
   }
   size_t failed = 0;
   if (Result<void> r = ApplyManifest(manifest, tree, data->get(), &failed); !r.ok()) {
     *why = "step " + std::to_string(failed) + " (" + StepKindName(manifest.steps[failed].kind) +
-           " " + manifest.steps[failed].path + "): " + std::strerror(r.error());
+           " " + manifest.steps[failed].path + "): " + ErrnoText(r.error());
     return r;
   }
   if (Result<void> r = sys::Syncfs(tree); !r.ok()) {
-    *why = std::string("syncfs: ") + std::strerror(r.error());
+    *why = std::string("syncfs: ") + ErrnoText(r.error());
     return r;
   }
   Result<std::vector<VerifyFinding>> findings = VerifyManifest(manifest, tree);
   if (!findings.ok()) {
-    *why = std::string("verify: ") + std::strerror(findings.error());
+    *why = std::string("verify: ") + ErrnoText(findings.error());
     return Errno{findings.error()};
   }
   if (!findings->empty()) {
@@ -41,7 +41,7 @@ Result<void> FinishEpoch(EpochArea* area, const Manifest& manifest, int tree, st
     return Errno{EIO};
   }
   if (Result<void> r = area->Done(manifest.epoch); !r.ok()) {
-    *why = std::string("marking it done: ") + std::strerror(r.error());
+    *why = std::string("marking it done: ") + ErrnoText(r.error());
     return r;
   }
   return {};
@@ -58,19 +58,21 @@ Result<RecoveryReport> RecoverEpochs(EpochArea* area, int tree) {
     // Done already (its directory not yet removed), or never committed.
     if (epoch <= area->last_done() || (!manifest.ok() && manifest.error() == ENOENT)) {
       if (Result<void> r = area->Discard(epoch); !r.ok()) {
-        report.unfinished.push_back(name + ": cannot be removed: " + std::strerror(r.error()));
+        report.unfinished.push_back(name + ": cannot be removed: " + ErrnoText(r.error()));
         break;
       }
       report.discarded.push_back(epoch);
       continue;
     }
     if (!manifest.ok()) {
-      if (why.empty()) why = std::strerror(manifest.error());
-      report.unfinished.push_back(name + ": its manifest cannot be read: " + why);
+      if (why.empty()) why = ErrnoText(manifest.error());
+      report.unfinished.push_back(name + ": its manifest cannot be read: ");
+      report.unfinished.back() += why;
       break;
     }
     if (!FinishEpoch(area, *manifest, tree, &why).ok()) {
-      report.unfinished.push_back(name + ": " + why);
+      report.unfinished.push_back(name + ": ");
+      report.unfinished.back() += why;
       break;
     }
     report.finished.push_back(epoch);

@@ -7,9 +7,9 @@
 #include <cerrno>
 #include <cinttypes>
 #include <cstdio>
-#include <cstring>
 #include <unordered_set>
 
+#include "detourfs/status.h"
 #include "store/file_copy.h"
 #include "store/tree_walk.h"
 #include "sys/sys.h"
@@ -167,7 +167,7 @@ Result<std::string> CheckPlaced(const ManifestStep& s, int tree) {
   // Read from the volume, not the page cache, where the filesystem allows.
   (void)sys::Fadvise(data->get(), 0, 0, POSIX_FADV_DONTNEED);
   Result<DataDigest> digest = DigestOf(data->get());
-  if (!digest.ok()) return "unreadable (" + std::string(std::strerror(digest.error())) + ")";
+  if (!digest.ok()) return "unreadable (" + std::string(ErrnoText(digest.error())) + ")";
   if (static_cast<uint64_t>(digest->size) != s.size) return std::string("size changed while read");
   return std::string(digest->hash == s.hash ? "" : "content differs");
 }
