@@ -31,7 +31,9 @@ int Discard(int volume, const std::string& dir, uint64_t epoch) {
                  static_cast<unsigned long long>(epoch));
     return kExitUsage;
   }
-  if (Result<void> r = area->Discard(epoch); !r.ok()) {
+  // Recorded as done first: its number is never used again, and a removal
+  // cut short leaves nothing recovery would apply.
+  if (Result<void> r = area->Done(epoch); !r.ok()) {
     std::fprintf(stderr, "detourctl recover: cannot discard epoch %llu: %s\n",
                  static_cast<unsigned long long>(epoch), ErrnoText(r.error()));
     return kExitCannot;
@@ -73,9 +75,9 @@ int RunRecover(const std::string& dir, uint64_t discard) {
   }
   if (!report.ok() && report.error() == EPERM) {
     std::fprintf(stderr,
-                 "detourctl recover: '%s/.detourfs' or its flush/ is not root's and private: "
-                 "detourfs did not make it, and nothing in it is applied\n",
-                 dir.c_str());
+                 "detourctl recover: %s: not root's and private, so detourfs did not make it "
+                 "(or root is squashed or mapped on this filesystem); nothing in it is applied\n",
+                 flush::DescribeAreaOwnership(volume->get()).c_str());
     return kExitCannot;
   }
   if (!report.ok()) {
@@ -90,11 +92,15 @@ int RunRecover(const std::string& dir, uint64_t discard) {
   for (uint64_t epoch : report->discarded) {
     std::printf("epoch %llu: not committed, discarded\n", static_cast<unsigned long long>(epoch));
   }
+  for (uint64_t epoch : report->cleared) {
+    std::printf("epoch %llu: done already, its leftovers removed\n",
+                static_cast<unsigned long long>(epoch));
+  }
   for (const std::string& why : report->unfinished) {
     std::fprintf(stderr, "detourctl recover: %s\n", why.c_str());
   }
   if (!report->unfinished.empty()) return kExitUnfinished;
-  if (report->finished.empty() && report->discarded.empty()) {
+  if (report->finished.empty() && report->discarded.empty() && report->cleared.empty()) {
     std::printf("nothing to recover: no flush was interrupted on '%s'\n", dir.c_str());
   }
   return kExitOk;

@@ -113,7 +113,12 @@ int Daemon::Run() {
   }
   // A flush a crash cut short is finished or undone before anything is
   // served, whatever is configured now.
-  flush_area_ = RecoverFlushAtStart(setup.layers[Index(Layer::kVolume)].tree->get());
+  if (Status s = RecoverFlushAtStart(setup.layers[Index(Layer::kVolume)].tree->get(),
+                                     !setup.tiers.empty(), &flush_area_);
+      !s.ok()) {
+    spdlog::error("{}", s.ToString());
+    return kExitLower;
+  }
   const auto fd_limit = RaiseFdLimit();
 
   setup.options.fd_cache_capacity = o.fd_cache;

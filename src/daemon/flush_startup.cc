@@ -2,25 +2,40 @@
 #include "daemon/flush_startup.h"
 
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 
 #include <cerrno>
 
 #include "detourfs/status.h"
 #include "flush/epoch_recovery.h"
+#include "store/layer_dirs.h"
 
 namespace detourfs {
 
-std::unique_ptr<flush::EpochArea> RecoverFlushAtStart(int volume) {
-  std::unique_ptr<flush::EpochArea> area;
-  Result<flush::RecoveryReport> report = flush::RecoverVolume(volume, &area);
+Status RecoverFlushAtStart(int volume, bool routed, std::unique_ptr<flush::EpochArea>* area) {
+  if (routed) {
+    // Made now, so the area is locked for the daemon's whole life (its
+    // private directory was made and checked with the volume's).
+    const std::string flush_dir = std::string(kPrivateDirName) + "/" + flush::kFlushDirName;
+    if (::mkdirat(volume, flush_dir.c_str(), 0700) != 0 && errno != EEXIST) {
+      spdlog::warn("cannot make the volume's flush area ({}): {}", flush_dir, ErrnoText(errno));
+    }
+  }
+  Result<flush::RecoveryReport> report = flush::RecoverVolume(volume, area);
+  if (!report.ok() && report.error() == EBUSY) {
+    return Status::FromErrno(
+        EBUSY,
+        "another process holds the volume's flush area (.detourfs/flush): a detourfs or a "
+        "detourctl recover is running on this volume; refusing to serve it twice");
+  }
   if (!report.ok()) {
     spdlog::error("cannot recover the volume's flush epochs (.detourfs/flush): {}",
                   report.error() == EPERM
-                      ? "it is not root's and private (made by a user, not by detourfs): refused"
-                  : report.error() == EBUSY ? "another process holds it (a detourfs or a "
-                                              "detourctl recover running on this volume)"
-                                            : ErrnoText(report.error()));
-    return nullptr;
+                      ? flush::DescribeAreaOwnership(volume) +
+                            ": not root's and private, so not detourfs's (or root is squashed "
+                            "or mapped on this filesystem); refused"
+                      : std::string(ErrnoText(report.error())));
+    return Status::OK();
   }
   for (uint64_t epoch : report->finished) {
     spdlog::info("flush epoch {} was committed when detourfs last stopped: finished and verified",
@@ -29,13 +44,17 @@ std::unique_ptr<flush::EpochArea> RecoverFlushAtStart(int volume) {
   for (uint64_t epoch : report->discarded) {
     spdlog::info("flush epoch {} was not committed when detourfs last stopped: discarded", epoch);
   }
+  for (uint64_t epoch : report->cleared) {
+    spdlog::info("flush epoch {} was done when detourfs last stopped: its leftovers removed",
+                 epoch);
+  }
   for (const std::string& why : report->unfinished) {
     spdlog::error(
         "flush {} could not be finished; the volume's persisted subtrees may hold part of it "
         "until it is (the tiers still hold the data; detourfs retries at the next start)",
         why);
   }
-  return area;
+  return Status::OK();
 }
 
 }  // namespace detourfs

@@ -5,15 +5,18 @@
 
 #include <memory>
 
+#include "detourfs/status.h"
 #include "flush/epoch_area.h"
 
 namespace detourfs {
 
-// Recovers the flush epochs of the volume whose root is `volume`, and
-// returns the volume's epoch area (null when it has none, or it could not
-// be opened), whose lock keeps `detourctl recover` off while the daemon
-// runs. An epoch that could not be finished is logged with why; serving
-// goes on all the same: the tiers still hold the data.
-std::unique_ptr<flush::EpochArea> RecoverFlushAtStart(int volume);
+// Recovers the flush epochs of the volume whose root is `volume` and puts
+// its epoch area in `*area` (null when it has none, or it could not be
+// opened): its lock keeps `detourctl recover` and a second daemon off while
+// this one runs. With `routed` the area is made if missing, so it is
+// always locked. An error only when another process holds the area (the
+// daemon must not serve then); an epoch that could not be finished is
+// logged with why, and serving goes on: the tiers still hold the data.
+Status RecoverFlushAtStart(int volume, bool routed, std::unique_ptr<flush::EpochArea>* area);
 
 }  // namespace detourfs

@@ -105,6 +105,7 @@ Result<UniqueFd> EpochArea::Begin(int volume, uint64_t epoch) {
   if (!epochs.ok()) return Errno{epochs.error()};
   if (epoch <= last_done_ || (!epochs->empty() && epoch <= epochs->back())) return Errno{EEXIST};
   for (uint64_t other : *epochs) {
+    if (other <= last_done_) continue;  // done; only its removal was cut short
     const std::string manifest = EpochDirName(other) + "/" + kManifestName;
     Result<struct stat> st = sys::StatAt(dir_.get(), manifest.c_str());
     if (st.ok()) return Errno{EBUSY};
@@ -131,13 +132,20 @@ Result<UniqueFd> EpochArea::OpenData(uint64_t epoch) const {
 
 namespace {
 
-// Whether every staged regular file of `manifest` reads back from the
-// volume with its step's size and hash.
-Result<bool> StagedFilesReadBack(const Manifest& manifest, int data) {
+// Whether every staged object of `manifest` is in `data` with its step's
+// type, and every staged regular file reads back from the volume with its
+// step's size and hash.
+Result<bool> StagedObjectsReadBack(const Manifest& manifest, int data) {
   for (const ManifestStep& s : manifest.steps) {
-    if (s.kind != StepKind::kPlace || !S_ISREG(s.mode)) continue;
-    Result<UniqueFd> fd = sys::OpenBeneath(data, StagedName(s.staged).c_str(), O_RDONLY);
-    if (!fd.ok()) return fd.error() == ENOENT ? Result<bool>(false) : Errno{fd.error()};
+    if (s.kind != StepKind::kPlace && s.kind != StepKind::kDirectory) continue;
+    if (s.kind == StepKind::kDirectory && s.staged == kNoStagedObject) continue;
+    const std::string name = StagedName(s.staged);
+    Result<struct stat> st = sys::StatAt(data, name.c_str());
+    if (!st.ok()) return st.error() == ENOENT ? Result<bool>(false) : Errno{st.error()};
+    if ((st->st_mode & S_IFMT) != (s.mode & S_IFMT)) return false;
+    if (!S_ISREG(s.mode)) continue;
+    Result<UniqueFd> fd = sys::OpenBeneath(data, name.c_str(), O_RDONLY);
+    if (!fd.ok()) return Errno{fd.error()};
     (void)sys::Fadvise(fd->get(), 0, 0, POSIX_FADV_DONTNEED);
     Result<DataDigest> digest = DigestOf(fd->get());
     if (!digest.ok()) return Errno{digest.error()};
@@ -159,14 +167,23 @@ Result<void> EpochArea::Commit(const Manifest& manifest) {
   DETOURFS_TRY(sys::Syncfs(sync_fd_.get()));
   Result<UniqueFd> data = OpenData(manifest.epoch);
   if (!data.ok()) return Errno{data.error()};
-  Result<bool> staged = StagedFilesReadBack(manifest, data->get());
+  Result<bool> staged = StagedObjectsReadBack(manifest, data->get());
   if (!staged.ok()) return Errno{staged.error()};
   if (!*staged) return Errno{EIO};
+  // A manifest recovery would refuse is never written.
   const std::string bytes = EncodeManifest(manifest);
-  DETOURFS_TRY(sys::ReplaceFileDurably(epoch_dir->get(), kManifestName, bytes, 0600));
   std::string why;
+  if (!DecodeManifest(bytes, &why).ok()) return Errno{EINVAL};
+  DETOURFS_TRY(sys::ReplaceFileDurably(epoch_dir->get(), kManifestName, bytes, 0600));
   Result<Manifest> back = ReadManifest(manifest.epoch, &why);
-  if (!back.ok() || !(*back == manifest)) return Errno{EIO};
+  if (!back.ok() || !(*back == manifest)) {
+    // Not committed after all: the manifest goes (durably) before the
+    // error is answered.
+    Result<void> gone = sys::UnlinkAt(epoch_dir->get(), kManifestName, 0);
+    if (!gone.ok() && gone.error() != ENOENT) return gone;
+    DETOURFS_TRY(sys::SyncDir(epoch_dir->get()));
+    return Errno{EIO};
+  }
   return {};
 }
 
@@ -195,6 +212,19 @@ Result<void> EpochArea::Done(uint64_t epoch) {
 }
 
 Result<void> EpochArea::Discard(uint64_t epoch) {
+  // The manifest first, durably: a removal cut short must leave an epoch
+  // recovery discards, never a committed one with some objects gone.
+  const std::string manifest = EpochDirName(epoch) + "/" + kManifestName;
+  Result<void> unlinked = sys::UnlinkAt(dir_.get(), manifest.c_str(), 0);
+  if (!unlinked.ok() && unlinked.error() != ENOENT && unlinked.error() != ENOTDIR) {
+    return unlinked;
+  }
+  if (unlinked.ok()) {
+    Result<UniqueFd> epoch_dir =
+        sys::OpenBeneath(dir_.get(), EpochDirName(epoch).c_str(), O_PATH | O_DIRECTORY);
+    if (!epoch_dir.ok()) return Errno{epoch_dir.error()};
+    DETOURFS_TRY(sys::SyncDir(epoch_dir->get()));
+  }
   Result<void> gone = RemoveTree(dir_.get(), EpochDirName(epoch).c_str());
   if (!gone.ok() && gone.error() != ENOENT) return gone;
   return sys::SyncDir(dir_.get());

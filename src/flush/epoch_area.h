@@ -27,8 +27,10 @@ class EpochArea {
   // Opens flush/ under the volume's private directory `private_dir`,
   // making it (0700) if missing, locks it (flock, held while this object
   // lives: one daemon or one `detourctl recover` at a time; EBUSY when
-  // another holds it) and reads `last`. EPERM when flush/ is not owned by
-  // this (root) user or is writable by others: not made by detourfs.
+  // another holds it; the lock is per host: flock on a directory of an NFS
+  // or FUSE volume does not reach other nodes) and reads `last`. EPERM when
+  // flush/ is not owned by this (root) user or is writable by group or
+  // others: not made by detourfs.
   static Result<EpochArea> Open(int private_dir);
 
   EpochArea() = default;
@@ -42,10 +44,12 @@ class EpochArea {
 
   // Begins epoch `epoch` on the volume `volume`: makes its directory and
   // data/ and returns data/. EEXIST for a number at or below one done or
-  // in flight; EBUSY while a committed epoch is here (it must be finished
-  // or discarded first: a later one planned over it would be undone by its
-  // replay). The volume is reopened here for reading, so the commit's
-  // syncfs reports any write-back error met by the staging.
+  // in flight; EBUSY while a committed epoch not done is here (it must be
+  // finished or given up first: a later one planned over it would be
+  // undone by its replay). An epoch is planned after its Begin, so it is
+  // planned against a volume no committed epoch is still changing. The
+  // volume is reopened here for reading, so the commit's syncfs reports
+  // any write-back error met by the staging.
   Result<UniqueFd> Begin(int volume, uint64_t epoch);
   // data/ of an epoch in flight.
   Result<UniqueFd> OpenData(uint64_t epoch) const;
@@ -62,9 +66,12 @@ class EpochArea {
   // EINVAL (with `why`) when it does not decode.
   Result<Manifest> ReadManifest(uint64_t epoch, std::string* why) const;
 
-  // Records `epoch` as the last done (durably), then removes its directory.
+  // Records `epoch` as the last done (durably), then removes its directory:
+  // for an epoch finished, and for one given up by hand (`detourctl recover
+  // --discard`), so its number is never used again.
   Result<void> Done(uint64_t epoch);
-  // Removes an uncommitted epoch's directory.
+  // Removes an epoch's directory, its manifest first (durably), so a
+  // removal cut short leaves an uncommitted epoch.
   Result<void> Discard(uint64_t epoch);
 
  private:

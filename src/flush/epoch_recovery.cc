@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 
 #include "detourfs/status.h"
 #include "flush/manifest_apply.h"
@@ -56,12 +57,13 @@ Result<RecoveryReport> RecoverEpochs(EpochArea* area, int tree) {
     std::string why;
     Result<Manifest> manifest = area->ReadManifest(epoch, &why);
     // Done already (its directory not yet removed), or never committed.
-    if (epoch <= area->last_done() || (!manifest.ok() && manifest.error() == ENOENT)) {
+    const bool done = epoch <= area->last_done();
+    if (done || (!manifest.ok() && manifest.error() == ENOENT)) {
       if (Result<void> r = area->Discard(epoch); !r.ok()) {
         report.unfinished.push_back(name + ": cannot be removed: " + ErrnoText(r.error()));
         break;
       }
-      report.discarded.push_back(epoch);
+      (done ? report.cleared : report.discarded).push_back(epoch);
       continue;
     }
     if (!manifest.ok()) {
@@ -78,6 +80,23 @@ Result<RecoveryReport> RecoverEpochs(EpochArea* area, int tree) {
     report.finished.push_back(epoch);
   }
   return report;
+}
+
+std::string DescribeAreaOwnership(int volume) {
+  std::string out;
+  for (const std::string& path :
+       {std::string(kPrivateDirName), std::string(kPrivateDirName) + "/" + kFlushDirName}) {
+    Result<UniqueFd> fd = sys::OpenBeneath(volume, path.c_str(), O_PATH | O_DIRECTORY);
+    if (!fd.ok()) continue;
+    Result<struct stat> st = sys::Fstat(fd->get());
+    if (!st.ok()) continue;
+    char line[160];
+    std::snprintf(line, sizeof(line), "%s'%s' is owned by uid %u with mode %04o",
+                  out.empty() ? "" : ", ", path.c_str(), static_cast<unsigned>(st->st_uid),
+                  static_cast<unsigned>(st->st_mode & 07777));
+    out += line;
+  }
+  return out;
 }
 
 Result<EpochArea> OpenVolumeArea(int volume) {

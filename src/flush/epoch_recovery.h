@@ -18,7 +18,8 @@ namespace detourfs::flush {
 
 struct RecoveryReport {
   std::vector<uint64_t> finished;   // committed, applied and verified
-  std::vector<uint64_t> discarded;  // never committed, or done already
+  std::vector<uint64_t> discarded;  // never committed
+  std::vector<uint64_t> cleared;    // done already (only their removal was cut short)
   // Committed epochs that could not be finished, oldest first, with why
   // (their directories stay for the next try; later epochs are left too).
   std::vector<std::string> unfinished;
@@ -44,6 +45,10 @@ Result<EpochArea> OpenVolumeArea(int volume);
 // another process holds the area (a running daemon). `keep`, when given,
 // receives the area, whose lock then lasts as long as the caller keeps it.
 Result<RecoveryReport> RecoverVolume(int volume, std::unique_ptr<EpochArea>* keep = nullptr);
+
+// What is wrong with the ownership of the volume's .detourfs and flush/
+// (owner and mode, for a message after EPERM), or "".
+std::string DescribeAreaOwnership(int volume);
 
 // Applies a committed epoch's manifest, syncs the volume, verifies, and
 // marks it done. EIO when the result does not verify (`why` says what).

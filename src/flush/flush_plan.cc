@@ -175,6 +175,7 @@ class Planner {
   }
 
   void Stage(size_t entry, size_t step) {
+    if (*next_staged_ == kNoStagedObject) ++*next_staged_;
     plan_->steps[step].staged = (*next_staged_)++;
     plan_->stage.push_back({plan_->steps[step].staged, entry, step});
   }

@@ -22,6 +22,8 @@ namespace detourfs::flush {
 
 inline constexpr uint32_t kManifestVersion = 1;
 inline constexpr size_t kManifestHeaderSize = 48;
+// Staged objects are numbered from 1.
+inline constexpr uint64_t kNoStagedObject = 0;
 
 // What a step does. The values are the format's: never renumber.
 enum class StepKind : uint8_t {
@@ -37,7 +39,9 @@ struct ManifestStep {
   StepKind kind = StepKind::kRemove;
   std::string path;     // relative to the volume's root
   std::string target;   // kLink: the first name; kPlace of a symlink: its target
-  uint64_t staged = 0;  // kPlace, kDirectory: the object's number in the epoch's data/
+  // kPlace, kDirectory: the object's number in the epoch's data/; a
+  // directory step may have none (kNoStagedObject): the directory is there.
+  uint64_t staged = 0;
   uint32_t mode = 0;    // type and permission bits (kPlace, kDirectory)
   uint32_t uid = 0;
   uint32_t gid = 0;

@@ -13,6 +13,7 @@
 #include "flush/epoch_area.h"
 #include "flush/manifest_apply.h"
 #include "lib/files.h"
+#include "lib/process.h"
 #include "mount/routing_fixture.h"
 #include "sys/sys.h"
 
@@ -126,6 +127,7 @@ TEST_P(FlushRecoveryTest, DetourctlRecoversAVolumeOffline) {
   EXPECT_EQ(RunCtl("recover --discard 2 '" + fs_->lower() + "'", &out), 0) << out;
   EXPECT_NE(out.find("epoch 2: discarded"), std::string::npos) << out;
   EXPECT_FALSE(Exists(V(".detourfs/flush/" + flush::EpochDirName(2))));
+  EXPECT_EQ(ReadFile(V(".detourfs/flush/last")), "2\n");  // its number is never used again
   EXPECT_EQ(ReadFile(V("app/node_modules/pkg/index.js")), "old");
   ASSERT_NO_FATAL_FAILURE(PlantEpoch("third", true));
   ASSERT_NO_FATAL_FAILURE(Start());
@@ -135,6 +137,17 @@ TEST_P(FlushRecoveryTest, DetourctlRecoversAVolumeOffline) {
   // The volume itself (served from another path): the daemon holds it.
   EXPECT_EQ(RunCtl("recover '" + fs_->lower() + "'", &out), 2) << out;
   EXPECT_NE(out.find("is running on"), std::string::npos) << out;
+  // And a second daemon on the same volume does not serve it.
+  const std::string second = fs_->work() + "/second";
+  ASSERT_EQ(::mkdir(second.c_str(), 0755), 0);
+  const std::string log = fs_->work() + "/second.log";
+  const char* bin = std::getenv("DETOURFS_BIN");
+  ASSERT_NE(bin, nullptr);
+  EXPECT_EQ(Shell(std::string(bin) + " -f --lower '" + fs_->lower() + "' -c '" + config_ + "' '" +
+                  second + "' > '" + log + "' 2>&1"),
+            3);
+  EXPECT_NE(ReadFile(log).find("refusing to serve it twice"), std::string::npos) << ReadFile(log);
+  EXPECT_FALSE(IsFuseMount(second));
 }
 
 DETOURFS_MOUNT_TEST_P(FlushRecoveryTest);

@@ -204,10 +204,13 @@ TEST_F(FlushApplyTest, AnEpochDoneBeforeTheCrashIsNotAppliedAgain) {
   WriteFile(vol_ + "/.detourfs/flush/last", "1\n", 0600);
   ASSERT_NO_FATAL_FAILURE(OpenArea());
   EXPECT_EQ(area_.last_done(), 1U);
+  // A done epoch's leftovers hold up no new epoch.
+  ASSERT_TRUE(area_.Begin(tree_.get(), 2).ok());
   const std::string before = Dump(vol_);
   Result<RecoveryReport> report = RecoverEpochs(&area_, tree_.get());
   ASSERT_TRUE(report.ok());
-  EXPECT_EQ(report->discarded, std::vector<uint64_t>{1});
+  EXPECT_EQ(report->cleared, std::vector<uint64_t>{1});
+  EXPECT_EQ(report->discarded, std::vector<uint64_t>{2});  // begun, never committed
   EXPECT_EQ(Dump(vol_), before);
 }
 
@@ -237,6 +240,17 @@ TEST_F(FlushApplyTest, AStagedFileTheVolumeLostIsNeverCommitted) {
   EXPECT_EQ(area_.Commit(m).error(), EIO);
   ASSERT_EQ(::unlink((Data(1) + StagedName(5)).c_str()), 0);
   EXPECT_EQ(area_.Commit(m).error(), EIO);
+  WriteFile(Data(1) + StagedName(5), "v2", 0755);
+  ASSERT_EQ(::rmdir((Data(1) + StagedName(6)).c_str()), 0);  // a staged directory lost
+  EXPECT_EQ(area_.Commit(m).error(), EIO);
+  WriteFile(Data(1) + StagedName(6), "");  // ... or not a directory
+  EXPECT_EQ(area_.Commit(m).error(), EIO);
+  ASSERT_EQ(::unlink((Data(1) + StagedName(6)).c_str()), 0);
+  ASSERT_EQ(::mkdir((Data(1) + StagedName(6)).c_str(), 0700), 0);
+  // A manifest recovery would refuse is not written either.
+  Manifest remade = m;
+  remade.steps.insert(remade.steps.begin(), MakeStep(StepKind::kRemove, "proj/node_modules/new"));
+  EXPECT_EQ(area_.Commit(remade).error(), EINVAL);
   EXPECT_FALSE(
       sys::StatAt(tree_.get(), (".detourfs/flush/" + EpochDirName(1) + "/manifest").c_str()).ok());
 }
