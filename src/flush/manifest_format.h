@@ -37,12 +37,12 @@ enum class StepKind : uint8_t {
 
 struct ManifestStep {
   StepKind kind = StepKind::kRemove;
-  std::string path;     // relative to the volume's root
-  std::string target;   // kLink: the first name; kPlace of a symlink: its target
+  std::string path;    // relative to the volume's root
+  std::string target;  // kLink: the first name; kPlace of a symlink: its target
   // kPlace, kDirectory: the object's number in the epoch's data/; a
   // directory step may have none (kNoStagedObject): the directory is there.
   uint64_t staged = 0;
-  uint32_t mode = 0;    // type and permission bits (kPlace, kDirectory)
+  uint32_t mode = 0;  // type and permission bits (kPlace, kDirectory)
   uint32_t uid = 0;
   uint32_t gid = 0;
   int64_t mtime_sec = 0;  // kDirectory: set once its contents are in place
