@@ -13,11 +13,11 @@
 #   3. a TSan build: the concurrency tests (threads and processes racing in
 #      one directory, locks, readdir under churn, stats racing spills, the
 #      multi-process model checker, flakyfs with its control thread);
-#   4. the libFuzzer targets, FUZZ_SECONDS (default 45 here) each (scripts/fuzz.sh).
+#   4. the libFuzzer targets, FUZZ_SECONDS (default 30 here) each (scripts/fuzz.sh).
 # Before the tests of 1, clang's thread-safety analysis of the lock
 # annotations (scripts/thread-safety.sh, syntax only).
 # Run as root (the mount suites mount for real). SANITIZE=0 skips 2 and 3,
-# FUZZ=0 skips 4; FUZZ_SECONDS sets the fuzzing time per target (CI: 45).
+# FUZZ=0 skips 4; FUZZ_SECONDS sets the fuzzing time per target (CI: 30).
 # Prints "N passed, N failed, N skipped" (gtest counts, a
 # crashed suite counts as one failure) last.
 set -euo pipefail
@@ -108,7 +108,7 @@ fi
 
 if [ "${FUZZ:-1}" != 0 ]; then
   echo "== fuzzing"
-  if FUZZ_SECONDS=${FUZZ_SECONDS:-45} "$here/fuzz.sh"; then
+  if FUZZ_SECONDS=${FUZZ_SECONDS:-30} "$here/fuzz.sh"; then
     fuzzed="; fuzz targets clean: glob, config, manifest, journal"
   else
     failed=$((failed + 1))
